@@ -1,0 +1,1 @@
+//! pktmem-mbuf: packet buffers. Not built yet; this crate has no API.
