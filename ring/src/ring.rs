@@ -1,0 +1,1303 @@
+//! [`Ring`], its builder and the head/tail algorithms every end shares.
+
+use std::alloc::Layout;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+use crossbeam_utils::CachePadded;
+
+use crate::error::{End, NotHts, RingEmpty, RingError, RingFull};
+use crate::guard::{GuardEnd, ReadGuard, WriteGuard};
+use crate::sync::{new_slot, spin_loop, AtomicU32, AtomicU64, Ordering, Slot};
+
+/// The largest capacity a ring can be asked for (2³⁰ elements).
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+/// Alignment, in bytes, of a ring's slot array (one cache line at least).
+const SLOT_ALIGN: usize = 64;
+
+/// How the threads on one side of a shared [`Ring`] take turns.
+///
+/// Single-thread ends are not a mode: they are the [`Producer`](crate::Producer)
+/// and [`Consumer`](crate::Consumer) handles, whose single-ness the compiler
+/// checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SyncMode {
+    /// Multi-thread (DPDK's MP/MC): threads claim slots with a CAS on the
+    /// head, copy concurrently, and publish in claim order.
+    #[default]
+    Multi,
+    /// Head-tail sync: one thread at a time moves the head and the tail,
+    /// which makes peek and zero-copy access possible on a shared side.
+    Hts,
+}
+
+/// One side's indices. Indices run freely over `u32` and wrap; a slot is
+/// `index & mask`.
+///
+/// Invariants (all arithmetic wrapping):
+/// - `tail <= head <= tail + slots`: slots `tail..head` are claimed by this
+///   side and being copied; everything before `tail` is published to the
+///   other side.
+/// - producer `tail - consumer tail <= capacity`: the producer never claims
+///   a slot the consumer has not released.
+/// - `hts` packs `{ head: low 32 bits, tail: high 32 bits }` for an HTS side;
+///   its `tail` half equals `tail` whenever `head == tail`.
+pub(crate) struct HeadTail {
+    /// Next index to claim (multi-thread side only).
+    pub(crate) head: AtomicU32,
+    /// Everything before it is published to the other side.
+    pub(crate) tail: AtomicU32,
+    /// Head and tail moved as one (HTS side only).
+    pub(crate) hts: AtomicU64,
+}
+
+impl HeadTail {
+    fn new(start: u32) -> Self {
+        HeadTail {
+            head: AtomicU32::new(start),
+            tail: AtomicU32::new(start),
+            hts: AtomicU64::new(pack(start, start)),
+        }
+    }
+
+    fn set(&mut self, start: u32) {
+        // Relaxed: `&mut self` means no other thread looks at these.
+        self.head.store(start, Ordering::Relaxed);
+        self.tail.store(start, Ordering::Relaxed);
+        self.hts.store(pack(start, start), Ordering::Relaxed);
+    }
+}
+
+#[inline(always)]
+fn pack(head: u32, tail: u32) -> u64 {
+    (u64::from(tail) << 32) | u64::from(head)
+}
+
+#[inline(always)]
+fn unpack(p: u64) -> (u32, u32) {
+    (p as u32, (p >> 32) as u32)
+}
+
+/// What to do when fewer slots than asked for are free (or full).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Behaviour {
+    /// All or nothing (`*_bulk`).
+    Fixed,
+    /// As many as possible (`*_burst`).
+    Variable,
+}
+
+/// Slots a side has claimed: `start..start + n`; `avail` is what the claim saw
+/// free (producer) or filled (consumer).
+#[derive(Clone, Copy)]
+pub(crate) struct Claim {
+    pub(crate) start: u32,
+    pub(crate) n: u32,
+    pub(crate) avail: u32,
+}
+
+#[inline(always)]
+pub(crate) fn grant(n: u32, avail: u32, b: Behaviour) -> u32 {
+    match b {
+        Behaviour::Fixed => {
+            if n <= avail {
+                n
+            } else {
+                0
+            }
+        }
+        Behaviour::Variable => n.min(avail),
+    }
+}
+
+/// Clamps a slice length to the ring's `u32` index space.
+#[inline(always)]
+fn len_u32(len: usize) -> u32 {
+    len.min(u32::MAX as usize) as u32
+}
+
+/// A fixed-capacity lock-free ring of `Copy` elements, shared by reference.
+///
+/// Both sides are multi-thread ([`SyncMode::Multi`], DPDK's MP/MC) or
+/// head-tail synchronised ([`SyncMode::Hts`]), chosen with
+/// [`Ring::builder`]; every operation takes `&self`, so a ring is shared as
+/// `Arc<Ring<T>>` or `&'static Ring<T>`. For a single-thread producer or
+/// consumer, [`Ring::into_spsc`] and friends hand out ends that cannot be
+/// shared and skip the CAS.
+///
+/// ```
+/// use pktmem_ring::Ring;
+/// use std::sync::Arc;
+///
+/// let ring = Arc::new(Ring::<u64>::new(1024).unwrap()); // holds 1023
+/// let r2 = Arc::clone(&ring);
+/// let t = std::thread::spawn(move || {
+///     for i in 0..100u64 {
+///         while r2.enqueue(i).is_err() {}
+///     }
+/// });
+/// let mut sum = 0;
+/// let mut got = 0;
+/// while got < 100 {
+///     if let Some(v) = ring.dequeue() {
+///         sum += v;
+///         got += 1;
+///     }
+/// }
+/// t.join().unwrap();
+/// assert_eq!(sum, 4950);
+/// ```
+pub struct Ring<T> {
+    /// Slot array: `slots` entries, aligned to 64. A slot at index `i` is
+    /// written only by the producer that claimed `i` and read only by the
+    /// consumer that claimed `i`, each between its claim (head move) and its
+    /// publication (tail move); the [`HeadTail`] invariants keep these
+    /// windows disjoint.
+    slots_ptr: NonNull<Slot<T>>,
+    /// Number of slots, a power of two.
+    slots: u32,
+    /// `slots - 1`.
+    mask: u32,
+    /// Usable elements: `slots - 1`, or the asked-for count when exact-size.
+    capacity: u32,
+    /// Index both sides start at (and `reset` returns to).
+    initial: u32,
+    prod_mode: SyncMode,
+    cons_mode: SyncMode,
+    /// `Some` when the slot array is ours to free.
+    heap: Option<Layout>,
+    prod: CachePadded<HeadTail>,
+    cons: CachePadded<HeadTail>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: a ring moves `T` values between threads and nothing else; the slot
+// array is owned (or borrowed for the ring's life under `build_in`'s contract).
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: every slot access is fenced by the head/tail protocol (see the
+// `slots_ptr` invariant), so shared use from many threads only moves `T`s.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T: Copy + Send> fmt::Debug for Ring<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity", &self.capacity)
+            .field("slots", &self.slots)
+            .field("len", &self.len())
+            .field("producer", &self.prod_mode)
+            .field("consumer", &self.cons_mode)
+            .field("heap", &self.heap.is_some())
+            .finish()
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // SAFETY: `slots_ptr` holds `slots` initialised slot cells (written
+        // by `init_slots`); dropping them is a no-op under std and ends loom's
+        // tracking under loom. Elements are `Copy` in every public API, so
+        // nothing else needs dropping.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                self.slots_ptr.as_ptr(),
+                self.slots as usize,
+            ));
+        }
+        if let Some(layout) = self.heap {
+            if layout.size() != 0 {
+                // SAFETY: `heap` is `Some` only when `slots_ptr` came from
+                // `alloc(layout)` in `RingBuilder::build`.
+                unsafe { std::alloc::dealloc(self.slots_ptr.as_ptr().cast(), layout) };
+            }
+        }
+    }
+}
+
+/// Builds a [`Ring`]: capacity, exact size, each side's [`SyncMode`], and
+/// where the slots live.
+///
+/// ```
+/// use pktmem_ring::{Ring, SyncMode};
+/// let ring = Ring::<[u8; 20]>::builder(1000)
+///     .exact_size(true)
+///     .producer(SyncMode::Multi)
+///     .consumer(SyncMode::Hts)
+///     .build()
+///     .unwrap();
+/// assert_eq!(ring.capacity(), 1000);
+/// ```
+pub struct RingBuilder<T> {
+    capacity: usize,
+    exact: bool,
+    prod: SyncMode,
+    cons: SyncMode,
+    initial: u32,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for RingBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingBuilder")
+            .field("capacity", &self.capacity)
+            .field("exact", &self.exact)
+            .field("producer", &self.prod)
+            .field("consumer", &self.cons)
+            .field("initial_index", &self.initial)
+            .finish()
+    }
+}
+
+impl<T> Clone for RingBuilder<T> {
+    fn clone(&self) -> Self {
+        RingBuilder { ..*self }
+    }
+}
+
+impl<T: Copy + Send> RingBuilder<T> {
+    /// With `true`, the ring holds exactly `capacity` elements (any count);
+    /// with `false` (the default) `capacity` must be a power of two and the
+    /// ring holds `capacity - 1`, as DPDK's rings do.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::builder(4096).exact_size(true).build().unwrap();
+    /// assert_eq!(r.capacity(), 4096);
+    /// let r = Ring::<u32>::builder(4096).build().unwrap();
+    /// assert_eq!(r.capacity(), 4095);
+    /// ```
+    pub fn exact_size(mut self, exact: bool) -> Self {
+        self.exact = exact;
+        self
+    }
+
+    /// Sets how producers take turns (default [`SyncMode::Multi`]).
+    pub fn producer(mut self, mode: SyncMode) -> Self {
+        self.prod = mode;
+        self
+    }
+
+    /// Sets how consumers take turns (default [`SyncMode::Multi`]).
+    pub fn consumer(mut self, mode: SyncMode) -> Self {
+        self.cons = mode;
+        self
+    }
+
+    /// Starts the free-running indices at `index` instead of 0, so a test can
+    /// cross the `u32` wrap within a few operations.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u8>::builder(4).initial_index(u32::MAX - 1).build().unwrap();
+    /// for i in 0..10u8 {
+    ///     r.enqueue(i).unwrap();
+    ///     assert_eq!(r.dequeue(), Some(i));
+    /// }
+    /// ```
+    pub fn initial_index(mut self, index: u32) -> Self {
+        self.initial = index;
+        self
+    }
+
+    /// Number of slots (a power of two) and usable capacity, or why not.
+    fn geometry(&self) -> Result<(u32, u32), RingError> {
+        let c = self.capacity;
+        if c == 0 {
+            return Err(RingError::ZeroCapacity);
+        }
+        if c > MAX_CAPACITY {
+            return Err(RingError::TooLarge {
+                requested: c,
+                max: MAX_CAPACITY,
+            });
+        }
+        if self.exact {
+            // `c <= 2^30`, so `c + 1` rounds up to at most 2^31.
+            let slots = (c + 1).next_power_of_two();
+            Ok((slots as u32, c as u32))
+        } else if c.is_power_of_two() {
+            // DPDK semantics: one slot stays empty, so a ring of 1 holds 0.
+            Ok((c as u32, c as u32 - 1))
+        } else {
+            Err(RingError::NotPowerOfTwo { requested: c })
+        }
+    }
+
+    /// Size and alignment of the memory [`build_in`](Self::build_in) needs.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let l = Ring::<u64>::builder(1024).memory_layout().unwrap();
+    /// assert_eq!(l.size(), 1024 * 8);
+    /// assert_eq!(l.align(), 64);
+    /// ```
+    pub fn memory_layout(&self) -> Result<Layout, RingError> {
+        let (slots, _) = self.geometry()?;
+        let bytes = (slots as usize)
+            .checked_mul(std::mem::size_of::<Slot<T>>())
+            .ok_or(RingError::TooLarge {
+                requested: self.capacity,
+                max: MAX_CAPACITY,
+            })?;
+        Layout::from_size_align(bytes, Self::memory_align()).map_err(|_| RingError::TooLarge {
+            requested: self.capacity,
+            max: MAX_CAPACITY,
+        })
+    }
+
+    /// Bytes of memory [`build_in`](Self::build_in) needs.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// assert_eq!(Ring::<u32>::builder(100).exact_size(true).memory_size().unwrap(), 128 * 4);
+    /// ```
+    pub fn memory_size(&self) -> Result<usize, RingError> {
+        Ok(self.memory_layout()?.size())
+    }
+
+    /// Alignment, in bytes, [`build_in`](Self::build_in) needs: 64, or `T`'s
+    /// alignment if that is larger.
+    pub fn memory_align() -> usize {
+        SLOT_ALIGN.max(std::mem::align_of::<Slot<T>>())
+    }
+
+    /// Builds the ring with its slots on the heap.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, RingError};
+    /// assert!(Ring::<u64>::builder(8).build().is_ok());
+    /// assert_eq!(
+    ///     Ring::<u64>::builder(usize::MAX).build().unwrap_err(),
+    ///     RingError::TooLarge { requested: usize::MAX, max: pktmem_ring::MAX_CAPACITY }
+    /// );
+    /// ```
+    pub fn build(self) -> Result<Ring<T>, RingError> {
+        let layout = self.memory_layout()?;
+        let ptr = if layout.size() == 0 {
+            // Zero-sized elements: no memory, any aligned pointer will do.
+            NonNull::<Slot<T>>::dangling()
+        } else {
+            // SAFETY: `layout` has a non-zero size (checked just above).
+            let raw = unsafe { std::alloc::alloc(layout) };
+            match NonNull::new(raw.cast::<Slot<T>>()) {
+                Some(p) => p,
+                None => {
+                    return Err(RingError::AllocFailed {
+                        bytes: layout.size(),
+                    })
+                }
+            }
+        };
+        // SAFETY: `ptr` is fresh memory of `layout`, owned by the ring from here.
+        Ok(unsafe { self.assemble(ptr, Some(layout)) })
+    }
+
+    /// Builds the ring with its slots in caller-provided memory (hugepage
+    /// memory, a shared mapping), which the ring does not free.
+    ///
+    /// # Safety
+    ///
+    /// - `mem` is valid for reads and writes of `len` bytes for as long as the
+    ///   returned ring (or any handle made from it) lives;
+    /// - nothing else reads or writes that memory in that time.
+    ///
+    /// Size and alignment are checked and reported as errors.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// use std::alloc::{alloc, dealloc};
+    /// use std::ptr::NonNull;
+    ///
+    /// let b = Ring::<u64>::builder(64);
+    /// let layout = b.memory_layout().unwrap();
+    /// let mem = NonNull::new(unsafe { alloc(layout) }).unwrap();
+    /// // SAFETY: `mem` is ours, `layout.size()` bytes, and outlives `ring`.
+    /// let ring = unsafe { b.build_in(mem, layout.size()) }.unwrap();
+    /// ring.enqueue(5).unwrap();
+    /// assert_eq!(ring.dequeue(), Some(5));
+    /// drop(ring);
+    /// unsafe { dealloc(mem.as_ptr(), layout) };
+    /// ```
+    pub unsafe fn build_in(self, mem: NonNull<u8>, len: usize) -> Result<Ring<T>, RingError> {
+        let layout = self.memory_layout()?;
+        if len < layout.size() {
+            return Err(RingError::MemoryTooSmall {
+                needed: layout.size(),
+                provided: len,
+            });
+        }
+        let addr = mem.as_ptr() as usize;
+        if addr % layout.align() != 0 {
+            return Err(RingError::MemoryMisaligned {
+                align: layout.align(),
+                addr,
+            });
+        }
+        // SAFETY: size and alignment checked above; validity and exclusivity
+        // for the ring's life are the caller's contract.
+        Ok(unsafe { self.assemble(mem.cast(), None) })
+    }
+
+    /// Builds a ring with a single-thread producer and consumer; see
+    /// [`Ring::into_spsc`].
+    pub fn build_spsc(self) -> Result<(crate::Producer<T>, crate::Consumer<T>), RingError> {
+        Ok(self.build()?.into_spsc())
+    }
+
+    /// Builds a ring with a single-thread producer and a shared consumer side
+    /// (of this builder's consumer mode); see [`Ring::into_sp_mc`].
+    pub fn build_sp_mc(self) -> Result<(crate::Producer<T>, crate::SharedConsumer<T>), RingError> {
+        Ok(self.build()?.into_sp_mc())
+    }
+
+    /// Builds a ring with a shared producer side (of this builder's producer
+    /// mode) and a single-thread consumer; see [`Ring::into_mp_sc`].
+    pub fn build_mp_sc(self) -> Result<(crate::SharedProducer<T>, crate::Consumer<T>), RingError> {
+        Ok(self.build()?.into_mp_sc())
+    }
+
+    /// # Safety
+    ///
+    /// - `ptr` is valid and aligned for `memory_layout()` and exclusively the
+    ///   ring's for its life;
+    /// - `heap` is `Some(layout)` only if `ptr` came from `alloc(layout)`.
+    unsafe fn assemble(self, ptr: NonNull<Slot<T>>, heap: Option<Layout>) -> Ring<T> {
+        // Unwrap-free: `memory_layout` already validated the geometry.
+        let (slots, capacity) = self.geometry().unwrap_or((1, 0));
+        for i in 0..slots as usize {
+            // SAFETY: `i < slots`, within the memory the caller vouched for.
+            unsafe { ptr.as_ptr().add(i).write(new_slot()) };
+        }
+        Ring {
+            slots_ptr: ptr,
+            slots,
+            mask: slots - 1,
+            capacity,
+            initial: self.initial,
+            prod_mode: self.prod,
+            cons_mode: self.cons,
+            heap,
+            prod: CachePadded::new(HeadTail::new(self.initial)),
+            cons: CachePadded::new(HeadTail::new(self.initial)),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Copy + Send> Ring<T> {
+    /// A multi-producer / multi-consumer ring on the heap; `capacity` must be
+    /// a power of two and the ring holds `capacity - 1` elements (DPDK
+    /// semantics; use [`builder`](Self::builder) for exact sizes).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<usize>::new(4096).unwrap();
+    /// assert_eq!(r.capacity(), 4095);
+    /// ```
+    pub fn new(capacity: usize) -> Result<Self, RingError> {
+        Self::builder(capacity).build()
+    }
+
+    /// A builder for a ring of `capacity` (see [`RingBuilder::exact_size`]).
+    pub fn builder(capacity: usize) -> RingBuilder<T> {
+        RingBuilder {
+            capacity,
+            exact: false,
+            prod: SyncMode::Multi,
+            cons: SyncMode::Multi,
+            initial: 0,
+            _t: PhantomData,
+        }
+    }
+
+    /// Elements the ring can hold.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// Elements in the ring now (a snapshot when other threads are active).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// assert_eq!((r.len(), r.free_count()), (3, 4));
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.used() as usize
+    }
+
+    #[inline]
+    pub(crate) fn used(&self) -> u32 {
+        // The consumer tail is read first: it never passes the producer tail,
+        // so the difference cannot go negative. Acquire: pairs with the
+        // Release tail stores in the publish paths.
+        let c = self.cons.tail.load(Ordering::Acquire);
+        let p = self.prod.tail.load(Ordering::Acquire);
+        p.wrapping_sub(c).min(self.capacity)
+    }
+
+    /// Free slots now (`capacity() - len()`).
+    #[inline]
+    pub fn free_count(&self) -> usize {
+        (self.capacity - self.used()) as usize
+    }
+
+    /// Whether the ring holds nothing.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.used() == 0
+    }
+
+    /// Whether the ring has no free slot.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.used() == self.capacity
+    }
+
+    /// The producer side's mode.
+    pub fn producer_mode(&self) -> SyncMode {
+        self.prod_mode
+    }
+
+    /// The consumer side's mode.
+    pub fn consumer_mode(&self) -> SyncMode {
+        self.cons_mode
+    }
+
+    /// Empties the ring; `&mut self` proves no other thread is inside.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let mut r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// r.reset();
+    /// assert!(r.is_empty());
+    /// ```
+    pub fn reset(&mut self) {
+        let s = self.initial;
+        self.prod.set(s);
+        self.cons.set(s);
+    }
+
+    // ---- slot copies -------------------------------------------------
+
+    /// Copies `n` elements from `src` into slots `start..start + n`.
+    ///
+    /// # Safety
+    ///
+    /// - the caller's side has claimed slots `start..start + n` for writing
+    ///   (`n <= slots`), see the `slots_ptr` invariant;
+    /// - `src` is valid for `n` reads.
+    #[inline(always)]
+    pub(crate) unsafe fn write_slots(&self, start: u32, src: *const T, n: u32) {
+        let idx = (start & self.mask) as usize;
+        let n = n as usize;
+        #[cfg(not(loom))]
+        {
+            let first = n.min(self.slots as usize - idx);
+            let base = self.slots_ptr.as_ptr().cast::<T>();
+            // SAFETY: `Slot<T>` is `UnsafeCell<MaybeUninit<T>>`, laid out as
+            // `T`; `idx + first <= slots` and `n - first <= idx`, so both runs
+            // are inside the array, and the claimed slots are ours to write.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src, base.add(idx), first);
+                std::ptr::copy_nonoverlapping(src.add(first), base, n - first);
+            }
+        }
+        #[cfg(loom)]
+        for i in 0..n {
+            let at = (idx + i) & self.mask as usize;
+            // SAFETY: `at < slots`; the slot is claimed by us; `src` is valid
+            // for `n` reads.
+            unsafe {
+                let v = src.add(i).read();
+                (*self.slots_ptr.as_ptr().add(at)).with_mut(|p| (*p).write(v));
+            }
+        }
+    }
+
+    /// Copies slots `start..start + n` out to `dst`.
+    ///
+    /// # Safety
+    ///
+    /// - the caller's side has claimed slots `start..start + n` for reading
+    ///   and the producer published them (so they are initialised);
+    /// - `dst` is valid for `n` writes.
+    #[inline(always)]
+    pub(crate) unsafe fn read_slots(&self, start: u32, dst: *mut T, n: u32) {
+        let idx = (start & self.mask) as usize;
+        let n = n as usize;
+        #[cfg(not(loom))]
+        {
+            let first = n.min(self.slots as usize - idx);
+            let base = self.slots_ptr.as_ptr().cast::<T>().cast_const();
+            // SAFETY: as in `write_slots`; the slots hold published elements.
+            unsafe {
+                std::ptr::copy_nonoverlapping(base.add(idx), dst, first);
+                std::ptr::copy_nonoverlapping(base, dst.add(first), n - first);
+            }
+        }
+        #[cfg(loom)]
+        for i in 0..n {
+            let at = (idx + i) & self.mask as usize;
+            // SAFETY: `at < slots`; the slot is claimed by us and initialised.
+            unsafe {
+                let v = (*self.slots_ptr.as_ptr().add(at)).with(|p| (*p).assume_init());
+                dst.add(i).write(v);
+            }
+        }
+    }
+
+    /// The slots `start..start + n` as up to two runs of the array.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(crate) fn runs(&self, start: u32, n: u32) -> (*mut T, usize, *mut T, usize) {
+        let idx = (start & self.mask) as usize;
+        let n = n as usize;
+        let first = n.min(self.slots as usize - idx);
+        let base = self.slots_ptr.as_ptr().cast::<T>();
+        // `wrapping_add`: no dereference here; `idx < slots`, in bounds.
+        (base.wrapping_add(idx), first, base, n - first)
+    }
+
+    /// Reads one slot (loom-friendly accessor for guards).
+    ///
+    /// # Safety
+    ///
+    /// The caller's side has claimed slot `index` and it is initialised.
+    #[inline(always)]
+    pub(crate) unsafe fn read_one(&self, index: u32) -> T {
+        let mut v = MaybeUninit::<T>::uninit();
+        // SAFETY: forwarded from the caller; `v` is valid for one write.
+        unsafe {
+            self.read_slots(index, v.as_mut_ptr(), 1);
+            v.assume_init()
+        }
+    }
+
+    /// Writes one slot (loom-friendly accessor for guards).
+    ///
+    /// # Safety
+    ///
+    /// The caller's side has claimed slot `index` for writing.
+    #[inline(always)]
+    pub(crate) unsafe fn write_one(&self, index: u32, v: T) {
+        // SAFETY: forwarded from the caller; `&v` is valid for one read.
+        unsafe { self.write_slots(index, &v, 1) }
+    }
+
+    // ---- head moves ----------------------------------------------------
+
+    #[inline(always)]
+    fn side(&self, prod: bool) -> (&HeadTail, &AtomicU32) {
+        if prod {
+            (&self.prod, &self.cons.tail)
+        } else {
+            (&self.cons, &self.prod.tail)
+        }
+    }
+
+    /// Free (producer) or filled (consumer) slots given the other side's tail.
+    #[inline(always)]
+    pub(crate) fn avail<const PROD: bool>(&self, head: u32, other_tail: u32) -> u32 {
+        if PROD {
+            self.capacity.wrapping_add(other_tail).wrapping_sub(head)
+        } else {
+            other_tail.wrapping_sub(head)
+        }
+    }
+
+    /// Multi-thread claim: CAS the head forward (DPDK's MP/MC scheme).
+    #[inline(always)]
+    fn multi_claim<const PROD: bool>(&self, n: u32, b: Behaviour) -> Claim {
+        let (ht, other) = self.side(PROD);
+        // Acquire: pairs with the AcqRel CAS below in the thread that moved
+        // the head last, so the other side's tail we read next is no older
+        // than the one it read (else `avail` could underflow).
+        let mut head = ht.head.load(Ordering::Acquire);
+        loop {
+            // Acquire: pairs with the Release tail store in the other side's
+            // publish; the slots it releases are done with.
+            let o = other.load(Ordering::Acquire);
+            let avail = self.avail::<PROD>(head, o);
+            let k = grant(n, avail, b);
+            if k == 0 {
+                return Claim {
+                    start: head,
+                    n: 0,
+                    avail,
+                };
+            }
+            // AcqRel: Release publishes our read of the other tail to the next
+            // claimer (its Acquire head load); Acquire as for the first load.
+            match ht.head.compare_exchange_weak(
+                head,
+                head.wrapping_add(k),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Claim {
+                        start: head,
+                        n: k,
+                        avail,
+                    }
+                }
+                Err(cur) => head = cur,
+            }
+        }
+    }
+
+    /// Multi-thread publish: wait for earlier claims, then move the tail.
+    #[inline(always)]
+    fn multi_publish<const PROD: bool>(&self, c: Claim) {
+        let (ht, _) = self.side(PROD);
+        // Acquire: pairs with the Release store below in the thread whose
+        // claim ends at `c.start`; a plain store does not continue its
+        // release sequence, so we take its slot accesses on before publishing.
+        while ht.tail.load(Ordering::Acquire) != c.start {
+            spin_loop();
+        }
+        // Release: pairs with the other side's Acquire load of this tail
+        // (in its claim), publishing our slot writes (producer) or the end of
+        // our slot reads (consumer).
+        ht.tail.store(c.start.wrapping_add(c.n), Ordering::Release);
+    }
+
+    /// HTS claim: wait until no one owns the side, then move the head alone.
+    #[inline(always)]
+    pub(crate) fn hts_claim<const PROD: bool>(&self, n: u32, b: Behaviour) -> Claim {
+        let (ht, other) = self.side(PROD);
+        // Acquire: pairs with the Release store of `hts` in `hts_publish`:
+        // the previous owner's slot accesses and tail read happen before ours.
+        let mut p = ht.hts.load(Ordering::Acquire);
+        loop {
+            let (head, tail) = unpack(p);
+            if head != tail {
+                spin_loop();
+                // Acquire: as above.
+                p = ht.hts.load(Ordering::Acquire);
+                continue;
+            }
+            // Acquire: pairs with the Release tail store of the other side.
+            let o = other.load(Ordering::Acquire);
+            let avail = self.avail::<PROD>(head, o);
+            let k = grant(n, avail, b);
+            if k == 0 {
+                return Claim {
+                    start: head,
+                    n: 0,
+                    avail,
+                };
+            }
+            // Acquire on both outcomes: as for the load above.
+            match ht.hts.compare_exchange_weak(
+                p,
+                pack(head.wrapping_add(k), tail),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Claim {
+                        start: head,
+                        n: k,
+                        avail,
+                    }
+                }
+                Err(cur) => p = cur,
+            }
+        }
+    }
+
+    /// HTS publish of `n` of the claimed slots (`n` may be below the claim:
+    /// peek and partial zero-copy commits), releasing the side.
+    #[inline(always)]
+    pub(crate) fn hts_publish<const PROD: bool>(&self, start: u32, n: u32) {
+        let (ht, _) = self.side(PROD);
+        let end = start.wrapping_add(n);
+        // Release: pairs with the other side's Acquire load of this tail.
+        // Stored before `hts` so the next owner's tail store comes after ours.
+        ht.tail.store(end, Ordering::Release);
+        // Release: pairs with the Acquire loads of `hts` in `hts_claim`.
+        ht.hts.store(pack(end, end), Ordering::Release);
+    }
+
+    #[inline(always)]
+    fn prod_claim(&self, n: u32, b: Behaviour) -> Claim {
+        match self.prod_mode {
+            SyncMode::Multi => self.multi_claim::<true>(n, b),
+            SyncMode::Hts => self.hts_claim::<true>(n, b),
+        }
+    }
+
+    #[inline(always)]
+    fn prod_publish(&self, c: Claim) {
+        match self.prod_mode {
+            SyncMode::Multi => self.multi_publish::<true>(c),
+            SyncMode::Hts => self.hts_publish::<true>(c.start, c.n),
+        }
+    }
+
+    #[inline(always)]
+    fn cons_claim(&self, n: u32, b: Behaviour) -> Claim {
+        match self.cons_mode {
+            SyncMode::Multi => self.multi_claim::<false>(n, b),
+            SyncMode::Hts => self.hts_claim::<false>(n, b),
+        }
+    }
+
+    #[inline(always)]
+    fn cons_publish(&self, c: Claim) {
+        match self.cons_mode {
+            SyncMode::Multi => self.multi_publish::<false>(c),
+            SyncMode::Hts => self.hts_publish::<false>(c.start, c.n),
+        }
+    }
+
+    /// Enqueue `n` elements from `src` under `b`; returns the claim.
+    #[inline(always)]
+    fn enqueue_raw(&self, src: *const T, n: u32, b: Behaviour) -> Claim {
+        let c = self.prod_claim(n, b);
+        if c.n != 0 {
+            // SAFETY: `prod_claim` gave us slots `c.start..+c.n`; `src` is
+            // valid for `n >= c.n` reads (callers pass a slice or one value).
+            unsafe { self.write_slots(c.start, src, c.n) };
+            self.prod_publish(c);
+        }
+        c
+    }
+
+    /// Dequeue up to `n` elements into `dst` under `b`; returns the claim.
+    #[inline(always)]
+    fn dequeue_raw(&self, dst: *mut T, n: u32, b: Behaviour) -> Claim {
+        let c = self.cons_claim(n, b);
+        if c.n != 0 {
+            // SAFETY: `cons_claim` gave us published slots `c.start..+c.n`;
+            // `dst` is valid for `n >= c.n` writes.
+            unsafe { self.read_slots(c.start, dst, c.n) };
+            self.cons_publish(c);
+        }
+        c
+    }
+
+    // ---- public operations ------------------------------------------------
+
+    /// Enqueues one element, or hands it back when the ring is full.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(2).unwrap(); // holds 1
+    /// assert_eq!(r.enqueue(1), Ok(()));
+    /// assert_eq!(r.enqueue(2), Err(2));
+    /// ```
+    #[inline]
+    pub fn enqueue(&self, value: T) -> Result<(), T> {
+        let c = self.enqueue_raw(&value, 1, Behaviour::Fixed);
+        if c.n == 1 {
+            Ok(())
+        } else {
+            Err(value)
+        }
+    }
+
+    /// Dequeues one element, or `None` when the ring is empty.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(2).unwrap();
+    /// assert_eq!(r.dequeue(), None);
+    /// r.enqueue(9).unwrap();
+    /// assert_eq!(r.dequeue(), Some(9));
+    /// ```
+    #[inline]
+    pub fn dequeue(&self) -> Option<T> {
+        let mut v = MaybeUninit::<T>::uninit();
+        let c = self.dequeue_raw(v.as_mut_ptr(), 1, Behaviour::Fixed);
+        if c.n == 1 {
+            // SAFETY: `dequeue_raw` wrote one element.
+            Some(unsafe { v.assume_init() })
+        } else {
+            None
+        }
+    }
+
+    /// Enqueues all of `src` or, if it does not fit, nothing.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue_bulk(&[1, 2, 3, 4, 5]).unwrap();
+    /// assert!(r.enqueue_bulk(&[6, 7, 8]).is_err());
+    /// assert_eq!(r.len(), 5);
+    /// ```
+    #[inline]
+    pub fn enqueue_bulk(&self, src: &[T]) -> Result<(), RingFull> {
+        if src.len() > self.capacity as usize {
+            return Err(RingFull {
+                requested: src.len(),
+                free: self.free_count(),
+            });
+        }
+        let n = src.len() as u32;
+        let c = self.enqueue_raw(src.as_ptr(), n, Behaviour::Fixed);
+        if c.n == n {
+            Ok(())
+        } else {
+            Err(RingFull {
+                requested: src.len(),
+                free: c.avail as usize,
+            })
+        }
+    }
+
+    /// Enqueues as much of `src` as fits, in order; returns how many.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(4).unwrap(); // holds 3
+    /// assert_eq!(r.enqueue_burst(&[1, 2, 3, 4, 5]), 3);
+    /// ```
+    #[inline]
+    pub fn enqueue_burst(&self, src: &[T]) -> usize {
+        self.enqueue_raw(src.as_ptr(), len_u32(src.len()), Behaviour::Variable)
+            .n as usize
+    }
+
+    /// Fills all of `out` or, if the ring holds fewer, dequeues nothing.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// let mut out = [0; 2];
+    /// r.dequeue_bulk(&mut out).unwrap();
+    /// assert_eq!(out, [1, 2]);
+    /// ```
+    #[inline]
+    pub fn dequeue_bulk(&self, out: &mut [T]) -> Result<(), RingEmpty> {
+        let n = len_u32(out.len());
+        if out.len() > self.capacity as usize {
+            return Err(RingEmpty {
+                requested: out.len(),
+                available: self.len(),
+            });
+        }
+        let c = self.dequeue_raw(out.as_mut_ptr(), n, Behaviour::Fixed);
+        if c.n == n {
+            Ok(())
+        } else {
+            Err(RingEmpty {
+                requested: out.len(),
+                available: c.avail as usize,
+            })
+        }
+    }
+
+    /// [`dequeue_bulk`](Self::dequeue_bulk) into uninitialised memory;
+    /// returns `out`, now initialised.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// use std::mem::MaybeUninit;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue_bulk(&[1, 2]).unwrap();
+    /// let mut buf = [MaybeUninit::uninit(); 2];
+    /// assert_eq!(r.dequeue_bulk_uninit(&mut buf).unwrap(), &[1, 2]);
+    /// ```
+    #[inline]
+    pub fn dequeue_bulk_uninit<'o>(
+        &self,
+        out: &'o mut [MaybeUninit<T>],
+    ) -> Result<&'o mut [T], RingEmpty> {
+        let n = len_u32(out.len());
+        if out.len() > self.capacity as usize {
+            return Err(RingEmpty {
+                requested: out.len(),
+                available: self.len(),
+            });
+        }
+        let c = self.dequeue_raw(out.as_mut_ptr().cast(), n, Behaviour::Fixed);
+        if c.n == n {
+            // SAFETY: all `out.len()` elements were written.
+            Ok(unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) })
+        } else {
+            Err(RingEmpty {
+                requested: out.len(),
+                available: c.avail as usize,
+            })
+        }
+    }
+
+    /// Dequeues as many elements as are there, up to `out.len()`; returns how
+    /// many were written to the front of `out`.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue_bulk(&[1, 2]).unwrap();
+    /// let mut out = [0; 4];
+    /// assert_eq!(r.dequeue_burst(&mut out), 2);
+    /// assert_eq!(out[..2], [1, 2]);
+    /// ```
+    #[inline]
+    pub fn dequeue_burst(&self, out: &mut [T]) -> usize {
+        self.dequeue_raw(out.as_mut_ptr(), len_u32(out.len()), Behaviour::Variable)
+            .n as usize
+    }
+
+    /// [`dequeue_burst`](Self::dequeue_burst) into uninitialised memory;
+    /// returns the initialised front of `out`.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// use std::mem::MaybeUninit;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue(3).unwrap();
+    /// let mut buf = [MaybeUninit::uninit(); 4];
+    /// assert_eq!(r.dequeue_burst_uninit(&mut buf), &[3]);
+    /// ```
+    #[inline]
+    pub fn dequeue_burst_uninit<'o>(&self, out: &'o mut [MaybeUninit<T>]) -> &'o mut [T] {
+        let c = self.dequeue_raw(
+            out.as_mut_ptr().cast(),
+            len_u32(out.len()),
+            Behaviour::Variable,
+        );
+        // SAFETY: the first `c.n` elements were written.
+        unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), c.n as usize) }
+    }
+
+    // ---- unsafe single-thread twins ---------------------------------------
+
+    /// Single-thread claim on a multi-thread side: no CAS.
+    ///
+    /// # Safety
+    ///
+    /// No other thread is on this side concurrently, and earlier users of the
+    /// side happen-before this call.
+    #[inline(always)]
+    unsafe fn solo_raw<const PROD: bool>(&self, buf: *mut T, n: u32, b: Behaviour) -> Claim {
+        let mode = if PROD { self.prod_mode } else { self.cons_mode };
+        if mode == SyncMode::Hts {
+            // HTS keeps its head in `hts`; its own path is already CAS-cheap.
+            let c = self.hts_claim::<PROD>(n, b);
+            if c.n != 0 {
+                // SAFETY: slots claimed above; `buf` valid for `n` per caller.
+                unsafe { self.copy_claimed::<PROD>(c, buf) };
+                self.hts_publish::<PROD>(c.start, c.n);
+            }
+            return c;
+        }
+        let (ht, other) = self.side(PROD);
+        // Relaxed: exclusive by contract; earlier users happen-before us.
+        let head = ht.head.load(Ordering::Relaxed);
+        // Acquire: pairs with the Release tail store of the other side.
+        let o = other.load(Ordering::Acquire);
+        let avail = self.avail::<PROD>(head, o);
+        let k = grant(n, avail, b);
+        let c = Claim {
+            start: head,
+            n: k,
+            avail,
+        };
+        if k != 0 {
+            let end = head.wrapping_add(k);
+            // Relaxed: only this side's claimers read the head, and none is
+            // concurrent.
+            ht.head.store(end, Ordering::Relaxed);
+            // SAFETY: slots `head..end` are free (producer) or published
+            // (consumer) by `avail`; `buf` valid for `n` per caller.
+            unsafe { self.copy_claimed::<PROD>(c, buf) };
+            // Release: pairs with the other side's Acquire tail load.
+            ht.tail.store(end, Ordering::Release);
+        }
+        c
+    }
+
+    /// # Safety
+    ///
+    /// `c` is a claim of this side; `buf` is valid for `c.n` reads (producer)
+    /// or writes (consumer).
+    #[inline(always)]
+    unsafe fn copy_claimed<const PROD: bool>(&self, c: Claim, buf: *mut T) {
+        // SAFETY: forwarded.
+        unsafe {
+            if PROD {
+                self.write_slots(c.start, buf, c.n)
+            } else {
+                self.read_slots(c.start, buf, c.n)
+            }
+        }
+    }
+
+    /// [`enqueue_bulk`](Self::enqueue_bulk) without the CAS, for an owner
+    /// that knows it is the only producer (a pool whose puts are
+    /// single-threaded).
+    ///
+    /// # Safety
+    ///
+    /// - no other thread enqueues on this ring concurrently;
+    /// - earlier enqueues from other threads happen-before this call (the
+    ///   exclusivity was handed over through a synchronising operation).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// // SAFETY: `r` is local to this thread.
+    /// unsafe { r.enqueue_bulk_single_producer(&[1, 2]) }.unwrap();
+    /// assert_eq!(r.dequeue(), Some(1));
+    /// ```
+    #[inline]
+    pub unsafe fn enqueue_bulk_single_producer(&self, src: &[T]) -> Result<(), RingFull> {
+        if src.len() > self.capacity as usize {
+            return Err(RingFull {
+                requested: src.len(),
+                free: self.free_count(),
+            });
+        }
+        let n = src.len() as u32;
+        // SAFETY: exclusivity per the caller; `src` valid for `n` reads (the
+        // producer path only reads through the pointer).
+        let c = unsafe { self.solo_raw::<true>(src.as_ptr().cast_mut(), n, Behaviour::Fixed) };
+        if c.n == n {
+            Ok(())
+        } else {
+            Err(RingFull {
+                requested: src.len(),
+                free: c.avail as usize,
+            })
+        }
+    }
+
+    /// [`enqueue_burst`](Self::enqueue_burst) without the CAS.
+    ///
+    /// # Safety
+    ///
+    /// As for [`enqueue_bulk_single_producer`](Self::enqueue_bulk_single_producer).
+    #[inline]
+    pub unsafe fn enqueue_burst_single_producer(&self, src: &[T]) -> usize {
+        // SAFETY: exclusivity per the caller; `src` valid for its length.
+        unsafe {
+            self.solo_raw::<true>(
+                src.as_ptr().cast_mut(),
+                len_u32(src.len()),
+                Behaviour::Variable,
+            )
+        }
+        .n as usize
+    }
+
+    /// [`dequeue_bulk`](Self::dequeue_bulk) without the CAS, for an owner
+    /// that knows it is the only consumer.
+    ///
+    /// # Safety
+    ///
+    /// - no other thread dequeues from this ring concurrently;
+    /// - earlier dequeues from other threads happen-before this call.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue_bulk(&[1, 2]).unwrap();
+    /// let mut out = [0; 2];
+    /// // SAFETY: `r` is local to this thread.
+    /// unsafe { r.dequeue_bulk_single_consumer(&mut out) }.unwrap();
+    /// assert_eq!(out, [1, 2]);
+    /// ```
+    #[inline]
+    pub unsafe fn dequeue_bulk_single_consumer(&self, out: &mut [T]) -> Result<(), RingEmpty> {
+        if out.len() > self.capacity as usize {
+            return Err(RingEmpty {
+                requested: out.len(),
+                available: self.len(),
+            });
+        }
+        let n = out.len() as u32;
+        // SAFETY: exclusivity per the caller; `out` valid for `n` writes.
+        let c = unsafe { self.solo_raw::<false>(out.as_mut_ptr(), n, Behaviour::Fixed) };
+        if c.n == n {
+            Ok(())
+        } else {
+            Err(RingEmpty {
+                requested: out.len(),
+                available: c.avail as usize,
+            })
+        }
+    }
+
+    /// [`dequeue_burst`](Self::dequeue_burst) without the CAS.
+    ///
+    /// # Safety
+    ///
+    /// As for [`dequeue_bulk_single_consumer`](Self::dequeue_bulk_single_consumer).
+    #[inline]
+    pub unsafe fn dequeue_burst_single_consumer(&self, out: &mut [T]) -> usize {
+        // SAFETY: exclusivity per the caller; `out` valid for its length.
+        unsafe { self.solo_raw::<false>(out.as_mut_ptr(), len_u32(out.len()), Behaviour::Variable) }
+            .n as usize
+    }
+
+    // ---- zero-copy and peek (HTS sides) -----------------------------------
+
+    /// Reserves up to `max` free slots in place for writing (zero-copy
+    /// enqueue); the producer side must be [`SyncMode::Hts`]. Other
+    /// producers wait until the returned guard is committed or dropped.
+    /// Fewer (possibly 0) slots are reserved when fewer are free.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, SyncMode};
+    /// let r = Ring::<u32>::builder(8).producer(SyncMode::Hts).build().unwrap();
+    /// let mut w = r.enqueue_start(3).unwrap();
+    /// w.push(10).unwrap();
+    /// w.push(11).unwrap();
+    /// w.commit(); // publishes the two pushed
+    /// assert_eq!(r.len(), 2);
+    /// ```
+    pub fn enqueue_start(&self, max: usize) -> Result<WriteGuard<'_, T>, NotHts> {
+        if self.prod_mode != SyncMode::Hts {
+            return Err(NotHts { end: End::Producer });
+        }
+        let c = self.hts_claim::<true>(len_u32(max), Behaviour::Variable);
+        Ok(WriteGuard::new(self, c, GuardEnd::Hts))
+    }
+
+    /// Reserves up to `max` elements in place for reading (peek and
+    /// zero-copy dequeue); the consumer side must be [`SyncMode::Hts`].
+    /// Finishing the guard with `k` consumes the first `k`; dropping it
+    /// consumes none.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, SyncMode};
+    /// let r = Ring::<u32>::builder(8).consumer(SyncMode::Hts).build().unwrap();
+    /// r.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// let g = r.dequeue_start(2).unwrap();
+    /// assert_eq!((g.get(0), g.get(1), g.len()), (Some(1), Some(2), 2));
+    /// g.finish(1); // consume only the first
+    /// assert_eq!(r.dequeue(), Some(2));
+    /// ```
+    pub fn dequeue_start(&self, max: usize) -> Result<ReadGuard<'_, T>, NotHts> {
+        if self.cons_mode != SyncMode::Hts {
+            return Err(NotHts { end: End::Consumer });
+        }
+        let c = self.hts_claim::<false>(len_u32(max), Behaviour::Variable);
+        Ok(ReadGuard::new(self, c, GuardEnd::Hts))
+    }
+
+    /// The producer tail (for the single-thread handles).
+    #[inline(always)]
+    pub(crate) fn prod_tail(&self) -> &AtomicU32 {
+        &self.prod.tail
+    }
+
+    /// The consumer tail (for the single-thread handles).
+    #[inline(always)]
+    pub(crate) fn cons_tail(&self) -> &AtomicU32 {
+        &self.cons.tail
+    }
+}
