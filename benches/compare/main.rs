@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+mod ring;
+
 /// Prints one row in the format `compare` parses.
 pub fn row(name: &str, value: f64, unit: &str) {
     println!("row {name} {value:.3} {unit}");
@@ -24,5 +26,6 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
+    ring::run(iters);
     let _ = iters;
 }

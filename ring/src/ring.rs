@@ -600,14 +600,20 @@ impl<T: Copy + Send> Ring<T> {
         let n = n as usize;
         #[cfg(not(loom))]
         {
-            let first = n.min(self.slots as usize - idx);
             let base = self.slots_ptr.as_ptr().cast::<T>();
-            // SAFETY: `Slot<T>` is `UnsafeCell<MaybeUninit<T>>`, laid out as
-            // `T`; `idx + first <= slots` and `n - first <= idx`, so both runs
-            // are inside the array, and the claimed slots are ours to write.
-            unsafe {
-                std::ptr::copy_nonoverlapping(src, base.add(idx), first);
-                std::ptr::copy_nonoverlapping(src.add(first), base, n - first);
+            let room = self.slots as usize - idx;
+            if n <= room {
+                // SAFETY: `Slot<T>` is `UnsafeCell<MaybeUninit<T>>`, laid out
+                // as `T`; `idx + n <= slots`, and the claimed slots are ours
+                // to write.
+                unsafe { std::ptr::copy_nonoverlapping(src, base.add(idx), n) };
+            } else {
+                // SAFETY: as above, in two runs: `idx..slots` and
+                // `0..n - room` (`n - room <= idx` since `n <= slots`).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src, base.add(idx), room);
+                    std::ptr::copy_nonoverlapping(src.add(room), base, n - room);
+                }
             }
         }
         #[cfg(loom)]
@@ -635,12 +641,18 @@ impl<T: Copy + Send> Ring<T> {
         let n = n as usize;
         #[cfg(not(loom))]
         {
-            let first = n.min(self.slots as usize - idx);
             let base = self.slots_ptr.as_ptr().cast::<T>().cast_const();
-            // SAFETY: as in `write_slots`; the slots hold published elements.
-            unsafe {
-                std::ptr::copy_nonoverlapping(base.add(idx), dst, first);
-                std::ptr::copy_nonoverlapping(base, dst.add(first), n - first);
+            let room = self.slots as usize - idx;
+            if n <= room {
+                // SAFETY: as in `write_slots`; the slots hold published
+                // elements.
+                unsafe { std::ptr::copy_nonoverlapping(base.add(idx), dst, n) };
+            } else {
+                // SAFETY: as in `write_slots`, two runs.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(base.add(idx), dst, room);
+                    std::ptr::copy_nonoverlapping(base, dst.add(room), n - room);
+                }
             }
         }
         #[cfg(loom)]

@@ -1,0 +1,171 @@
+//! The `ring_*` rows of `../shared/bench/ROWS.md`: a ring of 4096 slots of
+//! pointer-sized elements, single-producer/single-consumer through the
+//! [`Producer`]/[`Consumer`] handles and multi-producer/multi-consumer through
+//! a shared [`Ring`], on one thread and across two pinned threads.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use pktmem::ring::{Consumer, Producer, Ring};
+
+use crate::{ns_per, row};
+
+const SLOTS: usize = 4096;
+const BULK: usize = 32;
+
+/// Pins the calling thread to `cpu`; a failure only costs precision.
+fn pin(cpu: usize) {
+    // SAFETY: `set` is a plain bitmask we own, initialised by CPU_ZERO, and
+    // sched_setaffinity only reads `size_of::<cpu_set_t>()` bytes of it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("compare: could not pin a thread to cpu {cpu}; two-core rows are unpinned");
+        }
+    }
+}
+
+/// The two ends a two-core row drives.
+trait Ends: Send + 'static {
+    fn put(&self, src: &[usize]) -> usize;
+    fn get(&self, out: &mut [usize]) -> usize;
+}
+
+impl Ends for Arc<Ring<usize>> {
+    #[inline]
+    fn put(&self, src: &[usize]) -> usize {
+        self.enqueue_burst(src)
+    }
+    #[inline]
+    fn get(&self, out: &mut [usize]) -> usize {
+        self.dequeue_burst(out)
+    }
+}
+
+fn two_cores<P, C>(name: &str, iters: u64, prod: P, cons: C)
+where
+    P: Fn(&[usize]) -> usize,
+    C: FnMut(&mut [usize]) -> usize + Send + 'static,
+{
+    let total = iters * 4;
+    let go = Arc::new(AtomicBool::new(false));
+    let go2 = Arc::clone(&go);
+    let mut cons = cons;
+    let h = std::thread::spawn(move || {
+        pin(1);
+        let mut out = [0usize; BULK];
+        let mut got = 0u64;
+        let mut sum = 0u64;
+        // Acquire: pairs with the Release store of `go` below.
+        while !go2.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        while got < total {
+            let n = cons(&mut out);
+            if n == 0 {
+                std::hint::spin_loop();
+            }
+            sum += out[..n].iter().map(|&v| v as u64).sum::<u64>();
+            got += n as u64;
+        }
+        sum
+    });
+    pin(0);
+    let objs: Vec<usize> = (1..=BULK).collect();
+    let mut sent = 0u64;
+    let mut sent_sum = 0u64;
+    let start = Instant::now();
+    // Release: pairs with the consumer's Acquire load of `go`.
+    go.store(true, Ordering::Release);
+    while sent < total {
+        let want = (total - sent).min(BULK as u64) as usize;
+        let n = prod(&objs[..want]);
+        if n == 0 {
+            std::hint::spin_loop();
+        }
+        sent += n as u64;
+        sent_sum += (n * (n + 1) / 2) as u64;
+    }
+    let sum = h.join().expect("consumer thread panicked");
+    let v = ns_per(start, total);
+    // Every element the producer sent came out (a burst of `n` sends 1..=n).
+    assert_eq!(sum, sent_sum, "{name}: elements lost or duplicated");
+    row(name, v, "ns/elem");
+}
+
+/// Prints the ring rows.
+pub fn run(iters: u64) {
+    // ---- one thread, single element ----
+    let (p, c): (Producer<usize>, Consumer<usize>) =
+        Ring::new(SLOTS).expect("ring of 4096").into_spsc();
+    let obj = 0x1234usize;
+    let start = Instant::now();
+    for _ in 0..iters {
+        let _ = p.enqueue(black_box(obj));
+        black_box(c.dequeue());
+    }
+    row("ring_spsc_single", ns_per(start, iters), "ns/pair");
+
+    let r = Ring::<usize>::new(SLOTS).expect("ring of 4096");
+    let start = Instant::now();
+    for _ in 0..iters {
+        let _ = r.enqueue(black_box(obj));
+        black_box(r.dequeue());
+    }
+    row("ring_mpmc_single", ns_per(start, iters), "ns/pair");
+
+    // ---- one thread, bulk of 32 ----
+    let objs: Vec<usize> = (1..=BULK).collect();
+    let mut out = [0usize; BULK];
+    let rounds = iters / 4;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let _ = p.enqueue_bulk(black_box(&objs));
+        let _ = c.dequeue_bulk(black_box(&mut out));
+    }
+    row(
+        "ring_spsc_bulk32",
+        ns_per(start, rounds * BULK as u64),
+        "ns/elem",
+    );
+    assert_eq!(out[BULK - 1], BULK, "ring_spsc_bulk32: wrong element");
+
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let _ = r.enqueue_bulk(black_box(&objs));
+        let _ = r.dequeue_bulk(black_box(&mut out));
+    }
+    row(
+        "ring_mpmc_bulk32",
+        ns_per(start, rounds * BULK as u64),
+        "ns/elem",
+    );
+    assert_eq!(out[BULK - 1], BULK, "ring_mpmc_bulk32: wrong element");
+    drop((p, c, r));
+
+    // ---- two cores, bursts of 32 ----
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("compare: one CPU only, skipping the two-core ring rows");
+        return;
+    }
+    let (p, c) = Ring::<usize>::new(SLOTS).expect("ring of 4096").into_spsc();
+    two_cores(
+        "ring_spsc_2core_burst32",
+        iters,
+        |src| p.enqueue_burst(src),
+        move |out| c.dequeue_burst(out),
+    );
+
+    let r = Arc::new(Ring::<usize>::new(SLOTS).expect("ring of 4096"));
+    let r2 = Arc::clone(&r);
+    two_cores(
+        "ring_mpmc_2core_burst32",
+        iters,
+        |src| r.put(src),
+        move |out| r2.get(out),
+    );
+}
