@@ -1,0 +1,203 @@
+//! Where a pool keeps the objects that are not in a cache.
+//!
+//! A backend is a bag of object pointers with all-or-nothing bulk put and
+//! get. The pool picks a ring (multi-producer/multi-consumer by default,
+//! single-producer/single-consumer from the flags) or a stack; users can plug
+//! their own through [`Backend`].
+
+use std::ptr::NonNull;
+
+use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
+
+/// The backend is full: the put was refused and nothing was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendFull {
+    /// Objects offered.
+    pub requested: usize,
+    /// Free slots at the time.
+    pub free: usize,
+}
+
+/// The backend holds too few objects: the get was refused and nothing taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendEmpty {
+    /// Objects asked for.
+    pub requested: usize,
+    /// Objects held at the time.
+    pub available: usize,
+}
+
+/// Storage for the free objects of a pool.
+///
+/// # Safety
+/// Implementors promise, because the pool hands the pointers they return to
+/// safe code as objects it owns:
+/// - `get_bulk` fills `objs` only with pointers earlier given to `put_bulk`
+///   and not yet returned by a `get_bulk`, each pointer once; on `Err` it
+///   returns nothing;
+/// - `put_bulk` never fails while `len() + objs.len() <= capacity()`, and on
+///   `Err` keeps nothing;
+/// - it is safe to call from several threads at once (the trait requires
+///   `Send + Sync`).
+///
+/// ```
+/// use pktmem_mempool::{Backend, BackendEmpty, BackendFull, Mempool};
+/// use std::{ptr::NonNull, sync::Mutex};
+///
+/// /// A free list behind a lock.
+/// #[derive(Debug)]
+/// struct Locked(Mutex<Vec<usize>>, usize);
+/// // SAFETY: a `Vec` behind a lock stores and returns each pointer once.
+/// unsafe impl Backend for Locked {
+///     fn put_bulk(&self, objs: &[NonNull<u8>]) -> Result<(), BackendFull> {
+///         let mut v = self.0.lock().unwrap();
+///         if v.len() + objs.len() > self.1 {
+///             return Err(BackendFull { requested: objs.len(), free: self.1 - v.len() });
+///         }
+///         v.extend(objs.iter().map(|p| p.as_ptr() as usize));
+///         Ok(())
+///     }
+///     fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> Result<(), BackendEmpty> {
+///         let mut v = self.0.lock().unwrap();
+///         if v.len() < objs.len() {
+///             return Err(BackendEmpty { requested: objs.len(), available: v.len() });
+///         }
+///         let at = v.len() - objs.len();
+///         for (o, p) in objs.iter_mut().zip(v.drain(at..)) {
+///             *o = NonNull::new(p as *mut u8).unwrap();
+///         }
+///         Ok(())
+///     }
+///     fn len(&self) -> usize { self.0.lock().unwrap().len() }
+///     fn capacity(&self) -> usize { self.1 }
+/// }
+///
+/// let pool = Mempool::builder("custom", 100, 32)
+///     .backend(Box::new(Locked(Mutex::new(Vec::new()), 100)))
+///     .create_anonymous()
+///     .unwrap();
+/// assert_eq!(pool.avail_count(), 100);
+/// ```
+pub unsafe trait Backend: Send + Sync + std::fmt::Debug {
+    /// Stores all of `objs`, or none of them.
+    fn put_bulk(&self, objs: &[NonNull<u8>]) -> Result<(), BackendFull>;
+    /// Fills all of `objs`, or takes nothing.
+    fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> Result<(), BackendEmpty>;
+    /// Objects held now (a snapshot when others run concurrently).
+    fn len(&self) -> usize;
+    /// Objects it can hold.
+    fn capacity(&self) -> usize;
+    /// Whether it holds no object.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which built-in backend a pool uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// A lock-free ring: multi-producer/multi-consumer unless the pool was
+    /// made single-producer or single-consumer.
+    #[default]
+    Ring,
+    /// A LIFO stack behind a lock: hands back the most recently freed
+    /// (cache-warm) objects first.
+    Stack,
+}
+
+/// A LIFO stack of object pointers behind a lock.
+#[derive(Debug)]
+pub struct StackBackend {
+    /// The stored pointers (as addresses), most recent last. Invariant:
+    /// `len <= capacity`.
+    stack: Mutex<Vec<usize>>,
+    /// Mirror of `stack.len()` for lock-free counting; written under the lock.
+    len: AtomicUsize,
+    capacity: usize,
+}
+
+impl StackBackend {
+    /// An empty stack for `capacity` objects.
+    ///
+    /// ```
+    /// use pktmem_mempool::{Backend, StackBackend};
+    /// let s = StackBackend::new(8);
+    /// assert_eq!((s.len(), s.capacity()), (0, 8));
+    /// ```
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            stack: Mutex::new(Vec::with_capacity(capacity)),
+            len: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+}
+
+// SAFETY: pointers are pushed and popped under one lock, each stored once.
+unsafe impl Backend for StackBackend {
+    fn put_bulk(&self, objs: &[NonNull<u8>]) -> Result<(), BackendFull> {
+        let mut s = lock(&self.stack);
+        if s.len() + objs.len() > self.capacity {
+            return Err(BackendFull {
+                requested: objs.len(),
+                free: self.capacity - s.len(),
+            });
+        }
+        s.extend(objs.iter().map(|p| p.as_ptr() as usize));
+        // Relaxed: a count for statistics; the lock orders the data.
+        self.len.store(s.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> Result<(), BackendEmpty> {
+        let mut s = lock(&self.stack);
+        if s.len() < objs.len() {
+            return Err(BackendEmpty {
+                requested: objs.len(),
+                available: s.len(),
+            });
+        }
+        let at = s.len() - objs.len();
+        for (o, &p) in objs.iter_mut().rev().zip(&s[at..]) {
+            // SAFETY: only non-null object pointers are pushed.
+            *o = unsafe { NonNull::new_unchecked(p as *mut u8) };
+        }
+        s.truncate(at);
+        // Relaxed: as in `put_bulk`.
+        self.len.store(s.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        // Relaxed: a snapshot count.
+        self.len.load(Ordering::Relaxed)
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// An object pointer that may cross threads inside a backend.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObjPtr(pub(crate) NonNull<u8>);
+
+// SAFETY: an object pointer is an address the pool hands from one owner to
+// the next; the backend never dereferences it.
+unsafe impl Send for ObjPtr {}
+
+/// Views object pointers as `ObjPtr`s.
+#[inline(always)]
+pub(crate) fn as_objptrs(objs: &[NonNull<u8>]) -> &[ObjPtr] {
+    // SAFETY: `ObjPtr` is `repr(transparent)` over `NonNull<u8>`.
+    unsafe { &*(objs as *const [NonNull<u8>] as *const [ObjPtr]) }
+}
+
+/// Views object pointers as `ObjPtr`s, mutably.
+#[inline(always)]
+pub(crate) fn as_objptrs_mut(objs: &mut [NonNull<u8>]) -> &mut [ObjPtr] {
+    // SAFETY: `ObjPtr` is `repr(transparent)` over `NonNull<u8>`.
+    unsafe { &mut *(objs as *mut [NonNull<u8>] as *mut [ObjPtr]) }
+}
