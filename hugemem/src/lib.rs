@@ -1,1 +1,75 @@
-//! pktmem-hugemem: the hugepage memory provider. Not built yet (issue #3); this crate has no API.
+//! pktmem-hugemem: the hugepage memory provider.
+//!
+//! Pages, not segments: memory comes as pages (2 MiB or 1 GiB hugepages, or
+//! 4 KiB small pages as the fallback) mapped on demand into VA space that
+//! was reserved up front, one record per page, translation by table.
+//!
+//! ```text
+//!  Provider (Arc handle, Clone + Send + Sync)
+//!  │
+//!  ├─ list 2 MiB ── memfd(MFD_HUGETLB|2M), one VA reservation (PROT_NONE, 64 GiB default)
+//!  │    VA:   base ┌────┬────┬────┬────┬────┬────┬───────────────…┐
+//!  │               │USED│USED│ -- │KEPT│USED│ -- │  reserved      │
+//!  │               └────┴────┴────┴────┴────┴────┴───────────────…┘
+//!  │    fd offset = VA offset (so another process can map the same layout)
+//!  │    IOVA[]:    [pa0][pa1][BAD][pa3][pa4][BAD] ...   one AtomicU64 per page
+//!  │
+//!  ├─ list 1 GiB ── created on first 1 GiB request
+//!  ├─ list 4 KiB ── the fallback (pages locked), created when hugepages run out
+//!  └─ external ranges ── memory registered by the user, with optional IOVAs
+//!
+//!  virt2iova(addr): for each list (1–3 usually):
+//!      off = addr - base; if off < len { IOVA[off >> shift] + (off & mask) }
+//! ```
+//!
+//! * **Allocation** ([`Provider::alloc`], [`Provider::alloc_with`]) finds the
+//!   first run of free page slots in the list (first fit, honouring
+//!   alignment), `fallocate`s the backing (ENOSPC means "no hugepage left",
+//!   with no SIGBUS later), maps it with `MAP_FIXED | MAP_POPULATE`, reads
+//!   each page's IOVA once from `/proc/self/pagemap`, and returns a
+//!   [`Chunk`]: an owned, VA-contiguous run of pages that need not be
+//!   IOVA-contiguous ([`Chunk::segments`] lists the IOVA runs). Ask for
+//!   [`AllocRequest::iova_contiguous`] and get it or a typed error.
+//! * **Free** (dropping the chunk) fires Free events, puts the VA back to
+//!   `PROT_NONE` and punches a hole in the backing, so the pages go back to
+//!   the system, except what the configured minimum keeps.
+//! * **Fallback**: when a hugepage size has no pages the provider tries the
+//!   next preferred size, then 4 KiB pages (unless forbidden), saying why
+//!   once on stderr and in [`Provider::info`].
+//! * **External memory** ([`Provider::register_external`]) gets the same
+//!   records, translation and events; named heaps of it serve chunks and
+//!   zones ([`AllocRequest::heap`]).
+//! * **Small objects**: [`SmallHeap`] carves small allocations out of pages.
+//!
+//! ```
+//! use pktmem_hugemem::{AllocRequest, PageSize, Provider};
+//! let p = Provider::builder().build().unwrap();
+//! let mut c = p.alloc_with(&AllocRequest::new(3 << 20).page_size(PageSize::Huge2M)).unwrap();
+//! c.as_mut_slice().fill(0xab);
+//! for page in c.pages() {
+//!     assert_eq!(p.virt2iova(page.va as *const u8), page.iova);
+//! }
+//! println!("{}", p.dump());
+//! ```
+//!
+//! Locking: allocation and free take one mutex around the list bookkeeping;
+//! translation ([`Provider::virt2iova`]) takes none.
+
+mod chunk;
+mod error;
+mod info;
+mod iova;
+mod provider;
+mod small;
+mod sys;
+mod table;
+
+pub use chunk::{AllocRequest, Chunk, PageInfo};
+pub use error::HugememError;
+pub use info::{inventory, process_hugetlb_bytes, HugepageInventory};
+pub use iova::{virt2phys, Iova, IovaMode, PageSize};
+pub use provider::{
+    EventKind, ExternalId, GrowthQuery, ListInfo, MemEvent, PageSource, Provider, ProviderBuilder,
+    ProviderInfo, Region, Zone,
+};
+pub use small::{SmallBlock, SmallHeap};

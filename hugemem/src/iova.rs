@@ -1,0 +1,206 @@
+//! IO addresses, the IOVA mode, page sizes and the kernel's page map.
+
+use std::fmt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
+
+use crate::HugememError;
+
+/// An IO virtual address: what a device uses to reach memory by DMA.
+///
+/// In [`IovaMode::Pa`] it is the physical address, in [`IovaMode::Va`] the
+/// virtual address. [`Iova::BAD`] stands for "unknown".
+///
+/// ```
+/// use pktmem_hugemem::Iova;
+/// assert!(Iova::BAD.is_bad());
+/// assert_eq!(Iova(0x1000).offset(0x10), Iova(0x1010));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Iova(pub u64);
+
+impl Iova {
+    /// The value returned for addresses the provider does not know.
+    pub const BAD: Iova = Iova(u64::MAX);
+
+    /// Whether this is [`Iova::BAD`].
+    #[inline]
+    pub fn is_bad(self) -> bool {
+        self == Iova::BAD
+    }
+
+    /// `self + off`, or [`Iova::BAD`] if `self` is bad.
+    #[inline]
+    pub fn offset(self, off: u64) -> Iova {
+        if self.is_bad() {
+            self
+        } else {
+            Iova(self.0.wrapping_add(off))
+        }
+    }
+}
+
+impl fmt::Debug for Iova {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_bad() {
+            write!(f, "Iova::BAD")
+        } else {
+            write!(f, "Iova({:#x})", self.0)
+        }
+    }
+}
+
+/// How IOVAs are chosen.
+///
+/// ```
+/// use pktmem_hugemem::IovaMode;
+/// let m = IovaMode::detect();
+/// assert!(m == IovaMode::Pa || m == IovaMode::Va);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IovaMode {
+    /// IOVA = physical address, read from `/proc/self/pagemap` when a page is mapped.
+    Pa,
+    /// IOVA = virtual address (pagemap does not give frame numbers, e.g. not root).
+    Va,
+}
+
+impl IovaMode {
+    /// PA when `/proc/self/pagemap` yields frame numbers for this process, VA otherwise.
+    pub fn detect() -> IovaMode {
+        let probe = Box::new(0x5au64);
+        let addr = std::hint::black_box(&*probe) as *const u64 as usize;
+        match virt2phys(addr) {
+            Ok(_) => IovaMode::Pa,
+            Err(_) => IovaMode::Va,
+        }
+    }
+}
+
+/// The page sizes the provider maps itself.
+///
+/// ```
+/// use pktmem_hugemem::PageSize;
+/// assert_eq!(PageSize::Huge2M.bytes(), 2 << 20);
+/// assert_eq!(PageSize::from_bytes(4096), Some(PageSize::Small4K));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PageSize {
+    /// 4 KiB small pages (the fallback; locked when mapped).
+    Small4K,
+    /// 2 MiB hugepages.
+    Huge2M,
+    /// 1 GiB hugepages.
+    Huge1G,
+}
+
+impl PageSize {
+    /// Size in bytes.
+    #[inline]
+    pub const fn bytes(self) -> usize {
+        1 << self.shift()
+    }
+
+    /// log2 of the size.
+    #[inline]
+    pub const fn shift(self) -> u32 {
+        match self {
+            PageSize::Small4K => 12,
+            PageSize::Huge2M => 21,
+            PageSize::Huge1G => 30,
+        }
+    }
+
+    /// Whether this is a hugepage size.
+    pub const fn is_huge(self) -> bool {
+        !matches!(self, PageSize::Small4K)
+    }
+
+    /// The size of `bytes` bytes, if it is one of the three.
+    pub const fn from_bytes(bytes: usize) -> Option<PageSize> {
+        match bytes {
+            4096 => Some(PageSize::Small4K),
+            0x20_0000 => Some(PageSize::Huge2M),
+            0x4000_0000 => Some(PageSize::Huge1G),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PageSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PageSize::Small4K => "4 KiB",
+            PageSize::Huge2M => "2 MiB",
+            PageSize::Huge1G => "1 GiB",
+        })
+    }
+}
+
+const PAGEMAP_PRESENT: u64 = 1 << 63;
+const PAGEMAP_PFN_MASK: u64 = (1 << 55) - 1;
+const BASE_PAGE: usize = 4096;
+
+fn pagemap() -> Result<&'static File, HugememError> {
+    static PAGEMAP: OnceLock<Option<File>> = OnceLock::new();
+    PAGEMAP
+        .get_or_init(|| File::open("/proc/self/pagemap").ok())
+        .as_ref()
+        .ok_or_else(|| HugememError::Io {
+            op: "open /proc/self/pagemap",
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+}
+
+/// The physical address of `addr`, read from `/proc/self/pagemap`.
+///
+/// Errors when the page is not present or the page map gives no frame
+/// number (not root). Costs one `pread` (the file stays open).
+///
+/// ```
+/// let x = Box::new(7u64);
+/// match pktmem_hugemem::virt2phys(&*x as *const u64 as usize) {
+///     Ok(pa) => assert_eq!(pa & 0xfff, (&*x as *const u64 as u64) & 0xfff),
+///     Err(e) => println!("no physical address: {e}"),
+/// }
+/// ```
+pub fn virt2phys(addr: usize) -> Result<u64, HugememError> {
+    let f = pagemap()?;
+    let mut buf = [0u8; 8];
+    let off = (addr / BASE_PAGE * 8) as u64;
+    f.read_exact_at(&mut buf, off)
+        .map_err(|e| HugememError::Io {
+            op: "read /proc/self/pagemap",
+            source: e,
+        })?;
+    let e = u64::from_ne_bytes(buf);
+    let pfn = e & PAGEMAP_PFN_MASK;
+    if e & PAGEMAP_PRESENT == 0 || pfn == 0 {
+        return Err(HugememError::NotRegistered { addr });
+    }
+    Ok(pfn * BASE_PAGE as u64 + (addr % BASE_PAGE) as u64)
+}
+
+/// Physical addresses of `out.len()` consecutive 4 KiB pages starting at
+/// `addr` (page aligned), one `pread`. Entries are `Iova::BAD` for pages
+/// that are not present.
+pub(crate) fn phys_of_small_pages(addr: usize, out: &mut [Iova]) -> Result<(), HugememError> {
+    let f = pagemap()?;
+    let mut buf = vec![0u8; out.len() * 8];
+    f.read_exact_at(&mut buf, (addr / BASE_PAGE * 8) as u64)
+        .map_err(|e| HugememError::Io {
+            op: "read /proc/self/pagemap",
+            source: e,
+        })?;
+    for (o, b) in out.iter_mut().zip(buf.chunks_exact(8)) {
+        let e = u64::from_ne_bytes(b.try_into().expect("chunks of 8"));
+        let pfn = e & PAGEMAP_PFN_MASK;
+        *o = if e & PAGEMAP_PRESENT != 0 && pfn != 0 {
+            Iova(pfn * BASE_PAGE as u64)
+        } else {
+            Iova::BAD
+        };
+    }
+    Ok(())
+}

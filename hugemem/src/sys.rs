@@ -1,0 +1,279 @@
+//! The operating-system calls, in one place: VA reservation, memfd, fallocate,
+//! fixed mappings, hole punching, locking. Everything else in the crate is
+//! bookkeeping on top of these.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use crate::HugememError;
+
+const MFD_CLOEXEC: libc::c_uint = 0x1;
+const MFD_HUGETLB: libc::c_uint = 0x4;
+const HUGE_SHIFT: u32 = 26;
+
+/// Reserves `len` bytes of VA aligned to `align` with no memory behind it
+/// (`PROT_NONE`, `MAP_NORESERVE`). Returns the aligned base.
+pub(crate) fn reserve_va(len: usize, align: usize) -> Result<usize, HugememError> {
+    let total = len.checked_add(align).ok_or(HugememError::Io {
+        op: "reserve VA",
+        source: std::io::Error::from(std::io::ErrorKind::OutOfMemory),
+    })?;
+    // SAFETY: a fresh anonymous PROT_NONE mapping at an address the kernel
+    // chooses touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            total,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(HugememError::io("mmap (reserve VA)"));
+    }
+    let start = p as usize;
+    let base = (start + align - 1) & !(align - 1);
+    let head = base - start;
+    let tail = total - head - len;
+    if head > 0 {
+        // SAFETY: [start, base) is part of the reservation just made and nothing uses it.
+        unsafe { libc::munmap(start as *mut _, head) };
+    }
+    if tail > 0 {
+        // SAFETY: [base + len, start + total) is part of the reservation and unused.
+        unsafe { libc::munmap((base + len) as *mut _, tail) };
+    }
+    Ok(base)
+}
+
+/// Gives a VA reservation (and anything mapped in it) back.
+///
+/// # Safety
+/// - `[base, base + len)` is a reservation made by [`reserve_va`] that no
+///   live reference points into.
+pub(crate) unsafe fn release_va(base: usize, len: usize) {
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe { libc::munmap(base as *mut _, len) };
+}
+
+/// Puts `[addr, addr + len)` back to reserved (`PROT_NONE`, no memory).
+///
+/// # Safety
+/// - the range lies inside a reservation owned by the caller and nothing
+///   references the memory mapped there.
+pub(crate) unsafe fn unmap_to_reserved(addr: usize, len: usize) -> Result<(), HugememError> {
+    // SAFETY: MAP_FIXED over our own reservation; the caller guarantees no
+    // reference into the range survives.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut _,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(HugememError::io("mmap (unmap to reserved)"));
+    }
+    Ok(())
+}
+
+/// Creates the backing file of one list: a memfd (hugetlb of `page_shift`
+/// when `huge`), or an unlinked file in a hugetlbfs directory, sized `len`.
+pub(crate) fn create_backing(
+    dir: Option<&Path>,
+    huge: bool,
+    page_shift: u32,
+    len: usize,
+    tag: &str,
+) -> Result<OwnedFd, HugememError> {
+    let fd = match dir {
+        None => {
+            let name = CString::new(format!("pktmem-{tag}")).unwrap_or_default();
+            let mut flags = MFD_CLOEXEC;
+            if huge {
+                flags |= MFD_HUGETLB | (page_shift << HUGE_SHIFT);
+            }
+            // SAFETY: `name` is a valid NUL-terminated string.
+            let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+            if fd < 0 {
+                return Err(HugememError::io("memfd_create"));
+            }
+            // SAFETY: `fd` was just returned by memfd_create and is owned by no one else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        }
+        Some(dir) => {
+            use std::os::unix::ffi::OsStrExt;
+            static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            // Relaxed: only uniqueness of the counter value matters.
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.join(format!("pktmem-{}-{tag}-{n}", std::process::id()));
+            let cpath =
+                CString::new(path.as_os_str().as_bytes()).map_err(|_| HugememError::Io {
+                    op: "open hugetlbfs file",
+                    source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+                })?;
+            // SAFETY: `cpath` is a valid NUL-terminated path.
+            let fd = unsafe {
+                libc::open(
+                    cpath.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+                    0o600,
+                )
+            };
+            if fd < 0 {
+                return Err(HugememError::io("open hugetlbfs file"));
+            }
+            // SAFETY: `cpath` is valid; the open fd keeps the file alive.
+            unsafe { libc::unlink(cpath.as_ptr()) };
+            // SAFETY: `fd` was just returned by open and is owned by no one else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        }
+    };
+    // SAFETY: plain syscall on an fd we own.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        return Err(HugememError::io("ftruncate"));
+    }
+    Ok(fd)
+}
+
+/// Why getting backing failed.
+pub(crate) enum BackingError {
+    /// No more pages of this size (ENOSPC / ENOMEM).
+    NoSpace,
+    /// Anything else.
+    Other(HugememError),
+}
+
+/// Allocates backing for `[off, off + len)` of `fd` (the SIGBUS-free way to
+/// learn that no hugepage is left: ENOSPC here instead of a fault later).
+pub(crate) fn fallocate(fd: &OwnedFd, off: usize, len: usize) -> Result<(), BackingError> {
+    // SAFETY: plain syscall on an fd we own.
+    let r = unsafe { libc::fallocate(fd.as_raw_fd(), 0, off as libc::off_t, len as libc::off_t) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::ENOMEM) => Err(BackingError::NoSpace),
+        _ => Err(BackingError::Other(HugememError::Io {
+            op: "fallocate",
+            source: e,
+        })),
+    }
+}
+
+/// Releases the backing of `[off, off + len)` of `fd`.
+pub(crate) fn punch_hole(fd: &OwnedFd, off: usize, len: usize) -> Result<(), HugememError> {
+    // SAFETY: plain syscall on an fd we own.
+    let r = unsafe {
+        libc::fallocate(
+            fd.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r != 0 {
+        return Err(HugememError::io("fallocate (punch hole)"));
+    }
+    Ok(())
+}
+
+/// Maps `[off, off + len)` of `fd` read-write, shared and populated, at `addr`.
+///
+/// # Safety
+/// - `[addr, addr + len)` lies inside a reservation owned by the caller and
+///   is currently reserved (nothing mapped that anyone references).
+pub(crate) unsafe fn map_file_fixed(
+    addr: usize,
+    len: usize,
+    fd: &OwnedFd,
+    off: usize,
+) -> Result<(), HugememError> {
+    // SAFETY: MAP_FIXED replaces only our own reserved range (caller's contract).
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut _,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
+            off as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(HugememError::io("mmap (page)"));
+    }
+    Ok(())
+}
+
+/// Maps anonymous `MAP_HUGETLB` pages of `1 << page_shift` bytes at `addr`.
+///
+/// # Safety
+/// As [`map_file_fixed`].
+pub(crate) unsafe fn map_anon_huge_fixed(
+    addr: usize,
+    len: usize,
+    page_shift: u32,
+) -> Result<(), BackingError> {
+    // SAFETY: MAP_FIXED replaces only our own reserved range (caller's contract).
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut _,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_FIXED
+                | libc::MAP_POPULATE
+                | libc::MAP_HUGETLB
+                | ((page_shift as libc::c_int) << HUGE_SHIFT),
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = std::io::Error::last_os_error();
+        // The failed MAP_FIXED may have removed the reservation: put it back.
+        // SAFETY: same range, still ours.
+        let _ = unsafe { unmap_to_reserved(addr, len) };
+        return match e.raw_os_error() {
+            Some(libc::ENOMEM) | Some(libc::ENOSPC) => Err(BackingError::NoSpace),
+            _ => Err(BackingError::Other(HugememError::Io {
+                op: "mmap (MAP_HUGETLB)",
+                source: e,
+            })),
+        };
+    }
+    Ok(())
+}
+
+/// Locks small pages in memory; returns whether it worked.
+pub(crate) fn mlock(addr: usize, len: usize) -> bool {
+    // SAFETY: mlock only changes residency of a range we mapped.
+    unsafe { libc::mlock(addr as *const _, len) == 0 }
+}
+
+/// Number of NUMA nodes, from sysfs (1 when unknown).
+pub(crate) fn node_exists(node: i32) -> bool {
+    if node < 0 {
+        return false;
+    }
+    let p = format!("/sys/devices/system/node/node{node}");
+    if Path::new("/sys/devices/system/node").exists() {
+        Path::new(&p).exists()
+    } else {
+        node == 0
+    }
+}
+
+/// Reads a sysfs/procfs number.
+pub(crate) fn read_num(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}

@@ -1,0 +1,179 @@
+//! The translation table: one [`Segment`] per list (page-size list or
+//! external range), each a VA range with a flat array of per-page IOVAs, and
+//! a fixed array of segment slots that lookups scan without locks.
+
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::Iova;
+
+/// Maximum number of segments (lists plus external ranges) per provider.
+pub(crate) const MAX_SEGMENTS: usize = 64;
+
+/// One VA range with per-page IOVAs.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    /// First byte of the range; aligned to `1 << shift`.
+    pub base: usize,
+    /// Length of the range in bytes; a multiple of `1 << shift`.
+    pub len: usize,
+    /// log2 of the page size.
+    pub shift: u32,
+    /// NUMA node of the pages (-1 when unknown).
+    pub node: i32,
+    /// Memory the provider did not allocate.
+    pub external: bool,
+    /// Per page, the IOVA stored inverted (`!iova`): a zeroed entry reads as
+    /// [`Iova::BAD`], so a fresh table needs no initialising pass. Written
+    /// only under the provider's state lock: set after the page is mapped,
+    /// cleared before it is unmapped.
+    iova_inv: Box<[AtomicU64]>,
+}
+
+const _: () = assert!(std::mem::align_of::<AtomicU64>() == std::mem::align_of::<u64>());
+const _: () = assert!(std::mem::size_of::<AtomicU64>() == std::mem::size_of::<u64>());
+
+impl Segment {
+    pub(crate) fn new(base: usize, len: usize, shift: u32, node: i32, external: bool) -> Segment {
+        let pages = len >> shift;
+        // A zeroed Vec comes from calloc: untouched pages stay unbacked until used.
+        let v: Vec<u64> = vec![0u64; pages];
+        let raw = Box::into_raw(v.into_boxed_slice());
+        // SAFETY: AtomicU64 has the size and alignment of u64 (asserted above)
+        // and the same bit validity, so the allocation is a valid [AtomicU64].
+        let iova_inv = unsafe { Box::from_raw(raw as *mut [AtomicU64]) };
+        Segment {
+            base,
+            len,
+            shift,
+            node,
+            external,
+            iova_inv,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn pages(&self) -> usize {
+        self.len >> self.shift
+    }
+
+    #[inline]
+    pub(crate) fn page_size(&self) -> usize {
+        1 << self.shift
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, addr: usize) -> bool {
+        addr.wrapping_sub(self.base) < self.len
+    }
+
+    /// IOVA of page `i` (BAD when unmapped).
+    #[inline]
+    pub(crate) fn page_iova(&self, i: usize) -> Iova {
+        // Acquire: pairs with the Release store in `set_page_iova`.
+        Iova(!self.iova_inv[i].load(Ordering::Acquire))
+    }
+
+    /// IOVA of `addr`, which must be inside the range.
+    #[inline]
+    pub(crate) fn lookup(&self, addr: usize) -> Iova {
+        let off = addr.wrapping_sub(self.base);
+        debug_assert!(off < self.len);
+        // Acquire: pairs with the Release store in `set_page_iova`.
+        let inv = self.iova_inv[off >> self.shift].load(Ordering::Acquire);
+        if inv == 0 {
+            Iova::BAD
+        } else {
+            Iova((!inv).wrapping_add((off & ((1 << self.shift) - 1)) as u64))
+        }
+    }
+
+    /// Records the IOVA of page `i` (BAD to clear it).
+    pub(crate) fn set_page_iova(&self, i: usize, iova: Iova) {
+        // Release: pairs with the Acquire loads in `lookup` / `page_iova`.
+        self.iova_inv[i].store(!iova.0, Ordering::Release);
+    }
+}
+
+/// Fixed slots of segment pointers, scanned in order by `virt2iova`.
+#[derive(Debug)]
+pub(crate) struct SegmentTable {
+    /// Each non-null slot points to a `Segment` kept alive by an `Arc` held
+    /// in the provider's state (live lists or the graveyard) until the
+    /// provider itself is dropped, so a pointer read here stays valid for
+    /// as long as the `&Provider` it was read through.
+    slots: [AtomicPtr<Segment>; MAX_SEGMENTS],
+    /// One past the highest slot ever used.
+    used: AtomicUsize,
+}
+
+impl SegmentTable {
+    pub(crate) fn new() -> SegmentTable {
+        SegmentTable {
+            slots: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes `seg` in a free slot; returns the slot index. Called under
+    /// the provider's state lock (single writer).
+    pub(crate) fn publish(&self, seg: &Arc<Segment>) -> Option<usize> {
+        // Relaxed: writers are serialised by the state lock.
+        let used = self.used.load(Ordering::Relaxed);
+        let idx = (0..MAX_SEGMENTS).find(|&i| {
+            // Relaxed: single writer under the state lock.
+            self.slots[i].load(Ordering::Relaxed).is_null()
+        })?;
+        // Release: pairs with the Acquire load in `find`, publishing the
+        // segment's fields.
+        self.slots[idx].store(Arc::as_ptr(seg) as *mut Segment, Ordering::Release);
+        if idx >= used {
+            // Release: pairs with the Acquire load of `used` in `find`.
+            self.used.store(idx + 1, Ordering::Release);
+        }
+        Some(idx)
+    }
+
+    /// Clears slot `idx` (the segment stays alive in the graveyard).
+    pub(crate) fn retire(&self, idx: usize) {
+        // Release: pairs with the Acquire load in `find`.
+        self.slots[idx].store(std::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// The segment containing `addr`.
+    #[inline]
+    pub(crate) fn find(&self, addr: usize) -> Option<&Segment> {
+        // Acquire: pairs with the Release store of `used` in `publish`.
+        let used = self.used.load(Ordering::Acquire);
+        for slot in &self.slots[..used.min(MAX_SEGMENTS)] {
+            // Acquire: pairs with the Release store in `publish`.
+            let p = slot.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: non-null slots point to live segments (invariant on `slots`).
+            let seg = unsafe { &*p };
+            if seg.contains(addr) {
+                return Some(seg);
+            }
+        }
+        None
+    }
+
+    /// Calls `f` on every published segment.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Segment) -> bool) {
+        // Acquire: pairs with the Release store of `used` in `publish`.
+        let used = self.used.load(Ordering::Acquire);
+        for slot in &self.slots[..used.min(MAX_SEGMENTS)] {
+            // Acquire: pairs with the Release store in `publish`.
+            let p = slot.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: non-null slots point to live segments (invariant on `slots`).
+            if !f(unsafe { &*p }) {
+                return;
+            }
+        }
+    }
+}
