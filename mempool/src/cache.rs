@@ -4,8 +4,9 @@
 //! objects. A put that does not fit flushes the oldest `max(size/2, overflow)`
 //! objects to the backend in one bulk put, then stores the new ones; a get the
 //! cache cannot serve refills it from the backend with what is missing plus
-//! `size/2` (capped at `size`), in one bulk get. Requests of more than `size`
-//! objects go straight to the backend. The hit path is a bounds check and a
+//! `size/2` (capped at `size`), in one bulk get. Puts of more than `size`
+//! objects go straight to the backend; gets of more than `size` take what the
+//! cache lacks from the backend (all or nothing) and empty the cache. The hit path is a bounds check and a
 //! copy of pointers: no atomic read-modify-write, no lock.
 
 use std::ptr::NonNull;
@@ -93,7 +94,14 @@ impl CacheCore {
         let n = out.len();
         let size = self.size();
         if n > size {
-            return pool.backend_get(out);
+            // Too large for the cache: the backend gives what the cache
+            // cannot, then the cache empties itself into the rest.
+            let from_cache = self.len;
+            pool.backend_get(&mut out[..n - from_cache])?;
+            out[n - from_cache..].copy_from_slice(&self.objs[..from_cache]);
+            self.len = 0;
+            self.publish();
+            return Ok(());
         }
         // Refill what is missing plus size/2, within the cache's room.
         let missing = n - self.len;

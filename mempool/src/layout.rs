@@ -123,9 +123,15 @@ pub fn calc_mem_size(n: usize, total_size: usize, page_size: usize) -> Option<us
     if per_page == 0 {
         return None;
     }
-    let full = n / per_page;
-    let rest = n % per_page;
-    full.checked_mul(page_size)?.checked_add(rest * total_size)
+    if n == 0 {
+        return Some(0);
+    }
+    // Full pages, then only what the last page's objects take.
+    let pages = n.div_ceil(per_page);
+    let last = n - (pages - 1) * per_page;
+    (pages - 1)
+        .checked_mul(page_size)?
+        .checked_add(last * total_size)
 }
 
 /// How objects are laid out in one chunk: the rule used both to place them

@@ -74,6 +74,10 @@ impl BackendImpl {
     }
 }
 
+/// 64 bytes of the private area (no padding, so all of it is zeroed).
+#[repr(C, align(64))]
+pub(crate) struct Line([u8; 64]);
+
 /// The state every handle of a pool shares.
 pub(crate) struct PoolInner {
     name: String,
@@ -83,7 +87,7 @@ pub(crate) struct PoolInner {
     obj: ObjSize,
     /// The pool's private area: `private_size` bytes, zeroed at creation,
     /// 64-byte aligned; the pool itself never reads or writes it.
-    private: Box<[UnsafeCell<CachePadded<[u8; 64]>>]>,
+    private: Box<[UnsafeCell<Line>]>,
     private_size: usize,
     backend: BackendImpl,
     /// Default caches (empty when `cache_size == 0`).
@@ -510,7 +514,7 @@ impl MempoolBuilder {
             }
         }
         let private = (0..private_size.div_ceil(64))
-            .map(|_| UnsafeCell::new(CachePadded::new([0u8; 64])))
+            .map(|_| UnsafeCell::new(Line([0u8; 64])))
             .collect();
         let inner = PoolInner {
             name,
