@@ -26,9 +26,11 @@
 //! **populated** from chunks: IOVA-contiguous memory
 //! ([`Mempool::populate_iova`]), virtual memory whose pages are looked up one
 //! by one and merged where IOVA-consecutive ([`Mempool::populate_virt`]),
-//! anonymous memory ([`Mempool::populate_anonymous`]), or the hugepage
-//! provider (`populate_from_provider`, which takes whatever contiguity the
-//! provider can give, halving its request on failure down to one object).
+//! anonymous memory ([`Mempool::populate_anonymous`]), external memory
+//! registered with the provider ([`Mempool::populate_external`]), or the
+//! hugepage provider ([`Mempool::populate_from_provider`], the default used by
+//! [`MempoolBuilder::create`]: it takes whatever contiguity the provider can
+//! give, halving its request on failure down to one object).
 //! Each object has a [header](calc_obj_size) before it with its pool and its
 //! IOVA; an object never straddles a page boundary unless its chunk is
 //! IOVA-contiguous or the pool has [`PoolFlags::NO_IOVA_CONTIG`]. The pool
@@ -73,6 +75,7 @@ mod events;
 mod layout;
 mod os;
 mod pool;
+mod provider_populate;
 mod ring_backend;
 #[cfg(feature = "stats")]
 mod stats;
@@ -91,11 +94,4 @@ pub use pool::{AuditReport, ChunkFree, ChunkInfo, Mempool, MempoolBuilder, ObjIn
 pub use stats::PoolStats;
 pub use typed::{PoolBox, TypedPool};
 
-/// An IO address (physical, or virtual in VA mode); `Iova::BAD` when unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Iova(pub u64);
-
-impl Iova {
-    /// No valid IOVA.
-    pub const BAD: Iova = Iova(u64::MAX);
-}
+pub use pktmem_hugemem::{Iova, Provider};

@@ -458,7 +458,7 @@ impl MempoolBuilder {
         self.build().map(|(p, _)| p)
     }
 
-    fn build(self) -> Result<(Mempool, Option<ObjInit>), MempoolError> {
+    pub(crate) fn build(self) -> Result<(Mempool, Option<ObjInit>), MempoolError> {
         let Self {
             name,
             n,
