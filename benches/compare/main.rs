@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+mod hugemem;
+mod mempool;
 mod ring;
 
 /// Prints one row in the format `compare` parses.
@@ -27,5 +29,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
     ring::run(iters);
+    hugemem::run(iters);
+    mempool::run(iters);
     let _ = iters;
 }
