@@ -1,0 +1,465 @@
+//! Events, limits and validators, external memory and heaps, zones, the
+//! small-object heap, fragmentation and IOVA-contiguous requests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pktmem::hugemem::{
+    inventory, virt2phys, AllocRequest, EventKind, HugememError, Iova, IovaMode, MemEvent,
+    PageSize, Provider, SmallHeap,
+};
+
+const MB2: usize = 2 << 20;
+
+fn free_2m() -> u64 {
+    inventory()
+        .iter()
+        .find(|h| h.page_size == MB2)
+        .map(|h| h.free)
+        .unwrap_or(0)
+}
+
+fn heap_provider() -> Provider {
+    Provider::builder().heap_backed(4 << 20).build().unwrap()
+}
+
+/// Page-aligned heap memory to register as external.
+struct Ext {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+impl Ext {
+    fn new(len: usize, align: usize) -> Ext {
+        let layout = std::alloc::Layout::from_size_align(len, align).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        Ext { ptr, layout }
+    }
+}
+impl Drop for Ext {
+    fn drop(&mut self) {
+        // SAFETY: allocated with this layout in `new`.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+#[test]
+fn events_in_order_with_ranges() {
+    let p = heap_provider();
+    let log: Arc<Mutex<Vec<MemEvent>>> = Arc::default();
+    let l = log.clone();
+    p.register_event_callback("log", move |e| l.lock().unwrap().push(*e))
+        .unwrap();
+    assert!(matches!(
+        p.register_event_callback("log", |_| ()),
+        Err(HugememError::DuplicateName(_))
+    ));
+    let a = p.alloc(3 * 4096).unwrap();
+    let b = p.alloc(4096).unwrap();
+    let (a_va, b_va) = (a.as_ptr().as_ptr() as usize, b.as_ptr().as_ptr() as usize);
+    drop(a);
+    drop(b);
+    let got = log.lock().unwrap().clone();
+    let want = vec![
+        (EventKind::Alloc, a_va, 3 * 4096),
+        (EventKind::Alloc, b_va, 4096),
+        (EventKind::Free, a_va, 3 * 4096),
+        (EventKind::Free, b_va, 4096),
+    ];
+    assert_eq!(
+        got.iter()
+            .map(|e| (e.kind, e.va, e.len))
+            .collect::<Vec<_>>(),
+        want
+    );
+    // External memory fires events too.
+    let ext = Ext::new(8192, 4096);
+    let id = p.register_external(ext.ptr, 8192, 4096, None).unwrap();
+    p.unregister_external(id).unwrap();
+    let got = log.lock().unwrap().clone();
+    assert_eq!(got.len(), 6);
+    assert_eq!(
+        (got[4].kind, got[4].va, got[4].len, got[4].external),
+        (EventKind::Alloc, ext.ptr as usize, 8192, true)
+    );
+    assert_eq!(got[5].kind, EventKind::Free);
+    p.unregister_event_callback("log").unwrap();
+    assert!(matches!(
+        p.unregister_event_callback("log"),
+        Err(HugememError::UnknownName(_))
+    ));
+}
+
+#[test]
+fn callback_may_unregister_itself_and_late_ones_wait() {
+    let p = heap_provider();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let late_calls = Arc::new(AtomicUsize::new(0));
+    let (p2, c2, l2) = (p.clone(), calls.clone(), late_calls.clone());
+    p.register_event_callback("once", move |_| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        p2.unregister_event_callback("once").unwrap();
+        let l3 = l2.clone();
+        p2.register_event_callback("late", move |_| {
+            l3.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        // Allocating from inside a callback is refused, not a deadlock.
+        assert!(matches!(p2.alloc(4096), Err(HugememError::Reentrant)));
+    })
+    .unwrap();
+    let c = p.alloc(4096).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        late_calls.load(Ordering::SeqCst),
+        0,
+        "registered during the event"
+    );
+    drop(c);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "unregistered itself");
+    assert_eq!(late_calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn chunk_dropped_inside_callback_is_freed() {
+    let p = heap_provider();
+    let held: Arc<Mutex<Option<pktmem::hugemem::Chunk>>> = Arc::default();
+    let h2 = held.clone();
+    p.register_event_callback("dropper", move |e| {
+        if e.kind == EventKind::Alloc {
+            drop(h2.lock().unwrap().take());
+        }
+    })
+    .unwrap();
+    *held.lock().unwrap() = Some(p.alloc(4096).unwrap()); // fires: nothing held yet
+    assert_eq!(p.mapped_bytes(), 4096);
+    let c = p.alloc(4096).unwrap(); // fires: drops the first chunk inside the callback
+    assert_eq!(
+        p.mapped_bytes(),
+        4096,
+        "the first chunk was freed after the event"
+    );
+    drop(c);
+    assert_eq!(p.mapped_bytes(), 0);
+}
+
+#[test]
+fn limit_refuses_exactly_past_threshold() {
+    let p = Provider::builder()
+        .heap_backed(1 << 20)
+        .limit(10 * 4096)
+        .build()
+        .unwrap();
+    let a = p.alloc(10 * 4096).unwrap(); // exactly at the limit
+    match p.alloc(1) {
+        Err(HugememError::LimitExceeded {
+            requested,
+            mapped,
+            limit,
+        }) => assert_eq!((requested, mapped, limit), (4096, 10 * 4096, 10 * 4096)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.mapped_bytes(), 10 * 4096, "state unchanged");
+    drop(a);
+    let _b = p.alloc(4096).unwrap();
+}
+
+#[test]
+fn validator_refuses_growth_past_threshold() {
+    let p = heap_provider();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let a2 = asked.clone();
+    p.register_validator("cap", 8 * 4096, move |q| {
+        a2.lock().unwrap().push(q.new_total);
+        false
+    })
+    .unwrap();
+    assert!(matches!(
+        p.register_validator("cap", 1, |_| true),
+        Err(HugememError::DuplicateName(_))
+    ));
+    let a = p.alloc(8 * 4096).unwrap(); // reaching the threshold is allowed
+    assert!(
+        asked.lock().unwrap().is_empty(),
+        "not asked at the threshold"
+    );
+    match p.alloc(4096) {
+        Err(HugememError::RefusedByValidator {
+            name,
+            new_total,
+            threshold,
+        }) => {
+            assert_eq!(name, "cap");
+            assert_eq!((new_total, threshold), (9 * 4096, 8 * 4096));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*asked.lock().unwrap(), vec![9 * 4096]);
+    p.unregister_validator("cap").unwrap();
+    assert!(p.unregister_validator("cap").is_err());
+    let b = p.alloc(4096).unwrap();
+    drop((a, b));
+}
+
+#[test]
+fn external_memory_translation_and_refusals() {
+    let p = heap_provider();
+    let ext = Ext::new(4 * 4096, 4096);
+    let iovas = [
+        Iova(0x100000),
+        Iova(0x300000),
+        Iova(0x301000),
+        Iova(0x900000),
+    ];
+    // Bad input first: nothing may stick.
+    assert!(matches!(
+        p.register_external(ext.ptr, 0, 4096, None),
+        Err(HugememError::ZeroLength)
+    ));
+    assert!(matches!(
+        p.register_external(ext.ptr.wrapping_add(8), 4096, 4096, None),
+        Err(HugememError::Misaligned { .. })
+    ));
+    assert!(matches!(
+        p.register_external(ext.ptr, 4096 + 1, 4096, None),
+        Err(HugememError::Misaligned { .. })
+    ));
+    assert!(matches!(
+        p.register_external(ext.ptr, 4 * 4096, 3000, None),
+        Err(HugememError::BadPageSize { page_size: 3000 })
+    ));
+    assert!(matches!(
+        p.register_external(ext.ptr, 4 * 4096, 4096, Some(&iovas[..3])),
+        Err(HugememError::IovaTableLength {
+            expected: 4,
+            got: 3
+        })
+    ));
+    assert_eq!(p.lists().iter().filter(|l| l.external).count(), 0);
+    let id = p
+        .register_external(ext.ptr, 4 * 4096, 4096, Some(&iovas))
+        .unwrap();
+    assert!(matches!(
+        p.register_external(ext.ptr.wrapping_add(4096), 4096, 4096, None),
+        Err(HugememError::Overlap { .. })
+    ));
+    for (i, iova) in iovas.iter().enumerate() {
+        let a = ext.ptr.wrapping_add(i * 4096 + 17);
+        assert_eq!(p.virt2iova(a), iova.offset(17));
+        assert_eq!(p.iova2virt(iova.offset(17)).unwrap().as_ptr(), a);
+        let page = p.page_of(a as usize).unwrap();
+        assert!(page.external);
+        assert_eq!(page.va, ext.ptr as usize + i * 4096);
+    }
+    p.unregister_external(id).unwrap();
+    assert!(p.unregister_external(id).is_err(), "double unregister");
+    assert!(p.virt2iova(ext.ptr).is_bad());
+    // Without a table: bad IOVA, but the memory is known.
+    let id = p.register_external(ext.ptr, 4 * 4096, 4096, None).unwrap();
+    assert!(p.virt2iova(ext.ptr).is_bad());
+    assert!(p.page_of(ext.ptr as usize).unwrap().external);
+    p.unregister_external(id).unwrap();
+}
+
+#[test]
+fn external_heaps_serve_chunks_and_zones() {
+    let p = heap_provider();
+    let ext = Ext::new(8 * 4096, 4096);
+    let iovas: Vec<Iova> = (0..8).map(|i| Iova(0x4000_0000 + i * 4096)).collect();
+    assert!(matches!(
+        p.heap_add_memory("dev", ext.ptr, 8 * 4096, 4096, Some(&iovas)),
+        Err(HugememError::UnknownName(_))
+    ));
+    p.create_heap("dev").unwrap();
+    assert!(matches!(
+        p.create_heap("dev"),
+        Err(HugememError::DuplicateName(_))
+    ));
+    let id = p
+        .heap_add_memory("dev", ext.ptr, 8 * 4096, 4096, Some(&iovas))
+        .unwrap();
+    let c = p
+        .alloc_with(
+            &AllocRequest::new(3 * 4096)
+                .heap("dev")
+                .iova_contiguous(true),
+        )
+        .unwrap();
+    assert!(c.is_external());
+    assert_eq!(c.as_ptr().as_ptr(), ext.ptr);
+    assert_eq!(c.iova(), Iova(0x4000_0000));
+    assert!(c.is_iova_contiguous());
+    let z = p
+        .zone_reserve("dz", &AllocRequest::new(2 * 4096).heap("dev"))
+        .unwrap();
+    assert_eq!(z.va, ext.ptr as usize + 3 * 4096);
+    assert_eq!(z.iova, Iova(0x4000_0000 + 3 * 4096));
+    assert_eq!(
+        p.mapped_bytes(),
+        0,
+        "external memory is not provider memory"
+    );
+    // Busy: removal and destroy are refused, state unchanged.
+    assert!(matches!(
+        p.heap_remove_memory("dev", id),
+        Err(HugememError::InUse { pages: 5, .. })
+    ));
+    assert!(matches!(
+        p.destroy_heap("dev"),
+        Err(HugememError::InUse { .. })
+    ));
+    assert!(matches!(
+        p.alloc_with(&AllocRequest::new(4 * 4096).heap("dev")),
+        Err(HugememError::VaExhausted { .. })
+    ));
+    drop(c);
+    p.zone_free("dz").unwrap();
+    p.heap_remove_memory("dev", id).unwrap();
+    p.destroy_heap("dev").unwrap();
+    assert!(matches!(
+        p.alloc_with(&AllocRequest::new(1).heap("dev")),
+        Err(HugememError::UnknownName(_))
+    ));
+}
+
+#[test]
+fn zones_by_name() {
+    let p = heap_provider();
+    let z = p.zone_reserve("a", &AllocRequest::new(10_000)).unwrap();
+    assert_eq!(z.len, 10_000);
+    assert!(matches!(
+        p.zone_reserve("a", &AllocRequest::new(1)),
+        Err(HugememError::DuplicateName(_))
+    ));
+    assert_eq!(
+        p.mapped_bytes(),
+        3 * 4096,
+        "the duplicate left nothing behind"
+    );
+    let z2 = p.zone_reserve("b", &AllocRequest::new(1)).unwrap();
+    assert_eq!(p.zone_names(), vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(p.zone_lookup("b"), Some(z2));
+    assert_eq!(p.virt2iova(z.va as *const u8), z.iova);
+    p.zone_free("a").unwrap();
+    assert!(matches!(
+        p.zone_free("a"),
+        Err(HugememError::UnknownName(_))
+    ));
+    p.zone_free("b").unwrap();
+    assert_eq!(p.mapped_bytes(), 0);
+}
+
+#[test]
+fn small_heap_packs_and_returns_pages() {
+    let p = heap_provider();
+    let heap = SmallHeap::new(&p);
+    let mut blocks = Vec::new();
+    for i in 0..200usize {
+        let mut b = heap.alloc(1 + i % 100, 8).unwrap();
+        b.as_mut_slice().fill(i as u8);
+        blocks.push(b);
+    }
+    // Every block keeps its bytes (no overlap) and lies within one page.
+    for (i, b) in blocks.iter().enumerate() {
+        assert!(b.as_slice().iter().all(|&x| x == i as u8));
+        let va = b.as_ptr().as_ptr() as usize;
+        assert_eq!(va / 4096, (va + b.len() - 1) / 4096);
+        assert_eq!(p.virt2iova(b.as_ptr().as_ptr()), b.iova());
+        assert!(b.is_iova_contiguous());
+    }
+    assert!(p.mapped_bytes() <= 16 * 4096, "small blocks share pages");
+    let big = heap.alloc(100_000, 4096).unwrap();
+    assert_eq!(big.as_ptr().as_ptr() as usize % 4096, 0);
+    assert_eq!(heap.live(), 201);
+    drop(blocks);
+    drop(big);
+    assert_eq!(heap.live(), 0);
+    assert!(
+        heap.slabs() <= 8,
+        "empty slabs went back, one per class kept"
+    );
+    assert!(matches!(heap.alloc(0, 8), Err(HugememError::ZeroLength)));
+}
+
+#[test]
+fn fragmentation_large_chunk_from_scattered_pages() {
+    if free_2m() < 80 {
+        eprintln!("SKIP fragmentation hugepage assertion: fewer than 80 free 2 MiB pages; small pages instead");
+    }
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let ps = if free_2m() >= 80 { MB2 } else { 4096 };
+    let req = |n: usize| {
+        AllocRequest::new(n * ps)
+            .page_size(PageSize::from_bytes(ps).unwrap())
+            .require_page_size(true)
+    };
+    let singles: Vec<_> = (0..64).map(|_| p.alloc_with(&req(1)).unwrap()).collect();
+    let mut kept = Vec::new();
+    for (i, c) in singles.into_iter().enumerate() {
+        if i % 2 == 0 {
+            kept.push(c);
+        }
+    }
+    assert_eq!(p.mapped_bytes(), 32 * ps);
+    let big = p.alloc_with(&req(32)).unwrap();
+    assert_eq!(big.mapped_len(), 32 * ps);
+    assert_eq!(p.mapped_bytes(), 64 * ps);
+    let segs: Vec<_> = big.segments().collect();
+    assert_eq!(segs.iter().map(|s| s.2).sum::<usize>(), 32 * ps);
+    for (va, iova, len) in &segs {
+        for off in (0..*len).step_by(ps) {
+            let expect = match p.iova_mode() {
+                IovaMode::Pa => Iova(virt2phys(va + off).unwrap()),
+                IovaMode::Va => Iova((va + off) as u64),
+            };
+            assert_eq!(iova.offset(off as u64), expect);
+        }
+    }
+    if p.iova_mode() == IovaMode::Va {
+        assert!(big.is_iova_contiguous());
+    }
+    eprintln!(
+        "fragmentation: 32 pages of {ps} formed {} IOVA runs ({:?} mode)",
+        segs.len(),
+        p.iova_mode()
+    );
+    drop(big);
+    // IOVA-contiguous requests: in VA mode always; in PA mode either
+    // contiguous or the typed error, and a single page always.
+    let one = p.alloc_with(&req(1).iova_contiguous(true)).unwrap();
+    assert!(one.is_iova_contiguous());
+    match p.alloc_with(&req(8).iova_contiguous(true)) {
+        Ok(c) => {
+            assert!(c.is_iova_contiguous());
+            assert_eq!(c.segments().count(), 1);
+        }
+        Err(HugememError::NotIovaContiguous { segments, .. }) => {
+            assert_eq!(p.iova_mode(), IovaMode::Pa);
+            assert!(segments > 1);
+        }
+        Err(e) => panic!("{e}"),
+    }
+    drop((kept, one));
+    assert_eq!(p.mapped_bytes(), 0);
+}
+
+#[test]
+fn info_and_dump_describe_state() {
+    let p = heap_provider();
+    let _c = p.alloc(5000).unwrap();
+    let _z = p.zone_reserve("z", &AllocRequest::new(4096)).unwrap();
+    let info = p.info();
+    assert_eq!(info.mapped, 3 * 4096);
+    assert_eq!(info.zones, 1);
+    let lists = p.lists();
+    assert_eq!(lists.len(), 1);
+    assert_eq!((lists[0].mapped_pages, lists[0].used_pages), (3, 3));
+    assert_eq!(p.va_runs().len(), 1);
+    let d = p.dump();
+    assert!(d.contains("3 mapped, 3 in use"), "{d}");
+    assert_eq!(d.matches("page 0x").count(), 3, "{d}");
+    for h in inventory() {
+        assert!(h.free <= h.total + h.surplus, "{h}");
+    }
+}
