@@ -189,7 +189,7 @@ fn single_deq_zc<T: Elem>(c: &mut Consumer<T>, o: &mut [T], take: usize) -> usiz
     assert_eq!(n, g.len());
     o[..a.len()].copy_from_slice(a);
     o[a.len()..n].copy_from_slice(b);
-    let mut check = vec![o[0]; n];
+    let mut check = o[..n].to_vec();
     assert_eq!(g.copy_to(&mut check), n);
     assert_eq!(&check[..], &o[..n]);
     g.finish(take);
