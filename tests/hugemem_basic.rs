@@ -9,6 +9,14 @@ use pktmem::hugemem::{
 
 const MB2: usize = 2 << 20;
 
+/// The tests of this file compare the process's `HugetlbPages`, which every
+/// test's allocations move: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn free_2m() -> u64 {
     inventory()
         .iter()
@@ -46,6 +54,7 @@ fn check_translation(p: &Provider, c: &pktmem::hugemem::Chunk) {
 
 #[test]
 fn hugepages_real_2m() {
+    let _serial = serial();
     let p = Provider::builder()
         .allow_small_page_fallback(false)
         .quiet(true)
@@ -82,6 +91,7 @@ fn hugepages_real_2m() {
 
 #[test]
 fn small_page_path_alone() {
+    let _serial = serial();
     // 1 GiB pages are not reserved here (or taken): ask for them with
     // fallback and get 4 KiB pages and a reason.
     let p = Provider::builder()
@@ -130,6 +140,7 @@ fn small_page_path_alone() {
 
 #[test]
 fn memory_returns_and_min_keep() {
+    let _serial = serial();
     if free_2m() < 16 {
         eprintln!("SKIP memory_returns_and_min_keep hugepage part: fewer than 16 free 2 MiB pages");
         return;
@@ -161,6 +172,7 @@ fn memory_returns_and_min_keep() {
 
 #[test]
 fn bad_input_is_typed() {
+    let _serial = serial();
     let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
     assert!(matches!(p.alloc(0), Err(HugememError::ZeroLength)));
     assert!(matches!(
@@ -182,6 +194,7 @@ fn bad_input_is_typed() {
 
 #[test]
 fn global_provider_works() {
+    let _serial = serial();
     let p = Provider::global();
     let c = p.alloc(1 << 20).unwrap();
     assert_eq!(p.virt2iova(c.as_ptr().as_ptr()), c.iova());
