@@ -1,0 +1,192 @@
+//! Loom models of the ring (run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom_ring`).
+//! Small on purpose: capacities 2–4, two or three threads, a conservation
+//! assertion each.
+
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use pktmem::ring::{Ring, SyncMode};
+
+/// Two threads each enqueue one value and dequeue one: whatever interleaving,
+/// the values dequeued plus those left are exactly the values enqueued.
+#[test]
+fn mpmc_conservation() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::<u32>::new(4).unwrap());
+        let hs: Vec<_> = [10u32, 20]
+            .into_iter()
+            .map(|v| {
+                let ring = ring.clone();
+                thread::spawn(move || {
+                    ring.enqueue(v).unwrap();
+                    ring.dequeue()
+                })
+            })
+            .collect();
+        let mut all: Vec<u32> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
+        while let Some(v) = ring.dequeue() {
+            all.push(v);
+        }
+        all.sort_unstable();
+        assert_eq!(all, [10, 20]);
+        assert!(ring.is_empty());
+    });
+}
+
+/// A single producer sends 1, 2, 3 through a ring of exactly 2; the single
+/// consumer gets them in order.
+#[test]
+fn spsc_in_order() {
+    loom::model(|| {
+        let (p, c) = Ring::<u64>::builder(2)
+            .exact_size(true)
+            .build_spsc()
+            .unwrap();
+        let t = thread::spawn(move || {
+            for v in 1..=3u64 {
+                while p.enqueue(v).is_err() {
+                    thread::yield_now();
+                }
+            }
+        });
+        for want in 1..=3u64 {
+            loop {
+                if let Some(v) = c.dequeue() {
+                    assert_eq!(v, want);
+                    break;
+                }
+                thread::yield_now();
+            }
+        }
+        t.join().unwrap();
+        assert!(c.is_empty());
+    });
+}
+
+/// Two producers race bulk enqueues of two into a ring of exactly three while
+/// a consumer bulk-dequeues two: a bulk moves all or nothing, pairs stay
+/// together and in order, and nothing is lost or made up.
+#[test]
+fn bulk_all_or_nothing_under_contention() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::<u32>::builder(3).exact_size(true).build().unwrap());
+        let producers: Vec<_> = [100u32, 200]
+            .into_iter()
+            .map(|base| {
+                let ring = ring.clone();
+                thread::spawn(move || ring.enqueue_bulk(&[base, base + 1]).is_ok().then_some(base))
+            })
+            .collect();
+        let consumer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut out = [0u32; 2];
+                ring.dequeue_bulk(&mut out).ok().map(|_| out)
+            })
+        };
+        let sent: Vec<u32> = producers
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert!(!sent.is_empty(), "the first bulk always fits");
+        let mut got = Vec::new();
+        if let Some(pair) = consumer.join().unwrap() {
+            assert_eq!(pair[1], pair[0] + 1, "a bulk dequeue split a pair");
+            assert!(sent.contains(&pair[0]));
+            got.extend(pair);
+        }
+        let len = ring.len();
+        assert_eq!(len % 2, 0, "a bulk enqueue was partial");
+        let mut rest = vec![0u32; len];
+        ring.dequeue_bulk(&mut rest).unwrap();
+        got.extend(rest);
+        let mut want: Vec<u32> = sent.iter().flat_map(|&b| [b, b + 1]).collect();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want);
+    });
+}
+
+/// An HTS consumer side: one thread peeks two and consumes none, then
+/// dequeues one; another peeks one and consumes it. Each element is consumed
+/// exactly once, and a peek sees elements in ring order.
+#[test]
+fn hts_peek() {
+    loom::model(|| {
+        let ring = Arc::new(
+            Ring::<u32>::builder(4)
+                .consumer(SyncMode::Hts)
+                .build()
+                .unwrap(),
+        );
+        ring.enqueue_bulk(&[1, 2]).unwrap();
+        let a = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let g = ring.dequeue_start(1).unwrap();
+                let v = g.get(0);
+                g.finish(1);
+                v
+            })
+        };
+        let b = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let g = ring.dequeue_start(2).unwrap();
+                let mut peek = [0u32; 2];
+                let n = g.copy_to(&mut peek);
+                if n == 2 {
+                    assert_eq!(peek, [1, 2], "peek out of order");
+                }
+                drop(g); // consumes nothing
+                ring.dequeue()
+            })
+        };
+        let mut all: Vec<u32> = [a.join().unwrap(), b.join().unwrap()]
+            .into_iter()
+            .flatten()
+            .collect();
+        while let Some(v) = ring.dequeue() {
+            all.push(v);
+        }
+        all.sort_unstable();
+        assert_eq!(all, [1, 2]);
+    });
+}
+
+/// HTS producers: one reserves in place and commits one of two slots while
+/// another enqueues; both values arrive once, and the uncommitted slot is
+/// never seen.
+#[test]
+fn hts_zero_copy_enqueue() {
+    loom::model(|| {
+        let ring = Arc::new(
+            Ring::<u32>::builder(4)
+                .producer(SyncMode::Hts)
+                .build()
+                .unwrap(),
+        );
+        let a = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut w = ring.enqueue_start(2).unwrap();
+                w.push(7).unwrap();
+                w.commit()
+            })
+        };
+        let b = {
+            let ring = ring.clone();
+            thread::spawn(move || ring.enqueue(8).is_ok())
+        };
+        assert_eq!(a.join().unwrap(), 1);
+        assert!(b.join().unwrap());
+        let mut all = Vec::new();
+        while let Some(v) = ring.dequeue() {
+            all.push(v);
+        }
+        all.sort_unstable();
+        assert_eq!(all, [7, 8]);
+    });
+}
