@@ -45,6 +45,17 @@ impl std::fmt::Debug for CacheCore {
     }
 }
 
+#[inline(always)]
+fn copy_objs(dst: &mut [NonNull<u8>], src: &[NonNull<u8>]) {
+    if dst.len() <= 4 && dst.len() == src.len() {
+        for i in 0..dst.len() {
+            dst[i] = src[i];
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 impl CacheCore {
     pub(crate) fn new(size: usize, count: Counter) -> Self {
         Self {
@@ -80,7 +91,7 @@ impl CacheCore {
         let n = out.len();
         if n <= self.len {
             let start = self.len - n;
-            out.copy_from_slice(&self.objs[start..self.len]);
+            copy_objs(out, &self.objs[start..self.len]);
             self.len = start;
             self.publish();
             pool.stat_hit(n);
@@ -129,7 +140,7 @@ impl CacheCore {
     pub(crate) fn put(&mut self, pool: &PoolInner, objs: &[NonNull<u8>]) {
         let n = objs.len();
         if n <= self.size() - self.len {
-            self.objs[self.len..self.len + n].copy_from_slice(objs);
+            copy_objs(&mut self.objs[self.len..self.len + n], objs);
             self.len += n;
             self.publish();
             pool.stat_put_hit(n);
@@ -238,7 +249,7 @@ impl Cache {
     }
 
     /// Takes `out.len()` objects, all or nothing (see the module's policy).
-    #[inline]
+    #[inline(always)]
     pub fn get_bulk(&mut self, out: &mut [NonNull<u8>]) -> Result<(), GetError> {
         self.core.get(&self.pool.inner, out)?;
         self.pool.inner.stat_get(out.len());
@@ -252,7 +263,7 @@ impl Cache {
     /// - every pointer in `objs` came from a get on this cache's pool, and is
     ///   given back once (not twice, and not still in use);
     /// - if the pool is single-producer, no other put on it runs concurrently.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn put_bulk(&mut self, objs: &[NonNull<u8>]) {
         self.pool.inner.debug_mark_free(objs);
         self.pool.inner.stat_put(objs.len());

@@ -53,10 +53,11 @@ impl Slot {
 /// The default caches of a pool.
 pub(crate) type Slots = Box<[CachePadded<Slot>]>;
 
-/// How many default caches a pool keeps.
+/// How many default caches a pool keeps: a power of two, so a thread finds
+/// its slot with a mask.
 pub(crate) fn slot_count() -> usize {
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
-    (2 * cpus).clamp(8, 64)
+    (2 * cpus).clamp(8, 64).next_power_of_two()
 }
 
 static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
@@ -140,7 +141,7 @@ fn with_slot<R>(pool: &Arc<PoolInner>, f: impl FnOnce(Option<&mut CacheCore>) ->
         return f(None);
     }
     let tag = tag();
-    let index = tag as usize % slots.len();
+    let index = tag as usize & (slots.len() - 1);
     let slot = &slots[index];
     // Relaxed: if it equals our tag we stored it ourselves.
     let owner = slot.owner.load(Ordering::Relaxed);
@@ -152,7 +153,7 @@ fn with_slot<R>(pool: &Arc<PoolInner>, f: impl FnOnce(Option<&mut CacheCore>) ->
     f(None)
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn get(pool: &Arc<PoolInner>, out: &mut [NonNull<u8>]) -> Result<(), GetError> {
     with_slot(pool, |c| match c {
         Some(c) => c.get(pool, out),
@@ -160,7 +161,7 @@ pub(crate) fn get(pool: &Arc<PoolInner>, out: &mut [NonNull<u8>]) -> Result<(), 
     })
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn put(pool: &Arc<PoolInner>, objs: &[NonNull<u8>]) {
     with_slot(pool, |c| match c {
         Some(c) => c.put(pool, objs),

@@ -116,7 +116,8 @@ impl PoolInner {
         &self.slots
     }
 
-    #[inline(always)]
+    /// Out of line: the cache paths stay small enough to inline everywhere.
+    #[inline(never)]
     pub(crate) fn backend_get(&self, out: &mut [NonNull<u8>]) -> Result<(), GetError> {
         self.stat_backend();
         if self.backend.get_bulk(out) {
@@ -129,7 +130,8 @@ impl PoolInner {
         }
     }
 
-    #[inline(always)]
+    /// Out of line, as `backend_get`.
+    #[inline(never)]
     pub(crate) fn backend_put(&self, objs: &[NonNull<u8>]) {
         self.stat_backend();
         let ok = self.backend.put_bulk(objs);
@@ -692,7 +694,7 @@ impl Mempool {
     /// unsafe { pool.put_bulk(None, &objs) };
     /// assert!(pool.is_full());
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get_bulk(
         &self,
         cache: Option<&mut Cache>,
@@ -718,7 +720,7 @@ impl Mempool {
     /// - if the pool is single-producer, no other put runs concurrently.
     ///
     /// Debug builds panic on a double put or a foreign object (header cookies).
-    #[inline]
+    #[inline(always)]
     pub unsafe fn put_bulk(&self, cache: Option<&mut Cache>, objs: &[NonNull<u8>]) {
         self.inner.debug_mark_free(objs);
         self.inner.stat_put(objs.len());
@@ -730,7 +732,7 @@ impl Mempool {
     }
 
     /// Takes one object (see [`get_bulk`](Self::get_bulk)).
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, cache: Option<&mut Cache>) -> Result<NonNull<u8>, GetError> {
         let mut o = [NonNull::dangling()];
         self.get_bulk(cache, &mut o)?;
@@ -741,7 +743,7 @@ impl Mempool {
     ///
     /// # Safety
     /// The conditions of [`put_bulk`](Self::put_bulk).
-    #[inline]
+    #[inline(always)]
     pub unsafe fn put(&self, cache: Option<&mut Cache>, obj: NonNull<u8>) {
         // SAFETY: forwarded to the caller.
         unsafe { self.put_bulk(cache, &[obj]) }
