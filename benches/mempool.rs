@@ -1,0 +1,101 @@
+//! Criterion benches for the pool, mirroring the reference's mempool perf
+//! grid: cores {1, 2} × cache {0, 512} × get bulk {1, 4, 32} × put bulk
+//! {1, 4, 32} × keep {32, 128}, reported in objects per second.
+//!
+//! Each core loops: take `keep` objects in gets of `get` objects, give them
+//! back in puts of `put` objects, through its own cache handle (cache 512)
+//! or straight to the ring backend (cache 0). After each configuration the
+//! pool is checked full: nothing lost.
+
+use std::ptr::NonNull;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pktmem::mempool::{Cache, Mempool};
+
+const MAX_KEEP: usize = 128;
+const CACHE_MAX: usize = 512;
+
+/// The pool size of the reference's grid for `cores` cores.
+fn pool_size(cores: usize) -> usize {
+    cores * (MAX_KEEP + CACHE_MAX * 3) - 1
+}
+
+/// One core's loop: `iters` rounds of take `keep`, give back `keep`.
+fn rounds(
+    pool: &Mempool,
+    mut cache: Option<&mut Cache>,
+    get: usize,
+    put: usize,
+    keep: usize,
+    iters: u64,
+) {
+    let mut objs = [NonNull::<u8>::dangling(); MAX_KEEP];
+    for _ in 0..iters {
+        for chunk in objs[..keep].chunks_mut(get) {
+            pool.get_bulk(cache.as_deref_mut(), chunk)
+                .expect("pool sized for every core's keep and cache");
+        }
+        for chunk in objs[..keep].chunks(put) {
+            // SAFETY: the objects just taken from this pool, returned once.
+            unsafe { pool.put_bulk(cache.as_deref_mut(), std::hint::black_box(chunk)) };
+        }
+    }
+}
+
+fn grid(c: &mut Criterion) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for cores in [1usize, 2] {
+        if cores > cpus {
+            eprintln!("mempool bench: {cores} cores asked, {cpus} available; skipping");
+            continue;
+        }
+        for cache_size in [0usize, CACHE_MAX] {
+            let pool = Mempool::builder("bench", pool_size(cores), 64)
+                .cache_size(cache_size)
+                .create()
+                .expect("bench pool");
+            let mut g = c.benchmark_group(format!("mempool/cores{cores}/cache{cache_size}"));
+            g.sample_size(10)
+                .warm_up_time(Duration::from_millis(100))
+                .measurement_time(Duration::from_millis(300));
+            for keep in [32usize, 128] {
+                for get in [1usize, 4, 32] {
+                    for put in [1usize, 4, 32] {
+                        g.throughput(Throughput::Elements((keep * cores) as u64));
+                        let id =
+                            BenchmarkId::from_parameter(format!("get{get}_put{put}_keep{keep}"));
+                        g.bench_function(id, |b| {
+                            b.iter_custom(|iters| {
+                                let barrier = Barrier::new(cores);
+                                let start = std::thread::scope(|s| {
+                                    let hs: Vec<_> = (0..cores)
+                                        .map(|_| {
+                                            let (pool, barrier) = (&pool, &barrier);
+                                            s.spawn(move || {
+                                                let mut cache =
+                                                    (cache_size > 0).then(|| pool.cache());
+                                                barrier.wait();
+                                                let t = Instant::now();
+                                                rounds(pool, cache.as_mut(), get, put, keep, iters);
+                                                t
+                                            })
+                                        })
+                                        .collect();
+                                    hs.into_iter().map(|h| h.join().unwrap()).min().unwrap()
+                                });
+                                start.elapsed()
+                            })
+                        });
+                        assert_eq!(pool.avail_count(), pool.size(), "objects lost");
+                    }
+                }
+            }
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(benches, grid);
+criterion_main!(benches);
