@@ -48,8 +48,8 @@ impl std::fmt::Debug for CacheCore {
 #[inline(always)]
 fn copy_objs(dst: &mut [NonNull<u8>], src: &[NonNull<u8>]) {
     if dst.len() <= 4 && dst.len() == src.len() {
-        for i in 0..dst.len() {
-            dst[i] = src[i];
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
         }
     } else {
         dst.copy_from_slice(src);
