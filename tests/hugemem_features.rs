@@ -258,8 +258,28 @@ fn external_memory_translation_and_refusals() {
     // Without a table: bad IOVA, but the memory is known.
     let id = p.register_external(ext.ptr, 4 * 4096, 4096, None).unwrap();
     assert!(p.virt2iova(ext.ptr).is_bad());
-    assert!(p.page_of(ext.ptr as usize).unwrap().external);
-    p.unregister_external(id).unwrap();
+    let page = p.page_of(ext.ptr as usize).unwrap();
+    assert!(page.external && !page.in_use);
+    // Memory that is not the provider's: typed errors, nothing changes.
+    let other = Ext::new(4096, 4096);
+    assert!(matches!(
+        p.unregister_external_at(other.ptr),
+        Err(HugememError::NotRegistered { .. })
+    ));
+    assert!(matches!(
+        p.unregister_external_at(ext.ptr.wrapping_add(4096)),
+        Err(HugememError::NotRegistered { .. })
+    ));
+    p.create_heap("h").unwrap();
+    assert!(matches!(
+        p.heap_remove_memory("h", id),
+        Err(HugememError::NotRegistered { .. })
+    ));
+    assert!(p.page_of(other.ptr as usize).is_none());
+    p.unregister_external_at(ext.ptr).unwrap();
+    assert!(p.page_of(ext.ptr as usize).is_none());
+    assert!(p.unregister_external(id).is_err());
+    assert!(p.lists().iter().all(|l| !l.external));
 }
 
 #[test]
@@ -451,6 +471,10 @@ fn info_and_dump_describe_state() {
     let _z = p.zone_reserve("z", &AllocRequest::new(4096)).unwrap();
     let info = p.info();
     assert_eq!(info.mapped, 3 * 4096);
+    let pg = p.page_of(_c.as_ptr().as_ptr() as usize + 4100).unwrap();
+    assert!(pg.in_use && !pg.external);
+    assert_eq!(pg.va, _c.as_ptr().as_ptr() as usize + 4096);
+    assert_eq!(pg.list, p.lists()[0].id);
     assert_eq!(info.zones, 1);
     let lists = p.lists();
     assert_eq!(lists.len(), 1);

@@ -106,6 +106,10 @@ pub struct PageInfo {
     pub node: i32,
     /// Memory registered from outside.
     pub external: bool,
+    /// The list it belongs to (see [`ListInfo::id`](crate::ListInfo::id)).
+    pub list: usize,
+    /// Whether it is handed out (in a chunk or zone).
+    pub in_use: bool,
 }
 
 /// The provider-independent part of a chunk: which pages of which list.
@@ -198,6 +202,8 @@ impl Chunk {
             size: seg.page_size(),
             node: seg.node,
             external: seg.external,
+            list: seg.list,
+            in_use: true,
         })
     }
 

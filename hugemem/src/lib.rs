@@ -61,6 +61,7 @@ mod info;
 mod iova;
 mod provider;
 mod small;
+mod sync;
 mod sys;
 mod table;
 

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use crate::chunk::{segments_of, RawChunk};
 use crate::error::human;
 use crate::iova::phys_of_small_pages;
+use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::sys::{self, BackingError};
 use crate::table::{Segment, SegmentTable, MAX_SEGMENTS};
 use crate::{AllocRequest, Chunk, HugememError, Iova, IovaMode, PageInfo, PageSize};
@@ -209,7 +209,8 @@ impl ProviderBuilder {
             (None, _) => IovaMode::detect(),
         };
         let min_keep = self.min_keep;
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        // std even under loom: a static counter whose value only needs to be unique.
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let inner = Arc::new(Inner {
             // Relaxed: only uniqueness matters.
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -422,18 +423,21 @@ impl Provider {
 
     /// The record of the page holding `addr`, if the provider knows it.
     pub fn page_of(&self, addr: usize) -> Option<PageInfo> {
+        let st = lock(&self.inner.state);
         let seg = self.inner.table.find(addr)?;
         let i = (addr - seg.base) >> seg.shift;
-        let iova = seg.page_iova(i);
-        if iova.is_bad() && !seg.external {
+        let state = st.lists.get(seg.list)?.state.get(i).copied()?;
+        if state == UNMAPPED {
             return None;
         }
         Some(PageInfo {
             va: seg.base + (i << seg.shift),
-            iova,
+            iova: seg.page_iova(i),
             size: seg.page_size(),
             node: seg.node,
             external: seg.external,
+            list: seg.list,
+            in_use: state == USED,
         })
     }
 
@@ -557,6 +561,24 @@ impl Provider {
 
     /// Unregisters external memory; refused while chunks use it. Fires a Free event.
     pub fn unregister_external(&self, id: ExternalId) -> Result<(), HugememError> {
+        self.inner.unregister_external(id, None)
+    }
+
+    /// Unregisters the external range that starts at `ptr` (not in a heap).
+    pub fn unregister_external_at(&self, ptr: *const u8) -> Result<(), HugememError> {
+        let id = {
+            let st = lock(&self.inner.state);
+            let li = st
+                .lists
+                .iter()
+                .position(|l| {
+                    !l.removed
+                        && l.seg.base == ptr as usize
+                        && l.kind == ListKind::External { heap: None }
+                })
+                .ok_or(HugememError::NotRegistered { addr: ptr as usize })?;
+            ExternalId(li, st.lists[li].generation)
+        };
         self.inner.unregister_external(id, None)
     }
 
@@ -686,6 +708,8 @@ impl Provider {
                         size: l.seg.page_size(),
                         node: l.seg.node,
                         external: l.seg.external,
+                        list: l.seg.list,
+                        in_use: l.state[i] == USED,
                     });
                 }
             }
@@ -712,8 +736,10 @@ impl Provider {
         let st = lock(&self.inner.state);
         st.lists
             .iter()
-            .filter(|l| !l.removed)
-            .map(|l| ListInfo {
+            .enumerate()
+            .filter(|(_, l)| !l.removed)
+            .map(|(id, l)| ListInfo {
+                id,
                 page_size: l.seg.page_size(),
                 va: l.seg.base,
                 va_len: l.seg.len,
@@ -864,6 +890,8 @@ pub struct Region {
 /// One row of [`Provider::lists`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListInfo {
+    /// The list's index (as in [`PageInfo::list`]).
+    pub id: usize,
     /// Page size in bytes.
     pub page_size: usize,
     /// Start of the VA range (reservation, or the external range).
@@ -1156,7 +1184,14 @@ impl Inner {
             }
         };
         let node = if sys::node_exists(1) { -1 } else { 0 };
-        let seg = Arc::new(Segment::new(base, reserve, shift, node, false));
+        let seg = Arc::new(Segment::new(
+            base,
+            reserve,
+            shift,
+            node,
+            false,
+            st.lists.len(),
+        ));
         let slot = match self.table.publish(&seg) {
             Some(s) => s,
             None => {
@@ -1301,6 +1336,8 @@ impl Inner {
                 size: ps,
                 node: seg.node,
                 external,
+                list: li,
+                in_use: true,
             });
             let segs = segments_of(pages);
             if req.iova_contiguous && segs.len() != 1 {
@@ -1560,6 +1597,7 @@ impl Inner {
             page_size.trailing_zeros(),
             -1,
             true,
+            st.lists.len(),
         ));
         for i in 0..pages {
             seg.set_page_iova(i, iovas.map(|t| t[i]).unwrap_or(Iova::BAD));

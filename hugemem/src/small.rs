@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::sync::{Mutex, MutexGuard};
 
 use crate::{AllocRequest, Chunk, HugememError, Iova, Provider};
 

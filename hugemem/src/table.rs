@@ -2,13 +2,18 @@
 //! external range), each a VA range with a flat array of per-page IOVAs, and
 //! a fixed array of segment slots that lookups scan without locks.
 
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::Iova;
 
 /// Maximum number of segments (lists plus external ranges) per provider.
+#[cfg(not(loom))]
 pub(crate) const MAX_SEGMENTS: usize = 64;
+/// Under loom, few slots keep the model small.
+#[cfg(loom)]
+pub(crate) const MAX_SEGMENTS: usize = 4;
 
 /// One VA range with per-page IOVAs.
 #[derive(Debug)]
@@ -23,6 +28,8 @@ pub(crate) struct Segment {
     pub node: i32,
     /// Memory the provider did not allocate.
     pub external: bool,
+    /// Index of the provider list this segment belongs to.
+    pub list: usize,
     /// Per page, the IOVA stored inverted (`!iova`): a zeroed entry reads as
     /// [`Iova::BAD`], so a fresh table needs no initialising pass. Written
     /// only under the provider's state lock: set after the page is mapped,
@@ -30,24 +37,39 @@ pub(crate) struct Segment {
     iova_inv: Box<[AtomicU64]>,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(std::mem::align_of::<AtomicU64>() == std::mem::align_of::<u64>());
+#[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<AtomicU64>() == std::mem::size_of::<u64>());
 
 impl Segment {
-    pub(crate) fn new(base: usize, len: usize, shift: u32, node: i32, external: bool) -> Segment {
+    pub(crate) fn new(
+        base: usize,
+        len: usize,
+        shift: u32,
+        node: i32,
+        external: bool,
+        list: usize,
+    ) -> Segment {
         let pages = len >> shift;
-        // A zeroed Vec comes from calloc: untouched pages stay unbacked until used.
-        let v: Vec<u64> = vec![0u64; pages];
-        let raw = Box::into_raw(v.into_boxed_slice());
-        // SAFETY: AtomicU64 has the size and alignment of u64 (asserted above)
-        // and the same bit validity, so the allocation is a valid [AtomicU64].
-        let iova_inv = unsafe { Box::from_raw(raw as *mut [AtomicU64]) };
+        #[cfg(not(loom))]
+        let iova_inv = {
+            // A zeroed Vec comes from calloc: untouched pages stay unbacked until used.
+            let v: Vec<u64> = vec![0u64; pages];
+            let raw = Box::into_raw(v.into_boxed_slice());
+            // SAFETY: AtomicU64 has the size and alignment of u64 (asserted above)
+            // and the same bit validity, so the allocation is a valid [AtomicU64].
+            unsafe { Box::from_raw(raw as *mut [AtomicU64]) }
+        };
+        #[cfg(loom)]
+        let iova_inv: Box<[AtomicU64]> = (0..pages).map(|_| AtomicU64::new(0)).collect();
         Segment {
             base,
             len,
             shift,
             node,
             external,
+            list,
             iova_inv,
         }
     }
