@@ -583,3 +583,31 @@ fn obj_init_and_private_area() {
     // SAFETY: returned once.
     unsafe { pool.put_bulk(None, &objs) };
 }
+
+/// Single-producer / single-consumer ring backend (the caller promises no
+/// concurrent puts, resp. gets): same behaviour on one thread.
+#[test]
+fn single_producer_single_consumer_backend() {
+    // SAFETY: this pool is used by this thread only.
+    let b = unsafe {
+        Mempool::builder("spsc", 256, 64)
+            .cache_size(16)
+            .single_producer()
+            .single_consumer()
+    };
+    let pool = b.create_anonymous().unwrap();
+    let mut objs = vec![NonNull::dangling(); 256];
+    for chunk in objs.chunks_mut(10) {
+        pool.get_bulk(None, chunk).unwrap();
+    }
+    assert!(pool.get(None).is_err());
+    let distinct: HashSet<usize> = objs.iter().map(|p| p.as_ptr() as usize).collect();
+    assert_eq!(distinct.len(), 256);
+    for chunk in objs.chunks(3) {
+        // SAFETY: returned once, from this thread only.
+        unsafe { pool.put_bulk(None, chunk) };
+    }
+    pool.flush_default_cache();
+    assert!(pool.is_full());
+    pool.audit().unwrap();
+}

@@ -122,7 +122,13 @@ fn claim(pool: &Arc<PoolInner>, index: usize, tag: u64) -> bool {
         return false;
     }
     let remembered = CLAIMS
-        .try_with(|c| c.0.borrow_mut().push((Arc::downgrade(pool), index, tag)))
+        .try_with(|c| {
+            let mut c = c.0.borrow_mut();
+            // Forget claims on pools that are gone (a long-lived thread may
+            // touch many short-lived pools).
+            c.retain(|(p, _, _)| p.strong_count() > 0);
+            c.push((Arc::downgrade(pool), index, tag))
+        })
         .is_ok();
     if !remembered {
         // The thread is exiting: do not keep the slot.

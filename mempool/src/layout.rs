@@ -35,7 +35,7 @@ pub(crate) struct ObjHeader {
     pub(crate) cookie: u64,
 }
 
-/// Bytes of [`ObjHeader`].
+/// Bytes of the header before each object (pool pointer, IOVA, cookie).
 pub const OBJ_HEADER_SIZE: usize = std::mem::size_of::<ObjHeader>();
 
 impl ObjHeader {
@@ -75,7 +75,7 @@ pub struct ObjSize {
 
 /// Computes the layout of one element of `elt_size` bytes under `flags`:
 /// header and element aligned to a cache line unless
-/// [`PoolFlags::NO_CACHE_ALIGN`]. `None` when the size overflows.
+/// [`PoolFlags::NO_CACHE_ALIGN`](crate::PoolFlags::NO_CACHE_ALIGN). `None` when the size overflows.
 ///
 /// ```
 /// use pktmem_mempool::{calc_obj_size, PoolFlags};
