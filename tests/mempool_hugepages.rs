@@ -223,3 +223,50 @@ fn default_create_uses_the_global_provider() {
     let (n, _) = check_objects(&pool, Provider::global());
     assert_eq!(n, 8191);
 }
+
+/// External memory registered with the provider (with made-up IOVAs, two
+/// pages contiguous then a jump) backs a pool; each object's IOVA comes from
+/// the registration and the registration outlives the pool.
+#[test]
+fn external_memory_backs_a_pool() {
+    let provider = Provider::builder()
+        .heap_backed(1 << 20)
+        .quiet(true)
+        .build()
+        .unwrap();
+    let layout = std::alloc::Layout::from_size_align(4 * 4096, 4096).unwrap();
+    // SAFETY: a non-zero-size layout.
+    let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+    assert!(!mem.is_null());
+    let iovas = [
+        Iova(0x10_0000),
+        Iova(0x10_1000),
+        Iova(0x80_0000),
+        Iova(0x40_0000),
+    ];
+    let id = provider
+        .register_external(mem, 4 * 4096, 4096, Some(&iovas))
+        .unwrap();
+    let pool = Mempool::builder("ext", 100, 1000).create_empty().unwrap();
+    // SAFETY: the allocation outlives the pool (freed after it below) and is
+    // used by nothing else; it stays registered while the pool lives.
+    let n = unsafe {
+        pool.populate_external(
+            &provider,
+            std::ptr::NonNull::new(mem).unwrap(),
+            4 * 4096,
+            4096,
+            None,
+        )
+    }
+    .unwrap();
+    // Runs: pages 0-1 (8 KiB: 7 objects of 1088 B), page 2 (3), page 3 (3).
+    assert_eq!(n, 7 + 3 + 3);
+    let (count, _) = check_objects(&pool, &provider);
+    assert_eq!(count, n);
+    assert!(!pool.is_non_io());
+    drop(pool);
+    provider.unregister_external(id).unwrap();
+    // SAFETY: allocated above with this layout; the pool is gone.
+    unsafe { std::alloc::dealloc(mem, layout) };
+}
