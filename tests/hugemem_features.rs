@@ -1,7 +1,7 @@
 //! Events, limits and validators, external memory and heaps, zones, the
 //! small-object heap, fragmentation and IOVA-contiguous requests.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pktmem::hugemem::{
@@ -97,16 +97,18 @@ fn callback_may_unregister_itself_and_late_ones_wait() {
     let calls = Arc::new(AtomicUsize::new(0));
     let late_calls = Arc::new(AtomicUsize::new(0));
     let (p2, c2, l2) = (p.clone(), calls.clone(), late_calls.clone());
-    p.register_event_callback("once", move |_| {
+    p.register_event_callback("once", move |e| {
         c2.fetch_add(1, Ordering::SeqCst);
+        // The provider is usable from a callback: no lock is held.
+        let page = p2.page_of(e.va).expect("mapped before the Alloc event");
+        assert!(page.in_use);
+        assert!(p2.mapped_bytes() >= e.len);
         p2.unregister_event_callback("once").unwrap();
         let l3 = l2.clone();
         p2.register_event_callback("late", move |_| {
             l3.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
-        // Allocating from inside a callback is refused, not a deadlock.
-        assert!(matches!(p2.alloc(4096), Err(HugememError::Reentrant)));
     })
     .unwrap();
     let c = p.alloc(4096).unwrap();
@@ -119,6 +121,46 @@ fn callback_may_unregister_itself_and_late_ones_wait() {
     drop(c);
     assert_eq!(calls.load(Ordering::SeqCst), 1, "unregistered itself");
     assert_eq!(late_calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn callback_may_allocate_and_validator_may_not() {
+    let p = heap_provider();
+    let held: Arc<Mutex<Vec<pktmem::hugemem::Chunk>>> = Arc::default();
+    let (p2, h2) = (p.clone(), held.clone());
+    let log: Arc<Mutex<Vec<(EventKind, usize)>>> = Arc::default();
+    let l2 = log.clone();
+    let once = AtomicBool::new(false);
+    p.register_event_callback("nested", move |e| {
+        l2.lock().unwrap().push((e.kind, e.va));
+        if e.kind == EventKind::Alloc && !once.swap(true, Ordering::SeqCst) {
+            let c = p2.alloc(4096).unwrap(); // nested Alloc event
+            h2.lock().unwrap().push(c);
+        }
+    })
+    .unwrap();
+    let c = p.alloc(4096).unwrap();
+    assert_eq!(held.lock().unwrap().len(), 1);
+    assert_eq!(p.mapped_bytes(), 2 * 4096);
+    assert_eq!(log.lock().unwrap().len(), 2);
+    drop(c);
+    held.lock().unwrap().clear();
+    assert_eq!(p.mapped_bytes(), 0);
+    let frees = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.0 == EventKind::Free)
+        .count();
+    assert_eq!(frees, 2);
+    let p3 = p.clone();
+    p.register_validator("v", 0, move |_| {
+        assert!(matches!(p3.alloc(1), Err(HugememError::Reentrant)));
+        true
+    })
+    .unwrap();
+    let c = p.alloc(1).unwrap();
+    assert_eq!(c.len(), 1);
 }
 
 #[test]

@@ -112,7 +112,7 @@ pub enum HugememError {
     },
     /// The NUMA node does not exist on this machine.
     UnknownNode(i32),
-    /// Called from inside an event callback, which would deadlock.
+    /// Called from inside a validator, which runs under the provider lock.
     Reentrant,
     /// Too many lists (page-size lists plus external ranges); the table holds this many.
     TooManyLists(usize),
@@ -228,7 +228,7 @@ impl fmt::Display for HugememError {
             UnknownNode(n) => write!(f, "NUMA node {n} does not exist"),
             Reentrant => write!(
                 f,
-                "called from inside an event callback of the same provider"
+                "called from inside a validator of the same provider (it runs under the provider lock)"
             ),
             TooManyLists(n) => write!(f, "the provider holds at most {n} lists"),
             InitFailed(m) => write!(f, "provider could not be built: {m}"),

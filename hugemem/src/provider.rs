@@ -237,6 +237,8 @@ const UNMAPPED: u8 = 0;
 const KEPT: u8 = 1;
 /// Handed out in a chunk.
 const USED: u8 = 2;
+/// Mapped, being given back: its Free event is firing (not reusable).
+const FREEING: u8 = 3;
 
 enum Backing {
     Fd(OwnedFd),
@@ -284,6 +286,14 @@ struct State {
     fallback: Option<String>,
     fallback_count: usize,
     next_generation: u64,
+    /// Bytes of own pages in FREEING state.
+    releasing: usize,
+    /// Events queued under the lock, fired by `settle` once it is released.
+    pending_events: Vec<MemEvent>,
+    /// Page runs `(list, first, count)` to unmap after their Free events.
+    pending_unmap: Vec<(usize, usize, usize)>,
+    /// External lists to remove after their Free events.
+    pending_removal: Vec<usize>,
 }
 
 pub(crate) struct Inner {
@@ -407,7 +417,7 @@ impl Provider {
         let mut found = None;
         self.inner.table.for_each(|seg| {
             let size = seg.page_size() as u64;
-            for i in 0..seg.pages() {
+            for i in 0..seg.walk_len() {
                 let p = seg.page_iova(i);
                 if !p.is_bad() && iova.0 >= p.0 && iova.0 - p.0 < size {
                     found = std::ptr::NonNull::new(
@@ -450,9 +460,10 @@ impl Provider {
 
     /// Registers `f` under `name`, called for every page Alloc (after
     /// mapping) and Free (before unmapping), external memory included.
-    /// The callback runs with the provider's lock held: it may translate
-    /// addresses and (un)register callbacks, but allocating from the same
-    /// provider returns [`HugememError::Reentrant`].
+    /// Callbacks run with no provider lock held, so they may use the
+    /// provider (translate, look up pages, allocate, free, (un)register
+    /// callbacks). Events for a range arrive in order: a range's Free comes
+    /// before the Alloc of anything mapped again at those addresses.
     ///
     /// ```
     /// use pktmem_hugemem::{EventKind, Provider};
@@ -500,7 +511,9 @@ impl Provider {
 
     /// Registers a validator called whenever growth would take the mapped
     /// bytes past `threshold`; returning false refuses the allocation with
-    /// [`HugememError::RefusedByValidator`].
+    /// [`HugememError::RefusedByValidator`]. Validators run under the
+    /// provider's lock: everything they need is in the [`GrowthQuery`];
+    /// allocating from inside one returns [`HugememError::Reentrant`].
     pub fn register_validator(
         &self,
         name: &str,
@@ -1009,7 +1022,6 @@ impl Inner {
         if snapshot.is_empty() {
             return;
         }
-        let prev = IN_CALLBACK.with(|c| c.replace(self.id));
         for ev in evs {
             for e in &snapshot {
                 // Acquire: pairs with the Release store in `unregister_event_callback`.
@@ -1018,7 +1030,41 @@ impl Inner {
                 }
             }
         }
-        IN_CALLBACK.with(|c| c.set(prev));
+    }
+
+    /// Releases the lock, fires the queued events, then (locked again)
+    /// unmaps the pages and removes the lists whose Free events just fired;
+    /// frees chunks dropped inside validators. Callbacks thus run with no
+    /// provider lock held.
+    fn settle<'a>(&'a self, mut st: MutexGuard<'a, State>) {
+        loop {
+            let evs = std::mem::take(&mut st.pending_events);
+            let unmaps = std::mem::take(&mut st.pending_unmap);
+            let removals = std::mem::take(&mut st.pending_removal);
+            let deferred: Vec<RawChunk> = DEFERRED.with(|d| {
+                let mut d = d.borrow_mut();
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    d.drain(..).partition(|(id, _)| *id == self.id);
+                *d = rest;
+                mine.into_iter().map(|(_, r)| r).collect()
+            });
+            if evs.is_empty() && unmaps.is_empty() && removals.is_empty() && deferred.is_empty() {
+                return;
+            }
+            drop(st);
+            self.fire(&evs);
+            st = lock(&self.state);
+            for (li, s, c) in unmaps {
+                self.unmap_pages(&mut st, li, s, c);
+                st.releasing -= c << st.lists[li].seg.shift;
+            }
+            for li in removals {
+                self.finish_removal(&mut st, li);
+            }
+            for raw in deferred {
+                self.free_locked(&mut st, raw);
+            }
+        }
     }
 
     pub(crate) fn alloc_raw(&self, req: &AllocRequest) -> Result<RawChunk, HugememError> {
@@ -1037,7 +1083,7 @@ impl Inner {
         }
         let mut st = lock(&self.state);
         let r = self.alloc_locked(&mut st, req);
-        self.drain_deferred(&mut st);
+        self.settle(st);
         r
     }
 
@@ -1223,7 +1269,7 @@ impl Inner {
             if i >= l.hwm {
                 return Some(i);
             }
-            match l.state[i..i + n].iter().rposition(|&s| s == USED) {
+            match l.state[i..i + n].iter().rposition(|&s| s >= USED) {
                 None => return Some(i),
                 Some(k) => {
                     let next = i + k + 1;
@@ -1367,7 +1413,7 @@ impl Inner {
                 external,
             })
             .collect();
-        self.fire(&evs);
+        st.pending_events.extend(evs);
         Ok(RawChunk {
             list: li,
             first,
@@ -1474,38 +1520,18 @@ impl Inner {
 
     pub(crate) fn free_raw(&self, raw: RawChunk) {
         if IN_CALLBACK.with(|c| c.get()) == self.id {
-            // Our lock is held further up this thread's stack: free afterwards.
+            // Inside a validator: our lock is held further up this thread's
+            // stack. `settle` frees it once the lock is released.
             DEFERRED.with(|d| d.borrow_mut().push((self.id, raw)));
             return;
         }
         let mut st = lock(&self.state);
         self.free_locked(&mut st, raw);
-        self.drain_deferred(&mut st);
+        self.settle(st);
     }
 
-    /// Frees chunks dropped inside callbacks on this thread.
-    fn drain_deferred(&self, st: &mut State) {
-        loop {
-            let mut more: Vec<RawChunk> = Vec::new();
-            DEFERRED.with(|d| {
-                d.borrow_mut().retain(|(id, raw)| {
-                    if *id == self.id {
-                        more.push(raw.clone());
-                        false
-                    } else {
-                        true
-                    }
-                })
-            });
-            if more.is_empty() {
-                return;
-            }
-            for raw in more {
-                self.free_locked(st, raw);
-            }
-        }
-    }
-
+    /// Marks the chunk's pages free; queues the Free event and the unmap of
+    /// those beyond the kept minimum (done by `settle`).
     fn free_locked(&self, st: &mut State, raw: RawChunk) {
         let li = raw.list;
         let external = st.lists[li].seg.external;
@@ -1521,26 +1547,30 @@ impl Inner {
         if external {
             return;
         }
-        // Keep pages while that holds the mapped total at or under min_keep.
+        // Keep pages while that holds the mapped total (less what is being
+        // released already) at or under min_keep.
         let ps = 1usize << shift;
-        let keep_bytes = self
-            .cfg
-            .min_keep
-            .saturating_sub(st.mapped - (raw.pages << shift));
+        let staying = st.mapped - st.releasing - (raw.pages << shift);
+        let keep_bytes = self.cfg.min_keep.saturating_sub(staying);
         let keep = keep_bytes.div_ceil(ps).min(raw.pages);
         let s = raw.first + keep;
         let c = raw.pages - keep;
         if c == 0 {
             return;
         }
-        let base = st.lists[li].seg.base;
-        self.fire(&[MemEvent {
+        let l = &mut st.lists[li];
+        for i in s..s + c {
+            l.state[i] = FREEING;
+        }
+        let base = l.seg.base;
+        st.releasing += c << shift;
+        st.pending_events.push(MemEvent {
             kind: EventKind::Free,
             va: base + (s << shift),
             len: c << shift,
             external: false,
-        }]);
-        self.unmap_pages(st, li, s, c);
+        });
+        st.pending_unmap.push((li, s, c));
     }
 
     fn register_external(
@@ -1624,12 +1654,13 @@ impl Inner {
             generation,
         });
         let id = ExternalId(st.lists.len() - 1, generation);
-        self.fire(&[MemEvent {
+        st.pending_events.push(MemEvent {
             kind: EventKind::Alloc,
             va: addr,
             len,
             external: true,
-        }]);
+        });
+        self.settle(st);
         Ok(id)
     }
 
@@ -1645,6 +1676,7 @@ impl Inner {
             Some(l)
                 if !l.removed
                     && l.generation == id.1
+                    && !l.state.contains(&FREEING)
                     && l.kind
                         == ListKind::External {
                             heap: heap.map(str::to_string),
@@ -1661,23 +1693,31 @@ impl Inner {
                 pages: l.used,
             });
         }
-        let (base, len, slot) = (l.seg.base, l.seg.len, l.slot);
-        self.fire(&[MemEvent {
+        let (base, len) = (l.seg.base, l.seg.len);
+        // FREEING: no chunk can be carved from it while its Free event fires.
+        st.lists[id.0].state.iter_mut().for_each(|s| *s = FREEING);
+        st.pending_events.push(MemEvent {
             kind: EventKind::Free,
             va: base,
             len,
             external: true,
-        }]);
-        let l = &mut st.lists[id.0];
+        });
+        st.pending_removal.push(id.0);
+        self.settle(st);
+        Ok(())
+    }
+
+    /// Drops an external list whose Free event has fired.
+    fn finish_removal(&self, st: &mut State, li: usize) {
+        let l = &mut st.lists[li];
         for i in 0..l.seg.pages() {
             l.seg.set_page_iova(i, Iova::BAD);
         }
         l.removed = true;
         l.state = Vec::new();
-        self.table.retire(slot);
+        self.table.retire(l.slot);
         let seg = l.seg.clone();
         st.graveyard.push(seg);
-        Ok(())
     }
 
     fn alloc_from_heap(

@@ -30,6 +30,9 @@ pub(crate) struct Segment {
     pub external: bool,
     /// Index of the provider list this segment belongs to.
     pub list: usize,
+    /// Pages at and past this index have never been mapped (so walks stop
+    /// there). Raised under the provider's state lock.
+    hwm: AtomicUsize,
     /// Per page, the IOVA stored inverted (`!iova`): a zeroed entry reads as
     /// [`Iova::BAD`], so a fresh table needs no initialising pass. Written
     /// only under the provider's state lock: set after the page is mapped,
@@ -70,6 +73,7 @@ impl Segment {
             node,
             external,
             list,
+            hwm: AtomicUsize::new(0),
             iova_inv,
         }
     }
@@ -114,6 +118,18 @@ impl Segment {
     pub(crate) fn set_page_iova(&self, i: usize, iova: Iova) {
         // Release: pairs with the Acquire loads in `lookup` / `page_iova`.
         self.iova_inv[i].store(!iova.0, Ordering::Release);
+        // Relaxed: single writer (state lock); readers only use it to bound
+        // a walk, and load each entry with Acquire themselves.
+        if self.hwm.load(Ordering::Relaxed) <= i {
+            // Release: pairs with the Acquire load in `walk_len`.
+            self.hwm.store(i + 1, Ordering::Release);
+        }
+    }
+
+    /// Pages worth walking: one past the highest page ever mapped.
+    pub(crate) fn walk_len(&self) -> usize {
+        // Acquire: pairs with the Release store in `set_page_iova`.
+        self.hwm.load(Ordering::Acquire)
     }
 }
 
