@@ -275,6 +275,18 @@ fn bad_input_is_typed() {
         MempoolError::ElementTooLarge { .. }
     ));
     assert!(matches!(
+        e(Mempool::builder("z", usize::MAX / 64, 64).backend_kind(BackendKind::Stack)),
+        MempoolError::PoolTooLarge { .. }
+    ));
+    assert!(matches!(
+        e(Mempool::builder("z", 1 << 40, 8)),
+        MempoolError::Ring(_)
+    ));
+    assert!(matches!(
+        e(Mempool::builder("z", 10, 64).private_size(usize::MAX)),
+        MempoolError::PrivateAreaTooLarge { .. }
+    ));
+    assert!(matches!(
         PoolFlags::from_bits(0x4),
         Err(MempoolError::UnknownFlags { bits: 0x4 })
     ));

@@ -127,7 +127,8 @@ impl StackBackend {
     /// ```
     pub fn new(capacity: usize) -> Self {
         Self {
-            stack: Mutex::new(Vec::with_capacity(capacity)),
+            // Grows on demand past 64 Ki entries: a huge capacity costs nothing up front.
+            stack: Mutex::new(Vec::with_capacity(capacity.min(1 << 16))),
             len: AtomicUsize::new(0),
             capacity,
         }

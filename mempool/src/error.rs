@@ -48,7 +48,19 @@ pub enum MempoolError {
         len: usize,
     },
     /// The ring backend could not be built.
-    Ring(String),
+    Ring(pktmem_ring::RingError),
+    /// `n` objects of this size overflow the address space.
+    PoolTooLarge {
+        /// Objects asked for.
+        n: usize,
+        /// Bytes per element, header included.
+        obj_size: usize,
+    },
+    /// The private area asked for is larger than 1 GiB.
+    PrivateAreaTooLarge {
+        /// Bytes asked for.
+        size: usize,
+    },
     /// Population failed; the pool was dropped and its memory returned.
     Populate(PopulateError),
 }
@@ -71,6 +83,12 @@ impl fmt::Display for MempoolError {
             ),
             Self::BackendNotEmpty { len } => write!(f, "backend already holds {len} objects"),
             Self::Ring(e) => write!(f, "ring backend: {e}"),
+            Self::PoolTooLarge { n, obj_size } => {
+                write!(f, "{n} objects of {obj_size} B overflow the address space")
+            }
+            Self::PrivateAreaTooLarge { size } => {
+                write!(f, "private area of {size} B is larger than 1 GiB")
+            }
             Self::Populate(e) => write!(f, "{e}"),
         }
     }
@@ -80,6 +98,7 @@ impl std::error::Error for MempoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Populate(e) => Some(e),
+            Self::Ring(e) => Some(e),
             _ => None,
         }
     }

@@ -484,6 +484,15 @@ impl MempoolBuilder {
         }
         let obj =
             calc_obj_size(elt_size, flags).ok_or(MempoolError::ElementTooLarge { elt_size })?;
+        if !matches!(n.checked_mul(obj.total_size), Some(b) if b <= isize::MAX as usize) {
+            return Err(MempoolError::PoolTooLarge {
+                n,
+                obj_size: obj.total_size,
+            });
+        }
+        if private_size > 1 << 30 {
+            return Err(MempoolError::PrivateAreaTooLarge { size: private_size });
+        }
         let backend = match custom {
             Some(b) => {
                 if b.capacity() < n {
@@ -772,6 +781,33 @@ impl Mempool {
         // SAFETY: the caller's condition; headers are written before objects
         // are handed out and `iova` never changes after.
         Iova(unsafe { (*ObjHeader::of(obj.as_ptr())).iova })
+    }
+
+    /// Runs `f` with the pool `obj` belongs to, found through the object's
+    /// header (no reference count is taken): how a packet buffer finds the
+    /// pool to go back to.
+    ///
+    /// # Safety
+    /// - `obj` is an object of a pool that stays alive during the call.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder("owner", 8, 64).create_anonymous().unwrap();
+    /// let o = pool.get(None).unwrap();
+    /// // SAFETY: `pool` is alive; the object is returned once.
+    /// unsafe { Mempool::with_owner(o, |p| { assert!(p.same_pool(&pool)); p.put(None, o) }) };
+    /// assert!(pool.is_full());
+    /// ```
+    #[inline(always)]
+    pub unsafe fn with_owner<R>(obj: NonNull<u8>, f: impl FnOnce(&Mempool) -> R) -> R {
+        // SAFETY: the header holds `Arc::as_ptr` of the owning pool (written
+        // at placement, never changed), alive per the caller.
+        let inner = unsafe { (*ObjHeader::of(obj.as_ptr())).pool } as *const PoolInner;
+        // SAFETY: borrowed without taking a count: `ManuallyDrop` never
+        // releases the count this `Arc` does not own.
+        let inner = unsafe { Arc::from_raw(inner) };
+        let pool = std::mem::ManuallyDrop::new(Mempool { inner });
+        f(&pool)
     }
 
     /// Whether `obj` belongs to this pool, by its header.

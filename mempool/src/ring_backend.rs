@@ -26,7 +26,7 @@ impl RingBackend {
         let ring = Ring::builder(n)
             .exact_size(true)
             .build()
-            .map_err(|e| MempoolError::Ring(e.to_string()))?;
+            .map_err(MempoolError::Ring)?;
         Ok(Self { ring, sp, sc })
     }
 
