@@ -39,6 +39,8 @@ pub struct BackendEmpty {
 ///   `Err` keeps nothing;
 /// - it is safe to call from several threads at once (the trait requires
 ///   `Send + Sync`).
+/// - it does not call back into the pool that owns it (the pool calls it
+///   while using a cache it owns exclusively).
 ///
 /// ```
 /// use pktmem_mempool::{Backend, BackendEmpty, BackendFull, Mempool};

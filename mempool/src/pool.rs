@@ -846,7 +846,9 @@ impl Mempool {
         self.avail_count() == 0
     }
 
-    /// Calls `f` for every placed object, in population order.
+    /// Calls `f` for every placed object, in population order. `f` runs
+    /// under the pool's population lock: it must not populate this pool (it
+    /// may get and put objects).
     ///
     /// ```
     /// use pktmem_mempool::Mempool;
