@@ -529,3 +529,77 @@ fn info_and_dump_describe_state() {
         assert!(h.free <= h.total + h.surplus, "{h}");
     }
 }
+
+#[test]
+fn panicking_callback_leaves_state_consistent() {
+    let p = heap_provider();
+    p.register_event_callback("boom", |e| {
+        if e.len == 2 * 4096 {
+            panic!("callback panics on purpose");
+        }
+    })
+    .unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.alloc(2 * 4096)));
+    assert!(r.is_err(), "the panic reaches the caller");
+    assert_eq!(p.mapped_bytes(), 0, "the chunk was given back");
+    let c = p.alloc(4096).unwrap();
+    assert_eq!(p.mapped_bytes(), 4096);
+    drop(c);
+    assert_eq!(p.mapped_bytes(), 0);
+    assert!(p
+        .lists()
+        .iter()
+        .all(|l| l.used_pages == 0 && l.mapped_pages == 0));
+}
+
+#[test]
+fn differential_against_page_model() {
+    // Random alloc/free on a heap provider with a kept minimum, checked
+    // after every step against a model: max(used, min_keep) <= mapped <=
+    // used + min_keep, chunks never overlap, every chunk keeps its bytes.
+    let min_keep = 6 * 4096;
+    let p = Provider::builder()
+        .heap_backed(256 * 4096)
+        .min_keep(min_keep)
+        .build()
+        .unwrap();
+    let mut live: Vec<(pktmem::hugemem::Chunk, u8)> = Vec::new();
+    let mut x = 0x2545f4914f6cdd1du64;
+    let mut high = min_keep;
+    for step in 0..2000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if live.len() < 12 && x % 5 < 3 {
+            let len = 1 + (x >> 16) as usize % (9 * 4096);
+            let mut c = p.alloc(len).unwrap();
+            let tag = step as u8 | 1;
+            c.as_mut_slice().fill(tag);
+            live.push((c, tag));
+        } else if !live.is_empty() {
+            let (c, tag) = live.swap_remove((x >> 8) as usize % live.len());
+            assert!(c.as_slice().iter().all(|&b| b == tag));
+        }
+        let used: usize = live.iter().map(|(c, _)| c.mapped_len()).sum();
+        high = high.max(used);
+        let mapped = p.mapped_bytes();
+        assert!(
+            mapped >= used.max(min_keep),
+            "step {step}: {mapped} < {used}"
+        );
+        // Free pages beyond the minimum go back at once: at most `min_keep`
+        // bytes are mapped and not in use.
+        assert!(mapped <= used + min_keep, "step {step}: {mapped}");
+        let mut ranges: Vec<(usize, usize)> = live
+            .iter()
+            .map(|(c, _)| (c.as_ptr().as_ptr() as usize, c.mapped_len()))
+            .collect();
+        ranges.sort();
+        for w in ranges.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0, "step {step}: overlap");
+        }
+    }
+    drop(live);
+    assert_eq!(p.mapped_bytes(), min_keep, "exactly the minimum stays");
+    assert!(high > min_keep);
+}

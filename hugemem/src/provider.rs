@@ -1026,7 +1026,14 @@ impl Inner {
             for e in &snapshot {
                 // Acquire: pairs with the Release store in `unregister_event_callback`.
                 if e.active.load(Ordering::Acquire) {
-                    (e.f)(ev);
+                    // A panicking callback must not leave pages half given
+                    // back: finish the bookkeeping, then let the panic go on.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (e.f)(ev)));
+                    if let Err(payload) = r {
+                        PANIC.with(|p| {
+                            p.borrow_mut().get_or_insert(payload);
+                        });
+                    }
                 }
             }
         }
@@ -1036,7 +1043,11 @@ impl Inner {
     /// unmaps the pages and removes the lists whose Free events just fired;
     /// frees chunks dropped inside validators. Callbacks thus run with no
     /// provider lock held.
-    fn settle<'a>(&'a self, mut st: MutexGuard<'a, State>) {
+    ///
+    /// Returns the payload of a callback's panic, for the caller to resume
+    /// once its own state is consistent.
+    #[must_use]
+    fn settle<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Option<PanicPayload> {
         loop {
             let evs = std::mem::take(&mut st.pending_events);
             let unmaps = std::mem::take(&mut st.pending_unmap);
@@ -1049,7 +1060,8 @@ impl Inner {
                 mine.into_iter().map(|(_, r)| r).collect()
             });
             if evs.is_empty() && unmaps.is_empty() && removals.is_empty() && deferred.is_empty() {
-                return;
+                drop(st);
+                return PANIC.with(|p| p.borrow_mut().take());
             }
             drop(st);
             self.fire(&evs);
@@ -1083,8 +1095,19 @@ impl Inner {
         }
         let mut st = lock(&self.state);
         let r = self.alloc_locked(&mut st, req);
-        self.settle(st);
+        if let Some(payload) = self.settle(st) {
+            if let Ok(raw) = r {
+                self.free_raw(raw);
+            }
+            std::panic::resume_unwind(payload);
+        }
         r
+    }
+
+    fn settle_or_unwind<'a>(&'a self, st: MutexGuard<'a, State>) {
+        if let Some(payload) = self.settle(st) {
+            std::panic::resume_unwind(payload);
+        }
     }
 
     fn candidates(&self, req: &AllocRequest) -> Vec<PageSize> {
@@ -1324,7 +1347,7 @@ impl Inner {
                 threshold: 0,
                 page_size: ps,
             };
-            let prev = IN_CALLBACK.with(|c| c.replace(self.id));
+            let _in_validator = InCallback::enter(self.id);
             let refused = st.validators.iter().find(|v| {
                 new_total > v.threshold
                     && !(v.f)(&GrowthQuery {
@@ -1332,7 +1355,7 @@ impl Inner {
                         ..q_base
                     })
             });
-            IN_CALLBACK.with(|c| c.set(prev));
+            drop(_in_validator);
             if let Some(v) = refused {
                 return Err(ListFail::Hard(HugememError::RefusedByValidator {
                     name: v.name.clone(),
@@ -1527,7 +1550,7 @@ impl Inner {
         }
         let mut st = lock(&self.state);
         self.free_locked(&mut st, raw);
-        self.settle(st);
+        self.settle_or_unwind(st);
     }
 
     /// Marks the chunk's pages free; queues the Free event and the unmap of
@@ -1660,7 +1683,7 @@ impl Inner {
             len,
             external: true,
         });
-        self.settle(st);
+        self.settle_or_unwind(st);
         Ok(id)
     }
 
@@ -1703,7 +1726,7 @@ impl Inner {
             external: true,
         });
         st.pending_removal.push(id.0);
-        self.settle(st);
+        self.settle_or_unwind(st);
         Ok(())
     }
 
@@ -1762,7 +1785,27 @@ impl Inner {
     }
 }
 
+/// Marks this thread as running a validator of provider `id` until dropped
+/// (also on unwind).
+struct InCallback(u64);
+
+impl InCallback {
+    fn enter(id: u64) -> InCallback {
+        InCallback(IN_CALLBACK.with(|c| c.replace(id)))
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        IN_CALLBACK.with(|c| c.set(self.0));
+    }
+}
+
+type PanicPayload = Box<dyn std::any::Any + Send + 'static>;
+
 thread_local! {
+    /// A callback's panic, held until the provider's bookkeeping is done.
+    static PANIC: std::cell::RefCell<Option<PanicPayload>> = const { std::cell::RefCell::new(None) };
     static DEFERRED: std::cell::RefCell<Vec<(u64, RawChunk)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
