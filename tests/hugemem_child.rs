@@ -48,6 +48,11 @@ fn child_maps_regions_at_same_va() {
         .env(ENV, &table)
         .output()
         .unwrap();
+    for r in &regions {
+        // Close-on-exec again, so later spawns do not inherit the fds.
+        // SAFETY: F_SETFD on an fd the provider keeps open.
+        unsafe { libc::fcntl(r.fd as RawFd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(SKIP_CODE) {
         eprintln!("SKIP child mapping check: {stderr}");

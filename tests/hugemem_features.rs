@@ -603,3 +603,26 @@ fn differential_against_page_model() {
     assert_eq!(p.mapped_bytes(), min_keep, "exactly the minimum stays");
     assert!(high > min_keep);
 }
+
+#[test]
+fn alignment_above_page_size() {
+    // Heap memory is only 4 KiB aligned: the provider must still place
+    // chunks at VAs that are multiples of the alignment.
+    let p = heap_provider();
+    let _pad = p.alloc(4096).unwrap();
+    for align in [8192usize, 65536, 1 << 20] {
+        let c = p.alloc_with(&AllocRequest::new(5000).align(align)).unwrap();
+        assert_eq!(c.as_ptr().as_ptr() as usize % align, 0, "align {align}");
+    }
+    if free_2m() >= 16 {
+        let q = Provider::builder().quiet(true).build().unwrap();
+        let _one = q.alloc(1).unwrap();
+        let c = q
+            .alloc_with(&AllocRequest::new(MB2).align(4 * MB2))
+            .unwrap();
+        assert_eq!(c.page_size(), MB2);
+        assert_eq!(c.as_ptr().as_ptr() as usize % (4 * MB2), 0);
+    } else {
+        eprintln!("SKIP 4 MiB-aligned hugepage chunk: fewer than 16 free 2 MiB pages");
+    }
+}

@@ -1284,20 +1284,25 @@ impl Inner {
         Ok(st.lists.len() - 1)
     }
 
-    /// First-fit run of `n` non-USED pages starting at a multiple of `step`.
+    /// First-fit run of `n` pages that are not in use (UNMAPPED or KEPT)
+    /// whose first page's VA is a multiple of `step` pages.
     fn find_run(l: &PageList, n: usize, step: usize) -> Option<usize> {
         let total = l.state.len();
-        let mut i = 0;
-        while i + n <= total {
+        // Index `i` is aligned when (base_page + i) % step == 0.
+        let base_page = l.seg.base >> l.seg.shift;
+        let off = (step - base_page % step) % step;
+        let align_up = |x: usize| -> Option<usize> {
+            let k = x.checked_sub(off).map_or(0, |d| d.div_ceil(step));
+            k.checked_mul(step)?.checked_add(off)
+        };
+        let mut i = align_up(0)?;
+        while i.checked_add(n)? <= total {
             if i >= l.hwm {
                 return Some(i);
             }
             match l.state[i..i + n].iter().rposition(|&s| s >= USED) {
                 None => return Some(i),
-                Some(k) => {
-                    let next = i + k + 1;
-                    i = next.div_ceil(step) * step;
-                }
+                Some(k) => i = align_up(i + k + 1)?,
             }
         }
         None
