@@ -40,6 +40,19 @@
 //!   records, translation and events; named heaps of it serve chunks and
 //!   zones ([`AllocRequest::heap`]).
 //! * **Small objects**: [`SmallHeap`] carves small allocations out of pages.
+//! * **Events** ([`Provider::register_event_callback`]): Alloc after a range
+//!   is mapped, Free before it is unmapped, external memory included. They
+//!   fire with no provider lock held (pages being given back sit in a
+//!   `FREEING` state meanwhile), so a callback may use the provider.
+//! * **Limits**: `min_keep` bytes are mapped at build and never given back;
+//!   `limit` caps mapped bytes; validators may refuse growth past a threshold.
+//! * **Sharing groundwork**: fd-backed lists map file offset = VA offset, and
+//!   [`Provider::regions`] exports (fd, offset, VA, length, page size, IOVA)
+//!   for another process to map the same layout.
+//! * **NUMA**: pages come from the kernel's default policy; records carry
+//!   node 0 on single-node machines and -1 (unknown) otherwise. A request
+//!   naming a node that does not exist is refused; placement on a chosen
+//!   node is not implemented.
 //!
 //! ```
 //! use pktmem_hugemem::{AllocRequest, PageSize, Provider};
@@ -53,7 +66,10 @@
 //! ```
 //!
 //! Locking: allocation and free take one mutex around the list bookkeeping;
-//! translation ([`Provider::virt2iova`]) takes none.
+//! translation ([`Provider::virt2iova`]) takes none: it scans a fixed array
+//! of list descriptors (usually 1–3) and loads one per-page IOVA entry.
+//! Under `cfg(loom)` the crate's atomics and mutexes are loom's
+//! (`tests/loom_hugemem.rs`).
 
 mod chunk;
 mod error;
