@@ -85,6 +85,27 @@ fn events_in_order_with_ranges() {
     );
     assert_eq!(got[5].kind, EventKind::Free);
     p.unregister_event_callback("log").unwrap();
+    // Alloc comes after mapping and Free before unmapping: the range is
+    // translatable (and readable) inside both.
+    let p2 = p.clone();
+    let checked = Arc::new(AtomicUsize::new(0));
+    let c2 = checked.clone();
+    p.register_event_callback("mapped", move |e| {
+        assert!(!p2.virt2iova(e.va as *const u8).is_bad(), "{e:?}");
+        assert!(!p2.virt2iova((e.va + e.len - 1) as *const u8).is_bad());
+        // SAFETY: the range is mapped for the duration of the event.
+        let b = unsafe { std::ptr::read_volatile((e.va + e.len - 1) as *const u8) };
+        assert!(e.kind == EventKind::Alloc || b == 0x77);
+        c2.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
+    let mut c = p.alloc(2 * 4096).unwrap();
+    c.as_mut_slice().fill(0x77);
+    let mut c2 = p.alloc(2 * 4096).unwrap();
+    c2.as_mut_slice().fill(0x77);
+    drop((c, c2));
+    assert_eq!(checked.load(Ordering::SeqCst), 4);
+    p.unregister_event_callback("mapped").unwrap();
     assert!(matches!(
         p.unregister_event_callback("log"),
         Err(HugememError::UnknownName(_))
