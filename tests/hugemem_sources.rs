@@ -176,3 +176,30 @@ fn handles_are_send_sync() {
     assert_eq!(got, (va, 4096));
     assert_eq!(p.mapped_bytes(), 0, "dropped on the other thread");
 }
+
+#[test]
+fn node_request_binds_pages() {
+    let _s = serial();
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let c = p
+        .alloc_with(&AllocRequest::new(3 * MB2 / 2).node(0))
+        .unwrap();
+    for pg in c.pages() {
+        assert_eq!(pg.node, 0);
+        if let Some(n) = pktmem::hugemem::node_of(pg.va) {
+            assert_eq!(n, 0, "page {:#x} landed on node {n}", pg.va);
+        }
+    }
+    // The calling thread's policy is back to what it was: an unbound
+    // allocation after it goes to the default list.
+    let d = p.alloc(1).unwrap();
+    let lists = p.lists();
+    assert_eq!(
+        lists.len(),
+        if c.page_size() == d.page_size() { 2 } else { 3 }
+    );
+    assert!(matches!(
+        p.alloc_with(&AllocRequest::new(1).node(999)),
+        Err(pktmem::hugemem::HugememError::UnknownNode(999))
+    ));
+}

@@ -49,10 +49,12 @@
 //! * **Sharing groundwork**: fd-backed lists map file offset = VA offset, and
 //!   [`Provider::regions`] exports (fd, offset, VA, length, page size, IOVA)
 //!   for another process to map the same layout.
-//! * **NUMA**: pages come from the kernel's default policy; records carry
-//!   node 0 on single-node machines and -1 (unknown) otherwise. A request
-//!   naming a node that does not exist is refused; placement on a chosen
-//!   node is not implemented.
+//! * **NUMA**: requests with no node get pages from the kernel's default
+//!   policy; their records carry node 0 on single-node machines and -1
+//!   (unknown) otherwise. A request
+//!   naming a node that does not exist is refused; a request naming a node
+//!   gets pages from that node's own list, allocated under a memory policy
+//!   bound to it ([`node_of`] tells where a page landed).
 //!
 //! ```
 //! use pktmem_hugemem::{AllocRequest, PageSize, Provider};
@@ -90,3 +92,4 @@ pub use provider::{
     ProviderInfo, Region, Zone,
 };
 pub use small::{SmallBlock, SmallHeap};
+pub use sys::node_of;

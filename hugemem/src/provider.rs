@@ -269,8 +269,11 @@ pub(crate) struct PageList {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum ListKind {
-    Own(PageSize),
-    External { heap: Option<String> },
+    /// Own pages of this size, bound to this node (-1: the default policy).
+    Own(PageSize, i32),
+    External {
+        heap: Option<String>,
+    },
 }
 
 #[derive(Default)]
@@ -761,7 +764,7 @@ impl Provider {
                 external: l.seg.external,
                 heap: match &l.kind {
                     ListKind::External { heap } => heap.clone(),
-                    ListKind::Own(_) => None,
+                    ListKind::Own(..) => None,
                 },
                 locked: !l.lock_failed,
                 shareable: matches!(l.backing, Backing::Fd(_)),
@@ -1152,7 +1155,7 @@ impl Inner {
         let mut last_ps = PageSize::Small4K;
         for ps in cands {
             last_ps = ps;
-            let li = match self.list_for(st, ps) {
+            let li = match self.list_for(st, ps, req.node) {
                 Ok(li) => li,
                 Err(ListFail::NoSpace(r)) => {
                     why.push(r);
@@ -1204,11 +1207,17 @@ impl Inner {
     }
 
     /// The list of own pages of size `ps`, created on first use.
-    fn list_for(&self, st: &mut State, ps: PageSize) -> Result<usize, ListFail> {
+    fn list_for(&self, st: &mut State, ps: PageSize, node: i32) -> Result<usize, ListFail> {
+        // Heap memory has no placement: one list whatever the node.
+        let node = if let PageSource::Heap(_) = self.cfg.source {
+            -1
+        } else {
+            node
+        };
         if let Some(i) = st
             .lists
             .iter()
-            .position(|l| !l.removed && l.kind == ListKind::Own(ps))
+            .position(|l| !l.removed && l.kind == ListKind::Own(ps, node))
         {
             return Ok(i);
         }
@@ -1252,12 +1261,18 @@ impl Inner {
                 (reserve, backing, base)
             }
         };
-        let node = if sys::node_exists(1) { -1 } else { 0 };
+        let rec_node = if node >= 0 {
+            node
+        } else if sys::node_exists(1) {
+            -1
+        } else {
+            0
+        };
         let seg = Arc::new(Segment::new(
             base,
             reserve,
             shift,
-            node,
+            rec_node,
             false,
             st.lists.len(),
         ));
@@ -1269,7 +1284,7 @@ impl Inner {
             }
         };
         st.lists.push(PageList {
-            kind: ListKind::Own(ps),
+            kind: ListKind::Own(ps, node),
             state: vec![UNMAPPED; seg.pages()],
             seg,
             slot,
@@ -1459,6 +1474,13 @@ impl Inner {
         let addr = l.seg.base + (s << shift);
         let len = c << shift;
         let off = s << shift;
+        // Pages of a node's list are allocated under a policy bound to it.
+        let _bind = match l.kind {
+            ListKind::Own(_, node) if node >= 0 && !matches!(l.backing, Backing::Heap { .. }) => {
+                Some(sys::BindNode::new(node).map_err(BackingError::Other)?)
+            }
+            _ => None,
+        };
         match &l.backing {
             Backing::Fd(fd) => {
                 sys::fallocate(fd, off, len).inspect_err(|_| {

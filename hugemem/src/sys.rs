@@ -277,3 +277,98 @@ pub(crate) fn node_exists(node: i32) -> bool {
 pub(crate) fn read_num(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
+
+const MPOL_BIND: libc::c_int = 2;
+const MAX_NODES: usize = 1024;
+
+/// Binds this thread's memory policy to one node until dropped, then puts
+/// the previous policy back.
+pub(crate) struct BindNode {
+    mode: libc::c_int,
+    mask: [libc::c_ulong; MAX_NODES / 64],
+}
+
+impl BindNode {
+    pub(crate) fn new(node: i32) -> Result<BindNode, HugememError> {
+        let node = node as usize;
+        if node >= MAX_NODES {
+            return Err(HugememError::UnknownNode(node as i32));
+        }
+        let mut old = BindNode {
+            mode: 0,
+            mask: [0; MAX_NODES / 64],
+        };
+        // SAFETY: get_mempolicy writes one int and a mask of MAX_NODES bits,
+        // both pointing to memory of that size.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_get_mempolicy,
+                &mut old.mode as *mut libc::c_int,
+                old.mask.as_mut_ptr(),
+                MAX_NODES as libc::c_ulong,
+                0usize,
+                0usize,
+            )
+        };
+        if r != 0 {
+            return Err(HugememError::io("get_mempolicy"));
+        }
+        let mut mask = [0 as libc::c_ulong; MAX_NODES / 64];
+        mask[node / 64] |= 1 << (node % 64);
+        // SAFETY: set_mempolicy reads a mask of MAX_NODES bits from `mask`.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_set_mempolicy,
+                MPOL_BIND,
+                mask.as_ptr(),
+                MAX_NODES as libc::c_ulong,
+            )
+        };
+        if r != 0 {
+            return Err(HugememError::io("set_mempolicy"));
+        }
+        Ok(old)
+    }
+}
+
+impl Drop for BindNode {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`: a mask of MAX_NODES bits.
+        unsafe {
+            libc::syscall(
+                libc::SYS_set_mempolicy,
+                self.mode,
+                self.mask.as_ptr(),
+                MAX_NODES as libc::c_ulong,
+            )
+        };
+    }
+}
+
+/// The NUMA node of the page at `addr`, as the kernel reports it
+/// (`get_mempolicy(MPOL_F_NODE | MPOL_F_ADDR)`); `None` when the address
+/// is not mapped or the kernel has no NUMA support.
+///
+/// ```
+/// let x = Box::new(1u8);
+/// if let Some(n) = pktmem_hugemem::node_of(&*x as *const u8 as usize) {
+///     assert!(n >= 0);
+/// }
+/// ```
+pub fn node_of(addr: usize) -> Option<i32> {
+    const MPOL_F_NODE: libc::c_ulong = 1;
+    const MPOL_F_ADDR: libc::c_ulong = 2;
+    let mut node: libc::c_int = -1;
+    // SAFETY: with MPOL_F_NODE | MPOL_F_ADDR the kernel writes one int.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut node as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_ulong>(),
+            0usize,
+            addr,
+            MPOL_F_NODE | MPOL_F_ADDR,
+        )
+    };
+    (r == 0).then_some(node)
+}
