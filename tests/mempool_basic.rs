@@ -623,3 +623,30 @@ fn single_producer_single_consumer_backend() {
     assert!(pool.is_full());
     pool.audit().unwrap();
 }
+
+/// A cache handle moves between threads; the pool and typed boxes are
+/// shareable. (That a cache cannot be shared is a `compile_fail` doctest.)
+#[test]
+fn auto_traits() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<pktmem_mempool::Cache>();
+    send_sync::<Mempool>();
+    send_sync::<TypedPool<u64>>();
+    send_sync::<pktmem_mempool::PoolBox<u64>>();
+    let pool = anon("moves", 64, 64, 16, BackendKind::Ring);
+    let mut cache = pool.cache();
+    let o = pool.get(Some(&mut cache)).unwrap().as_ptr() as usize;
+    let cache = std::thread::spawn(move || {
+        let mut cache = cache;
+        let o = NonNull::new(o as *mut u8).unwrap();
+        // SAFETY: returned once, through the cache that moved here.
+        unsafe { cache.put_bulk(&[o]) };
+        cache
+    })
+    .join()
+    .unwrap();
+    assert_eq!(pool.avail_count(), 64);
+    drop(cache);
+    assert!(pool.is_full());
+}
