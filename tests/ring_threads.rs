@@ -86,6 +86,8 @@ fn circulate(prod: SyncMode, cons: SyncMode, exact: bool) {
     let ring = Arc::new(
         Ring::<Token>::builder(64)
             .exact_size(exact)
+            // Cross the `u32` index wrap while threads contend.
+            .initial_index(u32::MAX - 5_000)
             .producer(prod)
             .consumer(cons)
             .build()
@@ -220,7 +222,10 @@ fn val(p: u64, i: u64) -> [u64; 2] {
 
 #[test]
 fn spsc_pipeline_in_order() {
-    let (mut p, mut c) = Ring::<[u64; 2]>::builder(256).build_spsc().unwrap();
+    let (mut p, mut c) = Ring::<[u64; 2]>::builder(256)
+        .initial_index(u32::MAX - 50_000)
+        .build_spsc()
+        .unwrap();
     let t = std::thread::spawn(move || {
         let mut rng = Rng(7);
         let mut i = 0u64;
