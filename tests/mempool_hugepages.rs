@@ -102,6 +102,7 @@ fn fragmented(page_size: PageSize, pages: usize) {
     let per_page = pg / obj.total_size;
     let n = per_page * (pages / 2) - per_page; // needs pages/2 - 1 pages
     let before_mapped = provider.mapped_bytes();
+    let hugetlb_before = process_hugetlb_bytes();
     let pool = Mempool::builder("frag", n, elt)
         .cache_size(32)
         .create_with_provider(&provider)
@@ -142,6 +143,13 @@ fn fragmented(page_size: PageSize, pages: usize) {
         before_mapped,
         "pool memory went back to the provider"
     );
+    if huge {
+        assert_eq!(
+            process_hugetlb_bytes(),
+            hugetlb_before,
+            "the pool's hugepages went back to the system"
+        );
+    }
     drop(kept);
     assert_eq!(provider.mapped_bytes(), 0);
 }

@@ -621,6 +621,24 @@ impl Mempool {
         self.inner.obj
     }
 
+    /// Bytes of memory the objects still missing need in pages of
+    /// `page_size` bytes that objects must not straddle (0: one
+    /// IOVA-contiguous chunk), plus the alignment slack of one chunk: what to
+    /// ask for before a `populate_*` call. `None` when an object does not fit
+    /// in a page.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder("need", 100, 64).create_empty().unwrap();
+    /// assert_eq!(pool.mem_needed(0), Some(100 * 128 + 64));
+    /// assert_eq!(pool.mem_needed(4096), Some(3 * 4096 + 4 * 128 + 64));
+    /// ```
+    pub fn mem_needed(&self, page_size: usize) -> Option<usize> {
+        let missing = self.inner.size - self.populated();
+        crate::layout::calc_mem_size(missing, self.inner.obj.total_size, page_size)?
+            .checked_add(self.inner.obj.align)
+    }
+
     /// Whether no object may be used for IO: true until a chunk with a valid
     /// IOVA is added, and always for pools created with
     /// [`PoolFlags::NO_IOVA_CONTIG`] (their objects may straddle pages, so
