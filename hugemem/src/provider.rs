@@ -712,23 +712,47 @@ impl Provider {
 
     // ---- walks ----
 
-    /// Calls `f` for every mapped page of every list (external included).
+    /// Calls `f` for every mapped page of every list (external included),
+    /// with no lock held.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let _c = p.alloc(3 * 4096).unwrap();
+    /// let mut n = 0;
+    /// p.walk_pages(|pg| {
+    ///     assert!(pg.in_use && !pg.external);
+    ///     n += 1;
+    /// });
+    /// assert_eq!(n, 3);
+    /// assert_eq!(p.va_runs().len(), 1);
+    /// assert_eq!(p.lists()[0].used_pages, 3);
+    /// assert!(p.dump().contains("3 in use"));
+    /// ```
     pub fn walk_pages(&self, mut f: impl FnMut(&PageInfo)) {
-        let st = lock(&self.inner.state);
-        for l in st.lists.iter().filter(|l| !l.removed) {
-            for i in 0..l.hwm {
-                if l.state[i] != UNMAPPED {
-                    f(&PageInfo {
-                        va: l.seg.base + (i << l.seg.shift),
-                        iova: l.seg.page_iova(i),
-                        size: l.seg.page_size(),
-                        node: l.seg.node,
-                        external: l.seg.external,
-                        list: l.seg.list,
-                        in_use: l.state[i] == USED,
-                    });
+        // Collected first: `f` runs with no lock held and may use the provider.
+        let pages: Vec<PageInfo> = {
+            let st = lock(&self.inner.state);
+            let mut v = Vec::new();
+            for l in st.lists.iter().filter(|l| !l.removed) {
+                for i in 0..l.hwm {
+                    if l.state[i] != UNMAPPED {
+                        v.push(PageInfo {
+                            va: l.seg.base + (i << l.seg.shift),
+                            iova: l.seg.page_iova(i),
+                            size: l.seg.page_size(),
+                            node: l.seg.node,
+                            external: l.seg.external,
+                            list: l.seg.list,
+                            in_use: l.state[i] == USED,
+                        });
+                    }
                 }
             }
+            v
+        };
+        for p in &pages {
+            f(p);
         }
     }
 
@@ -777,6 +801,16 @@ impl Provider {
     /// its first page. Another process can map `fd` at `offset` to `va`.
     /// The fds are the provider's (close-on-exec; clear the flag to pass
     /// them to a child) and stay open while the provider lives.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().quiet(true).build().unwrap();
+    /// let c = p.alloc(5000).unwrap();
+    /// let r = p.regions();
+    /// assert_eq!(r.len(), 1);
+    /// assert_eq!(r[0].va, c.as_ptr().as_ptr() as usize);
+    /// assert_eq!(r[0].offset, r[0].va - p.lists()[0].va);
+    /// ```
     pub fn regions(&self) -> Vec<Region> {
         use std::os::fd::AsRawFd;
         let st = lock(&self.inner.state);
