@@ -434,7 +434,18 @@ impl Provider {
         found
     }
 
-    /// The record of the page holding `addr`, if the provider knows it.
+    /// The record of the page holding `addr`, if the provider knows it
+    /// (mapped pages of its lists, registered external memory).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc(100).unwrap();
+    /// let pg = p.page_of(c.as_ptr().as_ptr() as usize + 50).unwrap();
+    /// assert_eq!((pg.va, pg.size, pg.in_use), (c.as_ptr().as_ptr() as usize, 4096, true));
+    /// drop(c);
+    /// assert!(p.page_of(pg.va).is_none()); // unmapped again
+    /// ```
     pub fn page_of(&self, addr: usize) -> Option<PageInfo> {
         let st = lock(&self.inner.state);
         let seg = self.inner.table.find(addr)?;
@@ -517,6 +528,16 @@ impl Provider {
     /// [`HugememError::RefusedByValidator`]. Validators run under the
     /// provider's lock: everything they need is in the [`GrowthQuery`];
     /// allocating from inside one returns [`HugememError::Reentrant`].
+    ///
+    /// ```
+    /// use pktmem_hugemem::{HugememError, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// p.register_validator("cap", 8192, |q| q.new_total <= 12288).unwrap();
+    /// let a = p.alloc(8192).unwrap(); // up to the threshold: not asked
+    /// let b = p.alloc(4096).unwrap(); // asked, allowed
+    /// assert!(matches!(p.alloc(4096), Err(HugememError::RefusedByValidator { .. })));
+    /// drop((a, b));
+    /// ```
     pub fn register_validator(
         &self,
         name: &str,
@@ -599,6 +620,23 @@ impl Provider {
     }
 
     /// Creates an empty named external heap.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocRequest, Iova, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let layout = std::alloc::Layout::from_size_align(4 * 4096, 4096).unwrap();
+    /// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+    /// let iovas: Vec<Iova> = (0..4).map(|i| Iova(0x8000_0000 + i * 4096)).collect();
+    /// p.create_heap("dev").unwrap();
+    /// let id = p.heap_add_memory("dev", mem, 4 * 4096, 4096, Some(&iovas)).unwrap();
+    /// let c = p.alloc_with(&AllocRequest::new(8192).heap("dev")).unwrap();
+    /// assert_eq!(c.iova(), Iova(0x8000_0000));
+    /// assert!(p.heap_remove_memory("dev", id).is_err()); // busy
+    /// drop(c);
+    /// p.heap_remove_memory("dev", id).unwrap();
+    /// p.destroy_heap("dev").unwrap();
+    /// unsafe { std::alloc::dealloc(mem, layout) };
+    /// ```
     pub fn create_heap(&self, name: &str) -> Result<(), HugememError> {
         let mut st = lock(&self.inner.state);
         if st.heaps.contains_key(name) {
