@@ -597,6 +597,10 @@ impl Provider {
     }
 
     /// Unregisters external memory; refused while chunks use it. Fires a Free event.
+    ///
+    /// Lookups run without locks, so the range's translation table (8 bytes
+    /// per page) is retired rather than freed: it stays allocated until the
+    /// provider drops.
     pub fn unregister_external(&self, id: ExternalId) -> Result<(), HugememError> {
         self.inner.unregister_external(id, None)
     }
