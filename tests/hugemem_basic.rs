@@ -198,6 +198,14 @@ fn bad_input_is_typed() {
     ));
     assert_eq!(p.mapped_bytes(), 0);
     assert!(p.virt2iova(&p as *const _ as *const u8).is_bad());
+    assert!(matches!(
+        Provider::builder().va_reserve(PageSize::Huge2M, 0).build(),
+        Err(HugememError::ZeroLength)
+    ));
+    assert!(matches!(
+        Provider::builder().heap_backed(0).build(),
+        Err(HugememError::ZeroLength)
+    ));
     assert!(p.iova2virt(Iova::BAD).is_none());
 }
 

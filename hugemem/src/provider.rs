@@ -149,7 +149,8 @@ impl ProviderBuilder {
         self
     }
 
-    /// VA reserved up front for the list of `size` pages (rounded up to pages).
+    /// VA reserved up front for the list of `size` pages (rounded up to
+    /// pages; zero makes `build` fail with [`HugememError::ZeroLength`]).
     pub fn va_reserve(mut self, size: PageSize, bytes: usize) -> Self {
         self.va_reserve[size_index(size)] = bytes;
         self
@@ -192,13 +193,8 @@ impl ProviderBuilder {
 
     /// Builds the provider: detects the IOVA mode and maps `min_keep` bytes.
     pub fn build(self) -> Result<Provider, HugememError> {
-        for (i, r) in self.va_reserve.iter().enumerate() {
-            if *r == 0 {
-                let ps = [PageSize::Small4K, PageSize::Huge2M, PageSize::Huge1G][i];
-                return Err(HugememError::BadPageSize {
-                    page_size: ps.bytes(),
-                });
-            }
+        if self.va_reserve.contains(&0) {
+            return Err(HugememError::ZeroLength);
         }
         if let PageSource::Heap(0) = self.source {
             return Err(HugememError::ZeroLength);
