@@ -350,18 +350,17 @@ fn external_heaps_serve_chunks_and_zones() {
     let p = heap_provider();
     let ext = Ext::new(8 * 4096, 4096);
     let iovas: Vec<Iova> = (0..8).map(|i| Iova(0x4000_0000 + i * 4096)).collect();
-    assert!(matches!(
-        p.heap_add_memory("dev", ext.ptr, 8 * 4096, 4096, Some(&iovas)),
-        Err(HugememError::UnknownName(_))
-    ));
+    // SAFETY: `ext` is zeroed heap memory used by nothing else, alive until
+    // after it leaves the heap at the end of the test.
+    let r = unsafe { p.heap_add_memory("dev", ext.ptr, 8 * 4096, 4096, Some(&iovas)) };
+    assert!(matches!(r, Err(HugememError::UnknownName(_))));
     p.create_heap("dev").unwrap();
     assert!(matches!(
         p.create_heap("dev"),
         Err(HugememError::DuplicateName(_))
     ));
-    let id = p
-        .heap_add_memory("dev", ext.ptr, 8 * 4096, 4096, Some(&iovas))
-        .unwrap();
+    // SAFETY: as above.
+    let id = unsafe { p.heap_add_memory("dev", ext.ptr, 8 * 4096, 4096, Some(&iovas)) }.unwrap();
     let c = p
         .alloc_with(
             &AllocRequest::new(3 * 4096)

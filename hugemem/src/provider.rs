@@ -628,7 +628,8 @@ impl Provider {
     /// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
     /// let iovas: Vec<Iova> = (0..4).map(|i| Iova(0x8000_0000 + i * 4096)).collect();
     /// p.create_heap("dev").unwrap();
-    /// let id = p.heap_add_memory("dev", mem, 4 * 4096, 4096, Some(&iovas)).unwrap();
+    /// // SAFETY: `mem` is ours, zeroed, and outlives its time in the heap.
+    /// let id = unsafe { p.heap_add_memory("dev", mem, 4 * 4096, 4096, Some(&iovas)) }.unwrap();
     /// let c = p.alloc_with(&AllocRequest::new(8192).heap("dev")).unwrap();
     /// assert_eq!(c.iova(), Iova(0x8000_0000));
     /// assert!(p.heap_remove_memory("dev", id).is_err()); // busy
@@ -649,7 +650,14 @@ impl Provider {
     /// Adds external memory to heap `name` (registering it as
     /// [`register_external`](Self::register_external) does). Chunks and zones
     /// are then allocated from it with [`AllocRequest::heap`].
-    pub fn heap_add_memory(
+    ///
+    /// # Safety
+    /// Chunks carved from the memory give safe read/write access to it, so:
+    /// - `[ptr, ptr + len)` is valid for reads and writes of initialised bytes;
+    /// - it stays valid, and nothing else accesses it, until it is removed
+    ///   with [`heap_remove_memory`](Self::heap_remove_memory) or the
+    ///   provider is dropped.
+    pub unsafe fn heap_add_memory(
         &self,
         name: &str,
         ptr: *mut u8,
