@@ -208,9 +208,15 @@ fn hts_circulation() {
 }
 
 #[test]
+fn rts_circulation() {
+    circulate(SyncMode::Rts, SyncMode::Rts, false);
+}
+
+#[test]
 fn mixed_circulation() {
     circulate(SyncMode::Multi, SyncMode::Hts, false);
     circulate(SyncMode::Hts, SyncMode::Multi, true);
+    circulate(SyncMode::Rts, SyncMode::Hts, true);
 }
 
 const SEQ: u64 = 300_000;
@@ -279,7 +285,7 @@ fn spsc_pipeline_in_order() {
 
 #[test]
 fn sp_mc_and_mp_sc_pipelines() {
-    for cm in [SyncMode::Multi, SyncMode::Hts] {
+    for cm in [SyncMode::Multi, SyncMode::Hts, SyncMode::Rts] {
         // One producer, two consumers: each sees an increasing subsequence,
         // together every value exactly once.
         let (p, c) = Ring::<[u64; 2]>::builder(128)
@@ -323,7 +329,7 @@ fn sp_mc_and_mp_sc_pipelines() {
         assert_eq!(all.len() as u64, SEQ, "{cm:?}: lost or duplicated values");
         assert!(all.iter().enumerate().all(|(i, &v)| v == i as u64));
     }
-    for pm in [SyncMode::Multi, SyncMode::Hts] {
+    for pm in [SyncMode::Multi, SyncMode::Hts, SyncMode::Rts] {
         // Two producers, one consumer: per-producer order kept, nothing lost.
         let (p, c) = Ring::<[u64; 2]>::builder(128)
             .producer(pm)

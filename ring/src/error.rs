@@ -155,7 +155,8 @@ pub enum End {
 
 /// Zero-copy and peek calls on a shared [`Ring`](crate::Ring) need that side
 /// to be [`SyncMode::Hts`](crate::SyncMode::Hts) (one thread at a time owns
-/// the reserved slots); this side is [`SyncMode::Multi`](crate::SyncMode::Multi).
+/// the reserved slots); this side is [`SyncMode::Multi`](crate::SyncMode::Multi)
+/// or [`SyncMode::Rts`](crate::SyncMode::Rts).
 ///
 /// ```
 /// use pktmem_ring::{End, NotHts, Ring};
@@ -176,7 +177,7 @@ impl fmt::Display for NotHts {
         };
         write!(
             f,
-            "zero-copy and peek need the {end} side in HTS mode; it is multi-thread (MP/MC)"
+            "zero-copy and peek need the {end} side in HTS mode; it is in another mode"
         )
     }
 }

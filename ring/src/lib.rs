@@ -29,6 +29,7 @@
 //! |---|---|---|---|
 //! | multi-thread ([`SyncMode::Multi`]) | [`Ring`], [`SharedProducer`], [`SharedConsumer`] | CAS on the head; publish waits for earlier claimers, then stores the tail | DPDK's MP/MC |
 //! | head-tail sync ([`SyncMode::Hts`]) | same | one thread at a time owns the side (head and tail in one 64-bit word) | allows peek and zero-copy |
+//! | relaxed tail sync ([`SyncMode::Rts`]) | same | CAS on a counted head; the last thread to finish moves the tail | no waiting for earlier claimers: for more threads than cores |
 //! | single thread | [`Producer`], [`Consumer`] | no atomic RMW; the other side's tail is cached and re-read only when the cache says full/empty | `Send`, not `Sync`, not `Clone`: single-ness is checked by the compiler |
 //!
 //! Operations, on every end: `enqueue` / `dequeue` (one element), `*_bulk`

@@ -33,6 +33,12 @@ pub enum SyncMode {
     /// Head-tail sync: one thread at a time moves the head and the tail,
     /// which makes peek and zero-copy access possible on a shared side.
     Hts,
+    /// Relaxed tail sync: threads claim with a CAS as in `Multi`, but a
+    /// finishing thread does not wait for earlier claimers; the last one to
+    /// finish moves the tail over everything. Suits more threads than cores
+    /// (a preempted claimer does not stall the others' publication, only
+    /// delays it).
+    Rts,
 }
 
 /// One side's indices. Indices run freely over `u32` and wrap; a slot is
@@ -46,13 +52,19 @@ pub enum SyncMode {
 ///   a slot the consumer has not released.
 /// - `hts` packs `{ head: low 32 bits, tail: high 32 bits }` for an HTS side;
 ///   its `tail` half equals `tail` whenever `head == tail`.
+/// - For an RTS side, `hts` is the head `{ position: low, claims: high }` and
+///   `rts_tail` the tail `{ position: low, finishes: high }`; when finishes
+///   catch up with claims the tail position jumps to the head position.
+///   `tail` mirrors the tail position and only moves forward.
 pub(crate) struct HeadTail {
     /// Next index to claim (multi-thread side only).
     pub(crate) head: AtomicU32,
     /// Everything before it is published to the other side.
     pub(crate) tail: AtomicU32,
-    /// Head and tail moved as one (HTS side only).
+    /// Head and tail moved as one (HTS side); the counted head (RTS side).
     pub(crate) hts: AtomicU64,
+    /// The counted tail (RTS side only).
+    pub(crate) rts_tail: AtomicU64,
 }
 
 impl HeadTail {
@@ -61,6 +73,7 @@ impl HeadTail {
             head: AtomicU32::new(start),
             tail: AtomicU32::new(start),
             hts: AtomicU64::new(pack(start, start)),
+            rts_tail: AtomicU64::new(pack(start, start)),
         }
     }
 
@@ -69,6 +82,7 @@ impl HeadTail {
         self.head.store(start, Ordering::Relaxed);
         self.tail.store(start, Ordering::Relaxed);
         self.hts.store(pack(start, start), Ordering::Relaxed);
+        self.rts_tail.store(pack(start, start), Ordering::Relaxed);
     }
 }
 
@@ -840,11 +854,101 @@ impl<T: Copy + Send> Ring<T> {
         ht.hts.store(pack(end, end), Ordering::Release);
     }
 
+    /// RTS claim: CAS the counted head forward.
+    #[inline(always)]
+    fn rts_claim<const PROD: bool>(&self, n: u32, b: Behaviour) -> Claim {
+        let (ht, other) = self.side(PROD);
+        // Acquire: pairs with the AcqRel CAS below in the previous claimer,
+        // as in `multi_claim`.
+        let mut h = ht.hts.load(Ordering::Acquire);
+        loop {
+            let (pos, claims) = unpack(h);
+            // Acquire: pairs with the other side's Release publication of
+            // its tail.
+            let o = other.load(Ordering::Acquire);
+            let avail = self.avail::<PROD>(pos, o);
+            let k = grant(n, avail, b);
+            if k == 0 {
+                return Claim {
+                    start: pos,
+                    n: 0,
+                    avail,
+                };
+            }
+            // AcqRel: as in `multi_claim`.
+            match ht.hts.compare_exchange_weak(
+                h,
+                pack(pos.wrapping_add(k), claims.wrapping_add(1)),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Claim {
+                        start: pos,
+                        n: k,
+                        avail,
+                    }
+                }
+                Err(cur) => h = cur,
+            }
+        }
+    }
+
+    /// RTS publish: count our finish; if it is the last outstanding one,
+    /// move the tail to the head.
+    #[inline(always)]
+    fn rts_publish<const PROD: bool>(&self) {
+        let (ht, _) = self.side(PROD);
+        // Acquire: pairs with the AcqRel CAS below by earlier finishers, so
+        // their slot accesses happen before any publication we make.
+        let mut t = ht.rts_tail.load(Ordering::Acquire);
+        loop {
+            let (tpos, finishes) = unpack(t);
+            // Acquire: pairs with the AcqRel head CAS of the claims it counts.
+            let (hpos, claims) = unpack(ht.hts.load(Ordering::Acquire));
+            let finishes = finishes.wrapping_add(1);
+            let pos = if claims == finishes { hpos } else { tpos };
+            // AcqRel: Release hands our slot accesses on to later finishers
+            // (and through them to the publication); Acquire as above.
+            match ht.rts_tail.compare_exchange_weak(
+                t,
+                pack(pos, finishes),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if pos != tpos {
+                        self.advance_tail(&ht.tail, pos);
+                    }
+                    return;
+                }
+                Err(cur) => t = cur,
+            }
+        }
+    }
+
+    /// Moves a mirrored tail forward to `pos` unless another thread already
+    /// moved it further.
+    #[inline(always)]
+    fn advance_tail(&self, tail: &AtomicU32, pos: u32) {
+        // Relaxed: only a starting guess; the CAS below decides.
+        let mut m = tail.load(Ordering::Relaxed);
+        while (pos.wrapping_sub(m) as i32) > 0 {
+            // Release: pairs with the other side's Acquire load of this tail;
+            // everything before `pos` is complete (see `rts_publish`).
+            match tail.compare_exchange_weak(m, pos, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(cur) => m = cur,
+            }
+        }
+    }
+
     #[inline(always)]
     fn prod_claim(&self, n: u32, b: Behaviour) -> Claim {
         match self.prod_mode {
             SyncMode::Multi => self.multi_claim::<true>(n, b),
             SyncMode::Hts => self.hts_claim::<true>(n, b),
+            SyncMode::Rts => self.rts_claim::<true>(n, b),
         }
     }
 
@@ -853,6 +957,7 @@ impl<T: Copy + Send> Ring<T> {
         match self.prod_mode {
             SyncMode::Multi => self.multi_publish::<true>(c),
             SyncMode::Hts => self.hts_publish::<true>(c.start, c.n),
+            SyncMode::Rts => self.rts_publish::<true>(),
         }
     }
 
@@ -861,6 +966,7 @@ impl<T: Copy + Send> Ring<T> {
         match self.cons_mode {
             SyncMode::Multi => self.multi_claim::<false>(n, b),
             SyncMode::Hts => self.hts_claim::<false>(n, b),
+            SyncMode::Rts => self.rts_claim::<false>(n, b),
         }
     }
 
@@ -869,6 +975,7 @@ impl<T: Copy + Send> Ring<T> {
         match self.cons_mode {
             SyncMode::Multi => self.multi_publish::<false>(c),
             SyncMode::Hts => self.hts_publish::<false>(c.start, c.n),
+            SyncMode::Rts => self.rts_publish::<false>(),
         }
     }
 
@@ -1096,13 +1203,21 @@ impl<T: Copy + Send> Ring<T> {
     #[inline(always)]
     unsafe fn solo_raw<const PROD: bool>(&self, buf: *mut T, n: u32, b: Behaviour) -> Claim {
         let mode = if PROD { self.prod_mode } else { self.cons_mode };
-        if mode == SyncMode::Hts {
-            // HTS keeps its head in `hts`; its own path is already CAS-cheap.
-            let c = self.hts_claim::<PROD>(n, b);
+        if mode != SyncMode::Multi {
+            // HTS and RTS keep their heads elsewhere; take their own path.
+            let c = if PROD {
+                self.prod_claim(n, b)
+            } else {
+                self.cons_claim(n, b)
+            };
             if c.n != 0 {
                 // SAFETY: slots claimed above; `buf` valid for `n` per caller.
                 unsafe { self.copy_claimed::<PROD>(c, buf) };
-                self.hts_publish::<PROD>(c.start, c.n);
+                if PROD {
+                    self.prod_publish(c)
+                } else {
+                    self.cons_publish(c)
+                }
             }
             return c;
         }

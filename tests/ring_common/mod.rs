@@ -246,24 +246,32 @@ pub fn all_kinds<T: Elem>(
     exact: bool,
     start: u32,
 ) -> Vec<(String, Box<dyn Q<T>>)> {
-    use SyncMode::{Hts, Multi};
+    use SyncMode::{Hts, Multi, Rts};
     let b = || {
         Ring::<T>::builder(capacity)
             .exact_size(exact)
             .initial_index(start)
     };
     let mut v: Vec<(String, Box<dyn Q<T>>)> = Vec::new();
-    for (pm, cm) in [(Multi, Multi), (Hts, Hts), (Multi, Hts), (Hts, Multi)] {
+    for (pm, cm) in [
+        (Multi, Multi),
+        (Hts, Hts),
+        (Rts, Rts),
+        (Multi, Hts),
+        (Hts, Multi),
+        (Rts, Hts),
+        (Multi, Rts),
+    ] {
         let r = b().producer(pm).consumer(cm).build().unwrap();
         v.push((format!("shared {pm:?}/{cm:?}"), Box::new(Shared(r))));
     }
     let (p, c) = b().build_spsc().unwrap();
     v.push(("spsc".into(), Box::new(Pair { p, c })));
-    for cm in [Multi, Hts] {
+    for cm in [Multi, Hts, Rts] {
         let (p, c) = b().consumer(cm).build_sp_mc().unwrap();
         v.push((format!("sp/{cm:?}"), Box::new(Pair { p, c })));
     }
-    for pm in [Multi, Hts] {
+    for pm in [Multi, Hts, Rts] {
         let (p, c) = b().producer(pm).build_mp_sc().unwrap();
         v.push((format!("{pm:?}/sc"), Box::new(Pair { p, c })));
     }
