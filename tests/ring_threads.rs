@@ -219,7 +219,7 @@ fn mixed_circulation() {
     circulate(SyncMode::Rts, SyncMode::Hts, true);
 }
 
-const SEQ: u64 = 300_000;
+const SEQ: u64 = 100_000;
 
 /// Value `i` of producer `p`, checkable on arrival.
 fn val(p: u64, i: u64) -> [u64; 2] {
