@@ -195,10 +195,13 @@ fn threads_exchange_through_ring_lose_nothing() {
     let ring = Arc::new(pktmem_ring::Ring::<usize>::new(1024).unwrap());
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
     let moved = AtomicUsize::new(0);
+    // Joined explicitly: `join` waits for the threads to end, thread-local
+    // destructors (which flush their default caches) included.
     std::thread::scope(|s| {
+        let mut hs = Vec::new();
         for t in 0..4 {
             let (pool, ring, moved) = (pool.clone(), ring.clone(), &moved);
-            s.spawn(move || {
+            hs.push(s.spawn(move || {
                 let mut cache = if t % 2 == 0 { Some(pool.cache()) } else { None };
                 let mut objs = [NonNull::dangling(); 16];
                 let mut addrs = [0usize; 16];
@@ -219,7 +222,10 @@ fn threads_exchange_through_ring_lose_nothing() {
                     // SAFETY: received through the ring: ours now, returned once.
                     unsafe { pool.put_bulk(cache.as_mut(), &objs[..got]) };
                 }
-            });
+            }));
+        }
+        for h in hs {
+            h.join().unwrap();
         }
     });
     let mut addrs = [0usize; 64];
@@ -553,7 +559,7 @@ fn typed_boxes_drop_once() {
     let raw = pool.pool().clone();
     drop(pool);
     std::thread::scope(|s| {
-        s.spawn(move || drop(boxes)); // boxes are Send
+        s.spawn(move || drop(boxes)).join().unwrap(); // boxes are Send
     });
     assert_eq!(DROPS.load(Ordering::SeqCst), 5);
     raw.flush_default_cache();

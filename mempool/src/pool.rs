@@ -907,6 +907,8 @@ impl Mempool {
     }
 
     /// Checks every object's header (pool pointer, cookie) and the counts.
+    /// Meant for a quiet pool: a get, put or cache flush running meanwhile
+    /// can make the count check report a transient excess.
     ///
     /// ```
     /// use pktmem_mempool::Mempool;
