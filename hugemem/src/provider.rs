@@ -258,6 +258,10 @@ pub(crate) struct PageList {
     used: usize,
     mapped: usize,
     lock_failed: bool,
+    /// The last attempt to get hugepages for this list failed: check the
+    /// kernel's free count before trying again (a failing hugetlb
+    /// `fallocate` costs milliseconds).
+    short: bool,
     removed: bool,
     /// Bumped for external lists so stale ids do not match a reused index.
     generation: u64,
@@ -1373,6 +1377,7 @@ impl Inner {
             used: 0,
             mapped: 0,
             lock_failed: false,
+            short: false,
             removed: false,
             generation: 0,
         });
@@ -1465,37 +1470,35 @@ impl Inner {
             }
         }
         // Map.
+        if st.lists[li].short && new_pages > 0 && ps > 4096 {
+            let avail = crate::info::inventory()
+                .iter()
+                .find(|h| h.page_size == ps)
+                .map(|h| h.free.saturating_sub(h.reserved))
+                .unwrap_or(0);
+            if (avail as usize) < new_pages {
+                return Err(ListFail::NoSpace(no_space_reason(
+                    ps,
+                    n,
+                    st.lists[li].mapped,
+                )));
+            }
+        }
         for (k, &(s, c)) in to_map.iter().enumerate() {
             if let Err(e) = self.map_pages(st, li, s, c) {
                 for &(s2, c2) in &to_map[..k] {
                     self.unmap_pages(st, li, s2, c2);
                 }
-                let l = &st.lists[li];
                 return Err(match e {
                     BackingError::NoSpace => {
-                        let inv = crate::info::inventory();
-                        let sys_total = inv
-                            .iter()
-                            .find(|h| h.page_size == ps)
-                            .map(|h| h.total)
-                            .unwrap_or(0);
-                        ListFail::NoSpace(if ps == 4096 {
-                            format!("no memory for {n} 4 KiB pages")
-                        } else if sys_total == 0 {
-                            format!("no {} hugepages reserved", human(ps))
-                        } else {
-                            format!(
-                                "ran out of {} hugepages after {} page(s) ({} reserved system-wide)",
-                                human(ps),
-                                l.mapped,
-                                sys_total
-                            )
-                        })
+                        st.lists[li].short = true;
+                        ListFail::NoSpace(no_space_reason(ps, n, st.lists[li].mapped))
                     }
                     BackingError::Other(e) => ListFail::Hard(e),
                 });
             }
         }
+        st.lists[li].short = false;
         let va = st.lists[li].seg.base + (first << shift);
         let contiguous = {
             let seg = &st.lists[li].seg;
@@ -1780,6 +1783,7 @@ impl Inner {
             used: 0,
             mapped: pages,
             lock_failed: false,
+            short: false,
             removed: false,
             generation,
         });
@@ -1909,6 +1913,27 @@ impl Drop for InCallback {
 }
 
 type PanicPayload = Box<dyn std::any::Any + Send + 'static>;
+
+/// Why `n` pages of `ps` bytes could not be had, with `mapped` pages of
+/// the list mapped already.
+fn no_space_reason(ps: usize, n: usize, mapped: usize) -> String {
+    if ps == 4096 {
+        return format!("no memory for {n} 4 KiB pages");
+    }
+    let sys_total = crate::info::inventory()
+        .iter()
+        .find(|h| h.page_size == ps)
+        .map(|h| h.total)
+        .unwrap_or(0);
+    if sys_total == 0 {
+        format!("no {} hugepages reserved", human(ps))
+    } else {
+        format!(
+            "ran out of {} hugepages after {mapped} page(s) ({sys_total} reserved system-wide)",
+            human(ps)
+        )
+    }
+}
 
 thread_local! {
     /// A callback's panic, held until the provider's bookkeeping is done.
