@@ -20,8 +20,10 @@
 //!
 //! An operation *claims* slots by moving its side's head, copies, then
 //! *publishes* them by moving its side's tail (with `Release`); the other
-//! side reads that tail (with `Acquire`) to learn what it may touch. Heads
-//! and tails of the two sides live on separate cache lines.
+//! side reads that tail (with `Acquire`) to learn what it may touch. The two
+//! sides live on separate cache lines, and within a side the tail (read by
+//! the other side) is on a line of its own, away from the head that this
+//! side's CAS works on.
 //!
 //! How threads on one side take turns:
 //!

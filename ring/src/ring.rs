@@ -56,22 +56,27 @@ pub enum SyncMode {
 ///   `rts_tail` the tail `{ position: low, finishes: high }`; when finishes
 ///   catch up with claims the tail position jumps to the head position.
 ///   `tail` mirrors the tail position and only moves forward.
+///
+/// Layout: the claim words (`head`, `hts`, `rts_tail`), touched only by this
+/// side's threads, share one cache line; `tail`, which the other side
+/// reads, has its own, so the other side's reads never stall a claim's CAS.
+#[repr(C)]
 pub(crate) struct HeadTail {
     /// Next index to claim (multi-thread side only).
     pub(crate) head: AtomicU32,
-    /// Everything before it is published to the other side.
-    pub(crate) tail: AtomicU32,
     /// Head and tail moved as one (HTS side); the counted head (RTS side).
     pub(crate) hts: AtomicU64,
     /// The counted tail (RTS side only).
     pub(crate) rts_tail: AtomicU64,
+    /// Everything before it is published to the other side.
+    pub(crate) tail: CachePadded<AtomicU32>,
 }
 
 impl HeadTail {
     fn new(start: u32) -> Self {
         HeadTail {
             head: AtomicU32::new(start),
-            tail: AtomicU32::new(start),
+            tail: CachePadded::new(AtomicU32::new(start)),
             hts: AtomicU64::new(pack(start, start)),
             rts_tail: AtomicU64::new(pack(start, start)),
         }
