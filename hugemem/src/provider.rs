@@ -859,7 +859,9 @@ impl Provider {
     /// let r = p.regions();
     /// assert_eq!(r.len(), 1);
     /// assert_eq!(r[0].va, c.as_ptr().as_ptr() as usize);
-    /// assert_eq!(r[0].offset, r[0].va - p.lists()[0].va);
+    /// let list = c.pages().next().unwrap().list;
+    /// let base = p.lists().iter().find(|l| l.id == list).unwrap().va;
+    /// assert_eq!(r[0].offset, r[0].va - base);
     /// ```
     pub fn regions(&self) -> Vec<Region> {
         use std::os::fd::AsRawFd;
