@@ -7,23 +7,8 @@ use pktmem::hugemem::{
     PageSize, Provider,
 };
 
-const MB2: usize = 2 << 20;
-
-/// The tests of this file compare the process's `HugetlbPages`, which every
-/// test's allocations move: they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_2m() -> u64 {
-    inventory()
-        .iter()
-        .find(|h| h.page_size == MB2)
-        .map(|h| h.free)
-        .unwrap_or(0)
-}
+mod hugemem_common;
+use hugemem_common::*;
 
 /// Every page's recorded IOVA equals the kernel's answer (PA) or the VA (VA mode).
 fn check_translation(p: &Provider, c: &pktmem::hugemem::Chunk) {

@@ -9,15 +9,8 @@ use pktmem::hugemem::{
     PageSize, Provider, SmallHeap,
 };
 
-const MB2: usize = 2 << 20;
-
-fn free_2m() -> u64 {
-    inventory()
-        .iter()
-        .find(|h| h.page_size == MB2)
-        .map(|h| h.free)
-        .unwrap_or(0)
-}
+mod hugemem_common;
+use hugemem_common::*;
 
 fn heap_provider() -> Provider {
     Provider::builder().heap_backed(4 << 20).build().unwrap()

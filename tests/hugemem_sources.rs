@@ -4,24 +4,11 @@
 use std::process::Command;
 
 use pktmem::hugemem::{
-    inventory, process_hugetlb_bytes, AllocRequest, Chunk, IovaMode, PageSize, PageSource, Provider,
+    process_hugetlb_bytes, AllocRequest, Chunk, IovaMode, PageSize, PageSource, Provider,
 };
 
-const MB2: usize = 2 << 20;
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_2m() -> u64 {
-    inventory()
-        .iter()
-        .find(|h| h.page_size == MB2)
-        .map(|h| h.free)
-        .unwrap_or(0)
-}
+mod hugemem_common;
+use hugemem_common::*;
 
 fn touch(c: &mut Chunk) {
     let base = c.as_ptr().as_ptr() as usize;
