@@ -7,8 +7,8 @@ use std::fmt;
 #[cfg(not(loom))]
 use std::mem::MaybeUninit;
 
+use crate::handles::single_publish;
 use crate::ring::{Claim, Ring};
-use crate::sync::Ordering;
 
 /// Who owns the reservation behind a guard.
 pub(crate) enum GuardEnd<'a> {
@@ -18,29 +18,51 @@ pub(crate) enum GuardEnd<'a> {
     Single(&'a Cell<u32>),
 }
 
-/// Publishes `n` of the claimed slots `c.start..` on the producer
-/// (`PROD`) or consumer side.
-fn publish<const PROD: bool, T: Copy + Send>(ring: &Ring<T>, end: &GuardEnd<'_>, c: Claim, n: u32) {
-    match end {
-        GuardEnd::Hts => {
-            // A zero-length claim never took the side.
-            if c.n != 0 {
-                ring.hts_publish::<PROD>(c.start, n);
+/// The reservation behind a guard, on the producer (`PROD`) or consumer
+/// side: published once, by [`publish`](Self::publish) or, with nothing
+/// consumed or committed, when dropped.
+struct Held<'a, T: Copy + Send, const PROD: bool> {
+    ring: &'a Ring<T>,
+    /// Slots `claim.start .. claim.start + claim.n` are ours until we
+    /// publish.
+    claim: Claim,
+    end: GuardEnd<'a>,
+    done: bool,
+}
+
+impl<'a, T: Copy + Send, const PROD: bool> Held<'a, T, PROD> {
+    fn new(ring: &'a Ring<T>, claim: Claim, end: GuardEnd<'a>) -> Self {
+        Held {
+            ring,
+            claim,
+            end,
+            done: false,
+        }
+    }
+
+    /// Publishes the first `n` of the claimed slots and gives the rest back.
+    fn publish(&mut self, n: u32) {
+        match self.end {
+            GuardEnd::Hts => {
+                // A zero-length claim never took the side.
+                if self.claim.n != 0 {
+                    self.ring.hts_publish::<PROD>(self.claim.start, n);
+                }
+            }
+            GuardEnd::Single(head) => {
+                if n != 0 {
+                    single_publish::<PROD, T>(self.ring, head, self.claim.start.wrapping_add(n));
+                }
             }
         }
-        GuardEnd::Single(head) => {
-            if n != 0 {
-                let end = c.start.wrapping_add(n);
-                head.set(end);
-                let tail = if PROD {
-                    ring.prod_tail()
-                } else {
-                    ring.cons_tail()
-                };
-                // Release: pairs with the other side's Acquire load of this
-                // tail: our in-place writes (or reads) are done.
-                tail.store(end, Ordering::Release);
-            }
+        self.done = true;
+    }
+}
+
+impl<T: Copy + Send, const PROD: bool> Drop for Held<'_, T, PROD> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.publish(0);
         }
     }
 }
@@ -64,34 +86,28 @@ fn publish<const PROD: bool, T: Copy + Send>(ring: &Ring<T>, end: &GuardEnd<'_>,
 /// assert_eq!(c.len(), 3);
 /// ```
 pub struct WriteGuard<'a, T: Copy + Send> {
-    ring: &'a Ring<T>,
     /// Slots `claim.start .. claim.start + claim.n` are ours to write.
-    claim: Claim,
+    held: Held<'a, T, true>,
     /// Slots `claim.start .. claim.start + filled` are initialised.
     filled: u32,
-    end: GuardEnd<'a>,
-    done: bool,
 }
 
 impl<'a, T: Copy + Send> WriteGuard<'a, T> {
     pub(crate) fn new(ring: &'a Ring<T>, claim: Claim, end: GuardEnd<'a>) -> Self {
         WriteGuard {
-            ring,
-            claim,
+            held: Held::new(ring, claim, end),
             filled: 0,
-            end,
-            done: false,
         }
     }
 
     /// Slots reserved.
     pub fn len(&self) -> usize {
-        self.claim.n as usize
+        self.held.claim.n as usize
     }
 
     /// Whether no slot was reserved (the ring was full).
     pub fn is_empty(&self) -> bool {
-        self.claim.n == 0
+        self.held.claim.n == 0
     }
 
     /// Slots filled by [`push`](Self::push) so far.
@@ -102,13 +118,14 @@ impl<'a, T: Copy + Send> WriteGuard<'a, T> {
     /// Writes `value` into the next reserved slot, or hands it back when all
     /// are filled.
     pub fn push(&mut self, value: T) -> Result<(), T> {
-        if self.filled == self.claim.n {
+        if self.filled == self.held.claim.n {
             return Err(value);
         }
         // SAFETY: slot `start + filled` is within our claim (`filled < n`).
         unsafe {
-            self.ring
-                .write_one(self.claim.start.wrapping_add(self.filled), value)
+            self.held
+                .ring
+                .write_one(self.held.claim.start.wrapping_add(self.filled), value)
         };
         self.filled += 1;
         Ok(())
@@ -116,12 +133,15 @@ impl<'a, T: Copy + Send> WriteGuard<'a, T> {
 
     /// Copies as much of `src` as fits into the next slots; returns how many.
     pub fn extend_from_slice(&mut self, src: &[T]) -> usize {
-        let k = (self.claim.n - self.filled).min(src.len().min(u32::MAX as usize) as u32);
+        let k = (self.held.claim.n - self.filled).min(src.len().min(u32::MAX as usize) as u32);
         // SAFETY: slots `start + filled ..+ k` are within our claim; `src`
         // has at least `k` elements.
         unsafe {
-            self.ring
-                .write_slots(self.claim.start.wrapping_add(self.filled), src.as_ptr(), k)
+            self.held.ring.write_slots(
+                self.held.claim.start.wrapping_add(self.filled),
+                src.as_ptr(),
+                k,
+            )
         };
         self.filled += k;
         k as usize
@@ -131,7 +151,10 @@ impl<'a, T: Copy + Send> WriteGuard<'a, T> {
     /// Pushes and writes here are independent: use one or the other.
     #[cfg(not(loom))]
     pub fn as_mut_slices(&mut self) -> (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]) {
-        let (a, an, b, bn) = self.ring.runs(self.claim.start, self.claim.n);
+        let (a, an, b, bn) = self
+            .held
+            .ring
+            .runs(self.held.claim.start, self.held.claim.n);
         // SAFETY: the runs are the claimed slots, disjoint, inside the slot
         // array, and no other thread touches them until we publish;
         // `&mut self` keeps this the only view.
@@ -146,8 +169,7 @@ impl<'a, T: Copy + Send> WriteGuard<'a, T> {
     /// Publishes the pushed elements; returns how many.
     pub fn commit(mut self) -> usize {
         let n = self.filled;
-        publish::<true, T>(self.ring, &self.end, self.claim, n);
-        self.done = true;
+        self.held.publish(n);
         n as usize
     }
 
@@ -161,23 +183,14 @@ impl<'a, T: Copy + Send> WriteGuard<'a, T> {
     ///   have been initialised.
     pub unsafe fn commit_unchecked(mut self, n: usize) {
         debug_assert!(n <= self.len());
-        publish::<true, T>(self.ring, &self.end, self.claim, n as u32);
-        self.done = true;
-    }
-}
-
-impl<T: Copy + Send> Drop for WriteGuard<'_, T> {
-    fn drop(&mut self) {
-        if !self.done {
-            publish::<true, T>(self.ring, &self.end, self.claim, 0);
-        }
+        self.held.publish(n as u32);
     }
 }
 
 impl<T: Copy + Send> fmt::Debug for WriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteGuard")
-            .field("len", &self.claim.n)
+            .field("len", &self.held.claim.n)
             .field("filled", &self.filled)
             .finish()
     }
@@ -201,32 +214,26 @@ impl<T: Copy + Send> fmt::Debug for WriteGuard<'_, T> {
 /// assert_eq!(c.dequeue(), Some(7));
 /// ```
 pub struct ReadGuard<'a, T: Copy + Send> {
-    ring: &'a Ring<T>,
     /// Slots `claim.start .. claim.start + claim.n` are published and ours
     /// to read until we publish.
-    claim: Claim,
-    end: GuardEnd<'a>,
-    done: bool,
+    held: Held<'a, T, false>,
 }
 
 impl<'a, T: Copy + Send> ReadGuard<'a, T> {
     pub(crate) fn new(ring: &'a Ring<T>, claim: Claim, end: GuardEnd<'a>) -> Self {
         ReadGuard {
-            ring,
-            claim,
-            end,
-            done: false,
+            held: Held::new(ring, claim, end),
         }
     }
 
     /// Elements reserved.
     pub fn len(&self) -> usize {
-        self.claim.n as usize
+        self.held.claim.n as usize
     }
 
     /// Whether nothing was reserved (the ring was empty).
     pub fn is_empty(&self) -> bool {
-        self.claim.n == 0
+        self.held.claim.n == 0
     }
 
     /// The `i`th reserved element, or `None` past the end.
@@ -235,23 +242,38 @@ impl<'a, T: Copy + Send> ReadGuard<'a, T> {
             return None;
         }
         // SAFETY: `i < n`: the slot is in our claim and initialised.
-        Some(unsafe { self.ring.read_one(self.claim.start.wrapping_add(i as u32)) })
+        Some(unsafe {
+            self.held
+                .ring
+                .read_one(self.held.claim.start.wrapping_add(i as u32))
+        })
     }
 
     /// Copies the first `min(len, out.len())` reserved elements to `out`;
     /// returns how many.
     pub fn copy_to(&self, out: &mut [T]) -> usize {
-        let k = self.claim.n.min(out.len().min(u32::MAX as usize) as u32);
+        let k = self
+            .held
+            .claim
+            .n
+            .min(out.len().min(u32::MAX as usize) as u32);
         // SAFETY: slots `start..+k` are claimed and initialised; `out` has
         // room for `k`.
-        unsafe { self.ring.read_slots(self.claim.start, out.as_mut_ptr(), k) };
+        unsafe {
+            self.held
+                .ring
+                .read_slots(self.held.claim.start, out.as_mut_ptr(), k)
+        };
         k as usize
     }
 
     /// The reserved elements as up to two runs, in ring order.
     #[cfg(not(loom))]
     pub fn as_slices(&self) -> (&[T], &[T]) {
-        let (a, an, b, bn) = self.ring.runs(self.claim.start, self.claim.n);
+        let (a, an, b, bn) = self
+            .held
+            .ring
+            .runs(self.held.claim.start, self.held.claim.n);
         // SAFETY: the runs are claimed, initialised slots that no producer
         // writes until we publish (the consumer tail has not moved).
         unsafe {
@@ -266,8 +288,7 @@ impl<'a, T: Copy + Send> ReadGuard<'a, T> {
     /// [`len`](Self::len)); the rest stay in the ring, first in line.
     pub fn finish(mut self, k: usize) {
         let k = k.min(self.len()) as u32;
-        publish::<false, T>(self.ring, &self.end, self.claim, k);
-        self.done = true;
+        self.held.publish(k);
     }
 
     /// Consumes every reserved element.
@@ -277,18 +298,10 @@ impl<'a, T: Copy + Send> ReadGuard<'a, T> {
     }
 }
 
-impl<T: Copy + Send> Drop for ReadGuard<'_, T> {
-    fn drop(&mut self) {
-        if !self.done {
-            publish::<false, T>(self.ring, &self.end, self.claim, 0);
-        }
-    }
-}
-
 impl<T: Copy + Send> fmt::Debug for ReadGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadGuard")
-            .field("len", &self.claim.n)
+            .field("len", &self.held.claim.n)
             .finish()
     }
 }

@@ -9,13 +9,13 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use crate::error::{NotHts, RingEmpty, RingFull};
+use crate::error::NotHts;
 use crate::guard::{GuardEnd, ReadGuard, WriteGuard};
+use crate::ops::{dequeue_methods, enqueue_methods, len_u32, RingEnd};
 use crate::ring::{grant, Behaviour, Claim, Ring};
-use crate::sync::Ordering;
+use crate::sync::{AtomicU32, Ordering};
 
 /// The only producer of its ring: moves to another thread, but cannot be
 /// shared or cloned, so single-ness is checked by the compiler.
@@ -51,11 +51,7 @@ use crate::sync::Ordering;
 /// p.enqueue(2).unwrap();
 /// ```
 pub struct Producer<T: Copy + Send> {
-    ring: Arc<Ring<T>>,
-    /// Our head = the producer tail we last published; only we move it.
-    head: Cell<u32>,
-    /// A consumer tail we read; the real one is at or past it.
-    cached: Cell<u32>,
+    end: Single<T, true>,
 }
 
 /// The only consumer of its ring: moves to another thread, but cannot be
@@ -76,11 +72,7 @@ pub struct Producer<T: Copy + Send> {
 /// });
 /// ```
 pub struct Consumer<T: Copy + Send> {
-    ring: Arc<Ring<T>>,
-    /// Our head = the consumer tail we last published; only we move it.
-    head: Cell<u32>,
-    /// A producer tail we read; the real one is at or past it.
-    cached: Cell<u32>,
+    end: Single<T, false>,
 }
 
 /// The shared producer side of a ring whose consumer is a [`Consumer`];
@@ -108,7 +100,14 @@ impl<T: Copy + Send> Ring<T> {
     /// ```
     pub fn into_spsc(self) -> (Producer<T>, Consumer<T>) {
         let ring = Arc::new(self);
-        (Producer::new(Arc::clone(&ring)), Consumer::new(ring))
+        (
+            Producer {
+                end: Single::new(Arc::clone(&ring)),
+            },
+            Consumer {
+                end: Single::new(ring),
+            },
+        )
     }
 
     /// Turns the ring into a single-thread [`Producer`] and a
@@ -122,7 +121,12 @@ impl<T: Copy + Send> Ring<T> {
     /// ```
     pub fn into_sp_mc(self) -> (Producer<T>, SharedConsumer<T>) {
         let ring = Arc::new(self);
-        (Producer::new(Arc::clone(&ring)), SharedConsumer { ring })
+        (
+            Producer {
+                end: Single::new(Arc::clone(&ring)),
+            },
+            SharedConsumer { ring },
+        )
     }
 
     /// Turns the ring into a [`SharedProducer`] (in the ring's producer
@@ -140,168 +144,138 @@ impl<T: Copy + Send> Ring<T> {
             SharedProducer {
                 ring: Arc::clone(&ring),
             },
-            Consumer::new(ring),
+            Consumer {
+                end: Single::new(ring),
+            },
         )
     }
 }
 
-macro_rules! counts {
-    () => {
+/// A handle's `ops_end` (what the shared operation bodies drive: `$end`,
+/// at `self.$e`) and its counts, read from its ring at `self.$ring`.
+macro_rules! end_common {
+    ($end:ty = $($e:ident).+, ring = $($ring:ident).+) => {
+        /// What the shared operation bodies drive.
+        #[inline(always)]
+        fn ops_end(&self) -> &$end {
+            &self.$($e).+
+        }
+
         /// Elements the ring can hold.
         #[inline]
         pub fn capacity(&self) -> usize {
-            self.ring.capacity()
+            self.$($ring).+.capacity()
         }
 
         /// Elements in the ring now.
         #[inline]
         pub fn len(&self) -> usize {
-            self.ring.len()
+            self.$($ring).+.len()
         }
 
         /// Free slots now.
         #[inline]
         pub fn free_count(&self) -> usize {
-            self.ring.free_count()
+            self.$($ring).+.free_count()
         }
 
         /// Whether the ring holds nothing.
         #[inline]
         pub fn is_empty(&self) -> bool {
-            self.ring.is_empty()
+            self.$($ring).+.is_empty()
         }
 
         /// Whether the ring has no free slot.
         #[inline]
         pub fn is_full(&self) -> bool {
-            self.ring.is_full()
+            self.$($ring).+.is_full()
         }
     };
 }
 
-impl<T: Copy + Send> Producer<T> {
+/// The state of a single-thread end ([`Producer`] when `PROD`, else
+/// [`Consumer`]): its own head in a plain cell and a cached copy of the
+/// other side's tail.
+struct Single<T: Copy + Send, const PROD: bool> {
+    ring: Arc<Ring<T>>,
+    /// Our head = our side's tail as we last published it; only we move it.
+    head: Cell<u32>,
+    /// The other side's tail as we last read it; the real one is at or past
+    /// it.
+    cached: Cell<u32>,
+}
+
+impl<T: Copy + Send, const PROD: bool> Single<T, PROD> {
     fn new(ring: Arc<Ring<T>>) -> Self {
+        let (ours, other) = tails::<PROD, T>(&ring);
         // Relaxed: the ring was owned by this thread until now.
-        let head = ring.prod_tail().load(Ordering::Relaxed);
-        let cached = ring.cons_tail().load(Ordering::Relaxed);
-        Producer {
+        let head = ours.load(Ordering::Relaxed);
+        let cached = other.load(Ordering::Relaxed);
+        Single {
             ring,
             head: Cell::new(head),
             cached: Cell::new(cached),
         }
     }
 
-    counts!();
-
-    /// Claims up to `n` slots from the cached consumer tail, refreshing it
-    /// only when it says there is not enough room.
-    #[inline(always)]
-    fn claim(&self, n: u32, b: Behaviour) -> Claim {
-        let head = self.head.get();
-        let mut avail = self.ring.avail::<true>(head, self.cached.get());
-        if avail < n {
-            // Acquire: pairs with the consumer's Release store of its tail;
-            // the slots it released are no longer being read.
-            let t = self.ring.cons_tail().load(Ordering::Acquire);
-            self.cached.set(t);
-            avail = self.ring.avail::<true>(head, t);
-        }
-        Claim {
-            start: head,
-            n: grant(n, avail, b),
-            avail,
-        }
-    }
-
-    #[inline(always)]
-    fn put(&self, src: *const T, n: u32, b: Behaviour) -> Claim {
-        let c = self.claim(n, b);
-        if c.n != 0 {
-            // SAFETY: we are the ring's only producer (this handle is neither
-            // `Sync` nor `Clone`, and the consumer end never enqueues), and
-            // slots `start..+n` are free by `claim`; `src` valid for `n`.
-            unsafe { self.ring.write_slots(c.start, src, c.n) };
-            let end = c.start.wrapping_add(c.n);
-            self.head.set(end);
-            // Release: pairs with the consumer's Acquire load of the
-            // producer tail; our slot writes are visible before it.
-            self.ring.prod_tail().store(end, Ordering::Release);
-        }
-        c
-    }
-
-    /// Enqueues one element, or hands it back when the ring is full.
-    #[inline]
-    pub fn enqueue(&self, value: T) -> Result<(), T> {
-        if self.put(&value, 1, Behaviour::Fixed).n == 1 {
-            Ok(())
-        } else {
-            Err(value)
-        }
-    }
-
-    /// Enqueues all of `src` or nothing.
-    #[inline]
-    pub fn enqueue_bulk(&self, src: &[T]) -> Result<(), RingFull> {
-        if src.len() > self.ring.capacity() {
-            return Err(RingFull {
-                requested: src.len(),
-                free: self.free_count(),
-            });
-        }
-        let n = src.len() as u32;
-        let c = self.put(src.as_ptr(), n, Behaviour::Fixed);
-        if c.n == n {
-            Ok(())
-        } else {
-            Err(RingFull {
-                requested: src.len(),
-                free: c.avail as usize,
-            })
-        }
-    }
-
-    /// Enqueues as much of `src` as fits; returns how many.
-    #[inline]
-    pub fn enqueue_burst(&self, src: &[T]) -> usize {
-        let n = src.len().min(u32::MAX as usize) as u32;
-        self.put(src.as_ptr(), n, Behaviour::Variable).n as usize
-    }
-
-    /// Reserves up to `max` free slots in place (zero-copy enqueue); see
-    /// [`WriteGuard`].
-    pub fn enqueue_start(&mut self, max: usize) -> WriteGuard<'_, T> {
-        let c = self.claim(max.min(u32::MAX as usize) as u32, Behaviour::Variable);
-        WriteGuard::new(&self.ring, c, GuardEnd::Single(&self.head))
+    /// Claims up to `max` slots for a zero-copy guard, which publishes
+    /// through our head.
+    fn reserve(&self, max: usize) -> (&Ring<T>, Claim, GuardEnd<'_>) {
+        let c = RingEnd::<T, PROD>::claim(self, len_u32(max), Behaviour::Variable);
+        (&self.ring, c, GuardEnd::Single(&self.head))
     }
 }
 
-impl<T: Copy + Send> Consumer<T> {
-    fn new(ring: Arc<Ring<T>>) -> Self {
-        // Relaxed: the ring was owned by this thread until now.
-        let head = ring.cons_tail().load(Ordering::Relaxed);
-        let cached = ring.prod_tail().load(Ordering::Relaxed);
-        Consumer {
-            ring,
-            head: Cell::new(head),
-            cached: Cell::new(cached),
-        }
+/// This side's tail and the other side's.
+#[inline(always)]
+fn tails<const PROD: bool, T: Copy + Send>(ring: &Ring<T>) -> (&AtomicU32, &AtomicU32) {
+    if PROD {
+        (ring.prod_tail(), ring.cons_tail())
+    } else {
+        (ring.cons_tail(), ring.prod_tail())
+    }
+}
+
+/// Publishes a single-thread end's slots up to `end`: moves its head and
+/// its side's tail there. Shared with the guards' commit and finish.
+#[inline(always)]
+pub(crate) fn single_publish<const PROD: bool, T: Copy + Send>(
+    ring: &Ring<T>,
+    head: &Cell<u32>,
+    end: u32,
+) {
+    head.set(end);
+    // Release: pairs with the other side's Acquire load of this tail (in its
+    // claim): our slot writes (producer) are visible, or our slot reads
+    // (consumer) are done, before it uses the slots.
+    tails::<PROD, T>(ring).0.store(end, Ordering::Release);
+}
+
+// SAFETY: the `Single` of a `Producer` (`PROD`) or `Consumer` is its ring's
+// only one of that side (the handle is neither `Sync` nor `Clone`, and the
+// other end never works on this side), so slots from `head` on are ours
+// alone; `claim` grants only slots the other side's tail has passed (free
+// for a producer, published for a consumer), and `single_publish` stores
+// the tail with Release.
+unsafe impl<T: Copy + Send, const PROD: bool> RingEnd<T, PROD> for Single<T, PROD> {
+    #[inline(always)]
+    fn ring(&self) -> &Ring<T> {
+        &self.ring
     }
 
-    counts!();
-
-    /// Claims up to `n` filled slots from the cached producer tail,
+    /// Claims up to `n` slots from the cached tail of the other side,
     /// refreshing it only when it says there are not enough.
     #[inline(always)]
     fn claim(&self, n: u32, b: Behaviour) -> Claim {
         let head = self.head.get();
-        let mut avail = self.ring.avail::<false>(head, self.cached.get());
+        let mut avail = self.ring.avail::<PROD>(head, self.cached.get());
         if avail < n {
-            // Acquire: pairs with the producer's Release store of its tail;
-            // the elements before it are written.
-            let t = self.ring.prod_tail().load(Ordering::Acquire);
+            // Acquire: pairs with the other side's Release store of its
+            // tail: the slots a consumer released are no longer being read,
+            // the elements a producer published are written.
+            let t = tails::<PROD, T>(&self.ring).1.load(Ordering::Acquire);
             self.cached.set(t);
-            avail = self.ring.avail::<false>(head, t);
+            avail = self.ring.avail::<PROD>(head, t);
         }
         Claim {
             start: head,
@@ -311,186 +285,133 @@ impl<T: Copy + Send> Consumer<T> {
     }
 
     #[inline(always)]
-    fn take(&self, dst: *mut T, n: u32, b: Behaviour) -> Claim {
-        let c = self.claim(n, b);
-        if c.n != 0 {
-            // SAFETY: we are the ring's only consumer (see `Producer::put`),
-            // slots `start..+n` are published by `claim`; `dst` valid for `n`.
-            unsafe { self.ring.read_slots(c.start, dst, c.n) };
-            let end = c.start.wrapping_add(c.n);
-            self.head.set(end);
-            // Release: pairs with the producer's Acquire load of the consumer
-            // tail; our slot reads are done before it reuses the slots.
-            self.ring.cons_tail().store(end, Ordering::Release);
-        }
-        c
+    fn publish(&self, c: Claim) {
+        single_publish::<PROD, T>(&self.ring, &self.head, c.start.wrapping_add(c.n));
+    }
+}
+
+impl<T: Copy + Send> Producer<T> {
+    end_common!(Single<T, true> = end, ring = end.ring);
+
+    enqueue_methods! {
+        setup: "use pktmem_ring::Ring;\nlet (p, c) = Ring::<u32>::new(4).unwrap().into_spsc(); // holds 3",
+        p: "p",
+        c: "c"
     }
 
-    /// Dequeues one element, or `None` when the ring is empty.
-    #[inline]
-    pub fn dequeue(&self) -> Option<T> {
-        let mut v = MaybeUninit::<T>::uninit();
-        if self.take(v.as_mut_ptr(), 1, Behaviour::Fixed).n == 1 {
-            // SAFETY: `take` wrote one element.
-            Some(unsafe { v.assume_init() })
-        } else {
-            None
-        }
+    /// Reserves up to `max` free slots in place (zero-copy enqueue); see
+    /// [`WriteGuard`].
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (mut p, c) = Ring::<u32>::new(4).unwrap().into_spsc(); // holds 3
+    /// let mut w = p.enqueue_start(5);
+    /// assert_eq!(w.len(), 3); // as many as are free
+    /// w.push(1).unwrap();
+    /// assert_eq!(w.commit(), 1);
+    /// assert_eq!(c.dequeue(), Some(1));
+    /// ```
+    pub fn enqueue_start(&mut self, max: usize) -> WriteGuard<'_, T> {
+        let (ring, c, end) = self.end.reserve(max);
+        WriteGuard::new(ring, c, end)
     }
+}
 
-    /// Fills all of `out` or dequeues nothing.
-    #[inline]
-    pub fn dequeue_bulk(&self, out: &mut [T]) -> Result<(), RingEmpty> {
-        if out.len() > self.ring.capacity() {
-            return Err(RingEmpty {
-                requested: out.len(),
-                available: self.len(),
-            });
-        }
-        let n = out.len() as u32;
-        let c = self.take(out.as_mut_ptr(), n, Behaviour::Fixed);
-        if c.n == n {
-            Ok(())
-        } else {
-            Err(RingEmpty {
-                requested: out.len(),
-                available: c.avail as usize,
-            })
-        }
-    }
+impl<T: Copy + Send> Consumer<T> {
+    end_common!(Single<T, false> = end, ring = end.ring);
 
-    /// [`dequeue_bulk`](Self::dequeue_bulk) into uninitialised memory.
-    #[inline]
-    pub fn dequeue_bulk_uninit<'o>(
-        &self,
-        out: &'o mut [MaybeUninit<T>],
-    ) -> Result<&'o mut [T], RingEmpty> {
-        if out.len() > self.ring.capacity() {
-            return Err(RingEmpty {
-                requested: out.len(),
-                available: self.len(),
-            });
-        }
-        let n = out.len() as u32;
-        let c = self.take(out.as_mut_ptr().cast(), n, Behaviour::Fixed);
-        if c.n == n {
-            // SAFETY: all `n` elements were written.
-            Ok(unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) })
-        } else {
-            Err(RingEmpty {
-                requested: out.len(),
-                available: c.avail as usize,
-            })
-        }
-    }
-
-    /// Dequeues up to `out.len()` elements; returns how many.
-    #[inline]
-    pub fn dequeue_burst(&self, out: &mut [T]) -> usize {
-        let n = out.len().min(u32::MAX as usize) as u32;
-        self.take(out.as_mut_ptr(), n, Behaviour::Variable).n as usize
-    }
-
-    /// [`dequeue_burst`](Self::dequeue_burst) into uninitialised memory;
-    /// returns the initialised front of `out`.
-    #[inline]
-    pub fn dequeue_burst_uninit<'o>(&self, out: &'o mut [MaybeUninit<T>]) -> &'o mut [T] {
-        let n = out.len().min(u32::MAX as usize) as u32;
-        let c = self.take(out.as_mut_ptr().cast(), n, Behaviour::Variable);
-        // SAFETY: the first `c.n` elements were written.
-        unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), c.n as usize) }
+    dequeue_methods! {
+        setup: "use pktmem_ring::Ring;\nlet (p, c) = Ring::<u32>::new(4).unwrap().into_spsc(); // holds 3",
+        p: "p",
+        c: "c"
     }
 
     /// Reserves up to `max` elements in place (peek / zero-copy dequeue);
     /// see [`ReadGuard`].
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, mut c) = Ring::<u32>::new(4).unwrap().into_spsc();
+    /// p.enqueue_bulk(&[1, 2]).unwrap();
+    /// let g = c.dequeue_start(4);
+    /// assert_eq!((g.len(), g.get(0)), (2, Some(1)));
+    /// g.finish(1); // consume only the first
+    /// assert_eq!(c.dequeue(), Some(2));
+    /// ```
     pub fn dequeue_start(&mut self, max: usize) -> ReadGuard<'_, T> {
-        let c = self.claim(max.min(u32::MAX as usize) as u32, Behaviour::Variable);
-        ReadGuard::new(&self.ring, c, GuardEnd::Single(&self.head))
+        let (ring, c, end) = self.end.reserve(max);
+        ReadGuard::new(ring, c, end)
     }
 }
 
 impl<T: Copy + Send> SharedProducer<T> {
-    counts!();
+    end_common!(Ring<T> = ring, ring = ring);
 
-    /// See [`Ring::enqueue`].
-    #[inline]
-    pub fn enqueue(&self, value: T) -> Result<(), T> {
-        self.ring.enqueue(value)
-    }
-
-    /// See [`Ring::enqueue_bulk`].
-    #[inline]
-    pub fn enqueue_bulk(&self, src: &[T]) -> Result<(), RingFull> {
-        self.ring.enqueue_bulk(src)
-    }
-
-    /// See [`Ring::enqueue_burst`].
-    #[inline]
-    pub fn enqueue_burst(&self, src: &[T]) -> usize {
-        self.ring.enqueue_burst(src)
+    enqueue_methods! {
+        setup: "use pktmem_ring::Ring;\nlet (p, c) = Ring::<u32>::new(4).unwrap().into_mp_sc(); // holds 3",
+        p: "p",
+        c: "c"
     }
 
     /// See [`Ring::enqueue_start`] (HTS producer side only).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, SyncMode};
+    /// let (p, c) = Ring::<u32>::builder(4)
+    ///     .producer(SyncMode::Hts)
+    ///     .build_mp_sc()
+    ///     .unwrap();
+    /// let mut w = p.enqueue_start(1).unwrap();
+    /// w.push(7).unwrap();
+    /// w.commit();
+    /// assert_eq!(c.dequeue(), Some(7));
+    /// ```
     pub fn enqueue_start(&self, max: usize) -> Result<WriteGuard<'_, T>, NotHts> {
         self.ring.enqueue_start(max)
     }
 }
 
 impl<T: Copy + Send> SharedConsumer<T> {
-    counts!();
+    end_common!(Ring<T> = ring, ring = ring);
 
-    /// See [`Ring::dequeue`].
-    #[inline]
-    pub fn dequeue(&self) -> Option<T> {
-        self.ring.dequeue()
-    }
-
-    /// See [`Ring::dequeue_bulk`].
-    #[inline]
-    pub fn dequeue_bulk(&self, out: &mut [T]) -> Result<(), RingEmpty> {
-        self.ring.dequeue_bulk(out)
-    }
-
-    /// See [`Ring::dequeue_bulk_uninit`].
-    #[inline]
-    pub fn dequeue_bulk_uninit<'o>(
-        &self,
-        out: &'o mut [MaybeUninit<T>],
-    ) -> Result<&'o mut [T], RingEmpty> {
-        self.ring.dequeue_bulk_uninit(out)
-    }
-
-    /// See [`Ring::dequeue_burst`].
-    #[inline]
-    pub fn dequeue_burst(&self, out: &mut [T]) -> usize {
-        self.ring.dequeue_burst(out)
-    }
-
-    /// See [`Ring::dequeue_burst_uninit`].
-    #[inline]
-    pub fn dequeue_burst_uninit<'o>(&self, out: &'o mut [MaybeUninit<T>]) -> &'o mut [T] {
-        self.ring.dequeue_burst_uninit(out)
+    dequeue_methods! {
+        setup: "use pktmem_ring::Ring;\nlet (p, c) = Ring::<u32>::new(4).unwrap().into_sp_mc(); // holds 3",
+        p: "p",
+        c: "c"
     }
 
     /// See [`Ring::dequeue_start`] (HTS consumer side only).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, SyncMode};
+    /// let (p, c) = Ring::<u32>::builder(4)
+    ///     .consumer(SyncMode::Hts)
+    ///     .build_sp_mc()
+    ///     .unwrap();
+    /// p.enqueue(7).unwrap();
+    /// let g = c.dequeue_start(1).unwrap();
+    /// assert_eq!(g.get(0), Some(7));
+    /// g.finish_all();
+    /// assert!(c.is_empty());
+    /// ```
     pub fn dequeue_start(&self, max: usize) -> Result<ReadGuard<'_, T>, NotHts> {
         self.ring.dequeue_start(max)
     }
 }
 
 macro_rules! debug_end {
-    ($t:ident) => {
+    ($t:ident, $($ring:ident).+) => {
         impl<T: Copy + Send> fmt::Debug for $t<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($t))
-                    .field("ring", &*self.ring)
+                    .field("ring", &*self.$($ring).+)
                     .finish()
             }
         }
     };
 }
 
-debug_end!(Producer);
-debug_end!(Consumer);
-debug_end!(SharedProducer);
-debug_end!(SharedConsumer);
+debug_end!(Producer, end.ring);
+debug_end!(Consumer, end.ring);
+debug_end!(SharedProducer, ring);
+debug_end!(SharedConsumer, ring);

@@ -65,6 +65,7 @@
 mod error;
 mod guard;
 mod handles;
+mod ops;
 mod ring;
 mod sync;
 

@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::error::{End, NotHts, RingEmpty, RingError, RingFull};
 use crate::guard::{GuardEnd, ReadGuard, WriteGuard};
+use crate::ops::{self, len_u32, RingEnd};
 use crate::sync::{new_slot, spin_loop, AtomicU32, AtomicU64, Ordering, Slot};
 
 /// The largest capacity a ring can be asked for (2³⁰ elements).
@@ -131,12 +132,6 @@ pub(crate) fn grant(n: u32, avail: u32, b: Behaviour) -> u32 {
         }
         Behaviour::Variable => n.min(avail),
     }
-}
-
-/// Clamps a slice length to the ring's `u32` index space.
-#[inline(always)]
-fn len_u32(len: usize) -> u32 {
-    len.min(u32::MAX as usize) as u32
 }
 
 /// A fixed-capacity lock-free ring of `Copy` elements, shared by reference.
@@ -726,6 +721,15 @@ impl<T: Copy + Send> Ring<T> {
     // ---- head moves ----------------------------------------------------
 
     #[inline(always)]
+    fn mode(&self, prod: bool) -> SyncMode {
+        if prod {
+            self.prod_mode
+        } else {
+            self.cons_mode
+        }
+    }
+
+    #[inline(always)]
     fn side(&self, prod: bool) -> (&HeadTail, &AtomicU32) {
         if prod {
             (&self.prod, &self.cons.tail)
@@ -984,289 +988,27 @@ impl<T: Copy + Send> Ring<T> {
         }
     }
 
-    /// Enqueue `n` elements from `src` under `b`; returns the claim.
-    #[inline(always)]
-    fn enqueue_raw(&self, src: *const T, n: u32, b: Behaviour) -> Claim {
-        let c = self.prod_claim(n, b);
-        if c.n != 0 {
-            // SAFETY: `prod_claim` gave us slots `c.start..+c.n`; `src` is
-            // valid for `n >= c.n` reads (callers pass a slice or one value).
-            unsafe { self.write_slots(c.start, src, c.n) };
-            self.prod_publish(c);
-        }
-        c
-    }
-
-    /// Dequeue up to `n` elements into `dst` under `b`; returns the claim.
-    #[inline(always)]
-    fn dequeue_raw(&self, dst: *mut T, n: u32, b: Behaviour) -> Claim {
-        let c = self.cons_claim(n, b);
-        if c.n != 0 {
-            // SAFETY: `cons_claim` gave us published slots `c.start..+c.n`;
-            // `dst` is valid for `n >= c.n` writes.
-            unsafe { self.read_slots(c.start, dst, c.n) };
-            self.cons_publish(c);
-        }
-        c
-    }
-
     // ---- public operations ------------------------------------------------
 
-    /// Enqueues one element, or hands it back when the ring is full.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// let r = Ring::<u32>::new(2).unwrap(); // holds 1
-    /// assert_eq!(r.enqueue(1), Ok(()));
-    /// assert_eq!(r.enqueue(2), Err(2));
-    /// ```
-    #[inline]
-    pub fn enqueue(&self, value: T) -> Result<(), T> {
-        let c = self.enqueue_raw(&value, 1, Behaviour::Fixed);
-        if c.n == 1 {
-            Ok(())
-        } else {
-            Err(value)
-        }
+    /// What the shared operation bodies drive: the ring itself.
+    #[inline(always)]
+    fn ops_end(&self) -> &Self {
+        self
     }
 
-    /// Dequeues one element, or `None` when the ring is empty.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// let r = Ring::<u32>::new(2).unwrap();
-    /// assert_eq!(r.dequeue(), None);
-    /// r.enqueue(9).unwrap();
-    /// assert_eq!(r.dequeue(), Some(9));
-    /// ```
-    #[inline]
-    pub fn dequeue(&self) -> Option<T> {
-        let mut v = MaybeUninit::<T>::uninit();
-        let c = self.dequeue_raw(v.as_mut_ptr(), 1, Behaviour::Fixed);
-        if c.n == 1 {
-            // SAFETY: `dequeue_raw` wrote one element.
-            Some(unsafe { v.assume_init() })
-        } else {
-            None
-        }
+    crate::ops::enqueue_methods! {
+        setup: "use pktmem_ring::Ring;\nlet r = Ring::<u32>::new(4).unwrap(); // holds 3",
+        p: "r",
+        c: "r"
     }
 
-    /// Enqueues all of `src` or, if it does not fit, nothing.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// let r = Ring::<u32>::new(8).unwrap();
-    /// r.enqueue_bulk(&[1, 2, 3, 4, 5]).unwrap();
-    /// assert!(r.enqueue_bulk(&[6, 7, 8]).is_err());
-    /// assert_eq!(r.len(), 5);
-    /// ```
-    #[inline]
-    pub fn enqueue_bulk(&self, src: &[T]) -> Result<(), RingFull> {
-        if src.len() > self.capacity as usize {
-            return Err(RingFull {
-                requested: src.len(),
-                free: self.free_count(),
-            });
-        }
-        let n = src.len() as u32;
-        let c = self.enqueue_raw(src.as_ptr(), n, Behaviour::Fixed);
-        if c.n == n {
-            Ok(())
-        } else {
-            Err(RingFull {
-                requested: src.len(),
-                free: c.avail as usize,
-            })
-        }
-    }
-
-    /// Enqueues as much of `src` as fits, in order; returns how many.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// let r = Ring::<u32>::new(4).unwrap(); // holds 3
-    /// assert_eq!(r.enqueue_burst(&[1, 2, 3, 4, 5]), 3);
-    /// ```
-    #[inline]
-    pub fn enqueue_burst(&self, src: &[T]) -> usize {
-        self.enqueue_raw(src.as_ptr(), len_u32(src.len()), Behaviour::Variable)
-            .n as usize
-    }
-
-    /// Fills all of `out` or, if the ring holds fewer, dequeues nothing.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// let r = Ring::<u32>::new(8).unwrap();
-    /// r.enqueue_bulk(&[1, 2, 3]).unwrap();
-    /// let mut out = [0; 2];
-    /// r.dequeue_bulk(&mut out).unwrap();
-    /// assert_eq!(out, [1, 2]);
-    /// ```
-    #[inline]
-    pub fn dequeue_bulk(&self, out: &mut [T]) -> Result<(), RingEmpty> {
-        let n = len_u32(out.len());
-        if out.len() > self.capacity as usize {
-            return Err(RingEmpty {
-                requested: out.len(),
-                available: self.len(),
-            });
-        }
-        let c = self.dequeue_raw(out.as_mut_ptr(), n, Behaviour::Fixed);
-        if c.n == n {
-            Ok(())
-        } else {
-            Err(RingEmpty {
-                requested: out.len(),
-                available: c.avail as usize,
-            })
-        }
-    }
-
-    /// [`dequeue_bulk`](Self::dequeue_bulk) into uninitialised memory;
-    /// returns `out`, now initialised.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// use std::mem::MaybeUninit;
-    /// let r = Ring::<u32>::new(8).unwrap();
-    /// r.enqueue_bulk(&[1, 2]).unwrap();
-    /// let mut buf = [MaybeUninit::uninit(); 2];
-    /// assert_eq!(r.dequeue_bulk_uninit(&mut buf).unwrap(), &[1, 2]);
-    /// ```
-    #[inline]
-    pub fn dequeue_bulk_uninit<'o>(
-        &self,
-        out: &'o mut [MaybeUninit<T>],
-    ) -> Result<&'o mut [T], RingEmpty> {
-        let n = len_u32(out.len());
-        if out.len() > self.capacity as usize {
-            return Err(RingEmpty {
-                requested: out.len(),
-                available: self.len(),
-            });
-        }
-        let c = self.dequeue_raw(out.as_mut_ptr().cast(), n, Behaviour::Fixed);
-        if c.n == n {
-            // SAFETY: all `out.len()` elements were written.
-            Ok(unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) })
-        } else {
-            Err(RingEmpty {
-                requested: out.len(),
-                available: c.avail as usize,
-            })
-        }
-    }
-
-    /// Dequeues as many elements as are there, up to `out.len()`; returns how
-    /// many were written to the front of `out`.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// let r = Ring::<u32>::new(8).unwrap();
-    /// r.enqueue_bulk(&[1, 2]).unwrap();
-    /// let mut out = [0; 4];
-    /// assert_eq!(r.dequeue_burst(&mut out), 2);
-    /// assert_eq!(out[..2], [1, 2]);
-    /// ```
-    #[inline]
-    pub fn dequeue_burst(&self, out: &mut [T]) -> usize {
-        self.dequeue_raw(out.as_mut_ptr(), len_u32(out.len()), Behaviour::Variable)
-            .n as usize
-    }
-
-    /// [`dequeue_burst`](Self::dequeue_burst) into uninitialised memory;
-    /// returns the initialised front of `out`.
-    ///
-    /// ```
-    /// use pktmem_ring::Ring;
-    /// use std::mem::MaybeUninit;
-    /// let r = Ring::<u32>::new(8).unwrap();
-    /// r.enqueue(3).unwrap();
-    /// let mut buf = [MaybeUninit::uninit(); 4];
-    /// assert_eq!(r.dequeue_burst_uninit(&mut buf), &[3]);
-    /// ```
-    #[inline]
-    pub fn dequeue_burst_uninit<'o>(&self, out: &'o mut [MaybeUninit<T>]) -> &'o mut [T] {
-        let c = self.dequeue_raw(
-            out.as_mut_ptr().cast(),
-            len_u32(out.len()),
-            Behaviour::Variable,
-        );
-        // SAFETY: the first `c.n` elements were written.
-        unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), c.n as usize) }
+    crate::ops::dequeue_methods! {
+        setup: "use pktmem_ring::Ring;\nlet r = Ring::<u32>::new(4).unwrap(); // holds 3",
+        p: "r",
+        c: "r"
     }
 
     // ---- unsafe single-thread twins ---------------------------------------
-
-    /// Single-thread claim on a multi-thread side: no CAS.
-    ///
-    /// # Safety
-    ///
-    /// No other thread is on this side concurrently, and earlier users of the
-    /// side happen-before this call.
-    #[inline(always)]
-    unsafe fn solo_raw<const PROD: bool>(&self, buf: *mut T, n: u32, b: Behaviour) -> Claim {
-        let mode = if PROD { self.prod_mode } else { self.cons_mode };
-        if mode != SyncMode::Multi {
-            // HTS and RTS keep their heads elsewhere; take their own path.
-            let c = if PROD {
-                self.prod_claim(n, b)
-            } else {
-                self.cons_claim(n, b)
-            };
-            if c.n != 0 {
-                // SAFETY: slots claimed above; `buf` valid for `n` per caller.
-                unsafe { self.copy_claimed::<PROD>(c, buf) };
-                if PROD {
-                    self.prod_publish(c)
-                } else {
-                    self.cons_publish(c)
-                }
-            }
-            return c;
-        }
-        let (ht, other) = self.side(PROD);
-        // Relaxed: exclusive by contract; earlier users happen-before us.
-        let head = ht.head.load(Ordering::Relaxed);
-        // Acquire: pairs with the Release tail store of the other side.
-        let o = other.load(Ordering::Acquire);
-        let avail = self.avail::<PROD>(head, o);
-        let k = grant(n, avail, b);
-        let c = Claim {
-            start: head,
-            n: k,
-            avail,
-        };
-        if k != 0 {
-            let end = head.wrapping_add(k);
-            // Relaxed: only this side's claimers read the head, and none is
-            // concurrent.
-            ht.head.store(end, Ordering::Relaxed);
-            // SAFETY: slots `head..end` are free (producer) or published
-            // (consumer) by `avail`; `buf` valid for `n` per caller.
-            unsafe { self.copy_claimed::<PROD>(c, buf) };
-            // Release: pairs with the other side's Acquire tail load.
-            ht.tail.store(end, Ordering::Release);
-        }
-        c
-    }
-
-    /// # Safety
-    ///
-    /// `c` is a claim of this side; `buf` is valid for `c.n` reads (producer)
-    /// or writes (consumer).
-    #[inline(always)]
-    unsafe fn copy_claimed<const PROD: bool>(&self, c: Claim, buf: *mut T) {
-        // SAFETY: forwarded.
-        unsafe {
-            if PROD {
-                self.write_slots(c.start, buf, c.n)
-            } else {
-                self.read_slots(c.start, buf, c.n)
-            }
-        }
-    }
 
     /// [`enqueue_bulk`](Self::enqueue_bulk) without the CAS, for an owner
     /// that knows it is the only producer (a pool whose puts are
@@ -1287,24 +1029,8 @@ impl<T: Copy + Send> Ring<T> {
     /// ```
     #[inline]
     pub unsafe fn enqueue_bulk_single_producer(&self, src: &[T]) -> Result<(), RingFull> {
-        if src.len() > self.capacity as usize {
-            return Err(RingFull {
-                requested: src.len(),
-                free: self.free_count(),
-            });
-        }
-        let n = src.len() as u32;
-        // SAFETY: exclusivity per the caller; `src` valid for `n` reads (the
-        // producer path only reads through the pointer).
-        let c = unsafe { self.solo_raw::<true>(src.as_ptr().cast_mut(), n, Behaviour::Fixed) };
-        if c.n == n {
-            Ok(())
-        } else {
-            Err(RingFull {
-                requested: src.len(),
-                free: c.avail as usize,
-            })
-        }
+        // SAFETY: `Solo::new`'s contract is ours, passed on by the caller.
+        ops::enqueue_bulk(&unsafe { Solo::new(self) }, src)
     }
 
     /// [`enqueue_burst`](Self::enqueue_burst) without the CAS.
@@ -1312,17 +1038,17 @@ impl<T: Copy + Send> Ring<T> {
     /// # Safety
     ///
     /// As for [`enqueue_bulk_single_producer`](Self::enqueue_bulk_single_producer).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(4).unwrap(); // holds 3
+    /// // SAFETY: `r` is local to this thread.
+    /// assert_eq!(unsafe { r.enqueue_burst_single_producer(&[1, 2, 3, 4]) }, 3);
+    /// ```
     #[inline]
     pub unsafe fn enqueue_burst_single_producer(&self, src: &[T]) -> usize {
-        // SAFETY: exclusivity per the caller; `src` valid for its length.
-        unsafe {
-            self.solo_raw::<true>(
-                src.as_ptr().cast_mut(),
-                len_u32(src.len()),
-                Behaviour::Variable,
-            )
-        }
-        .n as usize
+        // SAFETY: `Solo::new`'s contract is ours, passed on by the caller.
+        ops::enqueue_burst(&unsafe { Solo::new(self) }, src)
     }
 
     /// [`dequeue_bulk`](Self::dequeue_bulk) without the CAS, for an owner
@@ -1344,23 +1070,8 @@ impl<T: Copy + Send> Ring<T> {
     /// ```
     #[inline]
     pub unsafe fn dequeue_bulk_single_consumer(&self, out: &mut [T]) -> Result<(), RingEmpty> {
-        if out.len() > self.capacity as usize {
-            return Err(RingEmpty {
-                requested: out.len(),
-                available: self.len(),
-            });
-        }
-        let n = out.len() as u32;
-        // SAFETY: exclusivity per the caller; `out` valid for `n` writes.
-        let c = unsafe { self.solo_raw::<false>(out.as_mut_ptr(), n, Behaviour::Fixed) };
-        if c.n == n {
-            Ok(())
-        } else {
-            Err(RingEmpty {
-                requested: out.len(),
-                available: c.avail as usize,
-            })
-        }
+        // SAFETY: `Solo::new`'s contract is ours, passed on by the caller.
+        ops::dequeue_bulk(&unsafe { Solo::new(self) }, out)
     }
 
     /// [`dequeue_burst`](Self::dequeue_burst) without the CAS.
@@ -1368,11 +1079,20 @@ impl<T: Copy + Send> Ring<T> {
     /// # Safety
     ///
     /// As for [`dequeue_bulk_single_consumer`](Self::dequeue_bulk_single_consumer).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(8).unwrap();
+    /// r.enqueue(5).unwrap();
+    /// let mut out = [0; 4];
+    /// // SAFETY: `r` is local to this thread.
+    /// assert_eq!(unsafe { r.dequeue_burst_single_consumer(&mut out) }, 1);
+    /// assert_eq!(out[0], 5);
+    /// ```
     #[inline]
     pub unsafe fn dequeue_burst_single_consumer(&self, out: &mut [T]) -> usize {
-        // SAFETY: exclusivity per the caller; `out` valid for its length.
-        unsafe { self.solo_raw::<false>(out.as_mut_ptr(), len_u32(out.len()), Behaviour::Variable) }
-            .n as usize
+        // SAFETY: `Solo::new`'s contract is ours, passed on by the caller.
+        ops::dequeue_burst(&unsafe { Solo::new(self) }, out)
     }
 
     // ---- zero-copy and peek (HTS sides) -----------------------------------
@@ -1431,5 +1151,101 @@ impl<T: Copy + Send> Ring<T> {
     #[inline(always)]
     pub(crate) fn cons_tail(&self) -> &AtomicU32 {
         &self.cons.tail
+    }
+}
+
+// SAFETY: `prod_claim`/`cons_claim` move this side's head past the claimed
+// slots in the side's mode (CAS, HTS ownership or counted CAS), so no other
+// thread of the side claims them, and grant only slots the other side's
+// tail has passed (`avail`); `prod_publish`/`cons_publish` store the tail
+// with Release once earlier claims are done.
+unsafe impl<T: Copy + Send, const PROD: bool> RingEnd<T, PROD> for Ring<T> {
+    #[inline(always)]
+    fn ring(&self) -> &Ring<T> {
+        self
+    }
+
+    #[inline(always)]
+    fn claim(&self, n: u32, b: Behaviour) -> Claim {
+        if PROD {
+            self.prod_claim(n, b)
+        } else {
+            self.cons_claim(n, b)
+        }
+    }
+
+    #[inline(always)]
+    fn publish(&self, c: Claim) {
+        if PROD {
+            self.prod_publish(c)
+        } else {
+            self.cons_publish(c)
+        }
+    }
+}
+
+/// A ring used by a thread that is, for now, the only one on the side it
+/// uses: a multi-thread side's head moves with a plain store, no CAS (the
+/// `*_single_producer` / `*_single_consumer` twins). HTS and RTS sides keep
+/// their heads elsewhere and take their usual path.
+struct Solo<'a, T>(&'a Ring<T>);
+
+impl<'a, T: Copy + Send> Solo<'a, T> {
+    /// # Safety
+    ///
+    /// - while the `Solo` lives, no other thread is on the side(s) it is
+    ///   used for;
+    /// - earlier users of those sides happen-before its creation.
+    #[inline(always)]
+    unsafe fn new(ring: &'a Ring<T>) -> Self {
+        Solo(ring)
+    }
+}
+
+// SAFETY: on a multi-thread side no one else claims while the `Solo` lives
+// (`new`'s contract), so the plain head store claims slots the other side's
+// tail has passed (`avail`) for us alone; the tail store is Release. Other
+// modes take `Ring`'s own claim and publish.
+unsafe impl<T: Copy + Send, const PROD: bool> RingEnd<T, PROD> for Solo<'_, T> {
+    #[inline(always)]
+    fn ring(&self) -> &Ring<T> {
+        self.0
+    }
+
+    #[inline(always)]
+    fn claim(&self, n: u32, b: Behaviour) -> Claim {
+        let r = self.0;
+        if r.mode(PROD) != SyncMode::Multi {
+            return RingEnd::<T, PROD>::claim(r, n, b);
+        }
+        let (ht, other) = r.side(PROD);
+        // Relaxed: exclusive by `new`'s contract; earlier users
+        // happen-before us.
+        let head = ht.head.load(Ordering::Relaxed);
+        // Acquire: pairs with the Release tail store of the other side.
+        let o = other.load(Ordering::Acquire);
+        let avail = r.avail::<PROD>(head, o);
+        let k = grant(n, avail, b);
+        if k != 0 {
+            // Relaxed: only this side's claimers read the head, and none is
+            // concurrent.
+            ht.head.store(head.wrapping_add(k), Ordering::Relaxed);
+        }
+        Claim {
+            start: head,
+            n: k,
+            avail,
+        }
+    }
+
+    #[inline(always)]
+    fn publish(&self, c: Claim) {
+        let r = self.0;
+        if r.mode(PROD) != SyncMode::Multi {
+            return RingEnd::<T, PROD>::publish(r, c);
+        }
+        let (ht, _) = r.side(PROD);
+        // Release: pairs with the other side's Acquire tail load.
+        ht.tail.store(c.start.wrapping_add(c.n), Ordering::Release);
     }
 }
