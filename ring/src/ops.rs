@@ -81,15 +81,17 @@ fn as_uninit<T>(out: &mut [T]) -> &mut [MaybeUninit<T>] {
     unsafe { &mut *(out as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
-/// Body of every `enqueue`.
+/// Body of every `enqueue`: one slot, written directly (no run split).
 #[inline(always)]
 pub(crate) fn enqueue<T: Copy + Send, E: RingEnd<T, true>>(e: &E, value: T) -> Result<(), T> {
-    // SAFETY: `&value` is valid for one read, and an enqueue only reads.
-    if unsafe { transfer(e, (&value as *const T).cast_mut(), 1, Behaviour::Fixed) }.n == 1 {
-        Ok(())
-    } else {
-        Err(value)
+    let c = e.claim(1, Behaviour::Fixed);
+    if c.n == 0 {
+        return Err(value);
     }
+    // SAFETY: the claim gave us free slot `c.start` (`RingEnd`'s contract).
+    unsafe { e.ring().write_one(c.start, value) };
+    e.publish(c);
+    Ok(())
 }
 
 /// The all-or-nothing rule of every `*_bulk`: moves all `len` elements
@@ -149,17 +151,18 @@ pub(crate) fn enqueue_burst<T: Copy + Send, E: RingEnd<T, true>>(e: &E, src: &[T
     .n as usize
 }
 
-/// Body of every `dequeue`.
+/// Body of every `dequeue`: one slot, read directly (no run split).
 #[inline(always)]
 pub(crate) fn dequeue<T: Copy + Send, E: RingEnd<T, false>>(e: &E) -> Option<T> {
-    let mut v = MaybeUninit::<T>::uninit();
-    // SAFETY: `v` is valid for one write.
-    if unsafe { transfer(e, v.as_mut_ptr(), 1, Behaviour::Fixed) }.n == 1 {
-        // SAFETY: `transfer` wrote one element.
-        Some(unsafe { v.assume_init() })
-    } else {
-        None
+    let c = e.claim(1, Behaviour::Fixed);
+    if c.n == 0 {
+        return None;
     }
+    // SAFETY: the claim gave us published slot `c.start` (`RingEnd`'s
+    // contract).
+    let v = unsafe { e.ring().read_one(c.start) };
+    e.publish(c);
+    Some(v)
 }
 
 /// Body of every `dequeue_bulk_uninit` (and, through [`as_uninit`],

@@ -3,7 +3,6 @@
 use std::alloc::Layout;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
@@ -692,30 +691,49 @@ impl<T: Copy + Send> Ring<T> {
         (base.wrapping_add(idx), first, base, n - first)
     }
 
-    /// Reads one slot (loom-friendly accessor for guards).
+    /// Reads one slot: the single-element path, without `read_slots`'
+    /// wrap check.
     ///
     /// # Safety
     ///
-    /// The caller's side has claimed slot `index` and it is initialised.
+    /// The caller's side has claimed slot `index` for reading and the
+    /// producer published it (so it is initialised).
     #[inline(always)]
     pub(crate) unsafe fn read_one(&self, index: u32) -> T {
-        let mut v = MaybeUninit::<T>::uninit();
-        // SAFETY: forwarded from the caller; `v` is valid for one write.
+        let at = (index & self.mask) as usize;
+        // SAFETY: `at < slots`, inside the slot array; the slot is ours to
+        // read and initialised (caller).
+        #[cfg(not(loom))]
         unsafe {
-            self.read_slots(index, v.as_mut_ptr(), 1);
-            v.assume_init()
+            self.slots_ptr.as_ptr().cast::<T>().add(at).read()
+        }
+        // SAFETY: as above.
+        #[cfg(loom)]
+        unsafe {
+            (*self.slots_ptr.as_ptr().add(at)).with(|p| (*p).assume_init())
         }
     }
 
-    /// Writes one slot (loom-friendly accessor for guards).
+    /// Writes one slot: the single-element path, without `write_slots`'
+    /// wrap check.
     ///
     /// # Safety
     ///
     /// The caller's side has claimed slot `index` for writing.
     #[inline(always)]
     pub(crate) unsafe fn write_one(&self, index: u32, v: T) {
-        // SAFETY: forwarded from the caller; `&v` is valid for one read.
-        unsafe { self.write_slots(index, &v, 1) }
+        let at = (index & self.mask) as usize;
+        // SAFETY: `at < slots`, inside the slot array; `Slot<T>` is laid out
+        // as `T`, and the slot is ours to write (caller).
+        #[cfg(not(loom))]
+        unsafe {
+            self.slots_ptr.as_ptr().cast::<T>().add(at).write(v)
+        }
+        // SAFETY: as above.
+        #[cfg(loom)]
+        unsafe {
+            (*self.slots_ptr.as_ptr().add(at)).with_mut(|p| (*p).write(v));
+        }
     }
 
     // ---- head moves ----------------------------------------------------
