@@ -6,32 +6,64 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::thread;
+use loom::thread::{self, JoinHandle};
 use pktmem::ring::{Ring, SyncMode};
+
+/// A shared ring of 4 slots (holds 3) with these producer and consumer modes.
+fn ring4(producer: SyncMode, consumer: SyncMode) -> Arc<Ring<u32>> {
+    Arc::new(
+        Ring::<u32>::builder(4)
+            .producer(producer)
+            .consumer(consumer)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Runs `f` on a new thread with its own handle on `ring`.
+fn spawn_with<R, F>(ring: &Arc<Ring<u32>>, f: F) -> JoinHandle<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&Ring<u32>) -> R + Send + 'static,
+{
+    let ring = Arc::clone(ring);
+    thread::spawn(move || f(&ring))
+}
+
+/// Two threads each enqueue one value (10, 20) and then dequeue one;
+/// returns what they dequeued.
+fn enqueue_then_dequeue_on_two_threads(ring: &Arc<Ring<u32>>) -> Vec<u32> {
+    let hs: Vec<_> = [10u32, 20]
+        .into_iter()
+        .map(|v| {
+            spawn_with(ring, move |ring| {
+                ring.enqueue(v).unwrap();
+                ring.dequeue()
+            })
+        })
+        .collect();
+    hs.into_iter().filter_map(|h| h.join().unwrap()).collect()
+}
+
+/// Dequeues what is left after `got`, and checks that together they are
+/// exactly `want` (in any order) and that the ring ends empty.
+fn assert_drains_to(ring: &Ring<u32>, mut got: Vec<u32>, want: &[u32]) {
+    while let Some(v) = ring.dequeue() {
+        got.push(v);
+    }
+    got.sort_unstable();
+    assert_eq!(got, want);
+    assert!(ring.is_empty());
+}
 
 /// Two threads each enqueue one value and dequeue one: whatever interleaving,
 /// the values dequeued plus those left are exactly the values enqueued.
 #[test]
 fn mpmc_conservation() {
     loom::model(|| {
-        let ring = Arc::new(Ring::<u32>::new(4).unwrap());
-        let hs: Vec<_> = [10u32, 20]
-            .into_iter()
-            .map(|v| {
-                let ring = ring.clone();
-                thread::spawn(move || {
-                    ring.enqueue(v).unwrap();
-                    ring.dequeue()
-                })
-            })
-            .collect();
-        let mut all: Vec<u32> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
-        while let Some(v) = ring.dequeue() {
-            all.push(v);
-        }
-        all.sort_unstable();
-        assert_eq!(all, [10, 20]);
-        assert!(ring.is_empty());
+        let ring = ring4(SyncMode::Multi, SyncMode::Multi);
+        let got = enqueue_then_dequeue_on_two_threads(&ring);
+        assert_drains_to(&ring, got, &[10, 20]);
     });
 }
 
@@ -41,32 +73,10 @@ fn mpmc_conservation() {
 #[test]
 fn rts_conservation() {
     loom::model(|| {
-        let ring = Arc::new(
-            Ring::<u32>::builder(4)
-                .producer(SyncMode::Rts)
-                .consumer(SyncMode::Rts)
-                .build()
-                .unwrap(),
-        );
-        let hs: Vec<_> = [10u32, 20]
-            .into_iter()
-            .map(|v| {
-                let ring = ring.clone();
-                thread::spawn(move || {
-                    ring.enqueue(v).unwrap();
-                    ring.dequeue()
-                })
-            })
-            .collect();
-        let mut all: Vec<u32> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
-        let left = ring.len();
-        assert_eq!(left + all.len(), 2, "an enqueue was never published");
-        while let Some(v) = ring.dequeue() {
-            all.push(v);
-        }
-        all.sort_unstable();
-        assert_eq!(all, [10, 20]);
-        assert!(ring.is_empty());
+        let ring = ring4(SyncMode::Rts, SyncMode::Rts);
+        let got = enqueue_then_dequeue_on_two_threads(&ring);
+        assert_eq!(ring.len() + got.len(), 2, "an enqueue was never published");
+        assert_drains_to(&ring, got, &[10, 20]);
     });
 }
 
@@ -75,38 +85,25 @@ fn rts_conservation() {
 #[test]
 fn rts_producers_publish() {
     loom::model(|| {
-        let ring = Arc::new(
-            Ring::<u32>::builder(4)
-                .producer(SyncMode::Rts)
-                .build()
-                .unwrap(),
-        );
+        let ring = ring4(SyncMode::Rts, SyncMode::Multi);
         let ps: Vec<_> = [10u32, 20]
             .into_iter()
-            .map(|v| {
-                let ring = ring.clone();
-                thread::spawn(move || ring.enqueue(v).unwrap())
-            })
+            .map(|v| spawn_with(&ring, move |ring| ring.enqueue(v).unwrap()))
             .collect();
-        let c = {
-            let ring = ring.clone();
-            thread::spawn(move || {
-                let mut got = Vec::new();
-                while got.len() < 2 {
-                    match ring.dequeue() {
-                        Some(v) => got.push(v),
-                        None => thread::yield_now(),
-                    }
+        let c = spawn_with(&ring, |ring| {
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match ring.dequeue() {
+                    Some(v) => got.push(v),
+                    None => thread::yield_now(),
                 }
-                got
-            })
-        };
+            }
+            got
+        });
         for p in ps {
             p.join().unwrap();
         }
-        let mut got = c.join().unwrap();
-        got.sort_unstable();
-        assert_eq!(got, [10, 20]);
+        assert_drains_to(&ring, c.join().unwrap(), &[10, 20]);
     });
 }
 
@@ -150,17 +147,15 @@ fn bulk_all_or_nothing_under_contention() {
         let producers: Vec<_> = [100u32, 200]
             .into_iter()
             .map(|base| {
-                let ring = ring.clone();
-                thread::spawn(move || ring.enqueue_bulk(&[base, base + 1]).is_ok().then_some(base))
+                spawn_with(&ring, move |ring| {
+                    ring.enqueue_bulk(&[base, base + 1]).is_ok().then_some(base)
+                })
             })
             .collect();
-        let consumer = {
-            let ring = ring.clone();
-            thread::spawn(move || {
-                let mut out = [0u32; 2];
-                ring.dequeue_bulk(&mut out).ok().map(|_| out)
-            })
-        };
+        let consumer = spawn_with(&ring, |ring| {
+            let mut out = [0u32; 2];
+            ring.dequeue_bulk(&mut out).ok().map(|_| out)
+        });
         let sent: Vec<u32> = producers
             .into_iter()
             .filter_map(|h| h.join().unwrap())
@@ -190,44 +185,29 @@ fn bulk_all_or_nothing_under_contention() {
 #[test]
 fn hts_peek() {
     loom::model(|| {
-        let ring = Arc::new(
-            Ring::<u32>::builder(4)
-                .consumer(SyncMode::Hts)
-                .build()
-                .unwrap(),
-        );
+        let ring = ring4(SyncMode::Multi, SyncMode::Hts);
         ring.enqueue_bulk(&[1, 2]).unwrap();
-        let a = {
-            let ring = ring.clone();
-            thread::spawn(move || {
-                let g = ring.dequeue_start(1).unwrap();
-                let v = g.get(0);
-                g.finish(1);
-                v
-            })
-        };
-        let b = {
-            let ring = ring.clone();
-            thread::spawn(move || {
-                let g = ring.dequeue_start(2).unwrap();
-                let mut peek = [0u32; 2];
-                let n = g.copy_to(&mut peek);
-                if n == 2 {
-                    assert_eq!(peek, [1, 2], "peek out of order");
-                }
-                drop(g); // consumes nothing
-                ring.dequeue()
-            })
-        };
-        let mut all: Vec<u32> = [a.join().unwrap(), b.join().unwrap()]
+        let a = spawn_with(&ring, |ring| {
+            let g = ring.dequeue_start(1).unwrap();
+            let v = g.get(0);
+            g.finish(1);
+            v
+        });
+        let b = spawn_with(&ring, |ring| {
+            let g = ring.dequeue_start(2).unwrap();
+            let mut peek = [0u32; 2];
+            let n = g.copy_to(&mut peek);
+            if n == 2 {
+                assert_eq!(peek, [1, 2], "peek out of order");
+            }
+            drop(g); // consumes nothing
+            ring.dequeue()
+        });
+        let got = [a.join().unwrap(), b.join().unwrap()]
             .into_iter()
             .flatten()
             .collect();
-        while let Some(v) = ring.dequeue() {
-            all.push(v);
-        }
-        all.sort_unstable();
-        assert_eq!(all, [1, 2]);
+        assert_drains_to(&ring, got, &[1, 2]);
     });
 }
 
@@ -237,31 +217,15 @@ fn hts_peek() {
 #[test]
 fn hts_zero_copy_enqueue() {
     loom::model(|| {
-        let ring = Arc::new(
-            Ring::<u32>::builder(4)
-                .producer(SyncMode::Hts)
-                .build()
-                .unwrap(),
-        );
-        let a = {
-            let ring = ring.clone();
-            thread::spawn(move || {
-                let mut w = ring.enqueue_start(2).unwrap();
-                w.push(7).unwrap();
-                w.commit()
-            })
-        };
-        let b = {
-            let ring = ring.clone();
-            thread::spawn(move || ring.enqueue(8).is_ok())
-        };
+        let ring = ring4(SyncMode::Hts, SyncMode::Multi);
+        let a = spawn_with(&ring, |ring| {
+            let mut w = ring.enqueue_start(2).unwrap();
+            w.push(7).unwrap();
+            w.commit()
+        });
+        let b = spawn_with(&ring, |ring| ring.enqueue(8).is_ok());
         assert_eq!(a.join().unwrap(), 1);
         assert!(b.join().unwrap());
-        let mut all = Vec::new();
-        while let Some(v) = ring.dequeue() {
-            all.push(v);
-        }
-        all.sort_unstable();
-        assert_eq!(all, [7, 8]);
+        assert_drains_to(&ring, Vec::new(), &[7, 8]);
     });
 }
