@@ -45,6 +45,10 @@ fn rts_conservation() {
             Ring::<u32>::builder(4)
                 .producer(SyncMode::Rts)
                 .consumer(SyncMode::Rts)
+                // No head-tail limit (the default, capacity / 8, is 0 here
+                // and would serialise the sides this model is about).
+                .producer_max_distance(u32::MAX)
+                .consumer_max_distance(u32::MAX)
                 .build()
                 .unwrap(),
         );
@@ -78,6 +82,7 @@ fn rts_producers_publish() {
         let ring = Arc::new(
             Ring::<u32>::builder(4)
                 .producer(SyncMode::Rts)
+                .producer_max_distance(u32::MAX) // as above
                 .build()
                 .unwrap(),
         );
@@ -107,6 +112,42 @@ fn rts_producers_publish() {
         let mut got = c.join().unwrap();
         got.sort_unstable();
         assert_eq!(got, [10, 20]);
+    });
+}
+
+/// RTS producers under a head-tail distance limit of 1: each thread
+/// enqueues twice, so a third claim must wait for an earlier one to be
+/// published. Nothing is lost, nothing is stuck (the model would not finish).
+#[test]
+fn rts_distance_limit() {
+    loom::model(|| {
+        let ring = Arc::new(
+            Ring::<u32>::builder(4)
+                .exact_size(true)
+                .producer(SyncMode::Rts)
+                .producer_max_distance(1)
+                .build()
+                .unwrap(),
+        );
+        let ps: Vec<_> = [10u32, 20]
+            .into_iter()
+            .map(|v| {
+                let ring = ring.clone();
+                thread::spawn(move || {
+                    ring.enqueue(v).unwrap();
+                    ring.enqueue(v + 1).unwrap();
+                })
+            })
+            .collect();
+        for p in ps {
+            p.join().unwrap();
+        }
+        let mut got = Vec::new();
+        while let Some(v) = ring.dequeue() {
+            got.push(v);
+        }
+        got.sort_unstable();
+        assert_eq!(got, [10, 11, 20, 21]);
     });
 }
 
