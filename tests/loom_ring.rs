@@ -9,29 +9,50 @@ use loom::sync::Arc;
 use loom::thread;
 use pktmem::ring::{Ring, SyncMode};
 
+/// Runs `f(ring, v)` on one thread per value of `vals`; returns their
+/// results in order.
+fn each_on_a_thread<R: Send + 'static>(
+    ring: &Arc<Ring<u32>>,
+    vals: [u32; 2],
+    f: fn(&Ring<u32>, u32) -> R,
+) -> Vec<R> {
+    let hs: Vec<_> = vals
+        .into_iter()
+        .map(|v| {
+            let ring = ring.clone();
+            thread::spawn(move || f(&ring, v))
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Two threads each enqueue one value and dequeue one; every finished
+/// enqueue is published (dequeued or still in the ring) and values are
+/// conserved.
+fn enqueue_dequeue_conserves(ring: Arc<Ring<u32>>) {
+    let mut all: Vec<u32> = each_on_a_thread(&ring, [10, 20], |ring, v| {
+        ring.enqueue(v).unwrap();
+        ring.dequeue()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_eq!(ring.len() + all.len(), 2, "an enqueue was never published");
+    while let Some(v) = ring.dequeue() {
+        all.push(v);
+    }
+    all.sort_unstable();
+    assert_eq!(all, [10, 20]);
+    assert!(ring.is_empty());
+}
+
 /// Two threads each enqueue one value and dequeue one: whatever interleaving,
 /// the values dequeued plus those left are exactly the values enqueued.
 #[test]
 fn mpmc_conservation() {
     loom::model(|| {
         let ring = Arc::new(Ring::<u32>::new(4).unwrap());
-        let hs: Vec<_> = [10u32, 20]
-            .into_iter()
-            .map(|v| {
-                let ring = ring.clone();
-                thread::spawn(move || {
-                    ring.enqueue(v).unwrap();
-                    ring.dequeue()
-                })
-            })
-            .collect();
-        let mut all: Vec<u32> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
-        while let Some(v) = ring.dequeue() {
-            all.push(v);
-        }
-        all.sort_unstable();
-        assert_eq!(all, [10, 20]);
-        assert!(ring.is_empty());
+        enqueue_dequeue_conserves(ring);
     });
 }
 
@@ -52,25 +73,7 @@ fn rts_conservation() {
                 .build()
                 .unwrap(),
         );
-        let hs: Vec<_> = [10u32, 20]
-            .into_iter()
-            .map(|v| {
-                let ring = ring.clone();
-                thread::spawn(move || {
-                    ring.enqueue(v).unwrap();
-                    ring.dequeue()
-                })
-            })
-            .collect();
-        let mut all: Vec<u32> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
-        let left = ring.len();
-        assert_eq!(left + all.len(), 2, "an enqueue was never published");
-        while let Some(v) = ring.dequeue() {
-            all.push(v);
-        }
-        all.sort_unstable();
-        assert_eq!(all, [10, 20]);
-        assert!(ring.is_empty());
+        enqueue_dequeue_conserves(ring);
     });
 }
 
@@ -129,19 +132,10 @@ fn rts_distance_limit() {
                 .build()
                 .unwrap(),
         );
-        let ps: Vec<_> = [10u32, 20]
-            .into_iter()
-            .map(|v| {
-                let ring = ring.clone();
-                thread::spawn(move || {
-                    ring.enqueue(v).unwrap();
-                    ring.enqueue(v + 1).unwrap();
-                })
-            })
-            .collect();
-        for p in ps {
-            p.join().unwrap();
-        }
+        each_on_a_thread(&ring, [10, 20], |ring, v| {
+            ring.enqueue(v).unwrap();
+            ring.enqueue(v + 1).unwrap();
+        });
         let mut got = Vec::new();
         while let Some(v) = ring.dequeue() {
             got.push(v);

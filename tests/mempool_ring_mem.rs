@@ -8,22 +8,12 @@
 use std::io::Write;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-use pktmem::hugemem::{inventory, process_hugetlb_bytes, PageSize, Provider};
+use hugemem_common::{free_2m, serial, MB2};
+use pktmem::hugemem::{process_hugetlb_bytes, PageSize, Provider};
 use pktmem::mempool::{Mempool, RingPlacement};
 
-/// Tests here measure the process's hugepage usage: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-const MB2: usize = 2 << 20;
-
-fn free_2m() -> u64 {
-    inventory()
-        .iter()
-        .find(|h| h.page_size == MB2)
-        .map_or(0, |h| h.free)
-}
+mod hugemem_common;
 
 /// Creates a full pool on `provider`, checks its ring's slots lie in one
 /// chunk of the provider's pages of `page` bytes (none shared with an
@@ -87,7 +77,7 @@ fn ring_in_provider(provider: &Provider, page: usize) {
 
 #[test]
 fn ring_slots_in_hugepages() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let free = free_2m();
     if free < 16 {
         let _ = writeln!(
@@ -114,7 +104,7 @@ fn ring_slots_in_hugepages() {
 
 #[test]
 fn ring_slots_in_small_pages() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let provider = Provider::builder()
         .heap_backed(64 << 20)
         .quiet(true)
@@ -128,7 +118,7 @@ fn ring_slots_in_small_pages() {
 /// it says so.
 #[test]
 fn refused_ring_memory_falls_back_to_the_heap() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let provider = Provider::builder()
         .heap_backed(16 << 20)
         .quiet(true)
