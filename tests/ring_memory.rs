@@ -22,6 +22,11 @@ struct Counted {
 }
 
 impl Counted {
+    /// Address of the first byte offered to the ring.
+    fn addr(&self) -> usize {
+        self.mem.as_ptr().as_ptr() as usize + self.offset
+    }
+
     fn new(b: &RingBuilder<u64>, extra: usize, offset: usize) -> (Self, Arc<AtomicUsize>) {
         let l = b.memory_layout().unwrap();
         let l = std::alloc::Layout::from_size_align(l.size() + extra, l.align()).unwrap();
@@ -41,7 +46,7 @@ impl Counted {
 // SAFETY: a sub-range of a `HeapMemory` (which satisfies the contract),
 // `offset <= size` by construction in these tests; nothing else touches it.
 unsafe impl RingMemory for Counted {
-    fn as_ptr(&self) -> NonNull<u8> {
+    fn base_ptr(&mut self) -> NonNull<u8> {
         // SAFETY: `offset` is within the buffer (or one past its end).
         unsafe { NonNull::new_unchecked(self.mem.as_ptr().as_ptr().add(self.offset)) }
     }
@@ -60,7 +65,7 @@ impl Drop for Counted {
 fn build_on_keeps_the_memory_until_the_last_handle() {
     let b = Ring::<u64>::builder(64).initial_index(u32::MAX - 20);
     let (mem, drops) = Counted::new(&b, 0, 0);
-    let base = mem.as_ptr().as_ptr() as usize;
+    let base = mem.addr();
     let ring = b.build_on(mem).unwrap();
     assert_eq!(ring.memory_range(), base..base + 64 * 8);
     assert_eq!(ring.capacity(), 63);
@@ -148,7 +153,7 @@ fn refused_memory_comes_back_with_the_numbers() {
 
     // Big enough but 8 bytes off the required 64.
     let (mem, drops) = Counted::new(&b, 64, 8);
-    let addr = mem.as_ptr().as_ptr() as usize;
+    let addr = mem.addr();
     let e = b.clone().build_on(mem).unwrap_err();
     assert_eq!(e.error, RingError::MemoryMisaligned { align: 64, addr });
     // The same memory, used from its aligned start, is accepted.
@@ -336,4 +341,52 @@ fn rts_limit_one_conserves() {
 fn rts_limit_mixed_conserves() {
     rts_limited(2, u32::MAX);
     rts_limited(u32::MAX, 3);
+}
+
+/// A ring on an anonymous map, and one on a file map whose slots are the
+/// file's bytes: what the ring wrote is in the file after the ring is gone.
+#[test]
+fn rings_on_memory_maps() {
+    let b = Ring::<u64>::builder(64);
+    let size = b.memory_size().unwrap();
+    let (p, c) = b
+        .clone()
+        .build_on(memmap2::MmapMut::map_anon(size).unwrap())
+        .unwrap()
+        .into_spsc();
+    p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    assert_eq!(c.dequeue(), Some(1));
+    drop((p, c));
+
+    let path = std::env::temp_dir().join(format!("pktmem-ring-map-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.set_len(size as u64 - 8).unwrap();
+    // SAFETY: a file of our own, which nothing else opens while mapped.
+    let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+    let e = b.clone().build_on(map).unwrap_err();
+    assert_eq!(
+        e.error,
+        RingError::MemoryTooSmall {
+            needed: size,
+            provided: size - 8
+        }
+    );
+    drop(e);
+    file.set_len(size as u64).unwrap();
+    // SAFETY: as above.
+    let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+    let ring = b.build_on(map).unwrap();
+    ring.enqueue_bulk(&[0xA1, 0xB2, 0xC3]).unwrap();
+    assert_eq!(ring.dequeue(), Some(0xA1));
+    drop(ring); // unmaps
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let slot = |i: usize| u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap());
+    assert_eq!((slot(0), slot(1), slot(2)), (0xA1, 0xB2, 0xC3));
 }

@@ -49,11 +49,12 @@ struct ChunkMemory(Chunk);
 
 // SAFETY: a `Chunk` owns its pages (marked used in the provider, handed to
 // no one else) from allocation to drop, at an address and length that never
-// change (`as_ptr` and `len` read fields set at allocation); the pages are
+// change (`as_ptr` and `len` read fields set at allocation; the pointer is
+// made from the mapping's address, not from a borrow); the pages are
 // readable and writable for `len` bytes. The chunk is private to this value
 // (see its invariant), so nothing else reads or writes the region.
 unsafe impl RingMemory for ChunkMemory {
-    fn as_ptr(&self) -> NonNull<u8> {
+    fn base_ptr(&mut self) -> NonNull<u8> {
         self.0.as_ptr()
     }
 

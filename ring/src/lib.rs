@@ -45,7 +45,7 @@
 //! exactly `N` for any `N`.
 //!
 //! RTS sides bound how far their head may run ahead of their tail
-//! ([`RingBuilder::producer_max_distance`], DPDK's `htd_max`; a eighth of the
+//! ([`RingBuilder::producer_max_distance`], DPDK's `htd_max`; an eighth of the
 //! capacity by default): a claim waits while more than that many slots are
 //! claimed and not yet published.
 //!
@@ -57,7 +57,7 @@
 //! | built with | memory | freed |
 //! |---|---|---|
 //! | [`RingBuilder::build`] | the heap (a [`HeapMemory`]) | with the ring |
-//! | [`RingBuilder::build_on`] | any [`RingMemory`] owner: hugepage chunks (pktmem-mempool puts its rings in provider memory this way), a mapped file, a [`HeapMemory`] | the owner is dropped with the ring, after the slots |
+//! | [`RingBuilder::build_on`] | any [`RingMemory`] owner: hugepage chunks (pktmem-mempool puts its rings in provider memory this way), a `memmap2::MmapMut` (feature `memmap2`), a [`HeapMemory`] | the owner is dropped with the ring, after the slots |
 //! | `unsafe` [`RingBuilder::build_in`] | a raw pointer and length | by the caller, after the ring is gone (the ring never frees it) |
 //!
 //! `build_on` is safe: it checks the size and alignment and, when they do

@@ -1,5 +1,6 @@
 //! Memory a ring's slots can live in: the [`RingMemory`] trait for owners of
-//! a region, and [`HeapMemory`], an aligned heap buffer.
+//! a region, [`HeapMemory`], an aligned heap buffer, and (with the
+//! `memmap2` feature) `memmap2::MmapMut`, a memory map.
 
 use std::alloc::Layout;
 use std::fmt;
@@ -19,13 +20,15 @@ use crate::error::RingError;
 /// # Safety
 ///
 /// Implementors promise, for as long as the value lives:
-/// - [`as_ptr`](Self::as_ptr) always returns the same address, and the
-///   region `as_ptr()..as_ptr() + size()` is valid for reads and writes (a
+/// - [`base_ptr`](Self::base_ptr) always returns the same address, a
+///   pointer the ring may write through, and the region
+///   `base_ptr()..base_ptr() + size()` is valid for reads and writes (a
 ///   move of the value does not move the region: it lives behind a pointer);
 /// - [`size`](Self::size) always returns the same value;
 /// - nothing else reads or writes the region while the ring holds the
-///   value (the value is the only way in to it; the ring never calls any
-///   other method of it);
+///   value (the value is the only way in to it; the ring calls
+///   `base_ptr` once, when it is built, and no other method but `size`
+///   and `Drop`);
 /// - the value may be dropped on any thread (hence `Send`) and the ring
 ///   that holds it may be shared between threads (hence `Sync`).
 ///
@@ -39,7 +42,7 @@ use crate::error::RingError;
 /// // SAFETY: `Static` is made only from a leaked, 64-aligned buffer that
 /// // nothing else touches; a leaked buffer lives for the whole program.
 /// unsafe impl RingMemory for Static {
-///     fn as_ptr(&self) -> NonNull<u8> { self.0 }
+///     fn base_ptr(&mut self) -> NonNull<u8> { self.0 }
 ///     fn size(&self) -> usize { self.1 }
 /// }
 /// // SAFETY: only an address and a length; see above.
@@ -56,8 +59,10 @@ use crate::error::RingError;
 /// assert_eq!(ring.dequeue(), Some(3));
 /// ```
 pub unsafe trait RingMemory: Send + Sync {
-    /// First byte of the region.
-    fn as_ptr(&self) -> NonNull<u8>;
+    /// First byte of the region, as a pointer valid for writes (hence
+    /// `&mut self`: a pointer taken from a shared borrow may not be written
+    /// through).
+    fn base_ptr(&mut self) -> NonNull<u8>;
     /// Bytes in the region.
     fn size(&self) -> usize;
 }
@@ -112,6 +117,12 @@ impl HeapMemory {
         Ok(HeapMemory { ptr, layout })
     }
 
+    /// First byte of the buffer (to look at its address; the ring writes
+    /// through [`RingMemory::base_ptr`]).
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
     /// Size and alignment of the buffer.
     pub fn layout(&self) -> Layout {
         self.layout
@@ -148,11 +159,32 @@ unsafe impl Sync for HeapMemory {}
 // does not change, valid for `layout.size()` bytes until drop; `HeapMemory`
 // has no method that touches the bytes.
 unsafe impl RingMemory for HeapMemory {
-    fn as_ptr(&self) -> NonNull<u8> {
+    fn base_ptr(&mut self) -> NonNull<u8> {
         self.ptr
     }
 
     fn size(&self) -> usize {
         self.layout.size()
+    }
+}
+
+// SAFETY: the mapping lives at a fixed address from creation to drop, for
+// `len()` bytes, readable and writable; `base_ptr` goes through
+// `DerefMut`, so the pointer may be written through. Nothing else writes it:
+// an anonymous map is private to its `MmapMut`, and a file map was made
+// through memmap2's `unsafe` constructors, whose caller promised that the
+// file is not modified behind the map's back (the same promise every
+// `&mut [u8]` view of it relies on).
+#[cfg(feature = "memmap2")]
+unsafe impl RingMemory for memmap2::MmapMut {
+    fn base_ptr(&mut self) -> NonNull<u8> {
+        let bytes: &mut [u8] = self;
+        // A map is never at address 0; `dangling` (misaligned for a ring)
+        // would make `build_on` refuse it.
+        NonNull::new(bytes.as_mut_ptr()).unwrap_or(NonNull::dangling())
+    }
+
+    fn size(&self) -> usize {
+        self.len()
     }
 }

@@ -347,7 +347,7 @@ impl<T: Copy + Send> RingBuilder<T> {
     /// the head further ahead spins until enough earlier claims finish.
     ///
     /// `0` serialises the side (one claim in flight at a time); a `max` at
-    /// or above the capacity is no limit. The default is a eighth of the
+    /// or above the capacity is no limit. The default is an eighth of the
     /// capacity, as in DPDK. Setting it for a side that is not RTS makes
     /// `build` fail with [`RingError::MaxDistanceNotRts`].
     ///
@@ -508,11 +508,15 @@ impl<T: Copy + Send> RingBuilder<T> {
     /// assert_eq!(err.error, RingError::MemoryTooSmall { needed: 8192, provided: 4096 });
     /// assert_eq!(err.memory.size(), 4096);
     /// ```
-    pub fn build_on<M: RingMemory + 'static>(self, mem: M) -> Result<Ring<T>, RejectedMemory<M>> {
-        if let Err(e) = self.check_memory(mem.as_ptr(), mem.size()) {
+    pub fn build_on<M: RingMemory + 'static>(
+        self,
+        mut mem: M,
+    ) -> Result<Ring<T>, RejectedMemory<M>> {
+        let base = mem.base_ptr();
+        if let Err(e) = self.check_memory(base, mem.size()) {
             return Err(RejectedMemory::new(e, mem));
         }
-        let ptr = mem.as_ptr().cast::<Slot<T>>();
+        let ptr = base.cast::<Slot<T>>();
         // SAFETY: size and alignment checked just above; `RingMemory`'s
         // contract makes the region valid and exclusive while `mem` lives,
         // and the ring keeps `mem` until after its last slot access.
