@@ -3,13 +3,13 @@
 //! and falls back to the heap, saying so, when the provider refuses.
 //!
 //! The hugepage test needs free 2 MiB hugepages; without them it prints a
-//! SKIP line on stderr and the small-page test still runs.
+//! SKIP line on stderr (`hugemem_common::skip`) and the small-page test
+//! still runs.
 
-use std::io::Write;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hugemem_common::{free_2m, serial, MB2};
+use hugemem_common::{free_2m, serial, skip, MB2};
 use pktmem::hugemem::{process_hugetlb_bytes, PageSize, Provider};
 use pktmem::mempool::{Mempool, RingPlacement};
 
@@ -80,10 +80,9 @@ fn ring_slots_in_hugepages() {
     let _g = serial();
     let free = free_2m();
     if free < 16 {
-        let _ = writeln!(
-            std::io::stderr(),
-            "mempool_ring_mem: SKIP ring_slots_in_hugepages: only {free} free 2 MiB hugepages (need 16)"
-        );
+        skip(format_args!(
+            "mempool_ring_mem: ring_slots_in_hugepages: only {free} free 2 MiB hugepages (need 16)"
+        ));
         return;
     }
     let provider = Provider::builder()
