@@ -3,6 +3,9 @@
 
 use pktmem::hugemem::{inventory, virt2phys, AllocRequest, Iova, IovaMode, PageSize, Provider};
 
+mod hugemem_common;
+use hugemem_common::skip;
+
 const SYSFS: &str = "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages";
 const GB: usize = 1 << 30;
 
@@ -44,9 +47,9 @@ fn one_gib_page_when_available() {
         .page_size(PageSize::Huge1G)
         .require_page_size(true);
     if free_1g() == 0 {
-        eprintln!(
-            "SKIP 1 GiB page assertions: the kernel could not reserve one; checking the error"
-        );
+        skip(format_args!(
+            "1 GiB page assertions: the kernel could not reserve one; checking the error"
+        ));
         let e = p.alloc_with(&req).unwrap_err();
         assert!(e.to_string().contains("1 GiB"), "{e}");
         return;

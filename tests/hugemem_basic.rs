@@ -46,9 +46,9 @@ fn hugepages_real_2m() {
         .build()
         .unwrap();
     if free_2m() < 8 {
-        eprintln!(
-            "SKIP hugepages_real_2m: fewer than 8 free 2 MiB hugepages; testing the error instead"
-        );
+        skip(format_args!(
+            "hugepages_real_2m: fewer than 8 free 2 MiB hugepages; testing the error instead"
+        ));
         let r = p.alloc(8 * MB2);
         assert!(matches!(r, Err(HugememError::NoPages { .. })), "{r:?}");
         return;
@@ -92,7 +92,9 @@ fn small_page_path_alone() {
         .map(|h| h.free)
         .unwrap_or(0);
     if one_g_free > 0 {
-        eprintln!("SKIP small_page_path_alone: a 1 GiB page is free, the provider would use it");
+        skip(format_args!(
+            "small_page_path_alone: a 1 GiB page is free, the provider would use it"
+        ));
         return;
     }
     let mut c = p.alloc(100_000).unwrap();
@@ -127,7 +129,9 @@ fn small_page_path_alone() {
 fn memory_returns_and_min_keep() {
     let _serial = serial();
     if free_2m() < 16 {
-        eprintln!("SKIP memory_returns_and_min_keep hugepage part: fewer than 16 free 2 MiB pages");
+        skip(format_args!(
+            "memory_returns_and_min_keep hugepage part: fewer than 16 free 2 MiB pages"
+        ));
         return;
     }
     let base = process_hugetlb_bytes().unwrap();

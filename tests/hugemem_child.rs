@@ -8,6 +8,9 @@ use std::process::Command;
 
 use pktmem::hugemem::{AllocRequest, Provider};
 
+mod hugemem_common;
+use hugemem_common::skip;
+
 const ENV: &str = "PKTMEM_HUGEMEM_CHILD_REGIONS";
 const SKIP_CODE: i32 = 77;
 
@@ -55,7 +58,7 @@ fn child_maps_regions_at_same_va() {
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(SKIP_CODE) {
-        eprintln!("SKIP child mapping check: {stderr}");
+        skip(format_args!("child mapping check: {stderr}"));
         return;
     }
     assert!(out.status.success(), "child failed: {stderr}");

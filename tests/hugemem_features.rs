@@ -460,7 +460,9 @@ fn small_heap_packs_and_returns_pages() {
 #[test]
 fn fragmentation_large_chunk_from_scattered_pages() {
     if free_2m() < 80 {
-        eprintln!("SKIP fragmentation hugepage assertion: fewer than 80 free 2 MiB pages; small pages instead");
+        skip(format_args!(
+            "fragmentation hugepage assertion: fewer than 80 free 2 MiB pages; small pages instead"
+        ));
     }
     let p = Provider::builder().quiet(true).build().unwrap();
     let ps = if free_2m() >= 80 { MB2 } else { 4096 };
@@ -636,6 +638,8 @@ fn alignment_above_page_size() {
         assert_eq!(c.page_size(), MB2);
         assert_eq!(c.as_ptr().as_ptr() as usize % (4 * MB2), 0);
     } else {
-        eprintln!("SKIP 4 MiB-aligned hugepage chunk: fewer than 16 free 2 MiB pages");
+        skip(format_args!(
+            "4 MiB-aligned hugepage chunk: fewer than 16 free 2 MiB pages"
+        ));
     }
 }

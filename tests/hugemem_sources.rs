@@ -26,7 +26,9 @@ fn anon_hugetlb_source() {
         .build()
         .unwrap();
     if free_2m() < 8 {
-        eprintln!("SKIP anon_hugetlb_source: fewer than 8 free 2 MiB pages");
+        skip(format_args!(
+            "anon_hugetlb_source: fewer than 8 free 2 MiB pages"
+        ));
         assert!(p.alloc(8 * MB2).is_err());
         return;
     }
@@ -75,11 +77,15 @@ impl Drop for Mount {
 fn hugetlbfs_source_runs_out_after_k_pages_then_falls_back() {
     let _s = serial();
     if free_2m() < 8 {
-        eprintln!("SKIP hugetlbfs source: fewer than 8 free 2 MiB pages");
+        skip(format_args!(
+            "hugetlbfs source: fewer than 8 free 2 MiB pages"
+        ));
         return;
     }
     let Some(m) = Mount::new() else {
-        eprintln!("SKIP hugetlbfs source: cannot mount hugetlbfs (not root?)");
+        skip(format_args!(
+            "hugetlbfs source: cannot mount hugetlbfs (not root?)"
+        ));
         return;
     };
     {

@@ -11,6 +11,9 @@ use std::sync::Mutex;
 use pktmem_hugemem::{inventory, process_hugetlb_bytes, AllocRequest, PageSize, Provider};
 use pktmem_mempool::{Iova, Mempool, MempoolError, PopulateError};
 
+mod hugemem_common;
+use hugemem_common::skip;
+
 /// The tests of this file measure the process's hugepage usage: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -63,10 +66,10 @@ fn fragmented_hugepages_still_make_a_large_pool() {
     if free >= 48 {
         fragmented(PageSize::Huge2M, 32);
     } else {
-        eprintln!(
-            "mempool_hugepages: only {free} free 2 MiB hugepages: SKIPPING the hugepage \
+        skip(format_args!(
+            "mempool_hugepages: only {free} free 2 MiB hugepages: skipping the hugepage \
              fragmentation assertions (the small-page run below still happens)"
-        );
+        ));
     }
     fragmented(PageSize::Small4K, 256);
 }
@@ -164,7 +167,7 @@ fn populate_failing_midway_leaks_nothing() {
         PageSize::Small4K
     };
     if !huge {
-        eprintln!("mempool_hugepages: too few free 2 MiB hugepages: SKIPPING the hugepage assertions, small pages only");
+        skip(format_args!("mempool_hugepages: too few free 2 MiB hugepages: skipping the hugepage assertions, small pages only"));
     }
     let pg = page_size.bytes();
     let provider = Provider::builder()

@@ -30,7 +30,9 @@
 //! registered with the provider ([`Mempool::populate_external`]), or the
 //! hugepage provider ([`Mempool::populate_from_provider`], the default used by
 //! [`MempoolBuilder::create`]: it takes whatever contiguity the provider can
-//! give, halving its request on failure down to one object).
+//! give, halving its request on failure down to one object). A pool created
+//! from a provider also keeps its ring's slots in the provider's memory, as
+//! DPDK puts a pool's ring in a memzone ([`Mempool::ring_placement`]).
 //! Each object has a [header](calc_obj_size) before it with its pool and its
 //! IOVA; an object never straddles a page boundary unless its chunk is
 //! IOVA-contiguous or the pool has [`PoolFlags::NO_IOVA_CONTIG`]. The pool
@@ -90,6 +92,7 @@ pub use events::{
 };
 pub use layout::{calc_mem_size, calc_obj_size, ObjSize, CACHE_LINE, OBJ_HEADER_SIZE};
 pub use pool::{AuditReport, ChunkFree, ChunkInfo, Mempool, MempoolBuilder, ObjInfo, PoolFlags};
+pub use ring_backend::RingPlacement;
 #[cfg(feature = "stats")]
 pub use stats::PoolStats;
 pub use typed::{PoolBox, TypedPool};

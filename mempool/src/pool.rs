@@ -14,8 +14,9 @@ use crate::events::{self, MempoolEvent};
 use crate::layout::{
     calc_obj_size, iova_add, ObjHeader, ObjSize, Placement, COOKIE_FREE, COOKIE_TAKEN,
 };
+use crate::ring_backend::RingPlacement;
 use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
-use crate::Iova;
+use crate::{Iova, Provider};
 
 /// A function run when a chunk's memory is no longer used by the pool.
 pub type ChunkFree = Box<dyn FnOnce() + Send>;
@@ -356,6 +357,7 @@ impl std::fmt::Debug for Mempool {
             .field("avail", &self.avail_count())
             .field("cache_size", &self.inner.cache_size)
             .field("obj", &self.inner.obj)
+            .field("ring_placement", &self.ring_placement())
             .finish()
     }
 }
@@ -457,10 +459,15 @@ impl MempoolBuilder {
     /// Creates the pool with no memory; populate it with the `populate_*`
     /// methods of [`Mempool`].
     pub fn create_empty(self) -> Result<Mempool, MempoolError> {
-        self.build().map(|(p, _)| p)
+        self.build(None).map(|(p, _)| p)
     }
 
-    pub(crate) fn build(self) -> Result<(Mempool, Option<ObjInit>), MempoolError> {
+    /// Creates the empty pool; a ring backend keeps its slots in
+    /// `ring_provider`'s memory when given (see [`RingPlacement`]).
+    pub(crate) fn build(
+        self,
+        ring_provider: Option<&Provider>,
+    ) -> Result<(Mempool, Option<ObjInit>), MempoolError> {
         let Self {
             name,
             n,
@@ -512,6 +519,7 @@ impl MempoolBuilder {
                     n,
                     flags.contains(PoolFlags::SP_PUT),
                     flags.contains(PoolFlags::SC_GET),
+                    ring_provider,
                 )?),
             },
         };
@@ -561,7 +569,7 @@ impl MempoolBuilder {
     /// assert!(pool.is_full() && pool.is_non_io());
     /// ```
     pub fn create_anonymous(self) -> Result<Mempool, MempoolError> {
-        let (pool, init) = self.build()?;
+        let (pool, init) = self.build(None)?;
         pool.populate_anonymous()?;
         pool.finish_create(init);
         Ok(pool)
@@ -587,6 +595,44 @@ impl Mempool {
     pub(crate) fn finish_create(&self, init: Option<ObjInit>) {
         if let Some(mut init) = init {
             self.for_each_obj(|o| init(o));
+        }
+    }
+
+    /// Where the pool's ring keeps its slots, or `None` when the pool's
+    /// backend is not the built-in ring. Pools created from a provider
+    /// ([`MempoolBuilder::create`], [`MempoolBuilder::create_with_provider`])
+    /// put them in that provider's memory when it can give it.
+    ///
+    /// ```
+    /// use pktmem_mempool::{BackendKind, Mempool, RingPlacement};
+    /// let pool = Mempool::builder("r", 10, 64).create_empty().unwrap();
+    /// assert_eq!(pool.ring_placement(), Some(RingPlacement::Heap));
+    /// let pool = Mempool::builder("s", 10, 64).backend_kind(BackendKind::Stack).create_empty().unwrap();
+    /// assert_eq!(pool.ring_placement(), None);
+    /// ```
+    pub fn ring_placement(&self) -> Option<RingPlacement> {
+        match &self.inner.backend {
+            BackendImpl::Ring(r) => Some(r.placement()),
+            _ => None,
+        }
+    }
+
+    /// Addresses of the ring's slots (see [`ring_placement`](Self::ring_placement)),
+    /// or `None` when the backend is not the built-in ring.
+    ///
+    /// ```
+    /// use pktmem_mempool::{Mempool, Provider, RingPlacement};
+    /// let p = Provider::global();
+    /// let pool = Mempool::builder("where", 1000, 64).create_with_provider(p).unwrap();
+    /// let at = pool.ring_memory_range().unwrap();
+    /// if pool.ring_placement() == Some(RingPlacement::Provider) {
+    ///     assert!(p.page_of(at.start).is_some()); // a page of the provider
+    /// }
+    /// ```
+    pub fn ring_memory_range(&self) -> Option<std::ops::Range<usize>> {
+        match &self.inner.backend {
+            BackendImpl::Ring(r) => Some(r.memory_range()),
+            _ => None,
         }
     }
 

@@ -149,9 +149,11 @@ impl MempoolBuilder {
         self.create_with_provider(Provider::global())
     }
 
-    /// [`create`](Self::create) with the given provider.
+    /// [`create`](Self::create) with the given provider. A ring backend
+    /// keeps its slots in a chunk of `provider` too (or on the heap if the
+    /// provider cannot give one: [`Mempool::ring_placement`] says which).
     pub fn create_with_provider(self, provider: &Provider) -> Result<Mempool, MempoolError> {
-        let (pool, init) = self.build()?;
+        let (pool, init) = self.build(Some(provider))?;
         pool.populate_from_provider(provider)?;
         pool.finish_create(init);
         Ok(pool)

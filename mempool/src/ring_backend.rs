@@ -1,13 +1,67 @@
 //! The default backend: a `pktmem-ring` ring of object pointers, sized to
 //! hold exactly the pool's objects, multi-producer/multi-consumer unless the
 //! pool was made single-producer or single-consumer.
+//!
+//! A pool created from a provider keeps the ring's slots in a chunk of that
+//! provider (as DPDK puts a pool's ring in a memzone), so the pointers the
+//! cores pass around sit in hugepage memory too; if the provider cannot give
+//! the chunk, the slots go on the heap and the pool says so
+//! ([`RingPlacement::HeapFallback`]).
 
 use std::ptr::NonNull;
 
-use pktmem_ring::Ring;
+use pktmem_hugemem::{AllocRequest, Chunk, Provider};
+use pktmem_ring::{Ring, RingMemory};
 
 use crate::backend::{as_objptrs, as_objptrs_mut, ObjPtr};
 use crate::error::MempoolError;
+
+/// Where a pool's ring keeps its slots (see [`Mempool::ring_placement`](crate::Mempool::ring_placement)).
+///
+/// ```
+/// use pktmem_mempool::{Mempool, Provider, RingPlacement};
+/// let pool = Mempool::builder("anon", 100, 64).create_anonymous().unwrap();
+/// assert_eq!(pool.ring_placement(), Some(RingPlacement::Heap));
+/// let pool = Mempool::builder("prov", 100, 64)
+///     .create_with_provider(Provider::global())
+///     .unwrap();
+/// // Provider memory, unless the provider had none to give.
+/// assert_ne!(pool.ring_placement(), Some(RingPlacement::Heap));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RingPlacement {
+    /// On the heap: the pool was not created from a provider.
+    Heap,
+    /// In a chunk of the provider the pool was created with, returned to it
+    /// when the pool drops.
+    Provider,
+    /// On the heap because the provider the pool was created with could not
+    /// give the memory.
+    HeapFallback,
+}
+
+/// A provider chunk holding a ring's slots.
+///
+/// Invariant: the chunk is reachable only through this value, and this
+/// value only through the ring that owns it.
+struct ChunkMemory(Chunk);
+
+// SAFETY: a `Chunk` owns its pages (marked used in the provider, handed to
+// no one else) from allocation to drop, at an address and length that never
+// change (`as_ptr` and `len` read fields set at allocation; the pointer is
+// made from the mapping's address, not from a borrow); the pages are
+// readable and writable for `len` bytes. The chunk is private to this value
+// (see its invariant), so nothing else reads or writes the region.
+unsafe impl RingMemory for ChunkMemory {
+    fn base_ptr(&mut self) -> NonNull<u8> {
+        self.0.as_ptr()
+    }
+
+    fn size(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// Ring backend with its producer/consumer discipline.
 #[derive(Debug)]
@@ -19,15 +73,59 @@ pub(crate) struct RingBackend {
     sp: bool,
     /// Gets use the single-consumer path; the same promise for gets.
     sc: bool,
+    placement: RingPlacement,
 }
 
 impl RingBackend {
-    pub(crate) fn new(n: usize, sp: bool, sc: bool) -> Result<Self, MempoolError> {
-        let ring = Ring::builder(n)
-            .exact_size(true)
-            .build()
-            .map_err(MempoolError::Ring)?;
-        Ok(Self { ring, sp, sc })
+    /// A ring for `n` objects, its slots in `provider`'s memory when given
+    /// (on the heap when the provider cannot give it).
+    pub(crate) fn new(
+        n: usize,
+        sp: bool,
+        sc: bool,
+        provider: Option<&Provider>,
+    ) -> Result<Self, MempoolError> {
+        let builder = Ring::builder(n).exact_size(true);
+        let layout = builder.memory_layout().map_err(MempoolError::Ring)?;
+        let chunk = provider.and_then(|p| {
+            p.alloc_with(&AllocRequest::new(layout.size()).align(layout.align()))
+                .ok()
+        });
+        let (ring, placement) = match chunk {
+            Some(chunk) => match builder.clone().build_on(ChunkMemory(chunk)) {
+                Ok(ring) => (ring, RingPlacement::Provider),
+                // Not expected (the chunk is sized and aligned for the
+                // ring); the chunk goes back and the heap serves.
+                Err(_) => (
+                    builder.build().map_err(MempoolError::Ring)?,
+                    RingPlacement::HeapFallback,
+                ),
+            },
+            None => (
+                builder.build().map_err(MempoolError::Ring)?,
+                if provider.is_some() {
+                    RingPlacement::HeapFallback
+                } else {
+                    RingPlacement::Heap
+                },
+            ),
+        };
+        Ok(Self {
+            ring,
+            sp,
+            sc,
+            placement,
+        })
+    }
+
+    /// Where the ring's slots are.
+    pub(crate) fn placement(&self) -> RingPlacement {
+        self.placement
+    }
+
+    /// Addresses of the ring's slots.
+    pub(crate) fn memory_range(&self) -> std::ops::Range<usize> {
+        self.ring.memory_range()
     }
 
     #[inline(always)]

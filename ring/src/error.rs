@@ -1,6 +1,8 @@
 //! Typed errors: construction ([`RingError`]), an all-or-nothing enqueue that
 //! did not fit ([`RingFull`]), an all-or-nothing dequeue that found too few
-//! ([`RingEmpty`]) and a zero-copy call on a side that is not HTS ([`NotHts`]).
+//! ([`RingEmpty`]), a zero-copy call on a side that is not HTS ([`NotHts`])
+//! and memory refused by [`RingBuilder::build_on`](crate::RingBuilder::build_on)
+//! ([`RejectedMemory`], which hands the memory back).
 
 use std::fmt;
 
@@ -51,6 +53,13 @@ pub enum RingError {
         /// Address provided.
         addr: usize,
     },
+    /// A head-tail distance limit was set for a side that is not
+    /// [`SyncMode::Rts`](crate::SyncMode::Rts) (the limit means nothing
+    /// there; DPDK refuses it the same way).
+    MaxDistanceNotRts {
+        /// The side the limit was set for.
+        end: End,
+    },
 }
 
 impl fmt::Display for RingError {
@@ -74,6 +83,11 @@ impl fmt::Display for RingError {
             RingError::MemoryMisaligned { align, addr } => write!(
                 f,
                 "ring memory at {addr:#x} is not aligned to {align} bytes"
+            ),
+            RingError::MaxDistanceNotRts { end } => write!(
+                f,
+                "a head-tail distance limit was set for the {} side, which is not in RTS mode",
+                end.name()
             ),
         }
     }
@@ -169,12 +183,19 @@ pub struct NotHts {
     pub end: End,
 }
 
-impl fmt::Display for NotHts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let end = match self.end {
+impl End {
+    /// "producer" or "consumer", for messages.
+    fn name(self) -> &'static str {
+        match self {
             End::Producer => "producer",
             End::Consumer => "consumer",
-        };
+        }
+    }
+}
+
+impl fmt::Display for NotHts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = self.end.name();
         write!(
             f,
             "zero-copy and peek need the {end} side in HTS mode; it is in another mode"
@@ -183,3 +204,52 @@ impl fmt::Display for NotHts {
 }
 
 impl std::error::Error for NotHts {}
+
+/// [`RingBuilder::build_on`](crate::RingBuilder::build_on) refused the
+/// memory (or the builder's settings); the memory is handed back unharmed.
+///
+/// ```
+/// use pktmem_ring::{HeapMemory, Ring, RingError};
+/// use std::alloc::Layout;
+///
+/// let small = HeapMemory::new(Layout::from_size_align(256, 64).unwrap()).unwrap();
+/// let err = Ring::<u64>::builder(64).build_on(small).unwrap_err();
+/// assert_eq!(err.error, RingError::MemoryTooSmall { needed: 512, provided: 256 });
+/// let small: HeapMemory = err.memory; // not lost: reuse it for a smaller ring
+/// let ring = Ring::<u64>::builder(32).build_on(small).unwrap();
+/// assert_eq!(ring.capacity(), 31);
+/// ```
+#[non_exhaustive]
+pub struct RejectedMemory<M> {
+    /// Why the ring was not built.
+    pub error: RingError,
+    /// The memory that was offered, untouched.
+    pub memory: M,
+}
+
+impl<M> RejectedMemory<M> {
+    pub(crate) fn new(error: RingError, memory: M) -> Self {
+        RejectedMemory { error, memory }
+    }
+}
+
+impl<M> fmt::Debug for RejectedMemory<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectedMemory")
+            .field("error", &self.error)
+            .field("memory", &std::any::type_name::<M>())
+            .finish()
+    }
+}
+
+impl<M> fmt::Display for RejectedMemory<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ring memory refused: {}", self.error)
+    }
+}
+
+impl<M> std::error::Error for RejectedMemory<M> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}

@@ -42,9 +42,27 @@
 //!
 //! Capacity: a ring built with capacity `N` (a power of two) holds `N - 1`
 //! elements, as DPDK's rings do; with [`RingBuilder::exact_size`] it holds
-//! exactly `N` for any `N`. The slot array lives on the heap
-//! ([`RingBuilder::build`]) or in caller memory such as hugepages
-//! ([`RingBuilder::build_in`], sized by [`RingBuilder::memory_layout`]).
+//! exactly `N` for any `N`.
+//!
+//! RTS sides bound how far their head may run ahead of their tail
+//! ([`RingBuilder::producer_max_distance`], DPDK's `htd_max`; an eighth of the
+//! capacity by default): a claim waits while more than that many slots are
+//! claimed and not yet published.
+//!
+//! # Where the slots live
+//!
+//! The slot array ([`RingBuilder::memory_layout`]: `slots * size_of::<T>()`
+//! bytes, aligned to 64 or more) lives in one of three places:
+//!
+//! | built with | memory | freed |
+//! |---|---|---|
+//! | [`RingBuilder::build`] | the heap (a [`HeapMemory`]) | with the ring |
+//! | [`RingBuilder::build_on`] | any [`RingMemory`] owner: hugepage chunks (pktmem-mempool puts its rings in provider memory this way), a `memmap2::MmapMut` (feature `memmap2`), a [`HeapMemory`] | the owner is dropped with the ring, after the slots |
+//! | `unsafe` [`RingBuilder::build_in`] | a raw pointer and length | by the caller, after the ring is gone (the ring never frees it) |
+//!
+//! `build_on` is safe: it checks the size and alignment and, when they do
+//! not fit, hands the memory back inside the error ([`RejectedMemory`]).
+//! [`Ring::memory_range`] says where a ring's slots are.
 //!
 //! ```
 //! use pktmem_ring::{Ring, SyncMode};
@@ -65,11 +83,13 @@
 mod error;
 mod guard;
 mod handles;
+mod mem;
 mod ops;
 mod ring;
 mod sync;
 
-pub use error::{End, NotHts, RingEmpty, RingError, RingFull};
+pub use error::{End, NotHts, RejectedMemory, RingEmpty, RingError, RingFull};
 pub use guard::{ReadGuard, WriteGuard};
 pub use handles::{Consumer, Producer, SharedConsumer, SharedProducer};
+pub use mem::{HeapMemory, RingMemory};
 pub use ring::{Ring, RingBuilder, SyncMode, MAX_CAPACITY};

@@ -7,8 +7,9 @@ use std::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::{End, NotHts, RingEmpty, RingError, RingFull};
+use crate::error::{End, NotHts, RejectedMemory, RingEmpty, RingError, RingFull};
 use crate::guard::{GuardEnd, ReadGuard, WriteGuard};
+use crate::mem::{HeapMemory, RingMemory};
 use crate::ops::{self, len_u32, RingEnd};
 use crate::sync::{new_slot, spin_loop, AtomicU32, AtomicU64, Ordering, Slot};
 
@@ -17,6 +18,9 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 
 /// Alignment, in bytes, of a ring's slot array (one cache line at least).
 const SLOT_ALIGN: usize = 64;
+
+/// DPDK's default RTS head-tail distance is the capacity divided by this.
+const RTS_DEFAULT_DISTANCE_DIV: u32 = 8;
 
 /// How the threads on one side of a shared [`Ring`] take turns.
 ///
@@ -165,7 +169,8 @@ pub(crate) fn grant(n: u32, avail: u32, b: Behaviour) -> u32 {
 /// assert_eq!(sum, 4950);
 /// ```
 pub struct Ring<T> {
-    /// Slot array: `slots` entries, aligned to 64. A slot at index `i` is
+    /// Slot array: `slots` entries, aligned to 64, inside `memory` (or in
+    /// memory `build_in`'s caller keeps valid). A slot at index `i` is
     /// written only by the producer that claimed `i` and read only by the
     /// consumer that claimed `i`, each between its claim (head move) and its
     /// publication (tail move); the [`HeadTail`] invariants keep these
@@ -181,15 +186,23 @@ pub struct Ring<T> {
     initial: u32,
     prod_mode: SyncMode,
     cons_mode: SyncMode,
-    /// `Some` when the slot array is ours to free.
-    heap: Option<Layout>,
+    /// RTS producer side: a claim waits while the head is more than this
+    /// ahead of the tail (DPDK's `htd_max`). Unused on other modes.
+    prod_max_distance: u32,
+    /// The same for an RTS consumer side.
+    cons_max_distance: u32,
+    /// The owner of the memory `slots_ptr` points into (`None` under
+    /// `build_in`, whose caller keeps the memory alive). Dropped after the
+    /// slots, when the ring drops.
+    memory: Option<Box<dyn RingMemory>>,
     prod: CachePadded<HeadTail>,
     cons: CachePadded<HeadTail>,
     _t: PhantomData<T>,
 }
 
 // SAFETY: a ring moves `T` values between threads and nothing else; the slot
-// array is owned (or borrowed for the ring's life under `build_in`'s contract).
+// array is owned through `memory` (a `Send + Sync` owner), or borrowed for
+// the ring's life under `build_in`'s contract.
 unsafe impl<T: Send> Send for Ring<T> {}
 // SAFETY: every slot access is fenced by the head/tail protocol (see the
 // `slots_ptr` invariant), so shared use from many threads only moves `T`s.
@@ -203,7 +216,14 @@ impl<T: Copy + Send> fmt::Debug for Ring<T> {
             .field("len", &self.len())
             .field("producer", &self.prod_mode)
             .field("consumer", &self.cons_mode)
-            .field("heap", &self.heap.is_some())
+            .field(
+                "memory",
+                &if self.memory.is_some() {
+                    "owned"
+                } else {
+                    "borrowed"
+                },
+            )
             .finish()
     }
 }
@@ -220,13 +240,7 @@ impl<T> Drop for Ring<T> {
                 self.slots as usize,
             ));
         }
-        if let Some(layout) = self.heap {
-            if layout.size() != 0 {
-                // SAFETY: `heap` is `Some` only when `slots_ptr` came from
-                // `alloc(layout)` in `RingBuilder::build`.
-                unsafe { std::alloc::dealloc(self.slots_ptr.as_ptr().cast(), layout) };
-            }
-        }
+        // `memory` (if owned) drops after this body, freeing the region.
     }
 }
 
@@ -249,6 +263,8 @@ pub struct RingBuilder<T> {
     prod: SyncMode,
     cons: SyncMode,
     initial: u32,
+    prod_max_distance: Option<u32>,
+    cons_max_distance: Option<u32>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -260,6 +276,8 @@ impl<T> fmt::Debug for RingBuilder<T> {
             .field("producer", &self.prod)
             .field("consumer", &self.cons)
             .field("initial_index", &self.initial)
+            .field("producer_max_distance", &self.prod_max_distance)
+            .field("consumer_max_distance", &self.cons_max_distance)
             .finish()
     }
 }
@@ -313,6 +331,69 @@ impl<T: Copy + Send> RingBuilder<T> {
     pub fn initial_index(mut self, index: u32) -> Self {
         self.initial = index;
         self
+    }
+
+    /// On an RTS producer side ([`SyncMode::Rts`]), lets a claim move the
+    /// head only while the head is at most `max` elements ahead of the tail
+    /// (DPDK's `htd_max`): producers that finish out of order cannot drift
+    /// arbitrarily far ahead of the one that is slow to finish, which bounds
+    /// how much of the ring sits claimed but unpublished. A claim that finds
+    /// the head further ahead spins until enough earlier claims finish.
+    ///
+    /// `0` serialises the side (one claim in flight at a time); a `max` at
+    /// or above the capacity is no limit. The default is an eighth of the
+    /// capacity, as in DPDK. Setting it for a side that is not RTS makes
+    /// `build` fail with [`RingError::MaxDistanceNotRts`].
+    ///
+    /// ```
+    /// use pktmem_ring::{End, Ring, RingError, SyncMode};
+    /// let r = Ring::<u64>::builder(1024).producer(SyncMode::Rts).build().unwrap();
+    /// assert_eq!(r.producer_max_distance(), Some(1023 / 8)); // the default
+    /// let r = Ring::<u64>::builder(1024)
+    ///     .producer(SyncMode::Rts)
+    ///     .producer_max_distance(16)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!((r.producer_max_distance(), r.consumer_max_distance()), (Some(16), None));
+    /// assert_eq!(
+    ///     Ring::<u64>::builder(1024).producer_max_distance(16).build().unwrap_err(),
+    ///     RingError::MaxDistanceNotRts { end: End::Producer }
+    /// );
+    /// ```
+    pub fn producer_max_distance(mut self, max: u32) -> Self {
+        self.prod_max_distance = Some(max);
+        self
+    }
+
+    /// The same limit for an RTS consumer side; see
+    /// [`producer_max_distance`](Self::producer_max_distance).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, SyncMode};
+    /// let r = Ring::<u64>::builder(64)
+    ///     .consumer(SyncMode::Rts)
+    ///     .consumer_max_distance(0) // one dequeue at a time
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(r.consumer_max_distance(), Some(0));
+    /// ```
+    pub fn consumer_max_distance(mut self, max: u32) -> Self {
+        self.cons_max_distance = Some(max);
+        self
+    }
+
+    /// Each side's RTS head-tail distance limit (the default where none was
+    /// set; unused on a side that is not RTS), or why not.
+    fn max_distances(&self, capacity: u32) -> Result<(u32, u32), RingError> {
+        let side = |mode: SyncMode, set: Option<u32>, end: End| match (mode, set) {
+            (SyncMode::Rts, Some(max)) => Ok(max),
+            (_, None) => Ok(capacity / RTS_DEFAULT_DISTANCE_DIV),
+            (_, Some(_)) => Err(RingError::MaxDistanceNotRts { end }),
+        };
+        Ok((
+            side(self.prod, self.prod_max_distance, End::Producer)?,
+            side(self.cons, self.cons_max_distance, End::Consumer)?,
+        ))
     }
 
     /// Number of slots (a power of two) and usable capacity, or why not.
@@ -389,23 +470,73 @@ impl<T: Copy + Send> RingBuilder<T> {
     /// ```
     pub fn build(self) -> Result<Ring<T>, RingError> {
         let layout = self.memory_layout()?;
-        let ptr = if layout.size() == 0 {
-            // Zero-sized elements: no memory, any aligned pointer will do.
-            NonNull::<Slot<T>>::dangling()
-        } else {
-            // SAFETY: `layout` has a non-zero size (checked just above).
-            let raw = unsafe { std::alloc::alloc(layout) };
-            match NonNull::new(raw.cast::<Slot<T>>()) {
-                Some(p) => p,
-                None => {
-                    return Err(RingError::AllocFailed {
-                        bytes: layout.size(),
-                    })
-                }
-            }
-        };
-        // SAFETY: `ptr` is fresh memory of `layout`, owned by the ring from here.
-        Ok(unsafe { self.assemble(ptr, Some(layout)) })
+        // Settings first, so a bad one allocates nothing.
+        self.max_distances(0)?;
+        let mem = HeapMemory::new(layout)?;
+        self.build_on(mem).map_err(|r| r.error)
+    }
+
+    /// Builds the ring with its slots in `mem`, which the ring keeps and
+    /// drops (after its slots) when the ring and every handle made from it
+    /// are gone. Hugepage memory, a mapped file, an aligned buffer
+    /// ([`HeapMemory`]): see [`RingMemory`].
+    ///
+    /// `mem` must hold [`memory_size`](Self::memory_size) bytes at an
+    /// address aligned to [`memory_align`](Self::memory_align); when it does
+    /// not (or the builder's settings are invalid) the error carries the
+    /// numbers and hands `mem` back.
+    ///
+    /// ```
+    /// use pktmem_ring::{HeapMemory, Ring, RingError, RingMemory};
+    /// use std::alloc::Layout;
+    ///
+    /// let b = Ring::<u64>::builder(1024);
+    /// let mem = HeapMemory::new(b.memory_layout().unwrap()).unwrap();
+    /// let (p, c) = b.build_on(mem).unwrap().into_spsc();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// assert_eq!(c.dequeue(), Some(1));
+    ///
+    /// // Too small: the error says by how much and gives the memory back.
+    /// let mem = HeapMemory::new(Layout::from_size_align(4096, 64).unwrap()).unwrap();
+    /// let err = Ring::<u64>::builder(1024).build_on(mem).unwrap_err();
+    /// assert_eq!(err.error, RingError::MemoryTooSmall { needed: 8192, provided: 4096 });
+    /// assert_eq!(err.memory.size(), 4096);
+    /// ```
+    pub fn build_on<M: RingMemory + 'static>(
+        self,
+        mut mem: M,
+    ) -> Result<Ring<T>, RejectedMemory<M>> {
+        let base = mem.base_ptr();
+        if let Err(e) = self.check_memory(base, mem.size()) {
+            return Err(RejectedMemory::new(e, mem));
+        }
+        let ptr = base.cast::<Slot<T>>();
+        // SAFETY: size and alignment checked just above; `RingMemory`'s
+        // contract makes the region valid and exclusive while `mem` lives,
+        // and the ring keeps `mem` until after its last slot access.
+        Ok(unsafe { self.assemble(ptr, Some(Box::new(mem))) })
+    }
+
+    /// Whether `len` bytes at `mem` can hold this builder's ring (and the
+    /// builder's settings are valid).
+    fn check_memory(&self, mem: NonNull<u8>, len: usize) -> Result<(), RingError> {
+        let layout = self.memory_layout()?;
+        let (_, capacity) = self.geometry()?;
+        self.max_distances(capacity)?;
+        if len < layout.size() {
+            return Err(RingError::MemoryTooSmall {
+                needed: layout.size(),
+                provided: len,
+            });
+        }
+        let addr = mem.as_ptr() as usize;
+        if addr % layout.align() != 0 {
+            return Err(RingError::MemoryMisaligned {
+                align: layout.align(),
+                addr,
+            });
+        }
+        Ok(())
     }
 
     /// Builds the ring with its slots in caller-provided memory (hugepage
@@ -435,20 +566,7 @@ impl<T: Copy + Send> RingBuilder<T> {
     /// unsafe { dealloc(mem.as_ptr(), layout) };
     /// ```
     pub unsafe fn build_in(self, mem: NonNull<u8>, len: usize) -> Result<Ring<T>, RingError> {
-        let layout = self.memory_layout()?;
-        if len < layout.size() {
-            return Err(RingError::MemoryTooSmall {
-                needed: layout.size(),
-                provided: len,
-            });
-        }
-        let addr = mem.as_ptr() as usize;
-        if addr % layout.align() != 0 {
-            return Err(RingError::MemoryMisaligned {
-                align: layout.align(),
-                addr,
-            });
-        }
+        self.check_memory(mem, len)?;
         // SAFETY: size and alignment checked above; validity and exclusivity
         // for the ring's life are the caller's contract.
         Ok(unsafe { self.assemble(mem.cast(), None) })
@@ -475,11 +593,16 @@ impl<T: Copy + Send> RingBuilder<T> {
     /// # Safety
     ///
     /// - `ptr` is valid and aligned for `memory_layout()` and exclusively the
-    ///   ring's for its life;
-    /// - `heap` is `Some(layout)` only if `ptr` came from `alloc(layout)`.
-    unsafe fn assemble(self, ptr: NonNull<Slot<T>>, heap: Option<Layout>) -> Ring<T> {
-        // Unwrap-free: `memory_layout` already validated the geometry.
+    ///   ring's for its life (if `memory` is `Some`, for as long as it lives);
+    /// - `check_memory` accepted this builder (geometry and distances).
+    unsafe fn assemble(
+        self,
+        ptr: NonNull<Slot<T>>,
+        memory: Option<Box<dyn RingMemory>>,
+    ) -> Ring<T> {
+        // Unwrap-free: `check_memory` already validated these.
         let (slots, capacity) = self.geometry().unwrap_or((1, 0));
+        let (prod_max_distance, cons_max_distance) = self.max_distances(capacity).unwrap_or((0, 0));
         for i in 0..slots as usize {
             // SAFETY: `i < slots`, within the memory the caller vouched for.
             unsafe { ptr.as_ptr().add(i).write(new_slot()) };
@@ -492,7 +615,9 @@ impl<T: Copy + Send> RingBuilder<T> {
             initial: self.initial,
             prod_mode: self.prod,
             cons_mode: self.cons,
-            heap,
+            prod_max_distance,
+            cons_max_distance,
+            memory,
             prod: CachePadded::new(HeadTail::new(self.initial)),
             cons: CachePadded::new(HeadTail::new(self.initial)),
             _t: PhantomData,
@@ -522,6 +647,8 @@ impl<T: Copy + Send> Ring<T> {
             prod: SyncMode::Multi,
             cons: SyncMode::Multi,
             initial: 0,
+            prod_max_distance: None,
+            cons_max_distance: None,
             _t: PhantomData,
         }
     }
@@ -581,6 +708,36 @@ impl<T: Copy + Send> Ring<T> {
     /// The consumer side's mode.
     pub fn consumer_mode(&self) -> SyncMode {
         self.cons_mode
+    }
+
+    /// The producer side's RTS head-tail distance limit (see
+    /// [`RingBuilder::producer_max_distance`]), or `None` when the side is
+    /// not [`SyncMode::Rts`].
+    pub fn producer_max_distance(&self) -> Option<u32> {
+        (self.prod_mode == SyncMode::Rts).then_some(self.prod_max_distance)
+    }
+
+    /// The consumer side's RTS head-tail distance limit, or `None` when the
+    /// side is not [`SyncMode::Rts`].
+    pub fn consumer_max_distance(&self) -> Option<u32> {
+        (self.cons_mode == SyncMode::Rts).then_some(self.cons_max_distance)
+    }
+
+    /// Addresses of the slot array: where the ring's elements live (in the
+    /// memory given to [`RingBuilder::build_on`] or `build_in`, or on the
+    /// heap).
+    ///
+    /// ```
+    /// use pktmem_ring::{HeapMemory, Ring, RingMemory};
+    /// let b = Ring::<u64>::builder(8);
+    /// let mem = HeapMemory::new(b.memory_layout().unwrap()).unwrap();
+    /// let at = mem.as_ptr().as_ptr() as usize;
+    /// let r = b.build_on(mem).unwrap();
+    /// assert_eq!(r.memory_range(), at..at + 64);
+    /// ```
+    pub fn memory_range(&self) -> std::ops::Range<usize> {
+        let start = self.slots_ptr.as_ptr() as usize;
+        start..start + self.slots as usize * std::mem::size_of::<Slot<T>>()
     }
 
     /// Empties the ring; `&mut self` proves no other thread is inside.
@@ -885,11 +1042,30 @@ impl<T: Copy + Send> Ring<T> {
     #[inline(always)]
     fn rts_claim<const PROD: bool>(&self, n: u32, b: Behaviour) -> Claim {
         let (ht, other) = self.side(PROD);
+        let max = if PROD {
+            self.prod_max_distance
+        } else {
+            self.cons_max_distance
+        };
         // Acquire: pairs with the AcqRel CAS below in the previous claimer,
         // as in `multi_claim`.
         let mut h = ht.hts.load(Ordering::Acquire);
         loop {
             let (pos, claims) = unpack(h);
+            // Head-tail distance limit: wait while this side's head is more
+            // than `max` ahead of its tail. Progress only, not safety (the
+            // slots a claim may take are decided by `avail` below), so the
+            // orderings matter only for freshness. Acquire: pairs with the
+            // AcqRel tail CAS in `rts_publish`. A tail read newer than `h`
+            // may be ahead of it: the wrapped distance is then huge and we
+            // re-read the head, which is at least that tail.
+            let (tpos, _) = unpack(ht.rts_tail.load(Ordering::Acquire));
+            if pos.wrapping_sub(tpos) > max {
+                spin_loop();
+                // Acquire: as for the first load of `hts`.
+                h = ht.hts.load(Ordering::Acquire);
+                continue;
+            }
             // Acquire: pairs with the other side's Release publication of
             // its tail.
             let o = other.load(Ordering::Acquire);
