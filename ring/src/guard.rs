@@ -8,6 +8,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 
 use crate::handles::single_publish;
+use crate::ops::len_u32;
 use crate::ring::{Claim, Ring};
 
 /// Who owns the reservation behind a guard.
@@ -133,7 +134,7 @@ impl<'a, T: Copy + Send> WriteGuard<'a, T> {
 
     /// Copies as much of `src` as fits into the next slots; returns how many.
     pub fn extend_from_slice(&mut self, src: &[T]) -> usize {
-        let k = (self.held.claim.n - self.filled).min(src.len().min(u32::MAX as usize) as u32);
+        let k = (self.held.claim.n - self.filled).min(len_u32(src.len()));
         // SAFETY: slots `start + filled ..+ k` are within our claim; `src`
         // has at least `k` elements.
         unsafe {
@@ -252,11 +253,7 @@ impl<'a, T: Copy + Send> ReadGuard<'a, T> {
     /// Copies the first `min(len, out.len())` reserved elements to `out`;
     /// returns how many.
     pub fn copy_to(&self, out: &mut [T]) -> usize {
-        let k = self
-            .held
-            .claim
-            .n
-            .min(out.len().min(u32::MAX as usize) as u32);
+        let k = self.held.claim.n.min(len_u32(out.len()));
         // SAFETY: slots `start..+k` are claimed and initialised; `out` has
         // room for `k`.
         unsafe {
