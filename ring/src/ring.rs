@@ -1146,42 +1146,6 @@ impl<T: Copy + Send> Ring<T> {
         }
     }
 
-    #[inline(always)]
-    fn prod_claim(&self, n: u32, b: Behaviour) -> Claim {
-        match self.prod_mode {
-            SyncMode::Multi => self.multi_claim::<true>(n, b),
-            SyncMode::Hts => self.hts_claim::<true>(n, b),
-            SyncMode::Rts => self.rts_claim::<true>(n, b),
-        }
-    }
-
-    #[inline(always)]
-    fn prod_publish(&self, c: Claim) {
-        match self.prod_mode {
-            SyncMode::Multi => self.multi_publish::<true>(c),
-            SyncMode::Hts => self.hts_publish::<true>(c.start, c.n),
-            SyncMode::Rts => self.rts_publish::<true>(),
-        }
-    }
-
-    #[inline(always)]
-    fn cons_claim(&self, n: u32, b: Behaviour) -> Claim {
-        match self.cons_mode {
-            SyncMode::Multi => self.multi_claim::<false>(n, b),
-            SyncMode::Hts => self.hts_claim::<false>(n, b),
-            SyncMode::Rts => self.rts_claim::<false>(n, b),
-        }
-    }
-
-    #[inline(always)]
-    fn cons_publish(&self, c: Claim) {
-        match self.cons_mode {
-            SyncMode::Multi => self.multi_publish::<false>(c),
-            SyncMode::Hts => self.hts_publish::<false>(c.start, c.n),
-            SyncMode::Rts => self.rts_publish::<false>(),
-        }
-    }
-
     // ---- public operations ------------------------------------------------
 
     /// What the shared operation bodies drive: the ring itself.
@@ -1348,11 +1312,11 @@ impl<T: Copy + Send> Ring<T> {
     }
 }
 
-// SAFETY: `prod_claim`/`cons_claim` move this side's head past the claimed
-// slots in the side's mode (CAS, HTS ownership or counted CAS), so no other
-// thread of the side claims them, and grant only slots the other side's
-// tail has passed (`avail`); `prod_publish`/`cons_publish` store the tail
-// with Release once earlier claims are done.
+// SAFETY: `claim` moves this side's head past the claimed slots in the
+// side's mode (CAS, HTS ownership or counted CAS), so no other thread of the
+// side claims them, and grants only slots the other side's tail has passed
+// (`avail`); `publish` stores the tail with Release once earlier claims are
+// done.
 unsafe impl<T: Copy + Send, const PROD: bool> RingEnd<T, PROD> for Ring<T> {
     #[inline(always)]
     fn ring(&self) -> &Ring<T> {
@@ -1361,19 +1325,19 @@ unsafe impl<T: Copy + Send, const PROD: bool> RingEnd<T, PROD> for Ring<T> {
 
     #[inline(always)]
     fn claim(&self, n: u32, b: Behaviour) -> Claim {
-        if PROD {
-            self.prod_claim(n, b)
-        } else {
-            self.cons_claim(n, b)
+        match self.mode(PROD) {
+            SyncMode::Multi => self.multi_claim::<PROD>(n, b),
+            SyncMode::Hts => self.hts_claim::<PROD>(n, b),
+            SyncMode::Rts => self.rts_claim::<PROD>(n, b),
         }
     }
 
     #[inline(always)]
     fn publish(&self, c: Claim) {
-        if PROD {
-            self.prod_publish(c)
-        } else {
-            self.cons_publish(c)
+        match self.mode(PROD) {
+            SyncMode::Multi => self.multi_publish::<PROD>(c),
+            SyncMode::Hts => self.hts_publish::<PROD>(c.start, c.n),
+            SyncMode::Rts => self.rts_publish::<PROD>(),
         }
     }
 }
