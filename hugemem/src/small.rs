@@ -209,7 +209,7 @@ impl SmallHeap {
     /// use pktmem_hugemem::{Provider, SmallHeap};
     /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
     /// let (a, b) = (SmallHeap::new(&p), SmallHeap::new(&p));
-    /// let (x, y) = (a.alloc(64, 8).unwrap(), b.alloc(64, 8).unwrap());
+    /// let (_x, _y) = (a.alloc(64, 8).unwrap(), b.alloc(64, 8).unwrap());
     /// assert_eq!(p.mapped_bytes(), 2 * 4096); // a page each
     /// assert!(!a.same_heap(&b));
     /// ```
