@@ -1,6 +1,8 @@
 //! Loom models of the provider: two threads allocating and freeing on a
 //! heap-backed provider (the lock around the lists, the lock-free IOVA
-//! table), and a lookup racing an external registration.
+//! table), a lookup racing an external registration, and two threads
+//! sharing the provider's small heap (slab pages allocated with the heap
+//! unlocked).
 #![cfg(loom)]
 
 use loom::thread;
@@ -61,5 +63,36 @@ fn lookup_races_external_registration() {
         assert_eq!(p.virt2iova((base + 5) as *const u8), Iova(0x7005));
         p.unregister_external(id).unwrap();
         assert_eq!(p.virt2iova(base as *const u8), Iova::BAD);
+    });
+}
+
+#[test]
+fn two_threads_share_the_small_heap() {
+    loom::model(|| {
+        let p = Provider::builder().heap_backed(2 * 4096).build().unwrap();
+        let p2 = p.clone();
+        let t = thread::spawn(move || {
+            let heap = p2.small_heap();
+            let mut b = heap.alloc(1024, 64).unwrap();
+            b.as_mut_slice().fill(2);
+            (heap, b)
+        });
+        let heap = p.small_heap();
+        let mut mine = heap.alloc(1024, 64).unwrap();
+        mine.as_mut_slice().fill(1);
+        let (theirs_heap, theirs) = t.join().unwrap();
+        // One heap however the calls raced; each block kept its bytes.
+        assert!(heap.same_heap(&theirs_heap));
+        assert!(mine.as_slice().iter().all(|&x| x == 1));
+        assert!(theirs.as_slice().iter().all(|&x| x == 2));
+        assert_eq!(heap.live(), 2);
+        // Racing slab creation may map a second slab page, never more.
+        let slabs = heap.slabs();
+        assert!(slabs == 1 || slabs == 2, "{slabs} slabs");
+        assert_eq!(p.mapped_bytes(), slabs * 4096);
+        drop(theirs);
+        drop(mine);
+        // Conservation: nothing live, every page back.
+        assert_eq!((heap.live(), heap.slabs(), p.mapped_bytes()), (0, 0, 0));
     });
 }

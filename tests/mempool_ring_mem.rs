@@ -1,16 +1,19 @@
 //! A pool created from a provider keeps its ring's slots in that provider's
-//! memory (hugepages when there are some), gives it back when the pool drops,
-//! and falls back to the heap, saying so, when the provider refuses.
+//! memory (hugepages when there are some), in its shared small heap so the
+//! rings of many pools share pages, gives it back when the pool drops, and
+//! falls back to the heap, saying so, when the provider refuses.
 //!
-//! The hugepage test needs free 2 MiB hugepages; without them it prints a
-//! SKIP line on stderr (`hugemem_common::skip`) and the small-page test
-//! still runs.
+//! The hugepage tests need free 2 MiB hugepages; without them they print a
+//! SKIP line on stderr (`hugemem_common::skip`) and the small-page tests
+//! still run.
+
+use std::collections::BTreeSet;
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hugemem_common::{free_2m, serial, skip, MB2};
-use pktmem::hugemem::{process_hugetlb_bytes, PageSize, Provider};
+use hugemem_common::{huge2m_provider, serial, small_page_provider, MB2};
+use pktmem::hugemem::{process_hugetlb_bytes, Provider};
 use pktmem::mempool::{Mempool, RingPlacement};
 
 mod hugemem_common;
@@ -75,24 +78,16 @@ fn ring_in_provider(provider: &Provider, page: usize) {
     );
 }
 
-#[test]
-fn ring_slots_in_hugepages() {
-    let _g = serial();
-    let free = free_2m();
-    if free < 16 {
-        skip(format_args!(
-            "mempool_ring_mem: ring_slots_in_hugepages: only {free} free 2 MiB hugepages (need 16)"
-        ));
+/// Runs `check` on a provider of 2 MiB hugepages (or says SKIP, naming
+/// `test`, when fewer than 16 are free), then checks every hugepage went
+/// back to the system.
+fn on_hugepages(test: &str, check: impl FnOnce(&Provider)) {
+    let what = format!("mempool_ring_mem: {test}");
+    let Some(provider) = huge2m_provider(&what, 16) else {
         return;
-    }
-    let provider = Provider::builder()
-        .page_sizes(&[PageSize::Huge2M])
-        .allow_small_page_fallback(false)
-        .quiet(true)
-        .build()
-        .unwrap();
+    };
     let hugetlb_before = process_hugetlb_bytes();
-    ring_in_provider(&provider, MB2);
+    check(&provider);
     assert_eq!(
         process_hugetlb_bytes(),
         hugetlb_before,
@@ -102,14 +97,101 @@ fn ring_slots_in_hugepages() {
 }
 
 #[test]
+fn ring_slots_in_hugepages() {
+    let _g = serial();
+    on_hugepages("ring_slots_in_hugepages", |p| ring_in_provider(p, MB2));
+}
+
+#[test]
 fn ring_slots_in_small_pages() {
     let _g = serial();
-    let provider = Provider::builder()
-        .heap_backed(64 << 20)
-        .quiet(true)
-        .build()
-        .unwrap();
-    ring_in_provider(&provider, 4096);
+    ring_in_provider(&small_page_provider(), 4096);
+}
+
+/// Creates eight pools of `n` objects on `provider` (pages of `page`
+/// bytes) and checks their rings share `ring_pages` pages: the provider maps
+/// exactly the pages under the objects' own chunks plus those, the ring
+/// pages hold no object, and every ring works and lies in the provider's
+/// memory. Everything goes back when the pools drop.
+fn rings_share_pages(provider: &Provider, page: usize, n: usize, ring_pages: usize) {
+    let before = provider.mapped_bytes();
+    let pools: Vec<Mempool> = (0..8)
+        .map(|i| {
+            Mempool::builder(format!("small-{i}"), n, 64)
+                .create_with_provider(provider)
+                .unwrap()
+        })
+        .collect();
+    let mut object_pages = BTreeSet::new();
+    let mut ring_at = BTreeSet::new();
+    let mut ring_ranges = Vec::new();
+    for pool in &pools {
+        assert_eq!(pool.ring_placement(), Some(RingPlacement::Provider));
+        let range = pool.ring_memory_range().unwrap();
+        assert_eq!(range.len(), n.next_power_of_two() * 8);
+        let first = provider.page_of(range.start).expect("ring in provider");
+        let last = provider.page_of(range.end - 1).expect("ring in provider");
+        assert_eq!((first.va, first.size), (last.va, page), "ring in one page");
+        assert!(first.in_use);
+        ring_at.insert(first.va);
+        ring_ranges.push(range);
+        pool.for_each_chunk(|c| {
+            let lo = c.addr.as_ptr() as usize;
+            let mut at = lo - lo % page;
+            while at < lo + c.len {
+                object_pages.insert(provider.page_of(at).unwrap().va);
+                at += page;
+            }
+        });
+    }
+    assert_eq!(ring_at.len(), ring_pages, "8 rings on {ring_pages} pages");
+    assert!(
+        ring_at.is_disjoint(&object_pages),
+        "ring pages hold no objects"
+    );
+    let ring_bytes = provider.mapped_bytes() - before - object_pages.len() * page;
+    assert_eq!(ring_bytes, ring_pages * page);
+    assert!(ring_bytes < 8 * page, "fewer bytes than a page per ring");
+    // No two rings overlap.
+    ring_ranges.sort_by_key(|r| r.start);
+    for w in ring_ranges.windows(2) {
+        assert!(w[0].end <= w[1].start, "{:x?} overlaps {:x?}", w[0], w[1]);
+    }
+    // Each ring carries its pool's objects out and back.
+    for pool in &pools {
+        let mut objs = vec![NonNull::dangling(); n];
+        pool.get_bulk(None, &mut objs).unwrap();
+        // SAFETY: the pool's own objects, each returned once.
+        unsafe { pool.put_bulk(None, &objs) };
+        pool.flush_default_cache();
+        assert!(pool.is_full());
+        pool.audit().unwrap();
+    }
+    // Rings go back as their pools do; the shared pages once all have.
+    let mut pools = pools;
+    pools.truncate(1);
+    assert!(provider.page_of(*ring_at.iter().next().unwrap()).is_some());
+    drop(pools);
+    assert_eq!(provider.mapped_bytes(), before, "all memory went back");
+    for va in ring_at {
+        assert!(provider.page_of(va).map_or(true, |p| !p.in_use));
+    }
+}
+
+/// Eight pools of 1000 objects: eight 8 KiB rings on one 2 MiB page.
+#[test]
+fn small_rings_share_a_hugepage() {
+    let _g = serial();
+    on_hugepages("small_rings_share_a_hugepage", |p| {
+        rings_share_pages(p, MB2, 1000, 1)
+    });
+}
+
+/// Eight pools of 100 objects: eight 1 KiB rings on two 4 KiB pages.
+#[test]
+fn small_rings_share_a_small_page() {
+    let _g = serial();
+    rings_share_pages(&small_page_provider(), 4096, 100, 2);
 }
 
 /// The provider refuses the first allocation (the ring's, which comes
@@ -118,11 +200,7 @@ fn ring_slots_in_small_pages() {
 #[test]
 fn refused_ring_memory_falls_back_to_the_heap() {
     let _g = serial();
-    let provider = Provider::builder()
-        .heap_backed(16 << 20)
-        .quiet(true)
-        .build()
-        .unwrap();
+    let provider = small_page_provider();
     let asked = std::sync::Arc::new(AtomicUsize::new(0));
     let a = asked.clone();
     provider

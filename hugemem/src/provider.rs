@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::chunk::{segments_of, RawChunk};
 use crate::error::human;
 use crate::iova::phys_of_small_pages;
+use crate::small::{Shared as SmallShared, SmallHeap};
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::sys::{self, BackingError};
 use crate::table::{Segment, SegmentTable, MAX_SEGMENTS};
@@ -216,6 +217,7 @@ impl ProviderBuilder {
             state: Mutex::new(State::default()),
             events: Mutex::new(Vec::new()),
             init_error: None,
+            small: Mutex::new(Weak::new()),
         });
         let p = Provider { inner };
         if min_keep > 0 {
@@ -307,6 +309,10 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     events: Mutex<Vec<Arc<EventEntry>>>,
     init_error: Option<String>,
+    /// The heap [`Provider::small_heap`] shares, while some handle or block
+    /// of it lives. Weak: the heap holds the provider, so a strong pointer
+    /// here would keep both alive forever.
+    small: Mutex<Weak<SmallShared>>,
 }
 
 thread_local! {
@@ -375,6 +381,7 @@ impl Provider {
                     state: Mutex::new(State::default()),
                     events: Mutex::new(Vec::new()),
                     init_error: Some(e.to_string()),
+                    small: Mutex::new(Weak::new()),
                 }),
             },
         })
@@ -383,6 +390,31 @@ impl Provider {
     /// The IOVA mode in use.
     pub fn iova_mode(&self) -> IovaMode {
         self.inner.iova_mode
+    }
+
+    /// The provider's shared heap for small allocations: every call, from
+    /// any clone of the provider, returns a handle to the same heap while
+    /// some handle or block of it lives, so small users (pool rings, say)
+    /// share pages instead of taking one each.
+    ///
+    /// The provider holds the heap weakly: once the last handle and the last
+    /// block are gone the heap is gone with its pages, and the next call
+    /// makes a new one. The heap gives its pages back as the
+    /// [`SmallHeap`] docs say (all of them when no block is live).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let a = p.small_heap().alloc(1000, 64).unwrap(); // a user ...
+    /// let b = p.clone().small_heap().alloc(1000, 64).unwrap(); // ... and another
+    /// assert_eq!(p.mapped_bytes(), 4096); // one page serves both
+    /// assert_eq!(p.page_of(a.as_ptr().as_ptr() as usize).unwrap().va,
+    ///            p.page_of(b.as_ptr().as_ptr() as usize).unwrap().va);
+    /// drop((a, b));
+    /// assert_eq!(p.mapped_bytes(), 0); // nothing live: the page went back
+    /// ```
+    pub fn small_heap(&self) -> SmallHeap {
+        SmallHeap::shared_in(&mut lock(&self.inner.small), self)
     }
 
     /// Allocates `len` bytes with default options.

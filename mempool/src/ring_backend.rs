@@ -2,15 +2,17 @@
 //! hold exactly the pool's objects, multi-producer/multi-consumer unless the
 //! pool was made single-producer or single-consumer.
 //!
-//! A pool created from a provider keeps the ring's slots in a chunk of that
-//! provider (as DPDK puts a pool's ring in a memzone), so the pointers the
-//! cores pass around sit in hugepage memory too; if the provider cannot give
-//! the chunk, the slots go on the heap and the pool says so
+//! A pool created from a provider keeps the ring's slots in a block of that
+//! provider's shared small heap ([`Provider::small_heap`]; as DPDK carves a
+//! pool's ring from a memzone of its hugepage heap), so the pointers the
+//! cores pass around sit in hugepage memory too, and the rings of many
+//! pools share pages instead of taking one each; if the provider cannot
+//! give the block, the slots go on the heap and the pool says so
 //! ([`RingPlacement::HeapFallback`]).
 
 use std::ptr::NonNull;
 
-use pktmem_hugemem::{AllocRequest, Chunk, Provider};
+use pktmem_hugemem::{Provider, SmallBlock};
 use pktmem_ring::{Ring, RingMemory};
 
 use crate::backend::{as_objptrs, as_objptrs_mut, ObjPtr};
@@ -33,27 +35,31 @@ use crate::error::MempoolError;
 pub enum RingPlacement {
     /// On the heap: the pool was not created from a provider.
     Heap,
-    /// In a chunk of the provider the pool was created with, returned to it
-    /// when the pool drops.
+    /// In a block of the shared small heap ([`Provider::small_heap`]) of the
+    /// provider the pool was created with, returned to it when the pool
+    /// drops. The block lies within one page (or, for a ring larger than
+    /// half a page, is a chunk of its own).
     Provider,
     /// On the heap because the provider the pool was created with could not
     /// give the memory.
     HeapFallback,
 }
 
-/// A provider chunk holding a ring's slots.
+/// A small-heap block holding a ring's slots.
 ///
-/// Invariant: the chunk is reachable only through this value, and this
+/// Invariant: the block is reachable only through this value, and this
 /// value only through the ring that owns it.
-struct ChunkMemory(Chunk);
+struct BlockMemory(SmallBlock);
 
-// SAFETY: a `Chunk` owns its pages (marked used in the provider, handed to
-// no one else) from allocation to drop, at an address and length that never
-// change (`as_ptr` and `len` read fields set at allocation; the pointer is
-// made from the mapping's address, not from a borrow); the pages are
-// readable and writable for `len` bytes. The chunk is private to this value
-// (see its invariant), so nothing else reads or writes the region.
-unsafe impl RingMemory for ChunkMemory {
+// SAFETY: a `SmallBlock` owns its `len` bytes exclusively (its heap hands
+// the object, or its own chunk, to no one else until the block drops) at an
+// address and length that never change (`as_ptr` and `len` read fields set
+// at allocation; the pointer is made from the mapping's address, not from a
+// borrow), and the block keeps the page under them mapped (it holds its
+// heap, which holds the slab's chunk). The bytes are readable and writable.
+// The block is private to this value (see its invariant), so nothing else
+// reads or writes the region. `SmallBlock` is `Send + Sync`.
+unsafe impl RingMemory for BlockMemory {
     fn base_ptr(&mut self) -> NonNull<u8> {
         self.0.as_ptr()
     }
@@ -87,15 +93,12 @@ impl RingBackend {
     ) -> Result<Self, MempoolError> {
         let builder = Ring::builder(n).exact_size(true);
         let layout = builder.memory_layout().map_err(MempoolError::Ring)?;
-        let chunk = provider.and_then(|p| {
-            p.alloc_with(&AllocRequest::new(layout.size()).align(layout.align()))
-                .ok()
-        });
-        let (ring, placement) = match chunk {
-            Some(chunk) => match builder.clone().build_on(ChunkMemory(chunk)) {
+        let block = provider.and_then(|p| p.small_heap().alloc(layout.size(), layout.align()).ok());
+        let (ring, placement) = match block {
+            Some(block) => match builder.clone().build_on(BlockMemory(block)) {
                 Ok(ring) => (ring, RingPlacement::Provider),
-                // Not expected (the chunk is sized and aligned for the
-                // ring); the chunk goes back and the heap serves.
+                // Not expected (the block is sized and aligned for the
+                // ring); the block goes back and the heap serves.
                 Err(_) => (
                     builder.build().map_err(MempoolError::Ring)?,
                     RingPlacement::HeapFallback,

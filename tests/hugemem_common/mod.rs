@@ -2,7 +2,7 @@
 //!
 //! Not every test file uses every helper, hence the `dead_code` allowances.
 
-use pktmem::hugemem::inventory;
+use pktmem::hugemem::{inventory, PageSize, Provider};
 
 /// A 2 MiB hugepage.
 #[allow(dead_code)]
@@ -39,4 +39,34 @@ pub fn skip(what: std::fmt::Arguments<'_>) {
     let mut err = std::io::stderr().lock();
     // A failed write to stderr only loses the notice.
     let _ = writeln!(err, "SKIP {what}");
+}
+
+/// A quiet provider of 2 MiB hugepages only (no small-page fallback), or
+/// `None` after a SKIP line naming `what` when fewer than `need` are free.
+#[allow(dead_code)]
+pub fn huge2m_provider(what: &str, need: u64) -> Option<Provider> {
+    let free = free_2m();
+    if free < need {
+        skip(format_args!(
+            "{what}: only {free} free 2 MiB hugepages (need {need})"
+        ));
+        return None;
+    }
+    let provider = Provider::builder()
+        .page_sizes(&[PageSize::Huge2M])
+        .allow_small_page_fallback(false)
+        .quiet(true)
+        .build()
+        .unwrap();
+    Some(provider)
+}
+
+/// A quiet provider of 4 KiB pages from the heap (64 MiB of them).
+#[allow(dead_code)]
+pub fn small_page_provider() -> Provider {
+    Provider::builder()
+        .heap_backed(64 << 20)
+        .quiet(true)
+        .build()
+        .unwrap()
 }
