@@ -39,7 +39,10 @@
 //! * **External memory** ([`Provider::register_external`]) gets the same
 //!   records, translation and events; named heaps of it serve chunks and
 //!   zones ([`AllocRequest::heap`]).
-//! * **Small objects**: [`SmallHeap`] carves small allocations out of pages.
+//! * **Small objects**: [`SmallHeap`] carves small allocations (up to half a
+//!   page) out of pages; [`Provider::small_heap`] is the one heap every user
+//!   of a provider shares (mempool rings live there), [`SmallHeap::new`] a
+//!   private one.
 //! * **Events** ([`Provider::register_event_callback`]): Alloc after a range
 //!   is mapped, Free before it is unmapped, external memory included. They
 //!   fire with no provider lock held (pages being given back sit in a
