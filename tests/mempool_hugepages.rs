@@ -12,7 +12,7 @@ use pktmem_hugemem::{inventory, process_hugetlb_bytes, AllocRequest, PageSize, P
 use pktmem_mempool::{Iova, Mempool, MempoolError, PopulateError};
 
 mod hugemem_common;
-use hugemem_common::skip;
+use hugemem_common::{huge2m_provider, skip, MB2};
 
 /// The tests of this file measure the process's hugepage usage: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -280,4 +280,37 @@ fn external_memory_backs_a_pool() {
     provider.unregister_external(id).unwrap();
     // SAFETY: allocated above with this layout; the pool is gone.
     unsafe { std::alloc::dealloc(mem, layout) };
+}
+
+/// A pool whose objects exactly fill whole hugepages maps those pages and
+/// its ring's, and not one page more: every page the provider mapped for
+/// the pool holds objects or ring slots.
+#[test]
+fn pool_maps_no_page_without_objects_or_ring() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(provider) = huge2m_provider("pool_maps_no_page_without_objects_or_ring", 8) else {
+        return;
+    };
+    let before = provider.mapped_bytes();
+    // 64-byte elements take 128 bytes with their header: 16 384 a page.
+    let n = 4 * 16_384;
+    let pool = Mempool::builder("exact-pages", n, 64)
+        .create_with_provider(&provider)
+        .unwrap();
+    assert_eq!(pool.obj_size().total_size * 16_384, MB2);
+    let mut pages = std::collections::BTreeSet::new();
+    pool.for_each_obj(|o| {
+        pages.insert(o.ptr.as_ptr() as usize / MB2);
+    });
+    assert_eq!(pages.len(), 4, "objects on {} pages", pages.len());
+    if let Some(r) = pool.ring_memory_range() {
+        pages.extend(r.start / MB2..=(r.end - 1) / MB2);
+    }
+    assert_eq!(
+        provider.mapped_bytes() - before,
+        pages.len() * MB2,
+        "pages mapped for the pool vs pages holding its objects or ring"
+    );
+    drop(pool);
+    assert_eq!(provider.mapped_bytes(), before);
 }

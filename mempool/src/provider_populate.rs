@@ -43,9 +43,10 @@ impl Mempool {
         let mut last_err = None;
         while self.populated() < size {
             want = want.min(size - self.populated());
-            let bytes = calc_mem_size(want, obj.total_size, 0)
-                .and_then(|b| b.checked_add(obj.align))
-                .ok_or(PopulateError::OutOfMemory {
+            // No slack for aligning the first object: the request below is
+            // aligned to `obj.align`, and so is every later run (a page).
+            let bytes =
+                calc_mem_size(want, obj.total_size, 0).ok_or(PopulateError::OutOfMemory {
                     name: self.name().to_string(),
                     needed: size,
                     placed: self.populated(),
