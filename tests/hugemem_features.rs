@@ -175,6 +175,11 @@ fn callback_may_allocate_and_validator_may_not() {
     .unwrap();
     let c = p.alloc(1).unwrap();
     assert_eq!(c.len(), 1);
+    drop(c);
+    // The callback and the validator hold clones of `p`, so while they are
+    // registered the provider keeps itself alive: unregister them to free it.
+    p.unregister_validator("v").unwrap();
+    p.unregister_event_callback("nested").unwrap();
 }
 
 #[test]

@@ -326,15 +326,17 @@ fn populate_rules_and_no_io() {
             f.fetch_add(1, Ordering::SeqCst);
         })
     };
-    let mem: &'static mut Pages = Box::leak(Box::new(Pages([0; 4096 * 8])));
-    let base = NonNull::from(&mut mem.0).cast::<u8>();
+    // Freed at the end, once the pool that uses it is gone.
+    let mem: *mut Pages = Box::into_raw(Box::new(Pages([0; 4096 * 8])));
+    // SAFETY: `mem` was just allocated and nothing else borrows it.
+    let base = NonNull::from(unsafe { &mut (*mem).0 }).cast::<u8>();
     let va = base.as_ptr() as usize;
     let pool = Mempool::builder("virt", 1000, 1000).create_empty().unwrap();
     let sz = pool.obj_size();
     assert_eq!(sz, calc_obj_size(1000, PoolFlags::empty()).unwrap());
     assert!(pool.is_non_io(), "empty pool is no-IO");
     // Too small for one object: zero, callback run at once, pool unchanged.
-    // SAFETY: leaked memory, used by the pool only.
+    // SAFETY: `mem` outlives the pool and is used by it only.
     let n =
         unsafe { pool.populate_iova(base, Iova(0x10_0000), sz.total_size - 1, Some(fcb(&frees))) };
     assert_eq!(n.unwrap(), 0);
@@ -350,7 +352,7 @@ fn populate_rules_and_no_io() {
             _ => Iova(0x500_0000 + (i as u64 - 5) * 4096),
         }
     };
-    // SAFETY: leaked memory; the lookup is our model.
+    // SAFETY: `mem` outlives the pool; the lookup is our model.
     let n =
         unsafe { pool.populate_virt(base, 4096 * 8, 4096, iova_of, Some(fcb(&frees))) }.unwrap();
     assert!(
@@ -400,6 +402,8 @@ fn populate_rules_and_no_io() {
     );
     drop(pool);
     assert_eq!(frees.load(Ordering::SeqCst), 2, "freed with the pool");
+    // SAFETY: from `Box::into_raw` above; the pool that used it is dropped.
+    drop(unsafe { Box::from_raw(mem) });
 
     // A pool without IOVA contiguity stays no-IO and may straddle pages.
     let pool = Mempool::builder("nc", 10, 3000)
