@@ -92,7 +92,7 @@ pub use info::{inventory, process_hugetlb_bytes, HugepageInventory};
 pub use iova::{virt2phys, Iova, IovaMode, PageSize};
 pub use provider::{
     EventKind, ExternalId, GrowthQuery, ListInfo, MemEvent, PageSource, Provider, ProviderBuilder,
-    ProviderInfo, Region, Zone,
+    ProviderInfo, Region, WeakProvider, Zone,
 };
 pub use small::{SmallBlock, SmallHeap};
 pub use sys::node_of;

@@ -340,6 +340,47 @@ pub struct Provider {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// A provider reference that does not keep the provider alive: what an
+/// event callback or validator registered on a provider should hold when
+/// it needs that provider. (A captured [`Provider`] clone would keep the
+/// provider, and every page it keeps mapped, alive until the callback is
+/// unregistered.)
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let weak = p.downgrade();
+/// let w = weak.clone();
+/// p.register_event_callback("lookup", move |e| {
+///     if let Some(p) = w.upgrade() {
+///         assert!(p.page_of(e.va).is_some());
+///     }
+/// })
+/// .unwrap();
+/// drop(p.alloc(4096).unwrap());
+/// drop(p);
+/// assert!(weak.upgrade().is_none(), "the callback did not keep the provider");
+/// ```
+#[derive(Clone)]
+pub struct WeakProvider {
+    inner: Weak<Inner>,
+}
+
+impl WeakProvider {
+    /// The provider, while any [`Provider`] handle to it lives.
+    pub fn upgrade(&self) -> Option<Provider> {
+        self.inner.upgrade().map(|inner| Provider { inner })
+    }
+}
+
+impl fmt::Debug for WeakProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakProvider")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
 impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Provider")
@@ -497,6 +538,14 @@ impl Provider {
         })
     }
 
+    /// A reference to this provider that does not keep it alive (for
+    /// callbacks registered on it; see [`WeakProvider`]).
+    pub fn downgrade(&self) -> WeakProvider {
+        WeakProvider {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     /// Bytes currently mapped by the provider's own lists (kept minimum included).
     pub fn mapped_bytes(&self) -> usize {
         lock(&self.inner.state).mapped
@@ -508,8 +557,11 @@ impl Provider {
     /// mapping) and Free (before unmapping), external memory included.
     /// Callbacks run with no provider lock held, so they may use the
     /// provider (translate, look up pages, allocate, free, (un)register
-    /// callbacks). Events for a range arrive in order: a range's Free comes
-    /// before the Alloc of anything mapped again at those addresses.
+    /// callbacks): hold it as a [`WeakProvider`] ([`downgrade`](Self::downgrade));
+    /// a captured `Provider` clone keeps the provider and its memory alive
+    /// until the callback is unregistered. Events for a range arrive in
+    /// order: a range's Free comes before the Alloc of anything mapped again
+    /// at those addresses.
     ///
     /// ```
     /// use pktmem_hugemem::{EventKind, Provider};
