@@ -70,6 +70,26 @@ fn bulk_is_all_or_nothing_and_lifo() {
     assert!(s.is_empty());
 }
 
+/// Bulks longer than the 64 nodes a chain remembers from its unlink walk.
+#[test]
+fn long_bulks_keep_lifo_order() {
+    let s = LfStackBackend::new(300).unwrap();
+    let o = fake(250);
+    s.put_bulk(&o[..100]).unwrap();
+    s.put_bulk(&o[100..]).unwrap();
+    let mut out = vec![NonNull::dangling(); 200];
+    s.get_bulk(&mut out).unwrap();
+    let expect: Vec<_> = o[50..].iter().rev().copied().collect();
+    assert_eq!(out, expect);
+    s.put_bulk(&out[..70]).unwrap();
+    let mut rest = vec![NonNull::dangling(); 120];
+    s.get_bulk(&mut rest).unwrap();
+    let mut expect: Vec<_> = out[..70].iter().rev().copied().collect();
+    expect.extend(o[..50].iter().rev());
+    assert_eq!(rest, expect);
+    assert!(s.is_empty());
+}
+
 #[test]
 fn zero_and_too_large_capacity() {
     let s = LfStackBackend::new(0).unwrap();

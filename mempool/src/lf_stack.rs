@@ -109,6 +109,39 @@ struct Node {
     next: AtomicU32,
 }
 
+/// Node indices a chain remembers from the walk that unlinked it, sparing
+/// its owner a second walk (pointer chasing) for bulks up to this size.
+const RECORDED: usize = 64;
+
+/// `k` nodes a thread unlinked: `first -> ... -> last` through `next`.
+struct Chain {
+    first: u32,
+    last: u32,
+    /// The first `min(k, RECORDED)` indices of the chain, in order.
+    recorded: [u32; RECORDED],
+}
+
+impl Chain {
+    /// Calls `f(n, node)` for the chain's `k` nodes in order.
+    #[inline(always)]
+    fn for_each(&self, nodes: &[Node], k: usize, mut f: impl FnMut(usize, &Node)) {
+        let mut i = self.first;
+        for n in 0..k {
+            if n > 0 {
+                i = if n < RECORDED {
+                    self.recorded[n]
+                } else {
+                    // Relaxed: the chain is ours; its links were made
+                    // visible by the Acquire in `pop_chain`.
+                    nodes[i as usize].next.load(Ordering::Relaxed)
+                };
+            }
+            f(n, &nodes[i as usize]);
+        }
+        debug_assert_eq!(i, self.last);
+    }
+}
+
 /// A Treiber stack of nodes with a count of the nodes one may claim.
 struct List {
     /// `{ index, tag }` of the top node (index `NIL`: empty). The tag grows by
@@ -150,11 +183,16 @@ impl List {
         }
     }
 
-    /// Unlinks the top `k >= 1` nodes, which the caller has reserved, and
-    /// returns the first and last: a chain linked through `next`.
+    /// Unlinks the top `k >= 1` nodes, which the caller has reserved, as a
+    /// chain.
     #[inline]
-    fn pop_chain(&self, nodes: &[Node], k: usize) -> (u32, u32) {
+    fn pop_chain(&self, nodes: &[Node], k: usize) -> Chain {
         debug_assert!(k >= 1);
+        let mut chain = Chain {
+            first: NIL,
+            last: NIL,
+            recorded: [NIL; RECORDED],
+        };
         // Acquire: pairs with the Release CAS in `push_chain` that wrote this
         // head (and, through the release sequence of the head's CASes, every
         // earlier one): the links and values of the nodes below are visible.
@@ -164,6 +202,9 @@ impl List {
             let mut last = first;
             let mut seen = 0;
             while last != NIL {
+                if seen < RECORDED {
+                    chain.recorded[seen] = last;
+                }
                 seen += 1;
                 if seen == k {
                     break;
@@ -190,7 +231,10 @@ impl List {
                 .head
                 .compare_exchange_weak(old, new, Ordering::Acquire, Ordering::Acquire)
             {
-                Ok(_) => return (first, last),
+                Ok(_) => {
+                    (chain.first, chain.last) = (first, last);
+                    return chain;
+                }
                 Err(now) => {
                     old = now;
                     spin_loop();
@@ -327,20 +371,15 @@ unsafe impl Backend for LfStackBackend {
         self.free
             .reserve(k)
             .map_err(|free| BackendFull { requested: k, free })?;
-        let (first, last) = self.free.pop_chain(&self.nodes, k);
+        let chain = self.free.pop_chain(&self.nodes, k);
         // The chain is ours: the last object goes on top, as a Vec's push.
-        let mut i = first;
-        for (n, o) in objs.iter().rev().enumerate() {
-            let node = &self.nodes[i as usize];
+        chain.for_each(&self.nodes, k, |n, node| {
             // Relaxed: published by the Release CAS in `push_chain`.
-            node.value.store(o.as_ptr(), Ordering::Relaxed);
-            if n + 1 < k {
-                // Relaxed: our chain's links, made visible by `pop_chain`.
-                i = node.next.load(Ordering::Relaxed);
-            }
-        }
-        debug_assert_eq!(i, last);
-        self.used.push_chain(&self.nodes, first, last, k);
+            node.value
+                .store(objs[k - 1 - n].as_ptr(), Ordering::Relaxed);
+        });
+        self.used
+            .push_chain(&self.nodes, chain.first, chain.last, k);
         Ok(())
     }
 
@@ -353,24 +392,18 @@ unsafe impl Backend for LfStackBackend {
             requested: k,
             available,
         })?;
-        let (first, last) = self.used.pop_chain(&self.nodes, k);
-        let mut i = first;
-        for (n, o) in objs.iter_mut().enumerate() {
-            let node = &self.nodes[i as usize];
+        let chain = self.used.pop_chain(&self.nodes, k);
+        chain.for_each(&self.nodes, k, |n, node| {
             // Relaxed: written before the Release CAS that linked the node,
             // made visible by the Acquire in `pop_chain`.
             let p = node.value.load(Ordering::Relaxed);
             debug_assert!(!p.is_null());
             // SAFETY: a node on the used list carries a non-null pointer
             // (`Node::value`), and this one was on it until `pop_chain`.
-            *o = unsafe { NonNull::new_unchecked(p) };
-            if n + 1 < k {
-                // Relaxed: as the value.
-                i = node.next.load(Ordering::Relaxed);
-            }
-        }
-        debug_assert_eq!(i, last);
-        self.free.push_chain(&self.nodes, first, last, k);
+            objs[n] = unsafe { NonNull::new_unchecked(p) };
+        });
+        self.free
+            .push_chain(&self.nodes, chain.first, chain.last, k);
         Ok(())
     }
 
