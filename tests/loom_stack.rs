@@ -76,7 +76,7 @@ fn run(
     cap: usize,
     full: usize,
     min_gets: usize,
-    threads: Vec<fn(&LfStackBackend, &Held)>,
+    threads: Vec<fn(&LfStackBackend, &Held) -> bool>,
 ) {
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
@@ -90,7 +90,9 @@ fn run(
             .iter()
             .map(|&f| {
                 let (s, held) = (s.clone(), held.clone());
-                thread::spawn(move || f(&s, &held))
+                thread::spawn(move || {
+                    f(&s, &held);
+                })
             })
             .collect();
         for h in hs {
@@ -122,6 +124,11 @@ fn cycle(s: &LfStackBackend, held: &Held, k: usize) -> bool {
     true
 }
 
+/// [`cycle`] of one object.
+fn single(s: &LfStackBackend, held: &Held) -> bool {
+    cycle(s, held, 1)
+}
+
 #[test]
 fn aba_two_out_one_back() {
     run(
@@ -130,8 +137,8 @@ fn aba_two_out_one_back() {
         3,
         2,
         vec![
-            // Both gets always succeed: 1 + 2 objects of 3.
-            |s, h| assert!(cycle(s, h, 1)),
+            // Both gets always succeed (1 + 2 objects of 3): min_gets 2.
+            single,
             |s, h| {
                 let mut o = [NonNull::dangling(); 2];
                 s.get_bulk(&mut o).unwrap();
@@ -139,6 +146,7 @@ fn aba_two_out_one_back() {
                 h.give(&o);
                 s.put_bulk(&o[..1]).unwrap();
                 s.put_bulk(&o[1..]).unwrap();
+                true
             },
         ],
     );
@@ -153,14 +161,7 @@ fn bulk_put_races_bulk_get() {
         4,
         2,
         1,
-        vec![
-            |s, h| {
-                cycle(s, h, 2);
-            },
-            |s, h| {
-                cycle(s, h, 1);
-            },
-        ],
+        vec![|s, h| cycle(s, h, 2), single],
     );
 }
 
@@ -171,18 +172,8 @@ fn three_threads_single() {
         2,
         2,
         2,
-        vec![
-            // Two objects, three threads: a get fails only while both
-            // others hold one, so at most one fails.
-            |s, h| {
-                cycle(s, h, 1);
-            },
-            |s, h| {
-                cycle(s, h, 1);
-            },
-            |s, h| {
-                cycle(s, h, 1);
-            },
-        ],
+        // Two objects, three threads: a get fails only while both others
+        // hold one, so at most one fails.
+        vec![single, single, single],
     );
 }
