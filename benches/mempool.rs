@@ -6,13 +6,17 @@
 //! back in puts of `put` objects, through its own cache handle (cache 512)
 //! or straight to the ring backend (cache 0). After each configuration the
 //! pool is checked full: nothing lost.
+//!
+//! A second group compares the built-in backends with no cache (every call
+//! reaches the backend): ring, stack behind a lock and lock-free stack, on
+//! {1, 2} cores, get and put in bulks of 1 or 32, keep 32.
 
 use std::ptr::NonNull;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pktmem::mempool::{Cache, Mempool};
+use pktmem::mempool::{BackendKind, Cache, Mempool};
 
 const MAX_KEEP: usize = 128;
 const CACHE_MAX: usize = 512;
@@ -20,6 +24,34 @@ const CACHE_MAX: usize = 512;
 /// The pool size of the reference's grid for `cores` cores.
 fn pool_size(cores: usize) -> usize {
     cores * (MAX_KEEP + CACHE_MAX * 3) - 1
+}
+
+/// Runs `rounds` on `cores` threads at once: the time from the first start
+/// to the last end.
+fn timed(
+    pool: &Mempool,
+    cores: usize,
+    cache_size: usize,
+    (get, put, keep): (usize, usize, usize),
+    iters: u64,
+) -> Duration {
+    let barrier = Barrier::new(cores);
+    let start = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..cores)
+            .map(|_| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut cache = (cache_size > 0).then(|| pool.cache());
+                    barrier.wait();
+                    let t = Instant::now();
+                    rounds(pool, cache.as_mut(), get, put, keep, iters);
+                    t
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).min().unwrap()
+    });
+    start.elapsed()
 }
 
 /// One core's loop: `iters` rounds of take `keep`, give back `keep`.
@@ -68,24 +100,7 @@ fn grid(c: &mut Criterion) {
                             BenchmarkId::from_parameter(format!("get{get}_put{put}_keep{keep}"));
                         g.bench_function(id, |b| {
                             b.iter_custom(|iters| {
-                                let barrier = Barrier::new(cores);
-                                let start = std::thread::scope(|s| {
-                                    let hs: Vec<_> = (0..cores)
-                                        .map(|_| {
-                                            let (pool, barrier) = (&pool, &barrier);
-                                            s.spawn(move || {
-                                                let mut cache =
-                                                    (cache_size > 0).then(|| pool.cache());
-                                                barrier.wait();
-                                                let t = Instant::now();
-                                                rounds(pool, cache.as_mut(), get, put, keep, iters);
-                                                t
-                                            })
-                                        })
-                                        .collect();
-                                    hs.into_iter().map(|h| h.join().unwrap()).min().unwrap()
-                                });
-                                start.elapsed()
+                                timed(&pool, cores, cache_size, (get, put, keep), iters)
                             })
                         });
                         assert_eq!(pool.avail_count(), pool.size(), "objects lost");
@@ -97,5 +112,40 @@ fn grid(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, grid);
+/// The built-in backends side by side, no cache.
+fn backends(c: &mut Criterion) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let keep = 32;
+    for cores in [1usize, 2] {
+        if cores > cpus {
+            eprintln!("mempool bench: {cores} cores asked, {cpus} available; skipping");
+            continue;
+        }
+        let mut g = c.benchmark_group(format!("mempool_backend/cores{cores}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(1000));
+        for (name, kind) in [
+            ("ring", BackendKind::Ring),
+            ("stack", BackendKind::Stack),
+            ("lf_stack", BackendKind::LockFreeStack),
+        ] {
+            let pool = Mempool::builder("bench-backend", pool_size(cores), 64)
+                .backend_kind(kind)
+                .create()
+                .expect("bench pool");
+            for bulk in [1usize, 32] {
+                g.throughput(Throughput::Elements((keep * cores) as u64));
+                let id = BenchmarkId::new(name, format!("bulk{bulk}"));
+                g.bench_function(id, |b| {
+                    b.iter_custom(|iters| timed(&pool, cores, 0, (bulk, bulk, keep), iters))
+                });
+                assert_eq!(pool.avail_count(), pool.size(), "objects lost");
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, grid, backends);
 criterion_main!(benches);

@@ -1,23 +1,34 @@
 //! Loom model of the pool (run with
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom_mempool`).
-//! A pool of 4 objects over the MP/MC ring backend, two threads with caches
-//! of 2: whatever the interleaving, no object is handed out twice and all
-//! come back (conservation).
+//! A pool of 4 objects over the MP/MC ring backend (and over the lock-free
+//! stack), two threads with caches of 2: whatever the interleaving, no object
+//! is handed out twice and all come back (conservation).
 
 #![cfg(loom)]
 
 use std::ptr::NonNull;
 
 use loom::thread;
-use pktmem::mempool::Mempool;
+use pktmem::mempool::{BackendKind, Mempool};
 
 #[test]
 fn two_caches_conserve_objects() {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    loom::model(|| {
-        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    two_caches(BackendKind::Ring, &RUNS);
+}
+
+#[test]
+fn two_caches_conserve_objects_lf_stack() {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    two_caches(BackendKind::LockFreeStack, &RUNS);
+}
+
+fn two_caches(kind: BackendKind, runs: &'static std::sync::atomic::AtomicUsize) {
+    loom::model(move || {
+        runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pool = Mempool::builder("loom", 4, 64)
             .cache_size(2)
+            .backend_kind(kind)
             .create_anonymous()
             .unwrap();
         let hs: Vec<_> = (0..2)
@@ -26,14 +37,14 @@ fn two_caches_conserve_objects() {
                 thread::spawn(move || {
                     let mut cache = pool.cache();
                     let mut objs = [NonNull::dangling(); 2];
-                    // Refill from the ring (2 objects: the miss plus size/2).
+                    // Refill from the backend (2 objects: the miss plus size/2).
                     let got = pool.get_bulk(Some(&mut cache), &mut objs[..1]).is_ok();
                     let addr = got.then(|| objs[0].as_ptr() as usize);
                     if got {
                         // SAFETY: the object just taken, returned once.
                         unsafe { pool.put_bulk(Some(&mut cache), &objs[..1]) };
                     }
-                    // Dropping the cache flushes it to the ring.
+                    // Dropping the cache flushes it to the backend.
                     drop(cache);
                     addr
                 })
@@ -54,7 +65,7 @@ fn two_caches_conserve_objects() {
         unsafe { pool.put_bulk(None, &all) };
     });
     eprintln!(
-        "loom_mempool: {} interleavings explored",
-        RUNS.load(std::sync::atomic::Ordering::Relaxed)
+        "loom_mempool ({kind:?}): {} interleavings explored",
+        runs.load(std::sync::atomic::Ordering::Relaxed)
     );
 }

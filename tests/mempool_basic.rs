@@ -25,7 +25,11 @@ fn anon(name: &str, n: usize, elt: usize, cache: usize, kind: BackendKind) -> Me
 /// the caller survive a round trip through the pool untouched.
 #[test]
 fn exhaust_and_bodies_untouched() {
-    for kind in [BackendKind::Ring, BackendKind::Stack] {
+    for kind in [
+        BackendKind::Ring,
+        BackendKind::Stack,
+        BackendKind::LockFreeStack,
+    ] {
         for cache in [0, 32] {
             let n = 1000;
             let pool = anon("exhaust", n, 100, cache, kind);

@@ -2,8 +2,9 @@
 //!
 //! A backend is a bag of object pointers with all-or-nothing bulk put and
 //! get. The pool picks a ring (multi-producer/multi-consumer by default,
-//! single-producer/single-consumer from the flags) or a stack; users can plug
-//! their own through [`Backend`].
+//! single-producer/single-consumer from the flags), a stack behind a lock or
+//! a lock-free stack ([`LfStackBackend`](crate::LfStackBackend)); users can
+//! plug their own through [`Backend`].
 
 use std::ptr::NonNull;
 
@@ -106,6 +107,10 @@ pub enum BackendKind {
     /// A LIFO stack behind a lock: hands back the most recently freed
     /// (cache-warm) objects first.
     Stack,
+    /// A lock-free LIFO stack ([`LfStackBackend`](crate::LfStackBackend)):
+    /// the same order as [`Stack`](Self::Stack), and no thread waits on one
+    /// preempted while it holds a lock.
+    LockFreeStack,
 }
 
 /// A LIFO stack of object pointers behind a lock.

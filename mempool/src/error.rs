@@ -49,6 +49,8 @@ pub enum MempoolError {
     },
     /// The ring backend could not be built.
     Ring(pktmem_ring::RingError),
+    /// The lock-free stack backend could not be built.
+    LfStack(crate::LfStackError),
     /// `n` objects of this size overflow the address space.
     PoolTooLarge {
         /// Objects asked for.
@@ -83,6 +85,7 @@ impl fmt::Display for MempoolError {
             ),
             Self::BackendNotEmpty { len } => write!(f, "backend already holds {len} objects"),
             Self::Ring(e) => write!(f, "ring backend: {e}"),
+            Self::LfStack(e) => write!(f, "stack backend: {e}"),
             Self::PoolTooLarge { n, obj_size } => {
                 write!(f, "{n} objects of {obj_size} B overflow the address space")
             }
@@ -99,6 +102,7 @@ impl std::error::Error for MempoolError {
         match self {
             Self::Populate(e) => Some(e),
             Self::Ring(e) => Some(e),
+            Self::LfStack(e) => Some(e),
             _ => None,
         }
     }

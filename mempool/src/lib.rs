@@ -13,7 +13,7 @@
 //!       │ refill size/2 / flush oldest size/2, in bulk  │
 //!       ▼                  ▼                            ▼
 //!  ┌─────────────────────────────────────────────────────────────────┐
-//!  │ backend: Ring (MP/MC, or SP/SC) │ Stack │ user `Backend`         │
+//!  │ backend: Ring (MP/MC, or SP/SC) │ Stack │ LfStack │ user Backend│
 //!  └─────────────────────────────────────────────────────────────────┘
 //!       ▲ object pointers, placed at population
 //!  ┌────┴──────────────┐ ┌───────────────┐ ┌─────────────────────┐
@@ -45,6 +45,13 @@
 //! (a per-pool slot claimed by the thread; see the `default_cache` notes on
 //! [`Mempool::get_bulk`]), falling back to the backend.
 //!
+//! **Backends** ([`BackendKind`]): the ring (FIFO, the default); a stack
+//! behind a lock ([`StackBackend`]) that hands back the most recently freed,
+//! cache-warm objects first; the same LIFO order without a lock
+//! ([`LfStackBackend`]: two Treiber stacks of nodes with tagged heads, counts
+//! reserved before any unlink so bulk calls are all-or-nothing); or a user
+//! [`Backend`].
+//!
 //! **Safety model**: the raw API works on object pointers (`NonNull<u8>`).
 //! Getting is safe; putting is `unsafe` (the caller vouches the pointers are
 //! this pool's objects, each given back once). Raw pointers do not keep the
@@ -75,6 +82,7 @@ mod default_cache;
 mod error;
 mod events;
 mod layout;
+mod lf_stack;
 mod os;
 mod pool;
 mod provider_populate;
@@ -91,6 +99,7 @@ pub use events::{
     register_event_callback, unregister_event_callback, EventFn, EventInfo, MempoolEvent,
 };
 pub use layout::{calc_mem_size, calc_obj_size, ObjSize, CACHE_LINE, OBJ_HEADER_SIZE};
+pub use lf_stack::{LfStackBackend, LfStackError};
 pub use pool::{AuditReport, ChunkFree, ChunkInfo, Mempool, MempoolBuilder, ObjInfo, PoolFlags};
 pub use ring_backend::RingPlacement;
 #[cfg(feature = "stats")]

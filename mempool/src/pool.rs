@@ -14,6 +14,7 @@ use crate::events::{self, MempoolEvent};
 use crate::layout::{
     calc_obj_size, iova_add, ObjHeader, ObjSize, Placement, COOKIE_FREE, COOKIE_TAKEN,
 };
+use crate::lf_stack::LfStackBackend;
 use crate::ring_backend::RingPlacement;
 use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::{Iova, Provider};
@@ -44,6 +45,7 @@ pub(crate) struct ChunkRec {
 pub(crate) enum BackendImpl {
     Ring(crate::ring_backend::RingBackend),
     Stack(StackBackend),
+    LfStack(LfStackBackend),
     Custom(Box<dyn Backend>),
 }
 
@@ -53,6 +55,7 @@ impl BackendImpl {
         match self {
             Self::Ring(r) => r.put_bulk(objs),
             Self::Stack(s) => s.put_bulk(objs).is_ok(),
+            Self::LfStack(s) => s.put_bulk(objs).is_ok(),
             Self::Custom(c) => c.put_bulk(objs).is_ok(),
         }
     }
@@ -62,6 +65,7 @@ impl BackendImpl {
         match self {
             Self::Ring(r) => r.get_bulk(objs),
             Self::Stack(s) => s.get_bulk(objs).is_ok(),
+            Self::LfStack(s) => s.get_bulk(objs).is_ok(),
             Self::Custom(c) => c.get_bulk(objs).is_ok(),
         }
     }
@@ -70,6 +74,7 @@ impl BackendImpl {
         match self {
             Self::Ring(r) => r.len(),
             Self::Stack(s) => s.len(),
+            Self::LfStack(s) => s.len(),
             Self::Custom(c) => c.len(),
         }
     }
@@ -515,6 +520,9 @@ impl MempoolBuilder {
             }
             None => match kind {
                 BackendKind::Stack => BackendImpl::Stack(StackBackend::new(n)),
+                BackendKind::LockFreeStack => {
+                    BackendImpl::LfStack(LfStackBackend::new(n).map_err(MempoolError::LfStack)?)
+                }
                 BackendKind::Ring => BackendImpl::Ring(crate::ring_backend::RingBackend::new(
                     n,
                     flags.contains(PoolFlags::SP_PUT),
