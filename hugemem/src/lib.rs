@@ -74,8 +74,10 @@
 //! translation ([`Provider::virt2iova`]) takes none: it scans a fixed array
 //! of list descriptors (usually 1–3) and loads one per-page IOVA entry.
 //! Under `cfg(loom)` the crate's atomics and mutexes are loom's
-//! (`tests/loom_hugemem.rs`).
+//! (`tests/loom_hugemem.rs`). Under `cfg(pktmem_asan)` free pages and free
+//! [`SmallHeap`] blocks are poisoned for AddressSanitizer ([`asan`]).
 
+pub mod asan;
 mod chunk;
 mod error;
 mod info;

@@ -7,6 +7,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, Weak};
 
+use crate::asan;
 use crate::chunk::{segments_of, RawChunk};
 use crate::error::human;
 use crate::iova::phys_of_small_pages;
@@ -1268,6 +1269,13 @@ impl Inner {
         }
         let mut st = lock(&self.state);
         let r = self.alloc_locked(&mut st, req);
+        if let Ok(raw) = &r {
+            if let Some((va, len)) = page_span(&st, raw) {
+                // SAFETY: the chunk's pages are mapped in this list's
+                // reservation and now the caller's alone.
+                unsafe { asan::unpoison(va as *const u8, len) };
+            }
+        }
         if let Some(payload) = self.settle(st) {
             if let Ok(raw) = r {
                 self.free_raw(raw);
@@ -1643,6 +1651,12 @@ impl Inner {
         let addr = l.seg.base + (s << shift);
         let len = c << shift;
         let off = s << shift;
+        if !l.seg.external {
+            // Pages freed earlier stay poisoned (`unmap_pages`); the heap
+            // backing is zeroed below.
+            // SAFETY: the range is inside this list's reservation.
+            unsafe { asan::unpoison(addr as *const u8, len) };
+        }
         // Pages of a node's list are allocated under a policy bound to it.
         let _bind = match l.kind {
             ListKind::Own(_, node) if node >= 0 && !matches!(l.backing, Backing::Heap { .. }) => {
@@ -1719,6 +1733,12 @@ impl Inner {
             l.seg.set_page_iova(i, Iova::BAD);
             l.state[i] = UNMAPPED;
         }
+        if !l.seg.external {
+            // The VA stays reserved (a heap backing stays accessible):
+            // poisoned until `map_pages` maps it again.
+            // SAFETY: the range is in this list's reservation, no chunk's.
+            unsafe { asan::poison(addr as *const u8, len) };
+        }
         match &l.backing {
             Backing::Fd(fd) => {
                 // SAFETY: the pages are no longer handed out (their chunk is gone).
@@ -1772,6 +1792,16 @@ impl Inner {
         let staying = st.mapped - st.releasing - (raw.pages << shift);
         let keep_bytes = self.cfg.min_keep.saturating_sub(staying);
         let keep = keep_bytes.div_ceil(ps).min(raw.pages);
+        // Kept pages are poisoned until handed out again (`alloc_raw`); the
+        // others once their Free event has fired (`unmap_pages`). `Inner`'s
+        // drop clears the shadow.
+        // SAFETY: the pages are in this list's reservation, their chunk gone.
+        unsafe {
+            asan::poison(
+                (st.lists[li].seg.base + (raw.first << shift)) as *const u8,
+                keep << shift,
+            )
+        };
         let s = raw.first + keep;
         let c = raw.pages - keep;
         if c == 0 {
@@ -2027,6 +2057,13 @@ thread_local! {
     static DEFERRED: std::cell::RefCell<Vec<(u64, RawChunk)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The pages of `raw` as `(va, len)`, for own (not external) lists: the
+/// range the provider poisons while free.
+fn page_span(st: &State, raw: &RawChunk) -> Option<(usize, usize)> {
+    let seg = &st.lists[raw.list].seg;
+    (!seg.external).then(|| (seg.base + (raw.first << seg.shift), raw.pages << seg.shift))
+}
+
 fn release_backing(b: &Backing, base: usize, len: usize) {
     match b {
         Backing::Heap { ptr, layout } => {
@@ -2049,6 +2086,13 @@ impl Drop for Inner {
         let lists = std::mem::take(&mut st.lists);
         drop(zones);
         for l in lists.iter().filter(|l| !l.removed) {
+            if !l.seg.external {
+                // Free pages are poisoned (`free_locked`, `unmap_pages`) and
+                // ASan's shadow outlives an unmap: clear it, up to the
+                // high-water mark (ASan writes every shadow byte of the range).
+                // SAFETY: the range is this list's reservation, still held.
+                unsafe { asan::unpoison(l.seg.base as *const u8, l.hwm << l.seg.shift) };
+            }
             release_backing(&l.backing, l.seg.base, l.seg.len);
         }
         // fds close as `lists` drops.

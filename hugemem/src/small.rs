@@ -28,6 +28,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 
+use crate::asan;
 use crate::sync::{Mutex, MutexGuard};
 
 use crate::{AllocRequest, Chunk, HugememError, Iova, Provider};
@@ -70,6 +71,15 @@ impl Slab {
 
     fn is_full(&self) -> bool {
         self.free.is_empty() && self.fresh == self.capacity
+    }
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        // Its free objects are poisoned; the page goes back clean.
+        // SAFETY: the slab's page is mapped (its chunk is alive) and no
+        // block of it is live.
+        unsafe { asan::unpoison(self.chunk.as_ptr().as_ptr(), self.chunk.page_size()) };
     }
 }
 
@@ -299,6 +309,9 @@ impl SmallHeap {
                 drop(chunk);
                 return self.large(len, align);
             }
+            // Objects not handed out are poisoned, as are freed ones.
+            // SAFETY: the page is mapped and the slab's alone.
+            unsafe { asan::poison(chunk.as_ptr().as_ptr(), page) };
             st.next_id += 1;
             let id = st.next_id;
             let slab = Slab {
@@ -324,6 +337,9 @@ impl SmallHeap {
             st.partial[class].pop();
         }
         st.live += 1;
+        // The requested bytes only: the rest of the class stays poisoned.
+        // SAFETY: the object lies in the slab's mapped page and is now ours.
+        unsafe { asan::unpoison(va as *const u8, len) };
         Ok(SmallBlock {
             shared: self.shared.clone(),
             ptr: NonNull::new(va as *mut u8).ok_or_else(missing)?,
@@ -369,6 +385,10 @@ impl Drop for SmallBlock {
         let Some(slab) = st.slabs.get_mut(&id) else {
             return;
         };
+        // Before it can be handed out again (under the heap's lock).
+        // SAFETY: the object lies in the slab's mapped page and is no
+        // longer used (the block is being dropped).
+        unsafe { asan::poison(self.ptr.as_ptr(), 1 << (class as u32 + MIN_CLASS_SHIFT)) };
         let was_full = slab.is_full();
         slab.free.push(off);
         slab.used -= 1;
