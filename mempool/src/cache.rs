@@ -252,8 +252,7 @@ impl Cache {
     #[inline(always)]
     pub fn get_bulk(&mut self, out: &mut [NonNull<u8>]) -> Result<(), GetError> {
         self.core.get(&self.pool.inner, out)?;
-        self.pool.inner.stat_get(out.len());
-        self.pool.inner.debug_mark_taken(out);
+        self.pool.inner.handed_out(out);
         Ok(())
     }
 
@@ -265,8 +264,7 @@ impl Cache {
     /// - if the pool is single-producer, no other put on it runs concurrently.
     #[inline(always)]
     pub unsafe fn put_bulk(&mut self, objs: &[NonNull<u8>]) {
-        self.pool.inner.debug_mark_free(objs);
-        self.pool.inner.stat_put(objs.len());
+        self.pool.inner.taken_back(objs);
         self.core.put(&self.pool.inner, objs);
     }
 

@@ -229,6 +229,46 @@ impl PoolInner {
         }
     }
 
+    /// Every get path, once `out` holds the objects: counts, debug cookies,
+    /// ASan.
+    #[inline(always)]
+    pub(crate) fn handed_out(&self, out: &[NonNull<u8>]) {
+        self.stat_get(out.len());
+        self.debug_mark_taken(out);
+        self.asan_unpoison(out);
+    }
+
+    /// Every put path, before the objects reach a cache or the backend
+    /// (where another thread's get can see them).
+    #[inline(always)]
+    pub(crate) fn taken_back(&self, objs: &[NonNull<u8>]) {
+        self.debug_mark_free(objs);
+        self.asan_poison(objs);
+        self.stat_put(objs.len());
+    }
+
+    /// `cfg(pktmem_asan)`: marks the objects' bodies unaddressable while
+    /// they are free (in a cache or the backend). Headers stay readable.
+    #[inline(always)]
+    pub(crate) fn asan_poison(&self, _objs: &[NonNull<u8>]) {
+        #[cfg(pktmem_asan)]
+        for o in _objs {
+            // SAFETY: the objects are this pool's (get or put contract), so
+            // their bodies lie in its chunks; nobody uses a free object.
+            unsafe { pktmem_hugemem::asan::poison(o.as_ptr(), self.obj.elt_size) };
+        }
+    }
+
+    /// `cfg(pktmem_asan)`: makes the bodies of objects handed out addressable.
+    #[inline(always)]
+    pub(crate) fn asan_unpoison(&self, _objs: &[NonNull<u8>]) {
+        #[cfg(pktmem_asan)]
+        for o in _objs {
+            // SAFETY: as in `asan_poison`; the objects are now the caller's.
+            unsafe { pktmem_hugemem::asan::unpoison(o.as_ptr(), self.obj.elt_size) };
+        }
+    }
+
     fn event_info(&self) -> events::EventInfo<'_> {
         events::EventInfo {
             name: &self.name,
@@ -243,6 +283,10 @@ impl Drop for PoolInner {
         events::fire(MempoolEvent::Destroyed, &self.event_info());
         let chunks = std::mem::take(&mut *lock(&self.chunks));
         for c in chunks.into_iter().rev() {
+            // Free objects are poisoned (`asan_poison`); the chunk goes back
+            // clean, as ASan's shadow outlives an unmap.
+            // SAFETY: the chunk's memory is still held (`on_free` not run).
+            unsafe { pktmem_hugemem::asan::unpoison(c.va as *const u8, c.len) };
             if let Some(f) = c.on_free {
                 f();
             }
@@ -602,7 +646,13 @@ impl Mempool {
 
     pub(crate) fn finish_create(&self, init: Option<ObjInit>) {
         if let Some(mut init) = init {
-            self.for_each_obj(|o| init(o));
+            // Objects start free (poisoned at placement): open each for its
+            // initialiser only.
+            self.for_each_obj(|o| {
+                self.inner.asan_unpoison(&[o.ptr]);
+                init(o);
+                self.inner.asan_poison(&[o.ptr]);
+            });
         }
     }
 
@@ -795,8 +845,7 @@ impl Mempool {
             Some(_) => self.inner.backend_get(out)?,
             None => default_cache::get(&self.inner, out)?,
         }
-        self.inner.stat_get(out.len());
-        self.inner.debug_mark_taken(out);
+        self.inner.handed_out(out);
         Ok(())
     }
 
@@ -812,8 +861,7 @@ impl Mempool {
     /// Debug builds panic on a double put or a foreign object (header cookies).
     #[inline(always)]
     pub unsafe fn put_bulk(&self, cache: Option<&mut Cache>, objs: &[NonNull<u8>]) {
-        self.inner.debug_mark_free(objs);
-        self.inner.stat_put(objs.len());
+        self.inner.taken_back(objs);
         match cache {
             Some(c) if Arc::ptr_eq(&c.pool.inner, &self.inner) => c.core.put(&self.inner, objs),
             Some(_) => self.inner.backend_put(objs),
@@ -920,7 +968,8 @@ impl Mempool {
 
     /// Calls `f` for every placed object, in population order. `f` runs
     /// under the pool's population lock: it must not populate this pool (it
-    /// may get and put objects).
+    /// may get and put objects). The bodies of free objects belong to the
+    /// pool (under `cfg(pktmem_asan)` they are poisoned: see the crate docs).
     ///
     /// ```
     /// use pktmem_mempool::Mempool;
@@ -1190,6 +1239,16 @@ impl Mempool {
         let h = inner.obj.header_size;
         let mut added = 0;
         let mut got_iova = false;
+        // Objects start free: poisoned before a get can see them, opened
+        // again if the backend refuses them.
+        let store = |objs: &[NonNull<u8>]| {
+            inner.asan_poison(objs);
+            let ok = inner.backend.put_bulk(objs);
+            if !ok {
+                inner.asan_unpoison(objs);
+            }
+            ok
+        };
         for &(va, iova, len) in runs {
             let remaining = inner.size - populated;
             if remaining == 0 {
@@ -1227,7 +1286,7 @@ impl Mempool {
                 }
                 nb += 1;
                 if nb == batch.len() {
-                    if inner.backend.put_bulk(&batch[..nb]) {
+                    if store(&batch[..nb]) {
                         stored += nb;
                     } else {
                         failed = true;
@@ -1235,7 +1294,7 @@ impl Mempool {
                     nb = 0;
                 }
             });
-            if nb > 0 && !failed && inner.backend.put_bulk(&batch[..nb]) {
+            if nb > 0 && !failed && store(&batch[..nb]) {
                 stored += nb;
             }
             if stored > 0 {
