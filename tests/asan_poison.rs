@@ -1,0 +1,208 @@
+//! AddressSanitizer sees the pktmem allocators: a mempool object used after
+//! it went back to its pool (through the backend, an explicit cache or the
+//! default cache), an object never handed out, a SmallHeap block used after
+//! free or past its length, and a provider chunk used after free each end
+//! the process with an ASan "use-after-poison" report. Each misuse runs in a
+//! child process (this test binary again, one `#[ignore]`d entry selected by
+//! an environment variable); the parent checks the child died of it. The
+//! other tests check the memory is clean again where it must be (handed out
+//! again, a pool's chunks after the pool is gone).
+//!
+//! Only under `--cfg pktmem_asan` with `-Zsanitizer=address` (`.ci/sanitizers`);
+//! without the cfg this file compiles to nothing.
+#![cfg(pktmem_asan)]
+
+use std::process::Command;
+use std::ptr::NonNull;
+
+use pktmem::hugemem::{Provider, SmallHeap};
+use pktmem_mempool::{Iova, Mempool};
+
+const ENV: &str = "PKTMEM_ASAN_CHILD";
+
+/// Runs `child_entry` with `misuse` and asserts ASan stopped it.
+fn expect_poison_report(misuse: &str) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["child_entry", "--exact", "--ignored", "--nocapture"])
+        .env(ENV, misuse)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{misuse}: the child survived the misuse; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("ERROR: AddressSanitizer: use-after-poison"),
+        "{misuse}: no use-after-poison report; stderr:\n{stderr}"
+    );
+}
+
+/// One byte read ASan checks (a volatile read is not optimised away).
+fn touch(p: *const u8) -> u8 {
+    // SAFETY: the callers point into live mappings (their own pool or heap);
+    // only ASan's shadow says the byte is not theirs to read.
+    unsafe { std::ptr::read_volatile(p) }
+}
+
+/// Run by the tests below in a child process: performs the misuse `ENV`
+/// names, which ASan must stop.
+#[test]
+#[ignore = "run by the other tests of this file in a child process"]
+fn child_entry() {
+    let Ok(misuse) = std::env::var(ENV) else {
+        return; // run by hand with --ignored: nothing to do
+    };
+    let pool = |cache| {
+        Mempool::builder("asan", 64, 64)
+            .cache_size(cache)
+            .create_anonymous()
+            .unwrap()
+    };
+    match misuse.as_str() {
+        "pool-backend" | "pool-default-cache" => {
+            let pool = pool(if misuse == "pool-backend" { 0 } else { 16 });
+            let o = pool.get(None).unwrap();
+            // SAFETY: an object of this pool, put back once.
+            unsafe { pool.put(None, o) };
+            touch(o.as_ptr());
+        }
+        "pool-cache" => {
+            let pool = pool(16);
+            let mut cache = pool.cache();
+            let o = pool.get(Some(&mut cache)).unwrap();
+            // SAFETY: an object of this pool, put back once.
+            unsafe { cache.put_bulk(&[o]) };
+            touch(o.as_ptr());
+        }
+        "pool-never-handed-out" => {
+            let pool = pool(0);
+            let mut first = None;
+            pool.for_each_obj(|o| {
+                first.get_or_insert(o.ptr);
+            });
+            touch(first.unwrap().as_ptr().wrapping_add(8));
+        }
+        "small-after-free" | "small-past-len" => {
+            let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+            let heap = SmallHeap::new(&p);
+            let _keep = heap.alloc(100, 8).unwrap(); // the slab stays
+            let b = heap.alloc(100, 8).unwrap();
+            let ptr = b.as_ptr().as_ptr();
+            if misuse == "small-after-free" {
+                drop(b);
+                touch(ptr);
+            } else {
+                // Byte 104 of a 128-byte class slot; 100 bytes were asked for.
+                touch(ptr.wrapping_add(104));
+            }
+        }
+        "chunk-after-free" => {
+            // Heap-backed: a freed page stays in the provider's heap block.
+            let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+            let c = p.alloc(10_000).unwrap();
+            let ptr = c.as_ptr().as_ptr();
+            drop(c);
+            touch(ptr.wrapping_add(5000));
+        }
+        other => panic!("unknown misuse {other}"),
+    }
+    // Reached only when ASan missed the misuse: the parent sees success.
+}
+
+#[test]
+fn pool_object_used_after_put_to_backend() {
+    expect_poison_report("pool-backend");
+}
+
+#[test]
+fn pool_object_used_after_put_to_default_cache() {
+    expect_poison_report("pool-default-cache");
+}
+
+#[test]
+fn pool_object_used_after_put_to_cache() {
+    expect_poison_report("pool-cache");
+}
+
+#[test]
+fn pool_object_never_handed_out_is_poisoned() {
+    expect_poison_report("pool-never-handed-out");
+}
+
+#[test]
+fn small_block_used_after_free() {
+    expect_poison_report("small-after-free");
+}
+
+#[test]
+fn small_block_used_past_its_length() {
+    expect_poison_report("small-past-len");
+}
+
+#[test]
+fn chunk_used_after_free() {
+    expect_poison_report("chunk-after-free");
+}
+
+/// An object handed out again is usable in full, on every path; so is a
+/// block reallocated from the same slot and a chunk over freed pages.
+#[test]
+fn memory_handed_out_again_is_clean() {
+    for cache in [0, 16] {
+        let pool = Mempool::builder("asan-again", 32, 200)
+            .cache_size(cache)
+            .obj_init(|o| {
+                // SAFETY: the initialiser owns the object's body.
+                unsafe { o.ptr.as_ptr().write_bytes(0x5a, 200) };
+            })
+            .create_anonymous()
+            .unwrap();
+        let mut objs = [NonNull::dangling(); 32];
+        for _ in 0..3 {
+            pool.get_bulk(None, &mut objs).unwrap();
+            for o in objs {
+                // SAFETY: our object, 200 bytes.
+                let body = unsafe { std::slice::from_raw_parts_mut(o.as_ptr(), 200) };
+                assert!(body.iter().all(|&b| b == 0x5a), "body kept by the pool");
+                body.fill(0x5a);
+            }
+            // SAFETY: objects of this pool, put back once.
+            unsafe { pool.put_bulk(None, &objs) };
+        }
+    }
+    let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    let heap = SmallHeap::new(&p);
+    let _keep = heap.alloc(64, 8).unwrap();
+    let a = heap.alloc(64, 8).unwrap();
+    let at = a.as_ptr();
+    drop(a);
+    let mut b = heap.alloc(64, 8).unwrap();
+    assert_eq!(b.as_ptr(), at, "the freed slot is reused");
+    b.as_mut_slice().fill(1);
+    let c = p.alloc(3 * 4096).unwrap();
+    let at = c.as_ptr();
+    drop(c);
+    let mut c = p.alloc(3 * 4096).unwrap();
+    assert_eq!(c.as_ptr(), at, "the freed pages are reused");
+    c.as_mut_slice().fill(2);
+}
+
+/// A pool on caller memory gives it back unpoisoned: its free objects were
+/// poisoned, the caller uses all of it after the pool is gone.
+#[test]
+fn caller_memory_is_clean_after_pool_drop() {
+    let mut buf = vec![0u8; 64 * 1024];
+    let addr = NonNull::new(buf.as_mut_ptr()).unwrap();
+    {
+        let pool = Mempool::builder("asan-caller", 100, 64)
+            .create_empty()
+            .unwrap();
+        // SAFETY: `buf` outlives the pool and is not used meanwhile.
+        let n = unsafe { pool.populate_iova(addr, Iova(0x1000), buf.len(), None) }.unwrap();
+        assert!(n > 0);
+    }
+    // ASan stops here if any byte is still poisoned.
+    buf.fill(7);
+    assert!(buf.iter().all(|&b| b == 7));
+}
