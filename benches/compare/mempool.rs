@@ -54,46 +54,9 @@ fn run_row<const N: usize>(name: &str, pool: &Mempool, mut cache: Option<&mut Ca
     pool.audit().expect("audit after the loop");
 }
 
-/// Pins the calling thread to the CPU it runs on (as the reference's lcore
-/// is pinned) and gives back the previous affinity mask to restore.
-fn pin_here() -> Option<libc::cpu_set_t> {
-    // SAFETY: `old` and `set` are plain bitmasks we own; the calls read or
-    // write exactly `size_of::<cpu_set_t>()` bytes of them.
-    unsafe {
-        let mut old: libc::cpu_set_t = std::mem::zeroed();
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        if libc::sched_getaffinity(0, size, &mut old) != 0 {
-            return None;
-        }
-        let cpu = libc::sched_getcpu();
-        if cpu < 0 {
-            return None;
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        if libc::sched_setaffinity(0, size, &set) != 0 {
-            eprintln!("compare: could not pin the mempool rows to cpu {cpu}");
-            return None;
-        }
-        Some(old)
-    }
-}
-
-fn unpin(old: Option<libc::cpu_set_t>) {
-    if let Some(old) = old {
-        // SAFETY: as in `pin_here`.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
-    }
-}
-
-/// Prints the three mempool rows.
+/// Prints the three mempool rows (on cpu 0, where `main` pinned the
+/// process, as the reference's main lcore is).
 pub fn run(iters: u64) {
-    let old = pin_here();
-    rows(iters);
-    unpin(old);
-}
-
-fn rows(iters: u64) {
     let p = pool("cmp_cache", 256);
     let mut c = p.cache();
     run_row::<32>("mempool_cache_bulk32", &p, Some(&mut c), iters);

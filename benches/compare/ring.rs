@@ -24,24 +24,10 @@ use std::time::Instant;
 
 use pktmem::ring::{Consumer, Producer, Ring};
 
-use crate::{ns_per, row};
+use crate::{ns_per, pin, row};
 
 const SLOTS: usize = 4096;
 const BULK: usize = 32;
-
-/// Pins the calling thread to `cpu`; a failure only costs precision.
-fn pin(cpu: usize) {
-    // SAFETY: `set` is a plain bitmask we own, initialised by CPU_ZERO, and
-    // sched_setaffinity only reads `size_of::<cpu_set_t>()` bytes of it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            eprintln!("compare: could not pin a thread to cpu {cpu}; two-core rows are unpinned");
-        }
-    }
-}
 
 /// The two ends a two-core row drives.
 trait Ends: Send + 'static {
@@ -175,7 +161,11 @@ pub fn run(iters: u64) {
     drop((p, c, r));
 
     // ---- two cores, bursts of 32 ----
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+    // Online CPUs, not `available_parallelism`: that reads this thread's
+    // affinity, which `main` narrowed to cpu 0.
+    // SAFETY: sysconf only reads a configuration value.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if cpus < 2 {
         eprintln!("compare: one CPU only, skipping the two-core ring rows");
         return;
     }
