@@ -51,5 +51,4 @@ fn main() {
     ring::run(iters);
     hugemem::run(iters);
     mempool::run(iters);
-    let _ = iters;
 }

@@ -93,17 +93,13 @@ impl RingBackend {
     ) -> Result<Self, MempoolError> {
         let builder = Ring::builder(n).exact_size(true);
         let layout = builder.memory_layout().map_err(MempoolError::Ring)?;
-        let block = provider.and_then(|p| p.small_heap().alloc(layout.size(), layout.align()).ok());
-        let (ring, placement) = match block {
-            Some(block) => match builder.clone().build_on(BlockMemory(block)) {
-                Ok(ring) => (ring, RingPlacement::Provider),
-                // Not expected (the block is sized and aligned for the
-                // ring); the block goes back and the heap serves.
-                Err(_) => (
-                    builder.build().map_err(MempoolError::Ring)?,
-                    RingPlacement::HeapFallback,
-                ),
-            },
+        // A refused block (not expected: it is sized and aligned for the
+        // ring) goes back to the heap it came from, and the heap serves.
+        let on_provider = provider
+            .and_then(|p| p.small_heap().alloc(layout.size(), layout.align()).ok())
+            .and_then(|block| builder.clone().build_on(BlockMemory(block)).ok());
+        let (ring, placement) = match on_provider {
+            Some(ring) => (ring, RingPlacement::Provider),
             None => (
                 builder.build().map_err(MempoolError::Ring)?,
                 if provider.is_some() {
