@@ -91,8 +91,10 @@ impl RingBackend {
         sc: bool,
         provider: Option<&Provider>,
     ) -> Result<Self, MempoolError> {
-        let builder = Ring::builder(n).exact_size(true);
-        let layout = builder.memory_layout().map_err(MempoolError::Ring)?;
+        let builder = Ring::builder(n);
+        let layout = builder
+            .memory_layout()
+            .map_err(|e| MempoolError::Ring(e.into()))?;
         // A refused block (not expected: it is sized and aligned for the
         // ring) goes back to the heap it came from, and the heap serves.
         let on_provider = provider
@@ -101,7 +103,7 @@ impl RingBackend {
         let (ring, placement) = match on_provider {
             Some(ring) => (ring, RingPlacement::Provider),
             None => (
-                builder.build().map_err(MempoolError::Ring)?,
+                builder.build().map_err(|e| MempoolError::Ring(e.into()))?,
                 if provider.is_some() {
                     RingPlacement::HeapFallback
                 } else {

@@ -1,0 +1,139 @@
+//! How the threads on one side of a ring take turns: the marker types
+//! [`Single`], [`Multi`], [`Hts`] and [`Rts`], which an end's type carries
+//! (`Producer<T, Single>`, `Consumer<T, Hts>`), and the sealed trait that
+//! gives each its claim/publish algorithm (one file per algorithm under
+//! `mode/`, as DPDK keeps one header per sync mode).
+//!
+//! What a mode allows is checked by the compiler: ends of the shared modes
+//! ([`SharedMode`]: `Multi`, `Hts`, `Rts`) are `Clone + Send + Sync`; a
+//! `Single` end is `Send` only; peek and zero-copy exist on ends of the
+//! [`InPlaceMode`]s (`Single`, `Hts`) and nowhere else.
+
+mod hts;
+mod multi;
+mod rts;
+mod single;
+
+pub(crate) use multi::Solo;
+
+use crate::indices::{Behaviour, Claim, Indices};
+
+/// The algorithm behind a mode. Sealed: only this crate's modes implement
+/// it.
+pub(crate) mod sealed {
+    use super::{Behaviour, Claim, Indices};
+
+    /// How one side claims slots and publishes them. `PROD` is the side:
+    /// `true` enqueues, `false` dequeues.
+    ///
+    /// # Safety
+    ///
+    /// Implementors promise that a claim `c` from [`claim`](Self::claim)
+    /// with `c.n != 0`:
+    /// - has `c.n` as `grant` gives it under `b` for `c.avail` free
+    ///   (producer) or filled (consumer) slots;
+    /// - gives this caller alone slots `c.start..c.start + c.n`: to write
+    ///   (producer), or holding published elements to move out (consumer),
+    ///   until it passes `c` to [`publish`](Self::publish), which hands them
+    ///   to the other side with a Release store of this side's tail —
+    ///   provided every end of this side that is used concurrently uses the
+    ///   same algorithm, and an end's `State` is used by one thread at a
+    ///   time.
+    pub unsafe trait Algorithm: 'static {
+        /// What an end of this mode keeps for itself (a single-thread end's
+        /// own head and cached tail; nothing for shared modes). `Send`, so
+        /// every end can move to another thread.
+        type State: Send;
+        /// The state of a new end of side `PROD` of a ring with indices `ix`
+        /// that no thread is using yet.
+        fn state<const PROD: bool>(ix: &Indices) -> Self::State;
+        /// Claims up to `n` slots under `b` (`c.n == 0`: nothing claimed,
+        /// nothing to publish).
+        fn claim<const PROD: bool>(
+            ix: &Indices,
+            state: &Self::State,
+            n: u32,
+            b: Behaviour,
+        ) -> Claim;
+        /// Publishes a non-empty claim whose slots have all been copied.
+        fn publish<const PROD: bool>(ix: &Indices, state: &Self::State, c: Claim);
+    }
+
+    /// Publishing part of a claim: what zero-copy guards need.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Algorithm`]; in addition, while a claim `c` is held,
+    /// [`advance`](Self::advance) publishes slots `c.start..pos` to the
+    /// other side and keeps the rest claimed, and [`release`](Self::release)
+    /// publishes `c.start..c.start + n` (`n <= c.n`, at least what was
+    /// advanced) and gives the rest back unclaimed.
+    pub unsafe trait InPlace: Algorithm {
+        /// Publishes slots `c.start..pos` of held claim `c`, keeping it.
+        fn advance<const PROD: bool>(ix: &Indices, state: &Self::State, c: &Claim, pos: u32);
+        /// Publishes the first `n` slots of claim `c` and ends it.
+        fn release<const PROD: bool>(ix: &Indices, state: &Self::State, c: &Claim, n: u32);
+    }
+}
+
+/// A side's sync mode: one of [`Single`], [`Multi`], [`Hts`], [`Rts`].
+/// Sealed; used as a type parameter of [`Ring`](crate::Ring),
+/// [`Producer`](crate::Producer), [`Consumer`](crate::Consumer) and the
+/// builder.
+pub trait Mode: sealed::Algorithm + Send + Sync + Copy + Default + std::fmt::Debug {
+    /// The mode's name, for messages: "single", "multi", "hts" or "rts".
+    const NAME: &'static str;
+}
+
+/// A mode whose ends may be cloned and shared between threads ([`Multi`],
+/// [`Hts`], [`Rts`]).
+pub trait SharedMode: Mode + sealed::Algorithm<State = ()> {}
+
+/// A mode whose ends can reserve slots in place: zero-copy enqueue, peek
+/// and zero-copy dequeue ([`Single`], [`Hts`]).
+pub trait InPlaceMode: Mode + sealed::InPlace {}
+
+/// One thread on this side, checked by the compiler: its end is `Send` but
+/// neither `Sync` nor `Clone`. No atomic read-modify-write; the other
+/// side's tail is cached and re-read only when the cache says full (or
+/// empty). Allows zero-copy and peek.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Single;
+
+/// Many threads (DPDK's MP/MC): a claim is a CAS on the head; threads copy
+/// concurrently and publish in claim order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Multi;
+
+/// Head-tail sync (DPDK's HTS): many threads, one at a time owns the side
+/// from claim to publish (head and tail in one 64-bit word), which makes
+/// peek and zero-copy possible on a shared side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hts;
+
+/// Relaxed tail sync (DPDK's RTS): threads claim with a CAS as in
+/// [`Multi`], but a finishing thread does not wait for earlier claimers;
+/// the last one to finish moves the tail over everything. Suits more
+/// threads than cores (a preempted claimer does not stall the others'
+/// publication, only delays it). Each side bounds how far its head may run
+/// ahead of its tail ([`RingBuilder::producer_max_distance`](crate::RingBuilder::producer_max_distance)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rts;
+
+impl Mode for Single {
+    const NAME: &'static str = "single";
+}
+impl Mode for Multi {
+    const NAME: &'static str = "multi";
+}
+impl Mode for Hts {
+    const NAME: &'static str = "hts";
+}
+impl Mode for Rts {
+    const NAME: &'static str = "rts";
+}
+impl SharedMode for Multi {}
+impl SharedMode for Hts {}
+impl SharedMode for Rts {}
+impl InPlaceMode for Single {}
+impl InPlaceMode for Hts {}
