@@ -356,3 +356,72 @@ fn owned_values_through_single_ends_and_guards() {
         drop(c);
     });
 }
+
+/// Multi-thread consumers share a cached copy of the producer tail: one
+/// consumer's bulk dequeue of 2 finds only 1 element, refreshing the cache
+/// on the way out (it claims nothing), and another consumer may claim from
+/// that cached copy without reading the real tail. The element it reads
+/// must have been written before (loom reports the slot access otherwise):
+/// the refresher's Release store of the cache hands on what its Acquire
+/// load of the producer tail took.
+#[test]
+fn multi_consumers_claim_from_the_cached_tail() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::<Box<u32>>::new(2).unwrap());
+        let r = Arc::clone(&ring);
+        let p = thread::spawn(move || r.enqueue(Box::new(7)).map_err(|_| ()).unwrap());
+        let r = Arc::clone(&ring);
+        let refresher = thread::spawn(move || {
+            let mut out = [
+                std::mem::MaybeUninit::uninit(),
+                std::mem::MaybeUninit::uninit(),
+            ];
+            assert!(
+                r.dequeue_bulk_uninit(&mut out).is_err(),
+                "only one was sent"
+            );
+        });
+        let r = Arc::clone(&ring);
+        let c = thread::spawn(move || r.dequeue().map(|b| *b));
+        p.join().unwrap();
+        refresher.join().unwrap();
+        let got = c.join().unwrap();
+        let rest = ring.dequeue().map(|b| *b);
+        assert_eq!(got.xor(rest), Some(7), "the element arrives exactly once");
+        assert!(ring.is_empty());
+    });
+}
+
+/// The same on the producer side: a full ring of 2; a consumer takes one
+/// element out; one producer's bulk enqueue of 2 cannot fit (refreshing the
+/// producers' cached consumer tail on the way), and another producer may
+/// reuse the freed slot on the strength of that cache alone. Its write must
+/// come after the consumer's read (loom reports the slot access otherwise).
+#[test]
+fn multi_producers_claim_from_the_cached_tail() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::<Box<u32>>::new(2).unwrap());
+        ring.enqueue(Box::new(1)).map_err(|_| ()).unwrap();
+        ring.enqueue(Box::new(2)).map_err(|_| ()).unwrap();
+        let r = Arc::clone(&ring);
+        let c = thread::spawn(move || r.dequeue().map(|b| *b));
+        let r = Arc::clone(&ring);
+        let refresher = thread::spawn(move || {
+            let mut two = vec![Box::new(8), Box::new(9)];
+            assert!(
+                r.enqueue_bulk_from(&mut two).is_err(),
+                "one slot free at most"
+            );
+            assert_eq!(two.len(), 2, "nothing moved");
+        });
+        let r = Arc::clone(&ring);
+        let p = thread::spawn(move || r.enqueue(Box::new(3)).is_ok());
+        let got = c.join().unwrap();
+        refresher.join().unwrap();
+        let sent = p.join().unwrap();
+        assert_eq!(got, Some(1), "the consumer ran on a full ring");
+        assert_eq!(ring.dequeue().map(|b| *b), Some(2));
+        assert_eq!(ring.dequeue().map(|b| *b), sent.then_some(3));
+        assert!(ring.is_empty());
+    });
+}

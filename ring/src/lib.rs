@@ -49,7 +49,7 @@
 //!
 //! | mode | claim | ends | in place |
 //! |---|---|---|---|
-//! | [`Multi`] (default) | CAS on the head; publish waits for earlier claimers, then stores the tail (DPDK's MP/MC) | `Clone + Send + Sync` | no |
+//! | [`Multi`] (default) | CAS on the head; room from a copy of the other side's tail shared by this side's threads, re-read only when it shows too little; publish waits for earlier claimers, then stores the tail (DPDK's MP/MC) | `Clone + Send + Sync` | no |
 //! | [`Hts`] | one thread at a time owns the side (head and tail in one 64-bit word; DPDK's HTS) | `Clone + Send + Sync` | peek, zero-copy |
 //! | [`Rts`] | CAS on a counted head; the last thread to finish moves the tail (DPDK's RTS): for more threads than cores | `Clone + Send + Sync` | no |
 //! | [`Single`] | no atomic RMW; the other side's tail is cached and re-read only when the cache says full/empty | `Send`, not `Sync`, not `Clone`: single-ness is checked by the compiler | peek, zero-copy |

@@ -101,7 +101,10 @@ pub trait InPlaceMode: Mode + sealed::InPlace {}
 pub struct Single;
 
 /// Many threads (DPDK's MP/MC): a claim is a CAS on the head; threads copy
-/// concurrently and publish in claim order.
+/// concurrently and publish in claim order. The room a claim sees comes
+/// from a copy of the other side's tail shared by this side's threads,
+/// refreshed only when it shows too little, so a side's threads stay off
+/// the other side's tail line while the ring has room.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Multi;
 
