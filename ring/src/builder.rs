@@ -15,6 +15,12 @@ use crate::ring::Ring;
 use crate::sync::Slot;
 
 /// The largest capacity a ring can be asked for (2³⁰ elements).
+///
+/// ```
+/// use pktmem_ring::{BuildError, Ring, MAX_CAPACITY};
+/// let e = Ring::<()>::new(MAX_CAPACITY + 1).unwrap_err();
+/// assert_eq!(e, BuildError::TooLarge { requested: MAX_CAPACITY + 1, max: MAX_CAPACITY });
+/// ```
 pub const MAX_CAPACITY: usize = 1 << 30;
 
 /// Alignment, in bytes, of a ring's slot array (one cache line at least).
@@ -110,6 +116,12 @@ impl<T: Send, P: Mode, C: Mode> RingBuilder<T, P, C> {
 
     /// Sets how consumers take turns (default [`Multi`]); see
     /// [`producer`](Self::producer).
+    ///
+    /// ```
+    /// use pktmem_ring::{Consumer, Hts, Ring};
+    /// let (_p, c) = Ring::<u64>::builder(64).consumer(Hts).build().unwrap().split();
+    /// let _: Consumer<u64, Hts> = c.clone(); // HTS consumers may be many
+    /// ```
     pub fn consumer<C2: Mode>(self, mode: C2) -> RingBuilder<T, P, C2> {
         let _ = mode;
         RingBuilder {

@@ -56,16 +56,53 @@ impl<'a, T, M: InPlaceMode> WriteGuard<'a, T, M> {
     }
 
     /// Slots reserved.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// assert_eq!(p.enqueue_start(9).len(), 4); // as many as are free
+    /// ```
     pub fn len(&self) -> usize {
         self.claim.n as usize
     }
 
     /// Whether no slot was reserved (the ring was full).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3, 4]).unwrap();
+    /// assert!(p.enqueue_start(1).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.claim.n == 0
     }
 
-    /// Slots filled by [`push`](Self::push) so far.
+    /// Slots filled by [`push`](Self::push) (or
+    /// [`extend_from_slice`](Self::extend_from_slice)) so far.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// let mut w = p.enqueue_start(4);
+    /// w.push(1).unwrap();
+    /// assert_eq!((w.filled(), w.len()), (1, 4));
+    /// ```
     pub fn filled(&self) -> usize {
         self.filled as usize
     }
@@ -96,6 +133,20 @@ impl<'a, T, M: InPlaceMode> WriteGuard<'a, T, M> {
     }
 
     /// Copies as much of `src` as fits into the next slots; returns how many.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// let mut w = p.enqueue_start(3);
+    /// assert_eq!(w.extend_from_slice(&[1, 2, 3, 4, 5]), 3);
+    /// w.commit();
+    /// assert_eq!(c.dequeue(), Some(1));
+    /// ```
     pub fn extend_from_slice(&mut self, src: &[T]) -> usize
     where
         T: Copy,
@@ -114,6 +165,22 @@ impl<'a, T, M: InPlaceMode> WriteGuard<'a, T, M> {
     /// The reserved slots not yet [`push`](Self::push)ed, as up to two runs
     /// in ring order, to write in place; publish what was written with
     /// [`commit_unchecked`](Self::commit_unchecked).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[0, 0, 0]).unwrap();
+    /// let mut drained = [0; 3];
+    /// c.dequeue_bulk(&mut drained).unwrap(); // the next reservation wraps
+    /// let mut w = p.enqueue_start(3);
+    /// let (a, b) = w.as_mut_slices();
+    /// assert_eq!((a.len(), b.len()), (1, 2)); // two runs, in ring order
+    /// ```
     #[cfg(not(loom))]
     pub fn as_mut_slices(&mut self) -> (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]) {
         let (a, an, b, bn) = self.ring.runs(
@@ -132,6 +199,20 @@ impl<'a, T, M: InPlaceMode> WriteGuard<'a, T, M> {
     }
 
     /// Publishes the pushed elements; returns how many.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// let mut w = p.enqueue_start(4);
+    /// w.push(7).unwrap();
+    /// assert_eq!(w.commit(), 1);
+    /// assert_eq!(c.len(), 1);
+    /// ```
     pub fn commit(self) -> usize {
         let n = self.filled;
         self.publish(n);
@@ -236,11 +317,37 @@ impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
     }
 
     /// Elements reserved and still in the guard (not popped).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2]).unwrap();
+    /// let mut g = c.dequeue_start(4);
+    /// assert_eq!(g.len(), 2);
+    /// g.pop();
+    /// assert_eq!(g.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         (self.claim.n - self.taken) as usize
     }
 
     /// Whether no element is in the guard.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// assert!(c.dequeue_start(4).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -270,6 +377,20 @@ impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
 
     /// Copies the first `min(len, out.len())` elements to `out`; returns
     /// how many. Nothing is consumed.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// let mut out = [0; 2];
+    /// assert_eq!(c.dequeue_start(4).copy_to(&mut out), 2);
+    /// assert_eq!((out, c.len()), ([1, 2], 3));
+    /// ```
     pub fn copy_to(&self, out: &mut [T]) -> usize
     where
         T: Copy,
@@ -282,6 +403,20 @@ impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
     }
 
     /// The elements still in the guard as up to two runs, in ring order.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// let g = c.dequeue_start(4);
+    /// let (a, b) = g.as_slices();
+    /// assert_eq!((a, b), (&[1, 2, 3][..], &[][..]));
+    /// ```
     #[cfg(not(loom))]
     pub fn as_slices(&self) -> (&[T], &[T]) {
         let (a, an, b, bn) = self.ring.runs(self.index(0), self.claim.n - self.taken);
@@ -298,6 +433,15 @@ impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
 
     /// Moves the first element out of the guard (and the ring), or `None`
     /// when none is left.
+    ///
+    /// ```
+    /// use pktmem_ring::{Hts, Ring};
+    /// let r = Ring::<String>::builder(4).consumer(Hts).build().unwrap();
+    /// r.enqueue("a".into()).unwrap();
+    /// let mut g = r.dequeue_start(4);
+    /// assert_eq!(g.pop().as_deref(), Some("a"));
+    /// assert_eq!(g.pop(), None);
+    /// ```
     pub fn pop(&mut self) -> Option<T> {
         if self.taken == self.claim.n {
             return None;
@@ -314,6 +458,19 @@ impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
 
     /// Consumes the next `k` elements (`k` is capped at [`len`](Self::len)),
     /// dropping them in place; the rest stay in the ring, first in line.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// c.dequeue_start(4).finish(2);
+    /// assert_eq!(c.dequeue(), Some(3));
+    /// ```
     pub fn finish(mut self, k: usize) {
         let k = k.min(self.len()) as u32;
         let start = self.index(0);
@@ -333,6 +490,19 @@ impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
     }
 
     /// Consumes every element left in the guard.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// c.dequeue_start(2).finish_all();
+    /// assert_eq!(c.dequeue(), Some(3));
+    /// ```
     pub fn finish_all(self) {
         let n = self.len();
         self.finish(n);

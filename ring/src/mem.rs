@@ -119,11 +119,25 @@ impl HeapMemory {
 
     /// First byte of the buffer (to look at its address; the ring writes
     /// through [`RingMemory::base_ptr`]).
+    ///
+    /// ```
+    /// use pktmem_ring::HeapMemory;
+    /// use std::alloc::Layout;
+    /// let m = HeapMemory::new(Layout::from_size_align(128, 64).unwrap()).unwrap();
+    /// assert_eq!(m.as_ptr().as_ptr() as usize % 64, 0);
+    /// ```
     pub fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
     }
 
     /// Size and alignment of the buffer.
+    ///
+    /// ```
+    /// use pktmem_ring::HeapMemory;
+    /// use std::alloc::Layout;
+    /// let l = Layout::from_size_align(128, 64).unwrap();
+    /// assert_eq!(HeapMemory::new(l).unwrap().layout(), l);
+    /// ```
     pub fn layout(&self) -> Layout {
         self.layout
     }

@@ -80,6 +80,11 @@ pub(crate) mod sealed {
 /// Sealed; used as a type parameter of [`Ring`](crate::Ring),
 /// [`Producer`](crate::Producer), [`Consumer`](crate::Consumer) and the
 /// builder.
+///
+/// ```
+/// use pktmem_ring::{Hts, Mode, Multi, Rts, Single};
+/// assert_eq!([Single::NAME, Multi::NAME, Hts::NAME, Rts::NAME], ["single", "multi", "hts", "rts"]);
+/// ```
 pub trait Mode: sealed::Algorithm + Send + Sync + Copy + Default + std::fmt::Debug {
     /// The mode's name, for messages: "single", "multi", "hts" or "rts".
     const NAME: &'static str;
@@ -87,16 +92,43 @@ pub trait Mode: sealed::Algorithm + Send + Sync + Copy + Default + std::fmt::Deb
 
 /// A mode whose ends may be cloned and shared between threads ([`Multi`],
 /// [`Hts`], [`Rts`]).
+///
+/// ```
+/// use pktmem_ring::{Producer, Ring, SharedMode};
+/// fn fan_out<M: SharedMode>(p: &Producer<u32, M>, n: usize) -> Vec<Producer<u32, M>> {
+///     (0..n).map(|_| p.clone()).collect() // shared ends clone
+/// }
+/// let (p, _c) = Ring::<u32>::new(8).unwrap().split();
+/// assert_eq!(fan_out(&p, 3).len(), 3);
+/// ```
 pub trait SharedMode: Mode + sealed::Algorithm<State = ()> {}
 
 /// A mode whose ends can reserve slots in place: zero-copy enqueue, peek
 /// and zero-copy dequeue ([`Single`], [`Hts`]).
+///
+/// ```
+/// use pktmem_ring::{Consumer, InPlaceMode, Ring, Single};
+/// fn peek_first<M: InPlaceMode>(c: &mut Consumer<u32, M>) -> Option<u32> {
+///     c.dequeue_start(1).get(0).copied()
+/// }
+/// let (p, mut c) = Ring::<u32>::builder(8).consumer(Single).build().unwrap().split();
+/// p.enqueue(5).unwrap();
+/// assert_eq!(peek_first(&mut c), Some(5));
+/// assert_eq!(c.len(), 1); // peeked, not consumed
+/// ```
 pub trait InPlaceMode: Mode + sealed::InPlace {}
 
 /// One thread on this side, checked by the compiler: its end is `Send` but
 /// neither `Sync` nor `Clone`. No atomic read-modify-write; the other
 /// side's tail is cached and re-read only when the cache says full (or
 /// empty). Allows zero-copy and peek.
+///
+/// ```
+/// use pktmem_ring::{Ring, Single};
+/// let (p, c) = Ring::<u8>::builder(2).producer(Single).consumer(Single).build().unwrap().split();
+/// std::thread::spawn(move || p.enqueue(1).unwrap()).join().unwrap(); // `Send`
+/// assert_eq!(c.dequeue(), Some(1));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Single;
 
@@ -105,12 +137,29 @@ pub struct Single;
 /// from a copy of the other side's tail shared by this side's threads,
 /// refreshed only when it shows too little, so a side's threads stay off
 /// the other side's tail line while the ring has room.
+///
+/// ```
+/// use pktmem_ring::Ring;
+/// let ring = Ring::<u32>::new(8).unwrap(); // both sides `Multi`
+/// std::thread::scope(|s| {
+///     s.spawn(|| ring.enqueue(1).unwrap());
+///     s.spawn(|| ring.enqueue(2).unwrap());
+/// });
+/// assert_eq!(ring.len(), 2);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Multi;
 
 /// Head-tail sync (DPDK's HTS): many threads, one at a time owns the side
 /// from claim to publish (head and tail in one 64-bit word), which makes
 /// peek and zero-copy possible on a shared side.
+///
+/// ```
+/// use pktmem_ring::{Hts, Ring};
+/// let ring = Ring::<u32>::builder(8).producer(Hts).consumer(Hts).build().unwrap();
+/// ring.enqueue_bulk(&[1, 2]).unwrap();
+/// assert_eq!(ring.dequeue_start(2).get(1), Some(&2)); // peek on a shared side
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hts;
 
@@ -120,6 +169,18 @@ pub struct Hts;
 /// threads than cores (a preempted claimer does not stall the others'
 /// publication, only delays it). Each side bounds how far its head may run
 /// ahead of its tail ([`RingBuilder::producer_max_distance`](crate::RingBuilder::producer_max_distance)).
+///
+/// ```
+/// use pktmem_ring::{Ring, Rts};
+/// let ring = Ring::<u32>::builder(64).producer(Rts).consumer(Rts).build().unwrap();
+/// std::thread::scope(|s| {
+///     for t in 0..4 {
+///         let ring = &ring;
+///         s.spawn(move || ring.enqueue(t).unwrap());
+///     }
+/// });
+/// assert_eq!(ring.len(), 4);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rts;
 

@@ -114,6 +114,12 @@ impl<T: Send, P: Mode, C: Mode> Ring<T, P, C> {
     }
 
     /// Values the ring can hold.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(2).unwrap();
+    /// assert_eq!(r.capacity(), 2);
+    /// ```
     #[inline]
     pub fn capacity(&self) -> usize {
         self.raw.capacity()
@@ -133,18 +139,38 @@ impl<T: Send, P: Mode, C: Mode> Ring<T, P, C> {
     }
 
     /// Free slots now (`capacity() - len()`).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(2).unwrap();
+    /// r.enqueue(1).unwrap();
+    /// assert_eq!(r.free_count(), 1);
+    /// ```
     #[inline]
     pub fn free_count(&self) -> usize {
         self.capacity() - self.len()
     }
 
     /// Whether the ring holds nothing.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(2).unwrap();
+    /// assert!(r.is_empty());
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the ring has no free slot.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let r = Ring::<u32>::new(2).unwrap();
+    /// r.enqueue_bulk(&[1, 2]).unwrap();
+    /// assert!(r.is_full());
+    /// ```
     #[inline]
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
@@ -184,6 +210,12 @@ impl<T: Send, P: Mode, C: Mode> Ring<T, P, C> {
 impl<T: Send, C: Mode> Ring<T, Rts, C> {
     /// The RTS producer side's head-tail distance limit (see
     /// [`RingBuilder::producer_max_distance`]).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Rts};
+    /// let r = Ring::<u32>::builder(64).producer(Rts).producer_max_distance(4).build().unwrap();
+    /// assert_eq!(r.producer_max_distance(), 4);
+    /// ```
     pub fn producer_max_distance(&self) -> u32 {
         self.raw.ix.prod_max_distance
     }
@@ -192,6 +224,12 @@ impl<T: Send, C: Mode> Ring<T, Rts, C> {
 impl<T: Send, P: Mode> Ring<T, P, Rts> {
     /// The RTS consumer side's head-tail distance limit (see
     /// [`RingBuilder::consumer_max_distance`]).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Rts};
+    /// let r = Ring::<u32>::builder(64).consumer(Rts).build().unwrap();
+    /// assert_eq!(r.consumer_max_distance(), 8); // an eighth of the capacity
+    /// ```
     pub fn consumer_max_distance(&self) -> u32 {
         self.raw.ix.cons_max_distance
     }
