@@ -99,6 +99,21 @@ pub struct Producer<T, M: Mode = Multi> {
 /// let (_p, mut c) = Ring::<u32>::new(8).unwrap().split(); // multi-thread consumers
 /// let g = c.dequeue_start(4);
 /// ```
+///
+/// A peek lends `&T`, so a read guard is shared between threads only when
+/// `T` is `Sync` (here `Cell` is not):
+///
+/// ```compile_fail
+/// use pktmem_ring::{Hts, Ring};
+/// use std::cell::Cell;
+/// let r = Ring::<Cell<u32>>::builder(4).consumer(Hts).build().unwrap();
+/// r.enqueue(Cell::new(1)).unwrap();
+/// let g = r.dequeue_start(1);
+/// std::thread::scope(|s| {
+///     s.spawn(|| g.get(0).unwrap().set(2));
+///     g.get(0).unwrap().set(3);
+/// });
+/// ```
 pub struct Consumer<T, M: Mode = Multi> {
     ring: Arc<RawRing<T>>,
     state: M::State,

@@ -4,6 +4,7 @@
 //! ring). Only ends of an [`InPlaceMode`] (`Single`, `Hts`) make them.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem::{needs_drop, MaybeUninit};
 
 use crate::indices::{len_u32, Claim};
@@ -304,6 +305,10 @@ pub struct ReadGuard<'a, T, M: InPlaceMode> {
     /// the producers (as `pop` goes, so a leaked guard never lets the ring
     /// drop them again); the rest hold values the ring owns.
     taken: u32,
+    /// The guard lends out `&T` (`get`, `as_slices`): sharing the guard
+    /// between threads shares those, so it is `Sync` only if `T` is (the
+    /// ring itself is `Sync` for any `T: Send`, as it only moves values).
+    _lends: PhantomData<T>,
 }
 
 impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
@@ -313,6 +318,7 @@ impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
             state,
             claim,
             taken: 0,
+            _lends: PhantomData,
         }
     }
 

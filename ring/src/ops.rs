@@ -238,6 +238,8 @@ impl<T, A: Algorithm> End<'_, T, A, false> {
 
     #[inline]
     pub(crate) fn dequeue_burst_into<S: Sink<T> + ?Sized>(&self, dst: &mut S, max: usize) -> usize {
+        // No more room than the ring can fill: a `Vec` grows by `max`.
+        let max = max.min(self.ring.capacity());
         let n = self.dequeue_burst_uninit(dst.spare(max)).len();
         // SAFETY: `n` slots of the room were just written.
         unsafe { dst.assume_pushed(n) };

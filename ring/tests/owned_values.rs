@@ -278,3 +278,12 @@ fn owned_values_cross_threads_once() {
     across_threads(Hts, Rts);
     across_threads(Rts, Hts);
 }
+
+#[test]
+fn a_huge_burst_into_a_vec_asks_only_for_what_the_ring_holds() {
+    let ring = Ring::<String>::new(4).unwrap();
+    ring.enqueue("a".into()).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(ring.dequeue_burst_into(&mut out, usize::MAX), 1);
+    assert!(out.capacity() < 1024, "reserved {}", out.capacity());
+}
