@@ -52,16 +52,22 @@ unsafe impl Algorithm for Multi {
             // one that shows too little may just be stale. Either way, read
             // the real tail.
             if avail < want || avail > ix.capacity {
+                let cached = seen;
                 // Acquire: pairs with the Release tail store in the other
                 // side's publish; the slots it releases are done with.
                 seen = other.load(Ordering::Acquire);
-                // Release: pairs with the Acquire load of the cache above in
-                // this side's other threads, handing on what our Acquire
-                // load of the real tail took. A refresher that stalls here
-                // may store an older tail than another's: still a tail the
-                // other side has passed, so never more room than there is,
-                // and the check above catches one older than the head.
-                side.other_tail.store(seen, Ordering::Release);
+                // Stored only when it moved: threads polling an empty (or
+                // full) ring then only read this line.
+                if seen != cached {
+                    // Release: pairs with the Acquire load of the cache above
+                    // in this side's other threads, handing on what our
+                    // Acquire load of the real tail took. A refresher that
+                    // stalls here may store an older tail than another's:
+                    // still a tail the other side has passed, so never more
+                    // room than there is, and the check above catches one
+                    // older than the head.
+                    side.other_tail.store(seen, Ordering::Release);
+                }
                 avail = ix.avail::<PROD>(head, seen);
             }
             let k = grant(want, avail, behaviour);
