@@ -157,74 +157,6 @@ pub(crate) fn reserve_bulk<T, A: Algorithm, const PROD: bool>(
     }
 }
 
-/// Counts, the same on both ends.
-macro_rules! counts {
-    () => {
-        /// Values the ring can hold.
-        ///
-        /// ```
-        /// use pktmem_ring::Ring;
-        /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
-        /// assert_eq!((p.capacity(), c.capacity()), (3, 3));
-        /// ```
-        #[inline]
-        pub fn capacity(&self) -> usize {
-            self.ring.capacity()
-        }
-
-        /// Values in the ring now (a snapshot when other threads are active).
-        ///
-        /// ```
-        /// use pktmem_ring::Ring;
-        /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
-        /// p.enqueue(1).unwrap();
-        /// assert_eq!((p.len(), c.len()), (1, 1));
-        /// ```
-        #[inline]
-        pub fn len(&self) -> usize {
-            self.ring.len()
-        }
-
-        /// Free slots now.
-        ///
-        /// ```
-        /// use pktmem_ring::Ring;
-        /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
-        /// p.enqueue(1).unwrap();
-        /// assert_eq!((p.free_count(), c.free_count()), (2, 2));
-        /// ```
-        #[inline]
-        pub fn free_count(&self) -> usize {
-            self.capacity() - self.len()
-        }
-
-        /// Whether the ring holds nothing.
-        ///
-        /// ```
-        /// use pktmem_ring::Ring;
-        /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
-        /// assert!(p.is_empty() && c.is_empty());
-        /// ```
-        #[inline]
-        pub fn is_empty(&self) -> bool {
-            self.len() == 0
-        }
-
-        /// Whether the ring has no free slot.
-        ///
-        /// ```
-        /// use pktmem_ring::Ring;
-        /// let (p, c) = Ring::<u32>::new(1).unwrap().split();
-        /// p.enqueue(1).unwrap();
-        /// assert!(p.is_full() && c.is_full());
-        /// ```
-        #[inline]
-        pub fn is_full(&self) -> bool {
-            self.len() == self.capacity()
-        }
-    };
-}
-
 impl<T: Send, M: Mode> Producer<T, M> {
     pub(crate) fn new(ring: Arc<RawRing<T>>) -> Self {
         let state = M::state::<true>(&ring.ix);
@@ -235,8 +167,6 @@ impl<T: Send, M: Mode> Producer<T, M> {
     fn end(&self) -> End<'_, T, M, true> {
         End::new(&self.ring, &self.state)
     }
-
-    counts!();
 
     /// Enqueues one value, or hands it back when the ring is full.
     ///
@@ -366,8 +296,6 @@ impl<T: Send, M: Mode> Consumer<T, M> {
     fn end(&self) -> End<'_, T, M, false> {
         End::new(&self.ring, &self.state)
     }
-
-    counts!();
 
     /// Dequeues one value, or `None` when the ring is empty.
     ///
@@ -514,6 +442,136 @@ impl<T: Send, M: InPlaceMode> Consumer<T, M> {
                 available,
             }),
         }
+    }
+}
+
+impl<T: Send, M: Mode> Producer<T, M> {
+    /// Values the ring can hold.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// assert_eq!((p.capacity(), c.capacity()), (3, 3));
+    /// ```
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// Values in the ring now (a snapshot when other threads are active).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// p.enqueue(1).unwrap();
+    /// assert_eq!((p.len(), c.len()), (1, 1));
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Free slots now.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// p.enqueue(1).unwrap();
+    /// assert_eq!((p.free_count(), c.free_count()), (2, 2));
+    /// ```
+    #[inline]
+    pub fn free_count(&self) -> usize {
+        self.capacity() - self.len()
+    }
+
+    /// Whether the ring holds nothing.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// assert!(p.is_empty() && c.is_empty());
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has no free slot.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(1).unwrap().split();
+    /// p.enqueue(1).unwrap();
+    /// assert!(p.is_full() && c.is_full());
+    /// ```
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+}
+
+impl<T: Send, M: Mode> Consumer<T, M> {
+    /// Values the ring can hold.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// assert_eq!((p.capacity(), c.capacity()), (3, 3));
+    /// ```
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// Values in the ring now (a snapshot when other threads are active).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// p.enqueue(1).unwrap();
+    /// assert_eq!((p.len(), c.len()), (1, 1));
+    /// ```
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Free slots now.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// p.enqueue(1).unwrap();
+    /// assert_eq!((p.free_count(), c.free_count()), (2, 2));
+    /// ```
+    #[inline]
+    pub fn free_count(&self) -> usize {
+        self.capacity() - self.len()
+    }
+
+    /// Whether the ring holds nothing.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(3).unwrap().split();
+    /// assert!(p.is_empty() && c.is_empty());
+    /// ```
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has no free slot.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(1).unwrap().split();
+    /// p.enqueue(1).unwrap();
+    /// assert!(p.is_full() && c.is_full());
+    /// ```
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
     }
 }
 
