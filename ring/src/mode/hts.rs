@@ -106,3 +106,40 @@ unsafe impl InPlace for Hts {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_owns_the_side_until_released_in_part() {
+        let ix = Indices::new(8, u32::MAX - 1, (0, 0));
+        ix.prod.tail.store(3, Ordering::Relaxed); // 5 filled, across the wrap
+        let c = Hts::claim::<false>(&ix, &(), 4, Behaviour::Fixed);
+        assert_eq!((c.start, c.n, c.avail), (u32::MAX - 1, 4, 5));
+        let (head, tail) = unpack(ix.cons.hts.load(Ordering::Relaxed));
+        assert_eq!((head, tail), (2, u32::MAX - 1), "owned: head != tail");
+        // Moving the published tail inside the claim keeps the side owned.
+        Hts::advance::<false>(&ix, &(), &c, u32::MAX);
+        assert_eq!(ix.cons.tail.load(Ordering::Relaxed), u32::MAX);
+        assert_ne!(unpack(ix.cons.hts.load(Ordering::Relaxed)).0, u32::MAX);
+        // Releasing 2 of the 4 gives the other 2 back: head = tail = start + 2.
+        Hts::release::<false>(&ix, &(), &c, 2);
+        assert_eq!(unpack(ix.cons.hts.load(Ordering::Relaxed)), (0, 0));
+        assert_eq!(ix.cons.tail.load(Ordering::Relaxed), 0);
+        // The next claim starts where the release ended.
+        let c = Hts::claim::<false>(&ix, &(), 8, Behaviour::Variable);
+        assert_eq!((c.start, c.n), (0, 3));
+        Hts::publish::<false>(&ix, &(), c);
+        assert_eq!(unpack(ix.cons.hts.load(Ordering::Relaxed)), (3, 3));
+    }
+
+    #[test]
+    fn an_empty_claim_does_not_take_the_side() {
+        let ix = Indices::new(4, 0, (0, 0));
+        let c = Hts::claim::<false>(&ix, &(), 1, Behaviour::Fixed);
+        assert_eq!(c.n, 0);
+        Hts::release::<false>(&ix, &(), &c, 0);
+        assert_eq!(unpack(ix.cons.hts.load(Ordering::Relaxed)), (0, 0));
+    }
+}

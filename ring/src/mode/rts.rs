@@ -123,3 +123,56 @@ fn advance_tail(tail: &AtomicU32, pos: u32) {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_finisher_moves_the_tail_over_every_claim() {
+        let start = u32::MAX - 2;
+        let ix = Indices::new(8, start, (8, 8));
+        // Both counters start level (at `start`); only their equality
+        // matters.
+        let count =
+            |w: &crate::sync::AtomicU64| unpack(w.load(Ordering::Relaxed)).1.wrapping_sub(start);
+        let a = Rts::claim::<true>(&ix, &(), 2, Behaviour::Fixed);
+        let b = Rts::claim::<true>(&ix, &(), 3, Behaviour::Fixed);
+        assert_eq!((a.start, b.start), (start, u32::MAX));
+        assert_eq!(unpack(ix.prod.hts.load(Ordering::Relaxed)).0, 2, "head");
+        assert_eq!(count(&ix.prod.hts), 2, "claims");
+        // The later claim finishes first: counted, the tail does not move.
+        Rts::publish::<true>(&ix, &(), b);
+        assert_eq!(ix.prod.tail.load(Ordering::Relaxed), start);
+        assert_eq!(count(&ix.prod.rts_tail), 1, "finishes");
+        // The last one moves it to the head, over both.
+        Rts::publish::<true>(&ix, &(), a);
+        assert_eq!(ix.prod.tail.load(Ordering::Relaxed), 2);
+        assert_eq!(unpack(ix.prod.rts_tail.load(Ordering::Relaxed)).0, 2);
+        assert_eq!(count(&ix.prod.rts_tail), 2);
+    }
+
+    #[test]
+    fn a_claim_within_the_distance_limit_goes_through() {
+        // Limit 2: with nothing outstanding a claim of 5 is fine (the limit
+        // bounds the head's lead over the tail before claiming).
+        let ix = Indices::new(8, 0, (2, 2));
+        let c = Rts::claim::<true>(&ix, &(), 5, Behaviour::Variable);
+        assert_eq!(c.n, 5);
+        Rts::publish::<true>(&ix, &(), c);
+        let c = Rts::claim::<true>(&ix, &(), 5, Behaviour::Variable);
+        assert_eq!((c.start, c.n), (5, 3), "as many as are free");
+    }
+
+    #[test]
+    fn advance_tail_never_moves_back() {
+        let t = AtomicU32::new(10);
+        advance_tail(&t, 8);
+        assert_eq!(t.load(Ordering::Relaxed), 10);
+        advance_tail(&t, 12);
+        assert_eq!(t.load(Ordering::Relaxed), 12);
+        let t = AtomicU32::new(u32::MAX);
+        advance_tail(&t, 1); // across the wrap
+        assert_eq!(t.load(Ordering::Relaxed), 1);
+    }
+}

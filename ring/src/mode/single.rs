@@ -95,3 +95,38 @@ unsafe impl InPlace for Single {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cached_tail_is_refreshed_only_when_short() {
+        let ix = Indices::new(4, 0, (0, 0));
+        let p = Single::state::<true>(&ix);
+        let c = Single::state::<false>(&ix);
+        let claim = Single::claim::<true>(&ix, &p, 4, Behaviour::Fixed);
+        assert_eq!(claim.n, 4, "room for 4 from the cache alone");
+        Single::publish::<true>(&ix, &p, claim);
+        // The consumer's cache says empty: asking refreshes it.
+        let claim = Single::claim::<false>(&ix, &c, 1, Behaviour::Fixed);
+        assert_eq!((claim.n, c.cached.get()), (1, 4));
+        Single::publish::<false>(&ix, &c, claim);
+        // The producer's cache still says full; a claim of 1 refreshes it.
+        assert_eq!(p.cached.get(), 0);
+        let claim = Single::claim::<true>(&ix, &p, 1, Behaviour::Fixed);
+        assert_eq!((claim.start, claim.n, p.cached.get()), (4, 1, 1));
+    }
+
+    #[test]
+    fn release_of_nothing_publishes_nothing() {
+        let ix = Indices::new(4, 7, (0, 0));
+        let p = Single::state::<true>(&ix);
+        let claim = Single::claim::<true>(&ix, &p, 2, Behaviour::Fixed);
+        Single::release::<true>(&ix, &p, &claim, 0);
+        assert_eq!((p.head.get(), ix.prod.tail.load(Ordering::Relaxed)), (7, 7));
+        Single::advance::<true>(&ix, &p, &claim, 8);
+        Single::release::<true>(&ix, &p, &claim, 1);
+        assert_eq!((p.head.get(), ix.prod.tail.load(Ordering::Relaxed)), (8, 8));
+    }
+}
