@@ -101,6 +101,17 @@
 //! assert!(c.is_full());
 //! # Ok::<(), pktmem_ring::RingError>(())
 //! ```
+//!
+//! # Floor plan (for readers of the source)
+//!
+//! | file | what it is |
+//! |---|---|
+//! | `raw.rs` | the ring core: slot array, its memory, both sides' indices, moving values in and out of slots, dropping what is left |
+//! | `indices.rs` | one side's head/tail words and their invariants, claims, the room a claim may take |
+//! | `mode.rs`, `mode/{single,multi,hts,rts}.rs` | the mode markers and one file per sync algorithm (claim and publish), as DPDK keeps one header per sync mode |
+//! | `ops.rs` | every operation's body, written once over (ring, algorithm, end state) |
+//! | `ring.rs`, `ends.rs`, `guard.rs` | the public faces: [`Ring`], [`Producer`] / [`Consumer`], the zero-copy guards |
+//! | `builder.rs`, `mem.rs`, `buffer.rs`, `error.rs` | construction and sizing, slot memory owners, caller buffers of owned values, errors |
 
 mod buffer;
 mod builder;
