@@ -477,3 +477,30 @@ fn single_end_guards_release_too() {
     assert!(p.enqueue_start_bulk(4).is_err());
     assert_eq!(p.enqueue_start_bulk(3).unwrap().len(), 3);
 }
+
+#[test]
+fn what_each_mode_lets_an_end_do_is_in_its_type() {
+    use pktmem_ring::{Consumer, Multi, Producer, Rts};
+    fn shared<E: Clone + Send + Sync>() {}
+    fn single<E: Send>() {}
+    fn by_reference<E: Send + Sync>() {}
+    by_reference::<Ring<String, Rts, Hts>>();
+    shared::<Producer<String, Multi>>();
+    shared::<Consumer<String, Multi>>();
+    shared::<Producer<String, Hts>>();
+    shared::<Consumer<String, Hts>>();
+    shared::<Producer<String, Rts>>();
+    shared::<Consumer<String, Rts>>();
+    single::<Producer<String, Single>>();
+    single::<Consumer<String, Single>>();
+    // (`Producer<_, Single>: !Sync + !Clone` and zero-copy only on Single
+    // and Hts are the compile_fail examples in the crate docs.)
+    let (mut p, mut c) = Ring::<u8>::builder(2)
+        .producer(Single)
+        .consumer(Hts)
+        .build()
+        .unwrap()
+        .split();
+    assert_eq!(p.enqueue_start(2).len(), 2);
+    assert!(c.dequeue_start(2).is_empty());
+}
