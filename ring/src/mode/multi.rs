@@ -18,6 +18,52 @@ use super::Multi;
 use crate::indices::{grant, Behaviour, Claim, Indices};
 use crate::sync::{spin_loop, Ordering};
 
+/// Free (producer) or filled (consumer) slots for a claim of `want` from
+/// `head` on a multi-thread side, from the side's cached copy of the other
+/// side's tail, refreshed from the real tail when it shows too little.
+///
+/// `head` must have been read so that the other side's real tail read
+/// after it is no older than the one the head's last mover used (an
+/// Acquire load of the head after that mover's Release, or exclusivity
+/// handed over by synchronisation).
+#[inline(always)]
+fn room<const PROD: bool>(ix: &Indices, head: u32, want: u32) -> u32 {
+    let (side, other) = ix.side::<PROD>();
+    // The other side's tail as some thread of this side last read
+    // it (`Side::other_tail`): reading it instead of the real tail
+    // keeps us off the other side's tail line while it shows room.
+    // Acquire: pairs with the Release store of the cache below, by
+    // whichever thread of this side refreshed it: what the other
+    // side published before that tail (element writes, or the end
+    // of its reads) happens before our slot accesses.
+    let mut seen = side.other_tail.load(Ordering::Acquire);
+    let mut avail = ix.avail::<PROD>(head, seen);
+    // A cached tail older than the one the head's last mover used
+    // shows more room than the capacity (the wrapped difference);
+    // one that shows too little may just be stale. Either way, read
+    // the real tail.
+    if avail < want || avail > ix.capacity {
+        let cached = seen;
+        // Acquire: pairs with the Release tail store in the other
+        // side's publish; the slots it releases are done with.
+        seen = other.load(Ordering::Acquire);
+        // Stored only when it moved: threads polling an empty (or
+        // full) ring then only read this line.
+        if seen != cached {
+            // Release: pairs with the Acquire load of the cache above
+            // in this side's other threads, handing on what our
+            // Acquire load of the real tail took. A refresher that
+            // stalls here may store an older tail than another's:
+            // still a tail the other side has passed, so never more
+            // room than there is, and the check above catches one
+            // older than the head.
+            side.other_tail.store(seen, Ordering::Release);
+        }
+        avail = ix.avail::<PROD>(head, seen);
+    }
+    avail
+}
+
 // SAFETY: the CAS on `head` gives each claimer its own slots
 // `head..head + k`; `k` is granted from a tail the other side has passed
 // (read from it, or from the cache of such reads, which is never ahead of
@@ -31,45 +77,14 @@ unsafe impl Algorithm for Multi {
 
     #[inline(always)]
     fn claim<const PROD: bool>(ix: &Indices, (): &(), want: u32, behaviour: Behaviour) -> Claim {
-        let (side, other) = ix.side::<PROD>();
+        let (side, _) = ix.side::<PROD>();
         // Acquire: pairs with the AcqRel CAS below in the thread that moved
         // the head last, so the real tail of the other side we may read next
         // is no older than the one that thread's claim was based on (else
         // `avail` could underflow).
         let mut head = side.head.load(Ordering::Acquire);
         loop {
-            // The other side's tail as some thread of this side last read
-            // it (`Side::other_tail`): reading it instead of the real tail
-            // keeps us off the other side's tail line while it shows room.
-            // Acquire: pairs with the Release store of the cache below, by
-            // whichever thread of this side refreshed it: what the other
-            // side published before that tail (element writes, or the end
-            // of its reads) happens before our slot accesses.
-            let mut seen = side.other_tail.load(Ordering::Acquire);
-            let mut avail = ix.avail::<PROD>(head, seen);
-            // A cached tail older than the one the head's last mover used
-            // shows more room than the capacity (the wrapped difference);
-            // one that shows too little may just be stale. Either way, read
-            // the real tail.
-            if avail < want || avail > ix.capacity {
-                let cached = seen;
-                // Acquire: pairs with the Release tail store in the other
-                // side's publish; the slots it releases are done with.
-                seen = other.load(Ordering::Acquire);
-                // Stored only when it moved: threads polling an empty (or
-                // full) ring then only read this line.
-                if seen != cached {
-                    // Release: pairs with the Acquire load of the cache above
-                    // in this side's other threads, handing on what our
-                    // Acquire load of the real tail took. A refresher that
-                    // stalls here may store an older tail than another's:
-                    // still a tail the other side has passed, so never more
-                    // room than there is, and the check above catches one
-                    // older than the head.
-                    side.other_tail.store(seen, Ordering::Release);
-                }
-                avail = ix.avail::<PROD>(head, seen);
-            }
+            let avail = room::<PROD>(ix, head, want);
             let k = grant(want, avail, behaviour);
             if k == 0 {
                 return Claim {
@@ -124,8 +139,8 @@ pub(crate) struct Solo;
 // SAFETY: used only through the `unsafe` twins, whose callers promise that
 // no other thread is on the side while they run and that earlier users of
 // the side happen-before them; so the slots from `head` on are ours alone,
-// granted from a fresh read of the other side's tail, and the tail store
-// is Release.
+// granted from a tail the other side has passed (cached or real, as for
+// `Multi`), and the tail store is Release.
 unsafe impl Algorithm for Solo {
     type State = ();
 
@@ -133,13 +148,12 @@ unsafe impl Algorithm for Solo {
 
     #[inline(always)]
     fn claim<const PROD: bool>(ix: &Indices, (): &(), want: u32, behaviour: Behaviour) -> Claim {
-        let (side, other) = ix.side::<PROD>();
+        let (side, _) = ix.side::<PROD>();
         // Relaxed: exclusive by the twins' contract; earlier users
         // happen-before us.
         let head = side.head.load(Ordering::Relaxed);
-        // Acquire: pairs with the Release tail store of the other side.
-        let seen = other.load(Ordering::Acquire);
-        let avail = ix.avail::<PROD>(head, seen);
+        // The side's cached tail, as the multi-thread claims use it.
+        let avail = room::<PROD>(ix, head, want);
         let k = grant(want, avail, behaviour);
         if k != 0 {
             // Relaxed: only this side's claimers read the head, and none is

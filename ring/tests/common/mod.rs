@@ -331,6 +331,71 @@ impl<T: Elem, P: SharedMode + Zc, C: SharedMode + Zc> Q<T> for Shared<T, P, C> {
     }
 }
 
+/// A multi-thread ring driven by one thread, whose bulk and burst calls
+/// take the `unsafe` single-thread twins (no CAS), mixed with the ordinary
+/// calls on the same sides.
+pub struct SoloRing<T>(pub Ring<T>);
+
+impl<T: Elem> Q<T> for SoloRing<T> {
+    fn enq(&mut self, v: T) -> Result<(), T> {
+        self.0.enqueue(v)
+    }
+    fn deq(&mut self) -> Option<T> {
+        self.0.dequeue()
+    }
+    fn enq_bulk(&mut self, s: &[T]) -> Result<(), RingFull> {
+        // SAFETY: this thread is the ring's only user.
+        unsafe { self.0.enqueue_bulk_single_producer(s) }
+    }
+    fn deq_bulk(&mut self, o: &mut [T]) -> Result<(), RingEmpty> {
+        // SAFETY: this thread is the ring's only user.
+        unsafe { self.0.dequeue_bulk_single_consumer(o) }
+    }
+    fn deq_bulk_uninit(&mut self, o: &mut [T]) -> Result<(), RingEmpty> {
+        let r = &self.0;
+        uninit_bulk(o, |b| r.dequeue_bulk_uninit(b).map(|s| s.len()))
+    }
+    fn enq_burst(&mut self, s: &[T]) -> usize {
+        // SAFETY: this thread is the ring's only user.
+        unsafe { self.0.enqueue_burst_single_producer(s) }
+    }
+    fn deq_burst(&mut self, o: &mut [T]) -> usize {
+        // SAFETY: this thread is the ring's only user.
+        unsafe { self.0.dequeue_burst_single_consumer(o) }
+    }
+    fn deq_burst_uninit(&mut self, o: &mut [T]) -> usize {
+        let r = &self.0;
+        uninit_burst(o, |b| r.dequeue_burst_uninit(b).to_vec())
+    }
+    fn enq_zc(&mut self, _: &[T]) -> Option<usize> {
+        None
+    }
+    fn enq_zc_bulk(&mut self, _: &[T]) -> Option<Result<(), RingFull>> {
+        None
+    }
+    fn deq_zc(&mut self, _: &mut [T], _: usize) -> Option<usize> {
+        None
+    }
+    fn deq_zc_bulk(&mut self, _: &mut [T]) -> Option<Result<(), RingEmpty>> {
+        None
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn free(&self) -> usize {
+        self.0.free_count()
+    }
+    fn cap(&self) -> usize {
+        self.0.capacity()
+    }
+    fn full(&self) -> bool {
+        self.0.is_full()
+    }
+    fn empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A split ring: a producer end and a consumer end.
 pub struct Pair<T, P: Mode, C: Mode> {
     pub p: Producer<T, P>,
@@ -424,8 +489,9 @@ fn pairs<T: Elem, P: Zc>(v: &mut Kinds<T>, b: &RingBuilder<T>, p: P) {
 }
 
 /// Every way of building and driving a ring of `capacity` (DPDK sizing or
-/// exact), indices starting at `start`: shared rings of the shared modes,
-/// and split ends of every producer/consumer mode pair.
+/// exact), indices starting at `start`: shared rings of the shared modes
+/// (one also through the single-thread twins), and split ends of every
+/// producer/consumer mode pair.
 pub fn all_kinds<T: Elem>(capacity: usize, dpdk: bool, start: u32) -> Kinds<T> {
     let mut b = Ring::<T>::builder(capacity).initial_index(start);
     if dpdk {
@@ -439,6 +505,10 @@ pub fn all_kinds<T: Elem>(capacity: usize, dpdk: bool, start: u32) -> Kinds<T> {
     shared(&mut v, &b, Hts, Multi);
     shared(&mut v, &b, Rts, Hts);
     shared(&mut v, &b, Multi, Rts);
+    v.push((
+        "shared multi/multi, single-thread twins".into(),
+        Box::new(SoloRing(b.clone().build().unwrap())),
+    ));
     pairs(&mut v, &b, Single);
     pairs(&mut v, &b, Multi);
     pairs(&mut v, &b, Hts);
