@@ -1,0 +1,361 @@
+//! The provider: a cheap handle over one set of page lists.
+//!
+//! The floor plan, one concern per file:
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`Provider`] and [`WeakProvider`], the shared state, translation |
+//! | `builder.rs` | [`ProviderBuilder`] and [`PageSource`] |
+//! | `page_list.rs` | one list of page slots: the per-page state, the free-run search |
+//! | `alloc.rs` | allocation (choosing a list, growing it, limits) and free |
+//! | `backing.rs` | where pages come from: creating a list's backing, mapping and unmapping page runs |
+//! | `events.rs` | event callbacks and growth validators, and how they fire |
+//! | `external.rs` | external memory and the heaps made of it |
+//! | `zones.rs` | named zones |
+//! | `introspect.rs` | walks, lists, region table, info and dump |
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock, Weak};
+
+use crate::chunk::RawChunk;
+use crate::small::{Shared as SmallShared, SmallHeap};
+use crate::sync::{Mutex, MutexGuard};
+use crate::table::{Segment, SegmentTable};
+use crate::{AllocRequest, Chunk, HugememError, Iova, IovaMode, PageInfo};
+
+mod alloc;
+mod backing;
+mod builder;
+mod events;
+mod external;
+mod introspect;
+mod page_list;
+mod zones;
+
+pub use builder::{PageSource, ProviderBuilder};
+pub use events::{EventKind, GrowthQuery, MemEvent};
+pub use external::ExternalId;
+pub use introspect::{ListInfo, ProviderInfo, Region};
+pub use zones::Zone;
+
+use events::{EventEntry, Validator};
+use page_list::{PageList, PageState};
+
+/// The bookkeeping behind the provider lock.
+#[derive(Default)]
+struct State {
+    lists: Vec<PageList>,
+    /// Bytes mapped by the provider's own lists.
+    mapped: usize,
+    validators: Vec<Validator>,
+    zones: BTreeMap<String, RawChunk>,
+    heaps: BTreeMap<String, ()>,
+    /// Retired segments, alive until the provider drops (see `SegmentTable::slots`).
+    graveyard: Vec<Arc<Segment>>,
+    fallback: Option<String>,
+    fallback_count: usize,
+    next_generation: u64,
+    /// Bytes of own pages in the `Freeing` state.
+    releasing: usize,
+    /// Events queued under the lock, fired by `settle` once it is released.
+    pending_events: Vec<MemEvent>,
+    /// Page runs `(list, first, count)` to unmap after their Free events.
+    pending_unmap: Vec<(usize, usize, usize)>,
+    /// External lists to remove after their Free events.
+    pending_removal: Vec<usize>,
+}
+
+pub(crate) struct Inner {
+    id: u64,
+    cfg: ProviderBuilder,
+    pub(crate) iova_mode: IovaMode,
+    pub(crate) table: SegmentTable,
+    state: Mutex<State>,
+    events: Mutex<Vec<Arc<EventEntry>>>,
+    init_error: Option<String>,
+    /// The heap [`Provider::small_heap`] shares, while some handle or block
+    /// of it lives. Weak: the heap holds the provider, so a strong pointer
+    /// here would keep both alive forever.
+    small: Mutex<Weak<SmallShared>>,
+}
+
+thread_local! {
+    /// Id of the provider whose callbacks this thread is running (0: none).
+    static IN_CALLBACK: Cell<u64> = const { Cell::new(0) };
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A cheap, cloneable handle to a memory provider.
+///
+/// See the [crate documentation](crate) for the model.
+///
+/// ```
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::global();
+/// let c = p.alloc_with(&AllocRequest::new(64 << 10)).unwrap();
+/// assert_eq!(p.virt2iova(c.as_ptr().as_ptr()), c.iova());
+/// assert!(p.iova2virt(c.iova()).is_some() || c.iova().is_bad());
+/// ```
+#[derive(Clone)]
+pub struct Provider {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// A provider reference that does not keep the provider alive: what an
+/// event callback or validator registered on a provider should hold when
+/// it needs that provider. (A captured [`Provider`] clone would keep the
+/// provider, and every page it keeps mapped, alive until the callback is
+/// unregistered.)
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let weak = p.downgrade();
+/// let w = weak.clone();
+/// p.register_event_callback("lookup", move |e| {
+///     if let Some(p) = w.upgrade() {
+///         assert!(p.page_of(e.va).is_some());
+///     }
+/// })
+/// .unwrap();
+/// drop(p.alloc(4096).unwrap());
+/// drop(p);
+/// assert!(weak.upgrade().is_none(), "the callback did not keep the provider");
+/// ```
+#[derive(Clone)]
+pub struct WeakProvider {
+    inner: Weak<Inner>,
+}
+
+impl WeakProvider {
+    /// The provider, while any [`Provider`] handle to it lives.
+    pub fn upgrade(&self) -> Option<Provider> {
+        self.inner.upgrade().map(|inner| Provider { inner })
+    }
+}
+
+impl fmt::Debug for WeakProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakProvider")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("id", &self.inner.id)
+            .field("iova_mode", &self.inner.iova_mode)
+            .field("source", &self.inner.cfg.source)
+            .field("mapped", &lock(&self.inner.state).mapped)
+            .finish()
+    }
+}
+
+impl Provider {
+    /// A builder with the defaults: memfd 2 MiB pages, small-page fallback,
+    /// large VA reservations, no minimum, no limit, detected IOVA mode.
+    pub fn builder() -> ProviderBuilder {
+        ProviderBuilder::default()
+    }
+
+    /// The process-wide provider, built with the defaults on first use.
+    ///
+    /// Never panics: if building fails, the first allocation returns
+    /// [`HugememError::InitFailed`].
+    pub fn global() -> &'static Provider {
+        static GLOBAL: OnceLock<Provider> = OnceLock::new();
+        GLOBAL.get_or_init(|| match Provider::builder().build() {
+            Ok(p) => p,
+            Err(e) => Provider {
+                inner: Arc::new(Inner::new(
+                    u64::MAX,
+                    ProviderBuilder::default(),
+                    IovaMode::Va,
+                    Some(e.to_string()),
+                )),
+            },
+        })
+    }
+
+    /// The IOVA mode in use.
+    pub fn iova_mode(&self) -> IovaMode {
+        self.inner.iova_mode
+    }
+
+    /// The provider's shared heap for small allocations: every call, from
+    /// any clone of the provider, returns a handle to the same heap while
+    /// some handle or block of it lives, so small users (pool rings, say)
+    /// share pages instead of taking one each.
+    ///
+    /// The provider holds the heap weakly: once the last handle and the last
+    /// block are gone the heap is gone with its pages, and the next call
+    /// makes a new one. The heap gives its pages back as the
+    /// [`SmallHeap`] docs say (all of them when no block is live).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let a = p.small_heap().alloc(1000, 64).unwrap(); // a user ...
+    /// let b = p.clone().small_heap().alloc(1000, 64).unwrap(); // ... and another
+    /// assert_eq!(p.mapped_bytes(), 4096); // one page serves both
+    /// assert_eq!(p.page_of(a.as_ptr().as_ptr() as usize).unwrap().va,
+    ///            p.page_of(b.as_ptr().as_ptr() as usize).unwrap().va);
+    /// drop((a, b));
+    /// assert_eq!(p.mapped_bytes(), 0); // nothing live: the page went back
+    /// ```
+    pub fn small_heap(&self) -> SmallHeap {
+        SmallHeap::shared_in(&mut lock(&self.inner.small), self)
+    }
+
+    /// Allocates `len` bytes with default options.
+    pub fn alloc(&self, len: usize) -> Result<Chunk, HugememError> {
+        self.alloc_with(&AllocRequest::new(len))
+    }
+
+    /// Allocates as `req` says.
+    pub fn alloc_with(&self, req: &AllocRequest) -> Result<Chunk, HugememError> {
+        let raw = self.inner.alloc_raw(req)?;
+        let seg = lock(&self.inner.state).lists[raw.list].seg.clone();
+        Ok(Chunk {
+            provider: self.clone(),
+            raw,
+            seg,
+        })
+    }
+
+    /// IOVA of any address the provider knows (its pages or registered
+    /// external memory); [`Iova::BAD`] otherwise. No lock, no syscall.
+    #[inline]
+    pub fn virt2iova(&self, ptr: *const u8) -> Iova {
+        match self.inner.table.find(ptr as usize) {
+            Some(seg) => seg.lookup(ptr as usize),
+            None => Iova::BAD,
+        }
+    }
+
+    /// The virtual address of `iova` in this provider's memory, if mapped.
+    /// Walks the mapped pages (no syscall).
+    pub fn iova2virt(&self, iova: Iova) -> Option<std::ptr::NonNull<u8>> {
+        if iova.is_bad() {
+            return None;
+        }
+        let mut found = None;
+        self.inner.table.for_each(|seg| {
+            let size = seg.page_size() as u64;
+            for i in 0..seg.walk_len() {
+                let p = seg.page_iova(i);
+                if !p.is_bad() && iova.0 >= p.0 && iova.0 - p.0 < size {
+                    found = std::ptr::NonNull::new(
+                        (seg.base + (i << seg.shift) + (iova.0 - p.0) as usize) as *mut u8,
+                    );
+                    return false;
+                }
+            }
+            true
+        });
+        found
+    }
+
+    /// The record of the page holding `addr`, if the provider knows it
+    /// (mapped pages of its lists, registered external memory).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc(100).unwrap();
+    /// let pg = p.page_of(c.as_ptr().as_ptr() as usize + 50).unwrap();
+    /// assert_eq!((pg.va, pg.size, pg.in_use), (c.as_ptr().as_ptr() as usize, 4096, true));
+    /// drop(c);
+    /// assert!(p.page_of(pg.va).is_none()); // unmapped again
+    /// ```
+    pub fn page_of(&self, addr: usize) -> Option<PageInfo> {
+        let st = lock(&self.inner.state);
+        let seg = self.inner.table.find(addr)?;
+        let i = (addr - seg.base) >> seg.shift;
+        let state = st.lists.get(seg.list)?.state.get(i).copied()?;
+        if state == PageState::Unmapped {
+            return None;
+        }
+        Some(PageInfo {
+            va: seg.base + (i << seg.shift),
+            iova: seg.page_iova(i),
+            size: seg.page_size(),
+            node: seg.node,
+            external: seg.external,
+            list: seg.list,
+            in_use: state == PageState::InUse,
+        })
+    }
+
+    /// A reference to this provider that does not keep it alive (for
+    /// callbacks registered on it; see [`WeakProvider`]).
+    pub fn downgrade(&self) -> WeakProvider {
+        WeakProvider {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Bytes currently mapped by the provider's own lists (kept minimum included).
+    pub fn mapped_bytes(&self) -> usize {
+        lock(&self.inner.state).mapped
+    }
+}
+
+impl Inner {
+    fn new(
+        id: u64,
+        cfg: ProviderBuilder,
+        iova_mode: IovaMode,
+        init_error: Option<String>,
+    ) -> Inner {
+        Inner {
+            id,
+            cfg,
+            iova_mode,
+            table: SegmentTable::new(),
+            state: Mutex::new(State::default()),
+            events: Mutex::new(Vec::new()),
+            init_error,
+            small: Mutex::new(Weak::new()),
+        }
+    }
+
+    /// Refuses work on a provider that could not be built, and from inside
+    /// one of its own validators (which run under the provider lock).
+    fn guard(&self) -> Result<(), HugememError> {
+        if let Some(e) = &self.init_error {
+            return Err(HugememError::InitFailed(e.clone()));
+        }
+        if IN_CALLBACK.with(Cell::get) == self.id {
+            return Err(HugememError::Reentrant);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let zones = std::mem::take(&mut st.zones);
+        let lists = std::mem::take(&mut st.lists);
+        drop(zones);
+        for l in lists.iter().filter(|l| !l.removed) {
+            if !l.seg.external {
+                // Free pages are poisoned (`free_locked`, `unmap_pages`) and
+                // ASan's shadow outlives an unmap: clear it, up to the
+                // high-water mark (ASan writes every shadow byte of the range).
+                // SAFETY: the range is this list's reservation, still held.
+                unsafe { crate::asan::unpoison(l.seg.base as *const u8, l.hwm << l.seg.shift) };
+            }
+            backing::release_backing(&l.backing, l.seg.base, l.seg.len);
+        }
+        // fds close as `lists` drops.
+    }
+}
