@@ -82,19 +82,25 @@ mod chunk;
 mod error;
 mod info;
 mod iova;
+mod node;
 mod provider;
 mod small;
 mod sync;
 mod sys;
 mod table;
 
-pub use chunk::{AllocRequest, Chunk, PageInfo};
-pub use error::HugememError;
+pub use chunk::{AllocRequest, Chunk, IovaRun, PageInfo};
+pub use error::{
+    AllocError, BuildError, HugememError, LeaseError, RegisterError, TranslateError,
+    UnregisterError, ZoneError,
+};
 pub use info::{inventory, process_hugetlb_bytes, HugepageInventory};
 pub use iova::{virt2phys, Iova, IovaMode, PageSize};
+pub use node::Node;
 pub use provider::{
-    EventKind, ExternalId, GrowthQuery, ListInfo, MemEvent, PageSource, Provider, ProviderBuilder,
-    ProviderInfo, Region, WeakProvider, Zone,
+    EventGuard, EventKind, ExternalHeap, ExternalId, ExternalLease, ExternalMem, GrowthQuery,
+    ListInfo, MemEvent, PageSource, Provider, ProviderBuilder, ProviderInfo, Region, VaRun,
+    ValidatorGuard, WeakProvider, Zone, ZoneInfo,
 };
 pub use small::{SmallBlock, SmallHeap};
 pub use sys::node_of;

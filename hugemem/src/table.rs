@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use crate::Iova;
+use crate::{Iova, Node};
 
 /// Maximum number of segments (lists plus external ranges) per provider.
 #[cfg(not(loom))]
@@ -24,8 +24,8 @@ pub(crate) struct Segment {
     pub len: usize,
     /// log2 of the page size.
     pub shift: u32,
-    /// NUMA node of the pages (-1 when unknown).
-    pub node: i32,
+    /// NUMA node of the pages (`None` when unknown).
+    pub node: Option<Node>,
     /// Memory the provider did not allocate.
     pub external: bool,
     /// Index of the provider list this segment belongs to.
@@ -50,7 +50,7 @@ impl Segment {
         base: usize,
         len: usize,
         shift: u32,
-        node: i32,
+        node: Option<Node>,
         external: bool,
         list: usize,
     ) -> Segment {

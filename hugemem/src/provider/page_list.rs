@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::backing::Backing;
 use crate::table::Segment;
-use crate::PageSize;
+use crate::{Node, PageSize};
 
 /// What a page slot of a list holds.
 ///
@@ -44,10 +44,10 @@ impl PageState {
 /// Which pages a list holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum ListKind {
-    /// Own pages of this size, bound to this node (-1: the default policy).
-    Own(PageSize, i32),
-    /// Memory registered from outside, in the named heap or none.
-    External { heap: Option<String> },
+    /// Own pages of this size, bound to this node (`None`: the default policy).
+    Own(PageSize, Option<Node>),
+    /// Memory registered from outside, in this heap (by id) or none.
+    External { heap: Option<u64> },
 }
 
 pub(super) struct PageList {
@@ -75,6 +75,13 @@ pub(super) struct PageList {
     pub(super) removed: bool,
     /// Bumped for external lists so stale ids do not match a reused index.
     pub(super) generation: u64,
+    /// External lists: the leases held on the range (number, user label).
+    pub(super) leases: Vec<(u64, String)>,
+    /// External lists: the registration was dropped while in use; the list
+    /// is removed when its last user (lease or chunk) goes.
+    pub(super) unregister_pending: bool,
+    /// External lists of a heap: the heap's label, for humans.
+    pub(super) heap_label: Option<std::sync::Arc<str>>,
 }
 
 impl PageList {
@@ -106,6 +113,9 @@ impl PageList {
             short: false,
             removed: false,
             generation,
+            leases: Vec::new(),
+            unregister_pending: false,
+            heap_label: None,
         }
     }
 

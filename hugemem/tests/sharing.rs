@@ -6,10 +6,10 @@
 use std::os::fd::RawFd;
 use std::process::Command;
 
-use pktmem::hugemem::{AllocRequest, Provider};
+use pktmem_hugemem::{AllocRequest, Provider};
 
-mod hugemem_common;
-use hugemem_common::skip;
+mod common;
+use common::skip;
 
 const ENV: &str = "PKTMEM_HUGEMEM_CHILD_REGIONS";
 const SKIP_CODE: i32 = 77;
