@@ -18,6 +18,9 @@ fn note_fallback(what: &str, page_size: usize) {
     }
 }
 
+// p, c, x, n, a: the provider, the chunk, the random state, counts and an
+// address, as in the row descriptions.
+#[allow(clippy::many_single_char_names)]
 pub fn run(iters: u64) {
     let p = Provider::global();
     let c = match p.alloc(LEN) {
@@ -28,8 +31,8 @@ pub fn run(iters: u64) {
         }
     };
     note_fallback("virt2iova_lookup", c.page_size());
-    let base = c.as_ptr().as_ptr() as *const u8;
-    let mut x: u64 = 88172645463325252;
+    let base = c.as_ptr().as_ptr().cast_const();
+    let mut x: u64 = 88_172_645_463_325_252;
     let mut acc: u64 = 0;
     let n = (iters / 4).max(1);
     let start = Instant::now();

@@ -131,7 +131,7 @@ pub struct IovaRun {
 }
 
 /// The provider-independent part of a chunk: which pages of which list.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct RawChunk {
     pub list: usize,
     pub first: usize,
@@ -295,7 +295,13 @@ impl fmt::Debug for Chunk {
             .field("pages", &self.raw.pages)
             .field("iova", &self.iova())
             .field("iova_contiguous", &self.raw.contiguous)
-            .finish()
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.provider.inner.free_raw(self.raw);
     }
 }
 
@@ -341,11 +347,5 @@ mod tests {
             ]
         );
         assert!(segments_of(std::iter::empty()).is_empty());
-    }
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        self.provider.inner.free_raw(self.raw.clone());
     }
 }

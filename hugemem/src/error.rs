@@ -205,7 +205,7 @@ pub enum AllocError {
     InitFailed(String),
     /// A system call failed.
     Io {
-        /// The operation ("memfd_create", "mmap", ...).
+        /// The operation (`memfd_create`, `mmap`, ...).
         op: &'static str,
         /// The OS error.
         source: io::Error,

@@ -65,6 +65,7 @@ impl Iova {
 
     /// `self + off`, or [`Iova::BAD`] if `self` is bad.
     #[inline]
+    #[must_use]
     pub fn offset(self, off: u64) -> Iova {
         if self.is_bad() {
             self

@@ -75,7 +75,7 @@
 //! of list descriptors (usually 1–3) and loads one per-page IOVA entry.
 //! Under `cfg(loom)` the crate's atomics and mutexes are loom's
 //! (`tests/loom_hugemem.rs`). Under `cfg(pktmem_asan)` free pages and free
-//! [`SmallHeap`] blocks are poisoned for AddressSanitizer ([`asan`]).
+//! [`SmallHeap`] blocks are poisoned for the address sanitizer ([`asan`]).
 
 pub mod asan;
 mod chunk;

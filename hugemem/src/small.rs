@@ -165,7 +165,7 @@ impl fmt::Debug for SmallBlock {
             .field("ptr", &self.ptr)
             .field("len", &self.len)
             .field("iova", &self.iova)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -244,7 +244,10 @@ impl SmallHeap {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether `self` and `other` are handles to the same heap.
@@ -371,7 +374,11 @@ impl SmallHeap {
 
 impl Drop for SmallBlock {
     fn drop(&mut self) {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.live -= 1;
         if st.live == 0 {
             // Nothing live: every slab is empty; all go back (the pages

@@ -164,7 +164,7 @@ impl SegmentTable {
         })?;
         // Release: pairs with the Acquire load in `find`, publishing the
         // segment's fields.
-        self.slots[idx].store(Arc::as_ptr(seg) as *mut Segment, Ordering::Release);
+        self.slots[idx].store(Arc::as_ptr(seg).cast_mut(), Ordering::Release);
         if idx >= used {
             // Release: pairs with the Acquire load of `used` in `find`.
             self.used.store(idx + 1, Ordering::Release);

@@ -1,6 +1,9 @@
 //! Both cores allocating and freeing chunks and zones for a bounded time:
 //! no page handed out twice, every chunk keeps its own bytes, records and
 //! counts consistent afterwards, every page back at the end.
+// Short names for the provider, chunks, blocks and the random state,
+// as the comments that explain each test use them.
+#![allow(clippy::many_single_char_names)]
 
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier, Mutex};
@@ -36,7 +39,7 @@ fn two_threads_alloc_free_chunks_and_zones() {
             let (p, owned, barrier) = (p.clone(), owned.clone(), barrier.clone());
             std::thread::spawn(move || {
                 let mut live: Vec<(Chunk, u64)> = Vec::new();
-                let mut x = 0x9e3779b97f4a7c15u64 ^ t;
+                let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ t;
                 let mut ops = 0u64;
                 barrier.wait();
                 let start = Instant::now();

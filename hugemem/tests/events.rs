@@ -3,6 +3,9 @@
 //! lock held (a callback may use the provider, drop its own guard, register
 //! others, allocate, free); a guard dropped unregisters, a panicking
 //! callback leaves the provider consistent.
+// Short names for the provider, chunks, blocks and the random state,
+// as the comments that explain each test use them.
+#![allow(clippy::many_single_char_names)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

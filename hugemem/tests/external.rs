@@ -16,10 +16,10 @@ fn external_memory_translation_and_refusals() {
     let p = heap_provider();
     let ext = Ext::new(4 * 4096, 4096);
     let iovas = [
-        Iova(0x100000),
-        Iova(0x300000),
-        Iova(0x301000),
-        Iova(0x900000),
+        Iova(0x10_0000),
+        Iova(0x30_0000),
+        Iova(0x30_1000),
+        Iova(0x90_0000),
     ];
     // Bad input first: nothing may stick.
     assert!(matches!(

@@ -22,8 +22,7 @@ fn free_1g() -> u64 {
     inventory()
         .iter()
         .find(|h| h.page_size == GB)
-        .map(|h| h.free)
-        .unwrap_or(0)
+        .map_or(0, |h| h.free)
 }
 
 #[test]

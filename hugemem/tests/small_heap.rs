@@ -5,6 +5,9 @@
 //! The hugepage tests need free 2 MiB hugepages; without them they print a
 //! SKIP line on stderr (`common::skip`); the small-page tests
 //! always run.
+// Short names for the provider, chunks, blocks and the random state,
+// as the comments that explain each test use them.
+#![allow(clippy::many_single_char_names)]
 
 use std::collections::BTreeSet;
 

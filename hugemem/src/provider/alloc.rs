@@ -176,7 +176,7 @@ impl Inner {
             }
         }
         self.map_runs(st, li, &to_map, pages)?;
-        let contiguous = match self.check_iova_runs(st, li, first, pages, req) {
+        let contiguous = match check_iova_runs(st, li, first, pages, req) {
             Ok(contiguous) => contiguous,
             Err(e) => {
                 for &(s, c) in &to_map {
@@ -261,43 +261,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Whether pages `[first, first + pages)` of list `li` form one IOVA
-    /// run; the typed error when `req` needs one and they do not.
-    fn check_iova_runs(
-        &self,
-        st: &State,
-        li: usize,
-        first: usize,
-        pages: usize,
-        req: &AllocRequest,
-    ) -> Result<bool, AllocError> {
-        let seg = &st.lists[li].seg;
-        let page_infos = (first..first + pages).map(|i| PageInfo {
-            va: seg.base + (i << seg.shift),
-            iova: seg.page_iova(i).known(),
-            size: seg.page_size(),
-            node: seg.node,
-            external: seg.external,
-            list: li,
-            in_use: true,
-        });
-        let runs = segments_of(page_infos);
-        let contiguous = runs.len() == 1 && runs[0].iova.is_some();
-        if req.iova_contiguous && !contiguous {
-            // Pages without IOVA never join a run, so one run without IOVA
-            // is a single page (or less) of such memory: refused as surely
-            // as several runs are.
-            if let [IovaRun { iova: None, va, .. }] = runs[..] {
-                return Err(AllocError::NoIova { len: req.len, va });
-            }
-            return Err(AllocError::NotIovaContiguous {
-                len: req.len,
-                segments: runs.len(),
-            });
-        }
-        Ok(contiguous)
-    }
-
     pub(crate) fn free_raw(&self, raw: RawChunk) {
         if self.in_validator() {
             // Inside a validator: our lock is held further up this thread's
@@ -364,4 +327,41 @@ impl Inner {
 fn page_span(st: &State, raw: &RawChunk) -> Option<(usize, usize)> {
     let seg = &st.lists[raw.list].seg;
     (!seg.external).then(|| (seg.base + (raw.first << seg.shift), raw.pages << seg.shift))
+}
+
+/// Whether pages `[first, first + pages)` of list `li` form one IOVA run;
+/// the typed error when `req` needs one and they do not.
+fn check_iova_runs(
+    st: &State,
+
+    li: usize,
+    first: usize,
+    pages: usize,
+    req: &AllocRequest,
+) -> Result<bool, AllocError> {
+    let seg = &st.lists[li].seg;
+    let page_infos = (first..first + pages).map(|i| PageInfo {
+        va: seg.base + (i << seg.shift),
+        iova: seg.page_iova(i).known(),
+        size: seg.page_size(),
+        node: seg.node,
+        external: seg.external,
+        list: li,
+        in_use: true,
+    });
+    let runs = segments_of(page_infos);
+    let contiguous = runs.len() == 1 && runs[0].iova.is_some();
+    if req.iova_contiguous && !contiguous {
+        // Pages without IOVA never join a run, so one run without IOVA
+        // is a single page (or less) of such memory: refused as surely
+        // as several runs are.
+        if let [IovaRun { iova: None, va, .. }] = runs[..] {
+            return Err(AllocError::NoIova { len: req.len, va });
+        }
+        return Err(AllocError::NotIovaContiguous {
+            len: req.len,
+            segments: runs.len(),
+        });
+    }
+    Ok(contiguous)
 }

@@ -230,7 +230,7 @@ impl Inner {
         } else if shift == 12 {
             let mut buf = vec![Iova::BAD; c];
             if phys_of_small_pages(seg.base + (s << shift), &mut buf).is_err() {
-                buf.iter_mut().for_each(|b| *b = Iova::BAD);
+                buf.fill(Iova::BAD);
             }
             for (k, iova) in buf.into_iter().enumerate() {
                 seg.set_page_iova(s + k, iova);
@@ -245,6 +245,9 @@ impl Inner {
     }
 
     /// Unmaps pages `[s, s + c)` of list `li` (no events; callers fire them).
+    // A method, as `map_pages` is: the pair is where a device-mapping hook
+    // of the provider will be called.
+    #[allow(clippy::unused_self)]
     pub(super) fn unmap_pages(&self, st: &mut State, li: usize, s: usize, c: usize) {
         let l = &mut st.lists[li];
         let shift = l.seg.shift;

@@ -411,9 +411,11 @@ impl Inner {
                 match work {
                     Deferred::Free(raw) => self.free_locked(&mut st, raw),
                     Deferred::ReleaseLease(id, lease) => {
-                        self.release_lease_locked(&mut st, id, lease);
+                        super::external::release_lease_locked(&mut st, id, lease);
                     }
-                    Deferred::DropRegistration(id) => self.drop_registration_locked(&mut st, id),
+                    Deferred::DropRegistration(id) => {
+                        super::external::drop_registration_locked(&mut st, id);
+                    }
                 }
             }
         }

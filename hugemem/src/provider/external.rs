@@ -564,19 +564,8 @@ impl Inner {
             return;
         }
         let mut st = lock(&self.state);
-        self.drop_registration_locked(&mut st, id);
+        drop_registration_locked(&mut st, id);
         self.settle_or_unwind(st);
-    }
-
-    pub(super) fn drop_registration_locked(&self, st: &mut State, id: ExternalId) {
-        let Some(l) = st.lists.get_mut(id.0) else {
-            return;
-        };
-        if !l.is_registration(id.1) || l.state.contains(&PageState::Freeing) {
-            return;
-        }
-        l.unregister_pending = true;
-        finish_if_unused(st, id.0);
     }
 
     /// Adds a lease for `user` on `id`.
@@ -622,19 +611,8 @@ impl Inner {
             return;
         }
         let mut st = lock(&self.state);
-        self.release_lease_locked(&mut st, id, lease);
+        release_lease_locked(&mut st, id, lease);
         self.settle_or_unwind(st);
-    }
-
-    pub(super) fn release_lease_locked(&self, st: &mut State, id: ExternalId, lease: u64) {
-        let Some(l) = st.lists.get_mut(id.0) else {
-            return;
-        };
-        if !l.is_registration(id.1) {
-            return;
-        }
-        l.leases.retain(|&(n, _)| n != lease);
-        finish_if_unused(st, id.0);
     }
 
     /// Drops an external list whose Free event has fired.
@@ -716,4 +694,28 @@ fn start_removal(st: &mut State, li: usize) {
         external: true,
     });
     st.pending_removal.push(li);
+}
+
+/// Marks registration `id` dropped: unregistered now if unused, else by its last user.
+pub(super) fn drop_registration_locked(st: &mut State, id: ExternalId) {
+    let Some(l) = st.lists.get_mut(id.0) else {
+        return;
+    };
+    if !l.is_registration(id.1) || l.state.contains(&PageState::Freeing) {
+        return;
+    }
+    l.unregister_pending = true;
+    finish_if_unused(st, id.0);
+}
+
+/// Removes lease `lease` of `id`; a dropped registration goes with its last user.
+pub(super) fn release_lease_locked(st: &mut State, id: ExternalId, lease: u64) {
+    let Some(l) = st.lists.get_mut(id.0) else {
+        return;
+    };
+    if !l.is_registration(id.1) {
+        return;
+    }
+    l.leases.retain(|&(n, _)| n != lease);
+    finish_if_unused(st, id.0);
 }

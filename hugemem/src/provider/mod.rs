@@ -96,7 +96,7 @@ thread_local! {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Work a drop could not do because it ran inside a validator (whose
@@ -459,7 +459,10 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let st = self
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let lists = std::mem::take(&mut st.lists);
         for l in lists.iter().filter(|l| !l.removed) {
             if !l.seg.external {

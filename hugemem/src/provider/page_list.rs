@@ -50,6 +50,9 @@ pub(super) enum ListKind {
     External { heap: Option<u64> },
 }
 
+// Four independent flags of one list (lock failures, running short,
+// removed, unregistering): no state machine joins them.
+#[allow(clippy::struct_excessive_bools)]
 pub(super) struct PageList {
     pub(super) kind: ListKind,
     pub(super) seg: Arc<Segment>,

@@ -16,7 +16,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Takes the file's serial lock (a poisoned lock is still a lock).
 #[allow(dead_code)] // not every test file needs it
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Free 2 MiB pages the kernel reports.
