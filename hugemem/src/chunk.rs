@@ -100,6 +100,17 @@ impl AllocRequest {
 }
 
 /// One page of a chunk or list.
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let c = p.alloc(5000).unwrap();
+/// let pages: Vec<_> = c.pages().collect();
+/// assert_eq!(pages.len(), 2);
+/// assert_eq!(pages[1].va, pages[0].va + 4096);
+/// assert_eq!(pages[0].iova, c.iova());
+/// assert!(pages.iter().all(|pg| pg.in_use && !pg.external && pg.size == 4096));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageInfo {
     /// Virtual address of the page.

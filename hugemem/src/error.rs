@@ -495,6 +495,14 @@ impl fmt::Display for UnregisterError {
 impl std::error::Error for UnregisterError {}
 
 /// Why a lease on external memory could not be taken.
+///
+/// ```
+/// use pktmem_hugemem::{LeaseError, Provider};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let buf = vec![0u8; 64];
+/// let e = p.lease_external(buf.as_ptr(), 64, "pool 'rx'").unwrap_err();
+/// assert!(matches!(e, LeaseError::NotRegistered { len: 64, .. }));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LeaseError {
@@ -535,6 +543,12 @@ impl fmt::Display for LeaseError {
 impl std::error::Error for LeaseError {}
 
 /// Why [`virt2phys`](crate::virt2phys) found no physical address.
+///
+/// ```
+/// use pktmem_hugemem::{virt2phys, TranslateError};
+/// // Address 0 is never mapped.
+/// assert!(matches!(virt2phys(0), Err(TranslateError::NotPresent { addr: 0 } | TranslateError::Io { .. })));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TranslateError {
@@ -640,3 +654,31 @@ umbrella!(
     Lease(LeaseError),
     Translate(TranslateError),
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_the_largest_unit_that_divides_them() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1000), "1000 B");
+        assert_eq!(human(4096), "4 KiB");
+        assert_eq!(human(4097), "4097 B");
+        assert_eq!(human(3 << 20), "3 MiB");
+        assert_eq!(human((1 << 20) + 4096), "1028 KiB");
+        assert_eq!(human(2 << 30), "2 GiB");
+    }
+
+    #[test]
+    fn umbrella_keeps_display_and_source() {
+        use std::error::Error as _;
+        let e = HugememError::from(AllocError::Io {
+            op: "mmap",
+            source: io::Error::from(io::ErrorKind::OutOfMemory),
+        });
+        assert!(e.to_string().starts_with("mmap failed: "), "{e}");
+        let inner = e.source().expect("the AllocError");
+        assert!(inner.source().is_some(), "and its io::Error");
+    }
+}

@@ -140,6 +140,16 @@ impl fmt::Debug for SmallHeap {
 }
 
 /// One small allocation; returned to its heap on drop.
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let mut b = p.small_heap().alloc(100, 64).unwrap();
+/// b.as_mut_slice().fill(7);
+/// assert_eq!((b.len(), b.as_ptr().as_ptr() as usize % 64), (100, 0));
+/// assert_eq!(p.virt2iova(b.as_ptr().as_ptr()), b.iova());
+/// assert!(b.is_iova_contiguous());
+/// ```
 pub struct SmallBlock {
     shared: Arc<Shared>,
     ptr: NonNull<u8>,

@@ -8,6 +8,13 @@ use crate::sync::Ordering;
 use crate::{BuildError, IovaMode, PageSize};
 
 /// Where the provider's own pages come from.
+///
+/// ```
+/// use pktmem_hugemem::{PageSource, Provider};
+/// let p = Provider::builder().source(PageSource::Heap(1 << 20)).build().unwrap();
+/// assert_eq!(p.info().source, PageSource::Heap(1 << 20));
+/// assert_eq!(p.alloc(1).unwrap().page_size(), 4096);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PageSource {

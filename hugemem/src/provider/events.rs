@@ -21,6 +21,18 @@ pub enum EventKind {
 }
 
 /// One memory event: a VA range that appeared or is about to disappear.
+///
+/// ```
+/// use pktmem_hugemem::{EventKind, MemEvent, Provider};
+/// use std::sync::{Arc, Mutex};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let seen: Arc<Mutex<Vec<MemEvent>>> = Arc::default();
+/// let s = seen.clone();
+/// let _g = p.register_event_callback(move |e| s.lock().unwrap().push(*e));
+/// let c = p.alloc(8192).unwrap();
+/// let va = c.as_ptr().as_ptr() as usize;
+/// assert_eq!(seen.lock().unwrap()[0], MemEvent { kind: EventKind::Alloc, va, len: 8192, external: false });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemEvent {
     /// Alloc or Free.
@@ -34,6 +46,18 @@ pub struct MemEvent {
 }
 
 /// What a validator is asked about.
+///
+/// ```
+/// use pktmem_hugemem::{GrowthQuery, Provider};
+/// use std::sync::{Arc, Mutex};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let asked: Arc<Mutex<Vec<GrowthQuery>>> = Arc::default();
+/// let a = asked.clone();
+/// let _v = p.register_validator(0, move |q| { a.lock().unwrap().push(*q); true });
+/// let _c = p.alloc(4096).unwrap();
+/// let q = asked.lock().unwrap()[0];
+/// assert_eq!((q.mapped, q.new_total, q.threshold, q.page_size), (0, 4096, 0, 4096));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GrowthQuery {
     /// Bytes mapped by the provider now.

@@ -88,6 +88,15 @@ impl Provider {
     }
 
     /// Every list: one entry per page-size list and external range.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let _c = p.alloc(3 * 4096).unwrap();
+    /// let l = &p.lists()[0];
+    /// assert_eq!((l.page_size, l.mapped_pages, l.used_pages, l.external), (4096, 3, 3, false));
+    /// println!("{l}");
+    /// ```
     pub fn lists(&self) -> Vec<ListInfo> {
         let st = lock(&self.inner.state);
         st.lists
@@ -163,6 +172,16 @@ impl Provider {
     }
 
     /// What the provider chose and why: IOVA mode, source, lists, fallback note.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{IovaMode, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).limit(1 << 20).build().unwrap();
+    /// let _c = p.alloc(100).unwrap();
+    /// let info = p.info();
+    /// assert_eq!((info.iova_mode, info.mapped, info.limit), (IovaMode::Va, 4096, 1 << 20));
+    /// assert!(info.fallback.is_none());
+    /// println!("{info}");
+    /// ```
     pub fn info(&self) -> ProviderInfo {
         let st = lock(&self.inner.state);
         ProviderInfo {

@@ -243,6 +243,49 @@ mod tests {
         assert_eq!(find_free_run(&st, 0, 0, 13, 1), None);
     }
 
+    fn list(state: PageState, pages: usize) -> PageList {
+        let seg = Arc::new(Segment::new(0x40_0000, pages * 4096, 12, None, true, 0));
+        PageList::new(
+            ListKind::External { heap: None },
+            seg,
+            0,
+            Backing::External,
+            state,
+            1,
+        )
+    }
+
+    #[test]
+    fn runs_to_map_and_state_transitions() {
+        let mut l = list(Unmapped, 8);
+        assert_eq!((l.mapped, l.hwm, l.used), (0, 0, 0));
+        l.state[2] = Mapped;
+        l.state[5] = Mapped;
+        assert_eq!(l.unmapped_runs(0, 8), vec![(0, 2), (3, 2), (6, 2)]);
+        assert_eq!(l.unmapped_runs(2, 1), vec![]);
+        assert_eq!(l.unmapped_runs(1, 3), vec![(1, 1), (3, 1)]);
+        // Hand out and take back what is mapped.
+        l.state[3] = Mapped;
+        l.state[4] = Mapped;
+        l.mark_in_use(2, 4);
+        assert_eq!(&l.state[2..6], &[InUse; 4]);
+        assert_eq!((l.used, l.hwm), (4, 6));
+        assert_eq!(l.find_free_run(4, 1), None, "slots 0-1 and 6-7 only");
+        assert_eq!(l.find_free_run(2, 1), Some(0));
+        l.mark_returned(2, 4);
+        assert_eq!(&l.state[2..6], &[Mapped; 4]);
+        assert_eq!(l.used, 0);
+        assert_eq!(l.find_free_run(8, 1), Some(0));
+    }
+
+    #[test]
+    fn external_lists_start_mapped() {
+        let l = list(Mapped, 3);
+        assert_eq!((l.mapped, l.hwm), (3, 3));
+        assert!(l.unmapped_runs(0, 3).is_empty());
+        assert!(l.users().is_empty());
+    }
+
     #[test]
     fn huge_requests_do_not_overflow() {
         let st = [Unmapped; 4];
