@@ -2,7 +2,7 @@
 //! heap-backed provider (the lock around the lists, the lock-free IOVA
 //! table), a lookup racing an external registration, and two threads
 //! sharing the provider's small heap (slab pages allocated with the heap
-//! unlocked).
+//! unlocked), and a lease and its registration dropped on two threads.
 #![cfg(loom)]
 
 use loom::thread;
@@ -92,5 +92,38 @@ fn two_threads_share_the_small_heap() {
         drop(mine);
         // Conservation: nothing live, every page back.
         assert_eq!((heap.live(), heap.slabs(), p.mapped_bytes()), (0, 0, 0));
+    });
+}
+
+#[test]
+fn lease_and_registration_dropped_on_two_threads() {
+    // The registration is dropped on one thread while the last lease goes
+    // on another: whichever comes last unregisters, exactly once (one Free
+    // event), and the range is gone once both are.
+    loom::model(|| {
+        use loom::sync::atomic::{AtomicUsize, Ordering};
+        use loom::sync::Arc;
+        let p = Provider::builder().heap_backed(4096).build().unwrap();
+        let mem = Box::leak(vec![0u8; 2 * 4096].into_boxed_slice());
+        let base = (mem.as_ptr() as usize + 4095) & !4095;
+        let frees = Arc::new(AtomicUsize::new(0));
+        let f2 = frees.clone();
+        let _events = p.register_event_callback(move |e| {
+            if e.external && e.kind == pktmem::hugemem::EventKind::Free {
+                // Relaxed: only the count matters, read after the joins.
+                f2.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let reg = p
+            .register_external(base as *mut u8, 4096, 4096, Some(&[Iova(0x9000)]))
+            .unwrap();
+        let lease = reg.lease("pool 'rx'").unwrap();
+        let t = thread::spawn(move || drop(lease));
+        drop(reg);
+        t.join().unwrap();
+        // Relaxed: the join orders the other thread's increment before this.
+        assert_eq!(frees.load(Ordering::Relaxed), 1);
+        assert_eq!(p.virt2iova(base as *const u8), None);
+        assert!(p.lists().iter().all(|l| !l.external));
     });
 }

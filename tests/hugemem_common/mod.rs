@@ -1,5 +1,9 @@
 //! Helpers shared by the integration tests that use real hugepages.
 //!
+//! The provider's own tests moved to `hugemem/tests/` (with their copy of
+//! these helpers in `hugemem/tests/common/`); this copy stays for the root
+//! `tests/mempool_*.rs` until they move too.
+//!
 //! Not every test file uses every helper, hence the `dead_code` allowances.
 
 use pktmem::hugemem::{inventory, PageSize, Provider};
