@@ -163,7 +163,7 @@ impl Provider {
         user: &str,
     ) -> Result<ExternalLease, LeaseError> {
         let addr = ptr as usize;
-        self.inner.guard()?;
+        self.inner.check_usable()?;
         let id = {
             let st = lock(&self.inner.state);
             let end = addr.checked_add(len.max(1));
@@ -451,7 +451,7 @@ impl Inner {
         iovas: Option<&[Iova]>,
         heap: Option<&HeapRef>,
     ) -> Result<ExternalId, RegisterError> {
-        self.guard()?;
+        self.check_usable()?;
         if len == 0 {
             return Err(RegisterError::ZeroLength);
         }
@@ -536,7 +536,7 @@ impl Inner {
 
     /// Unregisters `id` now, or says who uses it.
     fn unregister_external(&self, id: ExternalId) -> Result<(), UnregisterError> {
-        self.guard()?;
+        self.check_usable()?;
         let mut st = lock(&self.state);
         let l = match st.lists.get(id.0) {
             Some(l) if l.is_registration(id.1) && !l.state.contains(&PageState::Freeing) => l,
@@ -575,7 +575,7 @@ impl Inner {
         id: ExternalId,
         user: &str,
     ) -> Result<ExternalLease, LeaseError> {
-        self.guard()?;
+        self.check_usable()?;
         let mut st = lock(&self.state);
         st.next_generation += 1;
         let lease = st.next_generation;

@@ -446,7 +446,7 @@ impl Inner {
 
     /// Refuses work on a provider that could not be built, and from inside
     /// one of its own validators (which run under the provider lock).
-    fn guard(&self) -> Result<(), Refusal> {
+    fn check_usable(&self) -> Result<(), Refusal> {
         if let Some(e) = &self.init_error {
             return Err(Refusal::InitFailed(e.clone()));
         }
