@@ -10,7 +10,8 @@
 //! | `alloc.rs` | allocation (choosing a list, growing it, limits) and free |
 //! | `backing.rs` | where pages come from: creating a list's backing, mapping and unmapping page runs |
 //! | `events.rs` | event callbacks and growth validators, and how they fire |
-//! | `external.rs` | external memory and the heaps made of it |
+//! | `external.rs` | external memory: registrations and leases |
+//! | `heap.rs` | heaps of external memory serving chunks and zones |
 //! | `zones.rs` | named zones |
 //! | `introspect.rs` | walks, lists, region table, info and dump |
 
@@ -33,14 +34,16 @@ mod backing;
 mod builder;
 mod events;
 mod external;
+mod heap;
 mod introspect;
 mod page_list;
 mod zones;
 
 pub use builder::{PageSource, ProviderBuilder};
 pub use events::{EventGuard, EventKind, GrowthQuery, MemEvent, ValidatorGuard};
-pub(crate) use external::HeapRef;
-pub use external::{ExternalHeap, ExternalId, ExternalLease, ExternalMem};
+pub use external::{ExternalId, ExternalLease, ExternalMem};
+pub use heap::ExternalHeap;
+pub(crate) use heap::HeapRef;
 pub use introspect::{ListInfo, ProviderInfo, Region, VaRun};
 pub use zones::{Zone, ZoneInfo};
 
