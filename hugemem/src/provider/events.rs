@@ -341,6 +341,14 @@ impl Provider {
     }
 
     /// The labels of the registered event callbacks (`None`: unlabelled).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let _a = p.register_event_callback(|_| ()).labeled("trace");
+    /// let _b = p.register_event_callback(|_| ());
+    /// assert_eq!(p.event_callbacks(), [Some("trace".to_string()), None]);
+    /// ```
     pub fn event_callbacks(&self) -> Vec<Option<String>> {
         lock(&self.inner.events)
             .iter()

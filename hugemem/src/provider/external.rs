@@ -96,6 +96,20 @@ impl Provider {
     /// Lookups run without locks, so an unregistered range's translation
     /// table (8 bytes per page) is retired rather than freed: it stays
     /// allocated until the provider drops.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{Iova, Provider, RegisterError};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 3 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095; // a page-aligned part
+    /// let reg = p.register_external(base as *mut u8, 4096, 4096, Some(&[Iova(0x1000)])).unwrap();
+    /// assert_eq!(p.virt2iova((base + 5) as *const u8), Some(Iova(0x1005)));
+    /// assert!(matches!(
+    ///     p.register_external(base as *mut u8, 4096, 4096, None),
+    ///     Err(RegisterError::Overlap { .. })
+    /// ));
+    /// drop(reg);
+    /// ```
     pub fn register_external(
         &self,
         ptr: *mut u8,
@@ -118,6 +132,23 @@ impl Provider {
     /// A lease on the registered external range holding
     /// `[ptr, ptr + len)`, for `user` (a label naming who depends on it,
     /// e.g. "pool 'rx'"): what a user given only an address takes.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{LeaseError, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 2 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095;
+    /// let reg = p.register_external(base as *mut u8, 4096, 4096, None).unwrap();
+    /// let lease = p.lease_external((base + 100) as *const u8, 64, "pool 'rx'").unwrap();
+    /// assert_eq!(lease.user(), "pool 'rx'");
+    /// assert!(matches!(
+    ///     p.lease_external(base as *const u8, 4097, "too long"),
+    ///     Err(LeaseError::NotRegistered { .. })
+    /// ));
+    /// assert!(reg.unregister().is_err()); // leased
+    /// drop(lease);
+    /// reg.unregister().unwrap();
+    /// ```
     pub fn lease_external(
         &self,
         ptr: *const u8,
@@ -167,6 +198,18 @@ impl ExternalMem {
     }
 
     /// A lease on the range for `user` (see [`ExternalLease`]).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 2 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095;
+    /// let reg = p.register_external(base as *mut u8, 4096, 4096, None).unwrap();
+    /// let (a, b) = (reg.lease("pool 'a'").unwrap(), reg.lease("pool 'b'").unwrap());
+    /// assert_eq!(reg.users(), ["pool 'a'", "pool 'b'"]);
+    /// drop((a, b));
+    /// assert!(reg.users().is_empty());
+    /// ```
     pub fn lease(&self, user: &str) -> Result<ExternalLease, LeaseError> {
         let inner = self.provider.upgrade().ok_or(LeaseError::NotRegistered {
             addr: self.va,
@@ -200,6 +243,16 @@ impl ExternalMem {
     }
 
     /// Keeps the range registered for the provider's life.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 2 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095;
+    /// p.register_external(base as *mut u8, 4096, 4096, None).unwrap().keep();
+    /// assert!(p.page_of(base).is_some()); // still registered
+    /// drop(p); // ... until the provider goes
+    /// ```
     pub fn keep(mut self) {
         self.kept = true;
     }

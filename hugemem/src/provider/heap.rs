@@ -51,6 +51,15 @@ pub(crate) struct HeapRef {
 
 impl Provider {
     /// An empty heap of external memory, labelled for humans.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocError, AllocRequest, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let heap = p.create_heap("nic");
+    /// assert_eq!(heap.label(), "nic");
+    /// assert!(heap.is_empty());
+    /// assert!(matches!(heap.alloc(&AllocRequest::new(1)), Err(AllocError::NoPages { .. })));
+    /// ```
     pub fn create_heap(&self, label: &str) -> ExternalHeap {
         let id = {
             let mut st = lock(&self.inner.state);
