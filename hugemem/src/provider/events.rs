@@ -93,7 +93,9 @@ pub(super) struct Validator {
 
 /// The registration of an event callback: dropping it unregisters the
 /// callback (from any thread, also from inside the callback itself);
-/// [`keep`](Self::keep) keeps it for the provider's life.
+/// [`keep`](Self::keep) keeps it for the provider's life. Once the drop
+/// returns no new call starts; a call already running on another thread
+/// finishes (callbacks run with no lock held).
 ///
 /// ```
 /// use pktmem_hugemem::Provider;
