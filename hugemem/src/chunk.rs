@@ -217,7 +217,7 @@ impl Chunk {
 
     /// IOVA of the first byte (`None`: external memory registered without IOVAs).
     pub fn iova(&self) -> Option<Iova> {
-        self.seg.lookup(self.raw.va).known()
+        self.seg.lookup(self.raw.va)
     }
 
     /// IOVA of byte `offset` (`None` past the mapped pages, or without IOVAs).
@@ -233,7 +233,7 @@ impl Chunk {
         if offset >= self.mapped_len() {
             return None;
         }
-        self.seg.lookup(self.raw.va + offset).known()
+        self.seg.lookup(self.raw.va + offset)
     }
 
     /// Whether the whole chunk is one IOVA run.

@@ -344,11 +344,7 @@ impl Provider {
     /// ```
     #[inline]
     pub fn virt2iova(&self, ptr: *const u8) -> Option<Iova> {
-        self.inner
-            .table
-            .find(ptr as usize)?
-            .lookup(ptr as usize)
-            .known()
+        self.inner.table.find(ptr as usize)?.lookup(ptr as usize)
     }
 
     /// The virtual address of `iova` in this provider's memory, if mapped.
