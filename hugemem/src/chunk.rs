@@ -251,7 +251,7 @@ impl Chunk {
         let seg = &self.seg;
         (self.raw.first..self.raw.first + self.raw.pages).map(move |i| PageInfo {
             va: seg.base + (i << seg.shift),
-            iova: seg.page_iova(i).known(),
+            iova: seg.page_iova(i),
             size: seg.page_size(),
             node: seg.node,
             external: seg.external,

@@ -342,7 +342,7 @@ fn check_iova_runs(
     let seg = &st.lists[li].seg;
     let page_infos = (first..first + pages).map(|i| PageInfo {
         va: seg.base + (i << seg.shift),
-        iova: seg.page_iova(i).known(),
+        iova: seg.page_iova(i),
         size: seg.page_size(),
         node: seg.node,
         external: seg.external,

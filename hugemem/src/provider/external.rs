@@ -406,7 +406,7 @@ impl Inner {
             st.lists.len(),
         ));
         for i in 0..pages {
-            seg.set_page_iova(i, iovas.map_or(Iova::BAD, |t| t[i]));
+            seg.set_page_iova(i, iovas.map(|t| t[i]));
         }
         let slot = self
             .table
@@ -519,7 +519,7 @@ impl Inner {
     pub(super) fn finish_removal(&self, st: &mut State, li: usize) {
         let l = &mut st.lists[li];
         for i in 0..l.seg.pages() {
-            l.seg.set_page_iova(i, Iova::BAD);
+            l.seg.set_page_iova(i, None);
         }
         l.removed = true;
         l.state = Vec::new();

@@ -365,8 +365,10 @@ impl Provider {
         self.inner.table.for_each(|seg| {
             let size = seg.page_size() as u64;
             for i in 0..seg.walk_len() {
-                let p = seg.page_iova(i);
-                if !p.is_bad() && iova.0 >= p.0 && iova.0 - p.0 < size {
+                let Some(p) = seg.page_iova(i) else {
+                    continue;
+                };
+                if iova.0 >= p.0 && iova.0 - p.0 < size {
                     found = std::ptr::NonNull::new(
                         (seg.base + (i << seg.shift) + (iova.0 - p.0) as usize) as *mut u8,
                     );
@@ -400,7 +402,7 @@ impl Provider {
         }
         Some(PageInfo {
             va: seg.base + (i << seg.shift),
-            iova: seg.page_iova(i).known(),
+            iova: seg.page_iova(i),
             size: seg.page_size(),
             node: seg.node,
             external: seg.external,
