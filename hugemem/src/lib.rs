@@ -9,7 +9,7 @@
 //!  │
 //!  ├─ list 2 MiB ── memfd(MFD_HUGETLB|2M), one VA reservation (PROT_NONE, 64 GiB default)
 //!  │    VA:   base ┌────┬────┬────┬────┬────┬────┬───────────────…┐
-//!  │               │USED│USED│ -- │KEPT│USED│ -- │  reserved      │
+//!  │               │used│used│ -- │kept│used│ -- │  reserved      │
 //!  │               └────┴────┴────┴────┴────┴────┴───────────────…┘
 //!  │    fd offset = VA offset (so another process can map the same layout)
 //!  │    IOVA[]:    [pa0][pa1][ - ][pa3][pa4][ - ] ...   one AtomicU64 per page

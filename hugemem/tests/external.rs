@@ -179,3 +179,38 @@ fn registration_guards_and_provider_lifetime() {
     drop((p, q));
     drop(lease); // the provider is gone: nothing to release
 }
+
+/// A registration and a lease dropped inside a validator (which runs under
+/// the provider lock) are released once the lock is: the range goes, its
+/// Free event fires after the validator returns.
+#[test]
+fn registration_and_lease_dropped_inside_a_validator() {
+    use std::sync::{Arc, Mutex};
+    let p = heap_provider();
+    let ext = Ext::new(4096, 4096);
+    let reg = p.register_external(ext.ptr, 4096, 4096, None).unwrap();
+    let lease = reg.lease("pool 'v'").unwrap();
+    let held: Arc<Mutex<Option<(ExternalMem, pktmem_hugemem::ExternalLease)>>> =
+        Arc::new(Mutex::new(Some((reg, lease))));
+    let h2 = held.clone();
+    let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = freed.clone();
+    let _events = p.register_event_callback(move |e| {
+        if e.external && e.kind == EventKind::Free {
+            f2.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let _v = p.register_validator(0, move |_| {
+        // The registration (deferred: leased), then the lease (the last user).
+        drop(h2.lock().unwrap().take());
+        true
+    });
+    let c = p.alloc(4096).unwrap();
+    assert!(held.lock().unwrap().is_none());
+    assert!(freed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        p.page_of(ext.ptr as usize).is_none(),
+        "unregistered after the lock"
+    );
+    drop(c);
+}
