@@ -214,3 +214,70 @@ fn registration_and_lease_dropped_inside_a_validator() {
     );
     drop(c);
 }
+
+/// Threads take and drop leases while the registration is dropped: the
+/// range is unregistered exactly once, after the last lease, and a lease
+/// taken after the drop is refused.
+#[test]
+fn leases_from_threads_unregister_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    for round in 0..20 {
+        let p = heap_provider();
+        let ext = Ext::new(2 * 4096, 4096);
+        let frees = Arc::new(AtomicUsize::new(0));
+        let f2 = frees.clone();
+        let _events = p.register_event_callback(move |e| {
+            if e.external && e.kind == EventKind::Free {
+                f2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let reg = p.register_external(ext.ptr, 2 * 4096, 4096, None).unwrap();
+        let barrier = Arc::new(Barrier::new(3));
+        let addr = ext.ptr as usize;
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let (p, barrier) = (p.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut held = vec![p
+                        .lease_external(addr as *const u8, 1, &format!("t{t}"))
+                        .unwrap()];
+                    barrier.wait();
+                    let mut refused = 0;
+                    for i in 0..200 {
+                        if i % 3 == 0 {
+                            held.pop();
+                        } else {
+                            match p.lease_external(addr as *const u8, 1, "again") {
+                                Ok(l) => held.push(l),
+                                Err(
+                                    LeaseError::Unregistering { .. }
+                                    | LeaseError::NotRegistered { .. },
+                                ) => {
+                                    refused += 1;
+                                }
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        barrier.wait();
+        drop(reg);
+        let refused: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(
+            frees.load(Ordering::SeqCst),
+            1,
+            "round {round}: one Free event"
+        );
+        assert!(p.page_of(addr).is_none(), "round {round}: unregistered");
+        // Informational: how many asks came after the drop.
+        eprintln!("round {round}: {refused} lease(s) refused while unregistering");
+        assert!(matches!(
+            p.lease_external(addr as *const u8, 1, "late"),
+            Err(LeaseError::NotRegistered { .. })
+        ));
+    }
+}
