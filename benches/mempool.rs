@@ -90,7 +90,7 @@ fn rounds(
 }
 
 fn grid(c: &mut Criterion) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     for cores in [1usize, 2] {
         if cores > cpus {
             eprintln!("mempool bench: {cores} cores asked, {cpus} available; skipping");
@@ -115,7 +115,7 @@ fn grid(c: &mut Criterion) {
                         g.bench_function(id, |b| {
                             b.iter_custom(|iters| {
                                 timed(&pool, cores, cache_size, (get, put, keep), iters)
-                            })
+                            });
                         });
                         assert_eq!(pool.avail_count(), pool.size(), "objects lost");
                     }
@@ -128,7 +128,7 @@ fn grid(c: &mut Criterion) {
 
 /// The built-in backends side by side, no cache.
 fn backends(c: &mut Criterion) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let keep = 32;
     for cores in [1usize, 2] {
         if cores > cpus {
@@ -138,7 +138,7 @@ fn backends(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("mempool_backend/cores{cores}"));
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(200))
-            .measurement_time(Duration::from_millis(1000));
+            .measurement_time(Duration::from_secs(1));
         for (name, kind) in [
             ("ring", BackendKind::Ring),
             ("stack", BackendKind::Stack),
@@ -153,7 +153,7 @@ fn backends(c: &mut Criterion) {
                 g.throughput(Throughput::Elements((keep * cores) as u64));
                 let id = BenchmarkId::new(name, format!("bulk{bulk}"));
                 g.bench_function(id, |b| {
-                    b.iter_custom(|iters| timed(&pool, cores, 0, (bulk, bulk, keep), iters))
+                    b.iter_custom(|iters| timed(&pool, cores, 0, (bulk, bulk, keep), iters));
                 });
                 assert_eq!(pool.avail_count(), pool.size(), "objects lost");
             }

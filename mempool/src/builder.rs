@@ -10,7 +10,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::backend::{Backend, BackendKind, StackBackend};
 use crate::cache::{CacheCore, Counter, CACHE_MAX_SIZE};
-use crate::default_cache::{self, Slot};
+use crate::default_cache::{self, Slot, Slots};
 use crate::error::{BuildError, CreateError};
 use crate::introspect::ObjInfo;
 use crate::layout::{calc_obj_size, CACHE_LINE, MAX_ALIGN, MIN_ALIGN};
@@ -292,42 +292,15 @@ impl MempoolBuilder {
                 size: private_size,
             });
         }
-        let backend = match custom {
-            Some(b) => {
-                if b.capacity() < n {
-                    return Err(BuildError::BackendTooSmall {
-                        name,
-                        capacity: b.capacity(),
-                        needed: n,
-                    });
-                }
-                if !b.is_empty() {
-                    return Err(BuildError::BackendNotEmpty { name, len: b.len() });
-                }
-                BackendImpl::Custom(b)
-            }
-            None => match kind {
-                BackendKind::Stack => BackendImpl::Stack(StackBackend::new(n)),
-                BackendKind::LockFreeStack => {
-                    BackendImpl::LfStack(LfStackBackend::new(n).map_err(BuildError::LfStack)?)
-                }
-                BackendKind::Ring => BackendImpl::Ring(crate::ring_backend::RingBackend::new(
-                    n,
-                    single_producer,
-                    single_consumer,
-                    ring_provider,
-                )?),
-            },
-        };
-        let counters = Mutex::new(Vec::new());
-        let mut slots = Vec::new();
-        if cache_size > 0 && cfg!(not(loom)) {
-            for _ in 0..default_cache::slot_count() {
-                let c: Counter = Arc::new(CachePadded::new(AtomicUsize::new(0)));
-                lock(&counters).push(c.clone());
-                slots.push(CachePadded::new(Slot::new(CacheCore::new(cache_size, c))));
-            }
+        let backend = BackendChoice {
+            kind,
+            custom,
+            single_producer,
+            single_consumer,
         }
+        .make(&name, n, ring_provider)?;
+        let counters = Mutex::new(Vec::new());
+        let slots = default_slots(cache_size, &counters);
         let private = (0..private_size.div_ceil(64))
             .map(|_| UnsafeCell::new(Line([0u8; 64])))
             .collect();
@@ -340,7 +313,7 @@ impl MempoolBuilder {
             private,
             private_size,
             backend,
-            slots: slots.into_boxed_slice(),
+            slots,
             counters,
             population: Mutex::new(Population {
                 chunks: Vec::new(),
@@ -355,4 +328,69 @@ impl MempoolBuilder {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// What the builder was told about the backend.
+struct BackendChoice {
+    kind: BackendKind,
+    custom: Option<Box<dyn Backend>>,
+    single_producer: bool,
+    single_consumer: bool,
+}
+
+impl BackendChoice {
+    /// The backend for `n` objects of the pool `name`; a ring keeps its
+    /// slots in `ring_provider`'s memory when given.
+    fn make(
+        self,
+        name: &str,
+        n: usize,
+        ring_provider: Option<&Provider>,
+    ) -> Result<BackendImpl, BuildError> {
+        Ok(match self.custom {
+            Some(b) => {
+                if b.capacity() < n {
+                    return Err(BuildError::BackendTooSmall {
+                        name: name.to_string(),
+                        capacity: b.capacity(),
+                        needed: n,
+                    });
+                }
+                if !b.is_empty() {
+                    return Err(BuildError::BackendNotEmpty {
+                        name: name.to_string(),
+                        len: b.len(),
+                    });
+                }
+                BackendImpl::Custom(b)
+            }
+            None => match self.kind {
+                BackendKind::Stack => BackendImpl::Stack(StackBackend::new(n)),
+                BackendKind::LockFreeStack => {
+                    BackendImpl::LfStack(LfStackBackend::new(n).map_err(BuildError::LfStack)?)
+                }
+                BackendKind::Ring => BackendImpl::Ring(crate::ring_backend::RingBackend::new(
+                    n,
+                    self.single_producer,
+                    self.single_consumer,
+                    ring_provider,
+                )?),
+            },
+        })
+    }
+}
+
+/// The default cache slots of a pool with caches of `cache_size` (none
+/// without a cache size, and none under loom, whose models use explicit
+/// caches and the backend), their counters registered in `counters`.
+fn default_slots(cache_size: usize, counters: &Mutex<Vec<Counter>>) -> Slots {
+    let mut slots = Vec::new();
+    if cache_size > 0 && cfg!(not(loom)) {
+        for _ in 0..default_cache::slot_count() {
+            let c: Counter = Arc::new(CachePadded::new(AtomicUsize::new(0)));
+            lock(counters).push(c.clone());
+            slots.push(CachePadded::new(Slot::new(CacheCore::new(cache_size, c))));
+        }
+    }
+    slots.into_boxed_slice()
 }

@@ -62,7 +62,7 @@ impl std::fmt::Debug for CacheCore {
         f.debug_struct("CacheCore")
             .field("size", &self.objs.len())
             .field("len", &self.len)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -56,7 +56,7 @@ pub(crate) type Slots = Box<[CachePadded<Slot>]>;
 /// How many default caches a pool keeps: a power of two, so a thread finds
 /// its slot with a mask.
 pub(crate) fn slot_count() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
     (2 * cpus).clamp(8, 64).next_power_of_two()
 }
 
@@ -127,7 +127,7 @@ fn claim(pool: &Arc<PoolInner>, index: usize, tag: u64) -> bool {
             // Forget claims on pools that are gone (a long-lived thread may
             // touch many short-lived pools).
             c.retain(|(p, _, _)| p.strong_count() > 0);
-            c.push((Arc::downgrade(pool), index, tag))
+            c.push((Arc::downgrade(pool), index, tag));
         })
         .is_ok();
     if !remembered {
@@ -172,7 +172,7 @@ pub(crate) fn put(pool: &Arc<PoolInner>, objs: &[Obj]) {
     with_slot(pool, |c| match c {
         Some(c) => c.put(pool, objs),
         None => pool.backend_put(objs),
-    })
+    });
 }
 
 /// Flushes the calling thread's default cache of `pool`, if it has one.
@@ -181,5 +181,5 @@ pub(crate) fn flush(pool: &Arc<PoolInner>) {
         if let Some(c) = c {
             c.flush(pool);
         }
-    })
+    });
 }

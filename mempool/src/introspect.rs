@@ -59,16 +59,15 @@ pub struct AuditReport {
 
 impl Mempool {
     /// Runs `f` on the chunk holding object `obj` and its index in it.
-    fn find<R>(&self, obj: Obj, f: impl FnOnce(&ChunkRec, usize) -> R) -> Option<R> {
+    fn find<R>(&self, obj: Obj, then: impl FnOnce(&ChunkRec, usize) -> R) -> Option<R> {
         let pop = lock(&self.inner.population);
-        let h = self.inner.obj.header_size;
-        let a = obj.as_ptr() as usize;
-        let c = pop.chunks.iter().find(|c| {
+        let addr = obj.as_ptr() as usize;
+        let chunk = pop.chunks.iter().find(|c| {
             let base = c.base.as_ptr() as usize;
-            base <= a && a - base < c.len
+            base <= addr && addr - base < c.len
         })?;
-        let i = c.index_of(obj, h)?;
-        Some(f(c, i))
+        let index = chunk.index_of(obj, self.inner.obj.header_size)?;
+        Some(then(chunk, index))
     }
 
     /// Whether `obj` is one of this pool's objects, by its address (looked

@@ -54,6 +54,9 @@ impl ObjHeader {
     /// # Safety
     /// - `obj` is an object pointer of a live pool (it has a header before it).
     #[inline(always)]
+    // Aligned: bodies are aligned to at least `MIN_ALIGN` (8) and the header
+    // size is a multiple of 8, so the header is 8-aligned too.
+    #[allow(clippy::cast_ptr_alignment)]
     pub(crate) unsafe fn of(obj: *const u8) -> *mut ObjHeader {
         // SAFETY: every object is placed `OBJ_HEADER_SIZE` bytes after its
         // header inside the same chunk (caller's condition).
@@ -278,9 +281,9 @@ mod tests {
                 Some(i),
                 "va {va:#x} off {off}"
             );
-            if page != 0 {
-                // Never across a page boundary.
-                assert_eq!((va + off) / page, (va + off + p.size.total_size - 1) / page);
+            // Never across a page boundary.
+            if let Some(first) = (va + off).checked_div(page) {
+                assert_eq!(first, (va + off + p.size.total_size - 1) / page);
             }
         }
         for off in 0..len {

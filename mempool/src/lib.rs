@@ -75,7 +75,7 @@
 //! reserved before any unlink so bulk calls are all-or-nothing); or a user
 //! [`Backend`].
 //!
-//! **AddressSanitizer**: built with `--cfg pktmem_asan` (and
+//! **`AddressSanitizer`**: built with `--cfg pktmem_asan` (and
 //! `-Zsanitizer=address`, as `.ci/sanitizers` does), the bodies of free
 //! objects (in the backend or any cache, or never handed out) are poisoned,
 //! so a use after put is reported; headers stay readable. The pool unpoisons

@@ -191,30 +191,40 @@ impl PoolInner {
         self.backend.len()
     }
 
+    // `self` is used with the `stats` feature.
+    #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
     pub(crate) fn stat_hit(&self, _n: usize) {
         #[cfg(feature = "stats")]
         self.stats.hit(_n);
     }
 
+    // `self` is used with the `stats` feature.
+    #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
     pub(crate) fn stat_put_hit(&self, _n: usize) {
         #[cfg(feature = "stats")]
         self.stats.put_hit(_n);
     }
 
+    // `self` is used with the `stats` feature.
+    #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
     fn stat_get(&self, _n: usize) {
         #[cfg(feature = "stats")]
         self.stats.get(_n);
     }
 
+    // `self` is used with the `stats` feature.
+    #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
     fn stat_put(&self, _n: usize) {
         #[cfg(feature = "stats")]
         self.stats.put(_n);
     }
 
+    // `self` is used with the `stats` feature.
+    #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
     fn stat_backend(&self) {
         #[cfg(feature = "stats")]
@@ -242,9 +252,11 @@ impl PoolInner {
 
     /// Debug builds: checks each object is this pool's and free, marks it taken.
     #[inline(always)]
-    fn debug_mark_taken(&self, _objs: &[Obj]) {
+    fn debug_mark_taken(&self, objs: &[Obj]) {
+        #[cfg(not(debug_assertions))]
+        let _ = (self, objs);
         #[cfg(debug_assertions)]
-        for o in _objs {
+        for o in objs {
             // SAFETY: the object came from this pool's backend or cache,
             // which hold only this pool's objects (with headers).
             let h = unsafe { &mut *crate::layout::ObjHeader::of(o.as_ptr()) };
@@ -260,9 +272,11 @@ impl PoolInner {
 
     /// Debug builds: checks each object is this pool's and taken, marks it free.
     #[inline(always)]
-    fn debug_mark_free(&self, _objs: &[Obj]) {
+    fn debug_mark_free(&self, objs: &[Obj]) {
+        #[cfg(not(debug_assertions))]
+        let _ = (self, objs);
         #[cfg(debug_assertions)]
-        for o in _objs {
+        for o in objs {
             // SAFETY: the caller of put promised these are this pool's objects.
             let h = unsafe { &mut *crate::layout::ObjHeader::of(o.as_ptr()) };
             assert!(
@@ -281,7 +295,7 @@ impl PoolInner {
     }
 
     /// Every get path, once `out` holds the objects: counts, debug cookies,
-    /// ASan.
+    /// `ASan` poisoning.
     #[inline(always)]
     pub(crate) fn handed_out(&self, out: &[Obj]) {
         self.stat_get(out.len());
@@ -300,6 +314,8 @@ impl PoolInner {
 
     /// `cfg(pktmem_asan)`: marks the objects' bodies unaddressable while
     /// they are free (in a cache or the backend). Headers stay readable.
+    // `self` is used under `cfg(pktmem_asan)`.
+    #[cfg_attr(not(pktmem_asan), allow(clippy::unused_self))]
     #[inline(always)]
     pub(crate) fn asan_poison(&self, _objs: &[Obj]) {
         #[cfg(pktmem_asan)]
@@ -311,6 +327,8 @@ impl PoolInner {
     }
 
     /// `cfg(pktmem_asan)`: makes the bodies of objects handed out addressable.
+    // `self` is used under `cfg(pktmem_asan)`.
+    #[cfg_attr(not(pktmem_asan), allow(clippy::unused_self))]
     #[inline(always)]
     pub(crate) fn asan_unpoison(&self, _objs: &[Obj]) {
         #[cfg(pktmem_asan)]

@@ -10,7 +10,7 @@ use crate::error::PopulateError;
 use crate::events::{self, MempoolEvent};
 use crate::introspect::ObjInfo;
 use crate::layout::{calc_mem_size, iova_add, ObjHeader, Placement, COOKIE_FREE, NO_IOVA};
-use crate::pool::{ChunkFree, ChunkRec, Population};
+use crate::pool::{ChunkFree, ChunkRec, ObjInit, Population};
 use crate::sync::{lock, Ordering};
 use crate::{Iova, Mempool, Obj};
 
@@ -311,6 +311,78 @@ impl Mempool {
         unsafe { self.populate_virt(addr, len, page_size, lookup, on_free) }
     }
 
+    /// Places up to `remaining` objects in `run` by `placement`: writes each
+    /// header, runs `init`, stores the objects in the backend in batches.
+    /// Returns how many were stored (stops at the first refused batch).
+    ///
+    /// # Safety
+    /// The conditions of `populate_iova` for `run`; called under the
+    /// population lock.
+    unsafe fn place_run(
+        &self,
+        run: &Run,
+        placement: Placement,
+        populated: usize,
+        remaining: usize,
+        init: &mut Option<ObjInit>,
+        batch: &mut Vec<Obj>,
+    ) -> usize {
+        let inner = &*self.inner;
+        let me: *const () = std::sync::Arc::as_ptr(&self.inner).cast();
+        let h = inner.obj.header_size;
+        let mut stored = 0;
+        let mut failed = false;
+        let va = run.base.as_ptr() as usize;
+        placement.for_each(va, run.len, remaining, |off| {
+            if failed {
+                return;
+            }
+            // SAFETY: `off + total_size <= len` (placement), so the
+            // element lies in the run (caller's memory).
+            let body = unsafe { run.base.add(off + h) };
+            let iova = iova_add(run.iova, off + h);
+            // SAFETY: the header lies in the element, before the body
+            // (`header_size >= OBJ_HEADER_SIZE`), in memory the caller
+            // gave the pool; aligned to 8 (bodies are aligned to 8 at
+            // least, and the header size is a multiple of 8).
+            unsafe {
+                ObjHeader::of(body.as_ptr()).write(ObjHeader {
+                    pool: me,
+                    iova: iova.map_or(NO_IOVA, |i| i.0),
+                    cookie: COOKIE_FREE,
+                });
+            }
+            let obj = Obj::from_non_null(body);
+            if let Some(init) = init.as_mut() {
+                // SAFETY: the body is `elt_size` bytes of the caller's
+                // memory, owned by the pool and not yet handed out.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(body.as_ptr().cast(), inner.obj.elt_size)
+                };
+                let info = ObjInfo {
+                    obj,
+                    iova,
+                    index: populated + stored + batch.len(),
+                };
+                init(&info, bytes);
+            }
+            batch.push(obj);
+            if batch.len() == batch.capacity() {
+                if inner.store_new(batch) {
+                    stored += batch.len();
+                } else {
+                    failed = true;
+                }
+                batch.clear();
+            }
+        });
+        if !batch.is_empty() && !failed && inner.store_new(batch) {
+            stored += batch.len();
+        }
+        batch.clear();
+        stored
+    }
+
     fn full_error(&self) -> PopulateError {
         PopulateError::Full {
             name: self.inner.name.clone(),
@@ -342,8 +414,6 @@ impl Mempool {
             return Err(self.full_error());
         }
         let before = chunks.len();
-        let me: *const () = std::sync::Arc::as_ptr(&self.inner).cast();
-        let h = inner.obj.header_size;
         let mut added = 0;
         let mut got_iova = false;
         let mut batch: Vec<Obj> = Vec::with_capacity(64);
@@ -362,56 +432,9 @@ impl Mempool {
                     0
                 },
             };
-            let mut stored = 0;
-            let mut failed = false;
-            let va = run.base.as_ptr() as usize;
-            placement.for_each(va, run.len, remaining, |off| {
-                if failed {
-                    return;
-                }
-                // SAFETY: `off + total_size <= len` (placement), so the
-                // element lies in the run (caller's memory).
-                let body = unsafe { run.base.add(off + h) };
-                let iova = iova_add(run.iova, off + h);
-                // SAFETY: the header lies in the element, before the body
-                // (`header_size >= OBJ_HEADER_SIZE`), in memory the caller
-                // gave the pool; aligned to 8 (bodies are aligned to 8 at
-                // least, and the header size is a multiple of 8).
-                unsafe {
-                    ObjHeader::of(body.as_ptr()).write(ObjHeader {
-                        pool: me,
-                        iova: iova.map_or(NO_IOVA, |i| i.0),
-                        cookie: COOKIE_FREE,
-                    });
-                }
-                let obj = Obj::from_non_null(body);
-                if let Some(init) = init.as_mut() {
-                    // SAFETY: the body is `elt_size` bytes of the caller's
-                    // memory, owned by the pool and not yet handed out.
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts_mut(body.as_ptr().cast(), inner.obj.elt_size)
-                    };
-                    let info = ObjInfo {
-                        obj,
-                        iova,
-                        index: populated + stored + batch.len(),
-                    };
-                    init(&info, bytes);
-                }
-                batch.push(obj);
-                if batch.len() == batch.capacity() {
-                    if inner.store_new(&batch) {
-                        stored += batch.len();
-                    } else {
-                        failed = true;
-                    }
-                    batch.clear();
-                }
-            });
-            if !batch.is_empty() && !failed && inner.store_new(&batch) {
-                stored += batch.len();
-            }
-            batch.clear();
+            // SAFETY: forwarded from the caller (the run is theirs).
+            let stored =
+                unsafe { self.place_run(run, placement, populated, remaining, init, &mut batch) };
             if stored > 0 {
                 chunks.push(ChunkRec {
                     base: run.base,

@@ -11,7 +11,7 @@ fn audit_catches_overwritten_header() {
     let o = pool.get_default().unwrap();
     // SAFETY: we own the object; we scribble over the 8 bytes before it
     // (the header's cookie) and put them back before returning it.
-    let cookie = unsafe { o.as_ptr().sub(8).cast::<u64>() };
+    let cookie = unsafe { o.cast::<u64>().sub(1).as_ptr() };
     // SAFETY: as above.
     let saved = unsafe { cookie.read() };
     // SAFETY: as above.

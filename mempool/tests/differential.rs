@@ -14,18 +14,18 @@ fn differential_against_model() {
     let pool = anon("diff", n, 64, 64, BackendKind::Ring);
     let mut cache = pool.cache();
     let mut out: Vec<Obj> = Vec::new();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
     };
     for _ in 0..20_000 {
-        let r = next();
-        let k = (r % 80) as usize + 1;
-        let use_cache = r & 0x100 != 0;
-        if r & 0x200 != 0 {
+        let roll = next();
+        let k = (roll % 80) as usize + 1;
+        let use_cache = roll & 0x100 != 0;
+        if roll & 0x200 != 0 {
             let res = get_vec(&pool, use_cache.then_some(&mut cache), k);
             match res {
                 Ok(got) => {

@@ -11,10 +11,11 @@ use pktmem_ring::Ring;
 
 #[test]
 fn checked_and_unchecked_agree() {
-    let pool = Mempool::builder(64, 100).build_empty().unwrap();
-    let other = Mempool::builder(8, 100).build_anonymous().unwrap();
     #[repr(align(64))]
     struct Mem(#[allow(dead_code)] [u8; 64 * 1024]); // the field is the memory the pool uses, never read by name
+    let pool = Mempool::builder(64, 100).build_empty().unwrap();
+    let other = Mempool::builder(8, 100).build_anonymous().unwrap();
+    #[allow(clippy::large_stack_arrays)] // 64 KiB, moved into the box at once
     let mem: &'static mut Mem = Box::leak(Box::new(Mem([0; 64 * 1024])));
     let base = NonNull::from(mem).cast::<u8>();
     // SAFETY: leaked memory, used only by the pool.
@@ -75,7 +76,7 @@ fn objects_cross_threads_through_a_ring() {
     let objs = pool.get_bulk(&mut cache, &mut buf).unwrap();
     for (i, o) in objs.iter().enumerate() {
         // SAFETY: we own the object (64 B body).
-        unsafe { o.as_ptr().cast::<u64>().write(i as u64) };
+        unsafe { o.cast::<u64>().as_ptr().write(i as u64) };
     }
     to_worker.enqueue_bulk(objs).unwrap();
     std::thread::scope(|s| {
@@ -83,7 +84,7 @@ fn objects_cross_threads_through_a_ring() {
             let mut sum = 0;
             while let Some(o) = to_worker.dequeue() {
                 // SAFETY: the object came through the ring: ours now.
-                sum += unsafe { o.as_ptr().cast::<u64>().read() };
+                sum += unsafe { o.cast::<u64>().as_ptr().read() };
                 back.enqueue(o).unwrap();
             }
             assert_eq!(sum, (0..256).sum::<u64>());

@@ -30,7 +30,7 @@ fn indices_written(pool: &Mempool) {
     let mut idx: Vec<u64> = objs
         .iter()
         // SAFETY: we own the objects; `obj_init` wrote their first 8 bytes.
-        .map(|o| unsafe { o.as_ptr().cast::<u64>().read() })
+        .map(|o| unsafe { o.cast::<u64>().as_ptr().read() })
         .collect();
     idx.sort_unstable();
     assert_eq!(idx, (0..n as u64).collect::<Vec<_>>());
@@ -38,7 +38,7 @@ fn indices_written(pool: &Mempool) {
     unsafe { pool.put_bulk_default(objs) };
 }
 
-/// obj_init runs once per object; private area is zeroed and sized.
+/// `obj_init` runs once per object; private area is zeroed and sized.
 #[test]
 fn obj_init_and_private_area() {
     let count = Arc::new(AtomicUsize::new(0));
@@ -58,11 +58,11 @@ fn obj_init_and_private_area() {
 /// initialised once, indices continuing across chunks.
 #[test]
 fn obj_init_runs_for_build_empty_then_populate() {
+    #[repr(align(64))]
+    struct Mem(#[allow(dead_code)] [u8; 128 * 30]); // the field is the memory the pool uses, never read by name
     let count = Arc::new(AtomicUsize::new(0));
     let pool = counting(100, &count).build_empty().unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 0);
-    #[repr(align(64))]
-    struct Mem(#[allow(dead_code)] [u8; 128 * 30]); // the field is the memory the pool uses, never read by name
     let mem: &'static mut Mem = Box::leak(Box::new(Mem([0; 128 * 30])));
     // SAFETY: leaked memory, used only by the pool.
     let n = unsafe {

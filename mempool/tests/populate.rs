@@ -25,6 +25,7 @@ fn populate_rules_and_no_io() {
         })
     };
     // Freed at the end, once the pool that uses it is gone.
+    #[allow(clippy::large_stack_arrays)] // 32 KiB, moved into the box at once
     let mem: *mut Pages = Box::into_raw(Box::new(Pages([0; 4096 * 8])));
     // SAFETY: `mem` was just allocated and nothing else borrows it.
     let base = NonNull::from(unsafe { &mut (*mem).0 }).cast::<u8>();

@@ -185,7 +185,7 @@ fn rings_share_pages(provider: &Provider, page: usize, n: usize, ring_pages: usi
 fn small_rings_share_a_hugepage() {
     let _g = serial();
     on_hugepages("small_rings_share_a_hugepage", |p| {
-        rings_share_pages(p, MB2, 1000, 1)
+        rings_share_pages(p, MB2, 1000, 1);
     });
 }
 
