@@ -1,8 +1,8 @@
 //! Criterion benches for the ring: single / bulk / burst on one thread for
-//! the single-thread handles (SP/SC), shared MP/MC and HTS rings, and two
-//! threads streaming bursts; crossbeam's `ArrayQueue` beside the
-//! single-element rows. Every two-thread run checks that all elements
-//! arrived (sum of values).
+//! single-thread ends (SP/SC), shared MP/MC and HTS rings, and two threads
+//! streaming bursts; crossbeam's `ArrayQueue` beside the single-element
+//! rows. Every two-thread run checks that all elements arrived (sum of
+//! values).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -10,47 +10,73 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-use pktmem::ring::{Ring, SyncMode};
+use pktmem::ring::{Consumer, Hts, Producer, Ring, Single};
 
 const SLOTS: usize = 4096;
 const BULK: usize = 32;
 
-fn shared(prod: SyncMode, cons: SyncMode) -> Ring<usize> {
+fn hts() -> Ring<usize, Hts, Hts> {
     Ring::builder(SLOTS)
-        .producer(prod)
-        .consumer(cons)
+        .producer(Hts)
+        .consumer(Hts)
         .build()
         .expect("ring of 4096")
+}
+
+fn mpmc() -> Ring<usize> {
+    Ring::new(SLOTS).expect("ring of 4096")
+}
+
+fn spsc() -> (Producer<usize, Single>, Consumer<usize, Single>) {
+    Ring::builder(SLOTS)
+        .producer(Single)
+        .consumer(Single)
+        .build()
+        .expect("ring of 4096")
+        .split()
+}
+
+/// Runs `body(name, ...)` for the shared MP/MC and HTS rings (one type
+/// each, so one call per type).
+macro_rules! for_shared {
+    (|$name:ident, $r:ident| $body:block) => {{
+        {
+            let $name = "mpmc";
+            let $r = mpmc();
+            $body
+        }
+        {
+            let $name = "hts";
+            let $r = hts();
+            $body
+        }
+    }};
 }
 
 fn one_thread(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring/one_thread/single");
     g.throughput(Throughput::Elements(1));
-    let (p, q) = Ring::<usize>::new(SLOTS).unwrap().into_spsc();
+    let (p, q) = spsc();
     g.bench_function("spsc", |b| {
         b.iter(|| {
             p.enqueue(black_box(1)).unwrap();
             black_box(q.dequeue().unwrap())
-        })
+        });
     });
-    for (name, pm, cm) in [
-        ("mpmc", SyncMode::Multi, SyncMode::Multi),
-        ("hts", SyncMode::Hts, SyncMode::Hts),
-    ] {
-        let r = shared(pm, cm);
+    for_shared!(|name, r| {
         g.bench_function(name, |b| {
             b.iter(|| {
                 r.enqueue(black_box(1)).unwrap();
                 black_box(r.dequeue().unwrap())
-            })
+            });
         });
-    }
+    });
     let aq = ArrayQueue::<usize>::new(SLOTS);
     g.bench_function("crossbeam_array_queue", |b| {
         b.iter(|| {
             aq.push(black_box(1)).unwrap();
             black_box(aq.pop().unwrap())
-        })
+        });
     });
     g.finish();
 
@@ -72,13 +98,9 @@ fn one_thread(c: &mut Criterion) {
                     assert_eq!(p.enqueue_burst(black_box(&src)), BULK);
                     assert_eq!(q.dequeue_burst(black_box(&mut out)), BULK);
                 }
-            })
+            });
         });
-        for (name, pm, cm) in [
-            ("mpmc", SyncMode::Multi, SyncMode::Multi),
-            ("hts", SyncMode::Hts, SyncMode::Hts),
-        ] {
-            let r = shared(pm, cm);
+        for_shared!(|name, r| {
             r.enqueue_bulk(&src).unwrap();
             r.dequeue_bulk(&mut out).unwrap();
             assert_eq!(out, *src, "{name}: wrong elements");
@@ -91,9 +113,9 @@ fn one_thread(c: &mut Criterion) {
                         assert_eq!(r.enqueue_burst(black_box(&src)), BULK);
                         assert_eq!(r.dequeue_burst(black_box(&mut out)), BULK);
                     }
-                })
+                });
             });
-        }
+        });
         g.finish();
     }
 }
@@ -138,8 +160,10 @@ where
     t
 }
 
+// `p`, `q`, `b`, `s`, `o`: ends, bencher and buffers, kept short in closures.
+#[allow(clippy::many_single_char_names)]
 fn two_threads(c: &mut Criterion) {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+    if std::thread::available_parallelism().map_or(1, std::num::NonZero::get) < 2 {
         eprintln!("one CPU only: skipping the two-thread ring benches");
         return;
     }
@@ -147,22 +171,22 @@ fn two_threads(c: &mut Criterion) {
     g.throughput(Throughput::Elements(ROUNDS * BULK as u64));
     g.bench_function("spsc", |b| {
         b.iter_custom(|iters| {
-            let (p, q) = Ring::<usize>::new(SLOTS).unwrap().into_spsc();
+            let (p, q) = spsc();
             stream(iters, |s| p.enqueue_burst(s), move |o| q.dequeue_burst(o))
-        })
-    });
-    for (name, pm, cm) in [
-        ("mpmc", SyncMode::Multi, SyncMode::Multi),
-        ("hts", SyncMode::Hts, SyncMode::Hts),
-    ] {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let r = Arc::new(shared(pm, cm));
-                let r2 = Arc::clone(&r);
-                stream(iters, |s| r.enqueue_burst(s), move |o| r2.dequeue_burst(o))
-            })
         });
-    }
+    });
+    g.bench_function("mpmc", |b| {
+        b.iter_custom(|iters| {
+            let (p, q) = mpmc().split();
+            stream(iters, |s| p.enqueue_burst(s), move |o| q.dequeue_burst(o))
+        });
+    });
+    g.bench_function("hts", |b| {
+        b.iter_custom(|iters| {
+            let (p, q) = hts().split();
+            stream(iters, |s| p.enqueue_burst(s), move |o| q.dequeue_burst(o))
+        });
+    });
     g.bench_function("crossbeam_array_queue_single", |b| {
         b.iter_custom(|iters| {
             let q = Arc::new(ArrayQueue::<usize>::new(SLOTS));
@@ -184,7 +208,7 @@ fn two_threads(c: &mut Criterion) {
                     n
                 },
             )
-        })
+        });
     });
     g.finish();
 }

@@ -1,7 +1,8 @@
 //! Two threads moving millions of elements through pktmem rings, with the
-//! rate: first a single-producer / single-consumer pair of handles, then a
-//! shared multi-producer / multi-consumer ring. The consumer checks that
-//! every element arrived, in order, exactly once.
+//! rate: first a single-producer / single-consumer pair of ends, then a
+//! shared multi-producer / multi-consumer ring, then owned values (boxes)
+//! through single ends. The consumer checks that every element arrived, in
+//! order, exactly once.
 //!
 //! ```sh
 //! cargo run --release --example ring_pingpong
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pktmem::ring::Ring;
+use pktmem::ring::{Ring, Single};
 
 const BURST: usize = 32;
 
@@ -89,15 +90,19 @@ fn main() -> ExitCode {
         "pktmem ring: {total} u64 elements between two threads, bursts of {BURST}, ring of 4096 slots"
     );
 
-    let (p, c) = match Ring::<u64>::new(4096) {
-        Ok(r) => r.into_spsc(),
+    let built = Ring::<u64>::builder(4096)
+        .producer(Single)
+        .consumer(Single)
+        .build();
+    let (p, c) = match built {
+        Ok(r) => r.split(),
         Err(e) => {
             eprintln!("could not build the ring: {e}");
             return ExitCode::FAILURE;
         }
     };
     let ok_spsc = report(
-        "SP/SC (Producer/Consumer)",
+        "SP/SC (Single ends)",
         total,
         stream(total, move |s| p.enqueue_burst(s), |o| c.dequeue_burst(o)),
     );
@@ -120,9 +125,59 @@ fn main() -> ExitCode {
         ),
     );
 
-    if ok_spsc && ok_mpmc {
+    let ok_owned = report("owned boxes (Single ends)", total / 4, owned(total / 4));
+
+    if ok_spsc && ok_mpmc && ok_owned {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Streams `0..total` as boxes (owned values) from a producer thread to
+/// this thread, moved in bursts from a `Vec` and out into one; every box is
+/// dropped once, on the consumer side.
+fn owned(total: u64) -> Result<f64, String> {
+    let (p, c) = Ring::<Box<u64>>::builder(4096)
+        .producer(Single)
+        .consumer(Single)
+        .build()
+        .map_err(|e| e.to_string())?
+        .split();
+    let start = Instant::now();
+    let producer = std::thread::spawn(move || {
+        let mut batch: Vec<Box<u64>> = Vec::with_capacity(BURST);
+        let mut next = 0u64;
+        while next < total || !batch.is_empty() {
+            while batch.len() < BURST && next < total {
+                batch.push(Box::new(next));
+                next += 1;
+            }
+            if p.enqueue_burst_from(&mut batch) == 0 {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let mut out: Vec<Box<u64>> = Vec::with_capacity(BURST);
+    let mut expect = 0u64;
+    let mut bad = None;
+    while expect < total {
+        if c.dequeue_burst_into(&mut out, BURST) == 0 {
+            std::hint::spin_loop();
+        }
+        for b in out.drain(..) {
+            if *b != expect && bad.is_none() {
+                bad = Some(format!("expected box {expect}, got {b}"));
+            }
+            expect += 1;
+        }
+    }
+    producer
+        .join()
+        .map_err(|_| "producer thread panicked".to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    match bad {
+        Some(b) => Err(b),
+        None => Ok(total as f64 / secs),
     }
 }

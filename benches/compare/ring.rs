@@ -1,59 +1,56 @@
-//! The `ring_*` rows of `../shared/bench/ROWS.md`: a ring of 4096 slots of
-//! pointer-sized elements, single-producer/single-consumer through the
-//! [`Producer`]/[`Consumer`] handles and multi-producer/multi-consumer through
-//! a shared [`Ring`], on one thread and across two pinned threads. The
-//! two-core loops pause (`spin_loop`) before retrying an empty or full
-//! burst, as the Rust peers do.
+//! The `ring_*` rows of `ROWS.md` (the comparison's row list): a ring of
+//! 4096 slots of pointer-sized elements, single-producer/single-consumer
+//! through [`Single`] ends and multi-producer/multi-consumer through a
+//! shared [`Ring`] (its [`Multi`] sides), on one thread and across two
+//! pinned threads. The two-core loops pause (`spin_loop`) before retrying an
+//! empty or full burst, as the Rust peers do.
 //!
-//! Two-core SP/SC is printed twice, because the reference and the Rust peer
-//! run different consumer loops:
-//! - `ring_spsc_2core_burst32` runs the peer's loop (rtrb's `read_chunk`):
-//!   the consumer dequeues each burst in place with
-//!   [`Consumer::dequeue_start`], hands the burst's slices to `black_box`
-//!   and releases it, without reading the elements.
-//! - `ring_spsc_2core_burst32_copyout` runs the reference's loop: the
-//!   consumer copies every burst out (`dequeue_burst`) and sums it, so the
-//!   elements' cache lines cross between the cores; the sum is checked.
-//!
-//! The MP/MC row copies out and sums, as the reference does.
+//! Every two-core consumer reads every element it receives and sums them;
+//! the sum is checked against what the producer sent:
+//! - `ring_spsc_2core_burst32` and `ring_mpmc_2core_burst32` run the
+//!   reference's loop: the consumer copies each burst out into a local
+//!   array (`dequeue_burst`) and sums it there;
+//! - `ring_spsc_2core_burst32_zc` reads each burst in place
+//!   ([`Consumer::dequeue_start`], as rtrb's `read_chunk` and the
+//!   disruptor's handlers do), sums it there and releases it, copying
+//!   nothing out.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pktmem::ring::{Consumer, Producer, Ring};
+use pktmem::ring::{Consumer, Multi, Producer, Ring, Single};
 
 use crate::{ns_per, pin, row};
 
 const SLOTS: usize = 4096;
 const BULK: usize = 32;
 
-/// The two ends a two-core row drives.
-trait Ends: Send + 'static {
-    fn put(&self, src: &[usize]) -> usize;
-    fn get(&self, out: &mut [usize]) -> usize;
+/// A single-producer / single-consumer pair of ends on a ring of `SLOTS`.
+fn spsc() -> (Producer<usize, Single>, Consumer<usize, Single>) {
+    Ring::<usize>::builder(SLOTS)
+        .producer(Single)
+        .consumer(Single)
+        .build()
+        .expect("ring of 4096")
+        .split()
 }
 
-impl Ends for Arc<Ring<usize>> {
-    #[inline]
-    fn put(&self, src: &[usize]) -> usize {
-        self.enqueue_burst(src)
-    }
-    #[inline]
-    fn get(&self, out: &mut [usize]) -> usize {
-        self.dequeue_burst(out)
-    }
+/// Sum of a burst's elements.
+#[inline(always)]
+fn sum(vals: &[usize]) -> u64 {
+    vals.iter().map(|&v| v as u64).sum()
 }
 
 /// Producer on cpu 0, consumer on cpu 1, `4 × iters` elements in bursts of
-/// up to 32. `cons` dequeues one burst and returns its length; with `check`
-/// it has copied the burst into `out`, and the sum of all it received must
-/// equal the sum sent.
-fn two_cores<P, C>(name: &str, iters: u64, check: bool, prod: P, cons: C)
+/// up to 32. `cons` dequeues one burst and returns its length and the sum of
+/// its elements (read from a local copy or in place); the sum of all it
+/// received must equal the sum sent.
+fn two_cores<P, C>(name: &str, iters: u64, prod: P, cons: C)
 where
     P: Fn(&[usize]) -> usize,
-    C: FnMut(&mut [usize]) -> usize + Send + 'static,
+    C: FnMut(&mut [usize; BULK]) -> (usize, u64) + Send + 'static,
 {
     let total = iters * 4;
     let go = Arc::new(AtomicBool::new(false));
@@ -69,13 +66,11 @@ where
             std::hint::spin_loop();
         }
         while got < total {
-            let n = cons(&mut out);
+            let (n, s) = cons(&mut out);
             if n == 0 {
                 std::hint::spin_loop();
             }
-            if check {
-                sum += out[..n].iter().map(|&v| v as u64).sum::<u64>();
-            }
+            sum += s;
             got += n as u64;
         }
         sum
@@ -99,17 +94,16 @@ where
     let sum = h.join().expect("consumer thread panicked");
     let v = ns_per(start, total);
     // Every element the producer sent came out (a burst of `n` sends 1..=n).
-    if check {
-        assert_eq!(sum, sent_sum, "{name}: elements lost or duplicated");
-    }
+    assert_eq!(sum, sent_sum, "{name}: elements lost or duplicated");
     row(name, v, "ns/elem");
 }
 
 /// Prints the ring rows.
+// `p`, `c`, `r`: producer, consumer and ring, as in the crate docs.
+#[allow(clippy::many_single_char_names)]
 pub fn run(iters: u64) {
     // ---- one thread, single element ----
-    let (p, c): (Producer<usize>, Consumer<usize>) =
-        Ring::new(SLOTS).expect("ring of 4096").into_spsc();
+    let (p, c) = spsc();
     // The reference's loop enqueues a constant and dequeues into an `out`
     // it never reads, so its compiler drops the slot load; here too the
     // element is hidden from the optimiser once and what comes out is
@@ -182,39 +176,43 @@ pub fn run(iters: u64) {
         eprintln!("compare: one CPU only, skipping the two-core ring rows");
         return;
     }
-    let (p, mut c) = Ring::<usize>::new(SLOTS).expect("ring of 4096").into_spsc();
+    let (p, c) = spsc();
     two_cores(
         "ring_spsc_2core_burst32",
         iters,
-        false,
         |src| p.enqueue_burst(src),
-        move |_out| {
-            let burst = c.dequeue_start(BULK);
-            let n = burst.len();
-            black_box(burst.as_slices());
-            burst.finish_all();
-            n
+        move |out| {
+            let n = c.dequeue_burst(out);
+            (n, sum(&out[..n]))
         },
     );
     drop(p);
 
-    let (p, c) = Ring::<usize>::new(SLOTS).expect("ring of 4096").into_spsc();
+    let (p, mut c) = spsc();
     two_cores(
-        "ring_spsc_2core_burst32_copyout",
+        "ring_spsc_2core_burst32_zc",
         iters,
-        true,
         |src| p.enqueue_burst(src),
-        move |out| c.dequeue_burst(out),
+        move |_out| {
+            let burst = c.dequeue_start(BULK);
+            let (a, b) = burst.as_slices();
+            let s = sum(a) + sum(b);
+            let n = burst.len();
+            burst.finish_all();
+            (n, s)
+        },
     );
     drop(p);
 
-    let r = Arc::new(Ring::<usize>::new(SLOTS).expect("ring of 4096"));
-    let r2 = Arc::clone(&r);
+    let (p, c): (Producer<usize, Multi>, Consumer<usize, Multi>) =
+        Ring::<usize>::new(SLOTS).expect("ring of 4096").split();
     two_cores(
         "ring_mpmc_2core_burst32",
         iters,
-        true,
-        |src| r.put(src),
-        move |out| r2.get(out),
+        |src| p.enqueue_burst(src),
+        move |out| {
+            let n = c.dequeue_burst(out);
+            (n, sum(&out[..n]))
+        },
     );
 }

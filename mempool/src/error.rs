@@ -95,7 +95,7 @@ pub enum BuildError {
         len: usize,
     },
     /// The ring backend could not be built.
-    Ring(pktmem_ring::RingError),
+    Ring(pktmem_ring::BuildError),
     /// The lock-free stack backend could not be built.
     LfStack(crate::LfStackError),
 }

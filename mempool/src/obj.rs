@@ -39,7 +39,7 @@ use crate::{Iova, Mempool};
 /// assert_eq!(pool.iova(obj), None); // anonymous memory has no IOVA
 ///
 /// // Objects travel through the project's own ring.
-/// let ring = Ring::<Obj>::builder(8).exact_size(true).build().unwrap();
+/// let ring = Ring::<Obj>::new(8).unwrap(); // holds 8
 /// ring.enqueue(obj).unwrap();
 /// let back = std::thread::scope(|s| s.spawn(|| ring.dequeue().unwrap()).join().unwrap());
 /// assert_eq!(back, obj);

@@ -90,7 +90,8 @@ impl RingBackend {
         sc: bool,
         provider: Option<&Provider>,
     ) -> Result<Self, BuildError> {
-        let builder = Ring::builder(n).exact_size(true);
+        // Exact capacity (the ring's default): it holds exactly `n`.
+        let builder = Ring::builder(n);
         let layout = builder.memory_layout().map_err(BuildError::Ring)?;
         // A refused block (not expected: it is sized and aligned for the
         // ring) goes back to the heap it came from, and the heap serves.

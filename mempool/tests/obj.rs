@@ -69,8 +69,8 @@ fn objects_cross_threads_through_a_ring() {
         .cache(32)
         .build_anonymous()
         .unwrap();
-    let to_worker = Ring::<Obj>::builder(256).exact_size(true).build().unwrap();
-    let back = Ring::<Obj>::builder(256).exact_size(true).build().unwrap();
+    let to_worker = Ring::<Obj>::new(256).unwrap();
+    let back = Ring::<Obj>::new(256).unwrap();
     let mut cache = pool.cache();
     let mut buf = [MaybeUninit::uninit(); 256];
     let objs = pool.get_bulk(&mut cache, &mut buf).unwrap();

@@ -1,24 +1,32 @@
-//! Typed errors: construction ([`RingError`]), an all-or-nothing enqueue that
-//! did not fit ([`RingFull`]), an all-or-nothing dequeue that found too few
-//! ([`RingEmpty`]), a zero-copy call on a side that is not HTS ([`NotHts`])
-//! and memory refused by [`RingBuilder::build_on`](crate::RingBuilder::build_on)
-//! ([`RejectedMemory`], which hands the memory back).
+//! Errors, one type per operation: building a ring ([`BuildError`]), an
+//! all-or-nothing enqueue that did not fit ([`RingFull`]), an all-or-nothing
+//! dequeue that found too few ([`RingEmpty`]), memory refused by
+//! [`RingBuilder::build_on`](crate::RingBuilder::build_on) ([`RejectedMemory`],
+//! which hands the memory back), and [`RingError`], which each converts into
+//! for `?`.
+//!
+//! A failed single-element enqueue is not an error type: it hands the value
+//! back (`Err(value)`), as crossbeam's `ArrayQueue::push` does.
 
 use std::fmt;
 
 /// Why a ring could not be built.
 ///
 /// ```
-/// use pktmem_ring::{Ring, RingError};
-/// assert_eq!(Ring::<u64>::new(0).unwrap_err(), RingError::ZeroCapacity);
-/// assert!(matches!(
-///     Ring::<u64>::new(1000),
-///     Err(RingError::NotPowerOfTwo { requested: 1000 })
-/// ));
+/// use pktmem_ring::{BuildError, Ring, MAX_CAPACITY};
+/// assert_eq!(Ring::<u64>::new(0).unwrap_err(), BuildError::ZeroCapacity);
+/// assert_eq!(
+///     Ring::<u64>::new(MAX_CAPACITY + 1).unwrap_err(),
+///     BuildError::TooLarge { requested: MAX_CAPACITY + 1, max: MAX_CAPACITY }
+/// );
+/// assert_eq!(
+///     Ring::<u64>::builder(1000).dpdk_sizing().build().unwrap_err(),
+///     BuildError::NotPowerOfTwo { requested: 1000 }
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RingError {
+pub enum BuildError {
     /// A capacity of 0 was asked for.
     ZeroCapacity,
     /// The capacity is above [`MAX_CAPACITY`](crate::MAX_CAPACITY).
@@ -28,8 +36,9 @@ pub enum RingError {
         /// The largest capacity a ring can have.
         max: usize,
     },
-    /// Without `exact_size(true)` the capacity must be a power of two (the
-    /// ring then holds `capacity - 1` elements, as DPDK's rings do).
+    /// With [`RingBuilder::dpdk_sizing`](crate::RingBuilder::dpdk_sizing)
+    /// the capacity must be a power of two (the ring then holds
+    /// `capacity - 1` elements, as DPDK's rings do).
     NotPowerOfTwo {
         /// The capacity asked for.
         requested: usize,
@@ -53,53 +62,43 @@ pub enum RingError {
         /// Address provided.
         addr: usize,
     },
-    /// A head-tail distance limit was set for a side that is not
-    /// [`SyncMode::Rts`](crate::SyncMode::Rts) (the limit means nothing
-    /// there; DPDK refuses it the same way).
-    MaxDistanceNotRts {
-        /// The side the limit was set for.
-        end: End,
-    },
 }
 
-impl fmt::Display for RingError {
+impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RingError::ZeroCapacity => write!(f, "ring capacity must be at least 1"),
-            RingError::TooLarge { requested, max } => {
+            BuildError::ZeroCapacity => write!(f, "ring capacity must be at least 1"),
+            BuildError::TooLarge { requested, max } => {
                 write!(f, "ring capacity {requested} is above the maximum {max}")
             }
-            RingError::NotPowerOfTwo { requested } => write!(
+            BuildError::NotPowerOfTwo { requested } => write!(
                 f,
-                "ring capacity {requested} is not a power of two (use exact_size(true) for any capacity)"
+                "ring capacity {requested} is not a power of two (DPDK sizing needs one; \
+                 the default sizing takes any capacity)"
             ),
-            RingError::AllocFailed { bytes } => {
+            BuildError::AllocFailed { bytes } => {
                 write!(f, "could not allocate {bytes} bytes for the ring's slots")
             }
-            RingError::MemoryTooSmall { needed, provided } => write!(
+            BuildError::MemoryTooSmall { needed, provided } => write!(
                 f,
                 "ring needs {needed} bytes of memory, {provided} bytes were provided"
             ),
-            RingError::MemoryMisaligned { align, addr } => write!(
+            BuildError::MemoryMisaligned { align, addr } => write!(
                 f,
                 "ring memory at {addr:#x} is not aligned to {align} bytes"
-            ),
-            RingError::MaxDistanceNotRts { end } => write!(
-                f,
-                "a head-tail distance limit was set for the {} side, which is not in RTS mode",
-                end.name()
             ),
         }
     }
 }
 
-impl std::error::Error for RingError {}
+impl std::error::Error for BuildError {}
 
-/// An all-or-nothing enqueue did not fit; nothing was enqueued.
+/// An all-or-nothing enqueue did not fit; nothing was enqueued (owned values
+/// stay in the caller's buffer).
 ///
 /// ```
 /// use pktmem_ring::{Ring, RingFull};
-/// let ring = Ring::<u32>::new(4).unwrap(); // holds 3
+/// let ring = Ring::<u32>::new(3).unwrap();
 /// let err = ring.enqueue_bulk(&[1, 2, 3, 4]).unwrap_err();
 /// assert_eq!(err, RingFull { requested: 4, free: 3 });
 /// assert!(ring.is_empty());
@@ -157,78 +156,99 @@ impl fmt::Display for RingEmpty {
 
 impl std::error::Error for RingEmpty {}
 
-/// Which end of a ring an error or setting is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum End {
-    /// The enqueue side.
-    Producer,
-    /// The dequeue side.
-    Consumer,
-}
-
-/// Zero-copy and peek calls on a shared [`Ring`](crate::Ring) need that side
-/// to be [`SyncMode::Hts`](crate::SyncMode::Hts) (one thread at a time owns
-/// the reserved slots); this side is [`SyncMode::Multi`](crate::SyncMode::Multi)
-/// or [`SyncMode::Rts`](crate::SyncMode::Rts).
+/// Any ring error, for `?` in code that builds rings and moves bulks.
 ///
 /// ```
-/// use pktmem_ring::{End, NotHts, Ring};
-/// let ring = Ring::<u32>::new(4).unwrap();
-/// assert_eq!(ring.dequeue_start(1).unwrap_err(), NotHts { end: End::Consumer });
+/// use pktmem_ring::{Ring, RingError};
+///
+/// fn relay() -> Result<u32, RingError> {
+///     let ring = Ring::<u32>::new(8)?; // a `BuildError`
+///     ring.enqueue_bulk(&[1, 2])?; // a `RingFull`
+///     let mut out = [0; 2];
+///     ring.dequeue_bulk(&mut out)?; // a `RingEmpty`
+///     Ok(out[0] + out[1])
+/// }
+/// assert_eq!(relay().unwrap(), 3);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotHts {
-    /// The end that was asked for zero-copy access.
-    pub end: End,
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RingError {
+    /// Building the ring failed.
+    Build(BuildError),
+    /// An all-or-nothing enqueue did not fit.
+    Full(RingFull),
+    /// An all-or-nothing dequeue found too few elements.
+    Empty(RingEmpty),
 }
 
-impl End {
-    /// "producer" or "consumer", for messages.
-    fn name(self) -> &'static str {
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            End::Producer => "producer",
-            End::Consumer => "consumer",
+            RingError::Build(e) => e.fmt(f),
+            RingError::Full(e) => e.fmt(f),
+            RingError::Empty(e) => e.fmt(f),
         }
     }
 }
 
-impl fmt::Display for NotHts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let end = self.end.name();
-        write!(
-            f,
-            "zero-copy and peek need the {end} side in HTS mode; it is in another mode"
-        )
+impl std::error::Error for RingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RingError::Build(e) => Some(e),
+            RingError::Full(e) => Some(e),
+            RingError::Empty(e) => Some(e),
+        }
     }
 }
 
-impl std::error::Error for NotHts {}
+impl From<BuildError> for RingError {
+    fn from(e: BuildError) -> Self {
+        RingError::Build(e)
+    }
+}
+
+impl From<RingFull> for RingError {
+    fn from(e: RingFull) -> Self {
+        RingError::Full(e)
+    }
+}
+
+impl From<RingEmpty> for RingError {
+    fn from(e: RingEmpty) -> Self {
+        RingError::Empty(e)
+    }
+}
+
+impl<M> From<RejectedMemory<M>> for RingError {
+    fn from(e: RejectedMemory<M>) -> Self {
+        RingError::Build(e.error)
+    }
+}
 
 /// [`RingBuilder::build_on`](crate::RingBuilder::build_on) refused the
-/// memory (or the builder's settings); the memory is handed back unharmed.
+/// memory; the memory is handed back unharmed.
 ///
 /// ```
-/// use pktmem_ring::{HeapMemory, Ring, RingError};
+/// use pktmem_ring::{BuildError, HeapMemory, Ring};
 /// use std::alloc::Layout;
 ///
 /// let small = HeapMemory::new(Layout::from_size_align(256, 64).unwrap()).unwrap();
 /// let err = Ring::<u64>::builder(64).build_on(small).unwrap_err();
-/// assert_eq!(err.error, RingError::MemoryTooSmall { needed: 512, provided: 256 });
+/// assert_eq!(err.error, BuildError::MemoryTooSmall { needed: 512, provided: 256 });
 /// let small: HeapMemory = err.memory; // not lost: reuse it for a smaller ring
 /// let ring = Ring::<u64>::builder(32).build_on(small).unwrap();
-/// assert_eq!(ring.capacity(), 31);
+/// assert_eq!(ring.capacity(), 32);
 /// ```
 #[non_exhaustive]
 pub struct RejectedMemory<M> {
     /// Why the ring was not built.
-    pub error: RingError,
+    pub error: BuildError,
     /// The memory that was offered, untouched.
     pub memory: M,
 }
 
 impl<M> RejectedMemory<M> {
-    pub(crate) fn new(error: RingError, memory: M) -> Self {
+    pub(crate) fn new(error: BuildError, memory: M) -> Self {
         RejectedMemory { error, memory }
     }
 }

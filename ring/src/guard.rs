@@ -1,163 +1,195 @@
-//! Zero-copy guards: [`WriteGuard`] (slots reserved for enqueue, filled in
-//! place, then committed) and [`ReadGuard`] (elements reserved for dequeue,
-//! read in place — a peek — then finished with how many were consumed).
+//! Zero-copy guards: [`WriteGuard`] (free slots reserved for enqueue,
+//! filled in place, then committed) and [`ReadGuard`] (elements reserved for
+//! dequeue, read in place — a peek — then moved out, dropped or left in the
+//! ring). Only ends of an [`InPlaceMode`] (`Single`, `Hts`) make them.
 
-use std::cell::Cell;
 use std::fmt;
-#[cfg(not(loom))]
-use std::mem::MaybeUninit;
+use std::marker::PhantomData;
+use std::mem::{needs_drop, MaybeUninit};
 
-use crate::handles::single_publish;
-use crate::ops::len_u32;
-use crate::ring::{Claim, Ring};
-
-/// Who owns the reservation behind a guard.
-pub(crate) enum GuardEnd<'a> {
-    /// An HTS side of a shared ring: the side is held until publish.
-    Hts,
-    /// A single-thread handle; the cell is its local head.
-    Single(&'a Cell<u32>),
-}
-
-/// The reservation behind a guard, on the producer (`PROD`) or consumer
-/// side: published once, by [`publish`](Self::publish) or, with nothing
-/// consumed or committed, when dropped.
-struct Held<'a, T: Copy + Send, const PROD: bool> {
-    ring: &'a Ring<T>,
-    /// Slots `claim.start .. claim.start + claim.n` are ours until we
-    /// publish.
-    claim: Claim,
-    end: GuardEnd<'a>,
-    done: bool,
-}
-
-impl<'a, T: Copy + Send, const PROD: bool> Held<'a, T, PROD> {
-    fn new(ring: &'a Ring<T>, claim: Claim, end: GuardEnd<'a>) -> Self {
-        Held {
-            ring,
-            claim,
-            end,
-            done: false,
-        }
-    }
-
-    /// Publishes the first `n` of the claimed slots and gives the rest back.
-    fn publish(&mut self, n: u32) {
-        match self.end {
-            GuardEnd::Hts => {
-                // A zero-length claim never took the side.
-                if self.claim.n != 0 {
-                    self.ring.hts_publish::<PROD>(self.claim.start, n);
-                }
-            }
-            GuardEnd::Single(head) => {
-                if n != 0 {
-                    single_publish::<PROD, T>(self.ring, head, self.claim.start.wrapping_add(n));
-                }
-            }
-        }
-        self.done = true;
-    }
-}
-
-impl<T: Copy + Send, const PROD: bool> Drop for Held<'_, T, PROD> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.publish(0);
-        }
-    }
-}
+use crate::indices::{len_u32, Claim};
+use crate::mode::InPlaceMode;
+use crate::raw::RawRing;
 
 /// Free slots reserved in place for enqueue. Fill them with
-/// [`push`](Self::push) and publish with [`commit`](Self::commit), or write
-/// through [`as_mut_slices`](Self::as_mut_slices) and publish with
+/// [`push`](Self::push) (or [`extend_from_slice`](Self::extend_from_slice))
+/// and publish with [`commit`](Self::commit), or write through
+/// [`as_mut_slices`](Self::as_mut_slices) and publish with
 /// [`commit_unchecked`](Self::commit_unchecked). Dropping the guard
-/// publishes nothing. On an HTS side other producers wait while it lives;
-/// leaking it (`mem::forget`) blocks them for good.
+/// publishes nothing and drops what was pushed. On an HTS side other
+/// producers wait while it lives; leaking it (`mem::forget`) blocks them
+/// for good and leaks what was pushed.
 ///
 /// ```
-/// use pktmem_ring::Ring;
-/// let (mut p, c) = Ring::<u64>::builder(8).build_spsc().unwrap();
+/// use pktmem_ring::{Ring, Single};
+/// let (mut p, c) = Ring::<String>::builder(8)
+///     .producer(Single)
+///     .consumer(Single)
+///     .build()
+///     .unwrap()
+///     .split();
 /// let mut w = p.enqueue_start(4);
 /// assert_eq!(w.len(), 4);
-/// for i in 0..3 {
-///     w.push(i).unwrap();
+/// for s in ["a", "b", "c"] {
+///     w.push(s.to_string()).unwrap();
 /// }
 /// assert_eq!(w.commit(), 3);
-/// assert_eq!(c.len(), 3);
+/// assert_eq!(c.dequeue().as_deref(), Some("a"));
 /// ```
-pub struct WriteGuard<'a, T: Copy + Send> {
-    /// Slots `claim.start .. claim.start + claim.n` are ours to write.
-    held: Held<'a, T, true>,
-    /// Slots `claim.start .. claim.start + filled` are initialised.
+pub struct WriteGuard<'a, T, M: InPlaceMode> {
+    ring: &'a RawRing<T>,
+    state: &'a M::State,
+    /// Slots `claim.start .. claim.start + claim.n` are ours to write until
+    /// we release them.
+    claim: Claim,
+    /// Slots `claim.start .. claim.start + filled` hold values we own.
     filled: u32,
 }
 
-impl<'a, T: Copy + Send> WriteGuard<'a, T> {
-    pub(crate) fn new(ring: &'a Ring<T>, claim: Claim, end: GuardEnd<'a>) -> Self {
+impl<'a, T, M: InPlaceMode> WriteGuard<'a, T, M> {
+    pub(crate) fn new(ring: &'a RawRing<T>, state: &'a M::State, claim: Claim) -> Self {
         WriteGuard {
-            held: Held::new(ring, claim, end),
+            ring,
+            state,
+            claim,
             filled: 0,
         }
     }
 
     /// Slots reserved.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// assert_eq!(p.enqueue_start(9).len(), 4); // as many as are free
+    /// ```
     pub fn len(&self) -> usize {
-        self.held.claim.n as usize
+        self.claim.n as usize
     }
 
     /// Whether no slot was reserved (the ring was full).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3, 4]).unwrap();
+    /// assert!(p.enqueue_start(1).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
-        self.held.claim.n == 0
+        self.claim.n == 0
     }
 
-    /// Slots filled by [`push`](Self::push) so far.
+    /// Slots filled by [`push`](Self::push) (or
+    /// [`extend_from_slice`](Self::extend_from_slice)) so far.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// let mut w = p.enqueue_start(4);
+    /// w.push(1).unwrap();
+    /// assert_eq!((w.filled(), w.len()), (1, 4));
+    /// ```
     pub fn filled(&self) -> usize {
         self.filled as usize
     }
 
-    /// Writes `value` into the next reserved slot, or hands it back when all
+    /// Moves `value` into the next reserved slot, or hands it back when all
     /// are filled.
+    ///
+    /// ```
+    /// use pktmem_ring::{Hts, Ring};
+    /// let r = Ring::<u32>::builder(8).producer(Hts).build().unwrap();
+    /// let mut w = r.enqueue_start(1);
+    /// assert_eq!(w.push(1), Ok(()));
+    /// assert_eq!(w.push(2), Err(2)); // only one slot reserved
+    /// w.commit();
+    /// ```
     pub fn push(&mut self, value: T) -> Result<(), T> {
-        if self.filled == self.held.claim.n {
+        if self.filled == self.claim.n {
             return Err(value);
         }
-        // SAFETY: slot `start + filled` is within our claim (`filled < n`).
+        // SAFETY: slot `start + filled` is within our claim (`filled < n`)
+        // and not yet filled.
         unsafe {
-            self.held
-                .ring
-                .write_one(self.held.claim.start.wrapping_add(self.filled), value)
-        };
+            self.ring
+                .write_one(self.claim.start.wrapping_add(self.filled), value);
+        }
         self.filled += 1;
         Ok(())
     }
 
     /// Copies as much of `src` as fits into the next slots; returns how many.
-    pub fn extend_from_slice(&mut self, src: &[T]) -> usize {
-        let k = (self.held.claim.n - self.filled).min(len_u32(src.len()));
-        // SAFETY: slots `start + filled ..+ k` are within our claim; `src`
-        // has at least `k` elements.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// let mut w = p.enqueue_start(3);
+    /// assert_eq!(w.extend_from_slice(&[1, 2, 3, 4, 5]), 3);
+    /// w.commit();
+    /// assert_eq!(c.dequeue(), Some(1));
+    /// ```
+    pub fn extend_from_slice(&mut self, src: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        let k = (self.claim.n - self.filled).min(len_u32(src.len()));
+        // SAFETY: slots `start + filled ..+ k` are within our claim and not
+        // yet filled; `src` has at least `k` elements, which are `Copy`.
         unsafe {
-            self.held.ring.write_slots(
-                self.held.claim.start.wrapping_add(self.filled),
-                src.as_ptr(),
-                k,
-            )
-        };
+            self.ring
+                .write_slots(self.claim.start.wrapping_add(self.filled), src.as_ptr(), k);
+        }
         self.filled += k;
         k as usize
     }
 
-    /// The reserved slots as up to two runs, in ring order, to write in place.
-    /// Pushes and writes here are independent: use one or the other.
+    /// The reserved slots not yet [`push`](Self::push)ed, as up to two runs
+    /// in ring order, to write in place; publish what was written with
+    /// [`commit_unchecked`](Self::commit_unchecked).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[0, 0, 0]).unwrap();
+    /// let mut drained = [0; 3];
+    /// c.dequeue_bulk(&mut drained).unwrap(); // the next reservation wraps
+    /// let mut w = p.enqueue_start(3);
+    /// let (a, b) = w.as_mut_slices();
+    /// assert_eq!((a.len(), b.len()), (1, 2)); // two runs, in ring order
+    /// ```
     #[cfg(not(loom))]
     pub fn as_mut_slices(&mut self) -> (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]) {
-        let (a, an, b, bn) = self
-            .held
-            .ring
-            .runs(self.held.claim.start, self.held.claim.n);
-        // SAFETY: the runs are the claimed slots, disjoint, inside the slot
-        // array, and no other thread touches them until we publish;
+        let (a, an, b, bn) = self.ring.runs(
+            self.claim.start.wrapping_add(self.filled),
+            self.claim.n - self.filled,
+        );
+        // SAFETY: the runs are claimed, unfilled slots, disjoint, inside the
+        // slot array, and no other thread touches them until we publish;
         // `&mut self` keeps this the only view.
         unsafe {
             (
@@ -168,111 +200,235 @@ impl<'a, T: Copy + Send> WriteGuard<'a, T> {
     }
 
     /// Publishes the pushed elements; returns how many.
-    pub fn commit(mut self) -> usize {
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// let mut w = p.enqueue_start(4);
+    /// w.push(7).unwrap();
+    /// assert_eq!(w.commit(), 1);
+    /// assert_eq!(c.len(), 1);
+    /// ```
+    pub fn commit(self) -> usize {
         let n = self.filled;
-        self.held.publish(n);
+        self.publish(n);
         n as usize
     }
 
-    /// Publishes the first `n` reserved slots, written through
-    /// [`as_mut_slices`](Self::as_mut_slices).
+    /// Publishes the pushed elements and the next `n` slots, written
+    /// through [`as_mut_slices`](Self::as_mut_slices).
     ///
     /// # Safety
     ///
-    /// - `n <= self.len()`;
-    /// - the first `n` slots (in ring order: the first run, then the second)
-    ///   have been initialised.
-    pub unsafe fn commit_unchecked(mut self, n: usize) {
-        debug_assert!(n <= self.len());
-        self.held.publish(n as u32);
+    /// - `n <= self.len() - self.filled()`;
+    /// - the first `n` slots of [`as_mut_slices`](Self::as_mut_slices) (the
+    ///   first run, then the second) have been initialised.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, c) = Ring::<u64>::builder(4).producer(Single).build().unwrap().split();
+    /// let mut w = p.enqueue_start(2);
+    /// let (a, b) = w.as_mut_slices();
+    /// for (i, s) in a.iter_mut().chain(b).enumerate() {
+    ///     s.write(i as u64);
+    /// }
+    /// // SAFETY: both reserved slots were written just above.
+    /// unsafe { w.commit_unchecked(2) };
+    /// assert_eq!(c.len(), 2);
+    /// ```
+    pub unsafe fn commit_unchecked(self, n: usize) {
+        debug_assert!(n <= self.len() - self.filled());
+        let n = self.filled + n as u32;
+        self.publish(n);
+    }
+
+    /// Publishes the first `n` reserved slots and ends the reservation.
+    fn publish(self, n: u32) {
+        let this = std::mem::ManuallyDrop::new(self);
+        M::release::<true>(&this.ring.ix, this.state, &this.claim, n);
     }
 }
 
-impl<T: Copy + Send> fmt::Debug for WriteGuard<'_, T> {
+impl<T, M: InPlaceMode> Drop for WriteGuard<'_, T, M> {
+    fn drop(&mut self) {
+        if needs_drop::<T>() {
+            // SAFETY: the first `filled` slots hold values we pushed and
+            // own; they are not published and still claimed, so no one else
+            // touches them. (If a `Drop` panics, the reservation is never
+            // given back: the side is blocked, as by a leaked guard.)
+            unsafe { self.ring.drop_values(self.claim.start, self.filled) };
+        }
+        M::release::<true>(&self.ring.ix, self.state, &self.claim, 0);
+    }
+}
+
+impl<T, M: InPlaceMode> fmt::Debug for WriteGuard<'_, T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteGuard")
-            .field("len", &self.held.claim.n)
+            .field("len", &self.claim.n)
             .field("filled", &self.filled)
             .finish()
     }
 }
 
-/// Elements reserved in place for dequeue: read them (peek) with
-/// [`get`](Self::get), [`copy_to`](Self::copy_to) or
-/// [`as_slices`](Self::as_slices), then consume the first `k` with
-/// [`finish`](Self::finish). Dropping the guard consumes nothing.
-/// On an HTS side other consumers wait while it lives.
+/// Elements reserved in place for dequeue: look at them (peek) with
+/// [`get`](Self::get) or [`as_slices`](Self::as_slices), move them out one
+/// by one with [`pop`](Self::pop), then [`finish`](Self::finish) with how
+/// many more to consume (dropped in place). Dropping the guard consumes only
+/// what was popped; the rest stays in the ring, first in line. On an HTS
+/// side other consumers wait while it lives.
 ///
 /// ```
-/// use pktmem_ring::Ring;
-/// let (p, mut c) = Ring::<u32>::builder(8).build_spsc().unwrap();
-/// p.enqueue_bulk(&[5, 6, 7]).unwrap();
-/// let g = c.dequeue_start(8);
-/// assert_eq!(g.len(), 3);
+/// use pktmem_ring::{Ring, Single};
+/// let (p, mut c) = Ring::<u32>::builder(8).consumer(Single).build().unwrap().split();
+/// p.enqueue_bulk(&[5, 6, 7, 8]).unwrap();
+/// let mut g = c.dequeue_start(8);
+/// assert_eq!(g.len(), 4);
 /// let (a, b) = g.as_slices();
-/// assert_eq!([a, b].concat(), [5, 6, 7]);
-/// g.finish(2);
-/// assert_eq!(c.dequeue(), Some(7));
+/// assert_eq!([a, b].concat(), [5, 6, 7, 8]);
+/// assert_eq!(g.pop(), Some(5)); // moved out
+/// g.finish(2); // 6 and 7 consumed
+/// assert_eq!(c.dequeue(), Some(8));
 /// ```
-pub struct ReadGuard<'a, T: Copy + Send> {
+pub struct ReadGuard<'a, T, M: InPlaceMode> {
+    ring: &'a RawRing<T>,
+    state: &'a M::State,
     /// Slots `claim.start .. claim.start + claim.n` are published and ours
-    /// to read until we publish.
-    held: Held<'a, T, false>,
+    /// until we release them.
+    claim: Claim,
+    /// The first `taken` of them have been moved out and published back to
+    /// the producers (as `pop` goes, so a leaked guard never lets the ring
+    /// drop them again); the rest hold values the ring owns.
+    taken: u32,
+    /// The guard lends out `&T` (`get`, `as_slices`): sharing the guard
+    /// between threads shares those, so it is `Sync` only if `T` is (the
+    /// ring itself is `Sync` for any `T: Send`, as it only moves values).
+    _lends: PhantomData<T>,
 }
 
-impl<'a, T: Copy + Send> ReadGuard<'a, T> {
-    pub(crate) fn new(ring: &'a Ring<T>, claim: Claim, end: GuardEnd<'a>) -> Self {
+impl<'a, T, M: InPlaceMode> ReadGuard<'a, T, M> {
+    pub(crate) fn new(ring: &'a RawRing<T>, state: &'a M::State, claim: Claim) -> Self {
         ReadGuard {
-            held: Held::new(ring, claim, end),
+            ring,
+            state,
+            claim,
+            taken: 0,
+            _lends: PhantomData,
         }
     }
 
-    /// Elements reserved.
+    /// Elements reserved and still in the guard (not popped).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2]).unwrap();
+    /// let mut g = c.dequeue_start(4);
+    /// assert_eq!(g.len(), 2);
+    /// g.pop();
+    /// assert_eq!(g.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
-        self.held.claim.n as usize
+        (self.claim.n - self.taken) as usize
     }
 
-    /// Whether nothing was reserved (the ring was empty).
+    /// Whether no element is in the guard.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// assert!(c.dequeue_start(4).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
-        self.held.claim.n == 0
+        self.len() == 0
     }
 
-    /// The `i`th reserved element, or `None` past the end.
-    pub fn get(&self, i: usize) -> Option<T> {
+    /// Index of the `i`th element still in the guard.
+    fn index(&self, i: u32) -> u32 {
+        self.claim.start.wrapping_add(self.taken).wrapping_add(i)
+    }
+
+    /// The `i`th element still in the guard, or `None` past the end.
+    ///
+    /// ```
+    /// use pktmem_ring::{Hts, Ring};
+    /// let r = Ring::<u32>::builder(8).consumer(Hts).build().unwrap();
+    /// r.enqueue_bulk(&[1, 2]).unwrap();
+    /// let g = r.dequeue_start(4);
+    /// assert_eq!((g.get(0), g.get(1), g.get(2)), (Some(&1), Some(&2), None));
+    /// ```
+    pub fn get(&self, i: usize) -> Option<&T> {
         if i >= self.len() {
             return None;
         }
-        // SAFETY: `i < n`: the slot is in our claim and initialised.
-        Some(unsafe {
-            self.held
-                .ring
-                .read_one(self.held.claim.start.wrapping_add(i as u32))
-        })
+        // SAFETY: `i < len`: the slot is in our claim, published and not
+        // moved out; `&self` keeps `pop`/`finish` away while the borrow lives.
+        Some(unsafe { self.ring.get_ref(self.index(i as u32)) })
     }
 
-    /// Copies the first `min(len, out.len())` reserved elements to `out`;
-    /// returns how many.
-    pub fn copy_to(&self, out: &mut [T]) -> usize {
-        let k = self.held.claim.n.min(len_u32(out.len()));
-        // SAFETY: slots `start..+k` are claimed and initialised; `out` has
-        // room for `k`.
-        unsafe {
-            self.held
-                .ring
-                .read_slots(self.held.claim.start, out.as_mut_ptr(), k)
-        };
+    /// Copies the first `min(len, out.len())` elements to `out`; returns
+    /// how many. Nothing is consumed.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// let mut out = [0; 2];
+    /// assert_eq!(c.dequeue_start(4).copy_to(&mut out), 2);
+    /// assert_eq!((out, c.len()), ([1, 2], 3));
+    /// ```
+    pub fn copy_to(&self, out: &mut [T]) -> usize
+    where
+        T: Copy,
+    {
+        let k = (self.claim.n - self.taken).min(len_u32(out.len()));
+        // SAFETY: slots `index(0)..+k` are claimed, initialised and not
+        // moved out; `out` has room for `k`; `Copy` values are not moved.
+        unsafe { self.ring.read_slots(self.index(0), out.as_mut_ptr(), k) };
         k as usize
     }
 
-    /// The reserved elements as up to two runs, in ring order.
+    /// The elements still in the guard as up to two runs, in ring order.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// let g = c.dequeue_start(4);
+    /// let (a, b) = g.as_slices();
+    /// assert_eq!((a, b), (&[1, 2, 3][..], &[][..]));
+    /// ```
     #[cfg(not(loom))]
     pub fn as_slices(&self) -> (&[T], &[T]) {
-        let (a, an, b, bn) = self
-            .held
-            .ring
-            .runs(self.held.claim.start, self.held.claim.n);
+        let (a, an, b, bn) = self.ring.runs(self.index(0), self.claim.n - self.taken);
         // SAFETY: the runs are claimed, initialised slots that no producer
-        // writes until we publish (the consumer tail has not moved).
+        // writes until we publish them, and that `&self` keeps `pop` and
+        // `finish` from moving out while the borrow lives.
         unsafe {
             (
                 std::slice::from_raw_parts(a.cast_const(), an),
@@ -281,24 +437,95 @@ impl<'a, T: Copy + Send> ReadGuard<'a, T> {
         }
     }
 
-    /// Consumes the first `k` reserved elements (`k` is capped at
-    /// [`len`](Self::len)); the rest stay in the ring, first in line.
-    pub fn finish(mut self, k: usize) {
-        let k = k.min(self.len()) as u32;
-        self.held.publish(k);
+    /// Moves the first element out of the guard (and the ring), or `None`
+    /// when none is left.
+    ///
+    /// ```
+    /// use pktmem_ring::{Hts, Ring};
+    /// let r = Ring::<String>::builder(4).consumer(Hts).build().unwrap();
+    /// r.enqueue("a".into()).unwrap();
+    /// let mut g = r.dequeue_start(4);
+    /// assert_eq!(g.pop().as_deref(), Some("a"));
+    /// assert_eq!(g.pop(), None);
+    /// ```
+    pub fn pop(&mut self) -> Option<T> {
+        if self.taken == self.claim.n {
+            return None;
+        }
+        let at = self.index(0);
+        // SAFETY: the slot is in our claim, published and not yet moved out;
+        // it is handed back to the producers just below, so it is moved out
+        // exactly once.
+        let v = unsafe { self.ring.read_one(at) };
+        self.taken += 1;
+        M::advance::<false>(&self.ring.ix, self.state, &self.claim, at.wrapping_add(1));
+        Some(v)
     }
 
-    /// Consumes every reserved element.
+    /// Consumes the next `k` elements (`k` is capped at [`len`](Self::len)),
+    /// dropping them in place; the rest stay in the ring, first in line.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// c.dequeue_start(4).finish(2);
+    /// assert_eq!(c.dequeue(), Some(3));
+    /// ```
+    pub fn finish(mut self, k: usize) {
+        let k = k.min(self.len()) as u32;
+        let start = self.index(0);
+        if needs_drop::<T>() {
+            for i in 0..k {
+                // Counted first: if this `Drop` panics, the guard's own drop
+                // publishes it as consumed, so it is never dropped again.
+                self.taken += 1;
+                // SAFETY: a claimed, published value not moved out, dropped
+                // once (now counted as taken).
+                unsafe { self.ring.drop_values(start.wrapping_add(i), 1) };
+            }
+        } else {
+            self.taken += k;
+        }
+        // The guard's drop publishes the `taken` elements.
+    }
+
+    /// Consumes every element left in the guard.
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, Single};
+    /// let (mut p, mut c) = Ring::<u32>::builder(4)
+    ///     .producer(Single)
+    ///     .consumer(Single)
+    ///     .build()
+    ///     .unwrap()
+    ///     .split();
+    /// p.enqueue_bulk(&[1, 2, 3]).unwrap();
+    /// c.dequeue_start(2).finish_all();
+    /// assert_eq!(c.dequeue(), Some(3));
+    /// ```
     pub fn finish_all(self) {
         let n = self.len();
         self.finish(n);
     }
 }
 
-impl<T: Copy + Send> fmt::Debug for ReadGuard<'_, T> {
+impl<T, M: InPlaceMode> Drop for ReadGuard<'_, T, M> {
+    fn drop(&mut self) {
+        M::release::<false>(&self.ring.ix, self.state, &self.claim, self.taken);
+    }
+}
+
+impl<T, M: InPlaceMode> fmt::Debug for ReadGuard<'_, T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadGuard")
-            .field("len", &self.held.claim.n)
+            .field("len", &self.claim.n)
+            .field("taken", &self.taken)
             .finish()
     }
 }

@@ -6,13 +6,13 @@ use std::alloc::Layout;
 use std::fmt;
 use std::ptr::NonNull;
 
-use crate::error::RingError;
+use crate::error::BuildError;
 
 /// An owner of a region of memory a [`Ring`](crate::Ring) can keep its slots
 /// in, through [`RingBuilder::build_on`](crate::RingBuilder::build_on).
 ///
 /// The ring takes the owner by value and keeps it (boxed) until the ring
-/// and every handle made from it are gone; then it drops the slots and then
+/// and every end made from it are gone; then it drops the slots and then
 /// the owner, which frees the memory however it likes. Hugepage chunks, a
 /// memory-mapped file, a region carved from a device BAR: anything that can
 /// promise the conditions below.
@@ -78,7 +78,7 @@ pub unsafe trait RingMemory: Send + Sync {
 /// let b = Ring::<u32>::builder(16);
 /// let mem = HeapMemory::new(b.memory_layout().unwrap()).unwrap();
 /// assert_eq!((mem.size(), mem.as_ptr().as_ptr() as usize % 64), (64, 0));
-/// let (p, c) = b.build_on(mem).unwrap().into_spsc();
+/// let (p, c) = b.build_on(mem).unwrap().split();
 /// p.enqueue(1).unwrap();
 /// assert_eq!(c.dequeue(), Some(1));
 /// ```
@@ -95,23 +95,23 @@ impl HeapMemory {
     /// zero-size layout allocates nothing.
     ///
     /// ```
-    /// use pktmem_ring::{HeapMemory, RingError};
+    /// use pktmem_ring::{BuildError, HeapMemory};
     /// use std::alloc::Layout;
     /// let m = HeapMemory::new(Layout::from_size_align(4096, 4096).unwrap()).unwrap();
     /// assert_eq!(m.layout().size(), 4096);
     /// let huge = Layout::from_size_align(isize::MAX as usize - 4095, 4096).unwrap();
-    /// assert!(matches!(HeapMemory::new(huge), Err(RingError::AllocFailed { .. })));
+    /// assert!(matches!(HeapMemory::new(huge), Err(BuildError::AllocFailed { .. })));
     /// ```
-    pub fn new(layout: Layout) -> Result<HeapMemory, RingError> {
+    pub fn new(layout: Layout) -> Result<HeapMemory, BuildError> {
         if layout.size() == 0 {
             // A non-zero multiple of the alignment: aligned and non-null.
             let ptr = NonNull::new(layout.align() as *mut u8)
-                .ok_or(RingError::AllocFailed { bytes: 0 })?;
+                .ok_or(BuildError::AllocFailed { bytes: 0 })?;
             return Ok(HeapMemory { ptr, layout });
         }
         // SAFETY: `layout` has a non-zero size (checked just above).
         let raw = unsafe { std::alloc::alloc(layout) };
-        let ptr = NonNull::new(raw).ok_or(RingError::AllocFailed {
+        let ptr = NonNull::new(raw).ok_or(BuildError::AllocFailed {
             bytes: layout.size(),
         })?;
         Ok(HeapMemory { ptr, layout })
@@ -119,11 +119,25 @@ impl HeapMemory {
 
     /// First byte of the buffer (to look at its address; the ring writes
     /// through [`RingMemory::base_ptr`]).
+    ///
+    /// ```
+    /// use pktmem_ring::HeapMemory;
+    /// use std::alloc::Layout;
+    /// let m = HeapMemory::new(Layout::from_size_align(128, 64).unwrap()).unwrap();
+    /// assert_eq!(m.as_ptr().as_ptr() as usize % 64, 0);
+    /// ```
     pub fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
     }
 
     /// Size and alignment of the buffer.
+    ///
+    /// ```
+    /// use pktmem_ring::HeapMemory;
+    /// use std::alloc::Layout;
+    /// let l = Layout::from_size_align(128, 64).unwrap();
+    /// assert_eq!(HeapMemory::new(l).unwrap().layout(), l);
+    /// ```
     pub fn layout(&self) -> Layout {
         self.layout
     }

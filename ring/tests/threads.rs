@@ -1,7 +1,7 @@
 //! Real threads on real rings, bounded in time.
 //!
-//! - Circulation: cache-line-sized tokens circulate through a shared MP/MC or
-//!   HTS ring among three threads; a thread stamps a token's id with its own
+//! - Circulation: cache-line-sized tokens circulate through a shared ring
+//!   (multi-thread, HTS or RTS sides) among three threads; a thread stamps a token's id with its own
 //!   number while it holds it (CAS from 0, which fails if another thread
 //!   holds the same token) and checks the token's generation and checksum (a
 //!   stale duplicate or a torn copy fails). At the end every token is in the
@@ -9,15 +9,23 @@
 //! - Pipelines: single-producer and single-consumer ends with shared ends on
 //!   the other side; sequences arrive complete, in per-producer order, once.
 
-mod ring_common;
+// Test code names ends, guards and buffers `p`, `c`, `g`, `v` as the
+// crate docs do, and keeps each randomised sequence in one function.
+#![allow(
+    clippy::many_single_char_names,
+    clippy::similar_names,
+    clippy::too_many_lines
+)]
+
+mod common;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use common::{Elem, Rng, Zc};
 use crossbeam_utils::CachePadded;
-use pktmem::ring::{Ring, SyncMode};
-use ring_common::Rng;
+use pktmem_ring::{Hts, Multi, Ring, Rts, SharedMode, Single};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C, align(64))]
@@ -25,6 +33,12 @@ struct Token {
     id: u32,
     gen: u32,
     check: [u64; 7],
+}
+
+impl Elem for Token {
+    fn make(i: u64) -> Self {
+        Token::new(i as u32, 0)
+    }
 }
 
 impl Token {
@@ -82,17 +96,15 @@ impl Table {
     }
 }
 
-fn circulate(prod: SyncMode, cons: SyncMode, exact: bool) {
-    let ring = Arc::new(
-        Ring::<Token>::builder(64)
-            .exact_size(exact)
-            // Cross the `u32` index wrap while threads contend.
-            .initial_index(u32::MAX - 5_000)
-            .producer(prod)
-            .consumer(cons)
-            .build()
-            .unwrap(),
-    );
+fn circulate<P: SharedMode + Zc, C: SharedMode + Zc>(prod: P, cons: C, dpdk: bool) {
+    let mut b = Ring::<Token>::builder(64)
+        // Cross the `u32` index wrap while threads contend.
+        .initial_index(u32::MAX - 5_000);
+    if dpdk {
+        b = b.dpdk_sizing();
+    }
+    let ring = Arc::new(b.producer(prod).consumer(cons).build().unwrap());
+    let (prod, cons) = (P::NAME, C::NAME);
     let toks: Vec<Token> = (0..TOKENS).map(|i| Token::new(i, 0)).collect();
     ring.enqueue_bulk(&toks).unwrap();
     let table = Arc::new(Table {
@@ -124,17 +136,11 @@ fn circulate(prod: SyncMode, cons: SyncMode, exact: bool) {
                             buf[0] = t;
                             1
                         }),
-                        1 => ring.dequeue_bulk(&mut buf[..k]).ok().map(|_| k),
+                        1 => ring.dequeue_bulk(&mut buf[..k]).ok().map(|()| k),
                         2 => Some(ring.dequeue_burst(&mut buf[..k])),
-                        _ => match ring.dequeue_start(k) {
-                            // HTS consumer: peek, check, consume.
-                            Ok(g) => {
-                                let n = g.copy_to(&mut buf[..k]);
-                                g.finish(n);
-                                Some(n)
-                            }
-                            Err(_) => Some(ring.dequeue_burst(&mut buf[..k])),
-                        },
+                        // HTS consumer: peek, check, consume all peeked.
+                        _ => C::ring_deq(&ring, &mut buf[..k], usize::MAX)
+                            .or_else(|| Some(ring.dequeue_burst(&mut buf[..k]))),
                     }
                     .unwrap_or(0);
                     for t in &buf[..got] {
@@ -153,15 +159,11 @@ fn circulate(prod: SyncMode, cons: SyncMode, exact: bool) {
                         let rest = &back[sent..];
                         sent += match rng.below(4) {
                             0 => usize::from(ring.enqueue(rest[0]).is_ok()),
-                            1 => ring.enqueue_bulk(rest).map(|_| rest.len()).unwrap_or(0),
+                            1 => ring.enqueue_bulk(rest).map_or(0, |()| rest.len()),
                             2 => ring.enqueue_burst(rest),
-                            _ => match ring.enqueue_start(rest.len()) {
-                                Ok(mut w) => {
-                                    w.extend_from_slice(rest);
-                                    w.commit()
-                                }
-                                Err(_) => ring.enqueue_burst(rest),
-                            },
+                            _ => {
+                                P::ring_enq(&ring, rest).unwrap_or_else(|| ring.enqueue_burst(rest))
+                            }
                         };
                     }
                     n_moved += got;
@@ -181,7 +183,7 @@ fn circulate(prod: SyncMode, cons: SyncMode, exact: bool) {
         h.join().unwrap();
     }
     let moved = moved.load(Ordering::Relaxed);
-    assert!(moved > 1000, "{prod:?}/{cons:?}: only {moved} tokens moved");
+    assert!(moved > 1000, "{prod}/{cons}: only {moved} tokens moved");
     // Every token is back in the ring exactly once, at its latest generation.
     assert_eq!(ring.len(), TOKENS as usize);
     let mut all = vec![Token::new(0, 0); TOKENS as usize];
@@ -194,29 +196,29 @@ fn circulate(prod: SyncMode, cons: SyncMode, exact: bool) {
         assert_eq!(u64::from(t.gen), table.gen[i].load(Ordering::Relaxed));
         assert_eq!(table.holder[i].load(Ordering::Relaxed), 0);
     }
-    eprintln!("{prod:?}/{cons:?} exact={exact}: {moved} tokens moved in {RUN:?}");
+    eprintln!("{prod}/{cons} dpdk={dpdk}: {moved} tokens moved in {RUN:?}");
 }
 
 #[test]
 fn mpmc_circulation() {
-    circulate(SyncMode::Multi, SyncMode::Multi, false);
+    circulate(Multi, Multi, true);
 }
 
 #[test]
 fn hts_circulation() {
-    circulate(SyncMode::Hts, SyncMode::Hts, true);
+    circulate(Hts, Hts, false);
 }
 
 #[test]
 fn rts_circulation() {
-    circulate(SyncMode::Rts, SyncMode::Rts, false);
+    circulate(Rts, Rts, true);
 }
 
 #[test]
 fn mixed_circulation() {
-    circulate(SyncMode::Multi, SyncMode::Hts, false);
-    circulate(SyncMode::Hts, SyncMode::Multi, true);
-    circulate(SyncMode::Rts, SyncMode::Hts, true);
+    circulate(Multi, Hts, true);
+    circulate(Hts, Multi, false);
+    circulate(Rts, Hts, false);
 }
 
 const SEQ: u64 = 100_000;
@@ -229,9 +231,13 @@ fn val(p: u64, i: u64) -> [u64; 2] {
 #[test]
 fn spsc_pipeline_in_order() {
     let (mut p, mut c) = Ring::<[u64; 2]>::builder(256)
+        .dpdk_sizing()
         .initial_index(u32::MAX - 50_000)
-        .build_spsc()
-        .unwrap();
+        .producer(Single)
+        .consumer(Single)
+        .build()
+        .unwrap()
+        .split();
     let t = std::thread::spawn(move || {
         let mut rng = Rng(7);
         let mut i = 0u64;
@@ -240,7 +246,7 @@ fn spsc_pipeline_in_order() {
             let v: Vec<[u64; 2]> = (i..i + k).map(|j| val(0, j)).collect();
             i += match rng.below(4) {
                 0 => u64::from(p.enqueue(v[0]).is_ok()),
-                1 => p.enqueue_bulk(&v).map(|_| k).unwrap_or(0),
+                1 => p.enqueue_bulk(&v).map_or(0, |()| k),
                 2 => p.enqueue_burst(&v) as u64,
                 _ => {
                     let mut w = p.enqueue_start(v.len());
@@ -262,7 +268,7 @@ fn spsc_pipeline_in_order() {
                 buf[0] = v;
                 1
             }),
-            1 => c.dequeue_bulk(&mut buf[..k]).ok().map(|_| k),
+            1 => c.dequeue_bulk(&mut buf[..k]).ok().map(|()| k),
             2 => Some(c.dequeue_burst(&mut buf[..k])),
             _ => {
                 let g = c.dequeue_start(k);
@@ -283,15 +289,18 @@ fn spsc_pipeline_in_order() {
     assert!(c.is_empty());
 }
 
-#[test]
-fn sp_mc_and_mp_sc_pipelines() {
-    for cm in [SyncMode::Multi, SyncMode::Hts, SyncMode::Rts] {
-        // One producer, two consumers: each sees an increasing subsequence,
-        // together every value exactly once.
+/// One producer, two consumers: each sees an increasing subsequence,
+/// together every value exactly once.
+fn sp_mc<C: SharedMode>(cm: C) {
+    {
         let (p, c) = Ring::<[u64; 2]>::builder(128)
+            .dpdk_sizing()
+            .producer(Single)
             .consumer(cm)
-            .build_sp_mc()
-            .unwrap();
+            .build()
+            .unwrap()
+            .split();
+        let cm = C::NAME;
         let total = Arc::new(AtomicU64::new(0));
         let consumers: Vec<_> = (0..2)
             .map(|_| {
@@ -326,15 +335,22 @@ fn sp_mc_and_mp_sc_pipelines() {
             .flat_map(|h| h.join().unwrap())
             .collect();
         all.sort_unstable();
-        assert_eq!(all.len() as u64, SEQ, "{cm:?}: lost or duplicated values");
+        assert_eq!(all.len() as u64, SEQ, "{cm}: lost or duplicated values");
         assert!(all.iter().enumerate().all(|(i, &v)| v == i as u64));
     }
-    for pm in [SyncMode::Multi, SyncMode::Hts, SyncMode::Rts] {
-        // Two producers, one consumer: per-producer order kept, nothing lost.
+}
+
+/// Two producers, one consumer: per-producer order kept, nothing lost.
+fn mp_sc<P: SharedMode>(pm: P) {
+    {
         let (p, c) = Ring::<[u64; 2]>::builder(128)
+            .dpdk_sizing()
             .producer(pm)
-            .build_mp_sc()
-            .unwrap();
+            .consumer(Single)
+            .build()
+            .unwrap()
+            .split();
+        let pm = P::NAME;
         let producers: Vec<_> = (1..=2u64)
             .map(|id| {
                 let p = p.clone();
@@ -345,7 +361,7 @@ fn sp_mc_and_mp_sc_pipelines() {
                         i += if id == 1 {
                             p.enqueue_burst(&v) as u64
                         } else {
-                            p.enqueue_bulk(&v).map(|_| v.len() as u64).unwrap_or(0)
+                            p.enqueue_bulk(&v).map_or(0, |()| v.len() as u64)
                         };
                     }
                 })
@@ -362,7 +378,7 @@ fn sp_mc_and_mp_sc_pipelines() {
                 assert_eq!(
                     *v,
                     val(id as u64, next[id]),
-                    "{pm:?}: producer {id} out of order"
+                    "{pm}: producer {id} out of order"
                 );
                 next[id] += 1;
             }
@@ -372,4 +388,14 @@ fn sp_mc_and_mp_sc_pipelines() {
         }
         assert!(c.is_empty());
     }
+}
+
+#[test]
+fn sp_mc_and_mp_sc_pipelines() {
+    sp_mc(Multi);
+    sp_mc(Hts);
+    sp_mc(Rts);
+    mp_sc(Multi);
+    mp_sc(Hts);
+    mp_sc(Rts);
 }
