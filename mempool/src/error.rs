@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use pktmem_hugemem::HugememError;
+use pktmem_hugemem::{AllocError, LeaseError};
 
 /// Why a pool could not be configured ([`MempoolBuilder`](crate::MempoolBuilder)).
 ///
@@ -239,7 +239,17 @@ pub enum PopulateError {
         /// Objects placed before memory ran out (what the provider could give).
         placed: usize,
         /// The provider's last error.
-        source: Option<HugememError>,
+        source: Option<AllocError>,
+    },
+    /// The memory given to [`populate_external`](crate::Mempool::populate_external)
+    /// is not inside one live registration of the provider (so the pool
+    /// could not take a lease on it).
+    NotRegistered {
+        /// Name of the pool.
+        name: String,
+        /// Why the lease was refused (the range, or a registration being
+        /// removed).
+        source: LeaseError,
     },
     /// An OS call failed (e.g. `mmap` of anonymous memory).
     Io(std::io::Error),
@@ -277,6 +287,9 @@ impl fmt::Display for PopulateError {
                 }
                 Ok(())
             }
+            Self::NotRegistered { name, source } => {
+                write!(f, "pool '{name}': external memory: {source}")
+            }
             Self::Io(e) => write!(f, "populate: {e}"),
         }
     }
@@ -289,6 +302,7 @@ impl std::error::Error for PopulateError {
             Self::OutOfMemory {
                 source: Some(s), ..
             } => Some(s),
+            Self::NotRegistered { source, .. } => Some(source),
             _ => None,
         }
     }

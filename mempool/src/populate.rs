@@ -14,11 +14,6 @@ use crate::pool::{ChunkFree, ChunkRec, ObjInit, Population};
 use crate::sync::{lock, Ordering};
 use crate::{Iova, Mempool, Obj};
 
-/// A hugemem IOVA as an `Option` (hugemem's `Iova::BAD` is "none").
-pub(crate) fn known(iova: Iova) -> Option<Iova> {
-    (!iova.is_bad()).then_some(iova)
-}
-
 /// A run of memory objects may be placed in: IOVA-contiguous when `iova` is
 /// `Some`; otherwise objects keep within its pages (unless the pool does
 /// not track IOVAs).
@@ -202,8 +197,7 @@ impl Mempool {
     /// let n = pool.populate_from_provider(&provider).unwrap();
     /// assert_eq!(n, 1000);
     /// pool.for_each_obj(|o| {
-    ///     let v = provider.virt2iova(o.obj.as_ptr());
-    ///     assert_eq!(o.iova, (!v.is_bad()).then_some(v));
+    ///     assert_eq!(o.iova, provider.virt2iova(o.obj.as_ptr()));
     /// });
     /// ```
     pub fn populate_from_provider(&self, provider: &Provider) -> Result<usize, PopulateError> {
@@ -270,12 +264,13 @@ impl Mempool {
         let runs: Vec<Run> = if self.inner.iova_contig {
             chunk
                 .segments()
-                .map(|(va, iova, len)| Run {
-                    // SAFETY: each segment lies inside the chunk, so its
-                    // offset from the chunk's start is in bounds.
-                    base: unsafe { base.add(va - base.as_ptr() as usize) },
-                    iova: known(iova),
-                    len,
+                .map(|r| Run {
+                    // SAFETY: each run lies inside the chunk, so its offset
+                    // from the chunk's start is in bounds (the pointer keeps
+                    // the chunk's provenance).
+                    base: unsafe { base.add(r.va - base.as_ptr() as usize) },
+                    iova: r.iova,
+                    len: r.len,
                 })
                 .collect()
         } else {
@@ -293,11 +288,35 @@ impl Mempool {
     }
 
     /// Populates from external memory registered with `provider`
-    /// (`Provider::register_external`), looking each page's IOVA up in it.
+    /// ([`Provider::register_external`]), looking each page's IOVA up in it.
+    ///
+    /// The pool takes a **lease** on the registration (labelled with the
+    /// pool's name) for as long as it uses the memory: while the pool lives,
+    /// unregistering the memory is refused with
+    /// `UnregisterError::InUse` naming the pool, and dropping the
+    /// registration waits for the pool to go. Memory that is not inside one
+    /// registration is refused ([`PopulateError::NotRegistered`]; `on_free`
+    /// runs at once).
     ///
     /// # Safety
-    /// The conditions of [`populate_iova`](Self::populate_iova) for the range;
-    /// it stays registered while the pool uses it.
+    /// The conditions of [`populate_iova`](Self::populate_iova) for the range.
+    ///
+    /// ```
+    /// use pktmem_mempool::{Mempool, Provider};
+    /// use std::ptr::NonNull;
+    /// let provider = Provider::builder().heap_backed(1 << 20).quiet(true).build().unwrap();
+    /// let mem: &'static mut [u8] = Vec::leak(vec![0u8; 5 * 4096]);
+    /// let off = mem.as_ptr().align_offset(4096);
+    /// let base = NonNull::from(&mut mem[off]);
+    /// let ext = provider.register_external(base.as_ptr(), 4 * 4096, 4096, None).unwrap();
+    /// let pool = Mempool::builder(16, 64).name("ext").build_empty().unwrap();
+    /// // SAFETY: leaked memory, used only by the pool.
+    /// unsafe { pool.populate_external(&provider, base, 4 * 4096, 4096, None) }.unwrap();
+    /// let e = ext.unregister().unwrap_err(); // the pool still uses it
+    /// assert!(e.to_string().contains("pool 'ext'"), "{e}");
+    /// drop(pool);
+    /// ext.unregister().unwrap();
+    /// ```
     pub unsafe fn populate_external(
         &self,
         provider: &Provider,
@@ -306,9 +325,31 @@ impl Mempool {
         page_size: usize,
         on_free: Option<ChunkFree>,
     ) -> Result<usize, PopulateError> {
-        let lookup = |p: NonNull<u8>| known(provider.virt2iova(p.as_ptr()));
+        let user = format!("pool '{}'", self.inner.name);
+        let lease = match provider.lease_external(addr.as_ptr(), len, &user) {
+            Ok(lease) => lease,
+            Err(source) => {
+                if let Some(f) = on_free {
+                    f();
+                }
+                return Err(PopulateError::NotRegistered {
+                    name: self.inner.name.clone(),
+                    source,
+                });
+            }
+        };
+        // The lease goes with the chunk: released when the pool gives the
+        // memory back (or at once if nothing fits), before the caller's own
+        // callback (which may free the memory).
+        let on_free: ChunkFree = Box::new(move || {
+            drop(lease);
+            if let Some(f) = on_free {
+                f();
+            }
+        });
+        let lookup = |p: NonNull<u8>| provider.virt2iova(p.as_ptr());
         // SAFETY: forwarded to the caller.
-        unsafe { self.populate_virt(addr, len, page_size, lookup, on_free) }
+        unsafe { self.populate_virt(addr, len, page_size, lookup, Some(on_free)) }
     }
 
     /// Places up to `remaining` objects in `run` by `placement`: writes each
