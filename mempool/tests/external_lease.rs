@@ -29,7 +29,9 @@ impl Pages {
 impl Drop for Pages {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.0.as_ptr(), Layout::from_size_align(LEN, 4096).unwrap()) };
+        unsafe {
+            std::alloc::dealloc(self.0.as_ptr(), Layout::from_size_align(LEN, 4096).unwrap())
+        };
     }
 }
 
@@ -55,7 +57,10 @@ fn unregistering_memory_under_a_pool_is_refused_naming_the_pool() {
     let ext = provider
         .register_external(mem.0.as_ptr(), LEN, 4096, Some(&IOVAS))
         .unwrap();
-    let pool = Mempool::builder(40, 64).name("ext-lease").build_empty().unwrap();
+    let pool = Mempool::builder(40, 64)
+        .name("ext-lease")
+        .build_empty()
+        .unwrap();
     // SAFETY: `mem` outlives the pool and is used by nothing else.
     let n = unsafe { pool.populate_external(&provider, mem.0, LEN, 4096, None) }.unwrap();
     assert_eq!(n, 40);
@@ -91,7 +96,10 @@ fn dropping_the_registration_waits_for_the_pool() {
     let ext = provider
         .register_external(mem.0.as_ptr(), LEN, 4096, Some(&IOVAS))
         .unwrap();
-    let pool = Mempool::builder(8, 64).name("ext-wait").build_empty().unwrap();
+    let pool = Mempool::builder(8, 64)
+        .name("ext-wait")
+        .build_empty()
+        .unwrap();
     // SAFETY: `mem` outlives the pool and is used by nothing else.
     unsafe { pool.populate_external(&provider, mem.0, LEN, 4096, None) }.unwrap();
     drop(ext);
@@ -112,7 +120,10 @@ fn dropping_the_registration_waits_for_the_pool() {
 fn unregistered_memory_is_refused() {
     let provider = provider();
     let mem = Pages::new();
-    let pool = Mempool::builder(8, 64).name("ext-none").build_empty().unwrap();
+    let pool = Mempool::builder(8, 64)
+        .name("ext-none")
+        .build_empty()
+        .unwrap();
     let freed = Arc::new(AtomicUsize::new(0));
     let f = freed.clone();
     // SAFETY: `mem` outlives the pool and is used by nothing else.
