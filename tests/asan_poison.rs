@@ -1,8 +1,9 @@
-//! AddressSanitizer sees the pktmem allocators: a mempool object used after
+//! `AddressSanitizer` sees the pool's objects: a mempool object used after
 //! it went back to its pool (through the backend, an explicit cache or the
 //! default cache) and an object never handed out each end the process with
-//! an ASan "use-after-poison" report (the provider's own cases, a SmallHeap
-//! block or a chunk used after free, are in `hugemem/tests/asan_poison.rs`). Each misuse runs in a
+//! an `ASan` "use-after-poison" report (the provider's own cases, a
+//! `SmallHeap` block or a chunk used after free, are in
+//! `hugemem/tests/asan_poison.rs`). Each misuse runs in a
 //! child process (this test binary again, one `#[ignore]`d entry selected by
 //! an environment variable); the parent checks the child died of it. The
 //! other tests check the memory is clean again where it must be (handed out

@@ -30,8 +30,8 @@ impl Drop for Pages {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout.
         unsafe {
-            std::alloc::dealloc(self.0.as_ptr(), Layout::from_size_align(LEN, 4096).unwrap())
-        };
+            std::alloc::dealloc(self.0.as_ptr(), Layout::from_size_align(LEN, 4096).unwrap());
+        }
     }
 }
 
