@@ -47,9 +47,11 @@
 //! ([`Mempool::populate_iova`]), virtual memory whose pages are looked up
 //! one by one and merged where IOVA-consecutive ([`Mempool::populate_virt`]),
 //! anonymous memory ([`Mempool::populate_anonymous`]), external memory
-//! registered with the provider ([`Mempool::populate_external`]), or a
-//! provider ([`Mempool::populate_from_provider`]). The `obj_init` callback
-//! runs on every object as it is placed, whichever way.
+//! registered with the provider ([`Mempool::populate_external`]: the pool
+//! holds a lease on the registration, so the memory cannot be unregistered
+//! while the pool lives), or a provider ([`Mempool::populate_from_provider`]).
+//! The `obj_init` callback runs on every object as it is placed, whichever
+//! way.
 //!
 //! Each object has a [header](calc_obj_size) before it with its pool and its
 //! IOVA; an object never straddles a page boundary unless its chunk is
@@ -90,7 +92,9 @@
 //! ([`Obj::iova_unchecked`], [`Obj::owner_unchecked`]). The typed layer
 //! ([`TypedPool`], [`PoolBox`]) is fully safe: each box keeps its pool alive
 //! and returns its object on drop, and a `PoolBox<T: Send>` can cross
-//! threads (through a ring, say).
+//! threads: a `pktmem_ring::Ring<PoolBox<T>>` carries it to another core in
+//! safe code, and whatever is left in the ring goes back when the ring drops.
+//! Raw objects travel the same way, as a `Ring<Obj>`.
 //!
 //! ```
 //! use pktmem_mempool::{Mempool, MempoolError, Provider, TypedPool};
