@@ -98,6 +98,14 @@ pub unsafe trait Backend: Send + Sync + std::fmt::Debug {
 }
 
 /// Which built-in backend a pool uses.
+///
+/// ```
+/// use pktmem_mempool::{BackendKind, Mempool};
+/// for kind in [BackendKind::Ring, BackendKind::Stack, BackendKind::LockFreeStack] {
+///     let pool = Mempool::builder(16, 64).backend_kind(kind).build_anonymous().unwrap();
+///     assert!(pool.is_full());
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BackendKind {

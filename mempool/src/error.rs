@@ -162,6 +162,13 @@ impl std::error::Error for BuildError {
 /// ([`build_on`](crate::MempoolBuilder::build_on),
 /// [`build_anonymous`](crate::MempoolBuilder::build_anonymous)). Nothing is
 /// left behind: memory already taken went back.
+///
+/// ```
+/// use pktmem_mempool::{CreateError, Mempool, PopulateError};
+/// // Objects of 10 KiB do not fit in the 4 KiB pages of anonymous memory.
+/// let e = Mempool::builder(4, 10_000).build_anonymous().unwrap_err();
+/// assert!(matches!(e, CreateError::Populate(PopulateError::ObjectLargerThanPage { .. })));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CreateError {
@@ -202,6 +209,14 @@ impl From<PopulateError> for CreateError {
 }
 
 /// Why memory could not be added to a pool (the `populate_*` methods).
+///
+/// ```
+/// use pktmem_mempool::{Mempool, PopulateError};
+/// let pool = Mempool::builder(4, 64).name("rx").build_anonymous().unwrap();
+/// let e = pool.populate_anonymous().unwrap_err();
+/// assert!(matches!(e, PopulateError::Full { size: 4, .. }));
+/// assert_eq!(e.to_string(), "pool 'rx' already holds its 4 objects");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PopulateError {
