@@ -81,6 +81,10 @@ pub fn on_event(f: impl Fn(MempoolEvent, &EventInfo<'_>) + Send + Sync + 'static
 }
 
 /// A registered event callback; dropping it unregisters the callback.
+///
+/// After the drop returns, no event that starts later calls it; a call
+/// already running on another thread (events call a snapshot of the
+/// callbacks) may still finish.
 #[must_use = "dropping the guard unregisters the callback at once"]
 #[derive(Debug)]
 pub struct EventGuard {
