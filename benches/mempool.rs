@@ -4,19 +4,21 @@
 //!
 //! Each core loops: take `keep` objects in gets of `get` objects, give them
 //! back in puts of `put` objects, through its own cache handle (cache 512)
-//! or straight to the ring backend (cache 0). After each configuration the
-//! pool is checked full: nothing lost.
+//! or without one (cache 0: the `*_default` family, which for a pool with no
+//! cache size is the ring backend). After each configuration the pool is
+//! checked full: nothing lost.
 //!
 //! A second group compares the built-in backends with no cache (every call
 //! reaches the backend): ring, stack behind a lock and lock-free stack, on
 //! {1, 2} cores, get and put in bulks of 1 or 32, keep 32.
 
-use std::ptr::NonNull;
+use std::mem::MaybeUninit;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pktmem::mempool::{BackendKind, Cache, Mempool};
+use pktmem::hugemem::Provider;
+use pktmem::mempool::{BackendKind, Cache, Mempool, Obj};
 
 const MAX_KEEP: usize = 128;
 const CACHE_MAX: usize = 512;
@@ -63,30 +65,42 @@ fn rounds(
     keep: usize,
     iters: u64,
 ) {
-    let mut objs = [NonNull::<u8>::dangling(); MAX_KEEP];
+    let mut buf = [MaybeUninit::<Obj>::uninit(); MAX_KEEP];
     for _ in 0..iters {
-        for chunk in objs[..keep].chunks_mut(get) {
-            pool.get_bulk(cache.as_deref_mut(), chunk)
-                .expect("pool sized for every core's keep and cache");
+        for chunk in buf[..keep].chunks_mut(get) {
+            let got = match cache.as_deref_mut() {
+                Some(c) => pool.get_bulk(c, chunk),
+                None => pool.get_bulk_default(chunk),
+            };
+            got.expect("pool sized for every core's keep and cache");
         }
-        for chunk in objs[..keep].chunks(put) {
+        // SAFETY: every element of `buf[..keep]` was initialised by the gets.
+        let objs = unsafe { &*(std::ptr::from_ref(&buf[..keep]) as *const [Obj]) };
+        for chunk in objs.chunks(put) {
+            let chunk = std::hint::black_box(chunk);
             // SAFETY: the objects just taken from this pool, returned once.
-            unsafe { pool.put_bulk(cache.as_deref_mut(), std::hint::black_box(chunk)) };
+            unsafe {
+                match cache.as_deref_mut() {
+                    Some(c) => pool.put_bulk(c, chunk),
+                    None => pool.put_bulk_default(chunk),
+                }
+            }
         }
     }
 }
 
 fn grid(c: &mut Criterion) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     for cores in [1usize, 2] {
         if cores > cpus {
             eprintln!("mempool bench: {cores} cores asked, {cpus} available; skipping");
             continue;
         }
         for cache_size in [0usize, CACHE_MAX] {
-            let pool = Mempool::builder("bench", pool_size(cores), 64)
-                .cache_size(cache_size)
-                .create()
+            let pool = Mempool::builder(pool_size(cores), 64)
+                .name("bench")
+                .cache(cache_size)
+                .build_on(Provider::global())
                 .expect("bench pool");
             let mut g = c.benchmark_group(format!("mempool/cores{cores}/cache{cache_size}"));
             g.sample_size(10)
@@ -101,7 +115,7 @@ fn grid(c: &mut Criterion) {
                         g.bench_function(id, |b| {
                             b.iter_custom(|iters| {
                                 timed(&pool, cores, cache_size, (get, put, keep), iters)
-                            })
+                            });
                         });
                         assert_eq!(pool.avail_count(), pool.size(), "objects lost");
                     }
@@ -114,7 +128,7 @@ fn grid(c: &mut Criterion) {
 
 /// The built-in backends side by side, no cache.
 fn backends(c: &mut Criterion) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let keep = 32;
     for cores in [1usize, 2] {
         if cores > cpus {
@@ -124,21 +138,22 @@ fn backends(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("mempool_backend/cores{cores}"));
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(200))
-            .measurement_time(Duration::from_millis(1000));
+            .measurement_time(Duration::from_secs(1));
         for (name, kind) in [
             ("ring", BackendKind::Ring),
             ("stack", BackendKind::Stack),
             ("lf_stack", BackendKind::LockFreeStack),
         ] {
-            let pool = Mempool::builder("bench-backend", pool_size(cores), 64)
+            let pool = Mempool::builder(pool_size(cores), 64)
+                .name("bench-backend")
                 .backend_kind(kind)
-                .create()
+                .build_on(Provider::global())
                 .expect("bench pool");
             for bulk in [1usize, 32] {
                 g.throughput(Throughput::Elements((keep * cores) as u64));
                 let id = BenchmarkId::new(name, format!("bulk{bulk}"));
                 g.bench_function(id, |b| {
-                    b.iter_custom(|iters| timed(&pool, cores, 0, (bulk, bulk, keep), iters))
+                    b.iter_custom(|iters| timed(&pool, cores, 0, (bulk, bulk, keep), iters));
                 });
                 assert_eq!(pool.avail_count(), pool.size(), "objects lost");
             }

@@ -1,8 +1,9 @@
-//! AddressSanitizer sees the pktmem allocators: a mempool object used after
+//! `AddressSanitizer` sees the pool's objects: a mempool object used after
 //! it went back to its pool (through the backend, an explicit cache or the
 //! default cache) and an object never handed out each end the process with
-//! an ASan "use-after-poison" report (the provider's own cases, a SmallHeap
-//! block or a chunk used after free, are in `hugemem/tests/asan_poison.rs`). Each misuse runs in a
+//! an `ASan` "use-after-poison" report (the provider's own cases, a
+//! `SmallHeap` block or a chunk used after free, are in
+//! `hugemem/tests/asan_poison.rs`). Each misuse runs in a
 //! child process (this test binary again, one `#[ignore]`d entry selected by
 //! an environment variable); the parent checks the child died of it. The
 //! other tests check the memory is clean again where it must be (handed out
@@ -12,6 +13,7 @@
 //! without the cfg this file compiles to nothing.
 #![cfg(pktmem_asan)]
 
+use std::mem::MaybeUninit;
 use std::process::Command;
 use std::ptr::NonNull;
 
@@ -53,32 +55,33 @@ fn child_entry() {
         return; // run by hand with --ignored: nothing to do
     };
     let pool = |cache| {
-        Mempool::builder("asan", 64, 64)
-            .cache_size(cache)
-            .create_anonymous()
+        Mempool::builder(64, 64)
+            .name("asan")
+            .cache(cache)
+            .build_anonymous()
             .unwrap()
     };
     match misuse.as_str() {
         "pool-backend" | "pool-default-cache" => {
             let pool = pool(if misuse == "pool-backend" { 0 } else { 16 });
-            let o = pool.get(None).unwrap();
+            let o = pool.get_default().unwrap();
             // SAFETY: an object of this pool, put back once.
-            unsafe { pool.put(None, o) };
+            unsafe { pool.put_default(o) };
             touch(o.as_ptr());
         }
         "pool-cache" => {
             let pool = pool(16);
             let mut cache = pool.cache();
-            let o = pool.get(Some(&mut cache)).unwrap();
+            let o = pool.get(&mut cache).unwrap();
             // SAFETY: an object of this pool, put back once.
-            unsafe { cache.put_bulk(&[o]) };
+            unsafe { pool.put(&mut cache, o) };
             touch(o.as_ptr());
         }
         "pool-never-handed-out" => {
             let pool = pool(0);
             let mut first = None;
             pool.for_each_obj(|o| {
-                first.get_or_insert(o.ptr);
+                first.get_or_insert(o.obj);
             });
             touch(first.unwrap().as_ptr().wrapping_add(8));
         }
@@ -111,25 +114,27 @@ fn pool_object_never_handed_out_is_poisoned() {
 #[test]
 fn memory_handed_out_again_is_clean() {
     for cache in [0, 16] {
-        let pool = Mempool::builder("asan-again", 32, 200)
-            .cache_size(cache)
-            .obj_init(|o| {
-                // SAFETY: the initialiser owns the object's body.
-                unsafe { o.ptr.as_ptr().write_bytes(0x5a, 200) };
+        let pool = Mempool::builder(32, 200)
+            .name("asan-again")
+            .cache(cache)
+            .obj_init(|_, body| {
+                for b in body {
+                    b.write(0x5a);
+                }
             })
-            .create_anonymous()
+            .build_anonymous()
             .unwrap();
-        let mut objs = [NonNull::dangling(); 32];
+        let mut buf = [MaybeUninit::uninit(); 32];
         for _ in 0..3 {
-            pool.get_bulk(None, &mut objs).unwrap();
-            for o in objs {
+            let objs = pool.get_bulk_default(&mut buf).unwrap();
+            for &mut o in &mut *objs {
                 // SAFETY: our object, 200 bytes.
                 let body = unsafe { std::slice::from_raw_parts_mut(o.as_ptr(), 200) };
                 assert!(body.iter().all(|&b| b == 0x5a), "body kept by the pool");
                 body.fill(0x5a);
             }
             // SAFETY: objects of this pool, put back once.
-            unsafe { pool.put_bulk(None, &objs) };
+            unsafe { pool.put_bulk_default(objs) };
         }
     }
 }
@@ -141,11 +146,12 @@ fn caller_memory_is_clean_after_pool_drop() {
     let mut buf = vec![0u8; 64 * 1024];
     let addr = NonNull::new(buf.as_mut_ptr()).unwrap();
     {
-        let pool = Mempool::builder("asan-caller", 100, 64)
-            .create_empty()
+        let pool = Mempool::builder(100, 64)
+            .name("asan-caller")
+            .build_empty()
             .unwrap();
         // SAFETY: `buf` outlives the pool and is not used meanwhile.
-        let n = unsafe { pool.populate_iova(addr, Iova(0x1000), buf.len(), None) }.unwrap();
+        let n = unsafe { pool.populate_iova(addr, Some(Iova(0x1000)), buf.len(), None) }.unwrap();
         assert!(n > 0);
     }
     // ASan stops here if any byte is still poisoned.

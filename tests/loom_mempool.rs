@@ -2,11 +2,13 @@
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test loom_mempool`).
 //! A pool of 4 objects over the MP/MC ring backend (and over the lock-free
 //! stack), two threads with caches of 2: whatever the interleaving, no object
-//! is handed out twice and all come back (conservation).
+//! is handed out twice and all come back (conservation). The final take of
+//! all four goes through the `*_default` family, which under loom (no
+//! default cache slots) is the backend path.
 
 #![cfg(loom)]
 
-use std::ptr::NonNull;
+use std::mem::MaybeUninit;
 
 use loom::thread;
 use pktmem::mempool::{BackendKind, Mempool};
@@ -26,27 +28,26 @@ fn two_caches_conserve_objects_lf_stack() {
 fn two_caches(kind: BackendKind, runs: &'static std::sync::atomic::AtomicUsize) {
     loom::model(move || {
         runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pool = Mempool::builder("loom", 4, 64)
-            .cache_size(2)
+        let pool = Mempool::builder(4, 64)
+            .name("loom")
+            .cache(2)
             .backend_kind(kind)
-            .create_anonymous()
+            .build_anonymous()
             .unwrap();
         let hs: Vec<_> = (0..2)
             .map(|_| {
                 let pool = pool.clone();
                 thread::spawn(move || {
                     let mut cache = pool.cache();
-                    let mut objs = [NonNull::dangling(); 2];
                     // Refill from the backend (2 objects: the miss plus size/2).
-                    let got = pool.get_bulk(Some(&mut cache), &mut objs[..1]).is_ok();
-                    let addr = got.then(|| objs[0].as_ptr() as usize);
-                    if got {
+                    let got = pool.get(&mut cache).ok();
+                    if let Some(o) = got {
                         // SAFETY: the object just taken, returned once.
-                        unsafe { pool.put_bulk(Some(&mut cache), &objs[..1]) };
+                        unsafe { pool.put(&mut cache, o) };
                     }
                     // Dropping the cache flushes it to the backend.
                     drop(cache);
-                    addr
+                    got
                 })
             })
             .collect();
@@ -55,14 +56,14 @@ fn two_caches(kind: BackendKind, runs: &'static std::sync::atomic::AtomicUsize) 
         assert!(got.iter().all(|a| a.is_some()), "{got:?}");
         assert_ne!(got[0], got[1], "one object handed to two threads");
         assert_eq!(pool.avail_count(), 4);
-        let mut all = [NonNull::dangling(); 4];
-        pool.get_bulk(None, &mut all).unwrap();
-        let mut addrs: Vec<usize> = all.iter().map(|p| p.as_ptr() as usize).collect();
-        addrs.sort_unstable();
-        addrs.dedup();
-        assert_eq!(addrs.len(), 4, "all four objects came back, once each");
+        let mut buf = [MaybeUninit::uninit(); 4];
+        let all = pool.get_bulk_default(&mut buf).unwrap();
+        let mut objs = all.to_vec();
+        objs.sort_unstable();
+        objs.dedup();
+        assert_eq!(objs.len(), 4, "all four objects came back, once each");
         // SAFETY: returned once.
-        unsafe { pool.put_bulk(None, &all) };
+        unsafe { pool.put_bulk_default(all) };
     });
     eprintln!(
         "loom_mempool ({kind:?}): {} interleavings explored",

@@ -10,26 +10,45 @@
 
 #![cfg(loom)]
 
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use loom::sync::Arc;
 use loom::thread;
-use pktmem::mempool::{Backend, LfStackBackend};
+use pktmem::mempool::{Backend, BackendEmpty, LfStackBackend, Obj};
 
-/// Fake object `i` (never dereferenced).
-fn obj(i: usize) -> NonNull<u8> {
-    NonNull::new(((i + 1) * 64) as *mut u8).unwrap()
+/// Memory the fake objects point into (never dereferenced: the stack only
+/// stores addresses), so they have real addresses.
+static ARENA: [u64; 32] = [0; 32];
+
+fn arena() -> NonNull<u8> {
+    NonNull::from(&ARENA).cast()
+}
+
+/// Fake object `i` (`i < 4`), 64 bytes apart in the arena.
+fn obj(i: usize) -> Obj {
+    assert!(i < 4);
+    // SAFETY: `i * 64 < 256`: inside the arena.
+    Obj::from_non_null(unsafe { arena().add(i * 64) })
 }
 
 /// Index of fake object `o`, checked in range.
-fn index(o: NonNull<u8>, n: usize) -> usize {
-    let a = o.as_ptr() as usize;
-    assert!(
-        a % 64 == 0 && a >= 64 && a / 64 <= n,
-        "not an object: {a:#x}"
-    );
-    a / 64 - 1
+fn index(o: Obj, n: usize) -> usize {
+    let off = (o.as_ptr() as usize).wrapping_sub(arena().as_ptr() as usize);
+    assert!(off % 64 == 0 && off / 64 < n, "not an object: {o:?}");
+    off / 64
+}
+
+/// Takes `k` objects (at most 3) from `s`.
+fn get(s: &LfStackBackend, k: usize) -> Result<Vec<Obj>, BackendEmpty> {
+    let mut buf = [MaybeUninit::uninit(); 3];
+    s.get_bulk(&mut buf[..k])?;
+    // SAFETY: a successful get initialised the first `k` elements.
+    Ok(buf[..k]
+        .iter()
+        .map(|o| unsafe { o.assume_init() })
+        .collect())
 }
 
 /// Per-object "held by a thread" flags (plain std atomics: loom runs one
@@ -47,7 +66,7 @@ impl Held {
             gets: AtomicUsize::new(0),
         }
     }
-    fn take(&self, objs: &[NonNull<u8>]) {
+    fn take(&self, objs: &[Obj]) {
         self.gets.fetch_add(1, Ordering::SeqCst);
         for &o in objs {
             let i = index(o, self.flags.len());
@@ -57,7 +76,7 @@ impl Held {
             );
         }
     }
-    fn give(&self, objs: &[NonNull<u8>]) {
+    fn give(&self, objs: &[Obj]) {
         for &o in objs {
             let i = index(o, self.flags.len());
             assert!(
@@ -101,8 +120,7 @@ fn run(
         let gets = held.gets.load(Ordering::SeqCst);
         assert!(gets >= min_gets, "{gets} gets succeeded, {min_gets} must");
         assert_eq!(s.len(), full);
-        let mut all = vec![NonNull::dangling(); full];
-        s.get_bulk(&mut all).unwrap();
+        let all = get(&s, full).unwrap();
         let mut idx: Vec<_> = all.iter().map(|&o| index(o, full)).collect();
         idx.sort_unstable();
         assert_eq!(idx, (0..full).collect::<Vec<_>>(), "each object once");
@@ -114,13 +132,12 @@ fn run(
 /// Takes `k` objects and gives them back; false when fewer than `k` were in
 /// (then nothing was taken).
 fn cycle(s: &LfStackBackend, held: &Held, k: usize) -> bool {
-    let mut o = [NonNull::dangling(); 3];
-    if s.get_bulk(&mut o[..k]).is_err() {
+    let Ok(o) = get(s, k) else {
         return false;
-    }
-    held.take(&o[..k]);
-    held.give(&o[..k]);
-    s.put_bulk(&o[..k]).unwrap();
+    };
+    held.take(&o);
+    held.give(&o);
+    s.put_bulk(&o).unwrap();
     true
 }
 
@@ -140,8 +157,7 @@ fn aba_two_out_one_back() {
             // Both gets always succeed (1 + 2 objects of 3): min_gets 2.
             single,
             |s, h| {
-                let mut o = [NonNull::dangling(); 2];
-                s.get_bulk(&mut o).unwrap();
+                let o = get(s, 2).unwrap();
                 h.take(&o);
                 h.give(&o);
                 s.put_bulk(&o[..1]).unwrap();

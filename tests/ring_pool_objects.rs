@@ -26,7 +26,10 @@ impl Drop for Item {
 
 fn boxes_cross_a_ring<P: Mode, C: Mode>(name: &str, p: P, c: C) {
     const N: u64 = 5_000;
-    let pool = TypedPool::<Item>::new(name, 64, 0).unwrap();
+    let pool = TypedPool::<Item>::builder(64)
+        .name(name)
+        .build_anonymous()
+        .unwrap();
     let drops = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = Ring::<PoolBox<Item>>::builder(16)
         .producer(p)

@@ -1,12 +1,13 @@
 //! Where a pool keeps the objects that are not in a cache.
 //!
-//! A backend is a bag of object pointers with all-or-nothing bulk put and
-//! get. The pool picks a ring (multi-producer/multi-consumer by default,
+//! A backend is a bag of [`Obj`]s with all-or-nothing bulk put and get. The pool picks a ring (multi-producer/multi-consumer by default,
 //! single-producer/single-consumer from the flags), a stack behind a lock or
 //! a lock-free stack ([`LfStackBackend`](crate::LfStackBackend)); users can
 //! plug their own through [`Backend`].
 
-use std::ptr::NonNull;
+use std::mem::MaybeUninit;
+
+use crate::Obj;
 
 use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
@@ -31,43 +32,43 @@ pub struct BackendEmpty {
 /// Storage for the free objects of a pool.
 ///
 /// # Safety
-/// Implementors promise, because the pool hands the pointers they return to
+/// Implementors promise, because the pool hands the objects they return to
 /// safe code as objects it owns:
-/// - `get_bulk` fills `objs` only with pointers earlier given to `put_bulk`
-///   and not yet returned by a `get_bulk`, each pointer once; on `Err` it
-///   returns nothing;
+/// - `get_bulk` on `Ok` has written every element of `out`, each with an
+///   object earlier given to `put_bulk` and not yet returned by a
+///   `get_bulk`, each object once; on `Err` it takes nothing;
 /// - `put_bulk` never fails while `len() + objs.len() <= capacity()`, and on
 ///   `Err` keeps nothing;
 /// - it is safe to call from several threads at once (the trait requires
-///   `Send + Sync`).
+///   `Send + Sync`);
 /// - it does not call back into the pool that owns it (the pool calls it
 ///   while using a cache it owns exclusively).
 ///
 /// ```
-/// use pktmem_mempool::{Backend, BackendEmpty, BackendFull, Mempool};
-/// use std::{ptr::NonNull, sync::Mutex};
+/// use pktmem_mempool::{Backend, BackendEmpty, BackendFull, Mempool, Obj};
+/// use std::{mem::MaybeUninit, sync::Mutex};
 ///
 /// /// A free list behind a lock.
 /// #[derive(Debug)]
-/// struct Locked(Mutex<Vec<usize>>, usize);
-/// // SAFETY: a `Vec` behind a lock stores and returns each pointer once.
+/// struct Locked(Mutex<Vec<Obj>>, usize);
+/// // SAFETY: a `Vec` behind a lock stores and returns each object once.
 /// unsafe impl Backend for Locked {
-///     fn put_bulk(&self, objs: &[NonNull<u8>]) -> Result<(), BackendFull> {
+///     fn put_bulk(&self, objs: &[Obj]) -> Result<(), BackendFull> {
 ///         let mut v = self.0.lock().unwrap();
 ///         if v.len() + objs.len() > self.1 {
 ///             return Err(BackendFull { requested: objs.len(), free: self.1 - v.len() });
 ///         }
-///         v.extend(objs.iter().map(|p| p.as_ptr() as usize));
+///         v.extend_from_slice(objs);
 ///         Ok(())
 ///     }
-///     fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> Result<(), BackendEmpty> {
+///     fn get_bulk(&self, out: &mut [MaybeUninit<Obj>]) -> Result<(), BackendEmpty> {
 ///         let mut v = self.0.lock().unwrap();
-///         if v.len() < objs.len() {
-///             return Err(BackendEmpty { requested: objs.len(), available: v.len() });
+///         if v.len() < out.len() {
+///             return Err(BackendEmpty { requested: out.len(), available: v.len() });
 ///         }
-///         let at = v.len() - objs.len();
-///         for (o, p) in objs.iter_mut().zip(v.drain(at..)) {
-///             *o = NonNull::new(p as *mut u8).unwrap();
+///         let at = v.len() - out.len();
+///         for (o, p) in out.iter_mut().zip(v.drain(at..)) {
+///             o.write(p);
 ///         }
 ///         Ok(())
 ///     }
@@ -75,17 +76,17 @@ pub struct BackendEmpty {
 ///     fn capacity(&self) -> usize { self.1 }
 /// }
 ///
-/// let pool = Mempool::builder("custom", 100, 32)
+/// let pool = Mempool::builder(100, 32)
 ///     .backend(Box::new(Locked(Mutex::new(Vec::new()), 100)))
-///     .create_anonymous()
+///     .build_anonymous()
 ///     .unwrap();
 /// assert_eq!(pool.avail_count(), 100);
 /// ```
 pub unsafe trait Backend: Send + Sync + std::fmt::Debug {
     /// Stores all of `objs`, or none of them.
-    fn put_bulk(&self, objs: &[NonNull<u8>]) -> Result<(), BackendFull>;
-    /// Fills all of `objs`, or takes nothing.
-    fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> Result<(), BackendEmpty>;
+    fn put_bulk(&self, objs: &[Obj]) -> Result<(), BackendFull>;
+    /// Fills all of `out`, or takes nothing.
+    fn get_bulk(&self, out: &mut [MaybeUninit<Obj>]) -> Result<(), BackendEmpty>;
     /// Objects held now (a snapshot when others run concurrently).
     fn len(&self) -> usize;
     /// Objects it can hold.
@@ -97,6 +98,14 @@ pub unsafe trait Backend: Send + Sync + std::fmt::Debug {
 }
 
 /// Which built-in backend a pool uses.
+///
+/// ```
+/// use pktmem_mempool::{BackendKind, Mempool};
+/// for kind in [BackendKind::Ring, BackendKind::Stack, BackendKind::LockFreeStack] {
+///     let pool = Mempool::builder(16, 64).backend_kind(kind).build_anonymous().unwrap();
+///     assert!(pool.is_full());
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BackendKind {
@@ -116,12 +125,11 @@ pub enum BackendKind {
     LockFreeStack,
 }
 
-/// A LIFO stack of object pointers behind a lock.
+/// A LIFO stack of objects behind a lock.
 #[derive(Debug)]
 pub struct StackBackend {
-    /// The stored pointers (as addresses), most recent last. Invariant:
-    /// `len <= capacity`.
-    stack: Mutex<Vec<usize>>,
+    /// The stored objects, most recent last. Invariant: `len <= capacity`.
+    stack: Mutex<Vec<Obj>>,
     /// Mirror of `stack.len()` for lock-free counting; written under the lock.
     len: AtomicUsize,
     capacity: usize,
@@ -135,6 +143,7 @@ impl StackBackend {
     /// let s = StackBackend::new(8);
     /// assert_eq!((s.len(), s.capacity()), (0, 8));
     /// ```
+    #[must_use]
     pub fn new(capacity: usize) -> Self {
         Self {
             // Grows on demand past 64 Ki entries: a huge capacity costs nothing up front.
@@ -145,9 +154,9 @@ impl StackBackend {
     }
 }
 
-// SAFETY: pointers are pushed and popped under one lock, each stored once.
+// SAFETY: objects are pushed and popped under one lock, each stored once.
 unsafe impl Backend for StackBackend {
-    fn put_bulk(&self, objs: &[NonNull<u8>]) -> Result<(), BackendFull> {
+    fn put_bulk(&self, objs: &[Obj]) -> Result<(), BackendFull> {
         let mut s = lock(&self.stack);
         if s.len() + objs.len() > self.capacity {
             return Err(BackendFull {
@@ -155,24 +164,23 @@ unsafe impl Backend for StackBackend {
                 free: self.capacity - s.len(),
             });
         }
-        s.extend(objs.iter().map(|p| p.as_ptr() as usize));
+        s.extend_from_slice(objs);
         // Relaxed: a count for statistics; the lock orders the data.
         self.len.store(s.len(), Ordering::Relaxed);
         Ok(())
     }
 
-    fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> Result<(), BackendEmpty> {
+    fn get_bulk(&self, out: &mut [MaybeUninit<Obj>]) -> Result<(), BackendEmpty> {
         let mut s = lock(&self.stack);
-        if s.len() < objs.len() {
+        if s.len() < out.len() {
             return Err(BackendEmpty {
-                requested: objs.len(),
+                requested: out.len(),
                 available: s.len(),
             });
         }
-        let at = s.len() - objs.len();
-        for (o, &p) in objs.iter_mut().rev().zip(&s[at..]) {
-            // SAFETY: only non-null object pointers are pushed.
-            *o = unsafe { NonNull::new_unchecked(p as *mut u8) };
+        let at = s.len() - out.len();
+        for (o, &p) in out.iter_mut().rev().zip(&s[at..]) {
+            o.write(p);
         }
         s.truncate(at);
         // Relaxed: as in `put_bulk`.
@@ -188,27 +196,4 @@ unsafe impl Backend for StackBackend {
     fn capacity(&self) -> usize {
         self.capacity
     }
-}
-
-/// An object pointer that may cross threads inside a backend.
-#[repr(transparent)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ObjPtr(pub(crate) NonNull<u8>);
-
-// SAFETY: an object pointer is an address the pool hands from one owner to
-// the next; the backend never dereferences it.
-unsafe impl Send for ObjPtr {}
-
-/// Views object pointers as `ObjPtr`s.
-#[inline(always)]
-pub(crate) fn as_objptrs(objs: &[NonNull<u8>]) -> &[ObjPtr] {
-    // SAFETY: `ObjPtr` is `repr(transparent)` over `NonNull<u8>`.
-    unsafe { &*(objs as *const [NonNull<u8>] as *const [ObjPtr]) }
-}
-
-/// Views object pointers as `ObjPtr`s, mutably.
-#[inline(always)]
-pub(crate) fn as_objptrs_mut(objs: &mut [NonNull<u8>]) -> &mut [ObjPtr] {
-    // SAFETY: `ObjPtr` is `repr(transparent)` over `NonNull<u8>`.
-    unsafe { &mut *(objs as *mut [NonNull<u8>] as *mut [ObjPtr]) }
 }

@@ -1,4 +1,4 @@
-//! Per-core caches: a small stack of object pointers in front of the backend.
+//! Per-core caches: a small stack of objects in front of the backend.
 //!
 //! Policy (the reference's newer one): a cache of `size` holds at most `size`
 //! objects. A put that does not fit flushes the oldest `max(size/2, overflow)`
@@ -6,10 +6,11 @@
 //! cache cannot serve refills it from the backend with what is missing plus
 //! `size/2` (capped at `size`), in one bulk get. Puts of more than `size`
 //! objects go straight to the backend; gets of more than `size` take what the
-//! cache lacks from the backend (all or nothing) and empty the cache. The hit path is a bounds check and a
-//! copy of pointers: no atomic read-modify-write, no lock.
+//! cache lacks from the backend (all or nothing) and empty the cache. The hit
+//! path is a bounds check and a copy of handles: no atomic read-modify-write,
+//! no lock.
 
-use std::ptr::NonNull;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -17,7 +18,7 @@ use crossbeam_utils::CachePadded;
 use crate::error::GetError;
 use crate::pool::PoolInner;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::Mempool;
+use crate::{Mempool, Obj};
 
 /// Largest cache size a pool accepts.
 pub const CACHE_MAX_SIZE: usize = 512;
@@ -25,12 +26,32 @@ pub const CACHE_MAX_SIZE: usize = 512;
 /// A published object count, read by the pool's counts.
 pub(crate) type Counter = Arc<CachePadded<AtomicUsize>>;
 
+/// Views initialised handles as `MaybeUninit` ones (always sound: same
+/// layout, and nothing uninitialised is written through it by this crate).
+#[inline(always)]
+pub(crate) fn as_uninit(objs: &[Obj]) -> &[MaybeUninit<Obj>] {
+    // SAFETY: `MaybeUninit<Obj>` has `Obj`'s layout; a shared slice cannot
+    // be used to de-initialise anything.
+    unsafe { &*(std::ptr::from_ref(objs) as *const [MaybeUninit<Obj>]) }
+}
+
+/// `out`, every element of which the caller has initialised.
+///
+/// # Safety
+/// - every element of `out` is initialised.
+#[inline(always)]
+pub(crate) unsafe fn assume_init(out: &mut [MaybeUninit<Obj>]) -> &mut [Obj] {
+    // SAFETY: the caller's condition; same layout.
+    unsafe { &mut *(std::ptr::from_mut(out) as *mut [Obj]) }
+}
+
 /// The state shared by user-owned caches and the pool's default caches.
 pub(crate) struct CacheCore {
     /// Cached objects, `objs[..len]`, oldest first, newest last.
-    /// Invariant: `len <= size == objs.len()`; each entry is an object of the
-    /// owning pool, free (not held by any caller), held nowhere else.
-    objs: Box<[NonNull<u8>]>,
+    /// Invariant: `len <= size == objs.len()`; `objs[..len]` are initialised,
+    /// each an object of the owning pool, free (not held by any caller),
+    /// held nowhere else.
+    objs: Box<[MaybeUninit<Obj>]>,
     len: usize,
     /// `len` as last published, for counts taken by other threads.
     count: Counter,
@@ -41,12 +62,12 @@ impl std::fmt::Debug for CacheCore {
         f.debug_struct("CacheCore")
             .field("size", &self.objs.len())
             .field("len", &self.len)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 #[inline(always)]
-fn copy_objs(dst: &mut [NonNull<u8>], src: &[NonNull<u8>]) {
+fn copy_objs(dst: &mut [MaybeUninit<Obj>], src: &[MaybeUninit<Obj>]) {
     if dst.len() <= 4 && dst.len() == src.len() {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = *s;
@@ -59,7 +80,7 @@ fn copy_objs(dst: &mut [NonNull<u8>], src: &[NonNull<u8>]) {
 impl CacheCore {
     pub(crate) fn new(size: usize, count: Counter) -> Self {
         Self {
-            objs: vec![NonNull::dangling(); size].into_boxed_slice(),
+            objs: vec![MaybeUninit::uninit(); size].into_boxed_slice(),
             len: 0,
             count,
         }
@@ -67,7 +88,8 @@ impl CacheCore {
 
     #[inline(always)]
     fn publish(&self) {
-        // Relaxed: a statistic; counts are exact only when the pool is quiet.
+        // Relaxed: a statistic, paired with nothing; counts are exact only
+        // when the pool is quiet.
         self.count.store(self.len, Ordering::Relaxed);
     }
 
@@ -81,12 +103,13 @@ impl CacheCore {
         self.objs.len()
     }
 
-    /// Takes `out.len()` objects: from the cache when it holds them.
+    /// Fills `out` with objects: from the cache when it holds them. On `Ok`
+    /// every element of `out` is initialised.
     #[inline(always)]
     pub(crate) fn get(
         &mut self,
         pool: &PoolInner,
-        out: &mut [NonNull<u8>],
+        out: &mut [MaybeUninit<Obj>],
     ) -> Result<(), GetError> {
         let n = out.len();
         if n <= self.len {
@@ -101,7 +124,7 @@ impl CacheCore {
     }
 
     #[inline(never)]
-    fn get_slow(&mut self, pool: &PoolInner, out: &mut [NonNull<u8>]) -> Result<(), GetError> {
+    fn get_slow(&mut self, pool: &PoolInner, out: &mut [MaybeUninit<Obj>]) -> Result<(), GetError> {
         let n = out.len();
         let size = self.size();
         if n > size {
@@ -137,20 +160,27 @@ impl CacheCore {
 
     /// Stores `objs` (objects of `pool`, each once).
     #[inline(always)]
-    pub(crate) fn put(&mut self, pool: &PoolInner, objs: &[NonNull<u8>]) {
+    pub(crate) fn put(&mut self, pool: &PoolInner, objs: &[Obj]) {
         let n = objs.len();
         if n <= self.size() - self.len {
-            copy_objs(&mut self.objs[self.len..self.len + n], objs);
+            copy_objs(&mut self.objs[self.len..self.len + n], as_uninit(objs));
             self.len += n;
             self.publish();
             pool.stat_put_hit(n);
             return;
         }
-        self.put_slow(pool, objs)
+        self.put_slow(pool, objs);
+    }
+
+    /// The initialised front `objs[..k]` (`k <= len`).
+    fn front(&self, k: usize) -> &[Obj] {
+        debug_assert!(k <= self.len);
+        // SAFETY: `objs[..len]` are initialised (invariant on `objs`).
+        unsafe { &*(std::ptr::from_ref(&self.objs[..k]) as *const [Obj]) }
     }
 
     #[inline(never)]
-    fn put_slow(&mut self, pool: &PoolInner, objs: &[NonNull<u8>]) {
+    fn put_slow(&mut self, pool: &PoolInner, objs: &[Obj]) {
         let n = objs.len();
         let size = self.size();
         if n > size {
@@ -159,10 +189,10 @@ impl CacheCore {
         }
         // Flush the oldest max(size/2, overflow) objects.
         let k = (size / 2).max(self.len + n - size).min(self.len);
-        pool.backend_put(&self.objs[..k]);
+        pool.backend_put(self.front(k));
         self.objs.copy_within(k..self.len, 0);
         self.len -= k;
-        self.objs[self.len..self.len + n].copy_from_slice(objs);
+        self.objs[self.len..self.len + n].copy_from_slice(as_uninit(objs));
         self.len += n;
         self.publish();
     }
@@ -170,14 +200,15 @@ impl CacheCore {
     /// Returns every cached object to the backend.
     pub(crate) fn flush(&mut self, pool: &PoolInner) {
         if self.len > 0 {
-            pool.backend_put(&self.objs[..self.len]);
+            pool.backend_put(self.front(self.len));
             self.len = 0;
             self.publish();
         }
     }
 }
 
-/// A user-owned per-core cache of a pool's objects.
+/// A user-owned per-core cache of a pool's objects: the fast path of
+/// [`Mempool::get`] and [`Mempool::put`] and their bulk forms.
 ///
 /// It can move to another thread (`Send`) but not be shared (`!Sync`); every
 /// call takes it by `&mut`. Objects it holds count as available in the pool.
@@ -185,14 +216,16 @@ impl CacheCore {
 ///
 /// ```
 /// use pktmem_mempool::Mempool;
-/// let pool = Mempool::builder("c", 1024, 64).cache_size(64).create_anonymous().unwrap();
+/// use std::mem::MaybeUninit;
+/// let pool = Mempool::builder(1024, 64).cache(64).build_anonymous().unwrap();
 /// let mut cache = pool.cache();
-/// let mut objs = [std::ptr::NonNull::dangling(); 32];
-/// cache.get_bulk(&mut objs).unwrap();
+/// let mut buf = [MaybeUninit::uninit(); 32];
+/// let objs = pool.get_bulk(&mut cache, &mut buf).unwrap();
 /// assert_eq!(pool.in_use_count(), 32);
 /// // SAFETY: the objects came from this pool and go back once.
-/// unsafe { cache.put_bulk(&objs) };
+/// unsafe { pool.put_bulk(&mut cache, objs) };
 /// assert_eq!(pool.avail_count(), 1024); // includes the cached ones
+/// assert_eq!(cache.len(), 64); // the refill's 32 extra, and the 32 back
 /// drop(cache);
 /// assert!(pool.is_full());
 /// ```
@@ -201,7 +234,7 @@ impl CacheCore {
 ///
 /// ```compile_fail
 /// use pktmem_mempool::Mempool;
-/// let pool = Mempool::builder("c", 64, 64).cache_size(8).create_anonymous().unwrap();
+/// let pool = Mempool::builder(64, 64).cache(8).build_anonymous().unwrap();
 /// let cache = pool.cache();
 /// std::thread::scope(|s| {
 ///     s.spawn(|| drop(&cache)); // error: `Cache` is not `Sync`
@@ -210,12 +243,10 @@ impl CacheCore {
 pub struct Cache {
     pub(crate) pool: Mempool,
     pub(crate) core: CacheCore,
+    /// Keeps the cache `!Sync`: it is one core's structure, used through
+    /// `&mut` only; sharing `&Cache` between threads serves nothing.
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
 }
-
-// SAFETY: a cache owns the pointers it holds (each free object is held by one
-// owner); moving the whole cache to another thread moves that ownership.
-// `NonNull` keeps it `!Sync`.
-unsafe impl Send for Cache {}
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,6 +259,14 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
+    pub(crate) fn new(pool: Mempool, core: CacheCore) -> Self {
+        Self {
+            pool,
+            core,
+            _not_sync: std::marker::PhantomData,
+        }
+    }
+
     /// Objects the cache holds now.
     pub fn len(&self) -> usize {
         self.core.len()
@@ -248,27 +287,19 @@ impl Cache {
         &self.pool
     }
 
-    /// Takes `out.len()` objects, all or nothing (see the module's policy).
-    #[inline(always)]
-    pub fn get_bulk(&mut self, out: &mut [NonNull<u8>]) -> Result<(), GetError> {
-        self.core.get(&self.pool.inner, out)?;
-        self.pool.inner.handed_out(out);
-        Ok(())
-    }
-
-    /// Gives `objs` back through the cache.
-    ///
-    /// # Safety
-    /// - every pointer in `objs` came from a get on this cache's pool, and is
-    ///   given back once (not twice, and not still in use);
-    /// - if the pool is single-producer, no other put on it runs concurrently.
-    #[inline(always)]
-    pub unsafe fn put_bulk(&mut self, objs: &[NonNull<u8>]) {
-        self.pool.inner.taken_back(objs);
-        self.core.put(&self.pool.inner, objs);
-    }
-
     /// Returns every cached object to the backend.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(64, 64).cache(16).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let o = pool.get(&mut cache).unwrap(); // a refill: the cache now holds some
+    /// // SAFETY: given back once.
+    /// unsafe { pool.put(&mut cache, o) };
+    /// assert!(!cache.is_empty());
+    /// cache.flush();
+    /// assert!(cache.is_empty() && pool.is_full());
+    /// ```
     pub fn flush(&mut self) {
         self.core.flush(&self.pool.inner);
     }
@@ -278,5 +309,46 @@ impl Drop for Cache {
     fn drop(&mut self) {
         self.core.flush(&self.pool.inner);
         self.pool.inner.unregister_counter(&self.core.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The cache policy, against a pool whose backend counts its calls.
+    use std::mem::MaybeUninit;
+
+    use crate::{BackendKind, Mempool};
+
+    #[test]
+    fn refill_and_flush_amounts() {
+        let pool = Mempool::builder(64, 64)
+            .cache(16)
+            .backend_kind(BackendKind::Stack)
+            .build_anonymous()
+            .unwrap();
+        let mut cache = pool.cache();
+        let mut buf = [MaybeUninit::uninit(); 20];
+        // A miss of 1 refills 1 + 16/2 = 9, hands 1 out.
+        let o = pool.get_bulk(&mut cache, &mut buf[..1]).unwrap()[0];
+        assert_eq!(cache.len(), 8);
+        // SAFETY: given back once.
+        unsafe { pool.put(&mut cache, o) };
+        assert_eq!(cache.len(), 9);
+        // More than the cache size: from the backend, cache emptied into it.
+        let objs = pool.get_bulk(&mut cache, &mut buf).unwrap();
+        assert_eq!((objs.len(), cache.len()), (20, 0));
+        // A put of 20 > 16 goes straight to the backend.
+        // SAFETY: given back once.
+        unsafe { pool.put_bulk(&mut cache, objs) };
+        assert_eq!(cache.len(), 0);
+        // Fill to 16, then one more flushes the oldest 8.
+        let objs = pool.get_bulk(&mut cache, &mut buf[..17]).unwrap();
+        // SAFETY: given back once each.
+        unsafe { pool.put_bulk(&mut cache, &objs[..16]) };
+        assert_eq!(cache.len(), 16);
+        // SAFETY: as above.
+        unsafe { pool.put(&mut cache, objs[16]) };
+        assert_eq!(cache.len(), 9);
+        assert!(pool.is_full());
     }
 }

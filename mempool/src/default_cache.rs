@@ -1,4 +1,5 @@
-//! The default cache: what `get_bulk(None, ..)` and `put_bulk(None, ..)` use.
+//! The default cache: what the `*_default` methods of the pool
+//! (`get_default`, `put_bulk_default`, ...) use, and the typed layer with them.
 //!
 //! Each pool with a cache size keeps a few cache slots, each on its own cache
 //! line. A thread gets a small tag the first time it touches any pool; it uses
@@ -16,7 +17,7 @@
 //! thread that ended.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::ptr::NonNull;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -25,6 +26,7 @@ use crossbeam_utils::CachePadded;
 use crate::cache::CacheCore;
 use crate::error::GetError;
 use crate::pool::PoolInner;
+use crate::Obj;
 
 /// One default cache.
 pub(crate) struct Slot {
@@ -38,8 +40,6 @@ pub(crate) struct Slot {
 // SAFETY: `core` is only touched by the owner thread (invariant on `owner`);
 // ownership passes through the Release store / Acquire CAS of `owner`.
 unsafe impl Sync for Slot {}
-// SAFETY: as above; the cached pointers are owned by the slot.
-unsafe impl Send for Slot {}
 
 impl Slot {
     pub(crate) fn new(core: CacheCore) -> Self {
@@ -56,7 +56,7 @@ pub(crate) type Slots = Box<[CachePadded<Slot>]>;
 /// How many default caches a pool keeps: a power of two, so a thread finds
 /// its slot with a mask.
 pub(crate) fn slot_count() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
     (2 * cpus).clamp(8, 64).next_power_of_two()
 }
 
@@ -127,7 +127,7 @@ fn claim(pool: &Arc<PoolInner>, index: usize, tag: u64) -> bool {
             // Forget claims on pools that are gone (a long-lived thread may
             // touch many short-lived pools).
             c.retain(|(p, _, _)| p.strong_count() > 0);
-            c.push((Arc::downgrade(pool), index, tag))
+            c.push((Arc::downgrade(pool), index, tag));
         })
         .is_ok();
     if !remembered {
@@ -160,7 +160,7 @@ fn with_slot<R>(pool: &Arc<PoolInner>, f: impl FnOnce(Option<&mut CacheCore>) ->
 }
 
 #[inline(always)]
-pub(crate) fn get(pool: &Arc<PoolInner>, out: &mut [NonNull<u8>]) -> Result<(), GetError> {
+pub(crate) fn get(pool: &Arc<PoolInner>, out: &mut [MaybeUninit<Obj>]) -> Result<(), GetError> {
     with_slot(pool, |c| match c {
         Some(c) => c.get(pool, out),
         None => pool.backend_get(out),
@@ -168,18 +168,18 @@ pub(crate) fn get(pool: &Arc<PoolInner>, out: &mut [NonNull<u8>]) -> Result<(), 
 }
 
 #[inline(always)]
-pub(crate) fn put(pool: &Arc<PoolInner>, objs: &[NonNull<u8>]) {
+pub(crate) fn put(pool: &Arc<PoolInner>, objs: &[Obj]) {
     with_slot(pool, |c| match c {
         Some(c) => c.put(pool, objs),
         None => pool.backend_put(objs),
-    })
+    });
 }
 
 /// Flushes the calling thread's default cache of `pool`, if it has one.
 pub(crate) fn flush(pool: &Arc<PoolInner>) {
     with_slot(pool, |c| {
         if let Some(c) = c {
-            c.flush(pool)
+            c.flush(pool);
         }
-    })
+    });
 }

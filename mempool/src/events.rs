@@ -1,15 +1,14 @@
 //! Pool events: ready (fully populated) and destroyed.
 //!
-//! Callbacks are global (every pool), identified by the pair (function,
-//! argument). Registering a pair twice is an error. An event calls the
-//! callbacks registered when it starts, in registration order, without
-//! holding the registry lock: a callback may unregister itself (or another,
-//! which is then not called if it has not run yet), and one registered during
-//! an event is not called for it.
+//! A callback is a closure registered for every pool's events with
+//! [`on_event`]; the returned [`EventGuard`] unregisters it when dropped
+//! (or [`EventGuard::keep`] keeps it for the process's life). An event calls
+//! the callbacks registered when it starts, in registration order, without
+//! holding the registry lock: a callback may drop its own guard (or another,
+//! whose callback is then not called if it has not run yet), and one
+//! registered during an event is not called for it.
 
-use std::sync::Mutex;
-
-use crate::error::EventError;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What happened to a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,69 +31,89 @@ pub struct EventInfo<'a> {
     pub populated: usize,
 }
 
-/// An event callback: the event, the pool, and the argument given at
-/// registration.
-pub type EventFn = fn(MempoolEvent, &EventInfo<'_>, usize);
+type Callback = Arc<dyn Fn(MempoolEvent, &EventInfo<'_>) + Send + Sync>;
 
-/// Registered callbacks with a generation number each.
-static REGISTRY: Mutex<Vec<(EventFn, usize, u64)>> = Mutex::new(Vec::new());
-static GENERATION: Mutex<u64> = Mutex::new(0);
-
-fn registry() -> std::sync::MutexGuard<'static, Vec<(EventFn, usize, u64)>> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+/// Registered callbacks, each with its registration number (unique, growing).
+struct Registry {
+    next: u64,
+    callbacks: Vec<(u64, Callback)>,
 }
 
-fn same(a: EventFn, b: EventFn) -> bool {
-    a as usize == b as usize
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next: 0,
+    callbacks: Vec::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // A callback never runs under this lock, so a poisoned lock only means
+    // a panic between two plain field updates: the data is consistent.
+    REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Registers `f` with `arg` for every pool's events.
+/// Registers `f` for the events of every pool; it runs until the returned
+/// guard is dropped.
 ///
 /// ```
-/// use pktmem_mempool::{register_event_callback, unregister_event_callback, EventInfo, Mempool, MempoolEvent};
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// static READY: AtomicUsize = AtomicUsize::new(0);
-/// fn on_event(e: MempoolEvent, p: &EventInfo<'_>, _arg: usize) {
-///     if e == MempoolEvent::Ready && p.name == "ev-doc" {
-///         READY.fetch_add(1, Ordering::Relaxed);
+/// use pktmem_mempool::{on_event, Mempool, MempoolEvent};
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+///
+/// let ready = Arc::new(AtomicUsize::new(0));
+/// let seen = ready.clone();
+/// let guard = on_event(move |e, pool| {
+///     if e == MempoolEvent::Ready && pool.name == "ev-doc" {
+///         seen.fetch_add(1, Ordering::Relaxed);
 ///     }
-/// }
-/// register_event_callback(on_event, 0).unwrap();
-/// assert!(register_event_callback(on_event, 0).is_err());
-/// let _pool = Mempool::builder("ev-doc", 10, 64).create_anonymous().unwrap();
-/// assert_eq!(READY.load(Ordering::Relaxed), 1);
-/// unregister_event_callback(on_event, 0).unwrap();
+/// });
+/// let _pool = Mempool::builder(10, 64).name("ev-doc").build_anonymous().unwrap();
+/// assert_eq!(ready.load(Ordering::Relaxed), 1);
+/// drop(guard); // unregistered
+/// let _again = Mempool::builder(10, 64).name("ev-doc").build_anonymous().unwrap();
+/// assert_eq!(ready.load(Ordering::Relaxed), 1);
 /// ```
-pub fn register_event_callback(f: EventFn, arg: usize) -> Result<(), EventError> {
+pub fn on_event(f: impl Fn(MempoolEvent, &EventInfo<'_>) + Send + Sync + 'static) -> EventGuard {
     let mut r = registry();
-    if r.iter().any(|&(g, a, _)| same(f, g) && a == arg) {
-        return Err(EventError::AlreadyRegistered);
-    }
-    let mut gen = GENERATION.lock().unwrap_or_else(|e| e.into_inner());
-    *gen += 1;
-    r.push((f, arg, *gen));
-    Ok(())
+    let id = r.next;
+    r.next += 1;
+    r.callbacks.push((id, Arc::new(f)));
+    EventGuard { id: Some(id) }
 }
 
-/// Unregisters `f` with `arg`.
-pub fn unregister_event_callback(f: EventFn, arg: usize) -> Result<(), EventError> {
-    let mut r = registry();
-    let before = r.len();
-    r.retain(|&(g, a, _)| !(same(f, g) && a == arg));
-    if r.len() == before {
-        Err(EventError::NotRegistered)
-    } else {
-        Ok(())
+/// A registered event callback; dropping it unregisters the callback.
+///
+/// After the drop returns, no event that starts later calls it; a call
+/// already running on another thread (events call a snapshot of the
+/// callbacks) may still finish.
+#[must_use = "dropping the guard unregisters the callback at once"]
+#[derive(Debug)]
+pub struct EventGuard {
+    /// The registration number, `None` once kept.
+    id: Option<u64>,
+}
+
+impl EventGuard {
+    /// Keeps the callback registered for the rest of the process.
+    pub fn keep(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for EventGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            registry().callbacks.retain(|(i, _)| *i != id);
+        }
     }
 }
 
 pub(crate) fn fire(event: MempoolEvent, info: &EventInfo<'_>) {
-    let snapshot: Vec<(EventFn, usize, u64)> = registry().clone();
-    for (f, arg, gen) in snapshot {
+    let snapshot: Vec<(u64, Callback)> = registry().callbacks.clone();
+    for (id, f) in snapshot {
         // Skip callbacks unregistered by an earlier callback of this event.
-        let still = registry().iter().any(|&(_, _, g)| g == gen);
+        let still = registry().callbacks.iter().any(|(i, _)| *i == id);
         if still {
-            f(event, info, arg);
+            f(event, info);
         }
     }
 }

@@ -30,12 +30,14 @@
 //! not catch (DPDK uses a 64-bit counter and a 128-bit CAS).
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
 
 use crate::backend::{Backend, BackendEmpty, BackendFull};
 use crate::sync::{spin_loop, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::Obj;
 
 /// The end of a list (never a node index: capacity is at most `NIL`).
 const NIL: u32 = u32::MAX;
@@ -282,16 +284,20 @@ impl List {
 /// A pool uses it with [`BackendKind::LockFreeStack`](crate::BackendKind::LockFreeStack).
 ///
 /// ```
-/// use pktmem_mempool::{Backend, LfStackBackend};
-/// use std::ptr::NonNull;
+/// use pktmem_mempool::{Backend, LfStackBackend, Obj};
+/// use std::{mem::MaybeUninit, ptr::NonNull};
 ///
 /// let s = LfStackBackend::new(4).unwrap();
-/// let (a, b) = (NonNull::<u8>::dangling(), NonNull::new(8 as *mut u8).unwrap());
+/// // Two made-up objects: the backend never dereferences them.
+/// let mut mem = [0u64; 2];
+/// let a = Obj::from_non_null(NonNull::from(&mut mem[0]).cast());
+/// let b = Obj::from_non_null(NonNull::from(&mut mem[1]).cast());
 /// s.put_bulk(&[a, b]).unwrap();
 /// assert!(s.put_bulk(&[a, a, a]).is_err()); // 2 + 3 > 4: nothing stored
-/// let mut out = [NonNull::dangling(); 2];
+/// let mut out = [MaybeUninit::uninit(); 2];
 /// s.get_bulk(&mut out).unwrap();
-/// assert_eq!(out, [b, a]); // last in, first out
+/// // SAFETY: a successful get initialised every element.
+/// assert_eq!(unsafe { [out[0].assume_init(), out[1].assume_init()] }, [b, a]); // last in, first out
 /// assert!(s.is_empty());
 /// ```
 pub struct LfStackBackend {
@@ -363,7 +369,7 @@ impl LfStackBackend {
 // its nodes before it touches a list, so a refused call changes nothing.
 // Nothing calls back into a pool.
 unsafe impl Backend for LfStackBackend {
-    fn put_bulk(&self, objs: &[NonNull<u8>]) -> Result<(), BackendFull> {
+    fn put_bulk(&self, objs: &[Obj]) -> Result<(), BackendFull> {
         let k = objs.len();
         if k == 0 {
             return Ok(());
@@ -383,7 +389,7 @@ unsafe impl Backend for LfStackBackend {
         Ok(())
     }
 
-    fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> Result<(), BackendEmpty> {
+    fn get_bulk(&self, objs: &mut [MaybeUninit<Obj>]) -> Result<(), BackendEmpty> {
         let k = objs.len();
         if k == 0 {
             return Ok(());
@@ -400,7 +406,7 @@ unsafe impl Backend for LfStackBackend {
             debug_assert!(!p.is_null());
             // SAFETY: a node on the used list carries a non-null pointer
             // (`Node::value`), and this one was on it until `pop_chain`.
-            objs[n] = unsafe { NonNull::new_unchecked(p) };
+            objs[n].write(Obj::from_non_null(unsafe { NonNull::new_unchecked(p) }));
         });
         self.free
             .push_chain(&self.nodes, chain.first, chain.last, k);

@@ -2,6 +2,18 @@
 //! that need not be contiguous, each object knowing its IOVA, served by a
 //! backend (a lock-free ring by default) behind per-core caches.
 //!
+//! # What to reach for first
+//!
+//! | type | what it is |
+//! |---|---|
+//! | [`Mempool::builder`] → [`MempoolBuilder`] | configure a pool, then `build_on(&provider)`, `build_anonymous()` or `build_empty()` |
+//! | [`Mempool`] | the pool: a cheap-to-clone shared handle |
+//! | [`Cache`] | a per-core cache handle: the fast path of [`Mempool::get`] / [`Mempool::put`] |
+//! | [`Obj`] | a pool object: one `Copy + Send + Sync` handle used by get/put, caches, backends and rings |
+//! | [`TypedPool`], [`PoolBox`] | the safe typed layer: owned values that go back to their pool on drop |
+//! | [`MempoolError`] | every error of the crate, for `?` ([`BuildError`], [`CreateError`], [`PopulateError`], [`GetError`], ...) |
+//! | [`on_event`] → [`EventGuard`] | pool ready/destroyed callbacks, unregistered when the guard drops |
+//!
 //! # Model
 //!
 //! ```text
@@ -13,37 +25,50 @@
 //!       │ refill size/2 / flush oldest size/2, in bulk  │
 //!       ▼                  ▼                            ▼
 //!  ┌─────────────────────────────────────────────────────────────────┐
-//!  │ backend: Ring (MP/MC, or SP/SC) │ Stack │ LfStack │ user Backend│
+//!  │ backend: Ring<Obj> (MP/MC, or SP/SC) │ Stack │ LfStack │ Backend│
 //!  └─────────────────────────────────────────────────────────────────┘
-//!       ▲ object pointers, placed at population
+//!       ▲ Objs, placed at population
 //!  ┌────┴──────────────┐ ┌───────────────┐ ┌─────────────────────┐
 //!  │ chunk 0 (IOVA run)│ │ chunk 1       │ │ chunk 2 ...         │
 //!  │ [hdr|obj][hdr|obj]│ │ [hdr|obj] ... │ │                     │
 //!  └───────────────────┘ └───────────────┘ └─────────────────────┘
 //! ```
 //!
-//! A pool is **created empty** ([`MempoolBuilder::create_empty`]) and
-//! **populated** from chunks: IOVA-contiguous memory
-//! ([`Mempool::populate_iova`]), virtual memory whose pages are looked up one
-//! by one and merged where IOVA-consecutive ([`Mempool::populate_virt`]),
+//! **Creation makes the memory visible.** [`Mempool::builder`]`(n,
+//! elt_size)` configures the pool (name, cache size, alignment, backend,
+//! [`obj_init`](MempoolBuilder::obj_init)); the last call says where the
+//! objects live: [`build_on`](MempoolBuilder::build_on) a hugepage
+//! [`Provider`] (it takes whatever contiguity the provider can give,
+//! halving its request on failure down to one object, and keeps the pool's
+//! ring in the provider's memory too, as DPDK puts a pool's ring in a
+//! memzone: [`Mempool::ring_placement`]), [`build_anonymous`](MempoolBuilder::build_anonymous)
+//! (small pages, no IOVA), or [`build_empty`](MempoolBuilder::build_empty)
+//! and then **populate** from chunks: IOVA-contiguous memory
+//! ([`Mempool::populate_iova`]), virtual memory whose pages are looked up
+//! one by one and merged where IOVA-consecutive ([`Mempool::populate_virt`]),
 //! anonymous memory ([`Mempool::populate_anonymous`]), external memory
-//! registered with the provider ([`Mempool::populate_external`]), or the
-//! hugepage provider ([`Mempool::populate_from_provider`], the default used by
-//! [`MempoolBuilder::create`]: it takes whatever contiguity the provider can
-//! give, halving its request on failure down to one object). A pool created
-//! from a provider also keeps its ring's slots in the provider's memory, as
-//! DPDK puts a pool's ring in a memzone ([`Mempool::ring_placement`]).
+//! registered with the provider ([`Mempool::populate_external`]: the pool
+//! holds a lease on the registration, so the memory cannot be unregistered
+//! while the pool lives), or a provider ([`Mempool::populate_from_provider`]).
+//! The `obj_init` callback runs on every object as it is placed, whichever
+//! way.
+//!
 //! Each object has a [header](calc_obj_size) before it with its pool and its
 //! IOVA; an object never straddles a page boundary unless its chunk is
-//! IOVA-contiguous or the pool has [`PoolFlags::NO_IOVA_CONTIG`]. The pool
-//! never writes into object bodies.
+//! IOVA-contiguous or the pool was built with
+//! [`no_iova_contig`](MempoolBuilder::no_iova_contig). The pool never writes
+//! into object bodies (`obj_init` does, if you give one).
 //!
-//! **Serving**: [`Mempool::get_bulk`] is all-or-nothing, [`Mempool::put_bulk`]
-//! of the pool's own objects never fails. Both go through a [`Cache`] when
-//! given one (an owned, `Send`, `!Sync` handle: its hit path is a bounds check
-//! and a copy of pointers), else through the calling thread's default cache
-//! (a per-pool slot claimed by the thread; see the `default_cache` notes on
-//! [`Mempool::get_bulk`]), falling back to the backend.
+//! **Serving**: through an explicit [`Cache`] — [`Mempool::get`],
+//! [`Mempool::get_bulk`] (into `&mut [MaybeUninit<Obj>]`),
+//! [`Mempool::get_array`], and the `unsafe` [`Mempool::put`] /
+//! [`Mempool::put_bulk`]. A cache is an owned, `Send`, `!Sync` handle: its hit
+//! path is a bounds check and a copy of handles. Code without a cache handle
+//! uses the `*_default` family ([`Mempool::get_default`],
+//! [`Mempool::get_bulk_default`], [`Mempool::put_default`],
+//! [`Mempool::put_bulk_default`]): through the calling thread's default cache
+//! of the pool (a per-pool slot claimed by the thread), else the backend.
+//! Bulk gets are all-or-nothing; puts of the pool's own objects never fail.
 //!
 //! **Backends** ([`BackendKind`]): the ring (FIFO, the default); a stack
 //! behind a lock ([`StackBackend`]) that hands back the most recently freed,
@@ -52,65 +77,84 @@
 //! reserved before any unlink so bulk calls are all-or-nothing); or a user
 //! [`Backend`].
 //!
-//! **AddressSanitizer**: built with `--cfg pktmem_asan` (and
+//! **`AddressSanitizer`**: built with `--cfg pktmem_asan` (and
 //! `-Zsanitizer=address`, as `.ci/sanitizers` does), the bodies of free
 //! objects (in the backend or any cache, or never handed out) are poisoned,
 //! so a use after put is reported; headers stay readable. The pool unpoisons
 //! its chunks before giving them back. Without the cfg this costs nothing
 //! (see `pktmem_hugemem::asan`).
 //!
-//! **Safety model**: the raw API works on object pointers (`NonNull<u8>`).
-//! Getting is safe; putting is `unsafe` (the caller vouches the pointers are
-//! this pool's objects, each given back once). Raw pointers do not keep the
-//! pool alive: dereferencing them is the caller's `unsafe`. The typed layer
+//! **Safety model**: the raw API works on [`Obj`] handles. Getting is safe;
+//! putting is `unsafe` (the caller vouches the objects are this pool's, each
+//! given back once). An `Obj` does not keep the pool alive: the checked
+//! questions go through the pool ([`Mempool::owns`], [`Mempool::iova`]),
+//! the fast ones read the object's header and are `unsafe`
+//! ([`Obj::iova_unchecked`], [`Obj::owner_unchecked`]). The typed layer
 //! ([`TypedPool`], [`PoolBox`]) is fully safe: each box keeps its pool alive
-//! and returns its object on drop.
+//! and returns its object on drop, and a `PoolBox<T: Send>` can cross
+//! threads: a `pktmem_ring::Ring<PoolBox<T>>` carries it to another core in
+//! safe code, and whatever is left in the ring goes back when the ring drops.
+//! Raw objects travel the same way, as a `Ring<Obj>`.
 //!
 //! ```
-//! use pktmem_mempool::{Mempool, TypedPool};
-//! use std::ptr::NonNull;
+//! use pktmem_mempool::{Mempool, MempoolError, Provider, TypedPool};
+//! use std::mem::MaybeUninit;
 //!
-//! let pool = Mempool::builder("doc", 8191, 64).cache_size(256).create_anonymous().unwrap();
-//! let mut cache = pool.cache();
-//! let mut objs = [NonNull::dangling(); 32];
-//! pool.get_bulk(Some(&mut cache), &mut objs).unwrap();
-//! // SAFETY: these are this pool's objects, returned once.
-//! unsafe { pool.put_bulk(Some(&mut cache), &objs) };
-//! assert_eq!(pool.avail_count(), 8191);
+//! fn main() -> Result<(), MempoolError> {
+//!     let provider = Provider::builder().quiet(true).build().unwrap();
+//!     let pool = Mempool::builder(8191, 64).name("doc").cache(256).build_on(&provider)?;
+//!     let mut cache = pool.cache();
+//!     let mut buf = [MaybeUninit::uninit(); 32];
+//!     let objs = pool.get_bulk(&mut cache, &mut buf)?;
+//!     assert!(objs.iter().all(|&o| pool.owns(o)));
+//!     // SAFETY: these are this pool's objects, returned once.
+//!     unsafe { pool.put_bulk(&mut cache, objs) };
+//!     assert_eq!(pool.avail_count(), 8191);
 //!
-//! let typed = TypedPool::<u64>::new("doc-typed", 16, 0).unwrap();
-//! let b = typed.alloc(7).unwrap();
-//! assert_eq!(*b, 7);
+//!     let typed = TypedPool::<u64>::builder(16).build_on(&provider)?;
+//!     let b = typed.alloc(7).unwrap();
+//!     assert_eq!(*b, 7);
+//!     Ok(())
+//! }
 //! ```
 
 mod backend;
+mod builder;
 mod cache;
 mod default_cache;
 mod error;
 mod events;
+mod introspect;
 mod layout;
 mod lf_stack;
+mod obj;
 mod os;
 mod pool;
-mod provider_populate;
+mod populate;
 mod ring_backend;
+mod serve;
 #[cfg(feature = "stats")]
 mod stats;
 mod sync;
 mod typed;
 
 pub use backend::{Backend, BackendEmpty, BackendFull, BackendKind, StackBackend};
+pub use builder::MempoolBuilder;
 pub use cache::{Cache, CACHE_MAX_SIZE};
-pub use error::{AuditError, EventError, GetError, MempoolError, PopulateError};
-pub use events::{
-    register_event_callback, unregister_event_callback, EventFn, EventInfo, MempoolEvent,
+pub use error::{
+    AuditError, BuildError, CacheError, CreateError, GetError, MempoolError, PopulateError,
 };
-pub use layout::{calc_mem_size, calc_obj_size, ObjSize, CACHE_LINE, OBJ_HEADER_SIZE};
+pub use events::{on_event, EventGuard, EventInfo, MempoolEvent};
+pub use introspect::{AuditReport, ChunkInfo, ObjInfo};
+pub use layout::{
+    calc_mem_size, calc_obj_size, ObjSize, CACHE_LINE, MAX_ALIGN, MIN_ALIGN, OBJ_HEADER_SIZE,
+};
 pub use lf_stack::{LfStackBackend, LfStackError};
-pub use pool::{AuditReport, ChunkFree, ChunkInfo, Mempool, MempoolBuilder, ObjInfo, PoolFlags};
+pub use obj::Obj;
+pub use pool::{ChunkFree, Mempool};
 pub use ring_backend::RingPlacement;
 #[cfg(feature = "stats")]
 pub use stats::PoolStats;
-pub use typed::{PoolBox, TypedPool};
+pub use typed::{PoolBox, TypedPool, TypedPoolBuilder};
 
 pub use pktmem_hugemem::{Iova, Provider};

@@ -6,11 +6,7 @@ use std::ptr::NonNull;
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as usize
-    } else {
-        4096
-    }
+    usize::try_from(v).ok().filter(|&v| v > 0).unwrap_or(4096)
 }
 
 /// A private anonymous mapping, unmapped on drop.
@@ -42,7 +38,7 @@ impl AnonMap {
             return Err(std::io::Error::last_os_error());
         }
         Ok(Self {
-            addr: NonNull::new(p as *mut u8)
+            addr: NonNull::new(p.cast::<u8>())
                 .ok_or_else(|| std::io::Error::other("mmap returned null"))?,
             len,
         })

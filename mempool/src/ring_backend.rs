@@ -1,4 +1,4 @@
-//! The default backend: a `pktmem-ring` ring of object pointers, sized to
+//! The default backend: a `pktmem-ring` ring of [`Obj`]s, sized to
 //! hold exactly the pool's objects, multi-producer/multi-consumer unless the
 //! pool was made single-producer or single-consumer.
 //!
@@ -10,23 +10,22 @@
 //! give the block, the slots go on the heap and the pool says so
 //! ([`RingPlacement::HeapFallback`]).
 
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use pktmem_hugemem::{Provider, SmallBlock};
 use pktmem_ring::{Ring, RingMemory};
 
-use crate::backend::{as_objptrs, as_objptrs_mut, ObjPtr};
-use crate::error::MempoolError;
+use crate::error::BuildError;
+use crate::Obj;
 
 /// Where a pool's ring keeps its slots (see [`Mempool::ring_placement`](crate::Mempool::ring_placement)).
 ///
 /// ```
 /// use pktmem_mempool::{Mempool, Provider, RingPlacement};
-/// let pool = Mempool::builder("anon", 100, 64).create_anonymous().unwrap();
+/// let pool = Mempool::builder(100, 64).build_anonymous().unwrap();
 /// assert_eq!(pool.ring_placement(), Some(RingPlacement::Heap));
-/// let pool = Mempool::builder("prov", 100, 64)
-///     .create_with_provider(Provider::global())
-///     .unwrap();
+/// let pool = Mempool::builder(100, 64).build_on(Provider::global()).unwrap();
 /// // Provider memory, unless the provider had none to give.
 /// assert_ne!(pool.ring_placement(), Some(RingPlacement::Heap));
 /// ```
@@ -72,7 +71,7 @@ unsafe impl RingMemory for BlockMemory {
 /// Ring backend with its producer/consumer discipline.
 #[derive(Debug)]
 pub(crate) struct RingBackend {
-    ring: Ring<ObjPtr>,
+    ring: Ring<Obj>,
     /// Puts use the single-producer path. Invariant: set only through
     /// `MempoolBuilder::single_producer`, whose caller promised puts never
     /// run concurrently.
@@ -90,11 +89,10 @@ impl RingBackend {
         sp: bool,
         sc: bool,
         provider: Option<&Provider>,
-    ) -> Result<Self, MempoolError> {
+    ) -> Result<Self, BuildError> {
+        // Exact capacity (the ring's default): it holds exactly `n`.
         let builder = Ring::builder(n);
-        let layout = builder
-            .memory_layout()
-            .map_err(|e| MempoolError::Ring(e.into()))?;
+        let layout = builder.memory_layout().map_err(BuildError::Ring)?;
         // A refused block (not expected: it is sized and aligned for the
         // ring) goes back to the heap it came from, and the heap serves.
         let on_provider = provider
@@ -103,7 +101,7 @@ impl RingBackend {
         let (ring, placement) = match on_provider {
             Some(ring) => (ring, RingPlacement::Provider),
             None => (
-                builder.build().map_err(|e| MempoolError::Ring(e.into()))?,
+                builder.build().map_err(BuildError::Ring)?,
                 if provider.is_some() {
                     RingPlacement::HeapFallback
                 } else {
@@ -130,8 +128,7 @@ impl RingBackend {
     }
 
     #[inline(always)]
-    pub(crate) fn put_bulk(&self, objs: &[NonNull<u8>]) -> bool {
-        let objs = as_objptrs(objs);
+    pub(crate) fn put_bulk(&self, objs: &[Obj]) -> bool {
         if self.sp {
             // SAFETY: single-producer promise (invariant on `sp`); the
             // promise makes earlier puts happen-before this one.
@@ -142,13 +139,21 @@ impl RingBackend {
     }
 
     #[inline(always)]
-    pub(crate) fn get_bulk(&self, objs: &mut [NonNull<u8>]) -> bool {
-        let objs = as_objptrs_mut(objs);
+    pub(crate) fn get_bulk(&self, out: &mut [MaybeUninit<Obj>]) -> bool {
         if self.sc {
+            // The single-consumer dequeue writes into initialised elements:
+            // give it some (this path is the slow one, a cache refill).
+            let placeholder = Obj::from_non_null(NonNull::dangling());
+            for o in out.iter_mut() {
+                o.write(placeholder);
+            }
+            // SAFETY: every element was just initialised; `MaybeUninit<Obj>`
+            // has `Obj`'s layout.
+            let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [Obj]) };
             // SAFETY: single-consumer promise (invariant on `sc`).
-            unsafe { self.ring.dequeue_bulk_single_consumer(objs) }.is_ok()
+            unsafe { self.ring.dequeue_bulk_single_consumer(out) }.is_ok()
         } else {
-            self.ring.dequeue_bulk(objs).is_ok()
+            self.ring.dequeue_bulk_uninit(out).is_ok()
         }
     }
 

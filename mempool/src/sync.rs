@@ -23,5 +23,5 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 /// Locks `m`, ignoring poisoning: every critical section of this crate leaves
 /// its data consistent before anything in it can panic.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -4,19 +4,27 @@
 //! falls back to the heap, saying so, when the provider refuses.
 //!
 //! The hugepage tests need free 2 MiB hugepages; without them they print a
-//! SKIP line on stderr (`hugemem_common::skip`) and the small-page tests
-//! still run.
+//! SKIP line on stderr (`common::skip`) and the small-page tests still run.
+
+mod common;
 
 use std::collections::BTreeSet;
-
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hugemem_common::{huge2m_provider, serial, small_page_provider, MB2};
-use pktmem::hugemem::{process_hugetlb_bytes, Provider};
-use pktmem::mempool::{Mempool, RingPlacement};
+use common::{get_vec, huge2m_provider, put_all, serial, small_page_provider, MB2};
+use pktmem_hugemem::{process_hugetlb_bytes, Provider};
+use pktmem_mempool::{Mempool, Obj, RingPlacement};
 
-mod hugemem_common;
+/// Takes every object of `pool` without a cache handle and gives them back.
+fn round_trip(pool: &Mempool) -> Vec<Obj> {
+    let objs = get_vec(pool, None, pool.size()).unwrap();
+    assert!(pool.is_empty());
+    // SAFETY: the pool's own objects, each returned once.
+    unsafe { put_all(pool, None, &objs) };
+    pool.flush_default_cache();
+    assert!(pool.is_full());
+    objs
+}
 
 /// Creates a full pool on `provider`, checks its ring's slots lie in one
 /// chunk of the provider's pages of `page` bytes (none shared with an
@@ -25,9 +33,10 @@ mod hugemem_common;
 fn ring_in_provider(provider: &Provider, page: usize) {
     let before = provider.mapped_bytes();
     let n = 20_000;
-    let pool = Mempool::builder("ring-mem", n, 128)
-        .cache_size(64)
-        .create_with_provider(provider)
+    let pool = Mempool::builder(n, 128)
+        .name("ring-mem")
+        .cache(64)
+        .build_on(provider)
         .unwrap();
     assert_eq!(pool.ring_placement(), Some(RingPlacement::Provider));
     assert!(format!("{pool:?}").contains("Provider"), "{pool:?}");
@@ -41,7 +50,11 @@ fn ring_in_provider(provider: &Provider, page: usize) {
         assert!(pg.in_use);
         assert_eq!(pg.size, page);
         assert!(
-            provider.virt2iova(addr as *const u8).is_some() || pg.iova.is_none(),
+            // An address to translate, never dereferenced.
+            provider
+                .virt2iova(std::ptr::null::<u8>().wrapping_byte_add(addr))
+                .is_some()
+                || pg.iova.is_none(),
             "the provider translates the ring's addresses"
         );
     }
@@ -54,17 +67,10 @@ fn ring_in_provider(provider: &Provider, page: usize) {
         );
     });
     // The ring in provider memory carries every object out and back.
-    let mut objs = vec![NonNull::dangling(); n];
-    pool.get_bulk(None, &mut objs).unwrap();
-    assert!(pool.is_empty());
-    let mut addrs: Vec<usize> = objs.iter().map(|p| p.as_ptr() as usize).collect();
-    addrs.sort_unstable();
-    addrs.dedup();
-    assert_eq!(addrs.len(), n, "every object once");
-    // SAFETY: the pool's own objects, each returned once.
-    unsafe { pool.put_bulk(None, &objs) };
-    pool.flush_default_cache();
-    assert!(pool.is_full());
+    let mut objs = round_trip(&pool);
+    objs.sort_unstable();
+    objs.dedup();
+    assert_eq!(objs.len(), n, "every object once");
     pool.audit().unwrap();
     drop(pool);
     assert_eq!(
@@ -117,8 +123,9 @@ fn rings_share_pages(provider: &Provider, page: usize, n: usize, ring_pages: usi
     let before = provider.mapped_bytes();
     let pools: Vec<Mempool> = (0..8)
         .map(|i| {
-            Mempool::builder(format!("small-{i}"), n, 64)
-                .create_with_provider(provider)
+            Mempool::builder(n, 64)
+                .name(format!("small-{i}"))
+                .build_on(provider)
                 .unwrap()
         })
         .collect();
@@ -159,12 +166,7 @@ fn rings_share_pages(provider: &Provider, page: usize, n: usize, ring_pages: usi
     }
     // Each ring carries its pool's objects out and back.
     for pool in &pools {
-        let mut objs = vec![NonNull::dangling(); n];
-        pool.get_bulk(None, &mut objs).unwrap();
-        // SAFETY: the pool's own objects, each returned once.
-        unsafe { pool.put_bulk(None, &objs) };
-        pool.flush_default_cache();
-        assert!(pool.is_full());
+        round_trip(pool);
         pool.audit().unwrap();
     }
     // Rings go back as their pools do; the shared pages once all have.
@@ -183,7 +185,7 @@ fn rings_share_pages(provider: &Provider, page: usize, n: usize, ring_pages: usi
 fn small_rings_share_a_hugepage() {
     let _g = serial();
     on_hugepages("small_rings_share_a_hugepage", |p| {
-        rings_share_pages(p, MB2, 1000, 1)
+        rings_share_pages(p, MB2, 1000, 1);
     });
 }
 
@@ -206,8 +208,9 @@ fn refused_ring_memory_falls_back_to_the_heap() {
     let _refuse_first = provider
         .register_validator(0, move |_| a.fetch_add(1, Ordering::SeqCst) != 0)
         .labeled("refuse-first");
-    let pool = Mempool::builder("fallback", 1000, 64)
-        .create_with_provider(&provider)
+    let pool = Mempool::builder(1000, 64)
+        .name("fallback")
+        .build_on(&provider)
         .unwrap();
     assert!(asked.load(Ordering::SeqCst) >= 2, "the ring asked first");
     assert_eq!(pool.ring_placement(), Some(RingPlacement::HeapFallback));
@@ -218,10 +221,7 @@ fn refused_ring_memory_falls_back_to_the_heap() {
         "ring is on the heap"
     );
     assert!(pool.is_full());
-    let mut objs = vec![NonNull::dangling(); 1000];
-    pool.get_bulk(None, &mut objs).unwrap();
-    // SAFETY: the pool's own objects, each returned once.
-    unsafe { pool.put_bulk(None, &objs) };
+    round_trip(&pool);
     drop(pool);
     assert_eq!(provider.mapped_bytes(), 0);
 }
@@ -229,10 +229,14 @@ fn refused_ring_memory_falls_back_to_the_heap() {
 /// Pools not made from a provider keep their rings on the heap.
 #[test]
 fn other_pools_keep_the_ring_on_the_heap() {
-    let pool = Mempool::builder("anon", 100, 64)
-        .create_anonymous()
+    let pool = Mempool::builder(100, 64)
+        .name("anon")
+        .build_anonymous()
         .unwrap();
     assert_eq!(pool.ring_placement(), Some(RingPlacement::Heap));
-    let pool = Mempool::builder("empty", 100, 64).create_empty().unwrap();
+    let pool = Mempool::builder(100, 64)
+        .name("empty")
+        .build_empty()
+        .unwrap();
     assert_eq!(pool.ring_placement(), Some(RingPlacement::Heap));
 }

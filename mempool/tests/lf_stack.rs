@@ -2,21 +2,45 @@
 //! thread, then threads hammering it alone and behind a real pool, with a
 //! per-object "taken" flag that catches an object handed out twice.
 
-use std::collections::HashSet;
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pktmem::mempool::{
-    Backend, BackendEmpty, BackendFull, BackendKind, LfStackBackend, LfStackError, Mempool,
-    MempoolError,
+use common::{get_vec, put_all};
+use pktmem_mempool::{
+    Backend, BackendEmpty, BackendFull, BackendKind, BuildError, LfStackBackend, LfStackError,
+    Mempool, Obj,
 };
 
-/// Distinct fake object pointers 1..=n (the backend never dereferences them).
-fn fake(n: usize) -> Vec<NonNull<u8>> {
-    (1..=n)
-        .map(|i| NonNull::new((i * 64) as *mut u8).unwrap())
+/// `n` distinct fake objects, 64 bytes apart in a leaked arena (the backend
+/// never dereferences them; the arena gives them real addresses).
+fn fake(n: usize) -> Vec<Obj> {
+    let arena: &'static mut [u64] = Vec::leak(vec![0u64; 8 * n]);
+    let base = NonNull::from(arena).cast::<u8>();
+    // SAFETY: `i * 64 < 64 * n`: inside the arena.
+    (0..n)
+        .map(|i| Obj::from_non_null(unsafe { base.add(i * 64) }))
         .collect()
+}
+
+/// Takes `k` objects from `s`.
+fn get(s: &LfStackBackend, k: usize) -> Result<Vec<Obj>, BackendEmpty> {
+    let mut buf = vec![MaybeUninit::uninit(); k];
+    s.get_bulk(&mut buf)?;
+    // SAFETY: a successful get initialised every element.
+    Ok(buf
+        .into_iter()
+        .map(|o| unsafe { o.assume_init() })
+        .collect())
+}
+
+/// A placeholder object, never dereferenced.
+fn dangling() -> Obj {
+    Obj::from_non_null(NonNull::dangling())
 }
 
 #[test]
@@ -25,9 +49,8 @@ fn bulk_is_all_or_nothing_and_lifo() {
     let o = fake(5);
     assert_eq!((s.len(), s.capacity()), (0, 4));
     assert!(s.is_empty());
-    let mut out = [NonNull::dangling(); 5];
     assert_eq!(
-        s.get_bulk(&mut out[..1]),
+        get(&s, 1),
         Err(BackendEmpty {
             requested: 1,
             available: 0
@@ -53,7 +76,7 @@ fn bulk_is_all_or_nothing_and_lifo() {
     s.put_bulk(&o[3..4]).unwrap();
     assert_eq!(s.len(), 4);
     assert_eq!(
-        s.get_bulk(&mut out),
+        get(&s, 5),
         Err(BackendEmpty {
             requested: 5,
             available: 4
@@ -63,10 +86,8 @@ fn bulk_is_all_or_nothing_and_lifo() {
     // Empty bulk calls succeed on a full stack too and change nothing.
     s.put_bulk(&[]).unwrap();
     s.get_bulk(&mut []).unwrap();
-    s.get_bulk(&mut out[..1]).unwrap();
-    assert_eq!(out[0], o[3], "last in, first out");
-    s.get_bulk(&mut out[..3]).unwrap();
-    assert_eq!(&out[..3], &[o[2], o[1], o[0]]);
+    assert_eq!(get(&s, 1).unwrap(), [o[3]], "last in, first out");
+    assert_eq!(get(&s, 3).unwrap(), [o[2], o[1], o[0]]);
     assert!(s.is_empty());
 }
 
@@ -77,13 +98,11 @@ fn long_bulks_keep_lifo_order() {
     let o = fake(250);
     s.put_bulk(&o[..100]).unwrap();
     s.put_bulk(&o[100..]).unwrap();
-    let mut out = vec![NonNull::dangling(); 200];
-    s.get_bulk(&mut out).unwrap();
+    let out = get(&s, 200).unwrap();
     let expect: Vec<_> = o[50..].iter().rev().copied().collect();
     assert_eq!(out, expect);
     s.put_bulk(&out[..70]).unwrap();
-    let mut rest = vec![NonNull::dangling(); 120];
-    s.get_bulk(&mut rest).unwrap();
+    let rest = get(&s, 120).unwrap();
     let mut expect: Vec<_> = out[..70].iter().rev().copied().collect();
     expect.extend(o[..50].iter().rev());
     assert_eq!(rest, expect);
@@ -106,14 +125,15 @@ fn zero_and_too_large_capacity() {
                 max
             }
         );
-        let e = Mempool::builder("lf-big", 1 << 40, 8)
+        let e = Mempool::builder(1 << 40, 8)
+            .name("lf-big")
             .backend_kind(BackendKind::LockFreeStack)
-            .create_empty()
+            .build_empty()
             .unwrap_err();
         assert!(
             matches!(
                 e,
-                MempoolError::LfStack(LfStackError::CapacityTooLarge {
+                BuildError::LfStack(LfStackError::CapacityTooLarge {
                     capacity: 0x100_0000_0000,
                     ..
                 })
@@ -130,8 +150,8 @@ fn differential_against_vec() {
     let cap = 37;
     let s = LfStackBackend::new(cap).unwrap();
     let objs = fake(cap);
-    let mut outside: Vec<NonNull<u8>> = objs.clone();
-    let mut model: Vec<NonNull<u8>> = Vec::new();
+    let mut outside: Vec<Obj> = objs.clone();
+    let mut model: Vec<Obj> = Vec::new();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     for _ in 0..50_000 {
         x ^= x << 13;
@@ -142,7 +162,7 @@ fn differential_against_vec() {
             // Put k of the objects held outside (or more than exist: refused).
             let want = k.min(outside.len() + 1);
             if want > outside.len() || model.len() + want > cap {
-                let fake_put = vec![NonNull::dangling(); want];
+                let fake_put = vec![dangling(); want];
                 let r = s.put_bulk(&fake_put);
                 if model.len() + want > cap {
                     assert_eq!(
@@ -155,9 +175,7 @@ fn differential_against_vec() {
                 } else {
                     // Fits: take it back out so the model stays exact.
                     r.unwrap();
-                    let mut back = vec![NonNull::dangling(); want];
-                    s.get_bulk(&mut back).unwrap();
-                    assert_eq!(back, fake_put);
+                    assert_eq!(get(&s, want).unwrap(), fake_put);
                 }
             } else {
                 let put: Vec<_> = outside.drain(outside.len() - want..).collect();
@@ -165,9 +183,8 @@ fn differential_against_vec() {
                 model.extend(&put);
             }
         } else {
-            let mut buf = vec![NonNull::dangling(); k];
-            match s.get_bulk(&mut buf) {
-                Ok(()) => {
+            match get(&s, k) {
+                Ok(buf) => {
                     assert!(model.len() >= k);
                     let at = model.len() - k;
                     let expect: Vec<_> = model.drain(at..).rev().collect();
@@ -188,16 +205,15 @@ fn differential_against_vec() {
         }
         assert_eq!(s.len(), model.len());
     }
-    let mut all = vec![NonNull::dangling(); s.len()];
-    s.get_bulk(&mut all).unwrap();
+    let mut all = get(&s, s.len()).unwrap();
     all.extend(outside);
     let distinct: HashSet<_> = all.iter().copied().collect();
     assert_eq!(distinct, objs.iter().copied().collect::<HashSet<_>>());
 }
 
-/// Marks fake object `o` taken; fails if it already was.
-fn take(flags: &[AtomicBool], o: NonNull<u8>) {
-    let i = o.as_ptr() as usize / 64 - 1;
+/// Marks fake object `o` (index `i` in `index`) taken; fails if it already was.
+fn take(flags: &[AtomicBool], index: &HashMap<Obj, usize>, o: Obj) {
+    let i = index[&o];
     assert!(
         !flags[i].swap(true, Ordering::Relaxed),
         "object {i} handed out twice"
@@ -205,8 +221,8 @@ fn take(flags: &[AtomicBool], o: NonNull<u8>) {
 }
 
 /// Marks fake object `o` given back; fails if it was not taken.
-fn give(flags: &[AtomicBool], o: NonNull<u8>) {
-    let i = o.as_ptr() as usize / 64 - 1;
+fn give(flags: &[AtomicBool], index: &HashMap<Obj, usize>, o: Obj) {
+    let i = index[&o];
     assert!(flags[i].swap(false, Ordering::Relaxed));
 }
 
@@ -218,45 +234,46 @@ fn threads_hammer_the_stack() {
     let cap = 64;
     let s = LfStackBackend::new(cap).unwrap();
     let objs = fake(cap);
+    let index: HashMap<Obj, usize> = objs.iter().enumerate().map(|(i, &o)| (o, i)).collect();
     s.put_bulk(&objs).unwrap();
     let flags: Vec<AtomicBool> = (0..cap).map(|_| AtomicBool::new(false)).collect();
     let ops = AtomicUsize::new(0);
     let deadline = Instant::now() + Duration::from_millis(400);
     std::thread::scope(|sc| {
         for t in 0..4usize {
-            let (s, flags, ops) = (&s, &flags, &ops);
+            let (s, flags, ops, index) = (&s, &flags, &ops, &index);
             sc.spawn(move || {
-                let mut held = [NonNull::dangling(); 16];
-                let mut n = 0;
+                let mut held: Vec<Obj> = Vec::with_capacity(16);
                 let mut i = t;
                 while Instant::now() < deadline {
                     i += 1;
                     let k = [1, 3, 16][i % 3];
-                    if n + k <= held.len() && s.get_bulk(&mut held[n..n + k]).is_ok() {
-                        for &o in &held[n..n + k] {
-                            take(flags, o);
+                    if held.len() + k <= 16 {
+                        if let Ok(got) = get(s, k) {
+                            for &o in &got {
+                                take(flags, index, o);
+                            }
+                            held.extend(got);
                         }
-                        n += k;
                     }
-                    let p = (i % 5).min(n);
-                    for &o in &held[n - p..n] {
-                        give(flags, o);
+                    let p = (i % 5).min(held.len());
+                    let back = held.split_off(held.len() - p);
+                    for &o in &back {
+                        give(flags, index, o);
                     }
-                    s.put_bulk(&held[n - p..n]).unwrap();
-                    n -= p;
+                    s.put_bulk(&back).unwrap();
                     ops.fetch_add(1, Ordering::Relaxed);
                 }
-                for &o in &held[..n] {
-                    give(flags, o);
+                for &o in &held {
+                    give(flags, index, o);
                 }
-                s.put_bulk(&held[..n]).unwrap();
+                s.put_bulk(&held).unwrap();
             });
         }
     });
     assert!(ops.load(Ordering::Relaxed) > 1000);
     assert_eq!(s.len(), cap);
-    let mut all = vec![NonNull::dangling(); cap];
-    s.get_bulk(&mut all).unwrap();
+    let all = get(&s, cap).unwrap();
     let distinct: HashSet<_> = all.into_iter().collect();
     assert_eq!(distinct, objs.into_iter().collect::<HashSet<_>>());
 }
@@ -267,22 +284,18 @@ fn threads_hammer_the_stack() {
 fn threads_through_a_pool_lose_nothing() {
     for cache_size in [0, 8] {
         let n = 256;
-        let pool = Mempool::builder("lf-threads", n, 64)
-            .cache_size(cache_size)
+        let pool = Mempool::builder(n, 64)
+            .name("lf-threads")
+            .cache(cache_size)
             .backend_kind(BackendKind::LockFreeStack)
-            .create_anonymous()
+            .build_anonymous()
             .unwrap();
-        // Object addresses are spread over chunks: index them by a map.
-        let mut all = vec![NonNull::dangling(); n];
-        pool.get_bulk(None, &mut all).unwrap();
-        let index: std::collections::HashMap<usize, usize> = all
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.as_ptr() as usize, i))
-            .collect();
+        // Objects are spread over chunks: index them by a map.
+        let all = get_vec(&pool, None, n).unwrap();
+        let index: HashMap<Obj, usize> = all.iter().enumerate().map(|(i, &o)| (o, i)).collect();
         assert_eq!(index.len(), n);
         // SAFETY: this pool's objects, returned once.
-        unsafe { pool.put_bulk(None, &all) };
+        unsafe { put_all(&pool, None, &all) };
         pool.flush_default_cache();
         let flags: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
         let deadline = Instant::now() + Duration::from_millis(300);
@@ -292,24 +305,23 @@ fn threads_through_a_pool_lose_nothing() {
                     let (pool, flags, index) = (&pool, &flags, &index);
                     sc.spawn(move || {
                         let mut cache = (t % 2 == 0).then(|| pool.cache());
-                        let mut objs = [NonNull::dangling(); 32];
                         let mut i = t;
                         while Instant::now() < deadline {
                             i += 1;
                             let k = [1, 7, 32][i % 3];
-                            if pool.get_bulk(cache.as_mut(), &mut objs[..k]).is_err() {
+                            let Ok(objs) = get_vec(pool, cache.as_mut(), k) else {
                                 continue;
-                            }
-                            for o in &objs[..k] {
-                                let at = index[&(o.as_ptr() as usize)];
+                            };
+                            for o in &objs {
+                                let at = index[o];
                                 assert!(!flags[at].swap(true, Ordering::Relaxed), "twice");
                             }
-                            for o in &objs[..k] {
-                                let at = index[&(o.as_ptr() as usize)];
+                            for o in &objs {
+                                let at = index[o];
                                 assert!(flags[at].swap(false, Ordering::Relaxed));
                             }
                             // SAFETY: just taken from this pool, returned once.
-                            unsafe { pool.put_bulk(cache.as_mut(), &objs[..k]) };
+                            unsafe { put_all(pool, cache.as_mut(), &objs) };
                         }
                     })
                 })
@@ -320,13 +332,12 @@ fn threads_through_a_pool_lose_nothing() {
         });
         pool.flush_default_cache();
         assert_eq!(pool.avail_count(), n, "cache {cache_size}");
-        let mut back = vec![NonNull::dangling(); n];
-        pool.get_bulk(None, &mut back).unwrap();
-        let distinct: HashSet<usize> = back.iter().map(|o| o.as_ptr() as usize).collect();
+        let back = get_vec(&pool, None, n).unwrap();
+        let distinct: HashSet<Obj> = back.iter().copied().collect();
         assert_eq!(distinct.len(), n);
         assert!(distinct.iter().all(|a| index.contains_key(a)));
         // SAFETY: returned once.
-        unsafe { pool.put_bulk(None, &back) };
+        unsafe { put_all(&pool, None, &back) };
         pool.audit().unwrap();
     }
 }

@@ -1,15 +1,14 @@
-//! Helpers shared by the integration tests that use real hugepages.
-//!
-//! The provider's own tests moved to `hugemem/tests/` (with their copy of
-//! these helpers in `hugemem/tests/common/`); this copy stays for the root
-//! `tests/mempool_*.rs` until they move too.
-//!
-//! Not every test file uses every helper, hence the `dead_code` allowances.
+//! Helpers shared by the mempool behaviour tests.
 
-use pktmem::hugemem::{inventory, PageSize, Provider};
+// Each test file uses some of these helpers, none uses all.
+#![allow(dead_code)]
+
+use std::mem::MaybeUninit;
+
+use pktmem_hugemem::{inventory, PageSize, Provider};
+use pktmem_mempool::{BackendKind, Cache, GetError, Mempool, Obj};
 
 /// A 2 MiB hugepage.
-#[allow(dead_code)]
 pub const MB2: usize = 2 << 20;
 
 /// Tests that compare the process's `HugetlbPages`, which every test's
@@ -17,7 +16,6 @@ pub const MB2: usize = 2 << 20;
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Takes the file's serial lock (a poisoned lock is still a lock).
-#[allow(dead_code)] // not every test file needs it
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
@@ -25,7 +23,6 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Free 2 MiB pages the kernel reports.
-#[allow(dead_code)]
 pub fn free_2m() -> u64 {
     inventory()
         .iter()
@@ -38,7 +35,6 @@ pub fn free_2m() -> u64 {
 /// Written to the process's stderr directly, not with `eprintln!`, which the
 /// test harness captures (and drops) for a passing test: a skipped hugepage
 /// check must show in `cargo test`'s output.
-#[allow(dead_code)]
 pub fn skip(what: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
@@ -48,7 +44,6 @@ pub fn skip(what: std::fmt::Arguments<'_>) {
 
 /// A quiet provider of 2 MiB hugepages only (no small-page fallback), or
 /// `None` after a SKIP line naming `what` when fewer than `need` are free.
-#[allow(dead_code)]
 pub fn huge2m_provider(what: &str, need: u64) -> Option<Provider> {
     let free = free_2m();
     if free < need {
@@ -67,11 +62,44 @@ pub fn huge2m_provider(what: &str, need: u64) -> Option<Provider> {
 }
 
 /// A quiet provider of 4 KiB pages from the heap (64 MiB of them).
-#[allow(dead_code)]
 pub fn small_page_provider() -> Provider {
     Provider::builder()
         .heap_backed(64 << 20)
         .quiet(true)
         .build()
         .unwrap()
+}
+
+/// A full pool of `n` objects of `elt` bytes on anonymous memory.
+pub fn anon(name: &str, n: usize, elt: usize, cache: usize, kind: BackendKind) -> Mempool {
+    Mempool::builder(n, elt)
+        .name(name)
+        .cache(cache)
+        .backend_kind(kind)
+        .build_anonymous()
+        .unwrap()
+}
+
+/// `k` objects, through `cache` when given, else without a cache handle.
+pub fn get_vec(pool: &Mempool, cache: Option<&mut Cache>, k: usize) -> Result<Vec<Obj>, GetError> {
+    let mut buf = vec![MaybeUninit::uninit(); k];
+    let got = match cache {
+        Some(c) => pool.get_bulk(c, &mut buf)?,
+        None => pool.get_bulk_default(&mut buf)?,
+    };
+    Ok(got.to_vec())
+}
+
+/// Gives `objs` back, through `cache` when given, else without a cache handle.
+///
+/// # Safety
+/// The conditions of `Mempool::put_bulk`.
+pub unsafe fn put_all(pool: &Mempool, cache: Option<&mut Cache>, objs: &[Obj]) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        match cache {
+            Some(c) => pool.put_bulk(c, objs),
+            None => pool.put_bulk_default(objs),
+        }
+    }
 }

@@ -6,25 +6,13 @@
 //! Needs 2 MiB hugepages for the hugepage assertions; without them it says
 //! so on stderr and runs the same checks on small pages.
 
-use std::sync::Mutex;
+mod common;
 
-use pktmem_hugemem::{inventory, process_hugetlb_bytes, AllocRequest, PageSize, Provider};
-use pktmem_mempool::{Iova, Mempool, MempoolError, PopulateError};
+use std::mem::MaybeUninit;
 
-mod hugemem_common;
-use hugemem_common::{huge2m_provider, skip, MB2};
-
-/// The tests of this file measure the process's hugepage usage: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-const HUGE: usize = 2 << 20;
-
-fn free_2m_pages() -> u64 {
-    inventory()
-        .iter()
-        .find(|h| h.page_size == HUGE)
-        .map_or(0, |h| h.free)
-}
+use common::{free_2m, huge2m_provider, serial, skip, MB2};
+use pktmem_hugemem::{process_hugetlb_bytes, AllocRequest, PageSize, Provider};
+use pktmem_mempool::{CreateError, Iova, Mempool, PopulateError, CACHE_LINE};
 
 /// Checks every object: its IOVA is the provider's translation of its
 /// address, and an object that crosses a page boundary does so inside an
@@ -34,18 +22,25 @@ fn check_objects(pool: &Mempool, provider: &Provider) -> (usize, usize) {
     let page = |a: usize| provider.page_of(a).map(|p| p.va);
     let (mut n, mut straddling) = (0, 0);
     pool.for_each_obj(|o| {
-        let a = o.ptr.as_ptr() as usize;
-        let Some(want) = provider.virt2iova(o.ptr.as_ptr()) else {
+        let a = o.obj.as_ptr() as usize;
+        let Some(want) = provider.virt2iova(o.obj.as_ptr()) else {
             panic!("object {} at {a:#x} has no IOVA in the provider", o.index);
         };
-        assert_eq!(o.iova, want, "object {} header IOVA", o.index);
+        assert_eq!(o.iova, Some(want), "object {} header IOVA", o.index);
         // SAFETY: a placed object of a live pool.
-        assert_eq!(unsafe { Mempool::obj_iova(o.ptr) }, want);
-        let last = a + body - 1;
-        if page(a) != page(last) {
+        assert_eq!(unsafe { o.obj.iova_unchecked() }, Some(want));
+        assert_eq!(
+            pool.iova(o.obj),
+            Some(want),
+            "object {} checked IOVA",
+            o.index
+        );
+        // The object's last byte, derived from its pointer.
+        let last = o.obj.as_ptr().wrapping_add(body - 1);
+        if page(a) != page(last as usize) {
             straddling += 1;
             assert_eq!(
-                provider.virt2iova(last as *const u8),
+                provider.virt2iova(last),
                 Some(Iova(want.0 + body as u64 - 1)),
                 "object {} straddles pages that are not IOVA-contiguous",
                 o.index
@@ -58,8 +53,8 @@ fn check_objects(pool: &Mempool, provider: &Provider) -> (usize, usize) {
 
 #[test]
 fn fragmented_hugepages_still_make_a_large_pool() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let free = free_2m_pages();
+    let _g = serial();
+    let free = free_2m();
     if free >= 48 {
         fragmented(PageSize::Huge2M, 32);
     } else {
@@ -98,14 +93,15 @@ fn fragmented(page_size: PageSize, pages: usize) {
     // the provider map fresh pages elsewhere: it can, pages/2 of them. A pool
     // needing more than any single run, but fitting in pages/2 pages.
     let elt = 2048;
-    let obj = pktmem_mempool::calc_obj_size(elt, pktmem_mempool::PoolFlags::empty()).unwrap();
+    let obj = pktmem_mempool::calc_obj_size(elt, CACHE_LINE).unwrap();
     let per_page = pg / obj.total_size;
     let n = per_page * (pages / 2) - per_page; // needs pages/2 - 1 pages
     let before_mapped = provider.mapped_bytes();
     let hugetlb_before = process_hugetlb_bytes();
-    let pool = Mempool::builder("frag", n, elt)
-        .cache_size(32)
-        .create_with_provider(&provider)
+    let pool = Mempool::builder(n, elt)
+        .name("frag")
+        .cache(32)
+        .build_on(&provider)
         .unwrap();
     assert!(pool.is_full());
     let mut chunks = 0;
@@ -129,10 +125,10 @@ fn fragmented(page_size: PageSize, pages: usize) {
     assert!(!pool.is_non_io());
     pool.audit().unwrap();
     // All of it is usable.
-    let mut objs = vec![std::ptr::NonNull::dangling(); n];
-    pool.get_bulk(None, &mut objs).unwrap();
+    let mut buf = vec![MaybeUninit::uninit(); n];
+    let objs = pool.get_bulk_default(&mut buf).unwrap();
     // SAFETY: returned once.
-    unsafe { pool.put_bulk(None, &objs) };
+    unsafe { pool.put_bulk_default(objs) };
     pool.flush_default_cache();
     assert!(pool.is_full());
     // Freeing the pool gives its memory back to the provider.
@@ -156,8 +152,8 @@ fn fragmented(page_size: PageSize, pages: usize) {
 
 #[test]
 fn populate_failing_midway_leaks_nothing() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let huge = free_2m_pages() >= 16;
+    let _g = serial();
+    let huge = free_2m() >= 16;
     let page_size = if huge {
         PageSize::Huge2M
     } else {
@@ -178,13 +174,20 @@ fn populate_failing_midway_leaks_nothing() {
     // Needs ~8 pages of memory, the provider may give 4: creation fails
     // cleanly and returns everything.
     let n = 8 * (pg / 2176);
-    let r = Mempool::builder("fail", n, 2048).create_with_provider(&provider);
+    let r = Mempool::builder(n, 2048).name("fail").build_on(&provider);
     match r {
-        Err(MempoolError::Populate(PopulateError::OutOfMemory { needed, placed, .. })) => {
+        Err(CreateError::Populate(ref e @ PopulateError::OutOfMemory { needed, placed, .. })) => {
             assert_eq!(needed, n);
             assert!(
                 placed > 0 && placed < n,
                 "placed {placed} of {n} before running out"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!(
+                    "pool 'fail' needs {n} objects of 2112 B, provider could give {placed}"
+                )),
+                "{msg}"
             );
         }
         other => panic!("expected OutOfMemory, got {other:?}"),
@@ -203,29 +206,33 @@ fn populate_failing_midway_leaks_nothing() {
     }
     // Populating an empty pool step by step: the failure keeps what was
     // placed, and the pool is usable with it.
-    let pool = Mempool::builder("partial", n, 2048).create_empty().unwrap();
+    let pool = Mempool::builder(n, 2048)
+        .name("partial")
+        .build_empty()
+        .unwrap();
     let e = pool.populate_from_provider(&provider).unwrap_err();
     assert!(matches!(e, PopulateError::OutOfMemory { .. }), "{e}");
     let placed = pool.populated();
     assert!(placed > 0 && placed < n);
     assert_eq!(pool.avail_count(), placed);
     assert!(!pool.is_non_io());
-    let mut objs = vec![std::ptr::NonNull::dangling(); placed];
-    pool.get_bulk(None, &mut objs).unwrap();
-    assert!(pool.get_bulk(None, &mut objs[..1]).is_err());
+    let mut buf = vec![MaybeUninit::uninit(); placed];
+    let objs = pool.get_bulk_default(&mut buf).unwrap();
+    assert!(pool.get_default().is_err());
     // SAFETY: returned once.
-    unsafe { pool.put_bulk(None, &objs) };
+    unsafe { pool.put_bulk_default(objs) };
     check_objects(&pool, &provider);
     drop(pool);
     assert_eq!(provider.mapped_bytes(), 0);
 }
 
 #[test]
-fn default_create_uses_the_global_provider() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = Mempool::builder("global", 8191, 64)
-        .cache_size(256)
-        .create()
+fn a_pool_on_the_global_provider() {
+    let _g = serial();
+    let pool = Mempool::builder(8191, 64)
+        .name("global")
+        .cache(256)
+        .build_on(Provider::global())
         .unwrap();
     assert!(pool.is_full());
     let (n, _) = check_objects(&pool, Provider::global());
@@ -255,7 +262,10 @@ fn external_memory_backs_a_pool() {
     let ext = provider
         .register_external(mem, 4 * 4096, 4096, Some(&iovas))
         .unwrap();
-    let pool = Mempool::builder("ext", 100, 1000).create_empty().unwrap();
+    let pool = Mempool::builder(100, 1000)
+        .name("ext")
+        .build_empty()
+        .unwrap();
     // SAFETY: the allocation outlives the pool (freed after it below) and is
     // used by nothing else; it stays registered while the pool lives.
     let n = unsafe {
@@ -284,20 +294,21 @@ fn external_memory_backs_a_pool() {
 /// the pool holds objects or ring slots.
 #[test]
 fn pool_maps_no_page_without_objects_or_ring() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let Some(provider) = huge2m_provider("pool_maps_no_page_without_objects_or_ring", 8) else {
         return;
     };
     let before = provider.mapped_bytes();
     // 64-byte elements take 128 bytes with their header: 16 384 a page.
     let n = 4 * 16_384;
-    let pool = Mempool::builder("exact-pages", n, 64)
-        .create_with_provider(&provider)
+    let pool = Mempool::builder(n, 64)
+        .name("exact-pages")
+        .build_on(&provider)
         .unwrap();
     assert_eq!(pool.obj_size().total_size * 16_384, MB2);
     let mut pages = std::collections::BTreeSet::new();
     pool.for_each_obj(|o| {
-        pages.insert(o.ptr.as_ptr() as usize / MB2);
+        pages.insert(o.obj.as_ptr() as usize / MB2);
     });
     assert_eq!(pages.len(), 4, "objects on {} pages", pages.len());
     if let Some(r) = pool.ring_memory_range() {

@@ -1,0 +1,396 @@
+//! Creating a pool: [`MempoolBuilder`], the memory choice made visible
+//! (`build_on` a provider, `build_anonymous`, or `build_empty` to populate
+//! by hand).
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+use crate::backend::{Backend, BackendKind, StackBackend};
+use crate::cache::{CacheCore, Counter, CACHE_MAX_SIZE};
+use crate::default_cache::{self, Slot, Slots};
+use crate::error::{BuildError, CreateError};
+use crate::introspect::ObjInfo;
+use crate::layout::{calc_obj_size, CACHE_LINE, MAX_ALIGN, MIN_ALIGN};
+use crate::lf_stack::LfStackBackend;
+use crate::pool::{BackendImpl, Line, ObjInit, PoolInner, Population};
+use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex};
+use crate::{Mempool, Provider};
+
+/// Configures and creates a [`Mempool`].
+///
+/// The memory is chosen by the final call: [`build_on`](Self::build_on) a
+/// provider (hugepages when it has them), [`build_anonymous`](Self::build_anonymous)
+/// (small pages, no IOVA), or [`build_empty`](Self::build_empty) and then the
+/// pool's `populate_*` methods.
+///
+/// ```
+/// use pktmem_mempool::{BackendKind, Mempool};
+/// let pool = Mempool::builder(100, 200)
+///     .name("b")
+///     .cache(16)
+///     .backend_kind(BackendKind::Stack)
+///     .build_empty()
+///     .unwrap();
+/// assert_eq!((pool.size(), pool.populated(), pool.avail_count()), (100, 0, 0));
+/// assert_eq!(pool.name(), "b");
+/// ```
+#[must_use = "a builder does nothing until one of its `build_*` methods is called"]
+pub struct MempoolBuilder {
+    name: String,
+    n: usize,
+    elt_size: usize,
+    cache_size: usize,
+    private_size: usize,
+    align: usize,
+    iova_contig: bool,
+    single_producer: bool,
+    single_consumer: bool,
+    kind: BackendKind,
+    custom: Option<Box<dyn Backend>>,
+    init: Option<ObjInit>,
+}
+
+impl std::fmt::Debug for MempoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MempoolBuilder")
+            .field("name", &self.name)
+            .field("n", &self.n)
+            .field("elt_size", &self.elt_size)
+            .field("cache_size", &self.cache_size)
+            .field("align", &self.align)
+            .field("iova_contig", &self.iova_contig)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mempool {
+    /// Starts configuring a pool of `n` objects of `elt_size` bytes (named
+    /// "unnamed" unless [`name`](MempoolBuilder::name) says otherwise).
+    pub fn builder(n: usize, elt_size: usize) -> MempoolBuilder {
+        MempoolBuilder {
+            name: "unnamed".to_string(),
+            n,
+            elt_size,
+            cache_size: 0,
+            private_size: 0,
+            align: CACHE_LINE,
+            iova_contig: true,
+            single_producer: false,
+            single_consumer: false,
+            kind: BackendKind::Ring,
+            custom: None,
+            init: None,
+        }
+    }
+}
+
+impl MempoolBuilder {
+    /// A name for humans (messages, events); pools need not have distinct
+    /// names.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Size of the per-core caches (0: no cache; at most [`CACHE_MAX_SIZE`]
+    /// and `n`): what [`Mempool::cache`] makes and the default caches hold.
+    pub fn cache(mut self, size: usize) -> Self {
+        self.cache_size = size;
+        self
+    }
+
+    /// Bytes of the pool's private area (see [`Mempool::private_area`]).
+    pub fn private_size(mut self, size: usize) -> Self {
+        self.private_size = size;
+        self
+    }
+
+    /// Aligns object bodies to `align` bytes (a power of two from
+    /// [`MIN_ALIGN`] to [`MAX_ALIGN`]; default [`CACHE_LINE`]).
+    ///
+    /// ```
+    /// use pktmem_mempool::{BuildError, Mempool};
+    /// let pool = Mempool::builder(4, 100).align(1024).build_anonymous().unwrap();
+    /// let o = pool.get_default().unwrap();
+    /// assert_eq!(o.as_ptr().align_offset(1024), 0);
+    /// assert_eq!(pool.obj_size().total_size, 2048); // a 1 KiB header line, then the body
+    /// // SAFETY: given back once.
+    /// unsafe { pool.put_default(o) };
+    /// let e = Mempool::builder(4, 100).align(8192).build_empty().unwrap_err();
+    /// assert!(matches!(e, BuildError::BadAlign { align: 8192, .. }));
+    /// ```
+    pub fn align(mut self, align: usize) -> Self {
+        self.align = align;
+        self
+    }
+
+    /// Packs objects at 8-byte alignment instead of a cache line
+    /// (`align(8)`).
+    pub fn no_cache_align(self) -> Self {
+        self.align(MIN_ALIGN)
+    }
+
+    /// Objects need not be IOVA-contiguous: they may straddle page boundaries
+    /// and carry no IOVA (the pool stays [non-IO](Mempool::is_non_io)).
+    pub fn no_iova_contig(mut self) -> Self {
+        self.iova_contig = false;
+        self
+    }
+
+    /// Picks a built-in backend (default: the ring).
+    pub fn backend_kind(mut self, kind: BackendKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Uses `backend` (empty, capacity at least `n`) for free objects.
+    pub fn backend(mut self, backend: Box<dyn Backend>) -> Self {
+        self.custom = Some(backend);
+        self
+    }
+
+    /// Puts go through a single-producer ring.
+    ///
+    /// # Safety
+    /// - no two puts on the pool (including cache flushes, cache drops,
+    ///   population and typed objects going back) ever run concurrently.
+    pub unsafe fn single_producer(mut self) -> Self {
+        self.single_producer = true;
+        self
+    }
+
+    /// Gets go through a single-consumer ring.
+    ///
+    /// # Safety
+    /// - no two gets on the pool (including cache refills) ever run
+    ///   concurrently.
+    pub unsafe fn single_consumer(mut self) -> Self {
+        self.single_consumer = true;
+        self
+    }
+
+    /// Runs `init` on every object when it is placed, whichever way the pool
+    /// is populated (`build_on`, `build_anonymous`, or `build_empty` then any
+    /// `populate_*`), before the object can be handed out. It gets the
+    /// object's description and its body (`obj_size().elt_size` bytes, of
+    /// unknown content) to write; it runs under the pool's population lock,
+    /// so it must not populate the pool.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(4, 8)
+    ///     .obj_init(|info, body| {
+    ///         body[0].write(info.index as u8);
+    ///     })
+    ///     .build_anonymous()
+    ///     .unwrap();
+    /// let mut seen = Vec::new();
+    /// pool.for_each_obj(|o| {
+    ///     // SAFETY: the pool is quiet; the first byte was written by `init`.
+    ///     seen.push(unsafe { *o.obj.as_ptr() });
+    /// });
+    /// assert_eq!(seen, [0, 1, 2, 3]);
+    /// ```
+    pub fn obj_init(
+        mut self,
+        init: impl FnMut(&ObjInfo, &mut [MaybeUninit<u8>]) + Send + 'static,
+    ) -> Self {
+        self.init = Some(Box::new(init));
+        self
+    }
+
+    /// Creates the pool with no memory; populate it with the `populate_*`
+    /// methods of [`Mempool`]. Its ring (if the backend is the ring) is on
+    /// the heap.
+    pub fn build_empty(self) -> Result<Mempool, BuildError> {
+        self.build(None)
+    }
+
+    /// Creates the pool and populates it from anonymous memory (small pages,
+    /// no IOVA: the pool stays non-IO).
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(1000, 64).cache(32).build_anonymous().unwrap();
+    /// assert!(pool.is_full() && pool.is_non_io());
+    /// ```
+    pub fn build_anonymous(self) -> Result<Mempool, CreateError> {
+        let pool = self.build(None)?;
+        pool.populate_anonymous()?;
+        Ok(pool)
+    }
+
+    /// Creates the pool and populates it from `provider`
+    /// ([`Mempool::populate_from_provider`]); a ring backend keeps its slots
+    /// in a block of `provider` too (or on the heap if the provider cannot
+    /// give one: [`Mempool::ring_placement`] says which). On failure nothing
+    /// is left behind (the memory already taken goes back).
+    ///
+    /// ```
+    /// use pktmem_mempool::{Mempool, Provider};
+    /// let provider = Provider::builder().quiet(true).build().unwrap();
+    /// let pool = Mempool::builder(8191, 64).cache(256).build_on(&provider).unwrap();
+    /// assert!(pool.is_full());
+    /// ```
+    pub fn build_on(self, provider: &Provider) -> Result<Mempool, CreateError> {
+        let pool = self.build(Some(provider))?;
+        pool.populate_from_provider(provider)?;
+        Ok(pool)
+    }
+
+    /// Creates the empty pool; a ring backend keeps its slots in
+    /// `ring_provider`'s memory when given (see [`RingPlacement`](crate::RingPlacement)).
+    fn build(self, ring_provider: Option<&Provider>) -> Result<Mempool, BuildError> {
+        let Self {
+            name,
+            n,
+            elt_size,
+            cache_size,
+            private_size,
+            align,
+            iova_contig,
+            single_producer,
+            single_consumer,
+            kind,
+            custom,
+            init,
+        } = self;
+        if n == 0 {
+            return Err(BuildError::ZeroObjects { name });
+        }
+        if elt_size == 0 {
+            return Err(BuildError::ZeroElementSize { name });
+        }
+        let max = CACHE_MAX_SIZE.min(n);
+        if cache_size > max {
+            return Err(BuildError::CacheTooLarge {
+                name,
+                cache_size,
+                max,
+            });
+        }
+        if !align.is_power_of_two() || !(MIN_ALIGN..=MAX_ALIGN).contains(&align) {
+            return Err(BuildError::BadAlign { name, align });
+        }
+        let Some(obj) = calc_obj_size(elt_size, align) else {
+            return Err(BuildError::ElementTooLarge { name, elt_size });
+        };
+        if !matches!(n.checked_mul(obj.total_size), Some(b) if isize::try_from(b).is_ok()) {
+            return Err(BuildError::PoolTooLarge {
+                name,
+                n,
+                obj_size: obj.total_size,
+            });
+        }
+        if private_size > 1 << 30 {
+            return Err(BuildError::PrivateAreaTooLarge {
+                name,
+                size: private_size,
+            });
+        }
+        let backend = BackendChoice {
+            kind,
+            custom,
+            single_producer,
+            single_consumer,
+        }
+        .make(&name, n, ring_provider)?;
+        let counters = Mutex::new(Vec::new());
+        let slots = default_slots(cache_size, &counters);
+        let private = (0..private_size.div_ceil(64))
+            .map(|_| UnsafeCell::new(Line([0u8; 64])))
+            .collect();
+        let inner = PoolInner {
+            name,
+            size: n,
+            cache_size,
+            iova_contig,
+            obj,
+            private,
+            private_size,
+            backend,
+            slots,
+            counters,
+            population: Mutex::new(Population {
+                chunks: Vec::new(),
+                init,
+            }),
+            populated: AtomicUsize::new(0),
+            non_io: AtomicBool::new(true),
+            #[cfg(feature = "stats")]
+            stats: crate::stats::StatsCells::default(),
+        };
+        Ok(Mempool {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+/// What the builder was told about the backend.
+struct BackendChoice {
+    kind: BackendKind,
+    custom: Option<Box<dyn Backend>>,
+    single_producer: bool,
+    single_consumer: bool,
+}
+
+impl BackendChoice {
+    /// The backend for `n` objects of the pool `name`; a ring keeps its
+    /// slots in `ring_provider`'s memory when given.
+    fn make(
+        self,
+        name: &str,
+        n: usize,
+        ring_provider: Option<&Provider>,
+    ) -> Result<BackendImpl, BuildError> {
+        Ok(match self.custom {
+            Some(b) => {
+                if b.capacity() < n {
+                    return Err(BuildError::BackendTooSmall {
+                        name: name.to_string(),
+                        capacity: b.capacity(),
+                        needed: n,
+                    });
+                }
+                if !b.is_empty() {
+                    return Err(BuildError::BackendNotEmpty {
+                        name: name.to_string(),
+                        len: b.len(),
+                    });
+                }
+                BackendImpl::Custom(b)
+            }
+            None => match self.kind {
+                BackendKind::Stack => BackendImpl::Stack(StackBackend::new(n)),
+                BackendKind::LockFreeStack => {
+                    BackendImpl::LfStack(LfStackBackend::new(n).map_err(BuildError::LfStack)?)
+                }
+                BackendKind::Ring => BackendImpl::Ring(crate::ring_backend::RingBackend::new(
+                    n,
+                    self.single_producer,
+                    self.single_consumer,
+                    ring_provider,
+                )?),
+            },
+        })
+    }
+}
+
+/// The default cache slots of a pool with caches of `cache_size` (none
+/// without a cache size, and none under loom, whose models use explicit
+/// caches and the backend), their counters registered in `counters`.
+fn default_slots(cache_size: usize, counters: &Mutex<Vec<Counter>>) -> Slots {
+    let mut slots = Vec::new();
+    if cache_size > 0 && cfg!(not(loom)) {
+        for _ in 0..default_cache::slot_count() {
+            let c: Counter = Arc::new(CachePadded::new(AtomicUsize::new(0)));
+            lock(counters).push(c.clone());
+            slots.push(CachePadded::new(Slot::new(CacheCore::new(cache_size, c))));
+        }
+    }
+    slots.into_boxed_slice()
+}
