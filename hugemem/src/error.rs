@@ -119,6 +119,11 @@ pub enum HugememError {
     /// The provider could not be built (reported by [`Provider::global`](crate::Provider::global)'s
     /// first allocation).
     InitFailed(String),
+    /// A DMA mapper refused memory the provider was mapping (the
+    /// allocation or registration that brought it failed).
+    DmaMap(crate::DmaMapError),
+    /// A DMA mapper could not be registered.
+    DmaRegister(crate::DmaRegisterError),
     /// A system call failed.
     Io {
         /// The operation ("memfd_create", "fallocate", "mmap", ...).
@@ -232,6 +237,8 @@ impl fmt::Display for HugememError {
             ),
             TooManyLists(n) => write!(f, "the provider holds at most {n} lists"),
             InitFailed(m) => write!(f, "provider could not be built: {m}"),
+            DmaMap(e) => e.fmt(f),
+            DmaRegister(e) => e.fmt(f),
             Io { op, source } => write!(f, "{op} failed: {source}"),
         }
     }
@@ -241,7 +248,15 @@ impl std::error::Error for HugememError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             HugememError::Io { source, .. } => Some(source),
+            HugememError::DmaMap(e) => Some(e),
+            HugememError::DmaRegister(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<crate::DmaRegisterError> for HugememError {
+    fn from(e: crate::DmaRegisterError) -> Self {
+        HugememError::DmaRegister(e)
     }
 }

@@ -47,6 +47,15 @@
 //!   is mapped, Free before it is unmapped, external memory included. They
 //!   fire with no provider lock held (pages being given back sit in a
 //!   `FREEING` state meanwhile), so a callback may use the provider.
+//! * **Devices** ([`Provider::register_dma_mapper`]): a [`DmaMapper`] (an
+//!   IOMMU container, a device's translation table) is given every range
+//!   the provider maps already (replay), then every range mapped or
+//!   unmapped later, external memory included, as [`DmaRange`]s (VA, IOVA
+//!   or none, length); each range is unmapped exactly as it was mapped, and
+//!   dropping the [`DmaMapperGuard`] unmaps everything the mapper still
+//!   holds. Mappers run under the provider lock: a range is mapped before
+//!   its memory is handed out and unmapped after its last user has let go,
+//!   before the pages go back; a mapper's refusal fails the allocation.
 //! * **Limits**: `min_keep` bytes are mapped at build and never given back;
 //!   `limit` caps mapped bytes; validators may refuse growth past a threshold.
 //! * **Sharing groundwork**: fd-backed lists map file offset = VA offset, and
@@ -93,8 +102,9 @@ pub use error::HugememError;
 pub use info::{inventory, process_hugetlb_bytes, HugepageInventory};
 pub use iova::{virt2phys, Iova, IovaMode, PageSize};
 pub use provider::{
-    EventKind, ExternalId, GrowthQuery, ListInfo, MemEvent, PageSource, Provider, ProviderBuilder,
-    ProviderInfo, Region, WeakProvider, Zone,
+    DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError, EventKind, ExternalId,
+    GrowthQuery, ListInfo, MemEvent, PageSource, Provider, ProviderBuilder, ProviderInfo, Region,
+    WeakProvider, Zone,
 };
 pub use small::{SmallBlock, SmallHeap};
 pub use sys::node_of;

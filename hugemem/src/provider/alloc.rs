@@ -255,6 +255,7 @@ impl Inner {
                         ListFail::NoSpace(no_space_reason(page_size, pages, st.lists[li].mapped))
                     }
                     BackingError::Other(e) => ListFail::Hard(e),
+                    BackingError::Dma(e) => ListFail::Hard(HugememError::DmaMap(e)),
                 });
             }
         }

@@ -199,6 +199,11 @@ impl Inner {
         if !l.seg.external {
             st.mapped += len;
         }
+        // Devices get the pages before anything can use them.
+        if let Err(e) = self.dma_map_pages(st, li, s, c) {
+            self.unmap_pages(st, li, s, c);
+            return Err(BackingError::Dma(e));
+        }
         Ok(())
     }
 
@@ -231,10 +236,12 @@ impl Inner {
 
     /// Unmaps pages `[s, s + c)` of list `li` (no events; callers fire them).
     pub(super) fn unmap_pages(&self, st: &mut State, li: usize, s: usize, c: usize) {
-        let l = &mut st.lists[li];
-        let shift = l.seg.shift;
-        let addr = l.seg.base + (s << shift);
+        let shift = st.lists[li].seg.shift;
+        let addr = st.lists[li].seg.base + (s << shift);
         let len = c << shift;
+        // Devices let go first (the pages have no user left).
+        self.dma_unmap(st, addr, len);
+        let l = &mut st.lists[li];
         for i in s..s + c {
             l.seg.set_page_iova(i, Iova::BAD);
             l.state[i] = PageState::Unmapped;

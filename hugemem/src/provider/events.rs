@@ -292,3 +292,11 @@ impl Inner {
         DEFERRED.with(|d| d.borrow_mut().push((self.id, raw)));
     }
 }
+
+/// Holds a DMA mapper's panic (caught under the provider lock) until
+/// `settle` hands it back, as it does a callback's.
+pub(super) fn hold_panic(payload: PanicPayload) {
+    PANIC.with(|p| {
+        p.borrow_mut().get_or_insert(payload);
+    });
+}

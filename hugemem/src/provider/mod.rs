@@ -10,6 +10,7 @@
 //! | `alloc.rs` | allocation (choosing a list, growing it, limits) and free |
 //! | `backing.rs` | where pages come from: creating a list's backing, mapping and unmapping page runs |
 //! | `events.rs` | event callbacks and growth validators, and how they fire |
+//! | `dma.rs` | DMA mappers: told about every range mapped and unmapped |
 //! | `external.rs` | external memory and the heaps made of it |
 //! | `zones.rs` | named zones |
 //! | `introspect.rs` | walks, lists, region table, info and dump |
@@ -28,6 +29,7 @@ use crate::{AllocRequest, Chunk, HugememError, Iova, IovaMode, PageInfo};
 mod alloc;
 mod backing;
 mod builder;
+mod dma;
 mod events;
 mod external;
 mod introspect;
@@ -35,6 +37,7 @@ mod page_list;
 mod zones;
 
 pub use builder::{PageSource, ProviderBuilder};
+pub use dma::{DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError};
 pub use events::{EventKind, GrowthQuery, MemEvent};
 pub use external::ExternalId;
 pub use introspect::{ListInfo, ProviderInfo, Region};
@@ -65,6 +68,8 @@ struct State {
     pending_unmap: Vec<(usize, usize, usize)>,
     /// External lists to remove after their Free events.
     pending_removal: Vec<usize>,
+    /// The DMA mappers and the ranges they hold.
+    dma: dma::DmaState,
 }
 
 pub(crate) struct Inner {
@@ -343,6 +348,8 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Devices let go before the memory does.
+        dma::release_all(self.id, &mut st.dma);
         let zones = std::mem::take(&mut st.zones);
         let lists = std::mem::take(&mut st.lists);
         drop(zones);
