@@ -3,56 +3,8 @@
 //! the role of the reference's `rte_vfio_container_dma_map` and of the
 //! memory-event callback its VFIO container registers.
 //!
-//! A mapper registered with [`Provider::register_dma_mapper`] is given, in
-//! this order:
-//!
-//! 1. **replay**: every range the provider maps at that moment (its own
-//!    page runs and registered external memory), by ascending VA;
-//! 2. then every range mapped later (growth, external registration), and
-//!    the unmap of every range that goes (shrink, hole punch, external
-//!    unregistration);
-//! 3. when its [`DmaMapperGuard`] drops (or the provider does, for a kept
-//!    mapper): the unmap of every range it still holds.
-//!
-//! **Granularity.** A [`DmaRange`] is VA-contiguous and IOVA-contiguous
-//! (or has no IOVA at all), inside one page list, and is unmapped exactly
-//! as it was mapped: the mapper's `unmap` receives a range equal to one it
-//! was given by `map`, never a part or a union of ranges (VFIO type1 cannot
-//! unmap part of a mapping). The provider coalesces what it can keep whole:
-//!
-//! | memory | one range per |
-//! |---|---|
-//! | own pages, provider with no kept minimum | IOVA-contiguous run of the pages one allocation mapped |
-//! | own pages, provider with [`min_keep`](crate::ProviderBuilder::min_keep) | page (a freed chunk keeps pages one by one, so any page may go alone) |
-//! | external memory | IOVA-contiguous run of the registered range (it goes whole) |
-//! | external memory without IOVAs | the registered range (`iova: None`) |
-//!
-//! Memory without an IOVA comes with `iova: None`: a mapper in IOVA-as-VA
-//! mode maps it at its VA, one that needs physical addresses refuses it or
-//! accepts it without mapping (either way it is unmapped like any other).
-//!
-//! **Ordering and locking.** Mappers run under the provider's lock, which
-//! is what makes "map before use, unmap after the last user" hold without
-//! a window: a range is mapped after its pages are and before they are
-//! handed out (before its Alloc event fires), and unmapped after its Free
-//! event has fired and its last user has let go, before the pages are
-//! released to the system. A mapper must therefore not call the provider:
-//! everything it needs is in the [`DmaRange`]. Allocating or registering
-//! from inside a mapper returns a `Reentrant` error; a chunk dropped inside
-//! one is freed once the lock is released; other calls that take the lock
-//! (walks, lookups by address) would deadlock. Translation
-//! ([`Provider::virt2iova`]) takes no lock and is fine.
-//!
-//! **Failure.** A mapper that refuses a range during replay makes the
-//! registration fail ([`DmaRegisterError::Map`]) after the ranges the
-//! replay had given it are unmapped again: no mapper is left half
-//! registered. One that refuses a range of growth refuses the allocation
-//! (`AllocError::DmaMap`, naming the mapper and the range): the other
-//! mappers give the range back, the pages are unmapped, and the provider
-//! is as before. Memory a device cannot reach is of no use to a DMA user.
-//! External registration is refused the same way. A mapper that panics is
-//! treated as one that refused (or, in `unmap`, as one that returned); the
-//! provider finishes its bookkeeping, then the panic goes on.
+//! The model (replay, granularity, ordering, failure) is documented on
+//! [`DmaMapper`], where users look for it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,7 +21,7 @@ use crate::Iova;
 /// `iova` for the device (`None`: memory without an IOVA).
 ///
 /// Both the VA and the IOVA range are contiguous; `len` is a multiple of
-/// `page_size`. See the [module docs](self) for the granularity.
+/// `page_size`. See [`DmaMapper`] for the granularity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct DmaRange {
@@ -105,11 +57,62 @@ impl fmt::Display for DmaRange {
 }
 
 /// What maps memory for a device: given every range the provider maps and
-/// unmaps (see the [module docs](self) for when, in which order, and at
-/// which granularity).
+/// unmaps, with its VA, IOVA and length.
 ///
-/// `map` and `unmap` run under the provider's lock and must not call the
-/// provider. `unmap` is only ever given a range `map` accepted, once.
+/// A mapper registered with [`Provider::register_dma_mapper`] is given, in
+/// this order:
+///
+/// 1. **replay**: every range the provider maps at that moment (its own
+///    page runs and registered external memory), by ascending VA;
+/// 2. then every range mapped later (growth, external registration), and
+///    the unmap of every range that goes (shrink, hole punch, external
+///    unregistration);
+/// 3. when its [`DmaMapperGuard`] drops (or the provider does, for a kept
+///    mapper): the unmap of every range it still holds.
+///
+/// **Granularity.** A [`DmaRange`] is VA-contiguous and IOVA-contiguous
+/// (or has no IOVA at all), inside one page list, and is unmapped exactly
+/// as it was mapped: the mapper's `unmap` receives a range equal to one it
+/// was given by `map`, never a part or a union of ranges (VFIO type1 cannot
+/// unmap part of a mapping). The provider coalesces what it can keep whole:
+///
+/// | memory | one range per |
+/// |---|---|
+/// | own pages, provider with no kept minimum | IOVA-contiguous run of the pages one allocation mapped |
+/// | own pages, provider with [`min_keep`](crate::ProviderBuilder::min_keep) | page (a freed chunk keeps pages one by one, so any page may go alone) |
+/// | external memory | IOVA-contiguous run of the registered range (it goes whole) |
+/// | external memory without IOVAs | the registered range (`iova: None`) |
+///
+/// Memory without an IOVA comes with `iova: None`: a mapper in IOVA-as-VA
+/// mode maps it at its VA, one that needs physical addresses refuses it or
+/// accepts it without mapping (either way it is unmapped like any other).
+///
+/// **Ordering and locking.** Mappers run under the provider's lock, which
+/// is what makes "map before use, unmap after the last user" hold without
+/// a window: a range is mapped after its pages are and before they are
+/// handed out (before its Alloc event fires), and unmapped after its Free
+/// event has fired and its last user has let go, before the pages are
+/// released to the system. The replay runs under the same lock, so an
+/// allocation racing a registration is either replayed or given after it,
+/// never both and never neither. A mapper must not call the provider:
+/// everything it needs is in the [`DmaRange`]. Allocating or registering
+/// from inside a mapper returns a `Reentrant` error; a chunk dropped inside
+/// one is freed once the lock is released; other calls that take the lock
+/// (walks, lookups by address) would deadlock. Translation
+/// ([`Provider::virt2iova`]) takes no lock and is fine.
+///
+/// **Failure.** A mapper that refuses a range during replay makes the
+/// registration fail ([`DmaRegisterError::Map`]) after the ranges the
+/// replay had given it are unmapped again: no mapper is left half
+/// registered. One that refuses a range of growth refuses the allocation
+/// (`AllocError::DmaMap`, naming the mapper and the range): the other
+/// mappers give the range back, the pages are unmapped, and the provider
+/// is as before. Memory a device cannot reach is of no use to a DMA user.
+/// External registration is refused the same way. A mapper that panics is
+/// treated as one that refused (or, in `unmap`, as one that returned); the
+/// provider finishes its bookkeeping, then the panic goes on.
+///
+/// `unmap` is only ever given a range `map` accepted, and only once.
 ///
 /// ```
 /// use pktmem_hugemem::{DmaMapper, DmaRange, Provider};
@@ -360,7 +363,7 @@ impl fmt::Debug for DmaMapperGuard {
 impl Provider {
     /// Registers `mapper`: it is given every range the provider maps now
     /// (replay), then every range mapped and unmapped later, until the
-    /// returned guard drops (see the [module docs](self) and [`DmaMapper`]).
+    /// returned guard drops (see [`DmaMapper`] for the model).
     ///
     /// Pass an `Arc` of the mapper to keep a handle to it. Refused with
     /// [`DmaRegisterError::Map`] if the mapper refuses a range during the
