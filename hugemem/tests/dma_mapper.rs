@@ -790,3 +790,32 @@ fn a_mapper_that_panics_refuses_and_the_panic_goes_on() {
     drop(c);
     bad.assert_all_given_back();
 }
+
+#[test]
+fn ranges_follow_the_small_page_fallback() {
+    // One 2 MiB page of VA: the second allocation falls back to 4 KiB pages.
+    let p = Provider::builder()
+        .page_sizes(&[PageSize::Huge2M])
+        .va_reserve(PageSize::Huge2M, MB2)
+        .quiet(true)
+        .build()
+        .unwrap();
+    let rec = Recorder::new("rec");
+    let _g = p.register_dma_mapper(rec.clone()).unwrap();
+    let a = p.alloc(MB2).unwrap();
+    let b = p.alloc(MB2).unwrap();
+    assert_eq!(b.page_size(), KB4, "fell back");
+    let held = rec.held();
+    assert_covers(&p, &held);
+    // No range spans two lists: each is of one page size, inside one chunk.
+    for r in &held {
+        let inside = |c: &pktmem_hugemem::Chunk| {
+            let lo = c.as_ptr().as_ptr() as usize;
+            r.va >= lo && r.va_end() <= lo + c.mapped_len()
+        };
+        assert!(inside(&a) || inside(&b), "{r}");
+    }
+    assert!(held.iter().any(|r| r.page_size == KB4));
+    drop((a, b));
+    rec.assert_all_given_back();
+}
