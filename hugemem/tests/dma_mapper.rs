@@ -819,3 +819,22 @@ fn ranges_follow_the_small_page_fallback() {
     drop((a, b));
     rec.assert_all_given_back();
 }
+
+#[test]
+fn a_guard_can_go_to_another_thread() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let p = Provider::builder()
+        .page_sizes(&[])
+        .quiet(true)
+        .build()
+        .unwrap();
+    let rec = Recorder::new("rec");
+    let guard = p.register_dma_mapper(rec.clone()).unwrap();
+    send_sync(&guard);
+    let c = p.alloc(KB4).unwrap();
+    std::thread::spawn(move || drop(guard)).join().unwrap();
+    rec.assert_all_given_back();
+    assert_eq!(rec.log().len(), 2);
+    drop(c);
+    assert_eq!(rec.log().len(), 2, "an unregistered mapper is not called");
+}
