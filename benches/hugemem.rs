@@ -21,7 +21,7 @@ fn page_alloc_free(c: &mut Criterion) {
             }
         }
         g.bench_function(format!("{ps}"), |b| {
-            b.iter(|| drop(black_box(p.alloc_with(&req).unwrap())))
+            b.iter(|| drop(black_box(p.alloc_with(&req).unwrap())));
         });
     }
     g.finish();
@@ -32,14 +32,14 @@ fn chunk_64m(c: &mut Criterion) {
     let mut g = c.benchmark_group("hugemem_chunk_64m");
     g.sample_size(10);
     g.bench_function("alloc_free", |b| {
-        b.iter(|| drop(black_box(p.alloc(64 << 20).unwrap())))
+        b.iter(|| drop(black_box(p.alloc(64 << 20).unwrap())));
     });
     g.bench_function("alloc_touch_free", |b| {
         b.iter(|| {
             let mut ch = p.alloc(64 << 20).unwrap();
             ch.as_mut_slice().fill(0);
-            drop(black_box(ch))
-        })
+            drop(black_box(ch));
+        });
     });
     g.finish();
 }
@@ -47,8 +47,8 @@ fn chunk_64m(c: &mut Criterion) {
 fn translate(c: &mut Criterion) {
     let p = Provider::builder().quiet(true).build().unwrap();
     let ch = p.alloc(64 << 20).unwrap();
-    let base = ch.as_ptr().as_ptr() as *const u8;
-    let mut x: u64 = 88172645463325252;
+    let base = ch.as_ptr().as_ptr().cast_const();
+    let mut x: u64 = 88_172_645_463_325_252;
     let mut next = move || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -56,15 +56,15 @@ fn translate(c: &mut Criterion) {
         (x % (64 << 20)) as usize
     };
     c.bench_function("hugemem_virt2iova", |b| {
-        b.iter(|| p.virt2iova(black_box(base.wrapping_add(next()))))
+        b.iter(|| p.virt2iova(black_box(base.wrapping_add(next()))));
     });
-    let iovas: Vec<_> = ch.pages().map(|pg| pg.iova).collect();
+    let iovas: Vec<_> = ch.pages().filter_map(|pg| pg.iova).collect();
     let mut i = 0;
     c.bench_function("hugemem_iova2virt", |b| {
         b.iter(|| {
             i = (i + 7) % iovas.len();
             p.iova2virt(black_box(iovas[i]))
-        })
+        });
     });
 }
 

@@ -2,7 +2,8 @@
 //! heap-backed provider (the lock around the lists, the lock-free IOVA
 //! table), a lookup racing an external registration, and two threads
 //! sharing the provider's small heap (slab pages allocated with the heap
-//! unlocked), and a DMA mapper's registration racing an allocation.
+//! unlocked), a lease and its registration dropped on two threads, and a
+//! DMA mapper's registration racing an allocation.
 #![cfg(loom)]
 
 use loom::thread;
@@ -17,14 +18,14 @@ fn two_threads_alloc_free_conserve_pages() {
             let c = p2.alloc(4096).unwrap();
             let va = c.as_ptr().as_ptr() as usize;
             // Translation of a page this thread owns is always right.
-            assert_eq!(p2.virt2iova(va as *const u8), Iova(va as u64));
+            assert_eq!(p2.virt2iova(va as *const u8), Some(Iova(va as u64)));
             c
         });
         let c = p.alloc(2 * 4096).unwrap();
         let va = c.as_ptr().as_ptr() as usize;
         assert_eq!(
             p.virt2iova((va + 4096) as *const u8),
-            Iova((va + 4096) as u64)
+            Some(Iova((va + 4096) as u64))
         );
         let other = t.join().unwrap();
         let o = other.as_ptr().as_ptr() as usize;
@@ -47,22 +48,20 @@ fn lookup_races_external_registration() {
         let base = (mem.as_ptr() as usize + 4095) & !4095;
         let p2 = p.clone();
         let t = thread::spawn(move || {
-            let id = p2
-                .register_external(base as *mut u8, 4096, 4096, Some(&[Iova(0x7000)]))
-                .unwrap();
-            id
+            p2.register_external(base as *mut u8, 4096, 4096, Some(&[Iova(0x7000)]))
+                .unwrap()
         });
         // A lock round trip first: it gives loom a point at which to run the
         // registering thread before the lookup (without it loom ran only
         // one order here).
         let _ = p.lists();
-        // Before publication: BAD; after: exactly the registered IOVA.
+        // Before publication: none; after: exactly the registered IOVA.
         let seen = p.virt2iova((base + 5) as *const u8);
-        assert!(seen == Iova::BAD || seen == Iova(0x7005), "{seen:?}");
-        let id = t.join().unwrap();
-        assert_eq!(p.virt2iova((base + 5) as *const u8), Iova(0x7005));
-        p.unregister_external(id).unwrap();
-        assert_eq!(p.virt2iova(base as *const u8), Iova::BAD);
+        assert!(seen.is_none() || seen == Some(Iova(0x7005)), "{seen:?}");
+        let reg = t.join().unwrap();
+        assert_eq!(p.virt2iova((base + 5) as *const u8), Some(Iova(0x7005)));
+        reg.unregister().unwrap();
+        assert_eq!(p.virt2iova(base as *const u8), None);
     });
 }
 
@@ -94,6 +93,39 @@ fn two_threads_share_the_small_heap() {
         drop(mine);
         // Conservation: nothing live, every page back.
         assert_eq!((heap.live(), heap.slabs(), p.mapped_bytes()), (0, 0, 0));
+    });
+}
+
+#[test]
+fn lease_and_registration_dropped_on_two_threads() {
+    // The registration is dropped on one thread while the last lease goes
+    // on another: whichever comes last unregisters, exactly once (one Free
+    // event), and the range is gone once both are.
+    loom::model(|| {
+        use loom::sync::atomic::{AtomicUsize, Ordering};
+        use loom::sync::Arc;
+        let p = Provider::builder().heap_backed(4096).build().unwrap();
+        let mem = Box::leak(vec![0u8; 2 * 4096].into_boxed_slice());
+        let base = (mem.as_ptr() as usize + 4095) & !4095;
+        let frees = Arc::new(AtomicUsize::new(0));
+        let f2 = frees.clone();
+        let _events = p.register_event_callback(move |e| {
+            if e.external && e.kind == pktmem::hugemem::EventKind::Free {
+                // Relaxed: only the count matters, read after the joins.
+                f2.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let reg = p
+            .register_external(base as *mut u8, 4096, 4096, Some(&[Iova(0x9000)]))
+            .unwrap();
+        let lease = reg.lease("pool 'rx'").unwrap();
+        let t = thread::spawn(move || drop(lease));
+        drop(reg);
+        t.join().unwrap();
+        // Relaxed: the join orders the other thread's increment before this.
+        assert_eq!(frees.load(Ordering::Relaxed), 1);
+        assert_eq!(p.virt2iova(base as *const u8), None);
+        assert!(p.lists().iter().all(|l| !l.external));
     });
 }
 

@@ -1,5 +1,5 @@
-//! AddressSanitizer hooks for memory the pktmem allocators hand out and take
-//! back: ASan only sees `malloc`/`free`, so free provider pages, free
+//! Address-sanitizer hooks for memory the pktmem allocators hand out and take
+//! back: the sanitizer only sees `malloc`/`free`, so free provider pages, free
 //! [`SmallHeap`](crate::SmallHeap) blocks and free mempool objects are
 //! *poisoned* by their owner (any access is reported as "use-after-poison")
 //! and unpoisoned when handed out again.
@@ -8,7 +8,7 @@
 //! `-Zsanitizer=address`, as `.ci/sanitizers` does); otherwise both functions
 //! are empty and inline away. The allocators unpoison everything they
 //! poisoned before the memory leaves them (chunk reservations released, pool
-//! chunks freed), because ASan's shadow outlives a `munmap`.
+//! chunks freed), because the sanitizer's shadow outlives a `munmap`.
 //!
 //! ```
 //! let mut buf = vec![0u8; 64];
@@ -29,16 +29,16 @@ extern "C" {
     fn __asan_unpoison_memory_region(addr: *const u8, size: usize);
 }
 
-/// Marks `[addr, addr + len)` unaddressable for ASan (a no-op without
+/// Marks `[addr, addr + len)` unaddressable for the sanitizer (a no-op without
 /// `cfg(pktmem_asan)`). Granules of 8 bytes: a range that does not end on
 /// one leaves its last partial granule addressable.
 ///
 /// # Safety
-/// - `[addr, addr + len)` is memory of this process (ASan writes the range's
+/// - `[addr, addr + len)` is memory of this process (the sanitizer writes the range's
 ///   shadow; the shadow of an address outside application memory is not
 ///   mapped);
 /// - nobody reads or writes the range until it is unpoisoned (or they get
-///   an ASan report).
+///   a sanitizer report).
 #[inline(always)]
 pub unsafe fn poison(addr: *const u8, len: usize) {
     #[cfg(pktmem_asan)]
@@ -49,7 +49,7 @@ pub unsafe fn poison(addr: *const u8, len: usize) {
     let _ = (addr, len);
 }
 
-/// Makes `[addr, addr + len)` addressable again for ASan (a no-op without
+/// Makes `[addr, addr + len)` addressable again for the sanitizer (a no-op without
 /// `cfg(pktmem_asan)`).
 ///
 /// # Safety

@@ -4,30 +4,32 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::provider::HeapRef;
 use crate::table::Segment;
-use crate::{Iova, PageSize, Provider};
+use crate::{ExternalHeap, Iova, Node, PageSize, Provider};
 
 /// What to allocate: length plus options, built fluently.
 ///
 /// ```
-/// use pktmem_hugemem::{AllocRequest, PageSize};
+/// use pktmem_hugemem::{AllocRequest, Node, PageSize};
 /// let r = AllocRequest::new(3 << 20)
 ///     .align(1 << 21)
 ///     .page_size(PageSize::Huge2M)
 ///     .require_page_size(false)
 ///     .iova_contiguous(false)
-///     .node(-1);
+///     .node(Node::new(0));
 /// assert_eq!(r.len(), 3 << 20);
 /// ```
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct AllocRequest {
     pub(crate) len: usize,
     pub(crate) align: usize,
     pub(crate) page_size: Option<PageSize>,
     pub(crate) require_page_size: bool,
     pub(crate) iova_contiguous: bool,
-    pub(crate) node: i32,
-    pub(crate) heap: Option<String>,
+    pub(crate) node: Option<Node>,
+    pub(crate) heap: Option<HeapRef>,
 }
 
 impl AllocRequest {
@@ -39,7 +41,7 @@ impl AllocRequest {
             page_size: None,
             require_page_size: false,
             iova_contiguous: false,
-            node: -1,
+            node: None,
             heap: None,
         }
     }
@@ -73,37 +75,52 @@ impl AllocRequest {
         self
     }
 
-    /// With `true`, the chunk must be IOVA-contiguous or the allocation fails
-    /// with [`HugememError::NotIovaContiguous`](crate::HugememError::NotIovaContiguous).
+    /// With `true`, the chunk must be one IOVA run or the allocation fails
+    /// with [`AllocError::NotIovaContiguous`](crate::AllocError::NotIovaContiguous)
+    /// (pages in several runs) or [`AllocError::NoIova`](crate::AllocError::NoIova)
+    /// (memory without IOVAs), whatever its length.
     pub fn iova_contiguous(mut self, yes: bool) -> Self {
         self.iova_contiguous = yes;
         self
     }
 
-    /// NUMA node (-1: any). A node that does not exist is an error.
-    pub fn node(mut self, node: i32) -> Self {
-        self.node = node;
+    /// Pages from this NUMA node (default: any, the kernel's policy). A node
+    /// that does not exist is [`AllocError::UnknownNode`](crate::AllocError::UnknownNode).
+    pub fn node(mut self, node: Node) -> Self {
+        self.node = Some(node);
         self
     }
 
-    /// Allocate from the named external heap instead of the provider's own pages.
-    pub fn heap(mut self, name: &str) -> Self {
-        self.heap = Some(name.to_string());
+    /// Allocate from `heap`'s external memory instead of the provider's own
+    /// pages (same as [`ExternalHeap::alloc`]).
+    pub fn heap(mut self, heap: &ExternalHeap) -> Self {
+        self.heap = Some(heap.heap_ref());
         self
     }
 }
 
 /// One page of a chunk or list.
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let c = p.alloc(5000).unwrap();
+/// let pages: Vec<_> = c.pages().collect();
+/// assert_eq!(pages.len(), 2);
+/// assert_eq!(pages[1].va, pages[0].va + 4096);
+/// assert_eq!(pages[0].iova, c.iova());
+/// assert!(pages.iter().all(|pg| pg.in_use && !pg.external && pg.size == 4096));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageInfo {
     /// Virtual address of the page.
     pub va: usize,
-    /// Its IOVA ([`Iova::BAD`] for external memory registered without a table).
-    pub iova: Iova,
+    /// Its IOVA (`None` for external memory registered without IOVAs).
+    pub iova: Option<Iova>,
     /// Page size in bytes.
     pub size: usize,
-    /// NUMA node (-1 when unknown).
-    pub node: i32,
+    /// NUMA node (`None` when unknown).
+    pub node: Option<Node>,
     /// Memory registered from outside.
     pub external: bool,
     /// The list it belongs to (see [`ListInfo::id`](crate::ListInfo::id)).
@@ -112,8 +129,20 @@ pub struct PageInfo {
     pub in_use: bool,
 }
 
+/// One maximal IOVA-contiguous run of a chunk ([`Chunk::segments`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IovaRun {
+    /// Virtual address of the run's first byte.
+    pub va: usize,
+    /// IOVA of that byte (`None`: the run's page has no IOVA; such a run
+    /// is one page long).
+    pub iova: Option<Iova>,
+    /// Length in bytes (whole pages).
+    pub len: usize,
+}
+
 /// The provider-independent part of a chunk: which pages of which list.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct RawChunk {
     pub list: usize,
     pub first: usize,
@@ -137,6 +166,7 @@ pub(crate) struct RawChunk {
 /// assert_eq!(c.len(), 10_000);
 /// assert_eq!(c.pages().count(), 3); // 4 KiB pages
 /// assert_eq!(p.virt2iova(c.as_ptr().as_ptr()), c.iova());
+/// assert!(c.iova().is_some()); // heap memory: IOVA = VA
 /// ```
 pub struct Chunk {
     pub(crate) provider: Provider,
@@ -170,17 +200,17 @@ impl Chunk {
         self.seg.page_size()
     }
 
-    /// IOVA of the first byte.
-    pub fn iova(&self) -> Iova {
-        self.seg.lookup(self.raw.va)
+    /// IOVA of the first byte (`None`: external memory registered without IOVAs).
+    pub fn iova(&self) -> Option<Iova> {
+        self.seg.lookup(self.raw.va).known()
     }
 
-    /// IOVA of byte `offset` ([`Iova::BAD`] past the mapped pages).
-    pub fn iova_at(&self, offset: usize) -> Iova {
+    /// IOVA of byte `offset` (`None` past the mapped pages, or without IOVAs).
+    pub fn iova_at(&self, offset: usize) -> Option<Iova> {
         if offset >= self.mapped_len() {
-            return Iova::BAD;
+            return None;
         }
-        self.seg.lookup(self.raw.va + offset)
+        self.seg.lookup(self.raw.va + offset).known()
     }
 
     /// Whether the whole chunk is one IOVA run.
@@ -198,7 +228,7 @@ impl Chunk {
         let seg = &self.seg;
         (self.raw.first..self.raw.first + self.raw.pages).map(move |i| PageInfo {
             va: seg.base + (i << seg.shift),
-            iova: seg.page_iova(i),
+            iova: seg.page_iova(i).known(),
             size: seg.page_size(),
             node: seg.node,
             external: seg.external,
@@ -207,8 +237,18 @@ impl Chunk {
         })
     }
 
-    /// Maximal IOVA-contiguous runs: `(va, iova, len)`.
-    pub fn segments(&self) -> impl Iterator<Item = (usize, Iova, usize)> {
+    /// Maximal IOVA-contiguous runs, in VA order.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc(3 * 4096).unwrap();
+    /// let runs: Vec<_> = c.segments().collect();
+    /// assert_eq!(runs.len(), 1); // heap memory: IOVA = VA, one run
+    /// assert_eq!((runs[0].va, runs[0].iova, runs[0].len),
+    ///            (c.as_ptr().as_ptr() as usize, c.iova(), 3 * 4096));
+    /// ```
+    pub fn segments(&self) -> impl Iterator<Item = IovaRun> {
         segments_of(self.pages()).into_iter()
     }
 
@@ -231,20 +271,28 @@ impl Chunk {
     }
 }
 
-pub(crate) fn segments_of(pages: impl Iterator<Item = PageInfo>) -> Vec<(usize, Iova, usize)> {
-    let mut out: Vec<(usize, Iova, usize)> = Vec::new();
+/// The maximal IOVA-contiguous runs of `pages` (in VA order): a page joins
+/// the run before it when both VA and IOVA follow on; a page without IOVA
+/// is a run of its own.
+pub(crate) fn segments_of(pages: impl Iterator<Item = PageInfo>) -> Vec<IovaRun> {
+    let mut out: Vec<IovaRun> = Vec::new();
     for p in pages {
         if let Some(last) = out.last_mut() {
-            let va_next = last.0 + last.2 == p.va;
-            let iova_next = !last.1.is_bad()
-                && !p.iova.is_bad()
-                && last.1 .0.wrapping_add(last.2 as u64) == p.iova.0;
+            let va_next = last.va + last.len == p.va;
+            let iova_next = match (last.iova, p.iova) {
+                (Some(a), Some(b)) => a.0.wrapping_add(last.len as u64) == b.0,
+                _ => false,
+            };
             if va_next && iova_next {
-                last.2 += p.size;
+                last.len += p.size;
                 continue;
             }
         }
-        out.push((p.va, p.iova, p.size));
+        out.push(IovaRun {
+            va: p.va,
+            iova: p.iova,
+            len: p.size,
+        });
     }
     out
 }
@@ -258,12 +306,57 @@ impl fmt::Debug for Chunk {
             .field("pages", &self.raw.pages)
             .field("iova", &self.iova())
             .field("iova_contiguous", &self.raw.contiguous)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        self.provider.inner.free_raw(self.raw.clone());
+        self.provider.inner.free_raw(self.raw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(va: usize, iova: Option<u64>) -> PageInfo {
+        PageInfo {
+            va,
+            iova: iova.map(Iova),
+            size: 4096,
+            node: None,
+            external: false,
+            list: 0,
+            in_use: true,
+        }
+    }
+
+    #[test]
+    fn runs_join_only_when_va_and_iova_follow_on() {
+        let pages = [
+            page(0x10000, Some(0x9000)),
+            page(0x11000, Some(0xa000)), // follows on
+            page(0x12000, Some(0x5000)), // IOVA jumps
+            page(0x14000, Some(0x6000)), // VA jumps
+            page(0x15000, None),         // no IOVA: its own run
+            page(0x16000, None),         // never joins another
+        ];
+        let runs = segments_of(pages.into_iter());
+        let got: Vec<_> = runs
+            .iter()
+            .map(|r| (r.va, r.iova.map(|i| i.0), r.len))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0x10000, Some(0x9000), 0x2000),
+                (0x12000, Some(0x5000), 0x1000),
+                (0x14000, Some(0x6000), 0x1000),
+                (0x15000, None, 0x1000),
+                (0x16000, None, 0x1000),
+            ]
+        );
+        assert!(segments_of(std::iter::empty()).is_empty());
     }
 }

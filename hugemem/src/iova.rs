@@ -5,24 +5,57 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
-use crate::HugememError;
+use crate::TranslateError;
 
 /// An IO virtual address: what a device uses to reach memory by DMA.
 ///
 /// In [`IovaMode::Pa`] it is the physical address, in [`IovaMode::Va`] the
-/// virtual address. [`Iova::BAD`] stands for "unknown".
+/// virtual address. The crate's APIs say "no IOVA" with `Option<Iova>`
+/// (`None`): memory registered without IOVAs, addresses the provider does
+/// not know. [`Iova::BAD`] is the raw form of `None`, for where a plain
+/// 64-bit field must hold "no IOVA": a device descriptor, an object header
+/// (a mempool object's IOVA field), a table of raw values.
 ///
 /// ```
 /// use pktmem_hugemem::Iova;
 /// assert!(Iova::BAD.is_bad());
 /// assert_eq!(Iova(0x1000).offset(0x10), Iova(0x1010));
+/// assert_eq!(Iova::from_raw(0x2000), Some(Iova(0x2000)));
+/// assert_eq!(Iova::from_raw(Iova::BAD.0), None);
+/// assert_eq!(Iova::to_raw(None), Iova::BAD.0);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Iova(pub u64);
 
 impl Iova {
-    /// The value returned for addresses the provider does not know.
+    /// The raw "no IOVA" value, for 64-bit fields that cannot hold an
+    /// `Option` (device descriptors, object headers); APIs use `None`.
     pub const BAD: Iova = Iova(u64::MAX);
+
+    /// The IOVA a raw field holds: `None` for [`Iova::BAD`]'s value.
+    #[inline]
+    pub const fn from_raw(raw: u64) -> Option<Iova> {
+        if raw == Iova::BAD.0 {
+            None
+        } else {
+            Some(Iova(raw))
+        }
+    }
+
+    /// The raw field value of `iova`: [`Iova::BAD`]'s value for `None`.
+    #[inline]
+    pub const fn to_raw(iova: Option<Iova>) -> u64 {
+        match iova {
+            Some(i) => i.0,
+            None => Iova::BAD.0,
+        }
+    }
+
+    /// `Some(self)`, or `None` for [`Iova::BAD`].
+    #[inline]
+    pub(crate) fn known(self) -> Option<Iova> {
+        Iova::from_raw(self.0)
+    }
 
     /// Whether this is [`Iova::BAD`].
     #[inline]
@@ -32,6 +65,7 @@ impl Iova {
 
     /// `self + off`, or [`Iova::BAD`] if `self` is bad.
     #[inline]
+    #[must_use]
     pub fn offset(self, off: u64) -> Iova {
         if self.is_bad() {
             self
@@ -70,7 +104,7 @@ impl IovaMode {
     /// PA when `/proc/self/pagemap` yields frame numbers for this process, VA otherwise.
     pub fn detect() -> IovaMode {
         let probe = Box::new(0x5au64);
-        let addr = std::hint::black_box(&*probe) as *const u64 as usize;
+        let addr = std::ptr::from_ref::<u64>(std::hint::black_box(&*probe)) as usize;
         match virt2phys(addr) {
             Ok(_) => IovaMode::Pa,
             Err(_) => IovaMode::Va,
@@ -142,12 +176,12 @@ const PAGEMAP_PRESENT: u64 = 1 << 63;
 const PAGEMAP_PFN_MASK: u64 = (1 << 55) - 1;
 const BASE_PAGE: usize = 4096;
 
-fn pagemap() -> Result<&'static File, HugememError> {
+fn pagemap() -> Result<&'static File, TranslateError> {
     static PAGEMAP: OnceLock<Option<File>> = OnceLock::new();
     PAGEMAP
         .get_or_init(|| File::open("/proc/self/pagemap").ok())
         .as_ref()
-        .ok_or_else(|| HugememError::Io {
+        .ok_or_else(|| TranslateError::Io {
             op: "open /proc/self/pagemap",
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         })
@@ -160,24 +194,25 @@ fn pagemap() -> Result<&'static File, HugememError> {
 ///
 /// ```
 /// let x = Box::new(7u64);
-/// match pktmem_hugemem::virt2phys(&*x as *const u64 as usize) {
-///     Ok(pa) => assert_eq!(pa & 0xfff, (&*x as *const u64 as u64) & 0xfff),
+/// let addr = std::ptr::from_ref::<u64>(&*x) as usize;
+/// match pktmem_hugemem::virt2phys(addr) {
+///     Ok(pa) => assert_eq!(pa & 0xfff, addr as u64 & 0xfff),
 ///     Err(e) => println!("no physical address: {e}"),
 /// }
 /// ```
-pub fn virt2phys(addr: usize) -> Result<u64, HugememError> {
+pub fn virt2phys(addr: usize) -> Result<u64, TranslateError> {
     let f = pagemap()?;
     let mut buf = [0u8; 8];
     let off = (addr / BASE_PAGE * 8) as u64;
     f.read_exact_at(&mut buf, off)
-        .map_err(|e| HugememError::Io {
+        .map_err(|e| TranslateError::Io {
             op: "read /proc/self/pagemap",
             source: e,
         })?;
     let e = u64::from_ne_bytes(buf);
     let pfn = e & PAGEMAP_PFN_MASK;
     if e & PAGEMAP_PRESENT == 0 || pfn == 0 {
-        return Err(HugememError::NotRegistered { addr });
+        return Err(TranslateError::NotPresent { addr });
     }
     Ok(pfn * BASE_PAGE as u64 + (addr % BASE_PAGE) as u64)
 }
@@ -185,11 +220,11 @@ pub fn virt2phys(addr: usize) -> Result<u64, HugememError> {
 /// Physical addresses of `out.len()` consecutive 4 KiB pages starting at
 /// `addr` (page aligned), one `pread`. Entries are `Iova::BAD` for pages
 /// that are not present.
-pub(crate) fn phys_of_small_pages(addr: usize, out: &mut [Iova]) -> Result<(), HugememError> {
+pub(crate) fn phys_of_small_pages(addr: usize, out: &mut [Iova]) -> Result<(), TranslateError> {
     let f = pagemap()?;
     let mut buf = vec![0u8; out.len() * 8];
     f.read_exact_at(&mut buf, (addr / BASE_PAGE * 8) as u64)
-        .map_err(|e| HugememError::Io {
+        .map_err(|e| TranslateError::Io {
             op: "read /proc/self/pagemap",
             source: e,
         })?;

@@ -31,7 +31,7 @@ use std::sync::{Arc, Weak};
 use crate::asan;
 use crate::sync::{Mutex, MutexGuard};
 
-use crate::{AllocRequest, Chunk, HugememError, Iova, Provider};
+use crate::{AllocError, AllocRequest, Chunk, Iova, Provider};
 
 const MIN_CLASS_SHIFT: u32 = 4;
 /// Half a 1 GiB page: the largest class any page can hold two of. A class
@@ -140,11 +140,21 @@ impl fmt::Debug for SmallHeap {
 }
 
 /// One small allocation; returned to its heap on drop.
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let mut b = p.small_heap().alloc(100, 64).unwrap();
+/// b.as_mut_slice().fill(7);
+/// assert_eq!((b.len(), b.as_ptr().as_ptr() as usize % 64), (100, 0));
+/// assert_eq!(p.virt2iova(b.as_ptr().as_ptr()), b.iova());
+/// assert!(b.is_iova_contiguous());
+/// ```
 pub struct SmallBlock {
     shared: Arc<Shared>,
     ptr: NonNull<u8>,
     len: usize,
-    iova: Iova,
+    iova: Option<Iova>,
     kind: BlockKind,
 }
 
@@ -165,7 +175,7 @@ impl fmt::Debug for SmallBlock {
             .field("ptr", &self.ptr)
             .field("len", &self.len)
             .field("iova", &self.iova)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,15 +195,15 @@ impl SmallBlock {
         self.len == 0
     }
 
-    /// IOVA of the first byte.
-    pub fn iova(&self) -> Iova {
+    /// IOVA of the first byte (`None` on memory without IOVAs).
+    pub fn iova(&self) -> Option<Iova> {
         self.iova
     }
 
     /// Whether the block is one IOVA run (always, for blocks inside one page).
     pub fn is_iova_contiguous(&self) -> bool {
         match &self.kind {
-            BlockKind::Slab { .. } => !self.iova.is_bad(),
+            BlockKind::Slab { .. } => self.iova.is_some(),
             BlockKind::Large(c) => c.is_iova_contiguous(),
         }
     }
@@ -244,7 +254,10 @@ impl SmallHeap {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether `self` and `other` are handles to the same heap.
@@ -270,12 +283,12 @@ impl SmallHeap {
 
     /// `len` bytes aligned to `align` (a power of two), inside one page
     /// when its class is at most half a page (see [`SmallHeap`]).
-    pub fn alloc(&self, len: usize, align: usize) -> Result<SmallBlock, HugememError> {
+    pub fn alloc(&self, len: usize, align: usize) -> Result<SmallBlock, AllocError> {
         if len == 0 {
-            return Err(HugememError::ZeroLength);
+            return Err(AllocError::ZeroLength);
         }
         if !align.is_power_of_two() {
-            return Err(HugememError::BadAlignment { align });
+            return Err(AllocError::BadAlignment { align });
         }
         let size = len.max(align).max(1 << MIN_CLASS_SHIFT);
         let class_shift = match size.checked_next_power_of_two() {
@@ -327,7 +340,11 @@ impl SmallHeap {
         }
         // Not expected: a partial slab has a free object (the error only
         // avoids a panic).
-        let missing = || HugememError::NotRegistered { addr: 0 };
+        let missing = || AllocError::NoPages {
+            page_size: obj,
+            pages: 1,
+            reason: "small heap: a partial slab had no free object".into(),
+        };
         let id = *st.partial[class].last().ok_or_else(missing)?;
         let slab = st.slabs.get_mut(&id).ok_or_else(missing)?;
         let off = slab.take(obj).ok_or_else(missing)?;
@@ -349,7 +366,7 @@ impl SmallHeap {
         })
     }
 
-    fn large(&self, len: usize, align: usize) -> Result<SmallBlock, HugememError> {
+    fn large(&self, len: usize, align: usize) -> Result<SmallBlock, AllocError> {
         let chunk = self
             .shared
             .provider
@@ -367,7 +384,11 @@ impl SmallHeap {
 
 impl Drop for SmallBlock {
     fn drop(&mut self) {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.live -= 1;
         if st.live == 0 {
             // Nothing live: every slab is empty; all go back (the pages

@@ -6,7 +6,8 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use crate::HugememError;
+use crate::error::OsError;
+use crate::Node;
 
 const MFD_CLOEXEC: libc::c_uint = 0x1;
 const MFD_HUGETLB: libc::c_uint = 0x4;
@@ -14,8 +15,8 @@ const HUGE_SHIFT: u32 = 26;
 
 /// Reserves `len` bytes of VA aligned to `align` with no memory behind it
 /// (`PROT_NONE`, `MAP_NORESERVE`). Returns the aligned base.
-pub(crate) fn reserve_va(len: usize, align: usize) -> Result<usize, HugememError> {
-    let total = len.checked_add(align).ok_or(HugememError::Io {
+pub(crate) fn reserve_va(len: usize, align: usize) -> Result<usize, OsError> {
+    let total = len.checked_add(align).ok_or(OsError {
         op: "reserve VA",
         source: std::io::Error::from(std::io::ErrorKind::OutOfMemory),
     })?;
@@ -32,7 +33,7 @@ pub(crate) fn reserve_va(len: usize, align: usize) -> Result<usize, HugememError
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(HugememError::io("mmap (reserve VA)"));
+        return Err(OsError::last("mmap (reserve VA)"));
     }
     let start = p as usize;
     let base = (start + align - 1) & !(align - 1);
@@ -64,7 +65,7 @@ pub(crate) unsafe fn release_va(base: usize, len: usize) {
 /// # Safety
 /// - the range lies inside a reservation owned by the caller and nothing
 ///   references the memory mapped there.
-pub(crate) unsafe fn unmap_to_reserved(addr: usize, len: usize) -> Result<(), HugememError> {
+pub(crate) unsafe fn unmap_to_reserved(addr: usize, len: usize) -> Result<(), OsError> {
     // SAFETY: MAP_FIXED over our own reservation; the caller guarantees no
     // reference into the range survives.
     let p = unsafe {
@@ -78,7 +79,7 @@ pub(crate) unsafe fn unmap_to_reserved(addr: usize, len: usize) -> Result<(), Hu
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(HugememError::io("mmap (unmap to reserved)"));
+        return Err(OsError::last("mmap (unmap to reserved)"));
     }
     Ok(())
 }
@@ -91,7 +92,7 @@ pub(crate) fn create_backing(
     page_shift: u32,
     len: usize,
     tag: &str,
-) -> Result<OwnedFd, HugememError> {
+) -> Result<OwnedFd, OsError> {
     let fd = match dir {
         None => {
             let name = CString::new(format!("pktmem-{tag}")).unwrap_or_default();
@@ -102,7 +103,7 @@ pub(crate) fn create_backing(
             // SAFETY: `name` is a valid NUL-terminated string.
             let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
             if fd < 0 {
-                return Err(HugememError::io("memfd_create"));
+                return Err(OsError::last("memfd_create"));
             }
             // SAFETY: `fd` was just returned by memfd_create and is owned by no one else.
             unsafe { OwnedFd::from_raw_fd(fd) }
@@ -113,11 +114,10 @@ pub(crate) fn create_backing(
             // Relaxed: only uniqueness of the counter value matters.
             let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let path = dir.join(format!("pktmem-{}-{tag}-{n}", std::process::id()));
-            let cpath =
-                CString::new(path.as_os_str().as_bytes()).map_err(|_| HugememError::Io {
-                    op: "open hugetlbfs file",
-                    source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-                })?;
+            let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| OsError {
+                op: "open hugetlbfs file",
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            })?;
             // SAFETY: `cpath` is a valid NUL-terminated path.
             let fd = unsafe {
                 libc::open(
@@ -127,7 +127,7 @@ pub(crate) fn create_backing(
                 )
             };
             if fd < 0 {
-                return Err(HugememError::io("open hugetlbfs file"));
+                return Err(OsError::last("open hugetlbfs file"));
             }
             // SAFETY: `cpath` is valid; the open fd keeps the file alive.
             unsafe { libc::unlink(cpath.as_ptr()) };
@@ -137,7 +137,7 @@ pub(crate) fn create_backing(
     };
     // SAFETY: plain syscall on an fd we own.
     if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
-        return Err(HugememError::io("ftruncate"));
+        return Err(OsError::last("ftruncate"));
     }
     Ok(fd)
 }
@@ -147,7 +147,7 @@ pub(crate) enum BackingError {
     /// No more pages of this size (ENOSPC / ENOMEM).
     NoSpace,
     /// Anything else.
-    Other(HugememError),
+    Other(OsError),
     /// A DMA mapper refused the pages (they are unmapped again).
     Dma(crate::DmaMapError),
 }
@@ -162,8 +162,8 @@ pub(crate) fn fallocate(fd: &OwnedFd, off: usize, len: usize) -> Result<(), Back
     }
     let e = std::io::Error::last_os_error();
     match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::ENOMEM) => Err(BackingError::NoSpace),
-        _ => Err(BackingError::Other(HugememError::Io {
+        Some(libc::ENOSPC | libc::ENOMEM) => Err(BackingError::NoSpace),
+        _ => Err(BackingError::Other(OsError {
             op: "fallocate",
             source: e,
         })),
@@ -171,7 +171,7 @@ pub(crate) fn fallocate(fd: &OwnedFd, off: usize, len: usize) -> Result<(), Back
 }
 
 /// Releases the backing of `[off, off + len)` of `fd`.
-pub(crate) fn punch_hole(fd: &OwnedFd, off: usize, len: usize) -> Result<(), HugememError> {
+pub(crate) fn punch_hole(fd: &OwnedFd, off: usize, len: usize) -> Result<(), OsError> {
     // SAFETY: plain syscall on an fd we own.
     let r = unsafe {
         libc::fallocate(
@@ -182,7 +182,7 @@ pub(crate) fn punch_hole(fd: &OwnedFd, off: usize, len: usize) -> Result<(), Hug
         )
     };
     if r != 0 {
-        return Err(HugememError::io("fallocate (punch hole)"));
+        return Err(OsError::last("fallocate (punch hole)"));
     }
     Ok(())
 }
@@ -197,7 +197,7 @@ pub(crate) unsafe fn map_file_fixed(
     len: usize,
     fd: &OwnedFd,
     off: usize,
-) -> Result<(), HugememError> {
+) -> Result<(), OsError> {
     // SAFETY: MAP_FIXED replaces only our own reserved range (caller's contract).
     let p = unsafe {
         libc::mmap(
@@ -210,7 +210,7 @@ pub(crate) unsafe fn map_file_fixed(
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(HugememError::io("mmap (page)"));
+        return Err(OsError::last("mmap (page)"));
     }
     Ok(())
 }
@@ -246,8 +246,8 @@ pub(crate) unsafe fn map_anon_huge_fixed(
         // SAFETY: same range, still ours.
         let _ = unsafe { unmap_to_reserved(addr, len) };
         return match e.raw_os_error() {
-            Some(libc::ENOMEM) | Some(libc::ENOSPC) => Err(BackingError::NoSpace),
-            _ => Err(BackingError::Other(HugememError::Io {
+            Some(libc::ENOMEM | libc::ENOSPC) => Err(BackingError::NoSpace),
+            _ => Err(BackingError::Other(OsError {
                 op: "mmap (MAP_HUGETLB)",
                 source: e,
             })),
@@ -262,11 +262,9 @@ pub(crate) fn mlock(addr: usize, len: usize) -> bool {
     unsafe { libc::mlock(addr as *const _, len) == 0 }
 }
 
-/// Number of NUMA nodes, from sysfs (1 when unknown).
-pub(crate) fn node_exists(node: i32) -> bool {
-    if node < 0 {
-        return false;
-    }
+/// Whether NUMA node `node` exists, from sysfs (only node 0 when sysfs
+/// has no node directory).
+pub(crate) fn node_exists(node: u32) -> bool {
     let p = format!("/sys/devices/system/node/node{node}");
     if Path::new("/sys/devices/system/node").exists() {
         Path::new(&p).exists()
@@ -283,6 +281,14 @@ pub(crate) fn read_num(path: &str) -> Option<u64> {
 const MPOL_BIND: libc::c_int = 2;
 const MAX_NODES: usize = 1024;
 
+/// Why a thread's memory policy could not be bound to a node.
+pub(crate) enum BindError {
+    /// The node is past what the policy mask holds.
+    TooHigh,
+    /// A system call failed.
+    Os(OsError),
+}
+
 /// Binds this thread's memory policy to one node until dropped, then puts
 /// the previous policy back.
 pub(crate) struct BindNode {
@@ -291,10 +297,10 @@ pub(crate) struct BindNode {
 }
 
 impl BindNode {
-    pub(crate) fn new(node: i32) -> Result<BindNode, HugememError> {
-        let node = node as usize;
+    pub(crate) fn new(node: Node) -> Result<BindNode, BindError> {
+        let node = node.id() as usize;
         if node >= MAX_NODES {
-            return Err(HugememError::UnknownNode(node as i32));
+            return Err(BindError::TooHigh);
         }
         let mut old = BindNode {
             mode: 0,
@@ -305,7 +311,7 @@ impl BindNode {
         let r = unsafe {
             libc::syscall(
                 libc::SYS_get_mempolicy,
-                &mut old.mode as *mut libc::c_int,
+                std::ptr::from_mut::<libc::c_int>(&mut old.mode),
                 old.mask.as_mut_ptr(),
                 MAX_NODES as libc::c_ulong,
                 0usize,
@@ -313,7 +319,7 @@ impl BindNode {
             )
         };
         if r != 0 {
-            return Err(HugememError::io("get_mempolicy"));
+            return Err(BindError::Os(OsError::last("get_mempolicy")));
         }
         let mut mask = [0 as libc::c_ulong; MAX_NODES / 64];
         mask[node / 64] |= 1 << (node % 64);
@@ -327,7 +333,7 @@ impl BindNode {
             )
         };
         if r != 0 {
-            return Err(HugememError::io("set_mempolicy"));
+            return Err(BindError::Os(OsError::last("set_mempolicy")));
         }
         Ok(old)
     }
@@ -353,11 +359,11 @@ impl Drop for BindNode {
 ///
 /// ```
 /// let x = Box::new(1u8);
-/// if let Some(n) = pktmem_hugemem::node_of(&*x as *const u8 as usize) {
-///     assert!(n >= 0);
+/// if let Some(n) = pktmem_hugemem::node_of(std::ptr::from_ref::<u8>(&*x) as usize) {
+///     assert!(pktmem_hugemem::Node::exists(n));
 /// }
 /// ```
-pub fn node_of(addr: usize) -> Option<i32> {
+pub fn node_of(addr: usize) -> Option<Node> {
     const MPOL_F_NODE: libc::c_ulong = 1;
     const MPOL_F_ADDR: libc::c_ulong = 2;
     let mut node: libc::c_int = -1;
@@ -365,12 +371,15 @@ pub fn node_of(addr: usize) -> Option<i32> {
     let r = unsafe {
         libc::syscall(
             libc::SYS_get_mempolicy,
-            &mut node as *mut libc::c_int,
+            std::ptr::from_mut::<libc::c_int>(&mut node),
             std::ptr::null_mut::<libc::c_ulong>(),
             0usize,
             addr,
             MPOL_F_NODE | MPOL_F_ADDR,
         )
     };
-    (r == 0).then_some(node)
+    if r != 0 {
+        return None;
+    }
+    u32::try_from(node).ok().map(Node::new)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use crate::Iova;
+use crate::{Iova, Node};
 
 /// Maximum number of segments (lists plus external ranges) per provider.
 #[cfg(not(loom))]
@@ -24,8 +24,8 @@ pub(crate) struct Segment {
     pub len: usize,
     /// log2 of the page size.
     pub shift: u32,
-    /// NUMA node of the pages (-1 when unknown).
-    pub node: i32,
+    /// NUMA node of the pages (`None` when unknown).
+    pub node: Option<Node>,
     /// Memory the provider did not allocate.
     pub external: bool,
     /// Index of the provider list this segment belongs to.
@@ -50,7 +50,7 @@ impl Segment {
         base: usize,
         len: usize,
         shift: u32,
-        node: i32,
+        node: Option<Node>,
         external: bool,
         list: usize,
     ) -> Segment {
@@ -164,7 +164,7 @@ impl SegmentTable {
         })?;
         // Release: pairs with the Acquire load in `find`, publishing the
         // segment's fields.
-        self.slots[idx].store(Arc::as_ptr(seg) as *mut Segment, Ordering::Release);
+        self.slots[idx].store(Arc::as_ptr(seg).cast_mut(), Ordering::Release);
         if idx >= used {
             // Release: pairs with the Acquire load of `used` in `find`.
             self.used.store(idx + 1, Ordering::Release);
@@ -213,5 +213,71 @@ impl SegmentTable {
                 return;
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_entries_read_as_no_iova_and_lookup_adds_the_offset() {
+        // 4 pages of 4 KiB at 0x10000.
+        let seg = Segment::new(0x10000, 4 * 4096, 12, None, false, 0);
+        assert_eq!(seg.pages(), 4);
+        assert_eq!(seg.page_size(), 4096);
+        assert!(seg.contains(0x10000) && seg.contains(0x13fff));
+        assert!(!seg.contains(0x14000) && !seg.contains(0xffff));
+        // A zeroed (inverted) entry is "no IOVA".
+        assert_eq!(seg.page_iova(2), Iova::BAD);
+        assert_eq!(seg.lookup(0x12345), Iova::BAD);
+        assert_eq!(seg.walk_len(), 0);
+        seg.set_page_iova(2, Iova(0xab_c000));
+        assert_eq!(seg.page_iova(2), Iova(0xab_c000));
+        assert_eq!(seg.lookup(0x12345), Iova(0xab_c345));
+        assert_eq!(seg.walk_len(), 3, "one past the highest page set");
+        seg.set_page_iova(0, Iova(0x1000));
+        assert_eq!(seg.walk_len(), 3, "the mark only rises");
+        // Clearing stores BAD, which reads back as no IOVA.
+        seg.set_page_iova(2, Iova::BAD);
+        assert_eq!(seg.lookup(0x12000), Iova::BAD);
+        // IOVA 0 is a real IOVA (stored as !0), not "none".
+        seg.set_page_iova(3, Iova(0));
+        assert_eq!(seg.lookup(0x13008), Iova(8));
+    }
+
+    #[test]
+    fn table_publishes_finds_and_retires() {
+        let table = SegmentTable::new();
+        let a = Arc::new(Segment::new(0x10000, 4096, 12, None, false, 0));
+        let b = Arc::new(Segment::new(0x40000, 8192, 12, None, true, 1));
+        assert_eq!(table.publish(&a), Some(0));
+        assert_eq!(table.publish(&b), Some(1));
+        assert_eq!(table.find(0x40fff).map(|s| s.list), Some(1));
+        assert_eq!(table.find(0x10010).map(|s| s.list), Some(0));
+        assert!(table.find(0x20000).is_none());
+        table.retire(0);
+        assert!(table.find(0x10010).is_none());
+        // The freed slot is reused first.
+        let c = Arc::new(Segment::new(0x80000, 4096, 12, None, false, 2));
+        assert_eq!(table.publish(&c), Some(0));
+        let mut seen = Vec::new();
+        table.for_each(|s| {
+            seen.push(s.list);
+            true
+        });
+        assert_eq!(seen, vec![2, 1]);
+        // Full: no slot.
+        let rest: Vec<_> = (3..)
+            .map(|i| Arc::new(Segment::new(0x100_0000 * i, 4096, 12, None, false, i)))
+            .take(MAX_SEGMENTS - 2)
+            .collect();
+        for s in &rest {
+            assert!(table.publish(s).is_some());
+        }
+        assert_eq!(
+            table.publish(&Arc::new(Segment::new(0x1000, 4096, 12, None, false, 99))),
+            None
+        );
     }
 }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pktmem_hugemem::{
-    inventory, DmaMapper, DmaRange, DmaRegisterError, EventKind, HugememError, Iova, IovaMode,
-    PageInfo, PageSize, Provider,
+    inventory, AllocError, DmaMapper, DmaRange, DmaRegisterError, EventKind, HugememError, Iova,
+    IovaMode, PageInfo, PageSize, Provider, RegisterError,
 };
 
 const MB2: usize = 2 << 20;
@@ -167,7 +167,7 @@ impl DmaMapper for Recorder {
 }
 
 fn page_iova(pg: &PageInfo) -> Option<Iova> {
-    (!pg.iova.is_bad()).then_some(pg.iova)
+    pg.iova
 }
 
 fn pages_of(p: &Provider) -> Vec<PageInfo> {
@@ -448,7 +448,7 @@ fn external_memory_with_and_without_iovas() {
             Iova(0x1_0000_1000),
             Iova(0x2_0000_0000),
         ];
-        let id_with = p
+        let reg_with = p
             .register_external(with.ptr, 3 * KB4, KB4, Some(&iovas))
             .unwrap();
         let va = with.ptr as usize;
@@ -462,7 +462,7 @@ fn external_memory_with_and_without_iovas() {
         );
         // Without IOVAs: one range, no IOVA.
         let without = Owned::new(4 * KB4);
-        let id_without = p
+        let reg_without = p
             .register_external(without.ptr, 4 * KB4, KB4, None)
             .unwrap();
         let r = rec
@@ -477,14 +477,14 @@ fn external_memory_with_and_without_iovas() {
         let late_guard = p.register_dma_mapper(late.clone()).unwrap();
         assert_eq!(late.held(), rec.held());
         // Unregistering takes exactly its ranges back, from both.
-        p.unregister_external(id_with).unwrap();
+        reg_with.unregister().unwrap();
         assert!(rec
             .held()
             .iter()
             .all(|r| r.va != va && r.va != va + 2 * KB4));
         assert_covers(&p, &rec.held());
         assert_eq!(late.held(), rec.held());
-        p.unregister_external(id_without).unwrap();
+        drop(reg_without); // dropping the registration unregisters too
         assert!(rec.held().iter().all(|r| !r.external));
         assert_covers(&p, &rec.held());
         drop(late_guard);
@@ -578,7 +578,7 @@ fn growth_a_mapper_refuses_is_rolled_back() {
         let _g2 = p.register_dma_mapper(picky.clone()).unwrap();
         let allocs = Arc::new(AtomicUsize::new(0));
         let n = allocs.clone();
-        let _ev = p.register_event_callback("count-alloc", move |e| {
+        let _ev = p.register_event_callback(move |e| {
             if e.kind == EventKind::Alloc {
                 n.fetch_add(1, Ordering::SeqCst);
             }
@@ -587,7 +587,7 @@ fn growth_a_mapper_refuses_is_rolled_back() {
         let ok_log = ok.log().len();
         picky.refuse_next();
         let e = p.alloc(3 * ps).unwrap_err();
-        let HugememError::DmaMap(m) = &e else {
+        let AllocError::DmaMap(m) = &e else {
             panic!("{e:?}");
         };
         assert_eq!(m.mapper, "picky");
@@ -635,15 +635,15 @@ fn external_registration_a_mapper_refuses_is_rolled_back() {
         .register_external(mem.ptr, 2 * KB4, KB4, None)
         .unwrap_err();
     assert!(
-        matches!(&e, HugememError::DmaMap(m) if m.range.va == mem.ptr as usize && m.range.iova.is_none())
+        matches!(&e, RegisterError::DmaMap(m) if m.range.va == mem.ptr as usize && m.range.iova.is_none())
     );
     // Not registered: no translation, no list, nothing held.
     assert!(p.lists().iter().all(|l| !l.external));
     assert!(p.dma_ranges().is_empty());
     rec.accept();
-    let id = p.register_external(mem.ptr, 2 * KB4, KB4, None).unwrap();
+    let reg = p.register_external(mem.ptr, 2 * KB4, KB4, None).unwrap();
     assert_eq!(rec.held().len(), 1);
-    p.unregister_external(id).unwrap();
+    reg.unregister().unwrap();
     rec.assert_all_given_back();
 }
 
@@ -659,7 +659,7 @@ fn map_comes_before_the_alloc_event_and_unmap_after_the_free_event() {
     let r2 = rec.clone();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    let _ev = p.register_event_callback("order", move |e| {
+    let _ev = p.register_event_callback(move |e| {
         // The device holds the range both when it appears and when it is
         // about to go.
         let held = r2.held().iter().any(|r| r.va <= e.va && e.va < r.va_end());
@@ -685,7 +685,7 @@ fn a_kept_mapper_is_given_everything_back_when_the_provider_drops() {
     let rec = Recorder::new("kept");
     p.register_dma_mapper(rec.clone()).unwrap().keep();
     let mem = Owned::new(KB4);
-    let _id = p.register_external(mem.ptr, KB4, KB4, None).unwrap();
+    let _reg = p.register_external(mem.ptr, KB4, KB4, None).unwrap();
     drop(p.alloc(KB4).unwrap());
     assert_eq!(rec.held().len(), 3); // two kept pages, the external range
     drop(p);
@@ -704,7 +704,7 @@ fn a_guard_outliving_its_provider_unmaps_nothing_twice() {
     let c = p.alloc(KB4).unwrap();
     drop(c);
     let mem = Owned::new(KB4);
-    let _id = p.register_external(mem.ptr, KB4, KB4, None).unwrap();
+    let _reg = p.register_external(mem.ptr, KB4, KB4, None).unwrap();
     drop(p);
     rec.assert_all_given_back();
     let n = rec.log().len();
@@ -750,18 +750,17 @@ fn a_mapper_cannot_reenter_its_provider() {
     let p2 = p.clone();
     let refused = Arc::new(AtomicBool::new(false));
     let flag = refused.clone();
-    p.register_validator("v", 0, move |_| {
+    let validator = p.register_validator(0, move |_| {
         let e = p2.register_dma_mapper_fn("x", |_| Ok(()), |_| ());
         flag.store(
             matches!(e, Err(DmaRegisterError::Reentrant)),
             Ordering::SeqCst,
         );
         true
-    })
-    .unwrap();
+    });
     drop(p.alloc(KB4).unwrap());
     assert!(refused.load(Ordering::SeqCst));
-    p.unregister_validator("v").unwrap();
+    drop(validator);
 }
 
 #[test]
@@ -837,4 +836,54 @@ fn a_guard_can_go_to_another_thread() {
     assert_eq!(rec.log().len(), 2);
     drop(c);
     assert_eq!(rec.log().len(), 2, "an unregistered mapper is not called");
+}
+
+#[test]
+fn external_memory_stays_mapped_until_its_last_user_lets_go() {
+    let p = Provider::builder()
+        .page_sizes(&[])
+        .quiet(true)
+        .build()
+        .unwrap();
+    let rec = Recorder::new("rec");
+    let _g = p.register_dma_mapper(rec.clone()).unwrap();
+    let mem = Owned::new(2 * KB4);
+    let reg = p.register_external(mem.ptr, 2 * KB4, KB4, None).unwrap();
+    let lease = reg.lease("pool 'rx'").unwrap();
+    // The registration goes while the pool still uses the memory: the
+    // device keeps it until the pool lets go.
+    drop(reg);
+    assert_eq!(rec.held().len(), 1);
+    assert_covers(&p, &rec.held());
+    drop(lease);
+    assert!(rec.held().is_empty());
+    rec.assert_all_given_back();
+}
+
+#[test]
+fn a_guard_dropped_inside_a_validator_unmaps_once_the_lock_is_released() {
+    let p = Provider::builder()
+        .page_sizes(&[])
+        .quiet(true)
+        .build()
+        .unwrap();
+    let rec = Recorder::new("rec");
+    let guard = p.register_dma_mapper(rec.clone()).unwrap();
+    let _c = p.alloc(KB4).unwrap();
+    let slot = Arc::new(Mutex::new(Some(guard)));
+    let s2 = slot.clone();
+    // The validator runs under the provider lock: the guard it drops
+    // cannot unmap there (it would deadlock); the provider does it after.
+    let validator = p.register_validator(0, move |_| {
+        drop(s2.lock().unwrap().take());
+        true
+    });
+    let c2 = p.alloc(KB4).unwrap();
+    assert!(slot.lock().unwrap().is_none(), "the validator ran");
+    assert!(p.dma_mappers().is_empty());
+    rec.assert_all_given_back();
+    // The range of the allocation the validator allowed was given, then
+    // taken back with the rest.
+    assert_eq!(rec.log().len(), 4);
+    drop((validator, c2));
 }

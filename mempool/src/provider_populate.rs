@@ -26,7 +26,7 @@ impl Mempool {
     /// let n = pool.populate_from_provider(Provider::global()).unwrap();
     /// assert_eq!(n, 1000);
     /// pool.for_each_obj(|o| {
-    ///     assert_eq!(o.iova, Provider::global().virt2iova(o.ptr.as_ptr()));
+    ///     assert_eq!(Some(o.iova), Provider::global().virt2iova(o.ptr.as_ptr()));
     /// });
     /// ```
     pub fn populate_from_provider(&self, provider: &Provider) -> Result<usize, PopulateError> {
@@ -107,7 +107,10 @@ impl Mempool {
                 chunk.mapped_len(),
             )]
         } else {
-            chunk.segments().collect()
+            chunk
+                .segments()
+                .map(|r| (r.va, r.iova.unwrap_or(Iova::BAD), r.len))
+                .collect()
         };
         let on_free: ChunkFree = Box::new(move || drop(chunk));
         // SAFETY: the chunk's pages are owned by `on_free` until the pool
@@ -131,7 +134,15 @@ impl Mempool {
         on_free: Option<ChunkFree>,
     ) -> Result<usize, PopulateError> {
         // SAFETY: forwarded to the caller.
-        unsafe { self.populate_virt(addr, len, page_size, |p| provider.virt2iova(p), on_free) }
+        unsafe {
+            self.populate_virt(
+                addr,
+                len,
+                page_size,
+                |p| provider.virt2iova(p).unwrap_or(Iova::BAD),
+                on_free,
+            )
+        }
     }
 }
 

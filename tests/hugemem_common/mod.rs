@@ -1,5 +1,9 @@
 //! Helpers shared by the integration tests that use real hugepages.
 //!
+//! The provider's own tests moved to `hugemem/tests/` (with their copy of
+//! these helpers in `hugemem/tests/common/`); this copy stays for the root
+//! `tests/mempool_*.rs` until they move too.
+//!
 //! Not every test file uses every helper, hence the `dead_code` allowances.
 
 use pktmem::hugemem::{inventory, PageSize, Provider};
@@ -15,7 +19,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Takes the file's serial lock (a poisoned lock is still a lock).
 #[allow(dead_code)] // not every test file needs it
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Free 2 MiB pages the kernel reports.
@@ -24,8 +30,7 @@ pub fn free_2m() -> u64 {
     inventory()
         .iter()
         .find(|h| h.page_size == MB2)
-        .map(|h| h.free)
-        .unwrap_or(0)
+        .map_or(0, |h| h.free)
 }
 
 /// Says on the test's stderr that an assertion was skipped, and why.

@@ -6,24 +6,23 @@ use super::backing::{hugepages_left, no_space_reason, ListFail};
 use super::events::{EventKind, GrowthQuery, MemEvent};
 use super::page_list::PageState;
 use super::{lock, Inner, PageSource, State};
-use crate::chunk::{segments_of, RawChunk};
+use crate::chunk::{segments_of, IovaRun, RawChunk};
 use crate::sys::{self, BackingError};
-use crate::{asan, AllocRequest, HugememError, PageInfo, PageSize};
+use crate::{asan, AllocError, AllocRequest, PageInfo, PageSize};
 
 impl Inner {
-    pub(crate) fn alloc_raw(&self, req: &AllocRequest) -> Result<RawChunk, HugememError> {
+    pub(crate) fn alloc_raw(&self, req: &AllocRequest) -> Result<RawChunk, AllocError> {
         self.guard()?;
         if req.len == 0 {
-            return Err(HugememError::ZeroLength);
+            return Err(AllocError::ZeroLength);
         }
         if !req.align.is_power_of_two() {
-            return Err(HugememError::BadAlignment { align: req.align });
+            return Err(AllocError::BadAlignment { align: req.align });
         }
-        if req.node >= 0 && !sys::node_exists(req.node) {
-            return Err(HugememError::UnknownNode(req.node));
-        }
-        if req.node < -1 {
-            return Err(HugememError::UnknownNode(req.node));
+        if let Some(node) = req.node {
+            if !sys::node_exists(node.id()) {
+                return Err(AllocError::UnknownNode { node });
+            }
         }
         let mut st = lock(&self.state);
         let r = self.alloc_locked(&mut st, req);
@@ -67,14 +66,14 @@ impl Inner {
         c
     }
 
-    fn alloc_locked(&self, st: &mut State, req: &AllocRequest) -> Result<RawChunk, HugememError> {
+    fn alloc_locked(&self, st: &mut State, req: &AllocRequest) -> Result<RawChunk, AllocError> {
         if let Some(h) = &req.heap {
             return self.alloc_from_heap(st, h, req);
         }
         let cands = self.candidates(req);
         if let (PageSource::Heap(_), Some(p)) = (&self.cfg.source, req.page_size) {
             if req.require_page_size && p != PageSize::Small4K {
-                return Err(HugememError::NoPages {
+                return Err(AllocError::NoPages {
                     page_size: p.bytes(),
                     pages: req.len.div_ceil(p.bytes()),
                     reason: "a heap-backed provider has only 4 KiB pages".into(),
@@ -82,7 +81,7 @@ impl Inner {
             }
         }
         let mut why: Vec<String> = Vec::new();
-        let mut soft: Option<HugememError> = None;
+        let mut soft: Option<AllocError> = None;
         let mut last_ps = PageSize::Small4K;
         for ps in cands {
             last_ps = ps;
@@ -104,9 +103,9 @@ impl Inner {
                 Err(ListFail::NoSpace(r)) => why.push(r),
                 // Limits and VA are per page size: a smaller size may still fit.
                 Err(ListFail::Hard(
-                    e @ (HugememError::LimitExceeded { .. }
-                    | HugememError::RefusedByValidator { .. }
-                    | HugememError::VaExhausted { .. }),
+                    e @ (AllocError::LimitExceeded { .. }
+                    | AllocError::RefusedByValidator { .. }
+                    | AllocError::VaExhausted { .. }),
                 )) => {
                     why.push(e.to_string());
                     soft.get_or_insert(e);
@@ -117,7 +116,7 @@ impl Inner {
         if let Some(e) = soft {
             return Err(e);
         }
-        Err(HugememError::NoPages {
+        Err(AllocError::NoPages {
             page_size: last_ps.bytes(),
             pages: req.len.div_ceil(last_ps.bytes()),
             reason: if why.is_empty() {
@@ -157,7 +156,7 @@ impl Inner {
         let step = (req.align >> shift).max(1);
         let first =
             list.find_free_run(pages, step)
-                .ok_or(ListFail::Hard(HugememError::VaExhausted {
+                .ok_or(ListFail::Hard(AllocError::VaExhausted {
                     page_size,
                     pages,
                     reserved_pages: list.state.len(),
@@ -177,7 +176,7 @@ impl Inner {
             }
         }
         self.map_runs(st, li, &to_map, pages)?;
-        let contiguous = match self.check_iova_runs(st, li, first, pages, req) {
+        let contiguous = match check_iova_runs(st, li, first, pages, req) {
             Ok(contiguous) => contiguous,
             Err(e) => {
                 for &(s, c) in &to_map {
@@ -212,10 +211,10 @@ impl Inner {
         st: &State,
         new_bytes: usize,
         page_size: usize,
-    ) -> Result<(), HugememError> {
+    ) -> Result<(), AllocError> {
         let new_total = st.mapped.saturating_add(new_bytes);
         if new_total > self.cfg.limit {
-            return Err(HugememError::LimitExceeded {
+            return Err(AllocError::LimitExceeded {
                 requested: new_bytes,
                 mapped: st.mapped,
                 limit: self.cfg.limit,
@@ -254,8 +253,8 @@ impl Inner {
                         let page_size = st.lists[li].seg.page_size();
                         ListFail::NoSpace(no_space_reason(page_size, pages, st.lists[li].mapped))
                     }
-                    BackingError::Other(e) => ListFail::Hard(e),
-                    BackingError::Dma(e) => ListFail::Hard(HugememError::DmaMap(e)),
+                    BackingError::Other(e) => ListFail::Hard(e.into()),
+                    BackingError::Dma(e) => ListFail::Hard(AllocError::DmaMap(e)),
                 });
             }
         }
@@ -263,41 +262,11 @@ impl Inner {
         Ok(())
     }
 
-    /// Whether pages `[first, first + pages)` of list `li` form one IOVA
-    /// run; the typed error when `req` needs one and they do not.
-    fn check_iova_runs(
-        &self,
-        st: &State,
-        li: usize,
-        first: usize,
-        pages: usize,
-        req: &AllocRequest,
-    ) -> Result<bool, HugememError> {
-        let seg = &st.lists[li].seg;
-        let page_infos = (first..first + pages).map(|i| PageInfo {
-            va: seg.base + (i << seg.shift),
-            iova: seg.page_iova(i),
-            size: seg.page_size(),
-            node: seg.node,
-            external: seg.external,
-            list: li,
-            in_use: true,
-        });
-        let runs = segments_of(page_infos);
-        if req.iova_contiguous && runs.len() != 1 {
-            return Err(HugememError::NotIovaContiguous {
-                len: req.len,
-                segments: runs.len(),
-            });
-        }
-        Ok(runs.len() == 1 && !runs[0].1.is_bad())
-    }
-
     pub(crate) fn free_raw(&self, raw: RawChunk) {
         if self.in_validator() {
             // Inside a validator: our lock is held further up this thread's
             // stack. `settle` frees it once the lock is released.
-            self.defer_free(raw);
+            self.defer(super::Deferred::Free(raw));
             return;
         }
         let mut st = lock(&self.state);
@@ -313,6 +282,8 @@ impl Inner {
         let shift = st.lists[li].seg.shift;
         st.lists[li].mark_returned(raw.first, raw.pages);
         if external {
+            // The last chunk of a dropped registration lets it go.
+            super::external::finish_if_unused(st, li);
             return;
         }
         // Keep pages while that holds the mapped total (less what is being
@@ -357,4 +328,41 @@ impl Inner {
 fn page_span(st: &State, raw: &RawChunk) -> Option<(usize, usize)> {
     let seg = &st.lists[raw.list].seg;
     (!seg.external).then(|| (seg.base + (raw.first << seg.shift), raw.pages << seg.shift))
+}
+
+/// Whether pages `[first, first + pages)` of list `li` form one IOVA run;
+/// the typed error when `req` needs one and they do not.
+fn check_iova_runs(
+    st: &State,
+
+    li: usize,
+    first: usize,
+    pages: usize,
+    req: &AllocRequest,
+) -> Result<bool, AllocError> {
+    let seg = &st.lists[li].seg;
+    let page_infos = (first..first + pages).map(|i| PageInfo {
+        va: seg.base + (i << seg.shift),
+        iova: seg.page_iova(i).known(),
+        size: seg.page_size(),
+        node: seg.node,
+        external: seg.external,
+        list: li,
+        in_use: true,
+    });
+    let runs = segments_of(page_infos);
+    let contiguous = runs.len() == 1 && runs[0].iova.is_some();
+    if req.iova_contiguous && !contiguous {
+        // Pages without IOVA never join a run, so one run without IOVA
+        // is a single page (or less) of such memory: refused as surely
+        // as several runs are.
+        if let [IovaRun { iova: None, va, .. }] = runs[..] {
+            return Err(AllocError::NoIova { len: req.len, va });
+        }
+        return Err(AllocError::NotIovaContiguous {
+            len: req.len,
+            segments: runs.len(),
+        });
+    }
+    Ok(contiguous)
 }

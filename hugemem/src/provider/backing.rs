@@ -13,11 +13,11 @@ use std::sync::Arc;
 use super::builder::size_index;
 use super::page_list::{ListKind, PageList, PageState};
 use super::{Inner, PageSource, State};
-use crate::error::human;
+use crate::error::{human, OsError};
 use crate::iova::phys_of_small_pages;
 use crate::sys::{self, BackingError};
 use crate::table::{Segment, MAX_SEGMENTS};
-use crate::{asan, HugememError, Iova, IovaMode, PageSize};
+use crate::{asan, AllocError, Iova, IovaMode, Node, PageSize};
 
 /// What is behind a list's VA range.
 pub(super) enum Backing {
@@ -38,7 +38,7 @@ pub(super) enum Backing {
 pub(super) enum ListFail {
     /// No pages of this size: the reason.
     NoSpace(String),
-    Hard(HugememError),
+    Hard(AllocError),
 }
 
 impl Inner {
@@ -47,11 +47,11 @@ impl Inner {
         &self,
         st: &mut State,
         ps: PageSize,
-        node: i32,
+        node: Option<Node>,
     ) -> Result<usize, ListFail> {
         // Heap memory has no placement: one list whatever the node.
         let node = if let PageSource::Heap(_) = self.cfg.source {
-            -1
+            None
         } else {
             node
         };
@@ -66,13 +66,18 @@ impl Inner {
     }
 
     /// Reserves the VA and creates the backing of a new list of `ps` pages.
-    fn create_own_list(&self, st: &mut State, ps: PageSize, node: i32) -> Result<usize, ListFail> {
+    fn create_own_list(
+        &self,
+        st: &mut State,
+        ps: PageSize,
+        node: Option<Node>,
+    ) -> Result<usize, ListFail> {
         let shift = ps.shift();
         let (reserve, backing, base) = match &self.cfg.source {
             PageSource::Heap(bytes) => {
                 let len = bytes.div_ceil(4096) * 4096;
                 let layout = std::alloc::Layout::from_size_align(len, 4096)
-                    .map_err(|_| ListFail::Hard(HugememError::ZeroLength))?;
+                    .map_err(|_| ListFail::Hard(AllocError::ZeroLength))?;
                 // SAFETY: `layout` has non-zero size (checked in `build`).
                 let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
                 if ptr.is_null() {
@@ -103,16 +108,17 @@ impl Inner {
                             .map_err(|e| ListFail::NoSpace(format!("{ps} memfd: {e}")))?,
                     ),
                 };
-                let base = sys::reserve_va(reserve, ps.bytes()).map_err(ListFail::Hard)?;
+                let base =
+                    sys::reserve_va(reserve, ps.bytes()).map_err(|e| ListFail::Hard(e.into()))?;
                 (reserve, backing, base)
             }
         };
-        let rec_node = if node >= 0 {
-            node
-        } else if sys::node_exists(1) {
-            -1
-        } else {
-            0
+        // What the page records say: the bound node; for the default
+        // policy node 0 on a one-node machine, unknown otherwise.
+        let rec_node = match node {
+            Some(n) => Some(n),
+            None if sys::node_exists(1) => None,
+            None => Some(Node::new(0)),
         };
         let seg = Arc::new(Segment::new(
             base,
@@ -124,7 +130,9 @@ impl Inner {
         ));
         let Some(slot) = self.table.publish(&seg) else {
             release_backing(&backing, base, reserve);
-            return Err(ListFail::Hard(HugememError::TooManyLists(MAX_SEGMENTS)));
+            return Err(ListFail::Hard(AllocError::TooManyLists {
+                max: MAX_SEGMENTS,
+            }));
         };
         st.lists.push(PageList::new(
             ListKind::Own(ps, node),
@@ -159,8 +167,15 @@ impl Inner {
         }
         // Pages of a node's list are allocated under a policy bound to it.
         let _bind = match l.kind {
-            ListKind::Own(_, node) if node >= 0 && !matches!(l.backing, Backing::Heap { .. }) => {
-                Some(sys::BindNode::new(node).map_err(BackingError::Other)?)
+            ListKind::Own(_, Some(node)) if !matches!(l.backing, Backing::Heap { .. }) => {
+                Some(sys::BindNode::new(node).map_err(|e| match e {
+                    // Past the policy mask (nodes >= 1024): no way to bind.
+                    sys::BindError::TooHigh => BackingError::Other(OsError {
+                        op: "set_mempolicy",
+                        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+                    }),
+                    sys::BindError::Os(e) => BackingError::Other(e),
+                })?)
             }
             _ => None,
         };
@@ -220,7 +235,7 @@ impl Inner {
         } else if shift == 12 {
             let mut buf = vec![Iova::BAD; c];
             if phys_of_small_pages(seg.base + (s << shift), &mut buf).is_err() {
-                buf.iter_mut().for_each(|b| *b = Iova::BAD);
+                buf.fill(Iova::BAD);
             }
             for (k, iova) in buf.into_iter().enumerate() {
                 seg.set_page_iova(s + k, iova);

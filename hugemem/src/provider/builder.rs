@@ -5,9 +5,16 @@ use std::sync::Arc;
 
 use super::{Inner, Provider};
 use crate::sync::Ordering;
-use crate::{HugememError, IovaMode, PageSize};
+use crate::{BuildError, IovaMode, PageSize};
 
 /// Where the provider's own pages come from.
+///
+/// ```
+/// use pktmem_hugemem::{PageSource, Provider};
+/// let p = Provider::builder().source(PageSource::Heap(1 << 20)).build().unwrap();
+/// assert_eq!(p.info().source, PageSource::Heap(1 << 20));
+/// assert_eq!(p.alloc(1).unwrap().page_size(), 4096);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PageSource {
@@ -38,6 +45,7 @@ pub enum PageSource {
 /// assert!(c.page_size() == 2 << 20 || c.page_size() == 4096);
 /// ```
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct ProviderBuilder {
     pub(super) preferred: Vec<PageSize>,
     pub(super) fallback: bool,
@@ -88,7 +96,7 @@ impl ProviderBuilder {
     }
 
     /// VA reserved up front for the list of `size` pages (rounded up to
-    /// pages; zero makes `build` fail with [`HugememError::ZeroLength`]).
+    /// pages; zero makes `build` fail with [`BuildError::ZeroVaReserve`]).
     pub fn va_reserve(mut self, size: PageSize, bytes: usize) -> Self {
         self.va_reserve[size_index(size)] = bytes;
         self
@@ -130,14 +138,18 @@ impl ProviderBuilder {
     }
 
     /// Builds the provider: detects the IOVA mode and maps `min_keep` bytes.
-    pub fn build(self) -> Result<Provider, HugememError> {
+    pub fn build(self) -> Result<Provider, BuildError> {
         // std even under loom: a static counter whose value only needs to be unique.
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        if self.va_reserve.contains(&0) {
-            return Err(HugememError::ZeroLength);
+        for ps in [PageSize::Small4K, PageSize::Huge2M, PageSize::Huge1G] {
+            if self.va_reserve[size_index(ps)] == 0 {
+                return Err(BuildError::ZeroVaReserve {
+                    page_size: ps.bytes(),
+                });
+            }
         }
         if let PageSource::Heap(0) = self.source {
-            return Err(HugememError::ZeroLength);
+            return Err(BuildError::ZeroHeap);
         }
         let iova_mode = match (self.iova_mode, &self.source) {
             (Some(m), _) => m,
@@ -152,7 +164,9 @@ impl ProviderBuilder {
         };
         if min_keep > 0 {
             // Mapped now, freed at once: the free keeps it (mapped <= min_keep).
-            let c = p.alloc(min_keep)?;
+            let c = p
+                .alloc(min_keep)
+                .map_err(|source| BuildError::MinKeep { min_keep, source })?;
             drop(c);
         }
         Ok(p)

@@ -12,7 +12,7 @@ use std::io;
 use std::sync::{Arc, Weak};
 
 use super::events::{hold_panic, InCallback, PanicPayload};
-use super::{lock, Inner, Provider, State};
+use super::{lock, Deferred, Inner, Provider, State};
 use crate::error::human;
 use crate::table::Segment;
 use crate::Iova;
@@ -105,10 +105,12 @@ impl fmt::Display for DmaRange {
 /// registration fail ([`DmaRegisterError::Map`]) after the ranges the
 /// replay had given it are unmapped again: no mapper is left half
 /// registered. One that refuses a range of growth refuses the allocation
-/// (`AllocError::DmaMap`, naming the mapper and the range): the other
+/// ([`AllocError::DmaMap`](crate::AllocError::DmaMap), naming the mapper
+/// and the range): the other
 /// mappers give the range back, the pages are unmapped, and the provider
 /// is as before. Memory a device cannot reach is of no use to a DMA user.
-/// External registration is refused the same way. A mapper that panics is
+/// External registration is refused the same way
+/// ([`RegisterError::DmaMap`](crate::RegisterError::DmaMap)). A mapper that panics is
 /// treated as one that refused (or, in `unmap`, as one that returned); the
 /// provider finishes its bookkeeping, then the panic goes on.
 ///
@@ -144,7 +146,7 @@ impl fmt::Display for DmaRange {
 /// assert_eq!(iommu.0.lock().unwrap().len(), 1);
 /// let after = p.alloc(4096).unwrap(); // mapped before it is handed out
 /// let va = after.as_ptr().as_ptr() as usize;
-/// assert_eq!(iommu.0.lock().unwrap()[&va], (after.iova().0, 4096));
+/// assert_eq!(iommu.0.lock().unwrap()[&va], (after.iova().unwrap().0, 4096));
 /// drop(after); // unmapped with its pages
 /// assert_eq!(iommu.0.lock().unwrap().len(), 1);
 /// drop(guard); // everything it still held
@@ -388,7 +390,7 @@ impl Provider {
     /// accepted; `label` names the mapper in errors.
     ///
     /// ```
-    /// use pktmem_hugemem::{HugememError, Provider};
+    /// use pktmem_hugemem::{AllocError, Provider};
     /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
     /// // A device window that reaches 8 KiB of memory at most.
     /// let window = std::sync::Mutex::new(0usize);
@@ -408,7 +410,7 @@ impl Provider {
     ///     .unwrap();
     /// let a = p.alloc(8192).unwrap();
     /// let e = p.alloc(4096).unwrap_err(); // the device cannot reach it: refused
-    /// assert!(matches!(&e, HugememError::DmaMap(m) if m.mapper == "window"));
+    /// assert!(matches!(&e, AllocError::DmaMap(m) if m.mapper == "window"));
     /// assert_eq!(p.mapped_bytes(), 8192); // the refused pages went back
     /// # drop((a, guard));
     /// ```
@@ -445,7 +447,7 @@ impl Provider {
     /// let c = p.alloc(3 * 4096).unwrap();
     /// let r = p.dma_ranges();
     /// assert_eq!((r.len(), r[0].va, r[0].len), (1, c.as_ptr().as_ptr() as usize, 3 * 4096));
-    /// assert_eq!(r[0].iova, Some(c.iova())); // heap memory: IOVA = VA
+    /// assert_eq!(r[0].iova, c.iova()); // heap memory: IOVA = VA
     /// ```
     pub fn dma_ranges(&self) -> Vec<DmaRange> {
         lock(&self.inner.state)
@@ -494,8 +496,7 @@ fn ranges_of(seg: &Segment, s: usize, c: usize, per_page: bool) -> Vec<DmaRange>
     let mut out: Vec<DmaRange> = Vec::new();
     for i in s..s + c {
         let va = seg.base + (i << seg.shift);
-        let raw = seg.page_iova(i);
-        let iova = (!raw.is_bad()).then_some(raw);
+        let iova = seg.page_iova(i).known();
         if let Some(last) = out.last_mut().filter(|_| !per_page) {
             let follows = match (last.iova, iova) {
                 (Some(a), Some(b)) => a.0.checked_add(last.len as u64) == Some(b.0),
@@ -680,16 +681,34 @@ impl Inner {
         if refused.is_none() {
             st.dma.mappers.push(entry.clone());
         }
-        drop(st);
-        if let Some(payload) = panic {
+        // `settle`: what the mapper dropped meanwhile (chunks, guards) goes now.
+        let later = self.settle(st);
+        if let Some(payload) = panic.or(later) {
             std::panic::resume_unwind(payload);
         }
         refused.map_or(Ok(()), |e| Err(DmaRegisterError::Map(e)))
     }
 
-    /// Unregisters `entry` and unmaps from it everything it holds.
+    /// Unregisters `entry` and unmaps from it everything it holds; from
+    /// inside a validator or mapper (the lock held further up this thread),
+    /// once the lock is released.
     fn drop_mapper(&self, entry: &Arc<MapperEntry>) {
+        if self.in_validator() {
+            self.defer(Deferred::DropMapper(entry.clone()));
+            return;
+        }
         let mut st = lock(&self.state);
+        self.drop_mapper_locked(&mut st, entry);
+        if let Some(payload) = self.settle(st) {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+    }
+
+    /// [`drop_mapper`](Self::drop_mapper) with the lock held (a mapper's
+    /// panic is held for `settle`).
+    pub(super) fn drop_mapper_locked(&self, st: &mut State, entry: &Arc<MapperEntry>) {
         let Some(i) = st.dma.mappers.iter().position(|e| Arc::ptr_eq(e, entry)) else {
             return;
         };
@@ -698,11 +717,8 @@ impl Inner {
         for r in st.dma.ranges.values().rev() {
             unmap_one(self.id, entry, r, &mut panic);
         }
-        drop(st);
         if let Some(payload) = panic {
-            if !std::thread::panicking() {
-                std::panic::resume_unwind(payload);
-            }
+            hold_panic(payload);
         }
     }
 }

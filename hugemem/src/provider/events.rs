@@ -4,12 +4,12 @@
 //! by [`Inner::settle`] once it is released.
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock, Weak};
 
-use super::{lock, Inner, Provider, State, IN_CALLBACK};
-use crate::chunk::RawChunk;
+use super::{lock, Deferred, Inner, Provider, State, IN_CALLBACK};
 use crate::sync::{AtomicBool, MutexGuard, Ordering};
-use crate::HugememError;
+use crate::AllocError;
 
 /// What happened to memory, for [`Provider::register_event_callback`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +21,18 @@ pub enum EventKind {
 }
 
 /// One memory event: a VA range that appeared or is about to disappear.
+///
+/// ```
+/// use pktmem_hugemem::{EventKind, MemEvent, Provider};
+/// use std::sync::{Arc, Mutex};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let seen: Arc<Mutex<Vec<MemEvent>>> = Arc::default();
+/// let s = seen.clone();
+/// let _g = p.register_event_callback(move |e| s.lock().unwrap().push(*e));
+/// let c = p.alloc(8192).unwrap();
+/// let va = c.as_ptr().as_ptr() as usize;
+/// assert_eq!(seen.lock().unwrap()[0], MemEvent { kind: EventKind::Alloc, va, len: 8192, external: false });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemEvent {
     /// Alloc or Free.
@@ -34,6 +46,18 @@ pub struct MemEvent {
 }
 
 /// What a validator is asked about.
+///
+/// ```
+/// use pktmem_hugemem::{GrowthQuery, Provider};
+/// use std::sync::{Arc, Mutex};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let asked: Arc<Mutex<Vec<GrowthQuery>>> = Arc::default();
+/// let a = asked.clone();
+/// let _v = p.register_validator(0, move |q| { a.lock().unwrap().push(*q); true });
+/// let _c = p.alloc(4096).unwrap();
+/// let q = asked.lock().unwrap()[0];
+/// assert_eq!((q.mapped, q.new_total, q.threshold, q.page_size), (0, 4096, 0, 4096));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GrowthQuery {
     /// Bytes mapped by the provider now.
@@ -50,16 +74,161 @@ type EventFn = dyn Fn(&MemEvent) + Send + Sync;
 type ValidatorFn = dyn Fn(&GrowthQuery) -> bool + Send + Sync;
 
 pub(super) struct EventEntry {
-    name: String,
-    /// Cleared on unregister so a snapshot taken before it skips the entry.
+    /// For humans (dumps); set once.
+    label: OnceLock<String>,
+    /// Cleared when the guard goes, so a snapshot taken before skips the entry.
     active: AtomicBool,
     f: Box<EventFn>,
 }
 
 pub(super) struct Validator {
-    pub(super) name: String,
+    /// For humans and [`AllocError::RefusedByValidator`]; set once.
+    label: OnceLock<String>,
     pub(super) threshold: usize,
-    pub(super) f: Arc<ValidatorFn>,
+    /// Cleared when the guard goes (also from inside a validator, where the
+    /// list cannot be edited: inactive entries are skipped, then purged).
+    active: AtomicBool,
+    f: Box<ValidatorFn>,
+}
+
+/// The registration of an event callback: dropping it unregisters the
+/// callback (from any thread, also from inside the callback itself);
+/// [`keep`](Self::keep) keeps it for the provider's life.
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let n = Arc::new(AtomicUsize::new(0));
+/// let n2 = n.clone();
+/// let guard = p
+///     .register_event_callback(move |_| { n2.fetch_add(1, Ordering::Relaxed); })
+///     .labeled("count");
+/// assert_eq!(guard.label(), Some("count"));
+/// drop(p.alloc(4096).unwrap()); // Alloc, Free
+/// drop(guard);
+/// drop(p.alloc(4096).unwrap()); // not seen
+/// assert_eq!(n.load(Ordering::Relaxed), 2);
+/// ```
+#[must_use = "dropping the guard unregisters the callback at once (`keep()` keeps it)"]
+pub struct EventGuard {
+    provider: Weak<Inner>,
+    entry: Arc<EventEntry>,
+    kept: bool,
+}
+
+impl EventGuard {
+    /// Gives the callback a label for humans (dumps); the first label sticks.
+    pub fn labeled(self, label: &str) -> Self {
+        let _ = self.entry.label.set(label.to_string());
+        self
+    }
+
+    /// The callback's label, if it was given one.
+    pub fn label(&self) -> Option<&str> {
+        self.entry.label.get().map(String::as_str)
+    }
+
+    /// Keeps the callback registered for the provider's life (the guard
+    /// goes, the registration stays). A callback that holds a [`Provider`]
+    /// clone then keeps the provider alive for ever: hold a
+    /// [`WeakProvider`](crate::WeakProvider) instead.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for EventGuard {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        // Release: pairs with the Acquire load in `fire`, so a snapshot
+        // taken before the removal below skips the entry from now on.
+        self.entry.active.store(false, Ordering::Release);
+        if let Some(inner) = self.provider.upgrade() {
+            lock(&inner.events).retain(|e| !Arc::ptr_eq(e, &self.entry));
+        }
+    }
+}
+
+impl fmt::Debug for EventGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventGuard")
+            .field("label", &self.label())
+            .field("kept", &self.kept)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The registration of a growth validator: dropping it unregisters the
+/// validator; [`keep`](Self::keep) keeps it for the provider's life.
+///
+/// ```
+/// use pktmem_hugemem::{AllocError, Provider};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let cap = p.register_validator(4096, |q| q.new_total <= 4096).labeled("cap");
+/// let a = p.alloc(4096).unwrap();
+/// let e = p.alloc(4096).unwrap_err();
+/// assert!(matches!(e, AllocError::RefusedByValidator { label: Some(l), .. } if l == "cap"));
+/// drop(cap);
+/// let b = p.alloc(4096).unwrap(); // nobody refuses now
+/// # drop((a, b));
+/// ```
+#[must_use = "dropping the guard unregisters the validator at once (`keep()` keeps it)"]
+pub struct ValidatorGuard {
+    provider: Weak<Inner>,
+    entry: Arc<Validator>,
+    kept: bool,
+}
+
+impl ValidatorGuard {
+    /// Gives the validator a label (named in its refusals); the first label sticks.
+    pub fn labeled(self, label: &str) -> Self {
+        let _ = self.entry.label.set(label.to_string());
+        self
+    }
+
+    /// The validator's label, if it was given one.
+    pub fn label(&self) -> Option<&str> {
+        self.entry.label.get().map(String::as_str)
+    }
+
+    /// Keeps the validator registered for the provider's life.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for ValidatorGuard {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        // Relaxed: validators run under the state lock, and so does the
+        // purge below; the flag only has to be seen by later lock holders,
+        // which the lock's own ordering gives (a validator dropping its own
+        // guard is on the lock-holding thread).
+        self.entry.active.store(false, Ordering::Relaxed);
+        if let Some(inner) = self.provider.upgrade() {
+            if !inner.in_validator() {
+                lock(&inner.state)
+                    .validators
+                    .retain(|v| !Arc::ptr_eq(v, &self.entry));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ValidatorGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidatorGuard")
+            .field("label", &self.label())
+            .field("threshold", &self.entry.threshold)
+            .field("kept", &self.kept)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(super) type PanicPayload = Box<dyn std::any::Any + Send + 'static>;
@@ -67,9 +236,9 @@ pub(super) type PanicPayload = Box<dyn std::any::Any + Send + 'static>;
 thread_local! {
     /// A callback's panic, held until the provider's bookkeeping is done.
     static PANIC: RefCell<Option<PanicPayload>> = const { RefCell::new(None) };
-    /// Chunks dropped inside a validator (provider id, chunk): freed by
+    /// Drops that ran inside a validator (provider id, work): done by
     /// `settle` once the provider lock is released.
-    static DEFERRED: RefCell<Vec<(u64, RawChunk)>> = const { RefCell::new(Vec::new()) };
+    static DEFERRED: RefCell<Vec<(u64, Deferred)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks this thread as running a validator of provider `id` until dropped
@@ -89,15 +258,19 @@ impl Drop for InCallback {
 }
 
 impl Provider {
-    /// Registers `f` under `name`, called for every page Alloc (after
-    /// mapping) and Free (before unmapping), external memory included.
+    /// Registers `f`, called for every page Alloc (after mapping) and Free
+    /// (before unmapping), external memory included, until the returned
+    /// guard is dropped.
+    ///
     /// Callbacks run with no provider lock held, so they may use the
-    /// provider (translate, look up pages, allocate, free, (un)register
-    /// callbacks): hold it as a [`WeakProvider`](crate::WeakProvider) ([`downgrade`](Self::downgrade));
-    /// a captured `Provider` clone keeps the provider and its memory alive
-    /// until the callback is unregistered. Events for a range arrive in
-    /// order: a range's Free comes before the Alloc of anything mapped again
-    /// at those addresses.
+    /// provider (translate, look up pages, allocate, free, register or drop
+    /// guards): hold it as a [`WeakProvider`](crate::WeakProvider)
+    /// ([`downgrade`](Self::downgrade)); a captured `Provider` clone keeps
+    /// the provider and its memory alive while the callback is registered.
+    /// Events for a range arrive in order: a range's Free comes before the
+    /// Alloc of anything mapped again at those addresses. A callback that
+    /// panics does not leave the provider half-updated: the bookkeeping is
+    /// finished, then the panic goes on in the thread that caused the event.
     ///
     /// ```
     /// use pktmem_hugemem::{EventKind, Provider};
@@ -105,103 +278,94 @@ impl Provider {
     /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let s = seen.clone();
-    /// p.register_event_callback("log", move |e| s.lock().unwrap().push(e.kind)).unwrap();
+    /// let log = p.register_event_callback(move |e| s.lock().unwrap().push(e.kind));
     /// drop(p.alloc(4096).unwrap());
     /// assert_eq!(*seen.lock().unwrap(), vec![EventKind::Alloc, EventKind::Free]);
-    /// assert!(p.register_event_callback("log", |_| ()).is_err());
-    /// p.unregister_event_callback("log").unwrap();
+    /// drop(log); // unregistered
     /// ```
     pub fn register_event_callback(
         &self,
-        name: &str,
         f: impl Fn(&MemEvent) + Send + Sync + 'static,
-    ) -> Result<(), HugememError> {
-        let mut ev = lock(&self.inner.events);
-        if ev.iter().any(|e| e.name == name) {
-            return Err(HugememError::DuplicateName(name.to_string()));
-        }
-        ev.push(Arc::new(EventEntry {
-            name: name.to_string(),
+    ) -> EventGuard {
+        let entry = Arc::new(EventEntry {
+            label: OnceLock::new(),
             active: AtomicBool::new(true),
             f: Box::new(f),
-        }));
-        Ok(())
+        });
+        lock(&self.inner.events).push(entry.clone());
+        EventGuard {
+            provider: Arc::downgrade(&self.inner),
+            entry,
+            kept: false,
+        }
     }
 
-    /// Unregisters the callback `name` (may be called from inside it).
-    pub fn unregister_event_callback(&self, name: &str) -> Result<(), HugememError> {
-        let mut ev = lock(&self.inner.events);
-        let i = ev
-            .iter()
-            .position(|e| e.name == name)
-            .ok_or_else(|| HugememError::UnknownName(name.to_string()))?;
-        // Release: pairs with the Acquire load in `fire`.
-        ev[i].active.store(false, Ordering::Release);
-        ev.remove(i);
-        Ok(())
-    }
-
-    /// Registers a validator called whenever growth would take the mapped
-    /// bytes past `threshold`; returning false refuses the allocation with
-    /// [`HugememError::RefusedByValidator`]. Validators run under the
+    /// Registers a validator, asked whenever growth would take the mapped
+    /// bytes past `threshold`, until the returned guard is dropped;
+    /// returning false refuses the allocation with
+    /// [`AllocError::RefusedByValidator`]. Validators run under the
     /// provider's lock: everything they need is in the [`GrowthQuery`];
-    /// allocating from inside one returns [`HugememError::Reentrant`].
+    /// allocating from inside one returns [`AllocError::Reentrant`].
     ///
     /// ```
-    /// use pktmem_hugemem::{HugememError, Provider};
+    /// use pktmem_hugemem::{AllocError, Provider};
     /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-    /// p.register_validator("cap", 8192, |q| q.new_total <= 12288).unwrap();
+    /// let _cap = p.register_validator(8192, |q| q.new_total <= 12288);
     /// let a = p.alloc(8192).unwrap(); // up to the threshold: not asked
     /// let b = p.alloc(4096).unwrap(); // asked, allowed
-    /// assert!(matches!(p.alloc(4096), Err(HugememError::RefusedByValidator { .. })));
+    /// assert!(matches!(p.alloc(4096), Err(AllocError::RefusedByValidator { .. })));
     /// drop((a, b));
     /// ```
     pub fn register_validator(
         &self,
-        name: &str,
         threshold: usize,
         f: impl Fn(&GrowthQuery) -> bool + Send + Sync + 'static,
-    ) -> Result<(), HugememError> {
-        let mut st = lock(&self.inner.state);
-        if st.validators.iter().any(|v| v.name == name) {
-            return Err(HugememError::DuplicateName(name.to_string()));
-        }
-        st.validators.push(Validator {
-            name: name.to_string(),
+    ) -> ValidatorGuard {
+        let entry = Arc::new(Validator {
+            label: OnceLock::new(),
             threshold,
-            f: Arc::new(f),
+            active: AtomicBool::new(true),
+            f: Box::new(f),
         });
-        Ok(())
+        let mut st = lock(&self.inner.state);
+        // Relaxed: under the state lock, as every store of the flag that
+        // matters (see `ValidatorGuard::drop`).
+        st.validators.retain(|v| v.active.load(Ordering::Relaxed));
+        st.validators.push(entry.clone());
+        drop(st);
+        ValidatorGuard {
+            provider: Arc::downgrade(&self.inner),
+            entry,
+            kept: false,
+        }
     }
 
-    /// Removes the validator `name`.
-    pub fn unregister_validator(&self, name: &str) -> Result<(), HugememError> {
-        let mut st = lock(&self.inner.state);
-        let i = st
-            .validators
+    /// The labels of the registered event callbacks (`None`: unlabelled).
+    pub fn event_callbacks(&self) -> Vec<Option<String>> {
+        lock(&self.inner.events)
             .iter()
-            .position(|v| v.name == name)
-            .ok_or_else(|| HugememError::UnknownName(name.to_string()))?;
-        st.validators.remove(i);
-        Ok(())
+            .map(|e| e.label.get().cloned())
+            .collect()
     }
 }
 
 impl Inner {
     /// Asks the validators whose threshold `new_total` passes; the first
     /// that refuses, if any. Runs under the provider lock, marked so that a
-    /// validator using the provider gets [`HugememError::Reentrant`].
-    pub(super) fn ask_validators(&self, st: &State, q: GrowthQuery) -> Option<HugememError> {
+    /// validator using the provider gets [`AllocError::Reentrant`].
+    pub(super) fn ask_validators(&self, st: &State, q: GrowthQuery) -> Option<AllocError> {
         let _in_validator = InCallback::enter(self.id);
         let refused = st.validators.iter().find(|v| {
-            q.new_total > v.threshold
+            // Relaxed: see `ValidatorGuard::drop` (stores under this lock).
+            v.active.load(Ordering::Relaxed)
+                && q.new_total > v.threshold
                 && !(v.f)(&GrowthQuery {
                     threshold: v.threshold,
                     ..q
                 })
         })?;
-        Some(HugememError::RefusedByValidator {
-            name: refused.name.clone(),
+        Some(AllocError::RefusedByValidator {
+            label: refused.label.get().cloned(),
             new_total: q.new_total,
             threshold: refused.threshold,
         })
@@ -218,7 +382,7 @@ impl Inner {
         }
         for ev in evs {
             for e in &snapshot {
-                // Acquire: pairs with the Release store in `unregister_event_callback`.
+                // Acquire: pairs with the Release store in `EventGuard::drop`.
                 if e.active.load(Ordering::Acquire) {
                     // A panicking callback must not leave pages half given
                     // back: finish the bookkeeping, then let the panic go on.
@@ -246,7 +410,7 @@ impl Inner {
             let evs = std::mem::take(&mut st.pending_events);
             let unmaps = std::mem::take(&mut st.pending_unmap);
             let removals = std::mem::take(&mut st.pending_removal);
-            let deferred: Vec<RawChunk> = DEFERRED.with(|d| {
+            let deferred: Vec<Deferred> = DEFERRED.with(|d| {
                 let mut d = d.borrow_mut();
                 let (mine, rest): (Vec<_>, Vec<_>) =
                     d.drain(..).partition(|(id, _)| *id == self.id);
@@ -267,8 +431,17 @@ impl Inner {
             for li in removals {
                 self.finish_removal(&mut st, li);
             }
-            for raw in deferred {
-                self.free_locked(&mut st, raw);
+            for work in deferred {
+                match work {
+                    Deferred::Free(raw) => self.free_locked(&mut st, raw),
+                    Deferred::ReleaseLease(id, lease) => {
+                        super::external::release_lease_locked(&mut st, id, lease);
+                    }
+                    Deferred::DropRegistration(id) => {
+                        super::external::drop_registration_locked(&mut st, id);
+                    }
+                    Deferred::DropMapper(entry) => self.drop_mapper_locked(&mut st, &entry),
+                }
             }
         }
     }
@@ -286,10 +459,10 @@ impl Inner {
         IN_CALLBACK.with(Cell::get) == self.id
     }
 
-    /// Queues `raw` to be freed once the lock held further up this thread's
-    /// stack is released (a chunk dropped inside a validator).
-    pub(super) fn defer_free(&self, raw: RawChunk) {
-        DEFERRED.with(|d| d.borrow_mut().push((self.id, raw)));
+    /// Queues `work` for when the lock held further up this thread's stack
+    /// is released (a drop inside a validator).
+    pub(super) fn defer(&self, work: Deferred) {
+        DEFERRED.with(|d| d.borrow_mut().push((self.id, work)));
     }
 }
 

@@ -1,158 +1,444 @@
 //! External memory (ranges the provider did not allocate, registered with
 //! their page IOVAs) and the heaps made of it, which serve chunks and zones.
+//!
+//! A registration is owned: [`ExternalMem`] unregisters its range when
+//! dropped. Users of the memory hold [`ExternalLease`]s (a mempool
+//! populated from it takes one); chunks carved from a heap's memory count
+//! as users too. While the range has users, [`ExternalMem::unregister`] is
+//! refused with [`UnregisterError::InUse`] naming them, and dropping the
+//! [`ExternalMem`] defers the unregistration until the last user is gone.
 
-use std::sync::Arc;
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::{Arc, Weak};
 
 use super::backing::{Backing, ListFail};
 use super::events::{EventKind, MemEvent};
 use super::page_list::{ListKind, PageList, PageState};
-use super::{lock, Inner, Provider, State};
+use super::{lock, Deferred, Inner, Provider, State};
 use crate::chunk::RawChunk;
+use crate::sync::Mutex;
 use crate::table::{Segment, MAX_SEGMENTS};
-use crate::{AllocRequest, HugememError, Iova};
+use crate::{AllocError, AllocRequest, Chunk, Iova, LeaseError, RegisterError, UnregisterError};
 
-/// Identifies a registered external range.
+/// Identifies a registered external range (stable while it is registered;
+/// a later range reusing the slot gets another id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ExternalId(pub(crate) usize, pub(crate) u64);
+
+/// An external range registered with a provider: translated, walked and
+/// told to event callbacks like the provider's own pages. Dropping it
+/// unregisters the range (firing a Free event), or, while the range has
+/// users, once the last of them is gone.
+///
+/// ```
+/// use pktmem_hugemem::{Iova, Provider};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let layout = std::alloc::Layout::from_size_align(8192, 4096).unwrap();
+/// // SAFETY: non-zero size.
+/// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+/// let ext = p.register_external(mem, 8192, 4096, Some(&[Iova(0x10000), Iova(0x40000)])).unwrap();
+/// assert_eq!(p.virt2iova(mem.wrapping_add(4097)), Some(Iova(0x40001)));
+/// drop(ext); // unregistered
+/// assert_eq!(p.virt2iova(mem), None);
+/// // SAFETY: allocated above with this layout; no longer registered.
+/// unsafe { std::alloc::dealloc(mem, layout) };
+/// ```
+#[must_use = "dropping the registration unregisters the memory (`keep()` keeps it)"]
+pub struct ExternalMem {
+    provider: Weak<Inner>,
+    id: ExternalId,
+    va: usize,
+    len: usize,
+    kept: bool,
+}
+
+/// A user's hold on registered external memory: while it lives the range
+/// stays registered (explicit unregistering is refused, naming the user;
+/// dropping the registration waits for the lease). Taken with
+/// [`ExternalMem::lease`] or [`Provider::lease_external`]; released on drop.
+///
+/// ```
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let layout = std::alloc::Layout::from_size_align(4096, 4096).unwrap();
+/// // SAFETY: non-zero size.
+/// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+/// let ext = p.register_external(mem, 4096, 4096, None).unwrap();
+/// let lease = p.lease_external(mem, 100, "pool 'rx'").unwrap();
+/// assert_eq!(ext.users(), vec!["pool 'rx'".to_string()]);
+/// drop(ext); // deferred: the pool still uses the memory
+/// assert!(p.page_of(mem as usize).is_some());
+/// drop(lease); // the last user: unregistered now
+/// assert!(p.page_of(mem as usize).is_none());
+/// # unsafe { std::alloc::dealloc(mem, layout) };
+/// ```
+#[must_use = "dropping the lease releases the memory at once"]
+pub struct ExternalLease {
+    provider: Weak<Inner>,
+    id: ExternalId,
+    lease: u64,
+    user: String,
+    va: usize,
+    len: usize,
+}
+
+/// A heap of external memory: memory added to it serves chunks and zones
+/// ([`alloc`](Self::alloc), [`AllocRequest::heap`]). The heap owns its
+/// memory's registrations: dropping it unregisters them (each once the
+/// chunks carved from it are gone).
+///
+/// ```
+/// use pktmem_hugemem::{AllocRequest, Iova, Provider};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let layout = std::alloc::Layout::from_size_align(4 * 4096, 4096).unwrap();
+/// // SAFETY: non-zero size.
+/// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+/// let iovas: Vec<Iova> = (0..4).map(|i| Iova(0x8000_0000 + i * 4096)).collect();
+/// let dev = p.create_heap("dev");
+/// // SAFETY: `mem` is ours, zeroed, and outlives its time in the heap.
+/// let id = unsafe { dev.add_memory(mem, 4 * 4096, 4096, Some(&iovas)) }.unwrap();
+/// let c = dev.alloc(&AllocRequest::new(8192)).unwrap();
+/// assert_eq!(c.iova(), Some(Iova(0x8000_0000)));
+/// assert!(dev.remove_memory(id).is_err()); // busy
+/// drop(c);
+/// dev.remove_memory(id).unwrap();
+/// drop(dev);
+/// unsafe { std::alloc::dealloc(mem, layout) };
+/// ```
+pub struct ExternalHeap {
+    provider: Provider,
+    heap: HeapRef,
+    /// The registrations of the memory added (dropped with the heap).
+    mems: Mutex<Vec<ExternalMem>>,
+}
+
+/// What an [`AllocRequest`] keeps of the heap it names.
+#[derive(Clone, Debug)]
+pub(crate) struct HeapRef {
+    id: u64,
+    label: Arc<str>,
+}
 
 impl Provider {
     /// Registers memory the provider did not allocate: `len` bytes at `ptr`
     /// in pages of `page_size` bytes, with one IOVA per page (or none: the
-    /// pages then translate to [`Iova::BAD`]). Fires an Alloc event.
+    /// pages then have no IOVA, and IOVA-contiguous requests on them are
+    /// refused). Fires an Alloc event. The returned registration
+    /// unregisters the range when dropped (see [`ExternalMem`]).
     ///
-    /// ```
-    /// use pktmem_hugemem::{Iova, Provider};
-    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-    /// let layout = std::alloc::Layout::from_size_align(8192, 4096).unwrap();
-    /// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
-    /// let id = p.register_external(mem, 8192, 4096, Some(&[Iova(0x10000), Iova(0x40000)])).unwrap();
-    /// assert_eq!(p.virt2iova(unsafe { mem.add(4097) }), Iova(0x40001));
-    /// p.unregister_external(id).unwrap();
-    /// assert!(p.virt2iova(mem).is_bad());
-    /// unsafe { std::alloc::dealloc(mem, layout) };
-    /// ```
+    /// Registering hands no access to the memory (only translation and
+    /// page records): the call is safe; leasing it is how users say they
+    /// depend on it.
+    ///
+    /// Lookups run without locks, so an unregistered range's translation
+    /// table (8 bytes per page) is retired rather than freed: it stays
+    /// allocated until the provider drops.
     pub fn register_external(
         &self,
         ptr: *mut u8,
         len: usize,
         page_size: usize,
         iovas: Option<&[Iova]>,
-    ) -> Result<ExternalId, HugememError> {
-        self.inner
-            .register_external(ptr as usize, len, page_size, iovas, None)
+    ) -> Result<ExternalMem, RegisterError> {
+        let id = self
+            .inner
+            .register_external(ptr as usize, len, page_size, iovas, None)?;
+        Ok(ExternalMem {
+            provider: Arc::downgrade(&self.inner),
+            id,
+            va: ptr as usize,
+            len,
+            kept: false,
+        })
     }
 
-    /// Unregisters external memory; refused while chunks use it. Fires a Free event.
-    ///
-    /// Lookups run without locks, so the range's translation table (8 bytes
-    /// per page) is retired rather than freed: it stays allocated until the
-    /// provider drops.
-    pub fn unregister_external(&self, id: ExternalId) -> Result<(), HugememError> {
-        self.inner.unregister_external(id, None)
-    }
-
-    /// Unregisters the external range that starts at `ptr` (not in a heap).
-    pub fn unregister_external_at(&self, ptr: *const u8) -> Result<(), HugememError> {
+    /// A lease on the registered external range holding
+    /// `[ptr, ptr + len)`, for `user` (a label naming who depends on it,
+    /// e.g. "pool 'rx'"): what a user given only an address takes.
+    pub fn lease_external(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        user: &str,
+    ) -> Result<ExternalLease, LeaseError> {
+        let addr = ptr as usize;
+        self.inner.guard()?;
         let id = {
             let st = lock(&self.inner.state);
-            let li = st
-                .lists
+            let end = addr.checked_add(len.max(1));
+            st.lists
                 .iter()
-                .position(|l| {
+                .enumerate()
+                .find(|(_, l)| {
                     !l.removed
-                        && l.seg.base == ptr as usize
-                        && l.kind == ListKind::External { heap: None }
+                        && l.seg.external
+                        && l.seg.contains(addr)
+                        && end.is_some_and(|e| e <= l.seg.base + l.seg.len)
                 })
-                .ok_or(HugememError::NotRegistered { addr: ptr as usize })?;
-            ExternalId(li, st.lists[li].generation)
+                .map(|(i, l)| ExternalId(i, l.generation))
+                .ok_or(LeaseError::NotRegistered { addr, len })?
         };
-        self.inner.unregister_external(id, None)
+        self.inner.lease(&Arc::downgrade(&self.inner), id, user)
     }
 
-    /// Creates an empty named external heap.
-    ///
-    /// ```
-    /// use pktmem_hugemem::{AllocRequest, Iova, Provider};
-    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-    /// let layout = std::alloc::Layout::from_size_align(4 * 4096, 4096).unwrap();
-    /// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
-    /// let iovas: Vec<Iova> = (0..4).map(|i| Iova(0x8000_0000 + i * 4096)).collect();
-    /// p.create_heap("dev").unwrap();
-    /// // SAFETY: `mem` is ours, zeroed, and outlives its time in the heap.
-    /// let id = unsafe { p.heap_add_memory("dev", mem, 4 * 4096, 4096, Some(&iovas)) }.unwrap();
-    /// let c = p.alloc_with(&AllocRequest::new(8192).heap("dev")).unwrap();
-    /// assert_eq!(c.iova(), Iova(0x8000_0000));
-    /// assert!(p.heap_remove_memory("dev", id).is_err()); // busy
-    /// drop(c);
-    /// p.heap_remove_memory("dev", id).unwrap();
-    /// p.destroy_heap("dev").unwrap();
-    /// unsafe { std::alloc::dealloc(mem, layout) };
-    /// ```
-    pub fn create_heap(&self, name: &str) -> Result<(), HugememError> {
-        let mut st = lock(&self.inner.state);
-        if st.heaps.contains_key(name) {
-            return Err(HugememError::DuplicateName(name.to_string()));
+    /// An empty heap of external memory, labelled for humans.
+    pub fn create_heap(&self, label: &str) -> ExternalHeap {
+        let id = {
+            let mut st = lock(&self.inner.state);
+            st.next_heap_id += 1;
+            st.next_heap_id
+        };
+        ExternalHeap {
+            provider: self.clone(),
+            heap: HeapRef {
+                id,
+                label: label.into(),
+            },
+            mems: Mutex::new(Vec::new()),
         }
-        st.heaps.insert(name.to_string(), ());
-        Ok(())
+    }
+}
+
+impl ExternalMem {
+    /// The registration's id.
+    pub fn id(&self) -> ExternalId {
+        self.id
     }
 
-    /// Adds external memory to heap `name` (registering it as
-    /// [`register_external`](Self::register_external) does). Chunks and zones
-    /// are then allocated from it with [`AllocRequest::heap`].
+    /// First byte of the range.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        NonNull::new(self.va as *mut u8).unwrap_or(NonNull::dangling())
+    }
+
+    /// Length of the range in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false (zero-length ranges are refused).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A lease on the range for `user` (see [`ExternalLease`]).
+    pub fn lease(&self, user: &str) -> Result<ExternalLease, LeaseError> {
+        let inner = self.provider.upgrade().ok_or(LeaseError::NotRegistered {
+            addr: self.va,
+            len: self.len,
+        })?;
+        inner.lease(&self.provider, self.id, user)
+    }
+
+    /// Who uses the range now: lease labels, then "N page(s) in chunks".
+    pub fn users(&self) -> Vec<String> {
+        let Some(inner) = self.provider.upgrade() else {
+            return Vec::new();
+        };
+        let st = lock(&inner.state);
+        match st.lists.get(self.id.0) {
+            Some(l) if !l.removed && l.generation == self.id.1 => l.users(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Unregisters the range now (firing its Free event); refused with
+    /// [`UnregisterError::InUse`], naming the users, while it has any (the
+    /// range then stays registered). After success, dropping the guard
+    /// does nothing.
+    pub fn unregister(&self) -> Result<(), UnregisterError> {
+        let inner = self
+            .provider
+            .upgrade()
+            .ok_or(UnregisterError::NotRegistered { addr: self.va })?;
+        inner.unregister_external(self.id)
+    }
+
+    /// Keeps the range registered for the provider's life.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for ExternalMem {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        if let Some(inner) = self.provider.upgrade() {
+            inner.drop_registration(self.id);
+        }
+    }
+}
+
+impl fmt::Debug for ExternalMem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalMem")
+            .field("va", &format_args!("{:#x}", self.va))
+            .field("len", &self.len)
+            .field("id", &self.id)
+            .field("kept", &self.kept)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExternalLease {
+    /// The user's label.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// First byte of the registration the lease holds.
+    pub fn va(&self) -> usize {
+        self.va
+    }
+
+    /// Length of the leased range in bytes: the whole registration the
+    /// lease holds (also for [`Provider::lease_external`] of a part of it).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the leased range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The registration the lease holds.
+    pub fn id(&self) -> ExternalId {
+        self.id
+    }
+}
+
+impl Drop for ExternalLease {
+    fn drop(&mut self) {
+        if let Some(inner) = self.provider.upgrade() {
+            inner.release_lease(self.id, self.lease);
+        }
+    }
+}
+
+impl fmt::Debug for ExternalLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalLease")
+            .field("user", &self.user)
+            .field("va", &format_args!("{:#x}", self.va))
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExternalHeap {
+    /// The heap's label.
+    pub fn label(&self) -> &str {
+        &self.heap.label
+    }
+
+    /// The provider the heap belongs to.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    pub(crate) fn heap_ref(&self) -> HeapRef {
+        self.heap.clone()
+    }
+
+    /// Adds external memory to the heap (registering it as
+    /// [`Provider::register_external`] does); chunks and zones are then
+    /// carved from it.
     ///
     /// # Safety
     /// Chunks carved from the memory give safe read/write access to it, so:
     /// - `[ptr, ptr + len)` is valid for reads and writes of initialised bytes;
-    /// - it stays valid, and nothing else accesses it, until it is removed
-    ///   with [`heap_remove_memory`](Self::heap_remove_memory) or the
-    ///   provider is dropped.
-    pub unsafe fn heap_add_memory(
+    /// - it stays valid, and nothing else accesses it, until it is
+    ///   unregistered: removed with [`remove_memory`](Self::remove_memory),
+    ///   or, once the heap is dropped, when the last chunk carved from it is
+    ///   gone (or the provider is dropped).
+    pub unsafe fn add_memory(
         &self,
-        name: &str,
         ptr: *mut u8,
         len: usize,
         page_size: usize,
         iovas: Option<&[Iova]>,
-    ) -> Result<ExternalId, HugememError> {
-        if !lock(&self.inner.state).heaps.contains_key(name) {
-            return Err(HugememError::UnknownName(name.to_string()));
-        }
-        self.inner
-            .register_external(ptr as usize, len, page_size, iovas, Some(name))
+    ) -> Result<ExternalId, RegisterError> {
+        let id = self.provider.inner.register_external(
+            ptr as usize,
+            len,
+            page_size,
+            iovas,
+            Some(&self.heap),
+        )?;
+        super::lock(&self.mems).push(ExternalMem {
+            provider: Arc::downgrade(&self.provider.inner),
+            id,
+            va: ptr as usize,
+            len,
+            kept: false,
+        });
+        Ok(id)
     }
 
-    /// Removes memory from heap `name`; refused while chunks use it.
-    pub fn heap_remove_memory(&self, name: &str, id: ExternalId) -> Result<(), HugememError> {
-        self.inner.unregister_external(id, Some(name))
+    /// Removes memory from the heap (unregistering it); refused while
+    /// chunks or leases use it.
+    pub fn remove_memory(&self, id: ExternalId) -> Result<(), UnregisterError> {
+        let mem = {
+            let mut mems = super::lock(&self.mems);
+            let i = mems
+                .iter()
+                .position(|m| m.id == id)
+                .ok_or(UnregisterError::NotRegistered { addr: 0 })?;
+            mems.swap_remove(i)
+        };
+        // Unregistered with the heap's list unlocked: the Free event's
+        // callbacks may use the heap.
+        match mem.unregister() {
+            Ok(()) => Ok(()), // `mem` drops spent
+            Err(e) => {
+                super::lock(&self.mems).push(mem);
+                Err(e)
+            }
+        }
     }
 
-    /// Destroys heap `name`; refused while it still holds memory.
-    pub fn destroy_heap(&self, name: &str) -> Result<(), HugememError> {
-        let mut st = lock(&self.inner.state);
-        if !st.heaps.contains_key(name) {
-            return Err(HugememError::UnknownName(name.to_string()));
+    /// Bytes of memory the heap holds.
+    pub fn len(&self) -> usize {
+        super::lock(&self.mems).iter().map(|m| m.len).sum()
+    }
+
+    /// Whether the heap holds no memory.
+    pub fn is_empty(&self) -> bool {
+        super::lock(&self.mems).is_empty()
+    }
+
+    /// A chunk of the heap's memory, as `req` says (its heap, if it names
+    /// one, is replaced by this one).
+    pub fn alloc(&self, req: &AllocRequest) -> Result<Chunk, AllocError> {
+        self.provider.alloc_with(&req.clone().heap(self))
+    }
+}
+
+impl fmt::Debug for ExternalHeap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalHeap")
+            .field("label", &self.heap.label)
+            .field("ranges", &super::lock(&self.mems).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PageList {
+    /// Who uses an external list: lease labels, then its pages in chunks.
+    pub(super) fn users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self.leases.iter().map(|(_, u)| u.clone()).collect();
+        if self.used > 0 {
+            users.push(format!("{} page(s) in chunks", self.used));
         }
-        let pages: usize = st
-            .lists
-            .iter()
-            .filter(|l| {
-                !l.removed
-                    && l.kind
-                        == ListKind::External {
-                            heap: Some(name.to_string()),
-                        }
-            })
-            .map(|l| l.seg.pages())
-            .sum();
-        if pages > 0 {
-            return Err(HugememError::InUse {
-                what: format!("heap '{name}' (still holds memory)"),
-                pages,
-            });
-        }
-        st.heaps.remove(name);
-        Ok(())
+        users
+    }
+
+    /// Whether the list is a live registration with this generation.
+    fn is_registration(&self, generation: u64) -> bool {
+        !self.removed && self.seg.external && self.generation == generation
     }
 }
 
@@ -163,23 +449,23 @@ impl Inner {
         len: usize,
         page_size: usize,
         iovas: Option<&[Iova]>,
-        heap: Option<&str>,
-    ) -> Result<ExternalId, HugememError> {
+        heap: Option<&HeapRef>,
+    ) -> Result<ExternalId, RegisterError> {
         self.guard()?;
         if len == 0 {
-            return Err(HugememError::ZeroLength);
+            return Err(RegisterError::ZeroLength);
         }
         if !page_size.is_power_of_two() || page_size < 4096 {
-            return Err(HugememError::BadPageSize { page_size });
+            return Err(RegisterError::BadPageSize { page_size });
         }
         if addr == 0 || addr % page_size != 0 {
-            return Err(HugememError::Misaligned {
+            return Err(RegisterError::Misaligned {
                 value: addr,
                 page_size,
             });
         }
         if len % page_size != 0 {
-            return Err(HugememError::Misaligned {
+            return Err(RegisterError::Misaligned {
                 value: len,
                 page_size,
             });
@@ -187,15 +473,18 @@ impl Inner {
         let pages = len / page_size;
         if let Some(t) = iovas {
             if t.len() != pages {
-                return Err(HugememError::IovaTableLength {
+                return Err(RegisterError::IovaTableLength {
                     expected: pages,
                     got: t.len(),
                 });
             }
+            if let Some(page) = t.iter().position(|i| i.is_bad()) {
+                return Err(RegisterError::BadIova { page });
+            }
         }
         let end = addr
             .checked_add(len)
-            .ok_or(HugememError::Overlap { addr, len })?;
+            .ok_or(RegisterError::Overlap { addr, len })?;
         let mut st = lock(&self.state);
         let overlap = st
             .lists
@@ -203,38 +492,40 @@ impl Inner {
             .filter(|l| !l.removed)
             .any(|l| addr < l.seg.base + l.seg.len && l.seg.base < end);
         if overlap {
-            return Err(HugememError::Overlap { addr, len });
+            return Err(RegisterError::Overlap { addr, len });
         }
         let seg = Arc::new(Segment::new(
             addr,
             len,
             page_size.trailing_zeros(),
-            -1,
+            None,
             true,
             st.lists.len(),
         ));
         for i in 0..pages {
-            seg.set_page_iova(i, iovas.map(|t| t[i]).unwrap_or(Iova::BAD));
+            seg.set_page_iova(i, iovas.map_or(Iova::BAD, |t| t[i]));
         }
         // Devices get the range before anything can use it.
         self.dma_map_external(&mut st, &seg)
-            .map_err(HugememError::DmaMap)?;
+            .map_err(RegisterError::DmaMap)?;
         let Some(slot) = self.table.publish(&seg) else {
             self.dma_unmap(&mut st, addr, len);
-            return Err(HugememError::TooManyLists(MAX_SEGMENTS));
+            return Err(RegisterError::TooManyLists { max: MAX_SEGMENTS });
         };
         st.next_generation += 1;
         let generation = st.next_generation;
-        st.lists.push(PageList::new(
+        let mut list = PageList::new(
             ListKind::External {
-                heap: heap.map(str::to_string),
+                heap: heap.map(|h| h.id),
             },
             seg,
             slot,
             Backing::External,
             PageState::Mapped,
             generation,
-        ));
+        );
+        list.heap_label = heap.map(|h| h.label.clone());
+        st.lists.push(list);
         let id = ExternalId(st.lists.len() - 1, generation);
         st.pending_events.push(MemEvent {
             kind: EventKind::Alloc,
@@ -246,54 +537,85 @@ impl Inner {
         Ok(id)
     }
 
-    pub(super) fn unregister_external(
-        &self,
-        id: ExternalId,
-        heap: Option<&str>,
-    ) -> Result<(), HugememError> {
+    /// Unregisters `id` now, or says who uses it.
+    fn unregister_external(&self, id: ExternalId) -> Result<(), UnregisterError> {
         self.guard()?;
         let mut st = lock(&self.state);
-        if let Some(h) = heap {
-            if !st.heaps.contains_key(h) {
-                return Err(HugememError::UnknownName(h.to_string()));
-            }
-        }
         let l = match st.lists.get(id.0) {
-            Some(l)
-                if !l.removed
-                    && l.generation == id.1
-                    && !l.state.contains(&PageState::Freeing)
-                    && l.kind
-                        == ListKind::External {
-                            heap: heap.map(str::to_string),
-                        } =>
-            {
-                l
-            }
-            Some(l) => return Err(HugememError::NotRegistered { addr: l.seg.base }),
-            None => return Err(HugememError::NotRegistered { addr: 0 }),
+            Some(l) if l.is_registration(id.1) && !l.state.contains(&PageState::Freeing) => l,
+            Some(l) => return Err(UnregisterError::NotRegistered { addr: l.seg.base }),
+            None => return Err(UnregisterError::NotRegistered { addr: 0 }),
         };
-        if l.used > 0 {
-            return Err(HugememError::InUse {
-                what: format!("external memory at {:#x}", l.seg.base),
-                pages: l.used,
+        let users = l.users();
+        if !users.is_empty() {
+            return Err(UnregisterError::InUse {
+                addr: l.seg.base,
+                len: l.seg.len,
+                users,
             });
         }
-        let (base, len) = (l.seg.base, l.seg.len);
-        // Freeing: no chunk can be carved from it while its Free event fires.
-        st.lists[id.0]
-            .state
-            .iter_mut()
-            .for_each(|s| *s = PageState::Freeing);
-        st.pending_events.push(MemEvent {
-            kind: EventKind::Free,
-            va: base,
-            len,
-            external: true,
-        });
-        st.pending_removal.push(id.0);
+        start_removal(&mut st, id.0);
         self.settle_or_unwind(st);
         Ok(())
+    }
+
+    /// The registration `id` was dropped: unregister it now, or once its
+    /// last user is gone.
+    pub(super) fn drop_registration(&self, id: ExternalId) {
+        if self.in_validator() {
+            self.defer(Deferred::DropRegistration(id));
+            return;
+        }
+        let mut st = lock(&self.state);
+        drop_registration_locked(&mut st, id);
+        self.settle_or_unwind(st);
+    }
+
+    /// Adds a lease for `user` on `id`.
+    fn lease(
+        &self,
+        provider: &Weak<Inner>,
+        id: ExternalId,
+        user: &str,
+    ) -> Result<ExternalLease, LeaseError> {
+        self.guard()?;
+        let mut st = lock(&self.state);
+        st.next_generation += 1;
+        let lease = st.next_generation;
+        let l = match st.lists.get_mut(id.0) {
+            Some(l) if l.is_registration(id.1) => l,
+            Some(l) => {
+                return Err(LeaseError::NotRegistered {
+                    addr: l.seg.base,
+                    len: 0,
+                })
+            }
+            None => return Err(LeaseError::NotRegistered { addr: 0, len: 0 }),
+        };
+        if l.unregister_pending || l.state.contains(&PageState::Freeing) {
+            return Err(LeaseError::Unregistering { addr: l.seg.base });
+        }
+        l.leases.push((lease, user.to_string()));
+        Ok(ExternalLease {
+            provider: provider.clone(),
+            id,
+            lease,
+            user: user.to_string(),
+            va: l.seg.base,
+            len: l.seg.len,
+        })
+    }
+
+    /// A lease on `id` is gone; finishes a pending unregistration if it was
+    /// the last user.
+    fn release_lease(&self, id: ExternalId, lease: u64) {
+        if self.in_validator() {
+            self.defer(Deferred::ReleaseLease(id, lease));
+            return;
+        }
+        let mut st = lock(&self.state);
+        release_lease_locked(&mut st, id, lease);
+        self.settle_or_unwind(st);
     }
 
     /// Drops an external list whose Free event has fired.
@@ -315,17 +637,17 @@ impl Inner {
     pub(super) fn alloc_from_heap(
         &self,
         st: &mut State,
-        name: &str,
+        heap: &HeapRef,
         req: &AllocRequest,
-    ) -> Result<RawChunk, HugememError> {
-        if !st.heaps.contains_key(name) {
-            return Err(HugememError::UnknownName(name.to_string()));
-        }
+    ) -> Result<RawChunk, AllocError> {
         let want = ListKind::External {
-            heap: Some(name.to_string()),
+            heap: Some(heap.id),
         };
         let idx: Vec<usize> = (0..st.lists.len())
-            .filter(|&i| !st.lists[i].removed && st.lists[i].kind == want)
+            .filter(|&i| {
+                let l = &st.lists[i];
+                !l.removed && !l.unregister_pending && l.kind == want
+            })
             .collect();
         let mut last = None;
         for li in idx {
@@ -338,18 +660,68 @@ impl Inner {
                 Ok(r) => return Ok(r),
                 Err(ListFail::Hard(e)) => last = Some(e),
                 Err(ListFail::NoSpace(r)) => {
-                    last = Some(HugememError::NoPages {
+                    last = Some(AllocError::NoPages {
                         page_size: st.lists[li].seg.page_size(),
                         pages: 0,
                         reason: r,
-                    })
+                    });
                 }
             }
         }
-        Err(last.unwrap_or(HugememError::NoPages {
+        Err(last.unwrap_or(AllocError::NoPages {
             page_size: 0,
             pages: 0,
-            reason: format!("heap '{name}' has no memory that fits {} bytes", req.len),
+            reason: format!(
+                "heap '{}' has no memory that fits {} bytes",
+                heap.label, req.len
+            ),
         }))
     }
+}
+
+/// Starts unregistering list `li` if it was dropped and has no user left.
+pub(super) fn finish_if_unused(st: &mut State, li: usize) {
+    let l = &st.lists[li];
+    if l.unregister_pending && l.used == 0 && l.leases.is_empty() {
+        start_removal(st, li);
+    }
+}
+
+/// Marks every page of external list `li` `Freeing` (no chunk can be carved
+/// from it while its Free event fires) and queues the event and the removal.
+fn start_removal(st: &mut State, li: usize) {
+    let l = &mut st.lists[li];
+    l.state.iter_mut().for_each(|s| *s = PageState::Freeing);
+    let (va, len) = (l.seg.base, l.seg.len);
+    st.pending_events.push(MemEvent {
+        kind: EventKind::Free,
+        va,
+        len,
+        external: true,
+    });
+    st.pending_removal.push(li);
+}
+
+/// Marks registration `id` dropped: unregistered now if unused, else by its last user.
+pub(super) fn drop_registration_locked(st: &mut State, id: ExternalId) {
+    let Some(l) = st.lists.get_mut(id.0) else {
+        return;
+    };
+    if !l.is_registration(id.1) || l.state.contains(&PageState::Freeing) {
+        return;
+    }
+    l.unregister_pending = true;
+    finish_if_unused(st, id.0);
+}
+
+/// Removes lease `lease` of `id`; a dropped registration goes with its last user.
+pub(super) fn release_lease_locked(st: &mut State, id: ExternalId, lease: u64) {
+    let Some(l) = st.lists.get_mut(id.0) else {
+        return;
+    };
+    if !l.is_registration(id.1) {
+        return;
+    }
+    l.leases.retain(|&(n, _)| n != lease);
+    finish_if_unused(st, id.0);
 }

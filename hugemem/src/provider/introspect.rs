@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::backing::Backing;
-use super::page_list::{ListKind, PageState};
+use super::page_list::PageState;
 use super::{lock, PageSource, Provider};
 use crate::error::human;
 use crate::{Iova, IovaMode, PageInfo, PageSize};
@@ -37,7 +37,7 @@ impl Provider {
                     if l.state[i] != PageState::Unmapped {
                         v.push(PageInfo {
                             va: l.seg.base + (i << l.seg.shift),
-                            iova: l.seg.page_iova(i),
+                            iova: l.seg.page_iova(i).known(),
                             size: l.seg.page_size(),
                             node: l.seg.node,
                             external: l.seg.external,
@@ -54,22 +54,49 @@ impl Provider {
         }
     }
 
-    /// Every VA-contiguous run of mapped pages: `(va, len, page_size, external)`.
-    pub fn va_runs(&self) -> Vec<(usize, usize, usize, bool)> {
-        let mut out: Vec<(usize, usize, usize, bool)> = Vec::new();
+    /// Every VA-contiguous run of mapped pages of one page size and kind.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let (a, b) = (p.alloc(4096).unwrap(), p.alloc(8192).unwrap());
+    /// let runs = p.va_runs();
+    /// assert_eq!(runs.len(), 1); // adjacent pages: one run
+    /// assert_eq!((runs[0].va, runs[0].len), (a.as_ptr().as_ptr() as usize, 3 * 4096));
+    /// # drop(b);
+    /// ```
+    pub fn va_runs(&self) -> Vec<VaRun> {
+        let mut out: Vec<VaRun> = Vec::new();
         self.walk_pages(|p| {
             if let Some(last) = out.last_mut() {
-                if last.0 + last.1 == p.va && last.2 == p.size && last.3 == p.external {
-                    last.1 += p.size;
+                if last.va + last.len == p.va
+                    && last.page_size == p.size
+                    && last.external == p.external
+                {
+                    last.len += p.size;
                     return;
                 }
             }
-            out.push((p.va, p.size, p.size, p.external));
+            out.push(VaRun {
+                va: p.va,
+                len: p.size,
+                page_size: p.size,
+                external: p.external,
+            });
         });
         out
     }
 
     /// Every list: one entry per page-size list and external range.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let _c = p.alloc(3 * 4096).unwrap();
+    /// let l = &p.lists()[0];
+    /// assert_eq!((l.page_size, l.mapped_pages, l.used_pages, l.external), (4096, 3, 3, false));
+    /// println!("{l}");
+    /// ```
     pub fn lists(&self) -> Vec<ListInfo> {
         let st = lock(&self.inner.state);
         st.lists
@@ -84,9 +111,11 @@ impl Provider {
                 mapped_pages: l.mapped,
                 used_pages: l.used,
                 external: l.seg.external,
-                heap: match &l.kind {
-                    ListKind::External { heap } => heap.clone(),
-                    ListKind::Own(..) => None,
+                heap: l.heap_label.as_deref().map(str::to_string),
+                users: if l.seg.external {
+                    l.users()
+                } else {
+                    Vec::new()
                 },
                 locked: !l.lock_failed,
                 shareable: matches!(l.backing, Backing::Fd(_)),
@@ -135,7 +164,7 @@ impl Provider {
                     va: l.seg.base + (start << l.seg.shift),
                     len: (i - start) << l.seg.shift,
                     page_size: l.seg.page_size(),
-                    iova: l.seg.page_iova(start),
+                    iova: l.seg.page_iova(start).known(),
                 });
             }
         }
@@ -143,6 +172,16 @@ impl Provider {
     }
 
     /// What the provider chose and why: IOVA mode, source, lists, fallback note.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{IovaMode, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).limit(1 << 20).build().unwrap();
+    /// let _c = p.alloc(100).unwrap();
+    /// let info = p.info();
+    /// assert_eq!((info.iova_mode, info.mapped, info.limit), (IovaMode::Va, 4096, 1 << 20));
+    /// assert!(info.fallback.is_none());
+    /// println!("{info}");
+    /// ```
     pub fn info(&self) -> ProviderInfo {
         let st = lock(&self.inner.state);
         ProviderInfo {
@@ -155,7 +194,7 @@ impl Provider {
             mapped: st.mapped,
             min_keep: self.inner.cfg.min_keep,
             limit: self.inner.cfg.limit,
-            zones: st.zones.len(),
+            zones: lock(&self.inner.zones).len(),
             init_error: self.inner.init_error.clone(),
         }
     }
@@ -168,28 +207,52 @@ impl Provider {
         for l in self.lists() {
             let _ = writeln!(s, "  {l}");
         }
-        for (va, len, ps, ext) in self.va_runs() {
+        for r in self.va_runs() {
             let _ = writeln!(
                 s,
-                "    run {va:#x}..{:#x} {} in {} pages{}",
-                va + len,
-                human(len),
-                human(ps),
-                if ext { " (external)" } else { "" }
+                "    run {:#x}..{:#x} {} in {} pages{}",
+                r.va,
+                r.va + r.len,
+                human(r.len),
+                human(r.page_size),
+                if r.external { " (external)" } else { "" }
             );
         }
         self.walk_pages(|p| {
             let _ = writeln!(
                 s,
-                "      page {:#x} iova {:?} {}{}",
+                "      page {:#x} iova {} {}{}",
                 p.va,
-                p.iova,
+                p.iova.map_or("none".to_string(), |i| format!("{:#x}", i.0)),
                 human(p.size),
                 if p.external { " external" } else { "" }
             );
         });
+        for z in lock(&self.inner.zones).values() {
+            let _ = writeln!(s, "  zone '{}' at {:#x}+{}", z.name, z.va, human(z.len));
+        }
+        for label in self.event_callbacks() {
+            let _ = writeln!(
+                s,
+                "  callback {}",
+                label.map_or("(unlabelled)".to_string(), |l| format!("'{l}'"))
+            );
+        }
         s
     }
+}
+
+/// One row of [`Provider::va_runs`]: VA-contiguous mapped pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VaRun {
+    /// First byte.
+    pub va: usize,
+    /// Length in bytes.
+    pub len: usize,
+    /// Page size of the run's pages, in bytes.
+    pub page_size: usize,
+    /// Whether the pages are external memory.
+    pub external: bool,
 }
 
 /// One row of [`Provider::regions`].
@@ -205,8 +268,8 @@ pub struct Region {
     pub len: usize,
     /// Page size in bytes.
     pub page_size: usize,
-    /// IOVA of its first page.
-    pub iova: Iova,
+    /// IOVA of its first page (`None` if the page map gave no frame).
+    pub iova: Option<Iova>,
 }
 
 /// One row of [`Provider::lists`].
@@ -226,8 +289,10 @@ pub struct ListInfo {
     pub used_pages: usize,
     /// External memory.
     pub external: bool,
-    /// The external heap it belongs to.
+    /// The label of the external heap it belongs to.
     pub heap: Option<String>,
+    /// External memory: who uses it (lease labels, pages in chunks).
+    pub users: Vec<String>,
     /// Small pages that could be locked (always true for hugepages).
     pub locked: bool,
     /// fd-backed (appears in [`Provider::regions`]).

@@ -24,7 +24,10 @@ use crate::chunk::RawChunk;
 use crate::small::{Shared as SmallShared, SmallHeap};
 use crate::sync::{Mutex, MutexGuard};
 use crate::table::{Segment, SegmentTable};
-use crate::{AllocRequest, Chunk, HugememError, Iova, IovaMode, PageInfo};
+use crate::{
+    AllocError, AllocRequest, Chunk, Iova, IovaMode, LeaseError, PageInfo, RegisterError,
+    UnregisterError,
+};
 
 mod alloc;
 mod backing;
@@ -38,12 +41,14 @@ mod zones;
 
 pub use builder::{PageSource, ProviderBuilder};
 pub use dma::{DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError};
-pub use events::{EventKind, GrowthQuery, MemEvent};
-pub use external::ExternalId;
-pub use introspect::{ListInfo, ProviderInfo, Region};
-pub use zones::Zone;
+pub use events::{EventGuard, EventKind, GrowthQuery, MemEvent, ValidatorGuard};
+pub(crate) use external::HeapRef;
+pub use external::{ExternalHeap, ExternalId, ExternalLease, ExternalMem};
+pub use introspect::{ListInfo, ProviderInfo, Region, VaRun};
+pub use zones::{Zone, ZoneInfo};
 
 use events::{EventEntry, Validator};
+use external::ExternalId as RegId;
 use page_list::{PageList, PageState};
 
 /// The bookkeeping behind the provider lock.
@@ -52,13 +57,14 @@ struct State {
     lists: Vec<PageList>,
     /// Bytes mapped by the provider's own lists.
     mapped: usize,
-    validators: Vec<Validator>,
-    zones: BTreeMap<String, RawChunk>,
-    heaps: BTreeMap<String, ()>,
+    validators: Vec<Arc<Validator>>,
+    /// The last heap id handed out.
+    next_heap_id: u64,
     /// Retired segments, alive until the provider drops (see `SegmentTable::slots`).
     graveyard: Vec<Arc<Segment>>,
     fallback: Option<String>,
     fallback_count: usize,
+    /// Generations of external lists and lease numbers (one counter).
     next_generation: u64,
     /// Bytes of own pages in the `Freeing` state.
     releasing: usize,
@@ -79,6 +85,9 @@ pub(crate) struct Inner {
     pub(crate) table: SegmentTable,
     state: Mutex<State>,
     events: Mutex<Vec<Arc<EventEntry>>>,
+    /// Live zones by name (their own lock: a zone dropped anywhere, even
+    /// inside a validator, only takes this one).
+    zones: Mutex<BTreeMap<String, ZoneInfo>>,
     init_error: Option<String>,
     /// The heap [`Provider::small_heap`] shares, while some handle or block
     /// of it lives. Weak: the heap holds the provider, so a strong pointer
@@ -92,7 +101,64 @@ thread_local! {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Work a drop could not do because it ran inside a validator (whose
+/// provider lock is held further up the thread's stack): done by `settle`.
+enum Deferred {
+    /// A chunk to free.
+    Free(RawChunk),
+    /// A lease released.
+    ReleaseLease(RegId, u64),
+    /// An external registration dropped.
+    DropRegistration(RegId),
+    /// A DMA mapper's guard dropped.
+    DropMapper(Arc<dma::MapperEntry>),
+}
+
+/// Why the provider refuses any work: it could not be built, or the call
+/// comes from inside one of its validators.
+enum Refusal {
+    InitFailed(String),
+    Reentrant,
+}
+
+impl From<Refusal> for AllocError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::InitFailed(m) => AllocError::InitFailed(m),
+            Refusal::Reentrant => AllocError::Reentrant,
+        }
+    }
+}
+
+impl From<Refusal> for RegisterError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::InitFailed(m) => RegisterError::InitFailed(m),
+            Refusal::Reentrant => RegisterError::Reentrant,
+        }
+    }
+}
+
+impl From<Refusal> for UnregisterError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            // A provider that was never built has no registrations.
+            Refusal::InitFailed(_) => UnregisterError::NotRegistered { addr: 0 },
+            Refusal::Reentrant => UnregisterError::Reentrant,
+        }
+    }
+}
+
+impl From<Refusal> for LeaseError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::InitFailed(_) => LeaseError::NotRegistered { addr: 0, len: 0 },
+            Refusal::Reentrant => LeaseError::Reentrant,
+        }
+    }
 }
 
 /// A cheap, cloneable handle to a memory provider.
@@ -101,10 +167,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// ```
 /// use pktmem_hugemem::{AllocRequest, Provider};
-/// let p = Provider::global();
+/// let p = Provider::builder().quiet(true).build().unwrap();
 /// let c = p.alloc_with(&AllocRequest::new(64 << 10)).unwrap();
 /// assert_eq!(p.virt2iova(c.as_ptr().as_ptr()), c.iova());
-/// assert!(p.iova2virt(c.iova()).is_some() || c.iova().is_bad());
+/// let iova = c.iova().expect("the provider's own pages have IOVAs");
+/// assert_eq!(p.iova2virt(iova), Some(c.as_ptr()));
 /// ```
 #[derive(Clone)]
 pub struct Provider {
@@ -122,12 +189,12 @@ pub struct Provider {
 /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
 /// let weak = p.downgrade();
 /// let w = weak.clone();
-/// p.register_event_callback("lookup", move |e| {
+/// p.register_event_callback(move |e| {
 ///     if let Some(p) = w.upgrade() {
 ///         assert!(p.page_of(e.va).is_some());
 ///     }
 /// })
-/// .unwrap();
+/// .keep(); // for the provider's life
 /// drop(p.alloc(4096).unwrap());
 /// drop(p);
 /// assert!(weak.upgrade().is_none(), "the callback did not keep the provider");
@@ -170,10 +237,23 @@ impl Provider {
         ProviderBuilder::default()
     }
 
-    /// The process-wide provider, built with the defaults on first use.
+    /// The process-wide provider, built with the defaults on first use: a
+    /// convenience for programs and examples that want one provider and no
+    /// plumbing. Libraries should take a `&Provider` from their caller
+    /// instead (so the caller chooses page sizes, limits and the source),
+    /// and nothing in pktmem uses this one unless told to.
     ///
-    /// Never panics: if building fails, the first allocation returns
-    /// [`HugememError::InitFailed`].
+    /// It lives for the whole process (its pages go back as chunks are
+    /// freed; its VA reservations stay). Never panics: if building fails,
+    /// every allocation returns [`AllocError::InitFailed`] with the reason,
+    /// and [`info`](Self::info) carries it.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let c = Provider::global().alloc(4096).unwrap(); // built here, on first use
+    /// assert!(Provider::global().info().init_error.is_none());
+    /// assert_eq!(Provider::global().virt2iova(c.as_ptr().as_ptr()), c.iova());
+    /// ```
     pub fn global() -> &'static Provider {
         static GLOBAL: OnceLock<Provider> = OnceLock::new();
         GLOBAL.get_or_init(|| match Provider::builder().build() {
@@ -219,13 +299,32 @@ impl Provider {
         SmallHeap::shared_in(&mut lock(&self.inner.small), self)
     }
 
-    /// Allocates `len` bytes with default options.
-    pub fn alloc(&self, len: usize) -> Result<Chunk, HugememError> {
+    /// Allocates `len` bytes with default options (page aligned, any page
+    /// size, any node, not necessarily IOVA-contiguous).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut c = p.alloc(10_000).unwrap();
+    /// c.as_mut_slice().fill(1);
+    /// assert_eq!(p.mapped_bytes(), 3 * 4096);
+    /// drop(c);
+    /// assert_eq!(p.mapped_bytes(), 0);
+    /// ```
+    pub fn alloc(&self, len: usize) -> Result<Chunk, AllocError> {
         self.alloc_with(&AllocRequest::new(len))
     }
 
     /// Allocates as `req` says.
-    pub fn alloc_with(&self, req: &AllocRequest) -> Result<Chunk, HugememError> {
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocRequest, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc_with(&AllocRequest::new(5000).align(1 << 16).iova_contiguous(true)).unwrap();
+    /// assert_eq!(c.as_ptr().as_ptr() as usize % (1 << 16), 0);
+    /// assert!(c.is_iova_contiguous());
+    /// ```
+    pub fn alloc_with(&self, req: &AllocRequest) -> Result<Chunk, AllocError> {
         let raw = self.inner.alloc_raw(req)?;
         let seg = lock(&self.inner.state).lists[raw.list].seg.clone();
         Ok(Chunk {
@@ -235,18 +334,37 @@ impl Provider {
         })
     }
 
-    /// IOVA of any address the provider knows (its pages or registered
-    /// external memory); [`Iova::BAD`] otherwise. No lock, no syscall.
+    /// IOVA of any address the provider knows (its mapped pages or
+    /// registered external memory with IOVAs); `None` otherwise. No lock,
+    /// no syscall: a scan of the list table and one load.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc(100).unwrap();
+    /// let at = c.as_ptr().as_ptr().wrapping_add(42);
+    /// assert_eq!(p.virt2iova(at), c.iova_at(42));
+    /// assert_eq!(p.virt2iova(std::ptr::null()), None);
+    /// ```
     #[inline]
-    pub fn virt2iova(&self, ptr: *const u8) -> Iova {
-        match self.inner.table.find(ptr as usize) {
-            Some(seg) => seg.lookup(ptr as usize),
-            None => Iova::BAD,
-        }
+    pub fn virt2iova(&self, ptr: *const u8) -> Option<Iova> {
+        self.inner
+            .table
+            .find(ptr as usize)?
+            .lookup(ptr as usize)
+            .known()
     }
 
     /// The virtual address of `iova` in this provider's memory, if mapped.
     /// Walks the mapped pages (no syscall).
+    ///
+    /// ```
+    /// use pktmem_hugemem::{Iova, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc(100).unwrap();
+    /// assert_eq!(p.iova2virt(c.iova().unwrap()), Some(c.as_ptr()));
+    /// assert_eq!(p.iova2virt(Iova(1)), None);
+    /// ```
     pub fn iova2virt(&self, iova: Iova) -> Option<std::ptr::NonNull<u8>> {
         if iova.is_bad() {
             return None;
@@ -290,7 +408,7 @@ impl Provider {
         }
         Some(PageInfo {
             va: seg.base + (i << seg.shift),
-            iova: seg.page_iova(i),
+            iova: seg.page_iova(i).known(),
             size: seg.page_size(),
             node: seg.node,
             external: seg.external,
@@ -327,6 +445,7 @@ impl Inner {
             table: SegmentTable::new(),
             state: Mutex::new(State::default()),
             events: Mutex::new(Vec::new()),
+            zones: Mutex::new(BTreeMap::new()),
             init_error,
             small: Mutex::new(Weak::new()),
         }
@@ -334,12 +453,12 @@ impl Inner {
 
     /// Refuses work on a provider that could not be built, and from inside
     /// one of its own validators (which run under the provider lock).
-    fn guard(&self) -> Result<(), HugememError> {
+    fn guard(&self) -> Result<(), Refusal> {
         if let Some(e) = &self.init_error {
-            return Err(HugememError::InitFailed(e.clone()));
+            return Err(Refusal::InitFailed(e.clone()));
         }
         if IN_CALLBACK.with(Cell::get) == self.id {
-            return Err(HugememError::Reentrant);
+            return Err(Refusal::Reentrant);
         }
         Ok(())
     }
@@ -347,12 +466,13 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let st = self
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Devices let go before the memory does.
         dma::release_all(self.id, &mut st.dma);
-        let zones = std::mem::take(&mut st.zones);
         let lists = std::mem::take(&mut st.lists);
-        drop(zones);
         for l in lists.iter().filter(|l| !l.removed) {
             if !l.seg.external {
                 // Free pages are poisoned (`free_locked`, `unmap_pages`) and

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::backing::Backing;
 use crate::table::Segment;
-use crate::PageSize;
+use crate::{Node, PageSize};
 
 /// What a page slot of a list holds.
 ///
@@ -44,12 +44,15 @@ impl PageState {
 /// Which pages a list holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum ListKind {
-    /// Own pages of this size, bound to this node (-1: the default policy).
-    Own(PageSize, i32),
-    /// Memory registered from outside, in the named heap or none.
-    External { heap: Option<String> },
+    /// Own pages of this size, bound to this node (`None`: the default policy).
+    Own(PageSize, Option<Node>),
+    /// Memory registered from outside, in this heap (by id) or none.
+    External { heap: Option<u64> },
 }
 
+// Four independent flags of one list (lock failures, running short,
+// removed, unregistering): no state machine joins them.
+#[allow(clippy::struct_excessive_bools)]
 pub(super) struct PageList {
     pub(super) kind: ListKind,
     pub(super) seg: Arc<Segment>,
@@ -75,6 +78,13 @@ pub(super) struct PageList {
     pub(super) removed: bool,
     /// Bumped for external lists so stale ids do not match a reused index.
     pub(super) generation: u64,
+    /// External lists: the leases held on the range (number, user label).
+    pub(super) leases: Vec<(u64, String)>,
+    /// External lists: the registration was dropped while in use; the list
+    /// is removed when its last user (lease or chunk) goes.
+    pub(super) unregister_pending: bool,
+    /// External lists of a heap: the heap's label, for humans.
+    pub(super) heap_label: Option<std::sync::Arc<str>>,
 }
 
 impl PageList {
@@ -106,6 +116,9 @@ impl PageList {
             short: false,
             removed: false,
             generation,
+            leases: Vec::new(),
+            unregister_pending: false,
+            heap_label: None,
         }
     }
 
@@ -228,6 +241,49 @@ mod tests {
         // Past the high-water mark everything is free.
         assert_eq!(find_free_run(&st, 0, 0, 12, 1), Some(0));
         assert_eq!(find_free_run(&st, 0, 0, 13, 1), None);
+    }
+
+    fn list(state: PageState, pages: usize) -> PageList {
+        let seg = Arc::new(Segment::new(0x40_0000, pages * 4096, 12, None, true, 0));
+        PageList::new(
+            ListKind::External { heap: None },
+            seg,
+            0,
+            Backing::External,
+            state,
+            1,
+        )
+    }
+
+    #[test]
+    fn runs_to_map_and_state_transitions() {
+        let mut l = list(Unmapped, 8);
+        assert_eq!((l.mapped, l.hwm, l.used), (0, 0, 0));
+        l.state[2] = Mapped;
+        l.state[5] = Mapped;
+        assert_eq!(l.unmapped_runs(0, 8), vec![(0, 2), (3, 2), (6, 2)]);
+        assert_eq!(l.unmapped_runs(2, 1), vec![]);
+        assert_eq!(l.unmapped_runs(1, 3), vec![(1, 1), (3, 1)]);
+        // Hand out and take back what is mapped.
+        l.state[3] = Mapped;
+        l.state[4] = Mapped;
+        l.mark_in_use(2, 4);
+        assert_eq!(&l.state[2..6], &[InUse; 4]);
+        assert_eq!((l.used, l.hwm), (4, 6));
+        assert_eq!(l.find_free_run(4, 1), None, "slots 0-1 and 6-7 only");
+        assert_eq!(l.find_free_run(2, 1), Some(0));
+        l.mark_returned(2, 4);
+        assert_eq!(&l.state[2..6], &[Mapped; 4]);
+        assert_eq!(l.used, 0);
+        assert_eq!(l.find_free_run(8, 1), Some(0));
+    }
+
+    #[test]
+    fn external_lists_start_mapped() {
+        let l = list(Mapped, 3);
+        assert_eq!((l.mapped, l.hwm), (3, 3));
+        assert!(l.unmapped_runs(0, 3).is_empty());
+        assert!(l.users().is_empty());
     }
 
     #[test]

@@ -1,85 +1,137 @@
-//! Named zones: memory reserved under a name, looked up by it, freed by it.
+//! Named zones: owned chunks that also answer to a name.
+//!
+//! A [`Zone`] is a chunk plus its name: it derefs to the [`Chunk`] and is
+//! freed when dropped, like one. The name only lets other code find it
+//! ([`Provider::zone_lookup`]), the way the reference's memzones are shared
+//! by name; the owner decides when it goes.
 
 use super::{lock, Provider};
-use crate::chunk::RawChunk;
-use crate::table::Segment;
-use crate::{AllocRequest, HugememError, Iova};
+use crate::{AllocRequest, Chunk, Iova, ZoneError};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
 
-impl Provider {
-    /// Reserves a named zone as `req` says; the memory stays until [`zone_free`](Self::zone_free).
-    ///
-    /// ```
-    /// use pktmem_hugemem::{AllocRequest, Provider};
-    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-    /// let z = p.zone_reserve("rx", &AllocRequest::new(5000)).unwrap();
-    /// assert_eq!(p.zone_lookup("rx").unwrap().va, z.va);
-    /// assert!(p.zone_reserve("rx", &AllocRequest::new(1)).is_err());
-    /// p.zone_free("rx").unwrap();
-    /// assert!(p.zone_lookup("rx").is_none());
-    /// ```
-    pub fn zone_reserve(&self, name: &str, req: &AllocRequest) -> Result<Zone, HugememError> {
-        if lock(&self.inner.state).zones.contains_key(name) {
-            return Err(HugememError::DuplicateName(name.to_string()));
-        }
-        let raw = self.inner.alloc_raw(req)?;
-        let mut st = lock(&self.inner.state);
-        if st.zones.contains_key(name) {
-            drop(st);
-            self.inner.free_raw(raw);
-            return Err(HugememError::DuplicateName(name.to_string()));
-        }
-        let z = zone_info(name, &raw, &st.lists[raw.list].seg);
-        st.zones.insert(name.to_string(), raw);
-        Ok(z)
-    }
-
-    /// The zone `name`, if reserved.
-    pub fn zone_lookup(&self, name: &str) -> Option<Zone> {
-        let st = lock(&self.inner.state);
-        let raw = st.zones.get(name)?;
-        Some(zone_info(name, raw, &st.lists[raw.list].seg))
-    }
-
-    /// Frees the zone `name`.
-    pub fn zone_free(&self, name: &str) -> Result<(), HugememError> {
-        let raw = lock(&self.inner.state)
-            .zones
-            .remove(name)
-            .ok_or_else(|| HugememError::UnknownName(name.to_string()))?;
-        self.inner.free_raw(raw);
-        Ok(())
-    }
-
-    /// Names of the reserved zones.
-    pub fn zone_names(&self) -> Vec<String> {
-        lock(&self.inner.state).zones.keys().cloned().collect()
-    }
-}
-
-fn zone_info(name: &str, raw: &RawChunk, seg: &Segment) -> Zone {
-    Zone {
-        name: name.to_string(),
-        va: raw.va,
-        len: raw.len,
-        iova: seg.lookup(raw.va),
-        page_size: seg.page_size(),
-        iova_contiguous: raw.contiguous,
-    }
-}
-
-/// A named zone's description (the memory stays until `zone_free`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A named, owned chunk: reserved with [`Provider::zone_reserve`], freed
+/// (and its name released) on drop.
+///
+/// ```
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+/// let z = p.zone_reserve("rx", &AllocRequest::new(5000)).unwrap();
+/// assert_eq!(z.name(), "rx");
+/// assert_eq!(p.zone_lookup("rx").unwrap().va, z.as_ptr().as_ptr() as usize);
+/// assert!(p.zone_reserve("rx", &AllocRequest::new(1)).is_err());
+/// drop(z);
+/// assert!(p.zone_lookup("rx").is_none());
+/// assert_eq!(p.mapped_bytes(), 0);
+/// ```
 pub struct Zone {
+    chunk: Chunk,
+    name: String,
+}
+
+/// What [`Provider::zone_lookup`] tells about a zone (the zone itself is
+/// its owner's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneInfo {
     /// Its name.
     pub name: String,
     /// First byte.
     pub va: usize,
     /// Bytes reserved.
     pub len: usize,
-    /// IOVA of the first byte.
-    pub iova: Iova,
+    /// IOVA of the first byte (`None`: memory without IOVAs).
+    pub iova: Option<Iova>,
     /// Page size in bytes.
     pub page_size: usize,
     /// Whether it is one IOVA run.
     pub iova_contiguous: bool,
+}
+
+impl Provider {
+    /// Reserves memory as `req` says, under `name` (unique among this
+    /// provider's live zones).
+    pub fn zone_reserve(&self, name: &str, req: &AllocRequest) -> Result<Zone, ZoneError> {
+        let duplicate = || ZoneError::DuplicateName {
+            name: name.to_string(),
+        };
+        if lock(&self.inner.zones).contains_key(name) {
+            return Err(duplicate());
+        }
+        let chunk = self.alloc_with(req).map_err(|source| ZoneError::Alloc {
+            name: name.to_string(),
+            source,
+        })?;
+        let info = ZoneInfo {
+            name: name.to_string(),
+            va: chunk.as_ptr().as_ptr() as usize,
+            len: chunk.len(),
+            iova: chunk.iova(),
+            page_size: chunk.page_size(),
+            iova_contiguous: chunk.is_iova_contiguous(),
+        };
+        let mut zones = lock(&self.inner.zones);
+        if zones.contains_key(name) {
+            // Another thread took the name meanwhile: the chunk goes back.
+            drop(zones);
+            drop(chunk);
+            return Err(duplicate());
+        }
+        zones.insert(name.to_string(), info);
+        Ok(Zone {
+            chunk,
+            name: name.to_string(),
+        })
+    }
+
+    /// The zone `name`, if one is reserved.
+    pub fn zone_lookup(&self, name: &str) -> Option<ZoneInfo> {
+        lock(&self.inner.zones).get(name).cloned()
+    }
+
+    /// Names of the reserved zones, in order.
+    pub fn zone_names(&self) -> Vec<String> {
+        lock(&self.inner.zones).keys().cloned().collect()
+    }
+}
+
+impl Zone {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The chunk under it.
+    pub fn chunk(&self) -> &Chunk {
+        &self.chunk
+    }
+}
+
+impl Deref for Zone {
+    type Target = Chunk;
+
+    fn deref(&self) -> &Chunk {
+        &self.chunk
+    }
+}
+
+impl DerefMut for Zone {
+    fn deref_mut(&mut self) -> &mut Chunk {
+        &mut self.chunk
+    }
+}
+
+impl Drop for Zone {
+    fn drop(&mut self) {
+        // The chunk (which holds the provider) frees itself after this.
+        lock(&self.chunk.provider.inner.zones).remove(&self.name);
+    }
+}
+
+impl fmt::Debug for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Zone")
+            .field("name", &self.name)
+            .field("chunk", &self.chunk)
+            .finish_non_exhaustive()
+    }
 }

@@ -3,13 +3,14 @@
 //! region at the same VA and checks what the parent wrote; the child's
 //! write comes back through the shared pages.
 
+use std::fmt::Write as _;
 use std::os::fd::RawFd;
 use std::process::Command;
 
-use pktmem::hugemem::{AllocRequest, Provider};
+use pktmem_hugemem::{AllocRequest, Provider};
 
-mod hugemem_common;
-use hugemem_common::skip;
+mod common;
+use common::skip;
 
 const ENV: &str = "PKTMEM_HUGEMEM_CHILD_REGIONS";
 const SKIP_CODE: i32 = 77;
@@ -28,7 +29,7 @@ fn child_maps_regions_at_same_va() {
     let hole = p.alloc(1).unwrap();
     chunks.push(p.alloc(1 << 20).unwrap());
     drop(hole); // leaves a gap: more than one region
-    for c in chunks.iter_mut() {
+    for c in &mut chunks {
         let base = c.as_ptr().as_ptr() as usize;
         for (i, b) in c.as_mut_slice().iter_mut().enumerate() {
             *b = pattern(base + i);
@@ -44,7 +45,7 @@ fn child_maps_regions_at_same_va() {
         // SAFETY: F_SETFD on an fd the provider keeps open.
         let rc = unsafe { libc::fcntl(r.fd as RawFd, libc::F_SETFD, 0) };
         assert_eq!(rc, 0);
-        table.push_str(&format!("{}:{}:{}:{};", r.fd, r.offset, r.va, r.len));
+        write!(table, "{}:{}:{}:{};", r.fd, r.offset, r.va, r.len).unwrap();
     }
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["child_entry", "--exact", "--ignored", "--nocapture"])

@@ -1,14 +1,18 @@
-//! The optional page sources (anonymous MAP_HUGETLB, a hugetlbfs directory),
-//! running out after k pages, and the IOVA-mode override.
+//! The optional page sources (anonymous `MAP_HUGETLB`, a hugetlbfs
+//! directory), running out after k pages, and the IOVA-mode override.
+// Short names for the provider, chunks, blocks and the random state,
+// as the comments that explain each test use them.
+#![allow(clippy::many_single_char_names)]
 
 use std::process::Command;
 
-use pktmem::hugemem::{
-    process_hugetlb_bytes, AllocRequest, Chunk, IovaMode, PageSize, PageSource, Provider,
+use pktmem_hugemem::{
+    process_hugetlb_bytes, AllocRequest, Chunk, Iova, IovaMode, Node, PageSize, PageSource,
+    Provider,
 };
 
-mod hugemem_common;
-use hugemem_common::*;
+mod common;
+use common::{free_2m, serial, skip, MB2};
 
 fn touch(c: &mut Chunk) {
     let base = c.as_ptr().as_ptr() as usize;
@@ -39,7 +43,7 @@ fn anon_hugetlb_source() {
     assert_eq!(process_hugetlb_bytes().unwrap(), before + 4 * MB2);
     for pg in c.pages() {
         assert_eq!(p.virt2iova(pg.va as *const u8), pg.iova);
-        assert!(!pg.iova.is_bad());
+        assert!(pg.iova.is_some());
     }
     assert!(p.regions().is_empty(), "anonymous pages are not shareable");
     drop(c);
@@ -56,8 +60,7 @@ impl Mount {
             .args(["-t", "hugetlbfs", "-o", "size=8M,pagesize=2M", "none"])
             .arg(&dir)
             .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+            .is_ok_and(|s| s.success());
         if ok {
             Some(Mount(dir))
         } else {
@@ -137,68 +140,18 @@ fn iova_mode_override_va() {
         .unwrap();
     assert!(c.is_iova_contiguous());
     for pg in c.pages() {
-        assert_eq!(pg.iova.0, pg.va as u64);
+        assert_eq!(pg.iova, Some(Iova(pg.va as u64)));
         assert_eq!(
             pg.node,
             if std::path::Path::new("/sys/devices/system/node/node1").exists() {
-                -1
+                None
             } else {
-                0
+                Some(Node::new(0))
             }
         );
     }
     assert_eq!(
-        p.iova2virt(c.iova_at(12345)).unwrap().as_ptr() as usize,
+        p.iova2virt(c.iova_at(12345).unwrap()).unwrap().as_ptr() as usize,
         c.as_ptr().as_ptr() as usize + 12345
     );
-}
-
-#[test]
-fn handles_are_send_sync() {
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Provider>();
-    assert_send_sync::<Chunk>();
-    assert_send_sync::<pktmem::hugemem::SmallBlock>();
-    let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-    let c = p.alloc(100).unwrap();
-    let va = c.as_ptr().as_ptr() as usize;
-    let got =
-        std::thread::spawn(move || (c.as_ptr().as_ptr() as usize, c.provider().mapped_bytes()))
-            .join()
-            .unwrap();
-    assert_eq!(got, (va, 4096));
-    assert_eq!(p.mapped_bytes(), 0, "dropped on the other thread");
-}
-
-#[test]
-fn node_request_binds_pages() {
-    let _s = serial();
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let c = p
-        .alloc_with(&AllocRequest::new(3 * MB2 / 2).node(0))
-        .unwrap();
-    for pg in c.pages() {
-        assert_eq!(pg.node, 0);
-        if let Some(n) = pktmem::hugemem::node_of(pg.va) {
-            assert_eq!(n, 0, "page {:#x} landed on node {n}", pg.va);
-        }
-    }
-    // The calling thread's policy is back to what it was: an unbound
-    // allocation after it goes to the default list.
-    let d = p.alloc(1).unwrap();
-    // Lists tried and left empty (a hugepage list when none are reserved)
-    // do not count: exactly two lists hold pages, the node-0 one and the
-    // default one.
-    let holding = p.lists().iter().filter(|l| l.used_pages > 0).count();
-    assert_eq!(holding, 2, "lists: {:?}", p.lists());
-    let c_list = c.pages().next().unwrap().list;
-    let d_list = d.pages().next().unwrap().list;
-    assert_ne!(
-        c_list, d_list,
-        "the unbound allocation went to the node-0 list"
-    );
-    assert!(matches!(
-        p.alloc_with(&AllocRequest::new(1).node(999)),
-        Err(pktmem::hugemem::HugememError::UnknownNode(999))
-    ));
 }

@@ -3,15 +3,18 @@
 //! back to the provider.
 //!
 //! The hugepage tests need free 2 MiB hugepages; without them they print a
-//! SKIP line on stderr (`hugemem_common::skip`); the small-page tests
+//! SKIP line on stderr (`common::skip`); the small-page tests
 //! always run.
+// Short names for the provider, chunks, blocks and the random state,
+// as the comments that explain each test use them.
+#![allow(clippy::many_single_char_names)]
 
 use std::collections::BTreeSet;
 
-use hugemem_common::{huge2m_provider, serial, small_page_provider, MB2};
-use pktmem::hugemem::{process_hugetlb_bytes, Provider, SmallBlock, SmallHeap};
+use common::{huge2m_provider, serial, small_page_provider, MB2};
+use pktmem_hugemem::{process_hugetlb_bytes, Provider, SmallBlock, SmallHeap};
 
-mod hugemem_common;
+mod common;
 
 /// The page (its VA) under byte `addr`; panics if the provider has none.
 fn page_va(p: &Provider, addr: usize) -> usize {
@@ -235,4 +238,41 @@ fn threads_share_the_heap() {
     });
     assert_eq!(p.small_heap().live(), 0);
     assert_eq!(p.mapped_bytes(), 0);
+}
+
+/// Many small blocks of mixed sizes keep their bytes, each within one
+/// page, sharing few pages; a large one gets pages of its own; when the
+/// last block goes no slab is kept.
+#[test]
+fn small_heap_packs_and_returns_pages() {
+    let _g = serial();
+    let p = common::heap_provider();
+    let heap = SmallHeap::new(&p);
+    let mut blocks = Vec::new();
+    for i in 0..200usize {
+        let mut b = heap.alloc(1 + i % 100, 8).unwrap();
+        b.as_mut_slice().fill(i as u8);
+        blocks.push(b);
+    }
+    // Every block keeps its bytes (no overlap) and lies within one page.
+    for (i, b) in blocks.iter().enumerate() {
+        assert!(b.as_slice().iter().all(|&x| x == i as u8));
+        let va = b.as_ptr().as_ptr() as usize;
+        assert_eq!(va / 4096, (va + b.len() - 1) / 4096);
+        assert_eq!(p.virt2iova(b.as_ptr().as_ptr()), b.iova());
+        assert!(b.is_iova_contiguous());
+    }
+    assert!(p.mapped_bytes() <= 16 * 4096, "small blocks share pages");
+    let big = heap.alloc(100_000, 4096).unwrap();
+    assert_eq!(big.as_ptr().as_ptr() as usize % 4096, 0);
+    assert_eq!(heap.live(), 201);
+    drop(blocks);
+    drop(big);
+    assert_eq!(heap.live(), 0);
+    // Nothing live: no slab is kept, not even a class's last one.
+    assert_eq!((heap.slabs(), p.mapped_bytes()), (0, 0));
+    assert!(matches!(
+        heap.alloc(0, 8),
+        Err(pktmem_hugemem::AllocError::ZeroLength)
+    ));
 }
