@@ -3,6 +3,11 @@
 //! walk, on real 2 MiB hugepages and on small pages, across replay, growth,
 //! shrink, the kept minimum, external memory with and without IOVAs, guard
 //! drop, two mappers at once, and mappers that refuse or panic.
+//!
+//! The atomics here are test switches and counters, all `Relaxed`: each is
+//! written and read on the test's own thread (mappers, validators and
+//! event callbacks run on the thread that called the provider), so program
+//! order is the only ordering they need; none publishes other memory.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -82,11 +87,11 @@ impl Recorder {
     /// Refuse from the next map call on.
     fn refuse_next(&self) {
         self.refuse_from
-            .store(self.maps.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+            .store(self.maps.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     fn accept(&self) {
-        self.refuse_from.store(0, Ordering::SeqCst);
+        self.refuse_from.store(0, Ordering::Relaxed);
     }
 
     fn assert_clean(&self) {
@@ -123,11 +128,11 @@ impl Recorder {
 
 impl DmaMapper for Recorder {
     fn map(&self, r: &DmaRange) -> io::Result<()> {
-        let n = self.maps.fetch_add(1, Ordering::SeqCst) + 1;
-        let from = self.refuse_from.load(Ordering::SeqCst);
+        let n = self.maps.fetch_add(1, Ordering::Relaxed) + 1;
+        let from = self.refuse_from.load(Ordering::Relaxed);
         if from != 0 && n >= from {
             assert!(
-                !self.panic_instead.load(Ordering::SeqCst),
+                !self.panic_instead.load(Ordering::Relaxed),
                 "mapper {} panics on {r}",
                 self.label
             );
@@ -542,7 +547,7 @@ fn a_mapper_that_refuses_during_replay_is_not_registered() {
         let ranges = p.dma_ranges();
         assert!(ranges.len() >= 3);
         let rec = Recorder::new("picky");
-        rec.refuse_from.store(3, Ordering::SeqCst); // the third range
+        rec.refuse_from.store(3, Ordering::Relaxed); // the third range
         let e = p.register_dma_mapper(rec.clone()).unwrap_err();
         let DmaRegisterError::Map(m) = &e else {
             panic!("{e:?}");
@@ -580,7 +585,7 @@ fn growth_a_mapper_refuses_is_rolled_back() {
         let n = allocs.clone();
         let _ev = p.register_event_callback(move |e| {
             if e.kind == EventKind::Alloc {
-                n.fetch_add(1, Ordering::SeqCst);
+                n.fetch_add(1, Ordering::Relaxed);
             }
         });
         let (mapped, ranges, pages) = (p.mapped_bytes(), p.dma_ranges(), pages_of(&p));
@@ -600,7 +605,7 @@ fn growth_a_mapper_refuses_is_rolled_back() {
         assert_eq!(p.mapped_bytes(), mapped);
         assert_eq!(p.dma_ranges(), ranges);
         assert_eq!(pages_of(&p).len(), pages.len());
-        assert_eq!(allocs.load(Ordering::SeqCst), 0);
+        assert_eq!(allocs.load(Ordering::Relaxed), 0);
         let ok_new = &ok.log()[ok_log..];
         assert_eq!(
             ok_new,
@@ -611,7 +616,7 @@ fn growth_a_mapper_refuses_is_rolled_back() {
         // The provider is consistent: the next allocation succeeds.
         picky.accept();
         let c = p.alloc(3 * ps).unwrap();
-        assert_eq!(allocs.load(Ordering::SeqCst), 1);
+        assert_eq!(allocs.load(Ordering::Relaxed), 1);
         assert_covers(&p, &ok.held());
         assert_eq!(ok.held(), picky.held());
         drop((c, keep));
@@ -754,12 +759,12 @@ fn a_mapper_cannot_reenter_its_provider() {
         let e = p2.register_dma_mapper_fn("x", |_| Ok(()), |_| ());
         flag.store(
             matches!(e, Err(DmaRegisterError::Reentrant)),
-            Ordering::SeqCst,
+            Ordering::Relaxed,
         );
         true
     });
     drop(p.alloc(KB4).unwrap());
-    assert!(refused.load(Ordering::SeqCst));
+    assert!(refused.load(Ordering::Relaxed));
     drop(validator);
 }
 
@@ -774,7 +779,7 @@ fn a_mapper_that_panics_refuses_and_the_panic_goes_on() {
     let bad = Recorder::new("bad");
     let _g1 = p.register_dma_mapper(ok.clone()).unwrap();
     let _g2 = p.register_dma_mapper(bad.clone()).unwrap();
-    bad.panic_instead.store(true, Ordering::SeqCst);
+    bad.panic_instead.store(true, Ordering::Relaxed);
     bad.refuse_next();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.alloc(2 * KB4)));
     assert!(r.is_err(), "the mapper's panic reaches the caller");
@@ -782,7 +787,7 @@ fn a_mapper_that_panics_refuses_and_the_panic_goes_on() {
     assert_eq!(p.mapped_bytes(), 0);
     assert!(p.dma_ranges().is_empty());
     ok.assert_all_given_back();
-    bad.panic_instead.store(false, Ordering::SeqCst);
+    bad.panic_instead.store(false, Ordering::Relaxed);
     bad.accept();
     let c = p.alloc(2 * KB4).unwrap();
     assert_covers(&p, &bad.held());

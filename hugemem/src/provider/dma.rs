@@ -304,7 +304,9 @@ pub(super) struct DmaState {
 /// use std::sync::atomic::{AtomicIsize, Ordering};
 /// use std::sync::Arc;
 /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-/// let held = Arc::new(AtomicIsize::new(0)); // ranges the device holds
+/// // Ranges the device holds. Relaxed: the mapper runs on the thread that
+/// // calls the provider, this one; the count publishes nothing else.
+/// let held = Arc::new(AtomicIsize::new(0));
 /// let (m, u) = (held.clone(), held.clone());
 /// p.register_dma_mapper_fn(
 ///     "count",
