@@ -3,7 +3,8 @@
 //! table), a lookup racing an external registration, and two threads
 //! sharing the provider's small heap (slab pages allocated with the heap
 //! unlocked), a lease and its registration dropped on two threads, and a
-//! DMA mapper's registration racing an allocation.
+//! DMA mapper's registration racing an allocation and its guard dropped
+//! racing a free.
 #![cfg(loom)]
 
 use loom::thread;
@@ -167,5 +168,25 @@ fn dma_mapper_registration_races_an_alloc() {
                 .all(|&(maps, unmaps)| maps == 1 && unmaps == 1),
             "{seen:?}"
         );
+    });
+}
+
+#[test]
+fn dma_mapper_guard_dropped_racing_a_free() {
+    loom::model(|| {
+        let p = Provider::builder().heap_backed(4096).build().unwrap();
+        let m = std::sync::Arc::new(CountingMapper::default());
+        let guard = p.register_dma_mapper(m.clone()).unwrap();
+        let c = p.alloc(4096).unwrap();
+        let key = (c.as_ptr().as_ptr() as usize, 4096);
+        // The free unmaps the range from the mapper, or the guard does,
+        // whichever comes first; the other finds nothing to unmap.
+        let t = thread::spawn(move || drop(c));
+        drop(guard);
+        t.join().unwrap();
+        let seen = m.0.lock().unwrap();
+        assert_eq!(seen.get(&key), Some(&(1, 1)), "{seen:?}");
+        assert_eq!(seen.len(), 1);
+        assert!(p.dma_ranges().is_empty());
     });
 }
