@@ -1,8 +1,8 @@
 //! AddressSanitizer sees the pktmem allocators: a mempool object used after
 //! it went back to its pool (through the backend, an explicit cache or the
-//! default cache), an object never handed out, a SmallHeap block used after
-//! free or past its length, and a provider chunk used after free each end
-//! the process with an ASan "use-after-poison" report. Each misuse runs in a
+//! default cache) and an object never handed out each end the process with
+//! an ASan "use-after-poison" report (the provider's own cases, a SmallHeap
+//! block or a chunk used after free, are in `hugemem/tests/asan_poison.rs`). Each misuse runs in a
 //! child process (this test binary again, one `#[ignore]`d entry selected by
 //! an environment variable); the parent checks the child died of it. The
 //! other tests check the memory is clean again where it must be (handed out
@@ -15,7 +15,6 @@
 use std::process::Command;
 use std::ptr::NonNull;
 
-use pktmem::hugemem::{Provider, SmallHeap};
 use pktmem_mempool::{Iova, Mempool};
 
 const ENV: &str = "PKTMEM_ASAN_CHILD";
@@ -83,28 +82,6 @@ fn child_entry() {
             });
             touch(first.unwrap().as_ptr().wrapping_add(8));
         }
-        "small-after-free" | "small-past-len" => {
-            let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-            let heap = SmallHeap::new(&p);
-            let _keep = heap.alloc(100, 8).unwrap(); // the slab stays
-            let b = heap.alloc(100, 8).unwrap();
-            let ptr = b.as_ptr().as_ptr();
-            if misuse == "small-after-free" {
-                drop(b);
-                touch(ptr);
-            } else {
-                // Byte 104 of a 128-byte class slot; 100 bytes were asked for.
-                touch(ptr.wrapping_add(104));
-            }
-        }
-        "chunk-after-free" => {
-            // Heap-backed: a freed page stays in the provider's heap block.
-            let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-            let c = p.alloc(10_000).unwrap();
-            let ptr = c.as_ptr().as_ptr();
-            drop(c);
-            touch(ptr.wrapping_add(5000));
-        }
         other => panic!("unknown misuse {other}"),
     }
     // Reached only when ASan missed the misuse: the parent sees success.
@@ -130,23 +107,7 @@ fn pool_object_never_handed_out_is_poisoned() {
     expect_poison_report("pool-never-handed-out");
 }
 
-#[test]
-fn small_block_used_after_free() {
-    expect_poison_report("small-after-free");
-}
-
-#[test]
-fn small_block_used_past_its_length() {
-    expect_poison_report("small-past-len");
-}
-
-#[test]
-fn chunk_used_after_free() {
-    expect_poison_report("chunk-after-free");
-}
-
-/// An object handed out again is usable in full, on every path; so is a
-/// block reallocated from the same slot and a chunk over freed pages.
+/// An object handed out again is usable in full, on every path.
 #[test]
 fn memory_handed_out_again_is_clean() {
     for cache in [0, 16] {
@@ -171,21 +132,6 @@ fn memory_handed_out_again_is_clean() {
             unsafe { pool.put_bulk(None, &objs) };
         }
     }
-    let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-    let heap = SmallHeap::new(&p);
-    let _keep = heap.alloc(64, 8).unwrap();
-    let a = heap.alloc(64, 8).unwrap();
-    let at = a.as_ptr();
-    drop(a);
-    let mut b = heap.alloc(64, 8).unwrap();
-    assert_eq!(b.as_ptr(), at, "the freed slot is reused");
-    b.as_mut_slice().fill(1);
-    let c = p.alloc(3 * 4096).unwrap();
-    let at = c.as_ptr();
-    drop(c);
-    let mut c = p.alloc(3 * 4096).unwrap();
-    assert_eq!(c.as_ptr(), at, "the freed pages are reused");
-    c.as_mut_slice().fill(2);
 }
 
 /// A pool on caller memory gives it back unpoisoned: its free objects were

@@ -79,6 +79,14 @@ impl AllocRequest {
     /// with [`AllocError::NotIovaContiguous`](crate::AllocError::NotIovaContiguous)
     /// (pages in several runs) or [`AllocError::NoIova`](crate::AllocError::NoIova)
     /// (memory without IOVAs), whatever its length.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocRequest, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc_with(&AllocRequest::new(3 * 4096).iova_contiguous(true)).unwrap();
+    /// assert!(c.is_iova_contiguous()); // heap memory: IOVA = VA
+    /// assert_eq!(c.segments().count(), 1);
+    /// ```
     pub fn iova_contiguous(mut self, yes: bool) -> Self {
         self.iova_contiguous = yes;
         self
@@ -86,6 +94,13 @@ impl AllocRequest {
 
     /// Pages from this NUMA node (default: any, the kernel's policy). A node
     /// that does not exist is [`AllocError::UnknownNode`](crate::AllocError::UnknownNode).
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocError, AllocRequest, Node, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let e = p.alloc_with(&AllocRequest::new(1).node(Node::new(4000))).unwrap_err();
+    /// assert!(matches!(e, AllocError::UnknownNode { node } if node.id() == 4000));
+    /// ```
     pub fn node(mut self, node: Node) -> Self {
         self.node = Some(node);
         self
@@ -202,15 +217,23 @@ impl Chunk {
 
     /// IOVA of the first byte (`None`: external memory registered without IOVAs).
     pub fn iova(&self) -> Option<Iova> {
-        self.seg.lookup(self.raw.va).known()
+        self.seg.lookup(self.raw.va)
     }
 
     /// IOVA of byte `offset` (`None` past the mapped pages, or without IOVAs).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc(5000).unwrap();
+    /// assert_eq!(c.iova_at(4096 + 7), p.virt2iova(c.as_ptr().as_ptr().wrapping_add(4096 + 7)));
+    /// assert_eq!(c.iova_at(c.mapped_len()), None); // past the pages
+    /// ```
     pub fn iova_at(&self, offset: usize) -> Option<Iova> {
         if offset >= self.mapped_len() {
             return None;
         }
-        self.seg.lookup(self.raw.va + offset).known()
+        self.seg.lookup(self.raw.va + offset)
     }
 
     /// Whether the whole chunk is one IOVA run.

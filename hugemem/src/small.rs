@@ -283,6 +283,16 @@ impl SmallHeap {
 
     /// `len` bytes aligned to `align` (a power of two), inside one page
     /// when its class is at most half a page (see [`SmallHeap`]).
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocError, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let heap = p.small_heap();
+    /// let b = heap.alloc(200, 128).unwrap();
+    /// assert_eq!(b.as_ptr().as_ptr() as usize % 128, 0);
+    /// assert_eq!((heap.live(), heap.slabs()), (1, 1));
+    /// assert!(matches!(heap.alloc(8, 3), Err(AllocError::BadAlignment { align: 3 })));
+    /// ```
     pub fn alloc(&self, len: usize, align: usize) -> Result<SmallBlock, AllocError> {
         if len == 0 {
             return Err(AllocError::ZeroLength);

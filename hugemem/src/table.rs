@@ -100,17 +100,20 @@ impl Segment {
         Iova(!self.iova_inv[i].load(Ordering::Acquire))
     }
 
-    /// IOVA of `addr`, which must be inside the range.
+    /// IOVA of `addr`, which must be inside the range (`None`: the page
+    /// has none, or is not mapped).
     #[inline]
-    pub(crate) fn lookup(&self, addr: usize) -> Iova {
+    pub(crate) fn lookup(&self, addr: usize) -> Option<Iova> {
         let off = addr.wrapping_sub(self.base);
         debug_assert!(off < self.len);
         // Acquire: pairs with the Release store in `set_page_iova`.
         let inv = self.iova_inv[off >> self.shift].load(Ordering::Acquire);
         if inv == 0 {
-            Iova::BAD
+            None
         } else {
-            Iova((!inv).wrapping_add((off & ((1 << self.shift) - 1)) as u64))
+            Some(Iova(
+                (!inv).wrapping_add((off & ((1 << self.shift) - 1)) as u64),
+            ))
         }
     }
 
@@ -230,20 +233,20 @@ mod tests {
         assert!(!seg.contains(0x14000) && !seg.contains(0xffff));
         // A zeroed (inverted) entry is "no IOVA".
         assert_eq!(seg.page_iova(2), Iova::BAD);
-        assert_eq!(seg.lookup(0x12345), Iova::BAD);
+        assert_eq!(seg.lookup(0x12345), None);
         assert_eq!(seg.walk_len(), 0);
         seg.set_page_iova(2, Iova(0xab_c000));
         assert_eq!(seg.page_iova(2), Iova(0xab_c000));
-        assert_eq!(seg.lookup(0x12345), Iova(0xab_c345));
+        assert_eq!(seg.lookup(0x12345), Some(Iova(0xab_c345)));
         assert_eq!(seg.walk_len(), 3, "one past the highest page set");
         seg.set_page_iova(0, Iova(0x1000));
         assert_eq!(seg.walk_len(), 3, "the mark only rises");
         // Clearing stores BAD, which reads back as no IOVA.
         seg.set_page_iova(2, Iova::BAD);
-        assert_eq!(seg.lookup(0x12000), Iova::BAD);
+        assert_eq!(seg.lookup(0x12000), None);
         // IOVA 0 is a real IOVA (stored as !0), not "none".
         seg.set_page_iova(3, Iova(0));
-        assert_eq!(seg.lookup(0x13008), Iova(8));
+        assert_eq!(seg.lookup(0x13008), Some(Iova(8)));
     }
 
     #[test]

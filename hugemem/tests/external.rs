@@ -93,6 +93,13 @@ fn external_memory_translation_and_refusals() {
         Err(LeaseError::NotRegistered { .. })
     ));
     assert!(p.page_of(other.ptr as usize).is_none());
+    // A heap does not remove what it does not hold.
+    let heap = p.create_heap("h");
+    assert!(matches!(
+        heap.remove_memory(reg.id()),
+        Err(UnregisterError::NotRegistered { .. })
+    ));
+    assert!(p.page_of(ext.ptr as usize).is_some(), "untouched");
     drop(reg);
     assert!(p.page_of(ext.ptr as usize).is_none());
     assert!(p.lists().iter().all(|l| !l.external));

@@ -12,7 +12,7 @@ use crate::{asan, AllocError, AllocRequest, PageInfo, PageSize};
 
 impl Inner {
     pub(crate) fn alloc_raw(&self, req: &AllocRequest) -> Result<RawChunk, AllocError> {
-        self.guard()?;
+        self.check_usable()?;
         if req.len == 0 {
             return Err(AllocError::ZeroLength);
         }

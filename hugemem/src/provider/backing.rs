@@ -145,20 +145,20 @@ impl Inner {
         Ok(st.lists.len() - 1)
     }
 
-    /// Maps pages `[s, s + c)` of list `li` (all `Unmapped`), records their
+    /// Maps pages `[first, first + count)` of list `list` (all `Unmapped`), records their
     /// IOVAs and marks them `Mapped`.
     pub(super) fn map_pages(
         &self,
         st: &mut State,
-        li: usize,
-        s: usize,
-        c: usize,
+        list: usize,
+        first: usize,
+        count: usize,
     ) -> Result<(), BackingError> {
-        let l = &mut st.lists[li];
+        let l = &mut st.lists[list];
         let shift = l.seg.shift;
-        let addr = l.seg.base + (s << shift);
-        let len = c << shift;
-        let off = s << shift;
+        let addr = l.seg.base + (first << shift);
+        let len = count << shift;
+        let off = first << shift;
         if !l.seg.external {
             // Pages freed earlier stay poisoned (`unmap_pages`); the heap
             // backing is zeroed below.
@@ -205,43 +205,43 @@ impl Inner {
             }
             Backing::External => {}
         }
-        self.record_iovas(l, s, c);
-        for slot in &mut l.state[s..s + c] {
+        self.record_iovas(l, first, count);
+        for slot in &mut l.state[first..first + count] {
             *slot = PageState::Mapped;
         }
-        l.mapped += c;
-        l.hwm = l.hwm.max(s + c);
+        l.mapped += count;
+        l.hwm = l.hwm.max(first + count);
         if !l.seg.external {
             st.mapped += len;
         }
         // Devices get the pages before anything can use them.
-        if let Err(e) = self.dma_map_pages(st, li, s, c) {
-            self.unmap_pages(st, li, s, c);
+        if let Err(e) = self.dma_map_pages(st, list, first, count) {
+            self.unmap_pages(st, list, first, count);
             return Err(BackingError::Dma(e));
         }
         Ok(())
     }
 
-    /// Learns the IOVAs of the freshly mapped pages `[s, s + c)` of `l`:
+    /// Learns the IOVAs of the freshly mapped pages `[first, first + count)` of `l`:
     /// the VA in VA mode (and for heap memory), the page map's frame in PA mode.
-    fn record_iovas(&self, l: &PageList, s: usize, c: usize) {
+    fn record_iovas(&self, l: &PageList, first: usize, count: usize) {
         let seg = &l.seg;
         let shift = seg.shift;
         let pa = self.iova_mode == IovaMode::Pa && !matches!(l.backing, Backing::Heap { .. });
         if !pa {
-            for i in s..s + c {
+            for i in first..first + count {
                 seg.set_page_iova(i, Iova((seg.base + (i << shift)) as u64));
             }
         } else if shift == 12 {
-            let mut buf = vec![Iova::BAD; c];
-            if phys_of_small_pages(seg.base + (s << shift), &mut buf).is_err() {
+            let mut buf = vec![Iova::BAD; count];
+            if phys_of_small_pages(seg.base + (first << shift), &mut buf).is_err() {
                 buf.fill(Iova::BAD);
             }
             for (k, iova) in buf.into_iter().enumerate() {
-                seg.set_page_iova(s + k, iova);
+                seg.set_page_iova(first + k, iova);
             }
         } else {
-            for i in s..s + c {
+            for i in first..first + count {
                 let va = seg.base + (i << shift);
                 let iova = crate::virt2phys(va).map_or(Iova::BAD, Iova);
                 seg.set_page_iova(i, iova);
@@ -249,15 +249,15 @@ impl Inner {
         }
     }
 
-    /// Unmaps pages `[s, s + c)` of list `li` (no events; callers fire them).
-    pub(super) fn unmap_pages(&self, st: &mut State, li: usize, s: usize, c: usize) {
-        let shift = st.lists[li].seg.shift;
-        let addr = st.lists[li].seg.base + (s << shift);
-        let len = c << shift;
+    /// Unmaps pages `[first, first + count)` of list `list` (no events; callers fire them).
+    pub(super) fn unmap_pages(&self, st: &mut State, list: usize, first: usize, count: usize) {
+        let shift = st.lists[list].seg.shift;
+        let addr = st.lists[list].seg.base + (first << shift);
+        let len = count << shift;
         // Devices let go first (the pages have no user left).
         self.dma_unmap(st, addr, len);
-        let l = &mut st.lists[li];
-        for i in s..s + c {
+        let l = &mut st.lists[list];
+        for i in first..first + count {
             l.seg.set_page_iova(i, Iova::BAD);
             l.state[i] = PageState::Unmapped;
         }
@@ -271,7 +271,7 @@ impl Inner {
             Backing::Fd(fd) => {
                 // SAFETY: the pages are no longer handed out (their chunk is gone).
                 let _ = unsafe { sys::unmap_to_reserved(addr, len) };
-                let _ = sys::punch_hole(fd, s << shift, len);
+                let _ = sys::punch_hole(fd, first << shift, len);
             }
             Backing::AnonHuge => {
                 // SAFETY: as above.
@@ -279,7 +279,7 @@ impl Inner {
             }
             Backing::Heap { .. } | Backing::External => {}
         }
-        l.mapped -= c;
+        l.mapped -= count;
         if !l.seg.external {
             st.mapped -= len;
         }

@@ -103,6 +103,14 @@ impl ProviderBuilder {
     }
 
     /// Bytes mapped at build time and never given back (default 0).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).min_keep(3 * 4096).build().unwrap();
+    /// assert_eq!(p.mapped_bytes(), 3 * 4096); // mapped at build
+    /// drop(p.alloc(5 * 4096).unwrap());
+    /// assert_eq!(p.mapped_bytes(), 3 * 4096); // kept
+    /// ```
     pub fn min_keep(mut self, bytes: usize) -> Self {
         self.min_keep = bytes;
         self
@@ -138,6 +146,13 @@ impl ProviderBuilder {
     }
 
     /// Builds the provider: detects the IOVA mode and maps `min_keep` bytes.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{BuildError, Provider};
+    /// let p = Provider::builder().quiet(true).build().unwrap(); // hugepages if reserved
+    /// assert!(p.alloc(1).is_ok());
+    /// assert!(matches!(Provider::builder().heap_backed(0).build(), Err(BuildError::ZeroHeap)));
+    /// ```
     pub fn build(self) -> Result<Provider, BuildError> {
         // std even under loom: a static counter whose value only needs to be unique.
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -491,12 +491,12 @@ fn unmap_one(id: u64, m: &MapperEntry, r: &DmaRange, panic: &mut Option<PanicPay
     }
 }
 
-/// The ranges of pages `[s, s + c)` of `seg`: one per page, or one per
-/// IOVA-contiguous run (pages without IOVA run together).
-fn ranges_of(seg: &Segment, s: usize, c: usize, per_page: bool) -> Vec<DmaRange> {
+/// The ranges of pages `[first, first + count)` of `seg`: one per page, or
+/// one per IOVA-contiguous run (pages without IOVA run together).
+fn ranges_of(seg: &Segment, first: usize, count: usize, per_page: bool) -> Vec<DmaRange> {
     let ps = seg.page_size();
     let mut out: Vec<DmaRange> = Vec::new();
-    for i in s..s + c {
+    for i in first..first + count {
         let va = seg.base + (i << seg.shift);
         let iova = seg.page_iova(i).known();
         if let Some(last) = out.last_mut().filter(|_| !per_page) {
@@ -613,18 +613,19 @@ fn remove_span(
 }
 
 impl Inner {
-    /// Gives the freshly mapped own pages `[s, s + c)` of `l` to the mappers
-    /// (called by `map_pages` once their IOVAs are recorded, before anything
-    /// can use them). On a refusal nothing of the run stays with a mapper.
+    /// Gives the freshly mapped own pages `[first, first + count)` of list
+    /// `list` to the mappers (called by `map_pages` once their IOVAs are
+    /// recorded, before anything can use them). On a refusal nothing of the
+    /// run stays with a mapper.
     pub(super) fn dma_map_pages(
         &self,
         st: &mut State,
-        li: usize,
-        s: usize,
-        c: usize,
+        list: usize,
+        first: usize,
+        count: usize,
     ) -> Result<(), DmaMapError> {
         let per_page = self.cfg.min_keep > 0;
-        let ranges = ranges_of(&st.lists[li].seg, s, c, per_page);
+        let ranges = ranges_of(&st.lists[list].seg, first, count, per_page);
         self.dma_add(st, &ranges)
     }
 

@@ -93,7 +93,9 @@ pub(super) struct Validator {
 
 /// The registration of an event callback: dropping it unregisters the
 /// callback (from any thread, also from inside the callback itself);
-/// [`keep`](Self::keep) keeps it for the provider's life.
+/// [`keep`](Self::keep) keeps it for the provider's life. Once the drop
+/// returns no new call starts; a call already running on another thread
+/// finishes (callbacks run with no lock held).
 ///
 /// ```
 /// use pktmem_hugemem::Provider;
@@ -341,6 +343,14 @@ impl Provider {
     }
 
     /// The labels of the registered event callbacks (`None`: unlabelled).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let _a = p.register_event_callback(|_| ()).labeled("trace");
+    /// let _b = p.register_event_callback(|_| ());
+    /// assert_eq!(p.event_callbacks(), [Some("trace".to_string()), None]);
+    /// ```
     pub fn event_callbacks(&self) -> Vec<Option<String>> {
         lock(&self.inner.events)
             .iter()

@@ -1,5 +1,5 @@
-//! External memory (ranges the provider did not allocate, registered with
-//! their page IOVAs) and the heaps made of it, which serve chunks and zones.
+//! External memory: ranges the provider did not allocate, registered with
+//! their page IOVAs (the heaps made of it are in `heap.rs`).
 //!
 //! A registration is owned: [`ExternalMem`] unregisters its range when
 //! dropped. Users of the memory hold [`ExternalLease`]s (a mempool
@@ -12,14 +12,13 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 
-use super::backing::{Backing, ListFail};
+use super::backing::Backing;
 use super::events::{EventKind, MemEvent};
+use super::heap::HeapRef;
 use super::page_list::{ListKind, PageList, PageState};
 use super::{lock, Deferred, Inner, Provider, State};
-use crate::chunk::RawChunk;
-use crate::sync::Mutex;
 use crate::table::{Segment, MAX_SEGMENTS};
-use crate::{AllocError, AllocRequest, Chunk, Iova, LeaseError, RegisterError, UnregisterError};
+use crate::{Iova, LeaseError, RegisterError, UnregisterError};
 
 /// Identifies a registered external range (stable while it is registered;
 /// a later range reusing the slot gets another id).
@@ -46,11 +45,11 @@ pub struct ExternalId(pub(crate) usize, pub(crate) u64);
 /// ```
 #[must_use = "dropping the registration unregisters the memory (`keep()` keeps it)"]
 pub struct ExternalMem {
-    provider: Weak<Inner>,
-    id: ExternalId,
-    va: usize,
-    len: usize,
-    kept: bool,
+    pub(super) provider: Weak<Inner>,
+    pub(super) id: ExternalId,
+    pub(super) va: usize,
+    pub(super) len: usize,
+    pub(super) kept: bool,
 }
 
 /// A user's hold on registered external memory: while it lives the range
@@ -83,43 +82,6 @@ pub struct ExternalLease {
     len: usize,
 }
 
-/// A heap of external memory: memory added to it serves chunks and zones
-/// ([`alloc`](Self::alloc), [`AllocRequest::heap`]). The heap owns its
-/// memory's registrations: dropping it unregisters them (each once the
-/// chunks carved from it are gone).
-///
-/// ```
-/// use pktmem_hugemem::{AllocRequest, Iova, Provider};
-/// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
-/// let layout = std::alloc::Layout::from_size_align(4 * 4096, 4096).unwrap();
-/// // SAFETY: non-zero size.
-/// let mem = unsafe { std::alloc::alloc_zeroed(layout) };
-/// let iovas: Vec<Iova> = (0..4).map(|i| Iova(0x8000_0000 + i * 4096)).collect();
-/// let dev = p.create_heap("dev");
-/// // SAFETY: `mem` is ours, zeroed, and outlives its time in the heap.
-/// let id = unsafe { dev.add_memory(mem, 4 * 4096, 4096, Some(&iovas)) }.unwrap();
-/// let c = dev.alloc(&AllocRequest::new(8192)).unwrap();
-/// assert_eq!(c.iova(), Some(Iova(0x8000_0000)));
-/// assert!(dev.remove_memory(id).is_err()); // busy
-/// drop(c);
-/// dev.remove_memory(id).unwrap();
-/// drop(dev);
-/// unsafe { std::alloc::dealloc(mem, layout) };
-/// ```
-pub struct ExternalHeap {
-    provider: Provider,
-    heap: HeapRef,
-    /// The registrations of the memory added (dropped with the heap).
-    mems: Mutex<Vec<ExternalMem>>,
-}
-
-/// What an [`AllocRequest`] keeps of the heap it names.
-#[derive(Clone, Debug)]
-pub(crate) struct HeapRef {
-    id: u64,
-    label: Arc<str>,
-}
-
 impl Provider {
     /// Registers memory the provider did not allocate: `len` bytes at `ptr`
     /// in pages of `page_size` bytes, with one IOVA per page (or none: the
@@ -134,6 +96,20 @@ impl Provider {
     /// Lookups run without locks, so an unregistered range's translation
     /// table (8 bytes per page) is retired rather than freed: it stays
     /// allocated until the provider drops.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{Iova, Provider, RegisterError};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 3 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095; // a page-aligned part
+    /// let reg = p.register_external(base as *mut u8, 4096, 4096, Some(&[Iova(0x1000)])).unwrap();
+    /// assert_eq!(p.virt2iova((base + 5) as *const u8), Some(Iova(0x1005)));
+    /// assert!(matches!(
+    ///     p.register_external(base as *mut u8, 4096, 4096, None),
+    ///     Err(RegisterError::Overlap { .. })
+    /// ));
+    /// drop(reg);
+    /// ```
     pub fn register_external(
         &self,
         ptr: *mut u8,
@@ -156,6 +132,23 @@ impl Provider {
     /// A lease on the registered external range holding
     /// `[ptr, ptr + len)`, for `user` (a label naming who depends on it,
     /// e.g. "pool 'rx'"): what a user given only an address takes.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{LeaseError, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 2 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095;
+    /// let reg = p.register_external(base as *mut u8, 4096, 4096, None).unwrap();
+    /// let lease = p.lease_external((base + 100) as *const u8, 64, "pool 'rx'").unwrap();
+    /// assert_eq!(lease.user(), "pool 'rx'");
+    /// assert!(matches!(
+    ///     p.lease_external(base as *const u8, 4097, "too long"),
+    ///     Err(LeaseError::NotRegistered { .. })
+    /// ));
+    /// assert!(reg.unregister().is_err()); // leased
+    /// drop(lease);
+    /// reg.unregister().unwrap();
+    /// ```
     pub fn lease_external(
         &self,
         ptr: *const u8,
@@ -163,7 +156,7 @@ impl Provider {
         user: &str,
     ) -> Result<ExternalLease, LeaseError> {
         let addr = ptr as usize;
-        self.inner.guard()?;
+        self.inner.check_usable()?;
         let id = {
             let st = lock(&self.inner.state);
             let end = addr.checked_add(len.max(1));
@@ -180,23 +173,6 @@ impl Provider {
                 .ok_or(LeaseError::NotRegistered { addr, len })?
         };
         self.inner.lease(&Arc::downgrade(&self.inner), id, user)
-    }
-
-    /// An empty heap of external memory, labelled for humans.
-    pub fn create_heap(&self, label: &str) -> ExternalHeap {
-        let id = {
-            let mut st = lock(&self.inner.state);
-            st.next_heap_id += 1;
-            st.next_heap_id
-        };
-        ExternalHeap {
-            provider: self.clone(),
-            heap: HeapRef {
-                id,
-                label: label.into(),
-            },
-            mems: Mutex::new(Vec::new()),
-        }
     }
 }
 
@@ -222,6 +198,18 @@ impl ExternalMem {
     }
 
     /// A lease on the range for `user` (see [`ExternalLease`]).
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 2 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095;
+    /// let reg = p.register_external(base as *mut u8, 4096, 4096, None).unwrap();
+    /// let (a, b) = (reg.lease("pool 'a'").unwrap(), reg.lease("pool 'b'").unwrap());
+    /// assert_eq!(reg.users(), ["pool 'a'", "pool 'b'"]);
+    /// drop((a, b));
+    /// assert!(reg.users().is_empty());
+    /// ```
     pub fn lease(&self, user: &str) -> Result<ExternalLease, LeaseError> {
         let inner = self.provider.upgrade().ok_or(LeaseError::NotRegistered {
             addr: self.va,
@@ -255,6 +243,16 @@ impl ExternalMem {
     }
 
     /// Keeps the range registered for the provider's life.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut buf = vec![0u8; 2 * 4096];
+    /// let base = (buf.as_mut_ptr() as usize + 4095) & !4095;
+    /// p.register_external(base as *mut u8, 4096, 4096, None).unwrap().keep();
+    /// assert!(p.page_of(base).is_some()); // still registered
+    /// drop(p); // ... until the provider goes
+    /// ```
     pub fn keep(mut self) {
         self.kept = true;
     }
@@ -328,104 +326,6 @@ impl fmt::Debug for ExternalLease {
     }
 }
 
-impl ExternalHeap {
-    /// The heap's label.
-    pub fn label(&self) -> &str {
-        &self.heap.label
-    }
-
-    /// The provider the heap belongs to.
-    pub fn provider(&self) -> &Provider {
-        &self.provider
-    }
-
-    pub(crate) fn heap_ref(&self) -> HeapRef {
-        self.heap.clone()
-    }
-
-    /// Adds external memory to the heap (registering it as
-    /// [`Provider::register_external`] does); chunks and zones are then
-    /// carved from it.
-    ///
-    /// # Safety
-    /// Chunks carved from the memory give safe read/write access to it, so:
-    /// - `[ptr, ptr + len)` is valid for reads and writes of initialised bytes;
-    /// - it stays valid, and nothing else accesses it, until it is
-    ///   unregistered: removed with [`remove_memory`](Self::remove_memory),
-    ///   or, once the heap is dropped, when the last chunk carved from it is
-    ///   gone (or the provider is dropped).
-    pub unsafe fn add_memory(
-        &self,
-        ptr: *mut u8,
-        len: usize,
-        page_size: usize,
-        iovas: Option<&[Iova]>,
-    ) -> Result<ExternalId, RegisterError> {
-        let id = self.provider.inner.register_external(
-            ptr as usize,
-            len,
-            page_size,
-            iovas,
-            Some(&self.heap),
-        )?;
-        super::lock(&self.mems).push(ExternalMem {
-            provider: Arc::downgrade(&self.provider.inner),
-            id,
-            va: ptr as usize,
-            len,
-            kept: false,
-        });
-        Ok(id)
-    }
-
-    /// Removes memory from the heap (unregistering it); refused while
-    /// chunks or leases use it.
-    pub fn remove_memory(&self, id: ExternalId) -> Result<(), UnregisterError> {
-        let mem = {
-            let mut mems = super::lock(&self.mems);
-            let i = mems
-                .iter()
-                .position(|m| m.id == id)
-                .ok_or(UnregisterError::NotRegistered { addr: 0 })?;
-            mems.swap_remove(i)
-        };
-        // Unregistered with the heap's list unlocked: the Free event's
-        // callbacks may use the heap.
-        match mem.unregister() {
-            Ok(()) => Ok(()), // `mem` drops spent
-            Err(e) => {
-                super::lock(&self.mems).push(mem);
-                Err(e)
-            }
-        }
-    }
-
-    /// Bytes of memory the heap holds.
-    pub fn len(&self) -> usize {
-        super::lock(&self.mems).iter().map(|m| m.len).sum()
-    }
-
-    /// Whether the heap holds no memory.
-    pub fn is_empty(&self) -> bool {
-        super::lock(&self.mems).is_empty()
-    }
-
-    /// A chunk of the heap's memory, as `req` says (its heap, if it names
-    /// one, is replaced by this one).
-    pub fn alloc(&self, req: &AllocRequest) -> Result<Chunk, AllocError> {
-        self.provider.alloc_with(&req.clone().heap(self))
-    }
-}
-
-impl fmt::Debug for ExternalHeap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExternalHeap")
-            .field("label", &self.heap.label)
-            .field("ranges", &super::lock(&self.mems).len())
-            .finish_non_exhaustive()
-    }
-}
-
 impl PageList {
     /// Who uses an external list: lease labels, then its pages in chunks.
     pub(super) fn users(&self) -> Vec<String> {
@@ -451,7 +351,7 @@ impl Inner {
         iovas: Option<&[Iova]>,
         heap: Option<&HeapRef>,
     ) -> Result<ExternalId, RegisterError> {
-        self.guard()?;
+        self.check_usable()?;
         if len == 0 {
             return Err(RegisterError::ZeroLength);
         }
@@ -539,7 +439,7 @@ impl Inner {
 
     /// Unregisters `id` now, or says who uses it.
     fn unregister_external(&self, id: ExternalId) -> Result<(), UnregisterError> {
-        self.guard()?;
+        self.check_usable()?;
         let mut st = lock(&self.state);
         let l = match st.lists.get(id.0) {
             Some(l) if l.is_registration(id.1) && !l.state.contains(&PageState::Freeing) => l,
@@ -578,7 +478,7 @@ impl Inner {
         id: ExternalId,
         user: &str,
     ) -> Result<ExternalLease, LeaseError> {
-        self.guard()?;
+        self.check_usable()?;
         let mut st = lock(&self.state);
         st.next_generation += 1;
         let lease = st.next_generation;
@@ -632,50 +532,6 @@ impl Inner {
         self.table.retire(l.slot);
         let seg = l.seg.clone();
         st.graveyard.push(seg);
-    }
-
-    pub(super) fn alloc_from_heap(
-        &self,
-        st: &mut State,
-        heap: &HeapRef,
-        req: &AllocRequest,
-    ) -> Result<RawChunk, AllocError> {
-        let want = ListKind::External {
-            heap: Some(heap.id),
-        };
-        let idx: Vec<usize> = (0..st.lists.len())
-            .filter(|&i| {
-                let l = &st.lists[i];
-                !l.removed && !l.unregister_pending && l.kind == want
-            })
-            .collect();
-        let mut last = None;
-        for li in idx {
-            if let (Some(ps), true) = (req.page_size, req.require_page_size) {
-                if st.lists[li].seg.page_size() != ps.bytes() {
-                    continue;
-                }
-            }
-            match self.alloc_in_list(st, li, req) {
-                Ok(r) => return Ok(r),
-                Err(ListFail::Hard(e)) => last = Some(e),
-                Err(ListFail::NoSpace(r)) => {
-                    last = Some(AllocError::NoPages {
-                        page_size: st.lists[li].seg.page_size(),
-                        pages: 0,
-                        reason: r,
-                    });
-                }
-            }
-        }
-        Err(last.unwrap_or(AllocError::NoPages {
-            page_size: 0,
-            pages: 0,
-            reason: format!(
-                "heap '{}' has no memory that fits {} bytes",
-                heap.label, req.len
-            ),
-        }))
     }
 }
 

@@ -200,6 +200,15 @@ impl Provider {
     }
 
     /// A human-readable dump of the provider, its lists and pages.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocRequest, Provider};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let _c = p.alloc(5000).unwrap();
+    /// let _z = p.zone_reserve("cfg", &AllocRequest::new(10)).unwrap();
+    /// let d = p.dump();
+    /// assert!(d.contains("3 mapped, 3 in use") && d.contains("zone 'cfg'"), "{d}");
+    /// ```
     pub fn dump(&self) -> String {
         use std::fmt::Write;
         let info = self.info();

@@ -11,7 +11,8 @@
 //! | `backing.rs` | where pages come from: creating a list's backing, mapping and unmapping page runs |
 //! | `events.rs` | event callbacks and growth validators, and how they fire |
 //! | `dma.rs` | DMA mappers: told about every range mapped and unmapped |
-//! | `external.rs` | external memory and the heaps made of it |
+//! | `external.rs` | external memory: registrations and leases |
+//! | `heap.rs` | heaps of external memory serving chunks and zones |
 //! | `zones.rs` | named zones |
 //! | `introspect.rs` | walks, lists, region table, info and dump |
 
@@ -35,6 +36,7 @@ mod builder;
 mod dma;
 mod events;
 mod external;
+mod heap;
 mod introspect;
 mod page_list;
 mod zones;
@@ -42,8 +44,9 @@ mod zones;
 pub use builder::{PageSource, ProviderBuilder};
 pub use dma::{DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError};
 pub use events::{EventGuard, EventKind, GrowthQuery, MemEvent, ValidatorGuard};
-pub(crate) use external::HeapRef;
-pub use external::{ExternalHeap, ExternalId, ExternalLease, ExternalMem};
+pub use external::{ExternalId, ExternalLease, ExternalMem};
+pub use heap::ExternalHeap;
+pub(crate) use heap::HeapRef;
 pub use introspect::{ListInfo, ProviderInfo, Region, VaRun};
 pub use zones::{Zone, ZoneInfo};
 
@@ -348,11 +351,7 @@ impl Provider {
     /// ```
     #[inline]
     pub fn virt2iova(&self, ptr: *const u8) -> Option<Iova> {
-        self.inner
-            .table
-            .find(ptr as usize)?
-            .lookup(ptr as usize)
-            .known()
+        self.inner.table.find(ptr as usize)?.lookup(ptr as usize)
     }
 
     /// The virtual address of `iova` in this provider's memory, if mapped.
@@ -453,7 +452,7 @@ impl Inner {
 
     /// Refuses work on a provider that could not be built, and from inside
     /// one of its own validators (which run under the provider lock).
-    fn guard(&self) -> Result<(), Refusal> {
+    fn check_usable(&self) -> Result<(), Refusal> {
         if let Some(e) = &self.init_error {
             return Err(Refusal::InitFailed(e.clone()));
         }

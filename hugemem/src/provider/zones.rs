@@ -50,6 +50,16 @@ pub struct ZoneInfo {
 impl Provider {
     /// Reserves memory as `req` says, under `name` (unique among this
     /// provider's live zones).
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocRequest, Provider, ZoneError};
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let mut z = p.zone_reserve("stats", &AllocRequest::new(64).iova_contiguous(true)).unwrap();
+    /// z.as_mut_slice().fill(0);
+    /// assert_eq!(p.zone_names(), ["stats"]);
+    /// let e = p.zone_reserve("stats", &AllocRequest::new(64)).unwrap_err();
+    /// assert!(matches!(e, ZoneError::DuplicateName { .. }));
+    /// ```
     pub fn zone_reserve(&self, name: &str, req: &AllocRequest) -> Result<Zone, ZoneError> {
         let duplicate = || ZoneError::DuplicateName {
             name: name.to_string(),
