@@ -892,3 +892,35 @@ fn a_guard_dropped_inside_a_validator_unmaps_once_the_lock_is_released() {
     assert_eq!(rec.log().len(), 4);
     drop((validator, c2));
 }
+
+#[test]
+fn heap_memory_is_mapped_when_added_and_unmapped_when_it_goes() {
+    let p = Provider::builder()
+        .page_sizes(&[])
+        .quiet(true)
+        .build()
+        .unwrap();
+    let rec = Recorder::new("rec");
+    let _g = p.register_dma_mapper(rec.clone()).unwrap();
+    let mem = Owned::new(4 * KB4);
+    let iovas: Vec<Iova> = (0..4).map(|i| Iova(0x8000_0000 + i * 4096)).collect();
+    let dev = p.create_heap("dev");
+    // SAFETY: `mem` is the test's, zeroed, and outlives the heap.
+    let id = unsafe { dev.add_memory(mem.ptr, 4 * KB4, KB4, Some(&iovas)) }.unwrap();
+    let held = rec.held();
+    assert_eq!(
+        held.iter().map(key).collect::<Vec<_>>(),
+        [(mem.ptr as usize, Some(0x8000_0000), 4 * KB4)]
+    );
+    // Chunks carved from the heap map nothing new: the device has it all.
+    let c = dev
+        .alloc(&pktmem_hugemem::AllocRequest::new(2 * KB4))
+        .unwrap();
+    assert_eq!(rec.log().len(), 1);
+    assert_covers(&p, &rec.held());
+    drop(c);
+    dev.remove_memory(id).unwrap();
+    assert!(rec.held().is_empty());
+    drop(dev);
+    rec.assert_all_given_back();
+}
