@@ -96,23 +96,30 @@ impl fmt::Display for DmaRange {
 /// allocation racing a registration is either replayed or given after it,
 /// never both and never neither. A mapper must not call the provider:
 /// everything it needs is in the [`DmaRange`]. Allocating or registering
-/// from inside a mapper returns a `Reentrant` error; a chunk dropped inside
-/// one is freed once the lock is released; other calls that take the lock
-/// (walks, lookups by address) would deadlock. Translation
-/// ([`Provider::virt2iova`]) takes no lock and is fine.
+/// from inside a mapper returns a `Reentrant` error; a chunk or guard
+/// dropped inside one does its work once the lock is released; other calls
+/// that take the lock (walks, lookups by address) would deadlock.
+/// Translation ([`Provider::virt2iova`]) takes no lock and is fine.
 ///
 /// **Failure.** A mapper that refuses a range during replay makes the
 /// registration fail ([`DmaRegisterError::Map`]) after the ranges the
 /// replay had given it are unmapped again: no mapper is left half
 /// registered. One that refuses a range of growth refuses the allocation
 /// ([`AllocError::DmaMap`](crate::AllocError::DmaMap), naming the mapper
-/// and the range): the other
-/// mappers give the range back, the pages are unmapped, and the provider
-/// is as before. Memory a device cannot reach is of no use to a DMA user.
-/// External registration is refused the same way
-/// ([`RegisterError::DmaMap`](crate::RegisterError::DmaMap)). A mapper that panics is
-/// treated as one that refused (or, in `unmap`, as one that returned); the
-/// provider finishes its bookkeeping, then the panic goes on.
+/// and the range): the mappers that took the range give it back, the
+/// pages are unmapped, and the provider is as before (memory a device
+/// cannot reach is of no use to a DMA user). External registration is
+/// refused the same way ([`RegisterError::DmaMap`](crate::RegisterError::DmaMap)).
+/// A mapper that panics is treated as one that refused (or, in `unmap`, as
+/// one that returned); the provider finishes its bookkeeping, then the
+/// panic goes on in the thread that called the provider.
+///
+/// **Cost.** The provider keeps its range table (one entry per range, the
+/// table [`Provider::dma_ranges`] shows) whether or not a mapper is
+/// registered, so that a replay gives the ranges as they were mapped; an
+/// allocation that maps pages adds an entry per range, under the lock it
+/// already holds to map them. Allocations served from mapped pages (the
+/// kept minimum, external heaps) and translation do not touch it.
 ///
 /// `unmap` is only ever given a range `map` accepted, and only once.
 ///
