@@ -750,3 +750,139 @@ pub(super) fn release_all(id: u64, dma: &mut DmaState) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Calls in order: (mapper, map or unmap, VA).
+    type Calls = Arc<Mutex<Vec<(&'static str, bool, usize)>>>;
+
+    /// A mapper that logs its calls and refuses the VAs in `refuse`.
+    struct Log {
+        name: &'static str,
+        refuse: Vec<usize>,
+        calls: Calls,
+    }
+
+    impl DmaMapper for Log {
+        fn map(&self, r: &DmaRange) -> io::Result<()> {
+            if self.refuse.contains(&r.va) {
+                return Err(io::Error::other("no"));
+            }
+            self.calls.lock().unwrap().push((self.name, true, r.va));
+            Ok(())
+        }
+        fn unmap(&self, r: &DmaRange) {
+            self.calls.lock().unwrap().push((self.name, false, r.va));
+        }
+        fn label(&self) -> &str {
+            self.name
+        }
+    }
+
+    const B: usize = 0x10_0000;
+
+    /// Five 4 KiB pages at `B`: IOVAs 0x1000, 0x2000, (none), (none), 0x9000.
+    fn segment() -> Segment {
+        let seg = Segment::new(B, 5 * 4096, 12, None, false, 0);
+        for (i, iova) in [Some(0x1000), Some(0x2000), None, None, Some(0x9000)]
+            .into_iter()
+            .enumerate()
+        {
+            seg.set_page_iova(i, iova.map_or(Iova::BAD, Iova));
+        }
+        seg
+    }
+
+    fn dma_with(mappers: Vec<(&'static str, Vec<usize>)>) -> (DmaState, Calls) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let mut dma = DmaState::default();
+        for (name, refuse) in mappers {
+            dma.mappers.push(Arc::new(MapperEntry {
+                mapper: Box::new(Log {
+                    name,
+                    refuse,
+                    calls: calls.clone(),
+                }),
+            }));
+        }
+        (dma, calls)
+    }
+
+    #[test]
+    fn runs_coalesce_contiguous_iovas_and_pages_without_iova() {
+        let seg = segment();
+        let r = ranges_of(&seg, 0, 5, false);
+        let got: Vec<_> = r.iter().map(|r| (r.va, r.iova, r.len)).collect();
+        assert_eq!(
+            got,
+            [
+                (B, Some(Iova(0x1000)), 2 * 4096),
+                (B + 2 * 4096, None, 2 * 4096),
+                (B + 4 * 4096, Some(Iova(0x9000)), 4096),
+            ]
+        );
+        assert!(r.iter().all(|r| r.page_size == 4096 && !r.external));
+        // Per page: one range each; a sub-run starts where asked.
+        assert_eq!(ranges_of(&seg, 0, 5, true).len(), 5);
+        let tail = ranges_of(&seg, 1, 2, false);
+        assert_eq!(tail.len(), 2);
+        assert_eq!((tail[0].va, tail[0].iova), (B + 4096, Some(Iova(0x2000))));
+    }
+
+    #[test]
+    fn a_refusal_takes_back_exactly_what_was_given() {
+        let seg = segment();
+        let ranges = ranges_of(&seg, 0, 5, false);
+        // "b" refuses the second range: "a" has it and the first, "b" the first.
+        let (mut dma, calls) = dma_with(vec![("a", vec![]), ("b", vec![ranges[1].va])]);
+        let mut panic = None;
+        let e = add_ranges(7, &mut dma, &ranges, &mut panic).unwrap_err();
+        assert_eq!((e.mapper.as_str(), e.range), ("b", ranges[1]));
+        assert!(panic.is_none() && dma.ranges.is_empty());
+        let (r0, r1) = (ranges[0].va, ranges[1].va);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                ("a", true, r0),
+                ("b", true, r0),
+                ("a", true, r1),
+                ("a", false, r1), // the refused range, from those that took it
+                ("b", false, r0), // then the earlier ranges, last mapper first
+                ("a", false, r0),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_span_takes_back_the_ranges_inside_it_last_mapper_first() {
+        let seg = segment();
+        let ranges = ranges_of(&seg, 0, 5, false);
+        let (mut dma, calls) = dma_with(vec![("a", vec![]), ("b", vec![])]);
+        let mut panic = None;
+        add_ranges(7, &mut dma, &ranges, &mut panic).unwrap();
+        calls.lock().unwrap().clear();
+        // The last two ranges' span: the first stays.
+        remove_span(7, &mut dma, B + 2 * 4096, 3 * 4096, &mut panic);
+        assert_eq!(
+            dma.ranges.values().copied().collect::<Vec<_>>(),
+            [ranges[0]]
+        );
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                ("b", false, ranges[2].va),
+                ("a", false, ranges[2].va),
+                ("b", false, ranges[1].va),
+                ("a", false, ranges[1].va),
+            ]
+        );
+        // A span holding no range takes nothing.
+        calls.lock().unwrap().clear();
+        remove_span(7, &mut dma, B + 3 * 4096, 4096, &mut panic);
+        assert!(calls.lock().unwrap().is_empty());
+        assert!(panic.is_none());
+    }
+}
