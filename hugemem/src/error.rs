@@ -149,6 +149,14 @@ pub enum AllocError {
         /// Why: "no 2 MiB hugepages reserved", "ran out after 12 pages", ...
         reason: String,
     },
+    /// The heap has no memory that could serve the request (none added, or
+    /// none of the page size required).
+    NoHeapMemory {
+        /// The heap's label.
+        heap: String,
+        /// Bytes asked for.
+        len: usize,
+    },
     /// The list's reserved VA range (or the heap's memory) has no free run
     /// long enough.
     VaExhausted {
@@ -240,6 +248,11 @@ impl fmt::Display for AllocError {
                 f,
                 "could not get {pages} page(s) of {}: {reason}",
                 bytes(*page_size)
+            ),
+            AllocError::NoHeapMemory { heap, len } => write!(
+                f,
+                "heap '{heap}' has no memory that could serve {}",
+                bytes(*len)
             ),
             AllocError::VaExhausted {
                 page_size,
@@ -486,6 +499,11 @@ pub enum UnregisterError {
         /// Start of the range.
         addr: usize,
     },
+    /// The heap holds no memory of that id.
+    NotInHeap {
+        /// The heap's label.
+        heap: String,
+    },
     /// Called from inside a validator of the same provider.
     Reentrant,
 }
@@ -501,6 +519,9 @@ impl fmt::Display for UnregisterError {
             ),
             UnregisterError::NotRegistered { addr } => {
                 write!(f, "{addr:#x} is not registered with this provider")
+            }
+            UnregisterError::NotInHeap { heap } => {
+                write!(f, "heap '{heap}' holds no memory of that id")
             }
             UnregisterError::Reentrant => f.write_str(REENTRANT),
         }

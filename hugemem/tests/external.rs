@@ -97,7 +97,7 @@ fn external_memory_translation_and_refusals() {
     let heap = p.create_heap("h");
     assert!(matches!(
         heap.remove_memory(reg.id()),
-        Err(UnregisterError::NotRegistered { .. })
+        Err(UnregisterError::NotInHeap { heap }) if heap == "h"
     ));
     assert!(p.page_of(ext.ptr as usize).is_some(), "untouched");
     drop(reg);

@@ -156,7 +156,9 @@ impl Provider {
         user: &str,
     ) -> Result<ExternalLease, LeaseError> {
         let addr = ptr as usize;
-        self.inner.check_usable()?;
+        self.inner
+            .check_usable()
+            .map_err(|r| r.lease_error(addr, len))?;
         let id = {
             let st = lock(&self.inner.state);
             let end = addr.checked_add(len.max(1));
@@ -172,7 +174,8 @@ impl Provider {
                 .map(|(i, l)| ExternalId(i, l.generation))
                 .ok_or(LeaseError::NotRegistered { addr, len })?
         };
-        self.inner.lease(&Arc::downgrade(&self.inner), id, user)
+        self.inner
+            .lease(&Arc::downgrade(&self.inner), id, user, (addr, len))
     }
 }
 
@@ -215,7 +218,7 @@ impl ExternalMem {
             addr: self.va,
             len: self.len,
         })?;
-        inner.lease(&self.provider, self.id, user)
+        inner.lease(&self.provider, self.id, user, (self.va, self.len))
     }
 
     /// Who uses the range now: lease labels, then "N page(s) in chunks".
@@ -239,7 +242,7 @@ impl ExternalMem {
             .provider
             .upgrade()
             .ok_or(UnregisterError::NotRegistered { addr: self.va })?;
-        inner.unregister_external(self.id)
+        inner.unregister_external(self.id, self.va)
     }
 
     /// Keeps the range registered for the provider's life.
@@ -438,13 +441,13 @@ impl Inner {
     }
 
     /// Unregisters `id` now, or says who uses it.
-    fn unregister_external(&self, id: ExternalId) -> Result<(), UnregisterError> {
-        self.check_usable()?;
+    /// (`va`: where the registration's range starts, for the errors.)
+    fn unregister_external(&self, id: ExternalId, va: usize) -> Result<(), UnregisterError> {
+        self.check_usable().map_err(|r| r.unregister_error(va))?;
         let mut st = lock(&self.state);
         let l = match st.lists.get(id.0) {
             Some(l) if l.is_registration(id.1) && !l.state.contains(&PageState::Freeing) => l,
-            Some(l) => return Err(UnregisterError::NotRegistered { addr: l.seg.base }),
-            None => return Err(UnregisterError::NotRegistered { addr: 0 }),
+            _ => return Err(UnregisterError::NotRegistered { addr: va }),
         };
         let users = l.users();
         if !users.is_empty() {
@@ -471,26 +474,23 @@ impl Inner {
         self.settle_or_unwind(st);
     }
 
-    /// Adds a lease for `user` on `id`.
+    /// Adds a lease for `user` on `id` (`asked`: the range the caller
+    /// named, for the errors).
     fn lease(
         &self,
         provider: &Weak<Inner>,
         id: ExternalId,
         user: &str,
+        asked: (usize, usize),
     ) -> Result<ExternalLease, LeaseError> {
-        self.check_usable()?;
+        let (addr, len) = asked;
+        self.check_usable().map_err(|r| r.lease_error(addr, len))?;
         let mut st = lock(&self.state);
         st.next_generation += 1;
         let lease = st.next_generation;
         let l = match st.lists.get_mut(id.0) {
             Some(l) if l.is_registration(id.1) => l,
-            Some(l) => {
-                return Err(LeaseError::NotRegistered {
-                    addr: l.seg.base,
-                    len: 0,
-                })
-            }
-            None => return Err(LeaseError::NotRegistered { addr: 0, len: 0 }),
+            _ => return Err(LeaseError::NotRegistered { addr, len }),
         };
         if l.unregister_pending || l.state.contains(&PageState::Freeing) {
             return Err(LeaseError::Unregistering { addr: l.seg.base });

@@ -58,7 +58,7 @@ impl Provider {
     /// let heap = p.create_heap("nic");
     /// assert_eq!(heap.label(), "nic");
     /// assert!(heap.is_empty());
-    /// assert!(matches!(heap.alloc(&AllocRequest::new(1)), Err(AllocError::NoPages { .. })));
+    /// assert!(matches!(heap.alloc(&AllocRequest::new(1)), Err(AllocError::NoHeapMemory { .. })));
     /// ```
     pub fn create_heap(&self, label: &str) -> ExternalHeap {
         let id = {
@@ -132,10 +132,12 @@ impl ExternalHeap {
     pub fn remove_memory(&self, id: ExternalId) -> Result<(), UnregisterError> {
         let mem = {
             let mut mems = lock(&self.mems);
-            let i = mems
-                .iter()
-                .position(|m| m.id == id)
-                .ok_or(UnregisterError::NotRegistered { addr: 0 })?;
+            let i =
+                mems.iter()
+                    .position(|m| m.id == id)
+                    .ok_or_else(|| UnregisterError::NotInHeap {
+                        heap: self.heap.label.to_string(),
+                    })?;
             mems.swap_remove(i)
         };
         // Unregistered with the heap's list unlocked: the Free event's
@@ -202,21 +204,19 @@ impl Inner {
                 Ok(r) => return Ok(r),
                 Err(ListFail::Hard(e)) => last = Some(e),
                 Err(ListFail::NoSpace(r)) => {
+                    // Not expected: external memory is never mapped.
+                    let page_size = st.lists[li].seg.page_size();
                     last = Some(AllocError::NoPages {
-                        page_size: st.lists[li].seg.page_size(),
-                        pages: 0,
+                        page_size,
+                        pages: req.len.div_ceil(page_size),
                         reason: r,
                     });
                 }
             }
         }
-        Err(last.unwrap_or(AllocError::NoPages {
-            page_size: 0,
-            pages: 0,
-            reason: format!(
-                "heap '{}' has no memory that fits {} bytes",
-                heap.label, req.len
-            ),
+        Err(last.unwrap_or_else(|| AllocError::NoHeapMemory {
+            heap: heap.label.to_string(),
+            len: req.len,
         }))
     }
 }

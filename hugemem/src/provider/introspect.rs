@@ -178,7 +178,7 @@ impl Provider {
     /// let p = Provider::builder().heap_backed(1 << 20).limit(1 << 20).build().unwrap();
     /// let _c = p.alloc(100).unwrap();
     /// let info = p.info();
-    /// assert_eq!((info.iova_mode, info.mapped, info.limit), (IovaMode::Va, 4096, 1 << 20));
+    /// assert_eq!((info.iova_mode, info.mapped, info.limit), (IovaMode::Va, 4096, Some(1 << 20)));
     /// assert!(info.fallback.is_none());
     /// println!("{info}");
     /// ```
@@ -193,7 +193,7 @@ impl Provider {
             fallback_count: st.fallback_count,
             mapped: st.mapped,
             min_keep: self.inner.cfg.min_keep,
-            limit: self.inner.cfg.limit,
+            limit: (self.inner.cfg.limit != usize::MAX).then_some(self.inner.cfg.limit),
             zones: lock(&self.inner.zones).len(),
             init_error: self.inner.init_error.clone(),
         }
@@ -348,8 +348,8 @@ pub struct ProviderInfo {
     pub mapped: usize,
     /// The kept minimum.
     pub min_keep: usize,
-    /// The upper limit.
-    pub limit: usize,
+    /// The upper limit on mapped bytes (`None`: no limit).
+    pub limit: Option<usize>,
     /// Zones reserved.
     pub zones: usize,
     /// For a global provider that could not be built: why.
@@ -365,11 +365,7 @@ impl fmt::Display for ProviderInfo {
             self.source,
             human(self.mapped),
             human(self.min_keep),
-            if self.limit == usize::MAX {
-                "none".to_string()
-            } else {
-                human(self.limit)
-            },
+            self.limit.map_or("none".to_string(), human),
             self.zones
         )?;
         if let Some(fb) = &self.fallback {

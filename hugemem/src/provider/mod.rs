@@ -145,20 +145,20 @@ impl From<Refusal> for RegisterError {
     }
 }
 
-impl From<Refusal> for UnregisterError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            // A provider that was never built has no registrations.
-            Refusal::InitFailed(_) => UnregisterError::NotRegistered { addr: 0 },
+impl Refusal {
+    /// As an unregistering error for the range at `addr` (a provider that
+    /// was never built has no registrations).
+    fn unregister_error(self, addr: usize) -> UnregisterError {
+        match self {
+            Refusal::InitFailed(_) => UnregisterError::NotRegistered { addr },
             Refusal::Reentrant => UnregisterError::Reentrant,
         }
     }
-}
 
-impl From<Refusal> for LeaseError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::InitFailed(_) => LeaseError::NotRegistered { addr: 0, len: 0 },
+    /// As a leasing error for the range asked for.
+    fn lease_error(self, addr: usize, len: usize) -> LeaseError {
+        match self {
+            Refusal::InitFailed(_) => LeaseError::NotRegistered { addr, len },
             Refusal::Reentrant => LeaseError::Reentrant,
         }
     }
