@@ -2,12 +2,16 @@
 //! view in a map, as an IOMMU would) checked against the provider's own page
 //! walk, on real 2 MiB hugepages and on small pages, across replay, growth,
 //! shrink, the kept minimum, external memory with and without IOVAs, guard
-//! drop, two mappers at once, and mappers that refuse or panic.
+//! drop, two mappers at once, mappers that refuse or panic, and threads
+//! allocating while mappers come and go.
 //!
-//! The atomics here are test switches and counters, all `Relaxed`: each is
-//! written and read on the test's own thread (mappers, validators and
-//! event callbacks run on the thread that called the provider), so program
-//! order is the only ordering they need; none publishes other memory.
+//! The atomics here are test switches and counters, all `Relaxed`: a
+//! switch is set on the test's thread before the provider call whose
+//! mapper reads it on that same thread (mappers, validators and event
+//! callbacks run on the thread that called the provider), so program order
+//! is all they need; the call counter is also bumped by worker threads in
+//! the threads test, where nothing is decided from it. None publishes
+//! other memory (the recorded ranges sit behind mutexes).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -923,4 +927,45 @@ fn heap_memory_is_mapped_when_added_and_unmapped_when_it_goes() {
     assert!(rec.held().is_empty());
     drop(dev);
     rec.assert_all_given_back();
+}
+
+#[test]
+fn threads_allocating_while_mappers_come_and_go() {
+    for (p, ps) in providers(1) {
+        let steady = Recorder::new("steady");
+        let steady_guard = p.register_dma_mapper(steady.clone()).unwrap();
+        let workers: Vec<_> = (0..3)
+            .map(|t| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let mut held = Vec::new();
+                    for i in 0..60usize {
+                        held.push(p.alloc((1 + (i * 7 + t) % 3) * ps).unwrap());
+                        if held.len() > 2 {
+                            held.remove((i + t) % held.len());
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Meanwhile a second mapper registers (replay) and goes, again and again.
+        let mut comers = Vec::new();
+        while !workers.iter().all(std::thread::JoinHandle::is_finished) && comers.len() < 200 {
+            let r = Recorder::new("comer");
+            drop(p.register_dma_mapper(r.clone()).unwrap());
+            comers.push(r);
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        for r in &comers {
+            r.assert_all_given_back();
+        }
+        // The steady one saw everything: it holds exactly the kept page now.
+        steady.assert_clean();
+        assert_covers(&p, &steady.held());
+        assert_eq!(steady.held().len(), 1);
+        drop(steady_guard);
+        steady.assert_all_given_back();
+    }
 }
