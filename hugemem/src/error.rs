@@ -307,7 +307,7 @@ impl fmt::Display for AllocError {
 }
 
 const REENTRANT: &str =
-    "called from inside a validator of the same provider (it runs under the provider lock)";
+    "called from inside a validator or DMA mapper of the same provider (they run under the provider lock)";
 
 impl std::error::Error for AllocError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {

@@ -268,7 +268,7 @@ impl fmt::Display for DmaRegisterError {
         match self {
             DmaRegisterError::Map(e) => e.fmt(f),
             DmaRegisterError::Reentrant => f.write_str(
-                "called from inside a validator or DMA mapper of the same provider (it runs under the provider lock)",
+                "called from inside a validator or DMA mapper of the same provider (they run under the provider lock)",
             ),
         }
     }
