@@ -51,12 +51,6 @@ impl Iova {
         }
     }
 
-    /// `Some(self)`, or `None` for [`Iova::BAD`].
-    #[inline]
-    pub(crate) fn known(self) -> Option<Iova> {
-        Iova::from_raw(self.0)
-    }
-
     /// Whether this is [`Iova::BAD`].
     #[inline]
     pub fn is_bad(self) -> bool {
@@ -218,9 +212,12 @@ pub fn virt2phys(addr: usize) -> Result<u64, TranslateError> {
 }
 
 /// Physical addresses of `out.len()` consecutive 4 KiB pages starting at
-/// `addr` (page aligned), one `pread`. Entries are `Iova::BAD` for pages
-/// that are not present.
-pub(crate) fn phys_of_small_pages(addr: usize, out: &mut [Iova]) -> Result<(), TranslateError> {
+/// `addr` (page aligned), one `pread`. Entries are `None` for pages that
+/// are not present.
+pub(crate) fn phys_of_small_pages(
+    addr: usize,
+    out: &mut [Option<Iova>],
+) -> Result<(), TranslateError> {
     let f = pagemap()?;
     let mut buf = vec![0u8; out.len() * 8];
     f.read_exact_at(&mut buf, (addr / BASE_PAGE * 8) as u64)
@@ -229,13 +226,10 @@ pub(crate) fn phys_of_small_pages(addr: usize, out: &mut [Iova]) -> Result<(), T
             source: e,
         })?;
     for (o, b) in out.iter_mut().zip(buf.chunks_exact(8)) {
-        let e = u64::from_ne_bytes(b.try_into().expect("chunks of 8"));
+        // `chunks_exact(8)`: always 8 bytes (the fallback is never taken).
+        let e = u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
         let pfn = e & PAGEMAP_PFN_MASK;
-        *o = if e & PAGEMAP_PRESENT != 0 && pfn != 0 {
-            Iova(pfn * BASE_PAGE as u64)
-        } else {
-            Iova::BAD
-        };
+        *o = (e & PAGEMAP_PRESENT != 0 && pfn != 0).then(|| Iova(pfn * BASE_PAGE as u64));
     }
     Ok(())
 }

@@ -33,8 +33,9 @@ pub(crate) struct Segment {
     /// Pages at and past this index have never been mapped (so walks stop
     /// there). Raised under the provider's state lock.
     hwm: AtomicUsize,
-    /// Per page, the IOVA stored inverted (`!iova`): a zeroed entry reads as
-    /// [`Iova::BAD`], so a fresh table needs no initialising pass. Written
+    /// Per page, the raw IOVA stored inverted (`!raw`, see
+    /// [`Iova::to_raw`]): a zeroed entry reads as "no IOVA" (the raw
+    /// [`Iova::BAD`]), so a fresh table needs no initialising pass. Written
     /// only under the provider's state lock: set after the page is mapped,
     /// cleared before it is unmapped.
     iova_inv: Box<[AtomicU64]>,
@@ -93,11 +94,11 @@ impl Segment {
         addr.wrapping_sub(self.base) < self.len
     }
 
-    /// IOVA of page `i` (BAD when unmapped).
+    /// IOVA of page `i` (`None`: unmapped, or no IOVA).
     #[inline]
-    pub(crate) fn page_iova(&self, i: usize) -> Iova {
+    pub(crate) fn page_iova(&self, i: usize) -> Option<Iova> {
         // Acquire: pairs with the Release store in `set_page_iova`.
-        Iova(!self.iova_inv[i].load(Ordering::Acquire))
+        Iova::from_raw(!self.iova_inv[i].load(Ordering::Acquire))
     }
 
     /// IOVA of `addr`, which must be inside the range (`None`: the page
@@ -117,10 +118,10 @@ impl Segment {
         }
     }
 
-    /// Records the IOVA of page `i` (BAD to clear it).
-    pub(crate) fn set_page_iova(&self, i: usize, iova: Iova) {
+    /// Records the IOVA of page `i` (`None` clears it).
+    pub(crate) fn set_page_iova(&self, i: usize, iova: Option<Iova>) {
         // Release: pairs with the Acquire loads in `lookup` / `page_iova`.
-        self.iova_inv[i].store(!iova.0, Ordering::Release);
+        self.iova_inv[i].store(!Iova::to_raw(iova), Ordering::Release);
         // Relaxed: single writer (state lock); readers only use it to bound
         // a walk, and load each entry with Acquire themselves.
         if self.hwm.load(Ordering::Relaxed) <= i {
@@ -232,20 +233,20 @@ mod tests {
         assert!(seg.contains(0x10000) && seg.contains(0x13fff));
         assert!(!seg.contains(0x14000) && !seg.contains(0xffff));
         // A zeroed (inverted) entry is "no IOVA".
-        assert_eq!(seg.page_iova(2), Iova::BAD);
+        assert_eq!(seg.page_iova(2), None);
         assert_eq!(seg.lookup(0x12345), None);
         assert_eq!(seg.walk_len(), 0);
-        seg.set_page_iova(2, Iova(0xab_c000));
-        assert_eq!(seg.page_iova(2), Iova(0xab_c000));
+        seg.set_page_iova(2, Some(Iova(0xab_c000)));
+        assert_eq!(seg.page_iova(2), Some(Iova(0xab_c000)));
         assert_eq!(seg.lookup(0x12345), Some(Iova(0xab_c345)));
         assert_eq!(seg.walk_len(), 3, "one past the highest page set");
-        seg.set_page_iova(0, Iova(0x1000));
+        seg.set_page_iova(0, Some(Iova(0x1000)));
         assert_eq!(seg.walk_len(), 3, "the mark only rises");
-        // Clearing stores BAD, which reads back as no IOVA.
-        seg.set_page_iova(2, Iova::BAD);
+        // Clearing stores the raw "none", which reads back as no IOVA.
+        seg.set_page_iova(2, None);
         assert_eq!(seg.lookup(0x12000), None);
         // IOVA 0 is a real IOVA (stored as !0), not "none".
-        seg.set_page_iova(3, Iova(0));
+        seg.set_page_iova(3, Some(Iova(0)));
         assert_eq!(seg.lookup(0x13008), Some(Iova(8)));
     }
 

@@ -969,3 +969,64 @@ fn threads_allocating_while_mappers_come_and_go() {
         steady.assert_all_given_back();
     }
 }
+
+/// Page-aligned memory handed to the provider by ownership; says when it
+/// is freed.
+struct Handed {
+    mem: Owned,
+    freed: Arc<AtomicBool>,
+}
+
+// SAFETY: `Handed` owns its allocation exclusively (nothing else points into it).
+unsafe impl Send for Handed {}
+
+impl AsMut<[u8]> for Handed {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the allocation is `layout.size()` zeroed bytes, owned by `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.mem.ptr, self.mem.layout.size()) }
+    }
+}
+
+impl Drop for Handed {
+    fn drop(&mut self) {
+        self.freed.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn owned_external_memory_is_unmapped_before_it_is_freed() {
+    let p = Provider::builder()
+        .page_sizes(&[])
+        .quiet(true)
+        .build()
+        .unwrap();
+    let freed = Arc::new(AtomicBool::new(false));
+    let f2 = freed.clone();
+    let unmapped_while_alive = Arc::new(AtomicUsize::new(0));
+    let u2 = unmapped_while_alive.clone();
+    let _g = p
+        .register_dma_mapper_fn(
+            "check",
+            |_| Ok(()),
+            move |r| {
+                // The memory must still be there when the device lets go.
+                if r.external && !f2.load(Ordering::Relaxed) {
+                    u2.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        )
+        .unwrap();
+    let handed = Handed {
+        mem: Owned::new(2 * KB4),
+        freed: freed.clone(),
+    };
+    let reg = p.register_external_owned(handed, KB4, None).unwrap();
+    assert_eq!(p.dma_ranges().len(), 1);
+    drop(reg);
+    assert!(
+        freed.load(Ordering::Relaxed),
+        "the provider freed the memory"
+    );
+    assert_eq!(unmapped_while_alive.load(Ordering::Relaxed), 1);
+    assert!(p.dma_ranges().is_empty());
+}

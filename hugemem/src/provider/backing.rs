@@ -230,12 +230,12 @@ impl Inner {
         let pa = self.iova_mode == IovaMode::Pa && !matches!(l.backing, Backing::Heap { .. });
         if !pa {
             for i in first..first + count {
-                seg.set_page_iova(i, Iova((seg.base + (i << shift)) as u64));
+                seg.set_page_iova(i, Some(Iova((seg.base + (i << shift)) as u64)));
             }
         } else if shift == 12 {
-            let mut buf = vec![Iova::BAD; count];
+            let mut buf = vec![None; count];
             if phys_of_small_pages(seg.base + (first << shift), &mut buf).is_err() {
-                buf.fill(Iova::BAD);
+                buf.fill(None);
             }
             for (k, iova) in buf.into_iter().enumerate() {
                 seg.set_page_iova(first + k, iova);
@@ -243,7 +243,7 @@ impl Inner {
         } else {
             for i in first..first + count {
                 let va = seg.base + (i << shift);
-                let iova = crate::virt2phys(va).map_or(Iova::BAD, Iova);
+                let iova = crate::virt2phys(va).ok().map(Iova);
                 seg.set_page_iova(i, iova);
             }
         }
@@ -258,7 +258,7 @@ impl Inner {
         self.dma_unmap(st, addr, len);
         let l = &mut st.lists[list];
         for i in first..first + count {
-            l.seg.set_page_iova(i, Iova::BAD);
+            l.seg.set_page_iova(i, None);
             l.state[i] = PageState::Unmapped;
         }
         if !l.seg.external {

@@ -505,7 +505,7 @@ fn ranges_of(seg: &Segment, first: usize, count: usize, per_page: bool) -> Vec<D
     let mut out: Vec<DmaRange> = Vec::new();
     for i in first..first + count {
         let va = seg.base + (i << seg.shift);
-        let iova = seg.page_iova(i).known();
+        let iova = seg.page_iova(i);
         if let Some(last) = out.last_mut().filter(|_| !per_page) {
             let follows = match (last.iova, iova) {
                 (Some(a), Some(b)) => a.0.checked_add(last.len as u64) == Some(b.0),
@@ -791,7 +791,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            seg.set_page_iova(i, iova.map_or(Iova::BAD, Iova));
+            seg.set_page_iova(i, iova.map(Iova));
         }
         seg
     }

@@ -37,7 +37,7 @@ impl Provider {
                     if l.state[i] != PageState::Unmapped {
                         v.push(PageInfo {
                             va: l.seg.base + (i << l.seg.shift),
-                            iova: l.seg.page_iova(i).known(),
+                            iova: l.seg.page_iova(i),
                             size: l.seg.page_size(),
                             node: l.seg.node,
                             external: l.seg.external,
@@ -164,7 +164,7 @@ impl Provider {
                     va: l.seg.base + (start << l.seg.shift),
                     len: (i - start) << l.seg.shift,
                     page_size: l.seg.page_size(),
-                    iova: l.seg.page_iova(start).known(),
+                    iova: l.seg.page_iova(start),
                 });
             }
         }

@@ -77,6 +77,8 @@ struct State {
     pending_unmap: Vec<(usize, usize, usize)>,
     /// External lists to remove after their Free events.
     pending_removal: Vec<usize>,
+    /// Owners of removed external lists, dropped by `settle` unlocked.
+    released_owners: Vec<external::Owner>,
     /// The DMA mappers and the ranges they hold.
     dma: dma::DmaState,
 }
@@ -372,8 +374,10 @@ impl Provider {
         self.inner.table.for_each(|seg| {
             let size = seg.page_size() as u64;
             for i in 0..seg.walk_len() {
-                let p = seg.page_iova(i);
-                if !p.is_bad() && iova.0 >= p.0 && iova.0 - p.0 < size {
+                let Some(p) = seg.page_iova(i) else {
+                    continue;
+                };
+                if iova.0 >= p.0 && iova.0 - p.0 < size {
                     found = std::ptr::NonNull::new(
                         (seg.base + (i << seg.shift) + (iova.0 - p.0) as usize) as *mut u8,
                     );
@@ -407,7 +411,7 @@ impl Provider {
         }
         Some(PageInfo {
             va: seg.base + (i << seg.shift),
-            iova: seg.page_iova(i).known(),
+            iova: seg.page_iova(i),
             size: seg.page_size(),
             node: seg.node,
             external: seg.external,
