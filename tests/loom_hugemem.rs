@@ -2,7 +2,9 @@
 //! heap-backed provider (the lock around the lists, the lock-free IOVA
 //! table), a lookup racing an external registration, and two threads
 //! sharing the provider's small heap (slab pages allocated with the heap
-//! unlocked), and a lease and its registration dropped on two threads.
+//! unlocked), a lease and its registration dropped on two threads, and a
+//! DMA mapper's registration racing an allocation and its guard dropped
+//! racing a free.
 #![cfg(loom)]
 
 use loom::thread;
@@ -125,5 +127,66 @@ fn lease_and_registration_dropped_on_two_threads() {
         assert_eq!(frees.load(Ordering::Relaxed), 1);
         assert_eq!(p.virt2iova(base as *const u8), None);
         assert!(p.lists().iter().all(|l| !l.external));
+    });
+}
+
+/// A DMA mapper that counts, per range, how often it was mapped and
+/// unmapped (std's mutex: it is only touched under the provider's lock or
+/// after the threads joined).
+#[derive(Default)]
+struct CountingMapper(std::sync::Mutex<std::collections::BTreeMap<(usize, usize), (u32, u32)>>);
+
+impl pktmem::hugemem::DmaMapper for CountingMapper {
+    fn map(&self, r: &pktmem::hugemem::DmaRange) -> std::io::Result<()> {
+        self.0.lock().unwrap().entry((r.va, r.len)).or_default().0 += 1;
+        Ok(())
+    }
+    fn unmap(&self, r: &pktmem::hugemem::DmaRange) {
+        self.0.lock().unwrap().entry((r.va, r.len)).or_default().1 += 1;
+    }
+}
+
+#[test]
+fn dma_mapper_registration_races_an_alloc() {
+    loom::model(|| {
+        let p = Provider::builder().heap_backed(2 * 4096).build().unwrap();
+        let m = std::sync::Arc::new(CountingMapper::default());
+        let p2 = p.clone();
+        let t = thread::spawn(move || p2.alloc(4096).unwrap());
+        let guard = p.register_dma_mapper(m.clone()).unwrap();
+        let c = t.join().unwrap();
+        // Replayed or mapped as it grew, whichever came first: once.
+        let key = (c.as_ptr().as_ptr() as usize, 4096);
+        assert_eq!(m.0.lock().unwrap().get(&key), Some(&(1, 0)));
+        drop(c);
+        drop(guard);
+        // Every range mapped exactly once and unmapped exactly once.
+        let seen = m.0.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(
+            seen.values()
+                .all(|&(maps, unmaps)| maps == 1 && unmaps == 1),
+            "{seen:?}"
+        );
+    });
+}
+
+#[test]
+fn dma_mapper_guard_dropped_racing_a_free() {
+    loom::model(|| {
+        let p = Provider::builder().heap_backed(4096).build().unwrap();
+        let m = std::sync::Arc::new(CountingMapper::default());
+        let guard = p.register_dma_mapper(m.clone()).unwrap();
+        let c = p.alloc(4096).unwrap();
+        let key = (c.as_ptr().as_ptr() as usize, 4096);
+        // The free unmaps the range from the mapper, or the guard does,
+        // whichever comes first; the other finds nothing to unmap.
+        let t = thread::spawn(move || drop(c));
+        drop(guard);
+        t.join().unwrap();
+        let seen = m.0.lock().unwrap();
+        assert_eq!(seen.get(&key), Some(&(1, 1)), "{seen:?}");
+        assert_eq!(seen.len(), 1);
+        assert!(p.dma_ranges().is_empty());
     });
 }

@@ -11,6 +11,7 @@
 //! | [`ExternalMem::unregister`](crate::ExternalMem::unregister), [`ExternalHeap::remove_memory`](crate::ExternalHeap::remove_memory) | [`UnregisterError`] |
 //! | [`ExternalMem::lease`](crate::ExternalMem::lease), [`Provider::lease_external`](crate::Provider::lease_external) | [`LeaseError`] |
 //! | [`virt2phys`](crate::virt2phys) | [`TranslateError`] |
+//! | [`Provider::register_dma_mapper`](crate::Provider::register_dma_mapper) | [`DmaRegisterError`](crate::DmaRegisterError) |
 
 use std::fmt;
 use std::io;
@@ -211,6 +212,8 @@ pub enum AllocError {
     /// The process-wide provider ([`Provider::global`](crate::Provider::global))
     /// could not be built.
     InitFailed(String),
+    /// A DMA mapper refused the new pages (they were unmapped again).
+    DmaMap(crate::DmaMapError),
     /// A system call failed.
     Io {
         /// The operation (`memfd_create`, `mmap`, ...).
@@ -297,18 +300,20 @@ impl fmt::Display for AllocError {
             AllocError::TooManyLists { max } => write!(f, "the provider holds at most {max} lists"),
             AllocError::Reentrant => f.write_str(REENTRANT),
             AllocError::InitFailed(m) => write!(f, "provider could not be built: {m}"),
+            AllocError::DmaMap(e) => fmt::Display::fmt(e, f),
             AllocError::Io { op, source } => write!(f, "{op} failed: {source}"),
         }
     }
 }
 
 const REENTRANT: &str =
-    "called from inside a validator of the same provider (it runs under the provider lock)";
+    "called from inside a validator or DMA mapper of the same provider (they run under the provider lock)";
 
 impl std::error::Error for AllocError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             AllocError::Io { source, .. } => Some(source),
+            AllocError::DmaMap(e) => Some(e),
             _ => None,
         }
     }
@@ -413,6 +418,8 @@ pub enum RegisterError {
     Reentrant,
     /// The process-wide provider could not be built.
     InitFailed(String),
+    /// A DMA mapper refused the range (it is not registered).
+    DmaMap(crate::DmaMapError),
 }
 
 impl fmt::Display for RegisterError {
@@ -445,11 +452,19 @@ impl fmt::Display for RegisterError {
             }
             RegisterError::Reentrant => f.write_str(REENTRANT),
             RegisterError::InitFailed(m) => write!(f, "provider could not be built: {m}"),
+            RegisterError::DmaMap(e) => fmt::Display::fmt(e, f),
         }
     }
 }
 
-impl std::error::Error for RegisterError {}
+impl std::error::Error for RegisterError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegisterError::DmaMap(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why external memory could not be unregistered (it stays registered).
 ///
@@ -638,6 +653,8 @@ pub enum HugememError {
     Lease(LeaseError),
     /// From [`virt2phys`](crate::virt2phys).
     Translate(TranslateError),
+    /// From registering a DMA mapper.
+    DmaRegister(crate::DmaRegisterError),
 }
 
 macro_rules! umbrella {
@@ -674,6 +691,7 @@ umbrella!(
     Unregister(UnregisterError),
     Lease(LeaseError),
     Translate(TranslateError),
+    DmaRegister(crate::DmaRegisterError),
 );
 
 #[cfg(test)]

@@ -35,6 +35,7 @@
 //! | to cap growth | [`ProviderBuilder::limit`], [`Provider::register_validator`] → [`ValidatorGuard`] |
 //! | device memory translated | [`Provider::register_external`] (or [`register_external_owned`](Provider::register_external_owned)) → [`ExternalMem`]; users hold [`ExternalLease`]s |
 //! | chunks carved from device memory | [`Provider::create_heap`] → [`ExternalHeap`], fed by [`add_owned`](ExternalHeap::add_owned) (or the unsafe [`add_memory`](ExternalHeap::add_memory)) |
+//! | a device (IOMMU, VFIO container) to reach the memory | [`Provider::register_dma_mapper`]([`DmaMapper`]) → [`DmaMapperGuard`] |
 //! | an error type for `?` | [`HugememError`] (each call returns its own: [`AllocError`], ...) |
 //!
 //! # The model
@@ -57,7 +58,7 @@
 //!   once on stderr and in [`Provider::info`].
 //! * **Ownership instead of registries**: whatever is registered comes back
 //!   as a guard that undoes it on drop: [`EventGuard`], [`ValidatorGuard`],
-//!   [`ExternalMem`], [`Zone`], [`ExternalHeap`]. Names are labels for humans
+//!   [`ExternalMem`], [`Zone`], [`ExternalHeap`], [`DmaMapperGuard`]. Names are labels for humans
 //!   (a zone's name also finds it); `keep()` keeps a registration for the
 //!   provider's life.
 //! * **External memory** ([`Provider::register_external`]) gets the same
@@ -75,6 +76,16 @@
 //!   is mapped, Free before it is unmapped, external memory included. They
 //!   fire with no provider lock held (pages being given back sit in a
 //!   `Freeing` state meanwhile), so a callback may use the provider.
+//! * **Devices** ([`Provider::register_dma_mapper`]): a [`DmaMapper`] (an
+//!   IOMMU container, a device's translation table) is given every range
+//!   the provider maps already (replay), then every range mapped or
+//!   unmapped later, external memory included, as [`DmaRange`]s (VA, IOVA
+//!   or none, length); each range is unmapped exactly as it was mapped, and
+//!   dropping the [`DmaMapperGuard`] unmaps everything the mapper still
+//!   holds. Mappers run under the provider lock: a range is mapped before
+//!   its memory is handed out and unmapped after its last user has let go,
+//!   before the pages go back; a mapper's refusal fails the allocation
+//!   ([`AllocError::DmaMap`]) with the pages rolled back.
 //! * **Limits**: `min_keep` bytes are mapped at build and never given back;
 //!   `limit` caps mapped bytes; validators may refuse growth past a threshold.
 //! * **Sharing groundwork**: fd-backed lists map file offset = VA offset, and
@@ -132,9 +143,10 @@ pub use info::{inventory, process_hugetlb_bytes, HugepageInventory};
 pub use iova::{virt2phys, Iova, IovaMode, PageSize};
 pub use node::Node;
 pub use provider::{
-    EventGuard, EventKind, ExternalHeap, ExternalId, ExternalLease, ExternalMem, GrowthQuery,
-    ListInfo, MemEvent, PageSource, Provider, ProviderBuilder, ProviderInfo, Region, VaRun,
-    ValidatorGuard, WeakProvider, Zone, ZoneInfo,
+    DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError, EventGuard, EventKind,
+    ExternalHeap, ExternalId, ExternalLease, ExternalMem, GrowthQuery, ListInfo, MemEvent,
+    PageSource, Provider, ProviderBuilder, ProviderInfo, Region, VaRun, ValidatorGuard,
+    WeakProvider, Zone, ZoneInfo,
 };
 pub use small::{SmallBlock, SmallHeap};
 pub use sys::node_of;

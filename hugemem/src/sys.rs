@@ -148,6 +148,8 @@ pub(crate) enum BackingError {
     NoSpace,
     /// Anything else.
     Other(OsError),
+    /// A DMA mapper refused the pages (they are unmapped again).
+    Dma(crate::DmaMapError),
 }
 
 /// Allocates backing for `[off, off + len)` of `fd` (the SIGBUS-free way to

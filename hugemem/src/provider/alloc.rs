@@ -254,6 +254,7 @@ impl Inner {
                         ListFail::NoSpace(no_space_reason(page_size, pages, st.lists[li].mapped))
                     }
                     BackingError::Other(e) => ListFail::Hard(e.into()),
+                    BackingError::Dma(e) => ListFail::Hard(AllocError::DmaMap(e)),
                 });
             }
         }

@@ -214,6 +214,11 @@ impl Inner {
         if !l.seg.external {
             st.mapped += len;
         }
+        // Devices get the pages before anything can use them.
+        if let Err(e) = self.dma_map_pages(st, list, first, count) {
+            self.unmap_pages(st, list, first, count);
+            return Err(BackingError::Dma(e));
+        }
         Ok(())
     }
 
@@ -245,14 +250,13 @@ impl Inner {
     }
 
     /// Unmaps pages `[first, first + count)` of list `list` (no events; callers fire them).
-    // A method, as `map_pages` is: the pair is where a device-mapping hook
-    // of the provider will be called.
-    #[allow(clippy::unused_self)]
     pub(super) fn unmap_pages(&self, st: &mut State, list: usize, first: usize, count: usize) {
-        let l = &mut st.lists[list];
-        let shift = l.seg.shift;
-        let addr = l.seg.base + (first << shift);
+        let shift = st.lists[list].seg.shift;
+        let addr = st.lists[list].seg.base + (first << shift);
         let len = count << shift;
+        // Devices let go first (the pages have no user left).
+        self.dma_unmap(st, addr, len);
+        let l = &mut st.lists[list];
         for i in first..first + count {
             l.seg.set_page_iova(i, None);
             l.state[i] = PageState::Unmapped;

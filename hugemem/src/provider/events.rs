@@ -452,6 +452,7 @@ impl Inner {
                     Deferred::DropRegistration(id) => {
                         super::external::drop_registration_locked(&mut st, id);
                     }
+                    Deferred::DropMapper(entry) => self.drop_mapper_locked(&mut st, &entry),
                 }
             }
         }
@@ -475,4 +476,12 @@ impl Inner {
     pub(super) fn defer(&self, work: Deferred) {
         DEFERRED.with(|d| d.borrow_mut().push((self.id, work)));
     }
+}
+
+/// Holds a DMA mapper's panic (caught under the provider lock) until
+/// `settle` hands it back, as it does a callback's.
+pub(super) fn hold_panic(payload: PanicPayload) {
+    PANIC.with(|p| {
+        p.borrow_mut().get_or_insert(payload);
+    });
 }

@@ -464,10 +464,13 @@ impl Inner {
         for i in 0..pages {
             seg.set_page_iova(i, iovas.map(|t| t[i]));
         }
-        let slot = self
-            .table
-            .publish(&seg)
-            .ok_or(RegisterError::TooManyLists { max: MAX_SEGMENTS })?;
+        // Devices get the range before anything can use it.
+        self.dma_map_external(&mut st, &seg)
+            .map_err(RegisterError::DmaMap)?;
+        let Some(slot) = self.table.publish(&seg) else {
+            self.dma_unmap(&mut st, addr, len);
+            return Err(RegisterError::TooManyLists { max: MAX_SEGMENTS });
+        };
         st.next_generation += 1;
         let generation = st.next_generation;
         let mut list = PageList::new(
@@ -574,6 +577,9 @@ impl Inner {
 
     /// Drops an external list whose Free event has fired.
     pub(super) fn finish_removal(&self, st: &mut State, li: usize) {
+        // Devices let go first (the range has no user left).
+        let (base, len) = (st.lists[li].seg.base, st.lists[li].seg.len);
+        self.dma_unmap(st, base, len);
         let l = &mut st.lists[li];
         for i in 0..l.seg.pages() {
             l.seg.set_page_iova(i, None);

@@ -10,6 +10,7 @@
 //! | `alloc.rs` | allocation (choosing a list, growing it, limits) and free |
 //! | `backing.rs` | where pages come from: creating a list's backing, mapping and unmapping page runs |
 //! | `events.rs` | event callbacks and growth validators, and how they fire |
+//! | `dma.rs` | DMA mappers: told about every range mapped and unmapped |
 //! | `external.rs` | external memory: registrations and leases |
 //! | `heap.rs` | heaps of external memory serving chunks and zones |
 //! | `zones.rs` | named zones |
@@ -32,6 +33,7 @@ use crate::{
 mod alloc;
 mod backing;
 mod builder;
+mod dma;
 mod events;
 mod external;
 mod heap;
@@ -40,6 +42,7 @@ mod page_list;
 mod zones;
 
 pub use builder::{PageSource, ProviderBuilder};
+pub use dma::{DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError};
 pub use events::{EventGuard, EventKind, GrowthQuery, MemEvent, ValidatorGuard};
 pub use external::{ExternalId, ExternalLease, ExternalMem};
 pub use heap::ExternalHeap;
@@ -76,6 +79,8 @@ struct State {
     pending_removal: Vec<usize>,
     /// Owners of removed external lists, dropped by `settle` unlocked.
     released_owners: Vec<external::Owner>,
+    /// The DMA mappers and the ranges they hold.
+    dma: dma::DmaState,
 }
 
 pub(crate) struct Inner {
@@ -113,6 +118,8 @@ enum Deferred {
     ReleaseLease(RegId, u64),
     /// An external registration dropped.
     DropRegistration(RegId),
+    /// A DMA mapper's guard dropped.
+    DropMapper(Arc<dma::MapperEntry>),
 }
 
 /// Why the provider refuses any work: it could not be built, or the call
@@ -466,6 +473,8 @@ impl Drop for Inner {
             .state
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Devices let go before the memory does.
+        dma::release_all(self.id, &mut st.dma);
         let lists = std::mem::take(&mut st.lists);
         for l in lists.iter().filter(|l| !l.removed) {
             if !l.seg.external {
