@@ -254,7 +254,7 @@ pub enum PopulateError {
         /// Objects placed before memory ran out (what the provider could give).
         placed: usize,
         /// The provider's last error.
-        source: Option<AllocError>,
+        source: Option<Box<AllocError>>,
     },
     /// The memory given to [`populate_external`](crate::Mempool::populate_external)
     /// is not inside one live registration of the provider (so the pool

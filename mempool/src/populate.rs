@@ -250,7 +250,7 @@ impl Mempool {
             match placed_here {
                 Some(n) => added += n,
                 None if want > 1 => want = want.div_ceil(2),
-                None => return Err(out_of_memory(last_err)),
+                None => return Err(out_of_memory(last_err.map(Box::new))),
             }
         }
         Ok(added)
