@@ -1,20 +1,158 @@
 //! pktmem: dataplane memory for Rust.
 //!
-//! A facade over the four member crates, leaves first:
+//! A facade over the member crates, leaves first:
 //!
 //! ```text
 //! hugemem  ──►  mempool  ──►  mbuf
 //! ring     ──►  mempool
+//! (rings carry owned values: a Ring<PoolBox<T>> moves pool objects between cores)
 //! ```
 //!
 //! | module | crate | what it owns |
 //! |---|---|---|
-//! | [`hugemem`] | `pktmem-hugemem` | hugepages (2 MiB, 1 GiB) or small pages mapped on demand, per-page IOVA |
-//! | [`ring`] | `pktmem-ring` | fixed-capacity lock-free rings of `Copy` elements |
-//! | [`mempool`] | `pktmem-mempool` | pools of fixed-size objects behind per-core caches |
-//! | [`mbuf`] | `pktmem-mbuf` | packet buffers |
+//! | [`hugemem`] | `pktmem-hugemem` | hugepages (2 MiB, 1 GiB) or small pages mapped on demand, per-page IOVA, external memory, device-mapping hooks |
+//! | [`ring`] | `pktmem-ring` | fixed-capacity lock-free rings of owned values, ends typed by their sync mode |
+//! | [`mempool`] | `pktmem-mempool` | pools of fixed-size objects behind per-core caches, one object handle ([`mempool::Obj`]) |
+//! | [`mbuf`] | `pktmem-mbuf` | packet buffers (not built yet) |
+//!
+//! # What to reach for first
+//!
+//! | you want | use |
+//! |---|---|
+//! | memory on hugepages (small pages when none are reserved), with IOVAs | [`hugemem::Provider::builder`] |
+//! | a pool of objects in that memory | [`mempool::Mempool::builder`]`(n, size).build_on(&provider)`, or [`mempool::TypedPool`] for typed values |
+//! | the fast path to a pool | a [`mempool::Cache`] per thread: `pool.get(&mut cache)` |
+//! | to move values between threads | [`ring::Ring::new`]`(n)` (holds exactly `n`), `.split()` for ends |
+//! | one error type for `?` | [`Error`] |
+//!
+//! # The ten-line program
+//!
+//! A provider, a pool on it, objects taken from the pool on one thread,
+//! passed through a ring to another thread, and given back to the pool
+//! there — with no `unsafe`, no casts and no registries:
+//!
+//! ```
+//! use pktmem::{hugemem::Provider, mempool::{PoolBox, TypedPool}, ring::Ring};
+//!
+//! fn main() -> Result<(), pktmem::Error> {
+//!     // hugepages when reserved, small pages otherwise (said once on stderr)
+//!     let provider = Provider::builder().build()?;
+//!     let pool = TypedPool::<[u8; 64]>::builder(1023).build_on(&provider)?;
+//!     // a ring of owned boxes between two threads: holds exactly 256
+//!     let (tx, rx) = Ring::<PoolBox<[u8; 64]>>::new(256)?.split();
+//!
+//!     let worker = std::thread::spawn(move || {
+//!         let mut seen = 0;
+//!         while seen < 100 {
+//!             if let Some(obj) = rx.dequeue() {
+//!                 assert_eq!(obj[..4], *b"ping");
+//!                 seen += 1; // dropping `obj` returns it to its pool
+//!             }
+//!         }
+//!     });
+//!     for _ in 0..100 {
+//!         // at most 256 in the ring and 1 at the worker: the pool never runs dry
+//!         let mut obj = pool.alloc([0; 64]).expect("a free object");
+//!         obj[..4].copy_from_slice(b"ping");
+//!         let mut obj = Some(obj);
+//!         while let Some(o) = obj.take() {
+//!             obj = tx.enqueue(o).err(); // a full ring hands the box back
+//!         }
+//!     }
+//!     worker.join().expect("the worker checks every object");
+//!     assert!(pool.pool().is_full()); // nothing leaked
+//!     Ok(())
+//! }
+//! ```
+
+use std::fmt;
 
 pub use pktmem_hugemem as hugemem;
 pub use pktmem_mbuf as mbuf;
 pub use pktmem_mempool as mempool;
 pub use pktmem_ring as ring;
+
+/// Every pktmem error, for `?` in programs that use several crates.
+///
+/// Each operation of each crate returns its own error type with only the
+/// variants it can produce; they all convert into their crate's umbrella
+/// error ([`hugemem::HugememError`], [`ring::RingError`],
+/// [`mempool::MempoolError`]) and into this one.
+///
+/// ```
+/// fn ring_of_nothing() -> Result<(), pktmem::Error> {
+///     let _ring = pktmem::ring::Ring::<u64>::new(0)?; // capacity 0: an error
+///     Ok(())
+/// }
+/// let err = ring_of_nothing().unwrap_err();
+/// assert!(matches!(err, pktmem::Error::Ring(_)));
+/// println!("{err}");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the hugepage provider.
+    Hugemem(hugemem::HugememError),
+    /// From a ring.
+    Ring(ring::RingError),
+    /// From a pool.
+    Mempool(mempool::MempoolError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Hugemem(e) => write!(f, "hugemem: {e}"),
+            Error::Ring(e) => write!(f, "ring: {e}"),
+            Error::Mempool(e) => write!(f, "mempool: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Hugemem(e) => Some(e),
+            Error::Ring(e) => Some(e),
+            Error::Mempool(e) => Some(e),
+        }
+    }
+}
+
+/// `From` for a crate's umbrella error and for each per-operation error that
+/// converts into it.
+macro_rules! from_errors {
+    ($variant:ident, $umbrella:ty: $($op:ty),* $(,)?) => {
+        impl From<$umbrella> for Error {
+            fn from(e: $umbrella) -> Self {
+                Error::$variant(e)
+            }
+        }
+        $(
+            impl From<$op> for Error {
+                fn from(e: $op) -> Self {
+                    Error::$variant(<$umbrella>::from(e))
+                }
+            }
+        )*
+    };
+}
+
+from_errors!(Hugemem, hugemem::HugememError:
+    hugemem::BuildError,
+    hugemem::AllocError,
+    hugemem::ZoneError,
+    hugemem::RegisterError,
+    hugemem::UnregisterError,
+    hugemem::LeaseError,
+    hugemem::TranslateError,
+);
+from_errors!(Ring, ring::RingError: ring::BuildError, ring::RingFull, ring::RingEmpty);
+from_errors!(Mempool, mempool::MempoolError:
+    mempool::BuildError,
+    mempool::CreateError,
+    mempool::PopulateError,
+    mempool::GetError,
+    mempool::CacheError,
+    mempool::AuditError,
+);
