@@ -1,6 +1,6 @@
-//! The `compare` bench: prints the rows defined in `../shared/bench/ROWS.md`,
-//! one line each, exactly `row <name> <value> <unit>`, for
-//! `../shared/bench/compare` to set beside the reference runtime.
+//! The `compare` bench: prints the rows defined in `docs/benchmarks.md`,
+//! one line each, exactly `row <name> <value> <unit>`, for a side-by-side
+//! harness to set beside the same loops run on the reference runtime (DPDK).
 //!
 //! Each area has its own module (`ring.rs`, `hugemem.rs`, ...) with a
 //! `run(iters)` function; time is measured around a whole loop and divided by

@@ -1,4 +1,4 @@
-//! The `ring_*` rows of `ROWS.md` (the comparison's row list): a ring of
+//! The `ring_*` rows of `docs/benchmarks.md`: a ring of
 //! 4096 slots of pointer-sized elements, single-producer/single-consumer
 //! through [`Single`] ends and multi-producer/multi-consumer through a
 //! shared [`Ring`] (its [`Multi`] sides), on one thread and across two
