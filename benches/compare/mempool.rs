@@ -1,4 +1,4 @@
-//! The `mempool_*` rows of `../shared/bench/ROWS.md`: a pool of 8191 objects
+//! The `mempool_*` rows of `docs/benchmarks.md`: a pool of 8191 objects
 //! of 64 B (from the hugepage provider; it says on stderr when it falls back
 //! to small pages), get bulk then put bulk, `iters / 4` rounds.
 //!
