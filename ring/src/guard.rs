@@ -5,7 +5,9 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::{needs_drop, MaybeUninit};
+use std::mem::needs_drop;
+#[cfg(not(loom))]
+use std::mem::MaybeUninit;
 
 use crate::indices::{len_u32, Claim};
 use crate::mode::InPlaceMode;

@@ -164,10 +164,10 @@ impl<T> RawRing<T> {
     ///   there (they are the ring's now) unless `T: Copy`.
     #[inline(always)]
     pub(crate) unsafe fn write_slots(&self, start: u32, src: *const T, n: u32) {
-        let idx = (start & self.mask) as usize;
         let n = n as usize;
         #[cfg(not(loom))]
         {
+            let idx = (start & self.mask) as usize;
             let base = self.slots_ptr.as_ptr().cast::<T>();
             let room = self.slots as usize - idx;
             if n <= room {
@@ -192,7 +192,6 @@ impl<T> RawRing<T> {
                 (*self.slot(start.wrapping_add(i as u32))).with_mut(|p| (*p).write(v));
             }
         }
-        let _ = idx;
     }
 
     /// Moves slots `start..start + n` out to `dst`.
@@ -205,10 +204,10 @@ impl<T> RawRing<T> {
     /// - `dst` is valid for `n` writes.
     #[inline(always)]
     pub(crate) unsafe fn read_slots(&self, start: u32, dst: *mut T, n: u32) {
-        let idx = (start & self.mask) as usize;
         let n = n as usize;
         #[cfg(not(loom))]
         {
+            let idx = (start & self.mask) as usize;
             let base = self.slots_ptr.as_ptr().cast::<T>().cast_const();
             let room = self.slots as usize - idx;
             if n <= room {
@@ -232,7 +231,6 @@ impl<T> RawRing<T> {
                 dst.add(i).write(v);
             }
         }
-        let _ = idx;
     }
 
     /// Moves one value out of slot `index`: the single-element path, with
