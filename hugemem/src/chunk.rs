@@ -278,7 +278,7 @@ impl Chunk {
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the chunk owns `len` mapped, readable bytes at `va` until drop
-        // (the pages are `USED` in the list and nobody else is handed them).
+        // (the pages are `InUse` in the list and nobody else is handed them).
         unsafe { std::slice::from_raw_parts(self.raw.va as *const u8, self.raw.len) }
     }
 

@@ -9,7 +9,7 @@
 //!  │
 //!  ├─ list 2 MiB ── memfd(MFD_HUGETLB|2M), one VA reservation (PROT_NONE, 64 GiB default)
 //!  │    VA:   base ┌────┬────┬────┬────┬────┬────┬───────────────…┐
-//!  │               │USED│USED│ -- │KEPT│USED│ -- │  reserved      │
+//!  │               │used│used│ -- │kept│used│ -- │  reserved      │
 //!  │               └────┴────┴────┴────┴────┴────┴───────────────…┘
 //!  │    fd offset = VA offset (so another process can map the same layout)
 //!  │    IOVA[]:    [pa0][pa1][ - ][pa3][pa4][ - ] ...   one AtomicU64 per page
@@ -33,8 +33,8 @@
 //! | memory found by name | [`Provider::zone_reserve`] → [`Zone`] (a named chunk), [`Provider::zone_lookup`] |
 //! | to be told of mappings | [`Provider::register_event_callback`] → [`EventGuard`] |
 //! | to cap growth | [`ProviderBuilder::limit`], [`Provider::register_validator`] → [`ValidatorGuard`] |
-//! | device memory translated | [`Provider::register_external`] → [`ExternalMem`]; users hold [`ExternalLease`]s |
-//! | chunks carved from device memory | [`Provider::create_heap`] → [`ExternalHeap`] |
+//! | device memory translated | [`Provider::register_external`] (or [`register_external_owned`](Provider::register_external_owned)) → [`ExternalMem`]; users hold [`ExternalLease`]s |
+//! | chunks carved from device memory | [`Provider::create_heap`] → [`ExternalHeap`], fed by [`add_owned`](ExternalHeap::add_owned) (or the unsafe [`add_memory`](ExternalHeap::add_memory)) |
 //! | an error type for `?` | [`HugememError`] (each call returns its own: [`AllocError`], ...) |
 //!
 //! # The model

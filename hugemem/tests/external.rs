@@ -179,3 +179,105 @@ fn registration_guards_and_provider_lifetime() {
     drop((p, q));
     drop(lease); // the provider is gone: nothing to release
 }
+
+/// A registration and a lease dropped inside a validator (which runs under
+/// the provider lock) are released once the lock is: the range goes, its
+/// Free event fires after the validator returns.
+#[test]
+fn registration_and_lease_dropped_inside_a_validator() {
+    use std::sync::{Arc, Mutex};
+    let p = heap_provider();
+    let ext = Ext::new(4096, 4096);
+    let reg = p.register_external(ext.ptr, 4096, 4096, None).unwrap();
+    let lease = reg.lease("pool 'v'").unwrap();
+    let held: Arc<Mutex<Option<(ExternalMem, pktmem_hugemem::ExternalLease)>>> =
+        Arc::new(Mutex::new(Some((reg, lease))));
+    let h2 = held.clone();
+    let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = freed.clone();
+    let _events = p.register_event_callback(move |e| {
+        if e.external && e.kind == EventKind::Free {
+            f2.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let _v = p.register_validator(0, move |_| {
+        // The registration (deferred: leased), then the lease (the last user).
+        drop(h2.lock().unwrap().take());
+        true
+    });
+    let c = p.alloc(4096).unwrap();
+    assert!(held.lock().unwrap().is_none());
+    assert!(freed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        p.page_of(ext.ptr as usize).is_none(),
+        "unregistered after the lock"
+    );
+    drop(c);
+}
+
+/// Threads take and drop leases while the registration is dropped: the
+/// range is unregistered exactly once, after the last lease, and a lease
+/// taken after the drop is refused.
+#[test]
+fn leases_from_threads_unregister_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    for round in 0..20 {
+        let p = heap_provider();
+        let ext = Ext::new(2 * 4096, 4096);
+        let frees = Arc::new(AtomicUsize::new(0));
+        let f2 = frees.clone();
+        let _events = p.register_event_callback(move |e| {
+            if e.external && e.kind == EventKind::Free {
+                f2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let reg = p.register_external(ext.ptr, 2 * 4096, 4096, None).unwrap();
+        let barrier = Arc::new(Barrier::new(3));
+        let addr = ext.ptr as usize;
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let (p, barrier) = (p.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut held = vec![p
+                        .lease_external(addr as *const u8, 1, &format!("t{t}"))
+                        .unwrap()];
+                    barrier.wait();
+                    let mut refused = 0;
+                    for i in 0..200 {
+                        if i % 3 == 0 {
+                            held.pop();
+                        } else {
+                            match p.lease_external(addr as *const u8, 1, "again") {
+                                Ok(l) => held.push(l),
+                                Err(
+                                    LeaseError::Unregistering { .. }
+                                    | LeaseError::NotRegistered { .. },
+                                ) => {
+                                    refused += 1;
+                                }
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        barrier.wait();
+        drop(reg);
+        let refused: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(
+            frees.load(Ordering::SeqCst),
+            1,
+            "round {round}: one Free event"
+        );
+        assert!(p.page_of(addr).is_none(), "round {round}: unregistered");
+        // Informational: how many asks came after the drop.
+        eprintln!("round {round}: {refused} lease(s) refused while unregistering");
+        assert!(matches!(
+            p.lease_external(addr as *const u8, 1, "late"),
+            Err(LeaseError::NotRegistered { .. })
+        ));
+    }
+}

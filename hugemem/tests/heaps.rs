@@ -138,3 +138,104 @@ fn iova_contiguous_request_on_memory_without_iova_is_refused() {
     assert!(e.to_string().contains("has no IOVA"), "{e}");
     drop(c);
 }
+
+/// Page-aligned bytes that log their drop.
+struct Pages {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+    log: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+}
+
+// SAFETY: `Pages` owns its allocation exclusively.
+unsafe impl Send for Pages {}
+
+impl Pages {
+    fn new(
+        len: usize,
+        align: usize,
+        log: &std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+    ) -> Pages {
+        let layout = std::alloc::Layout::from_size_align(len, align).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        Pages {
+            ptr,
+            layout,
+            log: log.clone(),
+        }
+    }
+}
+
+impl AsMut<[u8]> for Pages {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the allocation is `layout.size()` zeroed bytes, ours.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        self.log.lock().unwrap().push("owner dropped");
+        // SAFETY: allocated with this layout in `new`.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// Owned memory in a heap: no `unsafe` for the user; the owner is kept
+/// while any chunk uses the memory, dropped exactly once, after the
+/// range's Free event; a misaligned owner is refused and dropped.
+#[test]
+fn owned_memory_lives_until_unregistered() {
+    use std::sync::{Arc, Mutex};
+    let p = heap_provider();
+    let log: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let l2 = log.clone();
+    let _events = p.register_event_callback(move |e| {
+        if e.external {
+            l2.lock().unwrap().push(match e.kind {
+                pktmem_hugemem::EventKind::Alloc => "registered",
+                pktmem_hugemem::EventKind::Free => "unregistering",
+            });
+        }
+    });
+    let heap = p.create_heap("owned");
+    let pages = Pages::new(4 * 4096, 4096, &log);
+    let at = pages.ptr;
+    let iovas: Vec<Iova> = (0..4).map(|i| Iova(0x7000_0000 + i * 4096)).collect();
+    heap.add_owned(pages, 4096, Some(&iovas)).unwrap();
+    let mut c = heap
+        .alloc(&AllocRequest::new(2 * 4096).iova_contiguous(true))
+        .unwrap();
+    assert_eq!(c.as_ptr().as_ptr(), at);
+    assert_eq!(c.iova(), Some(Iova(0x7000_0000)));
+    c.as_mut_slice().fill(9);
+    drop(heap); // the chunk still uses the memory: the owner stays
+    assert_eq!(*log.lock().unwrap(), ["registered"]);
+    assert!(c.as_slice().iter().all(|&b| b == 9));
+    drop(c);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["registered", "unregistering", "owner dropped"]
+    );
+    // A misaligned owner: refused, dropped once, nothing registered.
+    log.lock().unwrap().clear();
+    let bad = Pages::new(4096 + 100, 4096, &log);
+    let reg = p.register_external_owned(TailOf(bad, 100), 4096, None);
+    assert!(matches!(
+        reg,
+        Err(pktmem_hugemem::RegisterError::Misaligned { .. })
+    ));
+    assert_eq!(*log.lock().unwrap(), ["owner dropped"]);
+    assert!(p.lists().iter().all(|l| !l.external));
+}
+
+/// The bytes of `.0` from offset `.1` on (not page aligned).
+struct TailOf(Pages, usize);
+
+impl AsMut<[u8]> for TailOf {
+    fn as_mut(&mut self) -> &mut [u8] {
+        let skip = self.1;
+        &mut self.0.as_mut()[skip..]
+    }
+}

@@ -179,8 +179,8 @@ impl Inner {
         let contiguous = match check_iova_runs(st, li, first, pages, req) {
             Ok(contiguous) => contiguous,
             Err(e) => {
-                for &(s, c) in &to_map {
-                    self.unmap_pages(st, li, s, c);
+                for &(start, count) in &to_map {
+                    self.unmap_pages(st, li, start, count);
                 }
                 return Err(ListFail::Hard(e));
             }
@@ -189,10 +189,10 @@ impl Inner {
         list.mark_in_use(first, pages);
         let (base, external) = (list.seg.base, list.seg.external);
         st.pending_events
-            .extend(to_map.iter().map(|&(s, c)| MemEvent {
+            .extend(to_map.iter().map(|&(start, count)| MemEvent {
                 kind: EventKind::Alloc,
-                va: base + (s << shift),
-                len: c << shift,
+                va: base + (start << shift),
+                len: count << shift,
                 external,
             }));
         Ok(RawChunk {
@@ -242,10 +242,10 @@ impl Inner {
         to_map: &[(usize, usize)],
         pages: usize,
     ) -> Result<(), ListFail> {
-        for (k, &(s, c)) in to_map.iter().enumerate() {
-            if let Err(e) = self.map_pages(st, li, s, c) {
-                for &(s2, c2) in &to_map[..k] {
-                    self.unmap_pages(st, li, s2, c2);
+        for (done, &(start, count)) in to_map.iter().enumerate() {
+            if let Err(e) = self.map_pages(st, li, start, count) {
+                for &(mapped_start, mapped_count) in &to_map[..done] {
+                    self.unmap_pages(st, li, mapped_start, mapped_count);
                 }
                 return Err(match e {
                     BackingError::NoSpace => {

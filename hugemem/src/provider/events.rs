@@ -428,7 +428,9 @@ impl Inner {
                 mine.into_iter().map(|(_, r)| r).collect()
             });
             if evs.is_empty() && unmaps.is_empty() && removals.is_empty() && deferred.is_empty() {
+                let owners = std::mem::take(&mut st.released_owners);
                 drop(st);
+                drop(owners); // their drops may use this provider
                 return PANIC.with(|p| p.borrow_mut().take());
             }
             drop(st);

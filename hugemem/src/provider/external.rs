@@ -119,11 +119,66 @@ impl Provider {
     ) -> Result<ExternalMem, RegisterError> {
         let id = self
             .inner
-            .register_external(ptr as usize, len, page_size, iovas, None)?;
+            .register_external(ptr as usize, len, page_size, iovas, None, None)?;
         Ok(ExternalMem {
             provider: Arc::downgrade(&self.inner),
             id,
             va: ptr as usize,
+            len,
+            kept: false,
+        })
+    }
+
+    /// Registers the memory `owner` holds (its bytes, as `as_mut` gives
+    /// them once, must be page aligned: a memory map, a page-aligned
+    /// allocation) and keeps `owner` until the range is unregistered: the
+    /// safe way to hand the provider memory, with no lifetime to promise.
+    /// The owner is dropped after the range's Free event.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{Iova, Provider};
+    /// /// Page-aligned bytes from the global allocator, freed on drop.
+    /// struct Pages(*mut u8, std::alloc::Layout);
+    /// // SAFETY: `Pages` owns its allocation exclusively.
+    /// unsafe impl Send for Pages {}
+    /// impl AsMut<[u8]> for Pages {
+    ///     fn as_mut(&mut self) -> &mut [u8] {
+    ///         // SAFETY: the allocation is `self.1.size()` zeroed bytes, ours.
+    ///         unsafe { std::slice::from_raw_parts_mut(self.0, self.1.size()) }
+    ///     }
+    /// }
+    /// impl Drop for Pages {
+    ///     fn drop(&mut self) {
+    ///         // SAFETY: allocated with this layout below.
+    ///         unsafe { std::alloc::dealloc(self.0, self.1) }
+    ///     }
+    /// }
+    /// let layout = std::alloc::Layout::from_size_align(8192, 4096).unwrap();
+    /// // SAFETY: non-zero size.
+    /// let pages = Pages(unsafe { std::alloc::alloc_zeroed(layout) }, layout);
+    /// let at = pages.0;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let reg = p.register_external_owned(pages, 4096, Some(&[Iova(0x1000), Iova(0x2000)])).unwrap();
+    /// assert_eq!(p.virt2iova(at.wrapping_add(4096)), Some(Iova(0x2000)));
+    /// drop(reg); // unregistered, then `Pages` dropped
+    /// ```
+    pub fn register_external_owned<O>(
+        &self,
+        owner: O,
+        page_size: usize,
+        iovas: Option<&[Iova]>,
+    ) -> Result<ExternalMem, RegisterError>
+    where
+        O: AsMut<[u8]> + Send + 'static,
+    {
+        let (owner, va, len) = Owner::new(owner);
+        let id = self
+            .inner
+            .register_external(va, len, page_size, iovas, None, Some(owner))?;
+        Ok(ExternalMem {
+            provider: Arc::downgrade(&self.inner),
+            id,
+            va,
             len,
             kept: false,
         })
@@ -353,6 +408,7 @@ impl Inner {
         page_size: usize,
         iovas: Option<&[Iova]>,
         heap: Option<&HeapRef>,
+        owner: Option<Owner>,
     ) -> Result<ExternalId, RegisterError> {
         self.check_usable()?;
         if len == 0 {
@@ -425,6 +481,7 @@ impl Inner {
             generation,
         );
         list.heap_label = heap.map(|h| h.label.clone());
+        list.owner = owner;
         st.lists.push(list);
         let id = ExternalId(st.lists.len() - 1, generation);
         st.pending_events.push(MemEvent {
@@ -523,6 +580,11 @@ impl Inner {
         }
         l.removed = true;
         l.state = Vec::new();
+        // Dropped by `settle` once the lock is released (its drop may be
+        // anything, also a call into this provider).
+        if let Some(owner) = l.owner.take() {
+            st.released_owners.push(owner);
+        }
         self.table.retire(l.slot);
         let seg = l.seg.clone();
         st.graveyard.push(seg);
@@ -574,4 +636,36 @@ pub(super) fn release_lease_locked(st: &mut State, id: ExternalId, lease: u64) {
     }
     l.leases.retain(|&(n, _)| n != lease);
     finish_if_unused(st, id.0);
+}
+
+/// The owner of registered memory, kept unmoved (boxed, held by raw
+/// pointer so the box's uniqueness is never asserted while the provider
+/// uses the bytes) until its range is unregistered.
+pub(super) struct Owner {
+    /// From `Box::into_raw`; dropped once, in `Drop`.
+    ptr: *mut dyn Send,
+}
+
+// SAFETY: the pointee is `Send` (the `O: Send` bound in `Owner::new`) and
+// owned by the `Owner` alone.
+unsafe impl Send for Owner {}
+
+impl Owner {
+    /// Boxes `owner` and takes its bytes once: `(owner, va, len)`.
+    pub(super) fn new<O: AsMut<[u8]> + Send + 'static>(owner: O) -> (Owner, usize, usize) {
+        let raw: *mut O = Box::into_raw(Box::new(owner));
+        // SAFETY: `raw` is a fresh, unique, live box; the borrow ends here
+        // and the owner is not touched again until it is dropped.
+        let bytes = unsafe { (*raw).as_mut() };
+        let (va, len) = (bytes.as_mut_ptr() as usize, bytes.len());
+        (Owner { ptr: raw }, va, len)
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `Box::into_raw` in `new` and is dropped
+        // only here, once.
+        drop(unsafe { Box::from_raw(self.ptr) });
+    }
 }

@@ -116,11 +116,71 @@ impl ExternalHeap {
             page_size,
             iovas,
             Some(&self.heap),
+            None,
         )?;
         lock(&self.mems).push(ExternalMem {
             provider: Arc::downgrade(&self.provider.inner),
             id,
             va: ptr as usize,
+            len,
+            kept: false,
+        });
+        Ok(id)
+    }
+
+    /// Adds the memory `owner` holds to the heap, keeping `owner` until the
+    /// memory is unregistered: the safe twin of [`add_memory`](Self::add_memory)
+    /// (see [`Provider::register_external_owned`] for what `owner` must be).
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocRequest, Provider};
+    /// struct Pages(*mut u8, std::alloc::Layout);
+    /// // SAFETY: `Pages` owns its allocation exclusively.
+    /// unsafe impl Send for Pages {}
+    /// impl AsMut<[u8]> for Pages {
+    ///     fn as_mut(&mut self) -> &mut [u8] {
+    ///         // SAFETY: the allocation is `self.1.size()` zeroed bytes, ours.
+    ///         unsafe { std::slice::from_raw_parts_mut(self.0, self.1.size()) }
+    ///     }
+    /// }
+    /// impl Drop for Pages {
+    ///     fn drop(&mut self) {
+    ///         // SAFETY: allocated with this layout below.
+    ///         unsafe { std::alloc::dealloc(self.0, self.1) }
+    ///     }
+    /// }
+    /// let layout = std::alloc::Layout::from_size_align(4 * 4096, 4096).unwrap();
+    /// // SAFETY: non-zero size.
+    /// let pages = Pages(unsafe { std::alloc::alloc_zeroed(layout) }, layout);
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let heap = p.create_heap("owned");
+    /// heap.add_owned(pages, 4096, None).unwrap(); // no unsafe
+    /// let mut c = heap.alloc(&AllocRequest::new(3 * 4096)).unwrap();
+    /// c.as_mut_slice().fill(5);
+    /// drop((c, heap)); // unregistered, then `Pages` dropped
+    /// ```
+    pub fn add_owned<O>(
+        &self,
+        owner: O,
+        page_size: usize,
+        iovas: Option<&[Iova]>,
+    ) -> Result<ExternalId, RegisterError>
+    where
+        O: AsMut<[u8]> + Send + 'static,
+    {
+        let (owner, va, len) = super::external::Owner::new(owner);
+        let id = self.provider.inner.register_external(
+            va,
+            len,
+            page_size,
+            iovas,
+            Some(&self.heap),
+            Some(owner),
+        )?;
+        lock(&self.mems).push(ExternalMem {
+            provider: Arc::downgrade(&self.provider.inner),
+            id,
+            va,
             len,
             kept: false,
         });

@@ -74,6 +74,8 @@ struct State {
     pending_unmap: Vec<(usize, usize, usize)>,
     /// External lists to remove after their Free events.
     pending_removal: Vec<usize>,
+    /// Owners of removed external lists, dropped by `settle` unlocked.
+    released_owners: Vec<external::Owner>,
 }
 
 pub(crate) struct Inner {

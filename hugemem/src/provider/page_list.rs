@@ -85,6 +85,8 @@ pub(super) struct PageList {
     pub(super) unregister_pending: bool,
     /// External lists of a heap: the heap's label, for humans.
     pub(super) heap_label: Option<std::sync::Arc<str>>,
+    /// External lists registered with an owner: kept until the list is removed.
+    pub(super) owner: Option<super::external::Owner>,
 }
 
 impl PageList {
@@ -119,6 +121,7 @@ impl PageList {
             leases: Vec::new(),
             unregister_pending: false,
             heap_label: None,
+            owner: None,
         }
     }
 
