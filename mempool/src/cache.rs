@@ -66,12 +66,25 @@ impl std::fmt::Debug for CacheCore {
     }
 }
 
+/// Handles one inlined block copy moves: a constant copy of up to 128 B
+/// becomes vector moves, a longer one a call to `memcpy`.
+const COPY_BLOCK: usize = 16;
+
+/// The cache's hit-path copy. Small copies are element by element; copies
+/// of up to two blocks (the usual bulk of 32) are two block copies, which
+/// the compiler inlines when the length is a constant at the call site.
 #[inline(always)]
 fn copy_objs(dst: &mut [MaybeUninit<Obj>], src: &[MaybeUninit<Obj>]) {
-    if dst.len() <= 4 && dst.len() == src.len() {
+    let n = dst.len();
+    if n <= 4 && n == src.len() {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = *s;
         }
+    } else if n > COPY_BLOCK && n <= 2 * COPY_BLOCK && n == src.len() {
+        let (d0, d1) = dst.split_at_mut(COPY_BLOCK);
+        let (s0, s1) = src.split_at(COPY_BLOCK);
+        d0.copy_from_slice(s0);
+        d1.copy_from_slice(s1);
     } else {
         dst.copy_from_slice(src);
     }
