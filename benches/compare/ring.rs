@@ -138,7 +138,16 @@ pub fn run(iters: u64) {
     row("ring_mpmc_single", ns_per(start, iters), "ns/pair");
     assert!(r.is_empty(), "ring_mpmc_single: pairs did not match");
 
+    drop((p, c, r));
+
     // ---- one thread, bulk of 32 ----
+    // Fresh rings, as the reference creates one per row: both start at
+    // index 0, so the bursts sit where the reference's do in the slot
+    // array (a ring left at index 2,000,001 by the loop above would put
+    // every burst of 32 one slot off a 32-byte boundary, which costs a
+    // split store and a failed store-to-load forward per vector).
+    let (p, c) = spsc();
+    let r = Ring::<usize>::new(SLOTS).expect("ring of 4096");
     let objs: Vec<usize> = (1..=BULK).collect();
     let mut out = [0usize; BULK];
     let rounds = iters / 4;
