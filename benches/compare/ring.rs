@@ -55,9 +55,13 @@ where
     let total = iters * 4;
     let go = Arc::new(AtomicBool::new(false));
     let go2 = Arc::clone(&go);
+    let ready = Arc::new(AtomicBool::new(false));
+    let ready2 = Arc::clone(&ready);
     let mut cons = cons;
     let h = std::thread::spawn(move || {
         pin(1);
+        // Release: pairs with the Acquire load of `ready` below.
+        ready2.store(true, Ordering::Release);
         let mut out = [0usize; BULK];
         let mut got = 0u64;
         let mut sum = 0u64;
@@ -76,6 +80,16 @@ where
         sum
     });
     pin(0);
+    // The clock starts once the consumer runs on its own core, as the
+    // reference's worker lcore does (started and pinned at EAL init). The
+    // new thread inherits this thread's cpu 0: without the wait it would
+    // only get there when the scheduler preempts the producer spinning on
+    // a full ring, milliseconds later, and that wait was timed. Yielding
+    // lets it run here long enough to move.
+    // Acquire: pairs with the consumer's Release store of `ready`.
+    while !ready.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
     let objs: Vec<usize> = (1..=BULK).collect();
     let mut sent = 0u64;
     let mut sent_sum = 0u64;
