@@ -2,8 +2,9 @@
 //! 4096 slots of pointer-sized elements, single-producer/single-consumer
 //! through [`Single`] ends and multi-producer/multi-consumer through a
 //! shared [`Ring`] (its [`Multi`] sides), on one thread and across two
-//! pinned threads. The two-core loops pause (`spin_loop`) before retrying an
-//! empty or full burst, as the Rust peers do.
+//! pinned threads. The two-core loops pause (16 `spin_loop` hints) before
+//! retrying an empty or full burst, as the Rust peers pause (one hint) and
+//! where the reference retries at once.
 //!
 //! Every two-core consumer reads every element it receives and sums them;
 //! the sum is checked against what the producer sent:
@@ -37,6 +38,21 @@ fn spsc() -> (Producer<usize, Single>, Consumer<usize, Single>) {
         .split()
 }
 
+/// Pauses before a two-core loop retries an empty (or full) burst: a
+/// fixed run of `spin_loop` hints, so the waiting side polls the other
+/// side's tail line a few times a microsecond instead of pulling it over
+/// after every store (each poll takes the line from the core about to
+/// write it).
+#[inline(always)]
+fn wait() {
+    for _ in 0..WAIT_HINTS {
+        std::hint::spin_loop();
+    }
+}
+
+/// `spin_loop` hints per retry of an empty or full burst.
+const WAIT_HINTS: u32 = 16;
+
 /// Sum of a burst's elements.
 #[inline(always)]
 fn sum(vals: &[usize]) -> u64 {
@@ -55,9 +71,13 @@ where
     let total = iters * 4;
     let go = Arc::new(AtomicBool::new(false));
     let go2 = Arc::clone(&go);
+    let ready = Arc::new(AtomicBool::new(false));
+    let ready2 = Arc::clone(&ready);
     let mut cons = cons;
     let h = std::thread::spawn(move || {
         pin(1);
+        // Release: pairs with the Acquire load of `ready` below.
+        ready2.store(true, Ordering::Release);
         let mut out = [0usize; BULK];
         let mut got = 0u64;
         let mut sum = 0u64;
@@ -68,7 +88,7 @@ where
         while got < total {
             let (n, s) = cons(&mut out);
             if n == 0 {
-                std::hint::spin_loop();
+                wait();
             }
             sum += s;
             got += n as u64;
@@ -76,6 +96,16 @@ where
         sum
     });
     pin(0);
+    // The clock starts once the consumer runs on its own core, as the
+    // reference's worker lcore does (started and pinned at EAL init). The
+    // new thread inherits this thread's cpu 0: without the wait it would
+    // only get there when the scheduler preempts the producer spinning on
+    // a full ring, milliseconds later, and that wait was timed. Yielding
+    // lets it run here long enough to move.
+    // Acquire: pairs with the consumer's Release store of `ready`.
+    while !ready.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
     let objs: Vec<usize> = (1..=BULK).collect();
     let mut sent = 0u64;
     let mut sent_sum = 0u64;
@@ -86,7 +116,7 @@ where
         let want = (total - sent).min(BULK as u64) as usize;
         let n = prod(&objs[..want]);
         if n == 0 {
-            std::hint::spin_loop();
+            wait();
         }
         sent += n as u64;
         sent_sum += (n * (n + 1) / 2) as u64;
@@ -138,7 +168,16 @@ pub fn run(iters: u64) {
     row("ring_mpmc_single", ns_per(start, iters), "ns/pair");
     assert!(r.is_empty(), "ring_mpmc_single: pairs did not match");
 
+    drop((p, c, r));
+
     // ---- one thread, bulk of 32 ----
+    // Fresh rings, as the reference creates one per row: both start at
+    // index 0, so the bursts sit where the reference's do in the slot
+    // array (a ring left at index 2,000,001 by the loop above would put
+    // every burst of 32 one slot off a 32-byte boundary, which costs a
+    // split store and a failed store-to-load forward per vector).
+    let (p, c) = spsc();
+    let r = Ring::<usize>::new(SLOTS).expect("ring of 4096");
     let objs: Vec<usize> = (1..=BULK).collect();
     let mut out = [0usize; BULK];
     let rounds = iters / 4;
