@@ -2,9 +2,8 @@
 //! 4096 slots of pointer-sized elements, single-producer/single-consumer
 //! through [`Single`] ends and multi-producer/multi-consumer through a
 //! shared [`Ring`] (its [`Multi`] sides), on one thread and across two
-//! pinned threads. The two-core loops pause (16 `spin_loop` hints) before
-//! retrying an empty or full burst, as the Rust peers pause (one hint) and
-//! where the reference retries at once.
+//! pinned threads. The two-core loops pause (`spin_loop`) before retrying an
+//! empty or full burst, as the Rust peers do.
 //!
 //! Every two-core consumer reads every element it receives and sums them;
 //! the sum is checked against what the producer sent:
@@ -37,21 +36,6 @@ fn spsc() -> (Producer<usize, Single>, Consumer<usize, Single>) {
         .expect("ring of 4096")
         .split()
 }
-
-/// Pauses before a two-core loop retries an empty (or full) burst: a
-/// fixed run of `spin_loop` hints, so the waiting side polls the other
-/// side's tail line a few times a microsecond instead of pulling it over
-/// after every store (each poll takes the line from the core about to
-/// write it).
-#[inline(always)]
-fn wait() {
-    for _ in 0..WAIT_HINTS {
-        std::hint::spin_loop();
-    }
-}
-
-/// `spin_loop` hints per retry of an empty or full burst.
-const WAIT_HINTS: u32 = 16;
 
 /// Sum of a burst's elements.
 #[inline(always)]
@@ -88,7 +72,7 @@ where
         while got < total {
             let (n, s) = cons(&mut out);
             if n == 0 {
-                wait();
+                std::hint::spin_loop();
             }
             sum += s;
             got += n as u64;
@@ -116,7 +100,7 @@ where
         let want = (total - sent).min(BULK as u64) as usize;
         let n = prod(&objs[..want]);
         if n == 0 {
-            wait();
+            std::hint::spin_loop();
         }
         sent += n as u64;
         sent_sum += (n * (n + 1) / 2) as u64;
