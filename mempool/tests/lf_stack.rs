@@ -16,15 +16,33 @@ use pktmem_mempool::{
     Mempool, Obj,
 };
 
-/// `n` distinct fake objects, 64 bytes apart in a leaked arena (the backend
-/// never dereferences them; the arena gives them real addresses).
-fn fake(n: usize) -> Vec<Obj> {
-    let arena: &'static mut [u64] = Vec::leak(vec![0u64; 8 * n]);
-    let base = NonNull::from(arena).cast::<u8>();
-    // SAFETY: `i * 64 < 64 * n`: inside the arena.
-    (0..n)
+/// `n` distinct fake objects, 64 bytes apart in an arena they keep alive
+/// (the backend never dereferences them; the arena gives them real
+/// addresses, and is freed with them).
+struct Fakes {
+    objs: Vec<Obj>,
+    _arena: Box<[u64]>,
+}
+
+impl std::ops::Deref for Fakes {
+    type Target = Vec<Obj>;
+    fn deref(&self) -> &Vec<Obj> {
+        &self.objs
+    }
+}
+
+fn fake(n: usize) -> Fakes {
+    let mut arena = vec![0u64; 8 * n].into_boxed_slice();
+    let base = NonNull::from(&mut *arena).cast::<u8>();
+    // SAFETY: `i * 64 < 64 * n`: inside the arena, which moves with the
+    // objects (a boxed slice's heap block does not move).
+    let objs = (0..n)
         .map(|i| Obj::from_non_null(unsafe { base.add(i * 64) }))
-        .collect()
+        .collect();
+    Fakes {
+        objs,
+        _arena: arena,
+    }
 }
 
 /// Takes `k` objects from `s`.
@@ -275,7 +293,7 @@ fn threads_hammer_the_stack() {
     assert_eq!(s.len(), cap);
     let all = get(&s, cap).unwrap();
     let distinct: HashSet<_> = all.into_iter().collect();
-    assert_eq!(distinct, objs.into_iter().collect::<HashSet<_>>());
+    assert_eq!(distinct, objs.iter().copied().collect::<HashSet<_>>());
 }
 
 /// The same through a real pool on the lock-free stack, with and without

@@ -13,12 +13,13 @@ use pktmem_ring::Ring;
 fn checked_and_unchecked_agree() {
     #[repr(align(64))]
     struct Mem(#[allow(dead_code)] [u8; 64 * 1024]); // the field is the memory the pool uses, never read by name
+                                                     // Declared before the pool, so it is freed after it (also on unwind).
+    #[allow(clippy::large_stack_arrays)] // 64 KiB, moved into the box at once
+    let mut mem = Box::new(Mem([0; 64 * 1024]));
     let pool = Mempool::builder(64, 100).build_empty().unwrap();
     let other = Mempool::builder(8, 100).build_anonymous().unwrap();
-    #[allow(clippy::large_stack_arrays)] // 64 KiB, moved into the box at once
-    let mem: &'static mut Mem = Box::leak(Box::new(Mem([0; 64 * 1024])));
-    let base = NonNull::from(mem).cast::<u8>();
-    // SAFETY: leaked memory, used only by the pool.
+    let base = NonNull::from(&mut *mem).cast::<u8>();
+    // SAFETY: `mem` outlives the pool and is used only by it.
     let n = unsafe { pool.populate_iova(base, Some(Iova(0x7000_0000)), 64 * 1024, None) }.unwrap();
     assert_eq!(n, 64);
     let mut buf = [MaybeUninit::uninit(); 64];

@@ -60,14 +60,15 @@ fn obj_init_and_private_area() {
 fn obj_init_runs_for_build_empty_then_populate() {
     #[repr(align(64))]
     struct Mem(#[allow(dead_code)] [u8; 128 * 30]); // the field is the memory the pool uses, never read by name
+                                                    // Declared before the pool, so it is freed after it (also on unwind).
+    let mut mem = Box::new(Mem([0; 128 * 30]));
     let count = Arc::new(AtomicUsize::new(0));
     let pool = counting(100, &count).build_empty().unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 0);
-    let mem: &'static mut Mem = Box::leak(Box::new(Mem([0; 128 * 30])));
-    // SAFETY: leaked memory, used only by the pool.
+    // SAFETY: `mem` outlives the pool and is used only by it.
     let n = unsafe {
         pool.populate_iova(
-            NonNull::from(mem).cast(),
+            NonNull::from(&mut *mem).cast(),
             Some(Iova(0x1000)),
             128 * 30,
             None,

@@ -162,14 +162,15 @@ fn object_larger_than_page() {
 /// free callback still runs (nothing leaks).
 #[test]
 fn bad_page_size_frees_the_chunk() {
+    // Declared before the pool, so it is freed after it (also on unwind).
+    let mut mem = vec![0u8; 8192];
     let pool = Mempool::builder(4, 64).build_empty().unwrap();
     let freed = Arc::new(AtomicUsize::new(0));
     let f = freed.clone();
-    let mem: &'static mut [u8] = Vec::leak(vec![0u8; 8192]);
-    // SAFETY: leaked memory, used only by the pool.
+    // SAFETY: `mem` outlives the pool and is used only by it.
     let r = unsafe {
         pool.populate_virt(
-            NonNull::from(mem).cast(),
+            NonNull::from(&mut mem[..]).cast(),
             8192,
             3000,
             |_| None,
