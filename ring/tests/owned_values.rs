@@ -208,7 +208,7 @@ fn zero_copy_guards_move_or_drop_each_value_once() {
 
 /// A leaked write guard leaks what it holds, and the ring never drops it
 /// (a second drop would be a double free). Leaks on purpose, so not run
-/// under LeakSanitizer (`.ci/sanitizers` builds with `--cfg pktmem_asan`).
+/// under the leak sanitizer (`.ci/sanitizers` builds with `--cfg pktmem_asan`).
 #[test]
 #[cfg_attr(pktmem_asan, ignore = "leaks a value on purpose")]
 fn a_leaked_write_guard_leaks_its_values_once() {
