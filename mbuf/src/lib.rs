@@ -1,1 +1,6 @@
-//! pktmem-mbuf: packet buffers. Not built yet; this crate has no API.
+//! pktmem-mbuf: packet buffers.
+
+pub mod header;
+mod ext;
+
+pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
