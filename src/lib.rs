@@ -13,7 +13,7 @@
 //! | [`hugemem`] | `pktmem-hugemem` | hugepages (2 MiB, 1 GiB) or small pages mapped on demand, per-page IOVA, external memory, device-mapping hooks |
 //! | [`ring`] | `pktmem-ring` | fixed-capacity lock-free rings of owned values, ends typed by their sync mode |
 //! | [`mempool`] | `pktmem-mempool` | pools of fixed-size objects behind per-core caches, one object handle ([`mempool::Obj`]) |
-//! | [`mbuf`] | `pktmem-mbuf` | packet buffers (not built yet) |
+//! | [`mbuf`] | `pktmem-mbuf` | packet buffers: pools, chains, clones, external and pinned buffers |
 //!
 //! # What to reach for first
 //!
@@ -97,6 +97,8 @@ pub enum Error {
     Ring(ring::RingError),
     /// From a pool.
     Mempool(mempool::MempoolError),
+    /// From packet buffers.
+    Mbuf(mbuf::MbufError),
 }
 
 impl fmt::Display for Error {
@@ -105,6 +107,7 @@ impl fmt::Display for Error {
             Error::Hugemem(e) => write!(f, "hugemem: {e}"),
             Error::Ring(e) => write!(f, "ring: {e}"),
             Error::Mempool(e) => write!(f, "mempool: {e}"),
+            Error::Mbuf(e) => write!(f, "mbuf: {e}"),
         }
     }
 }
@@ -115,6 +118,7 @@ impl std::error::Error for Error {
             Error::Hugemem(e) => Some(e),
             Error::Ring(e) => Some(e),
             Error::Mempool(e) => Some(e),
+            Error::Mbuf(e) => Some(e),
         }
     }
 }
@@ -155,4 +159,16 @@ from_errors!(Mempool, mempool::MempoolError:
     mempool::GetError,
     mempool::CacheError,
     mempool::AuditError,
+);
+from_errors!(Mbuf, mbuf::MbufError:
+    mbuf::BuildError,
+    mbuf::AllocError,
+    mbuf::DataError,
+    mbuf::ChainError,
+    mbuf::ChainErrorKind,
+    mbuf::CloneError,
+    mbuf::AttachErrorKind,
+    mbuf::AttachExtError,
+    mbuf::ExtBufError,
+    mbuf::SanityError,
 );

@@ -70,7 +70,7 @@ pub struct MbufHeader {
     pub(crate) vlan_tci: u16,
     /// RSS hash and a second word (flow director id or the hash's high half).
     pub(crate) hash: [u32; 2],
-    /// Outer VLAN TCI (QinQ).
+    /// Outer VLAN TCI (`QinQ`).
     pub(crate) vlan_tci_outer: u16,
     /// Length of the buffer at `buf_addr`.
     pub(crate) buf_len: u16,
@@ -84,7 +84,9 @@ pub struct MbufHeader {
     /// TX offload lengths, packed as DPDK packs them: l2 (7 bits), l3 (9),
     /// l4 (8), TSO segment size (16), outer l3 (9), outer l2 (7).
     pub(crate) tx_offload: u64,
-    /// Shared info of the external buffer when `F_EXTERNAL` is set.
+    /// Shared info of the external buffer when `F_EXTERNAL` is set; the
+    /// direct mbuf whose buffer this is when `F_INDIRECT` is set (see
+    /// [`MbufHeader::direct`]).
     pub(crate) shinfo: *mut SharedHdr,
     /// Timestamp (units are the driver's).
     pub(crate) timestamp: u64,
@@ -123,3 +125,14 @@ const_assert_eq!(std::mem::offset_of!(MbufHeader, dynfield), DYN_AREA_OFFSET);
 const_assert_eq!(DYN_AREA_OFFSET + DYN_AREA_LEN, HEADER_SIZE);
 // The receive fast path is the first cache line.
 const_assert!(std::mem::offset_of!(MbufHeader, pool) + 8 <= 64);
+
+impl MbufHeader {
+    /// For an indirect mbuf: the direct mbuf whose buffer it points at
+    /// (kept in the `shinfo` word, which indirect mbufs do not otherwise use).
+    #[inline(always)]
+    // Aligned: the word holds a header pointer (64-aligned) when indirect.
+    #[allow(clippy::cast_ptr_alignment)]
+    pub(crate) fn direct(&self) -> *mut MbufHeader {
+        self.shinfo.cast::<MbufHeader>()
+    }
+}

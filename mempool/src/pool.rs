@@ -516,6 +516,21 @@ impl Mempool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// The pool's identity: the address its objects' headers record (equal
+    /// for every handle of one pool, distinct between live pools).
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let a = Mempool::builder(4, 64).build_empty().unwrap();
+    /// let b = Mempool::builder(4, 64).build_empty().unwrap();
+    /// assert_eq!(a.as_ptr(), a.clone().as_ptr());
+    /// assert_ne!(a.as_ptr(), b.as_ptr());
+    /// ```
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *const () {
+        Arc::as_ptr(&self.inner).cast()
+    }
+
     /// A new user-owned cache of the pool's cache size: the fast path.
     pub fn cache(&self) -> Cache {
         Cache::new(
