@@ -63,6 +63,7 @@
 //! pool.mempool().flush_default_cache();
 //! ```
 
+mod bytes_interop;
 mod data;
 mod error;
 mod ext;
@@ -72,6 +73,7 @@ mod mbuf;
 mod pinned;
 mod pool;
 
+pub use bytes_interop::MbufReader;
 pub use data::MAX_SEGS;
 pub use error::{
     AllocError, AttachErrorKind, AttachExtError, BuildError, ChainError, ChainErrorKind, CloneError, DataError,
