@@ -38,13 +38,16 @@ impl Mbuf {
         if pkt > u64::from(u32::MAX) {
             return Err(DataError::PacketTooLong { len });
         }
-        let h = self.h_mut();
-        h.data_off -= len as u16;
-        h.data_len += len as u16;
-        h.pkt_len = pkt as u32;
-        // SAFETY: the new range is inside the buffer (it was headroom), the
-        // buffer is ours alone (writable) and `&mut self` is borrowed.
-        Ok(unsafe { std::slice::from_raw_parts_mut(h.buf_addr.add(usize::from(h.data_off)), len) })
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`); the new
+        // range is inside the buffer (it was headroom), the buffer is ours
+        // alone (writable) and `&mut self` is borrowed for the slice.
+        unsafe {
+            (*h).data_off -= len as u16;
+            (*h).data_len += len as u16;
+            (*h).pkt_len = pkt as u32;
+            Ok(std::slice::from_raw_parts_mut((*h).buf_addr.add(usize::from((*h).data_off)), len))
+        }
     }
 
     /// Adds `len` bytes after the data of the last segment (taken from its
@@ -96,7 +99,8 @@ impl Mbuf {
             (*last).data_len += len as u16;
             at
         };
-        self.h_mut().pkt_len = pkt as u32;
+        // SAFETY: owner write of a non-atomic field (see `Mbuf::w`).
+        unsafe { (*self.w()).pkt_len = pkt as u32 };
         Ok(at)
     }
 
@@ -116,10 +120,13 @@ impl Mbuf {
         if len > have {
             return Err(DataError::TooShort { len, have });
         }
-        let h = self.h_mut();
-        h.data_off += len as u16;
-        h.data_len -= len as u16;
-        h.pkt_len -= len as u32;
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`).
+        unsafe {
+            (*h).data_off += len as u16;
+            (*h).data_len -= len as u16;
+            (*h).pkt_len -= len as u32;
+        }
         Ok(())
     }
 
@@ -143,7 +150,8 @@ impl Mbuf {
         }
         // SAFETY: as above.
         unsafe { (*last).data_len -= len as u16 };
-        self.h_mut().pkt_len -= len as u32;
+        // SAFETY: owner write of a non-atomic field (see `Mbuf::w`).
+        unsafe { (*self.w()).pkt_len -= len as u32 };
         Ok(())
     }
 
@@ -246,9 +254,12 @@ impl Mbuf {
             (*t.as_ptr()).pkt_len = u32::from((*t.as_ptr()).data_len);
             (*last).next = t.as_ptr();
         }
-        let h = self.h_mut();
-        h.nb_segs = total as u16;
-        h.pkt_len = bytes as u32;
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`).
+        unsafe {
+            (*h).nb_segs = total as u16;
+            (*h).pkt_len = bytes as u32;
+        }
         Ok(())
     }
 
@@ -382,7 +393,8 @@ impl Mbuf {
         if needed > MAX_SEGS {
             return Err(CloneError::TooManySegments { needed });
         }
-        copy_meta(self.h(), head.h_mut());
+        // SAFETY: `head` is ours and fresh; `self` is borrowed shared.
+        unsafe { copy_meta(self.h(), head.w()) };
         let mut tmp = vec![0u8; room.min(len)];
         let mut done = 0;
         let mut cur_first = true;
@@ -520,14 +532,21 @@ impl Mbuf {
 }
 
 /// Copies the packet metadata a copy keeps (not buffers, lengths, chain).
-fn copy_meta(from: &MbufHeader, to: &mut MbufHeader) {
-    to.port = from.port;
-    to.vlan_tci = from.vlan_tci;
-    to.vlan_tci_outer = from.vlan_tci_outer;
-    to.tx_offload = from.tx_offload;
-    to.hash = from.hash;
-    to.packet_type = from.packet_type;
-    to.timestamp = from.timestamp;
-    to.dynfield = from.dynfield;
-    to.ol_flags = (to.ol_flags & crate::header::INTERNAL_FLAGS) | (from.ol_flags & !crate::header::INTERNAL_FLAGS);
+///
+/// # Safety
+/// - `to` is a header the caller owns (see `Mbuf::w`), not `from`.
+unsafe fn copy_meta(from: &MbufHeader, to: *mut MbufHeader) {
+    // SAFETY: the caller's condition.
+    unsafe {
+        (*to).port = from.port;
+        (*to).vlan_tci = from.vlan_tci;
+        (*to).vlan_tci_outer = from.vlan_tci_outer;
+        (*to).tx_offload = from.tx_offload;
+        (*to).hash = from.hash;
+        (*to).packet_type = from.packet_type;
+        (*to).timestamp = from.timestamp;
+        (*to).dynfield = from.dynfield;
+        (*to).ol_flags = ((*to).ol_flags & crate::header::INTERNAL_FLAGS)
+            | (from.ol_flags & !crate::header::INTERNAL_FLAGS);
+    }
 }

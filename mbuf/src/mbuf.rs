@@ -302,13 +302,14 @@ impl Mbuf {
         unsafe { self.hdr.as_ref() }
     }
 
+    /// The head header for writing its non-atomic fields, as a raw
+    /// pointer: never a `&mut MbufHeader`, because other threads may update
+    /// the refcount (a clone detaching) while we own the mbuf. Writes go
+    /// through `(*h).field = ...`, which touches that field only; they are
+    /// sound while `&mut self` is held (only the owner writes those fields).
     #[inline(always)]
-    pub(crate) fn h_mut(&mut self) -> &mut MbufHeader {
-        // SAFETY: the head lives while we own it and only the owner writes
-        // its non-atomic fields; the refcount is atomic (`&mut` to an atomic
-        // is fine: nobody else holds a `&` to this header's memory while we
-        // hold `&mut self`, they only use raw pointers to its refcount).
-        unsafe { self.hdr.as_mut() }
+    pub(crate) fn w(&mut self) -> *mut MbufHeader {
+        self.hdr.as_ptr()
     }
 
     /// Bytes of the whole packet (all segments).
@@ -391,7 +392,8 @@ impl Mbuf {
 
     /// Sets (or clears) the input port.
     pub fn set_port(&mut self, port: Option<u16>) {
-        self.h_mut().port = port.unwrap_or(NO_PORT);
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).port = port.unwrap_or(NO_PORT) };
     }
 
     /// The packet type word (L2/L3/L4/tunnel classification).
@@ -401,7 +403,8 @@ impl Mbuf {
 
     /// Sets the packet type word.
     pub fn set_packet_type(&mut self, ptype: u32) {
-        self.h_mut().packet_type = ptype;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).packet_type = ptype };
     }
 
     /// The RSS hash.
@@ -411,7 +414,8 @@ impl Mbuf {
 
     /// Sets the RSS hash.
     pub fn set_rss_hash(&mut self, hash: u32) {
-        self.h_mut().hash[0] = hash;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).hash[0] = hash };
     }
 
     /// The second hash word (flow director id, or the hash's high half).
@@ -421,7 +425,8 @@ impl Mbuf {
 
     /// Sets the second hash word.
     pub fn set_hash_hi(&mut self, v: u32) {
-        self.h_mut().hash[1] = v;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).hash[1] = v };
     }
 
     /// The VLAN TCI.
@@ -431,7 +436,8 @@ impl Mbuf {
 
     /// Sets the VLAN TCI.
     pub fn set_vlan_tci(&mut self, tci: u16) {
-        self.h_mut().vlan_tci = tci;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).vlan_tci = tci };
     }
 
     /// The outer VLAN TCI.
@@ -441,7 +447,8 @@ impl Mbuf {
 
     /// Sets the outer VLAN TCI.
     pub fn set_vlan_tci_outer(&mut self, tci: u16) {
-        self.h_mut().vlan_tci_outer = tci;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).vlan_tci_outer = tci };
     }
 
     /// The timestamp.
@@ -451,7 +458,8 @@ impl Mbuf {
 
     /// Sets the timestamp.
     pub fn set_timestamp(&mut self, ts: u64) {
-        self.h_mut().timestamp = ts;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).timestamp = ts };
     }
 
     /// The raw offload flag word, without the library's internal bits.
@@ -462,8 +470,9 @@ impl Mbuf {
     /// Sets the offload flags (the library's internal bits are kept as they
     /// are, whatever `bits` says).
     pub fn set_ol_flags_bits(&mut self, bits: u64) {
-        let h = self.h_mut();
-        h.ol_flags = (h.ol_flags & INTERNAL_FLAGS) | (bits & !INTERNAL_FLAGS);
+        let h = self.w();
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*h).ol_flags = ((*h).ol_flags & INTERNAL_FLAGS) | (bits & !INTERNAL_FLAGS) };
     }
 
     /// The raw TX offload word.
@@ -473,7 +482,8 @@ impl Mbuf {
 
     /// Sets the raw TX offload word.
     pub fn set_tx_offload_bits(&mut self, bits: u64) {
-        self.h_mut().tx_offload = bits;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).tx_offload = bits };
     }
 
     /// The header of the head segment, read-only.
