@@ -72,6 +72,7 @@ mod indirect;
 mod mbuf;
 mod pinned;
 mod pool;
+mod sync;
 
 pub use bytes_interop::MbufReader;
 pub use data::MAX_SEGS;
