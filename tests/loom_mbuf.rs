@@ -416,34 +416,54 @@ fn clones_from_shared_mbuf_then_all_dropped() {
 }
 
 /// Copy on write: thread B reads through a clone and drops it; thread A,
-/// the direct mbuf's owner, waits until its mbuf is writable again and
-/// writes the buffer. `is_writable` turning true orders B's read before
-/// A's write.
+/// the owner of the mbuf it was cloned from, waits until its mbuf is
+/// writable again (`data_mut` is `Some`) and writes the buffer.
+/// `is_writable` turning true orders B's read before A's write: for a
+/// direct mbuf through its refcount, for an external buffer through the
+/// shared info's. Everything returns once (and the owner is dropped once).
+fn owner_writes_after_clone(external: bool) {
+    model(
+        &format!("owner_writes_after_clone(external: {external})"),
+        move || {
+            let pool = probed_pool(2);
+            let own = own_buffers(&pool);
+            let drops = Arc::new(AtomicUsize::new(0));
+            let mut m = pool.alloc_default().unwrap();
+            if external {
+                let ext = ExtBuf::from_owner(Owner::new(&drops), None).unwrap();
+                m.attach_extbuf(ext).unwrap();
+            }
+            m.append(1).unwrap();
+            let c = m.clone_in(&pool).unwrap();
+            assert!(m.data_mut().is_none());
+            let b = thread::spawn(move || {
+                read_buffer(&c);
+                drop(c);
+            });
+            let a = thread::spawn(move || {
+                while m.data_mut().is_none() {
+                    thread::yield_now();
+                }
+                // SAFETY: probed at setup; `m` owns the buffer, not shared now.
+                unsafe { Probe::at(m.buf_addr()) }.write(REUSED);
+                drop(m);
+            });
+            a.join().unwrap();
+            b.join().unwrap();
+            assert_eq!(drops.load(Ordering::Relaxed), usize::from(external));
+            assert_all_back_once(&pool, Some(&own));
+        },
+    );
+}
+
 #[test]
 fn owner_writes_only_after_clone_is_gone() {
-    model("owner_writes_after_clone", || {
-        let pool = probed_pool(2);
-        let own = own_buffers(&pool);
-        let mut m = pool.alloc_default().unwrap();
-        m.append(1).unwrap();
-        let c = m.clone_in(&pool).unwrap();
-        assert!(m.data_mut().is_none());
-        let b = thread::spawn(move || {
-            read_buffer(&c);
-            drop(c);
-        });
-        let a = thread::spawn(move || {
-            while m.data_mut().is_none() {
-                thread::yield_now();
-            }
-            // SAFETY: probed at setup; `m` owns the buffer, not shared now.
-            unsafe { Probe::at(m.buf_addr()) }.write(REUSED);
-            drop(m);
-        });
-        a.join().unwrap();
-        b.join().unwrap();
-        assert_all_back_once(&pool, Some(&own));
-    });
+    owner_writes_after_clone(false);
+}
+
+#[test]
+fn owner_writes_only_after_clone_is_gone_external() {
+    owner_writes_after_clone(true);
 }
 
 // ---- 3. pinned pools: the owner freed while a clone detaches ----
