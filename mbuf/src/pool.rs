@@ -150,7 +150,10 @@ impl PktPoolBuilder {
         })?;
         let tail = if pinned.is_some() { PINNED_SHINFO_SIZE } else { data_room };
         let elt = HEADER_SIZE + self.priv_size + tail;
-        let mut b: MempoolBuilder = Mempool::builder(self.n, elt).cache(self.cache).align(64);
+        let mut b: MempoolBuilder = Mempool::builder(self.n, elt)
+            .cache(self.cache)
+            .align(64)
+            .private_size(POOL_PRIVATE_SIZE);
         if let Some(name) = self.name {
             b = b.name(name);
         }
@@ -163,6 +166,9 @@ impl PktPoolBuilder {
             Some(p) => b.build_on(p)?,
             None => b.build_anonymous()?,
         };
+        // SAFETY: the mempool's private area is `POOL_PRIVATE_SIZE` bytes,
+        // 64-aligned, ours, and no mbuf is out yet (nobody reads it).
+        unsafe { mp.private_area().cast::<u16>().as_ptr().write(data_room16) };
         Ok(PktPool {
             mp,
             data_room: data_room16,
@@ -170,6 +176,21 @@ impl PktPoolBuilder {
             pinned: is_pinned,
         })
     }
+}
+
+/// Bytes of the mempool's private area: the data room (`u16`), which
+/// [`pool_data_room`] reads back (a detached mbuf gets its whole own buffer
+/// back, whatever padding the mempool added to the object).
+const POOL_PRIVATE_SIZE: usize = 2;
+
+/// The data room of the packet pool whose mempool is `mp`.
+///
+/// # Safety
+/// - `mp` is the mempool of a [`PktPool`] (built by [`PktPoolBuilder`]).
+pub(crate) unsafe fn pool_data_room(mp: &Mempool) -> u16 {
+    // SAFETY: a packet pool's mempool has a 64-aligned private area holding
+    // its data room, written once at build before any mbuf was out.
+    unsafe { mp.private_area().cast::<u16>().as_ptr().read() }
 }
 
 /// Writes a fresh header (and zeroes the private area) in a pool object:
@@ -352,7 +373,12 @@ impl PktPool {
         // SAFETY: `Mbuf` and `Obj` are both `repr(transparent)` over a
         // `NonNull` pointer; uninitialised slots stay uninitialised.
         let objs = unsafe { &mut *(ptr::from_mut(out) as *mut [MaybeUninit<Obj>]) };
-        let objs = self.mp.get_bulk(cache, objs)?;
+        let requested = objs.len();
+        // The mempool's error counts what it asked of its backend (after
+        // the cache's share); ours counts the mbufs the caller asked for.
+        let objs = self.mp.get_bulk(cache, objs).map_err(|e| match AllocError::from(e) {
+            AllocError::Exhausted { available, .. } => AllocError::Exhausted { requested, available },
+        })?;
         for o in objs.iter() {
             // SAFETY: each was just taken from our pool; the Mbuf written
             // over the Obj takes it over (same bits).
