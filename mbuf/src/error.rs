@@ -264,6 +264,9 @@ pub enum CloneError {
         /// Segments needed.
         needed: usize,
     },
+    /// Clones cannot come from a pinned pool: its mbufs are bound to their
+    /// own buffers for good and cannot point at another's.
+    PinnedPool,
 }
 
 impl fmt::Display for CloneError {
@@ -285,6 +288,7 @@ impl fmt::Display for CloneError {
             Self::TooManySegments { needed } => {
                 write!(f, "the copy needs {needed} segments, above 65,535")
             }
+            Self::PinnedPool => write!(f, "clones cannot come from a pinned pool"),
         }
     }
 }
