@@ -187,9 +187,11 @@ fn attach_and_pinned_buffers() {
 #[test]
 fn bad_pinned_areas_are_typed_errors() {
     let mem = leaked(64 * 1024);
-    // SAFETY (all areas below): leaked memory used by no one else; pools
-    // that fail to build use none of it.
-    let area = |len, elt| unsafe { PinnedArea::new(mem, None, len, elt) };
+    let area = |len, elt| {
+        // SAFETY: leaked memory used by no one else; pools that fail to
+        // build use none of it, the one that builds is its only user.
+        unsafe { PinnedArea::new(mem, None, len, elt) }
+    };
     let good = area(4 * 2048, 2048);
     for (areas, index) in [
         (vec![area(4096, 0)], 0),
