@@ -635,7 +635,10 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
         (*m).buf_iova = obj.iova_unchecked().map_or(NO_IOVA, |i| i.0 + off as u64);
         (*m).buf_len = crate::pool::pool_data_room(&pool);
         (*m).data_off = (HEADROOM as u16).min((*m).buf_len);
-        (*m).pkt_len -= u32::from((*m).data_len);
+        // Saturating: only a head's packet length counts (and holds its
+        // data); an inner segment's is stale once the chain grew it
+        // (append, grow_tail on the last segment).
+        (*m).pkt_len = (*m).pkt_len.saturating_sub(u32::from((*m).data_len));
         (*m).data_len = 0;
     }
 }

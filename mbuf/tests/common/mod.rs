@@ -415,6 +415,7 @@ pub fn run_on(kinds: &[Kind], name: &str, f: impl Fn(&PktPool, &PktPool)) {
 }
 
 /// One `#[test]` per behaviour of [`behaviour`], each run on `$kinds`.
+#[allow(unused_macros)]
 macro_rules! behaviour_tests {
     ($kinds:expr) => {
         behaviour_tests!(@one $kinds, pool_exhaustion, |p, _| common::behaviour::pool_exhaustion(p));
