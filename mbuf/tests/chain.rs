@@ -140,7 +140,7 @@ fn chains_across_three_pools() {
 }
 
 /// A chain whose last segment is an external buffer, grown after chaining
-/// (append, grow_tail): freeing it detaches that segment without tripping
+/// (`append`, `grow_tail`): freeing it detaches that segment without tripping
 /// over the inner segment's own (stale) packet length.
 #[test]
 fn growing_an_external_last_segment_then_freeing() {
