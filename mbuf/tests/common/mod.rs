@@ -440,3 +440,23 @@ macro_rules! behaviour_tests {
         }
     };
 }
+
+/// A pool of large objects, or `None` after a SKIP line when the memory's
+/// pages are smaller than one object and not IOVA-contiguous (small pages
+/// without hugepages: the mempool does not split objects across pages).
+pub fn big_pool_or_skip(
+    what: &str,
+    r: Result<PktPool, pktmem_mbuf::BuildError>,
+) -> Option<PktPool> {
+    use pktmem_mempool::{CreateError, PopulateError};
+    match r {
+        Ok(p) => Some(p),
+        Err(pktmem_mbuf::BuildError::Mempool(CreateError::Populate(
+            e @ PopulateError::ObjectLargerThanPage { .. },
+        ))) => {
+            skip(format_args!("{what}: {e}"));
+            None
+        }
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
