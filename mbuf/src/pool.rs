@@ -362,7 +362,9 @@ impl PktPool {
     /// let mut buf: [MaybeUninit<Mbuf>; 32] = [const { MaybeUninit::uninit() }; 32];
     /// let ms = pool.alloc_bulk(&mut cache, &mut buf).unwrap();
     /// assert_eq!(ms.len(), 32);
-    /// pool.free_bulk_in_place(&mut cache, ms);
+    /// // SAFETY: `ms` lives in `buf`, `MaybeUninit` storage that never drops
+    /// // (or reads) the mbufs again.
+    /// unsafe { pool.free_bulk_in_place(&mut cache, ms) };
     /// ```
     #[inline(always)]
     pub fn alloc_bulk<'o>(
@@ -441,7 +443,24 @@ impl PktPool {
 
     /// Frees the mbufs of a slice handed out by [`alloc_bulk`](Self::alloc_bulk)
     /// (they are moved out; the slice's memory is uninitialised again).
-    pub fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
+    ///
+    /// # Safety
+    /// - The mbufs of `mbufs` are neither used nor dropped afterwards: the
+    ///   slice lives in storage that does not drop them (the
+    ///   `MaybeUninit` slice given to `alloc_bulk`), not in a `Vec<Mbuf>`
+    ///   or an array of `Mbuf`, whose drop would free them a second time.
+    ///
+    /// Safe code cannot free a `Vec<Mbuf>`'s mbufs in place (and then free
+    /// them again when the `Vec` drops):
+    ///
+    /// ```compile_fail
+    /// use pktmem_mbuf::{Mbuf, PktPool};
+    /// let pool = PktPool::builder(8).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let mut v: Vec<Mbuf> = (0..4).map(|_| pool.alloc_default().unwrap()).collect();
+    /// pool.free_bulk_in_place(&mut cache, &mut v); // error: call to unsafe function
+    /// ```
+    pub unsafe fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
         let mut b = Batch::new();
         for m in mbufs.iter() {
             b.free_chain(Some(cache), m.hdr.as_ptr());

@@ -393,7 +393,9 @@ pub fn alloc_bulk(pool: &PktPool) {
             assert_fresh(m);
         }
         assert_eq!(pool.in_use_count(), count);
-        pool.free_bulk_in_place(&mut cache, ms);
+        // SAFETY: `ms` lives in `buf`, a Vec of `MaybeUninit` that never
+        // drops or reads the mbufs again.
+        unsafe { pool.free_bulk_in_place(&mut cache, ms) };
         assert_eq!(pool.in_use_count(), 0);
     }
     let a = pool.alloc_array::<32>(&mut cache).unwrap();
@@ -420,7 +422,8 @@ pub fn alloc_bulk(pool: &PktPool) {
     let three = pool.alloc_array::<3>(&mut cache).unwrap();
     assert!(pool.alloc(&mut cache).is_err());
     pool.free_bulk(&mut cache, three);
-    pool.free_bulk_in_place(&mut cache, ms);
+    // SAFETY: as above (`buf` is `MaybeUninit` storage).
+    unsafe { pool.free_bulk_in_place(&mut cache, ms) };
     drop(cache);
     assert_full(&[pool]);
 }
