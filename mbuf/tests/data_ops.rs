@@ -147,6 +147,7 @@ fn copy_ranges_limits_and_exhaustion() {
 
     // From a pool that runs out part way: a typed error, everything it had
     // taken back.
+    let before = snapshot(&m);
     let tiny = PktPool::builder(5).data_room(HEADROOM + 7).build_anonymous().unwrap();
     let hold: Vec<_> = (0..2).map(|_| tiny.alloc_default().unwrap()).collect();
     assert_eq!(
@@ -174,6 +175,15 @@ fn copy_ranges_limits_and_exhaustion() {
         m.copy(&none, 0, 1),
         Err(CloneError::TooManySegments { .. })
     ));
+    assert_eq!(
+        m.copy(&none, usize::MAX, 2).unwrap_err(),
+        CloneError::OutOfRange {
+            offset: usize::MAX,
+            len: 2,
+            pkt_len: 153
+        }
+    );
+    assert_eq!(snapshot(&m), before, "the source unchanged by failed copies");
     let empty = m.copy(&none, 5, 0).unwrap();
     assert_eq!(empty.pkt_len(), 0);
     drop(empty);

@@ -332,3 +332,23 @@ fn mbufs_outlive_their_pool_handle() {
     mp.flush_default_cache();
     assert!(mp.is_full());
 }
+
+/// Counts and caches the mempool refuses come back typed (its error inside
+/// ours), never as a panic.
+#[test]
+fn bad_counts_and_cache_sizes_are_typed_errors() {
+    use pktmem_mempool::{BuildError as MpBuild, CreateError};
+    let is_build = |e: &BuildError| matches!(e, BuildError::Mempool(CreateError::Build(_)));
+    let e = PktPool::builder(0).build_anonymous().unwrap_err();
+    assert!(matches!(e, BuildError::Mempool(CreateError::Build(MpBuild::ZeroObjects { .. }))), "{e:?}");
+    for e in [
+        PktPool::builder(8).cache(1 << 20).build_anonymous().unwrap_err(),
+        PktPool::builder(usize::MAX).build_anonymous().unwrap_err(),
+        PktPool::builder(1 << 40).build_on(provider()).unwrap_err(),
+        PktPool::builder(0).pinned([]).build_anonymous().unwrap_err(),
+    ] {
+        assert!(is_build(&e), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(!e.to_string().is_empty());
+    }
+}
