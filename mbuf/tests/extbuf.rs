@@ -437,3 +437,57 @@ fn tail_shared_info_takes_only_its_size() {
     }
     assert_eq!(CALLS.load(Ordering::Relaxed), made);
 }
+
+/// References to one external buffer taken and dropped on four threads at
+/// once, through handles and through mbufs: the callback runs once, after
+/// the last.
+#[test]
+fn racing_references_release_once() {
+    let pool = anon(64);
+    for round in 0..100u8 {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&calls);
+        let buf: &'static mut [u8] = Box::leak(vec![round; 128].into_boxed_slice());
+        let addr = NonNull::new(buf.as_mut_ptr()).unwrap();
+        // SAFETY: the leaked slice is used only through this buffer; the
+        // callback frees it once.
+        let ext = unsafe {
+            ExtBuf::from_raw(addr, 128, None, move |p| {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), 128)));
+                c.fetch_add(1, Ordering::Relaxed);
+            })
+        }
+        .unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let ext = ext.clone();
+                let pool = pool.clone();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for _ in 0..10 {
+                        let e = ext.clone();
+                        if t % 2 == 0 {
+                            let mut m = pool.alloc_default().unwrap();
+                            m.attach_extbuf(e).unwrap();
+                            let c = m.clone_in(&pool).unwrap();
+                            drop(m);
+                            drop(c);
+                        } else {
+                            drop(e);
+                        }
+                    }
+                    pool.mempool().flush_default_cache();
+                })
+            })
+            .collect();
+        assert_eq!(calls.load(Ordering::Relaxed), 0);
+        drop(ext);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "round {round}");
+    }
+    assert_full(&[&pool]);
+}

@@ -259,3 +259,33 @@ fn last_references_race() {
         assert_eq!(pool.avail_count(), 4, "round {i}: no double free");
     }
 }
+
+/// `Mbuf` is `Sync`: two threads clone one shared mbuf at once (atomic
+/// refcount increments from `&Mbuf`) and drop their clones; the count is
+/// back at 1 and every clone back in its pool.
+#[test]
+fn concurrent_clones_of_one_mbuf() {
+    const EACH: usize = 2000;
+    let pool = PktPool::builder(2).data_room(HEADROOM + 8).build_anonymous().unwrap();
+    let clones = PktPool::builder(2 * 64).data_room(0).build_anonymous().unwrap();
+    let m = common::mbuf_with(&pool, b"shared!!");
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut held = Vec::with_capacity(64);
+                for i in 0..EACH {
+                    let c = m.clone_in(&clones).unwrap();
+                    assert_eq!(c.data(), b"shared!!");
+                    held.push(c);
+                    if held.len() == 64 || i + 1 == EACH {
+                        assert!(usize::from(m.refcnt()) > held.len());
+                        held.clear();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(m.refcnt(), 1);
+    drop(m);
+    assert!(wait_full(&pool) && wait_full(&clones));
+}
