@@ -210,4 +210,5 @@ from_errors!(Mbuf, mbuf::MbufError:
     mbuf::AttachExtError,
     mbuf::ExtBufError,
     mbuf::SanityError,
+    mbuf::PinnedAreaError,
 );

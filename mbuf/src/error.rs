@@ -488,6 +488,8 @@ pub enum MbufError {
     ExtBuf(ExtBufError),
     /// A sanity check.
     Sanity(SanityError),
+    /// A pinned pool's area.
+    PinnedArea(crate::PinnedAreaError),
 }
 
 impl fmt::Display for MbufError {
@@ -501,6 +503,7 @@ impl fmt::Display for MbufError {
             Self::Attach(e) => e.fmt(f),
             Self::ExtBuf(e) => e.fmt(f),
             Self::Sanity(e) => e.fmt(f),
+            Self::PinnedArea(e) => e.fmt(f),
         }
     }
 }
@@ -516,6 +519,7 @@ impl std::error::Error for MbufError {
             Self::Attach(e) => Some(e),
             Self::ExtBuf(e) => Some(e),
             Self::Sanity(e) => Some(e),
+            Self::PinnedArea(e) => Some(e),
         }
     }
 }
@@ -536,6 +540,7 @@ into_umbrella!(
     AttachErrorKind => Attach,
     ExtBufError => ExtBuf,
     SanityError => Sanity,
+    crate::PinnedAreaError => PinnedArea,
 );
 
 impl From<ChainError> for MbufError {

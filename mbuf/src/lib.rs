@@ -82,7 +82,7 @@ pub use error::{
 pub use ext::{ExtBuf, SharedHdr, EXT_BUF_MAX};
 pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
 pub use mbuf::{Mbuf, Segment, Segments};
-pub use pinned::PinnedArea;
+pub use pinned::{PinnedArea, PinnedAreaError};
 pub use pool::{free_bulk, PktPool, PktPoolBuilder, DEFAULT_DATA_ROOM, MAX_DATA_ROOM};
 
 /// Default headroom: bytes kept before the data of a fresh mbuf (128, as
