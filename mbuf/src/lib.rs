@@ -72,6 +72,7 @@ mod indirect;
 mod mbuf;
 mod pinned;
 mod pool;
+mod ptype;
 
 pub use bytes_interop::MbufReader;
 pub use data::MAX_SEGS;
@@ -83,6 +84,7 @@ pub use ext::{ExtBuf, SharedHdr, EXT_BUF_MAX};
 pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
 pub use mbuf::{Mbuf, Segment, Segments};
 pub use pinned::{PinnedArea, PinnedAreaError};
+pub use ptype::{InnerL2Type, InnerL3Type, InnerL4Type, L2Type, L3Type, L4Type, PacketType, TunnelType};
 pub use pool::{free_bulk, PktPool, PktPoolBuilder, DEFAULT_DATA_ROOM, MAX_DATA_ROOM};
 
 /// Default headroom: bytes kept before the data of a fresh mbuf (128, as
