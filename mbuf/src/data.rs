@@ -206,6 +206,45 @@ impl Mbuf {
         Some(out)
     }
 
+    /// The first segment's data from `offset` on (`None` past its end).
+    ///
+    /// ```
+    /// use pktmem_mbuf::PktPool;
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.append(4).unwrap().copy_from_slice(b"abcd");
+    /// assert_eq!(m.data_at(2), Some(&b"cd"[..]));
+    /// assert_eq!(m.data_at(5), None);
+    /// ```
+    pub fn data_at(&self, offset: usize) -> Option<&[u8]> {
+        self.data().get(offset..)
+    }
+
+    /// IOVA of the packet byte at `offset` (in whichever segment holds it):
+    /// `None` past the packet's end or when that buffer has no IOVA.
+    ///
+    /// ```
+    /// use pktmem_mbuf::PktPool;
+    /// let provider = pktmem_hugemem::Provider::builder().quiet(true).build().unwrap();
+    /// let pool = PktPool::builder(4).build_on(&provider).unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.append(100).unwrap();
+    /// if let Some(base) = m.data_iova() {
+    ///     assert_eq!(m.iova_at(10).map(|i| i.0), Some(base.0 + 10));
+    /// }
+    /// assert_eq!(m.iova_at(100), None);
+    /// ```
+    pub fn iova_at(&self, offset: usize) -> Option<pktmem_hugemem::Iova> {
+        let mut off = offset;
+        for s in self.segments() {
+            if off < s.data_len() {
+                return s.data_iova().map(|i| pktmem_hugemem::Iova(i.0 + off as u64));
+            }
+            off -= s.data_len();
+        }
+        None
+    }
+
     /// Copies the whole packet into a `Vec` (for tests, tools and dumps).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.pkt_len());
@@ -499,6 +538,26 @@ impl Mbuf {
             let sh = &s.0;
             if sh.buf_addr.is_null() {
                 return Err(SanityError::NullBuffer { seg });
+            }
+            if s.is_direct() {
+                // A direct segment's buffer is its own object's data room.
+                let own = s.hdr_ptr().cast::<u8>().wrapping_add(crate::header::HEADER_SIZE + s.private_size());
+                if sh.buf_addr != own {
+                    return Err(SanityError::BadBufferAddress { seg });
+                }
+                let obj = pktmem_mempool::Obj::from_non_null(
+                    // SAFETY: a header pointer is never null.
+                    unsafe { std::ptr::NonNull::new_unchecked(s.hdr_ptr().cast::<u8>()) },
+                );
+                // SAFETY: the segment is a pool object out of its pool (we
+                // own a reference to it), so its pool lives.
+                let obj_iova = unsafe { obj.iova_unchecked() };
+                let want = obj_iova.map_or(NO_IOVA, |i| {
+                    i.0 + (crate::header::HEADER_SIZE + s.private_size()) as u64
+                });
+                if sh.buf_iova != want {
+                    return Err(SanityError::BadIova { seg });
+                }
             }
             let rc = s.refcnt();
             if rc == 0 {

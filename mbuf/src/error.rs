@@ -401,7 +401,12 @@ pub enum SanityError {
         /// Segment index.
         seg: usize,
     },
-    /// A segment of a pool with IOVAs has none.
+    /// A direct segment's buffer address is not its own data room.
+    BadBufferAddress {
+        /// Segment index.
+        seg: usize,
+    },
+    /// A direct segment's buffer IOVA is not its object's.
     BadIova {
         /// Segment index.
         seg: usize,
@@ -445,7 +450,10 @@ impl fmt::Display for SanityError {
         match self {
             Self::NoPool => write!(f, "mbuf has no pool"),
             Self::NullBuffer { seg } => write!(f, "segment {seg}: null buffer address"),
-            Self::BadIova { seg } => write!(f, "segment {seg}: buffer without IOVA in an IO pool"),
+            Self::BadBufferAddress { seg } => {
+                write!(f, "segment {seg}: direct buffer address is not its own data room")
+            }
+            Self::BadIova { seg } => write!(f, "segment {seg}: buffer IOVA is not its object's"),
             Self::BadRefcnt { seg, refcnt } => write!(f, "segment {seg}: bad refcount {refcnt}"),
             Self::DataOutsideBuffer {
                 seg,

@@ -82,7 +82,7 @@ pub use error::{
 };
 pub use ext::{ExtBuf, SharedHdr, EXT_BUF_MAX};
 pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
-pub use mbuf::{Mbuf, Segment, Segments};
+pub use mbuf::{Mbuf, Segment, Segments, SharedMbuf};
 pub use pinned::{PinnedArea, PinnedAreaError};
 pub use ptype::{InnerL2Type, InnerL3Type, InnerL4Type, L2Type, L3Type, L4Type, PacketType, TunnelType};
 pub use pool::{free_bulk, PktPool, PktPoolBuilder, DEFAULT_DATA_ROOM, MAX_DATA_ROOM};

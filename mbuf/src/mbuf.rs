@@ -693,3 +693,89 @@ fn debug_check_free(m: NonNull<MbufHeader>) {
         debug_assert_eq!(h.ol_flags & F_INDIRECT, 0, "freed mbuf still indirect");
     }
 }
+
+/// A packet shared read-only by several owners (each a reference in every
+/// segment's refcount, as the reference's `rte_pktmbuf_refcnt_update` adds):
+/// the way to hand one packet to several consumers (multicast, a mirror
+/// port) without cloning its headers. Cloning takes one more reference per
+/// segment; dropping gives it back, and the last owner frees the chain.
+/// [`into_unique`](Self::into_unique) gets the writable [`Mbuf`] back once
+/// the other owners are gone.
+///
+/// ```
+/// use pktmem_mbuf::PktPool;
+/// let pool = PktPool::builder(4).build_anonymous().unwrap();
+/// let mut m = pool.alloc_default().unwrap();
+/// m.append(3).unwrap().copy_from_slice(b"abc");
+/// let a = m.into_shared();
+/// let b = a.clone();
+/// assert_eq!((a.refcnt(), b.data()), (2, &b"abc"[..]));
+/// let a = a.into_unique().unwrap_err(); // `b` still holds it
+/// drop(b);
+/// let mut m = a.into_unique().unwrap();
+/// assert!(m.data_mut().is_some());
+/// ```
+#[derive(Debug)]
+pub struct SharedMbuf(Mbuf);
+
+impl Mbuf {
+    /// Turns this packet into a shared, read-only one (see [`SharedMbuf`]).
+    pub fn into_shared(self) -> SharedMbuf {
+        SharedMbuf(self)
+    }
+}
+
+impl SharedMbuf {
+    /// The packet, for reading (its `&self` methods: `data`, `read`, `clone_in`, ...).
+    pub fn get(&self) -> &Mbuf {
+        &self.0
+    }
+
+    /// Another reference, or `None` (nothing taken) when a segment's 16-bit
+    /// refcount is at its maximum.
+    pub fn try_clone(&self) -> Option<SharedMbuf> {
+        let mut done: Vec<*const MbufHeader> = Vec::new();
+        for s in self.0.segments() {
+            // Relaxed: a reference taken from one held (as `Arc::clone`).
+            if s.0.refcnt.fetch_add(1, Ordering::Relaxed) == u16::MAX {
+                s.0.refcnt.fetch_sub(1, Ordering::Relaxed);
+                for d in done {
+                    // SAFETY: a segment of our chain whose count we raised.
+                    unsafe { (*d).refcnt.fetch_sub(1, Ordering::Relaxed) };
+                }
+                return None;
+            }
+            done.push(std::ptr::addr_of!(s.0));
+        }
+        // SAFETY: every segment's count went up by one: the new handle owns
+        // those references.
+        Some(SharedMbuf(unsafe { Mbuf::from_hdr(self.0.hdr) }))
+    }
+
+    /// The writable packet back, when no other owner holds it (every
+    /// segment's refcount is 1); else `self` unchanged.
+    pub fn into_unique(self) -> Result<Mbuf, SharedMbuf> {
+        // Acquire: pairs with the Release decrements of the owners that went,
+        // so their reads happen before our writes.
+        if self.0.segments().all(|s| s.0.refcnt.load(Ordering::Acquire) == 1) {
+            Ok(self.0)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl Clone for SharedMbuf {
+    /// Another reference; aborts the process if a 16-bit refcount would
+    /// wrap (as `Arc` does), [`try_clone`](Self::try_clone) returns `None`.
+    fn clone(&self) -> Self {
+        self.try_clone().unwrap_or_else(|| std::process::abort())
+    }
+}
+
+impl Deref for SharedMbuf {
+    type Target = Mbuf;
+    fn deref(&self) -> &Mbuf {
+        &self.0
+    }
+}
