@@ -1,8 +1,10 @@
 //! pktmem-mbuf: packet buffers.
 
+pub mod dynfield;
 mod ext;
 pub mod flags;
 pub mod header;
 
+pub use dynfield::{DynField, DynFieldError, DynFieldValue, RawDynField};
 pub use flags::{DynFlag, DynFlagError, OffloadFlags, ParseFlagsError};
 pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
