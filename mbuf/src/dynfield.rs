@@ -127,7 +127,8 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<Entry>> {
 
 /// Bit `i` set: byte `DYN_AREA_OFFSET + i` is taken.
 fn used_mask(reg: &[Entry]) -> u32 {
-    reg.iter().fold(0, |acc, e| acc | span_mask(e.offset, e.size))
+    reg.iter()
+        .fold(0, |acc, e| acc | span_mask(e.offset, e.size))
 }
 
 fn span_mask(offset: usize, size: usize) -> u32 {
@@ -143,16 +144,27 @@ fn register_entry(
 ) -> Result<Entry, DynFieldError> {
     check_name(name).map_err(|e| match e {
         NameError::Empty => DynFieldError::EmptyName,
-        NameError::TooLong(len) => DynFieldError::NameTooLong { len, max: MAX_DYN_NAME_LEN },
+        NameError::TooLong(len) => DynFieldError::NameTooLong {
+            len,
+            max: MAX_DYN_NAME_LEN,
+        },
     })?;
     if size == 0 {
-        return Err(DynFieldError::ZeroSize { name: name.to_owned() });
+        return Err(DynFieldError::ZeroSize {
+            name: name.to_owned(),
+        });
     }
     if size > DYN_AREA_LEN {
-        return Err(DynFieldError::TooLarge { size, max: DYN_AREA_LEN });
+        return Err(DynFieldError::TooLarge {
+            size,
+            max: DYN_AREA_LEN,
+        });
     }
     if !align.is_power_of_two() || align > MAX_ALIGN {
-        return Err(DynFieldError::BadAlign { align, max: MAX_ALIGN });
+        return Err(DynFieldError::BadAlign {
+            align,
+            max: MAX_ALIGN,
+        });
     }
     let mut reg = registry();
     if let Some(e) = reg.iter_mut().find(|e| e.name == name) {
@@ -190,7 +202,13 @@ fn register_entry(
             free: DYN_AREA_LEN - used.count_ones() as usize,
         });
     };
-    let e = Entry { name: name.to_owned(), offset, size, align, ty };
+    let e = Entry {
+        name: name.to_owned(),
+        offset,
+        size,
+        align,
+        ty,
+    };
     reg.push(e.clone());
     Ok(e)
 }
@@ -243,7 +261,10 @@ impl<T: DynFieldValue> DynField<T> {
     pub fn register(name: &str) -> Result<Self, DynFieldError> {
         let ty = Some((TypeId::of::<T>(), type_name::<T>()));
         let e = register_entry(name, size_of::<T>(), align_of::<T>(), ty)?;
-        Ok(Self { offset: e.offset, _ty: PhantomData })
+        Ok(Self {
+            offset: e.offset,
+            _ty: PhantomData,
+        })
     }
 
     /// The field registered under `name`, if there is one with `T`'s size
@@ -263,7 +284,10 @@ impl<T: DynFieldValue> DynField<T> {
         let e = reg.iter().find(|e| e.name == name)?;
         let layout_ok = e.size == size_of::<T>() && e.align == align_of::<T>();
         let type_ok = e.ty.map_or(true, |(id, _)| id == TypeId::of::<T>());
-        (layout_ok && type_ok).then_some(Self { offset: e.offset, _ty: PhantomData })
+        (layout_ok && type_ok).then_some(Self {
+            offset: e.offset,
+            _ty: PhantomData,
+        })
     }
 
     /// The field's byte offset from the start of the header (100 to 127).
@@ -317,7 +341,13 @@ impl<T: DynFieldValue> DynField<T> {
         // SAFETY: as in `get`: in bounds of `hdr.dynfield`, aligned for `T`;
         // the `&mut` makes the write exclusive, and `T` has no padding
         // (`DynFieldValue`), so the area's bytes stay initialised.
-        unsafe { hdr.dynfield.as_mut_ptr().add(start).cast::<T>().write(value) }
+        unsafe {
+            hdr.dynfield
+                .as_mut_ptr()
+                .add(start)
+                .cast::<T>()
+                .write(value);
+        }
     }
 
     /// The same field, untyped.
@@ -330,7 +360,11 @@ impl<T: DynFieldValue> DynField<T> {
     /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
     /// ```
     pub const fn raw(self) -> RawDynField {
-        RawDynField { offset: self.offset, size: size_of::<T>(), align: align_of::<T>() }
+        RawDynField {
+            offset: self.offset,
+            size: size_of::<T>(),
+            align: align_of::<T>(),
+        }
     }
 }
 
@@ -400,7 +434,11 @@ impl RawDynField {
     /// ```
     pub fn register(name: &str, size: usize, align: usize) -> Result<Self, DynFieldError> {
         let e = register_entry(name, size, align, None)?;
-        Ok(Self { offset: e.offset, size: e.size, align: e.align })
+        Ok(Self {
+            offset: e.offset,
+            size: e.size,
+            align: e.align,
+        })
     }
 
     /// The field registered under `name`, whatever its type.
@@ -413,10 +451,11 @@ impl RawDynField {
     /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
     /// ```
     pub fn lookup(name: &str) -> Option<Self> {
-        registry()
-            .iter()
-            .find(|e| e.name == name)
-            .map(|e| Self { offset: e.offset, size: e.size, align: e.align })
+        registry().iter().find(|e| e.name == name).map(|e| Self {
+            offset: e.offset,
+            size: e.size,
+            align: e.align,
+        })
     }
 
     /// Byte offset from the start of the header.

@@ -726,11 +726,19 @@ struct FlagName {
 }
 
 const fn single(name: &'static str, f: OffloadFlags) -> FlagName {
-    FlagName { name, mask: f.0, value: f.0 }
+    FlagName {
+        name,
+        mask: f.0,
+        value: f.0,
+    }
 }
 
 const fn field(name: &'static str, mask: u64, f: OffloadFlags) -> FlagName {
-    FlagName { name, mask, value: f.0 }
+    FlagName {
+        name,
+        mask,
+        value: f.0,
+    }
 }
 
 type F = OffloadFlags;
@@ -760,12 +768,36 @@ static NAMES: &[FlagName] = &[
     single("RX_SEC_OFFLOAD", F::RX_SEC_OFFLOAD),
     single("RX_SEC_OFFLOAD_FAILED", F::RX_SEC_OFFLOAD_FAILED),
     single("RX_QINQ", F::RX_QINQ),
-    field("RX_OUTER_L4_CKSUM_BAD", RX_OUTER_L4_CKSUM_BITS, F::RX_OUTER_L4_CKSUM_BAD),
-    field("RX_OUTER_L4_CKSUM_GOOD", RX_OUTER_L4_CKSUM_BITS, F::RX_OUTER_L4_CKSUM_GOOD),
-    field("RX_OUTER_L4_CKSUM_INVALID", RX_OUTER_L4_CKSUM_BITS, F::RX_OUTER_L4_CKSUM_INVALID),
-    field("RX_L4_CKSUM_UNKNOWN", RX_L4_CKSUM_BITS, F::RX_L4_CKSUM_UNKNOWN),
-    field("RX_IP_CKSUM_UNKNOWN", RX_IP_CKSUM_BITS, F::RX_IP_CKSUM_UNKNOWN),
-    field("RX_OUTER_L4_CKSUM_UNKNOWN", RX_OUTER_L4_CKSUM_BITS, F::RX_OUTER_L4_CKSUM_UNKNOWN),
+    field(
+        "RX_OUTER_L4_CKSUM_BAD",
+        RX_OUTER_L4_CKSUM_BITS,
+        F::RX_OUTER_L4_CKSUM_BAD,
+    ),
+    field(
+        "RX_OUTER_L4_CKSUM_GOOD",
+        RX_OUTER_L4_CKSUM_BITS,
+        F::RX_OUTER_L4_CKSUM_GOOD,
+    ),
+    field(
+        "RX_OUTER_L4_CKSUM_INVALID",
+        RX_OUTER_L4_CKSUM_BITS,
+        F::RX_OUTER_L4_CKSUM_INVALID,
+    ),
+    field(
+        "RX_L4_CKSUM_UNKNOWN",
+        RX_L4_CKSUM_BITS,
+        F::RX_L4_CKSUM_UNKNOWN,
+    ),
+    field(
+        "RX_IP_CKSUM_UNKNOWN",
+        RX_IP_CKSUM_BITS,
+        F::RX_IP_CKSUM_UNKNOWN,
+    ),
+    field(
+        "RX_OUTER_L4_CKSUM_UNKNOWN",
+        RX_OUTER_L4_CKSUM_BITS,
+        F::RX_OUTER_L4_CKSUM_UNKNOWN,
+    ),
     single("TX_VLAN", F::TX_VLAN),
     single("TX_IP_CKSUM", F::TX_IP_CKSUM),
     field("TX_TCP_CKSUM", TX_L4_BITS, F::TX_TCP_CKSUM),
@@ -783,8 +815,16 @@ static NAMES: &[FlagName] = &[
     field("TX_TUNNEL_GRE", TX_TUNNEL_BITS, F::TX_TUNNEL_GRE),
     field("TX_TUNNEL_IPIP", TX_TUNNEL_BITS, F::TX_TUNNEL_IPIP),
     field("TX_TUNNEL_GENEVE", TX_TUNNEL_BITS, F::TX_TUNNEL_GENEVE),
-    field("TX_TUNNEL_MPLSINUDP", TX_TUNNEL_BITS, F::TX_TUNNEL_MPLSINUDP),
-    field("TX_TUNNEL_VXLAN_GPE", TX_TUNNEL_BITS, F::TX_TUNNEL_VXLAN_GPE),
+    field(
+        "TX_TUNNEL_MPLSINUDP",
+        TX_TUNNEL_BITS,
+        F::TX_TUNNEL_MPLSINUDP,
+    ),
+    field(
+        "TX_TUNNEL_VXLAN_GPE",
+        TX_TUNNEL_BITS,
+        F::TX_TUNNEL_VXLAN_GPE,
+    ),
     field("TX_TUNNEL_IP", TX_TUNNEL_BITS, F::TX_TUNNEL_IP),
     field("TX_TUNNEL_UDP", TX_TUNNEL_BITS, F::TX_TUNNEL_UDP),
     field("TX_TUNNEL_ESP", TX_TUNNEL_BITS, F::TX_TUNNEL_ESP),
@@ -919,16 +959,25 @@ impl FromStr for OffloadFlags {
                 set |= n.value;
             } else if let Some(d) = DynFlag::lookup(token) {
                 set |= d.mask().0;
-            } else if let Some(hex) = token.strip_prefix("0x").or_else(|| token.strip_prefix("0X")) {
-                let bits = u64::from_str_radix(hex, 16).map_err(|_| ParseFlagsError::UnknownName {
-                    name: token.to_owned(),
-                })?;
+            } else if let Some(hex) = token
+                .strip_prefix("0x")
+                .or_else(|| token.strip_prefix("0X"))
+            {
+                let bits =
+                    u64::from_str_radix(hex, 16).map_err(|_| ParseFlagsError::UnknownName {
+                        name: token.to_owned(),
+                    })?;
                 if bits & !VALID_BITS != 0 {
-                    return Err(ParseFlagsError::InvalidBits { bits, invalid: bits & !VALID_BITS });
+                    return Err(ParseFlagsError::InvalidBits {
+                        bits,
+                        invalid: bits & !VALID_BITS,
+                    });
                 }
                 set |= bits;
             } else {
-                return Err(ParseFlagsError::UnknownName { name: token.to_owned() });
+                return Err(ParseFlagsError::UnknownName {
+                    name: token.to_owned(),
+                });
             }
         }
         Ok(Self(set))
@@ -980,8 +1029,15 @@ impl fmt::Display for ParseFlagsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownName { name } => write!(f, "unknown offload flag name '{name}'"),
-            Self::ConflictingValues { field, first, second } => {
-                write!(f, "conflicting values for the {field} field: '{first}' and '{second}'")
+            Self::ConflictingValues {
+                field,
+                first,
+                second,
+            } => {
+                write!(
+                    f,
+                    "conflicting values for the {field} field: '{first}' and '{second}'"
+                )
             }
             Self::InvalidBits { bits, invalid } => write!(
                 f,
@@ -1228,7 +1284,10 @@ static DYNFLAGS: Mutex<Vec<DynFlag>> = Mutex::new(Vec::new());
 fn dynflags_snapshot() -> Vec<DynFlag> {
     // Nothing panics while the lock is held, so a poisoned lock still holds
     // a consistent registry.
-    DYNFLAGS.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    DYNFLAGS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
 }
 
 impl DynFlag {
@@ -1251,13 +1310,24 @@ impl DynFlag {
     pub fn register(name: &str) -> Result<DynFlag, DynFlagError> {
         check_name(name).map_err(|e| match e {
             NameError::Empty => DynFlagError::EmptyName,
-            NameError::TooLong(len) => DynFlagError::NameTooLong { len, max: MAX_DYN_NAME_LEN },
+            NameError::TooLong(len) => DynFlagError::NameTooLong {
+                len,
+                max: MAX_DYN_NAME_LEN,
+            },
         })?;
-        if let Some(ch) = name.chars().find(|&c| c.is_whitespace() || c == '|' || c == ',') {
-            return Err(DynFlagError::BadChar { name: name.to_owned(), ch });
+        if let Some(ch) = name
+            .chars()
+            .find(|&c| c.is_whitespace() || c == '|' || c == ',')
+        {
+            return Err(DynFlagError::BadChar {
+                name: name.to_owned(),
+                ch,
+            });
         }
         if static_name(name).is_some() || name.starts_with("0x") || name.starts_with("0X") {
-            return Err(DynFlagError::ReservedName { name: name.to_owned() });
+            return Err(DynFlagError::ReservedName {
+                name: name.to_owned(),
+            });
         }
         let mut reg = DYNFLAGS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(f) = reg.iter().find(|f| f.name == name) {

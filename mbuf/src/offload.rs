@@ -262,7 +262,11 @@ impl TxOffload {
     /// ```
     pub fn set(&mut self, field: TxOffloadField, value: u16) -> Result<(), TxLenError> {
         if value > field.max() {
-            return Err(TxLenError::FieldTooLarge { field, value, max: field.max() });
+            return Err(TxLenError::FieldTooLarge {
+                field,
+                value,
+                max: field.max(),
+            });
         }
         self.0 = (self.0 & !field.mask()) | (u64::from(value) << field.shift());
         Ok(())
@@ -360,7 +364,9 @@ impl TxOffload {
         }
         let needs_ip = flags & (F::TX_L4_MASK | F::TX_TCP_SEG);
         if !needs_ip.is_empty() && !flags.intersects(F::TX_IPV4 | F::TX_IPV6) {
-            return Err(TxOffloadError::NoIpType { requested: needs_ip });
+            return Err(TxOffloadError::NoIpType {
+                requested: needs_ip,
+            });
         }
         if flags.contains(F::TX_TCP_SEG) {
             if self.tso_segsz() == 0 {
@@ -422,9 +428,15 @@ impl TxOffload {
             return Err(TxOffloadError::NoOuterIpType);
         }
         let needs = [
-            (TxOffloadField::L3Len, F::TX_IP_CKSUM | F::TX_L4_MASK | F::TX_TCP_SEG | F::TX_UDP_SEG),
+            (
+                TxOffloadField::L3Len,
+                F::TX_IP_CKSUM | F::TX_L4_MASK | F::TX_TCP_SEG | F::TX_UDP_SEG,
+            ),
             (TxOffloadField::L4Len, F::TX_TCP_SEG | F::TX_UDP_SEG),
-            (TxOffloadField::OuterL3Len, F::TX_OUTER_IP_CKSUM | F::TX_OUTER_UDP_CKSUM),
+            (
+                TxOffloadField::OuterL3Len,
+                F::TX_OUTER_IP_CKSUM | F::TX_OUTER_UDP_CKSUM,
+            ),
         ];
         for (field, by) in needs {
             let needed_by = flags & by;
@@ -523,9 +535,9 @@ impl fmt::Display for TxOffloadError {
             Self::BothIpTypes => f.write_str("both TX_IPV4 and TX_IPV6 are set"),
             Self::BothOuterIpTypes => f.write_str("both TX_OUTER_IPV4 and TX_OUTER_IPV6 are set"),
             Self::UdpSegWithoutSegsz => f.write_str("TX_UDP_SEG requested with tso_segsz 0"),
-            Self::NoOuterIpType => f.write_str(
-                "TX_OUTER_UDP_CKSUM requested without TX_OUTER_IPV4 or TX_OUTER_IPV6",
-            ),
+            Self::NoOuterIpType => {
+                f.write_str("TX_OUTER_UDP_CKSUM requested without TX_OUTER_IPV4 or TX_OUTER_IPV6")
+            }
             Self::MissingLength { field, needed_by } => {
                 write!(f, "{needed_by} needs {field}, which is 0")
             }
@@ -570,12 +582,23 @@ mod tests {
     #[test]
     fn header_forms_read_and_write_the_header_words() {
         let mut hdr = MbufHeader::zeroed_for_tests();
-        let t = TxOffload::pack(TxLengths { l2_len: 14, l3_len: 20, l4_len: 20, tso_segsz: 1000, outer_l3_len: 20, outer_l2_len: 14 }).unwrap();
+        let t = TxOffload::pack(TxLengths {
+            l2_len: 14,
+            l3_len: 20,
+            l4_len: 20,
+            tso_segsz: 1000,
+            outer_l3_len: 20,
+            outer_l2_len: 14,
+        })
+        .unwrap();
         set_tx_offload(&mut hdr, t);
         assert_eq!(hdr.tx_offload, t.bits());
         assert_eq!(tx_offload(&hdr), t);
         hdr.ol_flags = INTERNAL_FLAGS | (OffloadFlags::TX_IPV4 | OffloadFlags::TX_TCP_SEG).bits();
-        assert_eq!(validate_tx_offload(&hdr), Err(TxOffloadError::TsoIpv4WithoutIpCksum));
+        assert_eq!(
+            validate_tx_offload(&hdr),
+            Err(TxOffloadError::TsoIpv4WithoutIpCksum)
+        );
         hdr.ol_flags |= OffloadFlags::TX_IP_CKSUM.bits();
         // The internal bits (61, 62) do not disturb validation.
         assert_eq!(validate_tx_offload(&hdr), Ok(()));
