@@ -899,6 +899,35 @@ impl Not for OffloadFlags {
     }
 }
 
+/// The union of the items.
+///
+/// ```
+/// # use pktmem_mbuf::flags::OffloadFlags;
+/// let f: OffloadFlags = [OffloadFlags::TX_IPV4, OffloadFlags::TX_IP_CKSUM].into_iter().collect();
+/// assert_eq!(f, OffloadFlags::TX_IPV4 | OffloadFlags::TX_IP_CKSUM);
+/// ```
+impl FromIterator<OffloadFlags> for OffloadFlags {
+    fn from_iter<I: IntoIterator<Item = OffloadFlags>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::empty(), |acc, f| acc | f)
+    }
+}
+
+/// Adds the items to the set.
+///
+/// ```
+/// # use pktmem_mbuf::flags::OffloadFlags;
+/// let mut f = OffloadFlags::RX_VLAN;
+/// f.extend([OffloadFlags::RX_QINQ]);
+/// assert!(f.contains(OffloadFlags::RX_QINQ | OffloadFlags::RX_VLAN));
+/// ```
+impl Extend<OffloadFlags> for OffloadFlags {
+    fn extend<I: IntoIterator<Item = OffloadFlags>>(&mut self, iter: I) {
+        for f in iter {
+            self.insert(f);
+        }
+    }
+}
+
 impl fmt::Display for OffloadFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut covered = 0u64;
