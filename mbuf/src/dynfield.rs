@@ -298,6 +298,13 @@ impl<T: DynFieldValue> DynField<T> {
     /// assert!((100..128).contains(&f.offset()));
     /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
     /// ```
+    ///
+    /// ```
+    /// # use pktmem_mbuf::dynfield::RawDynField;
+    /// let f = RawDynField::register("example_dynfield_doc_raw_offset", 8, 8)?;
+    /// assert_eq!(f.offset() % 8, 0);
+    /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
+    /// ```
     pub const fn offset(self) -> usize {
         self.offset
     }
@@ -464,22 +471,53 @@ impl RawDynField {
     }
 
     /// Size in bytes.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::dynfield::RawDynField;
+    /// let f = RawDynField::register("example_dynfield_doc_raw_size", 8, 8)?;
+    /// assert_eq!(f.size(), 8);
+    /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
+    /// ```
     pub const fn size(self) -> usize {
         self.size
     }
 
     /// Alignment in bytes (absolute: the header is 64-byte aligned).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::dynfield::RawDynField;
+    /// let f = RawDynField::register("example_dynfield_doc_raw_align", 8, 8)?;
+    /// assert_eq!(f.align(), 8);
+    /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
+    /// ```
     pub const fn align(self) -> usize {
         self.align
     }
 
     /// The field's bytes in `hdr`.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::{dynfield::RawDynField, MbufHeader};
+    /// let f = RawDynField::register("example_dynfield_doc_bytes", 3, 1)?;
+    /// # let hdr = MbufHeader::zeroed_for_tests();
+    /// assert_eq!(f.bytes(&hdr), [0, 0, 0]);
+    /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
+    /// ```
     pub fn bytes(self, hdr: &MbufHeader) -> &[u8] {
         let start = self.offset - DYN_AREA_OFFSET;
         &hdr.dynfield[start..start + self.size]
     }
 
     /// The field's bytes in `hdr`, writable.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::{dynfield::RawDynField, MbufHeader};
+    /// let f = RawDynField::register("example_dynfield_doc_bytes_mut", 2, 1)?;
+    /// # let mut hdr = MbufHeader::zeroed_for_tests();
+    /// f.bytes_mut(&mut hdr).copy_from_slice(&[1, 2]);
+    /// assert_eq!(f.bytes(&hdr), [1, 2]);
+    /// # Ok::<(), pktmem_mbuf::dynfield::DynFieldError>(())
+    /// ```
     pub fn bytes_mut(self, hdr: &mut MbufHeader) -> &mut [u8] {
         let start = self.offset - DYN_AREA_OFFSET;
         &mut hdr.dynfield[start..start + self.size]

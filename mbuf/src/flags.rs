@@ -1214,6 +1214,12 @@ pub enum TxTunnel {
 impl TxTunnel {
     /// The 4-bit code (a [`Reserved`](Self::Reserved) code masked to 4
     /// bits).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::flags::TxTunnel;
+    /// assert_eq!(TxTunnel::Esp.code(), 8);
+    /// assert_eq!(TxTunnel::Reserved(0x1A).code(), 0xA);
+    /// ```
     pub const fn code(self) -> u8 {
         match self {
             Self::None => 0,
@@ -1256,6 +1262,12 @@ impl TxTunnel {
     }
 
     /// The flag bits of this value.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::flags::{OffloadFlags, TxTunnel};
+    /// assert_eq!(TxTunnel::Vxlan.flags(), OffloadFlags::TX_TUNNEL_VXLAN);
+    /// assert!(TxTunnel::None.flags().is_empty());
+    /// ```
     pub const fn flags(self) -> OffloadFlags {
         OffloadFlags((self.code() as u64) << TX_TUNNEL_SHIFT)
     }
@@ -1418,6 +1430,13 @@ impl DynFlag {
     }
 
     /// The bit number (23 to 40).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::flags::DynFlag;
+    /// let f = DynFlag::register("example_dynflag_doc_bit")?;
+    /// assert!((23..=40).contains(&f.bit()));
+    /// # Ok::<(), pktmem_mbuf::flags::DynFlagError>(())
+    /// ```
     pub const fn bit(self) -> u32 {
         self.bit
     }

@@ -88,6 +88,11 @@ impl TxOffloadField {
     ];
 
     /// The field's first bit in the word.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffloadField;
+    /// assert_eq!(TxOffloadField::TsoSegsz.shift(), 24);
+    /// ```
     pub const fn shift(self) -> u32 {
         match self {
             Self::L2Len => 0,
@@ -100,6 +105,11 @@ impl TxOffloadField {
     }
 
     /// The field's width in bits.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffloadField;
+    /// assert_eq!(TxOffloadField::TsoSegsz.width(), 16);
+    /// ```
     pub const fn width(self) -> u32 {
         match self {
             Self::L2Len | Self::OuterL2Len => 7,
@@ -110,11 +120,21 @@ impl TxOffloadField {
     }
 
     /// The largest value the field holds.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffloadField;
+    /// assert_eq!(TxOffloadField::L4Len.max(), 255);
+    /// ```
     pub const fn max(self) -> u16 {
         ((1u32 << self.width()) - 1) as u16
     }
 
     /// The field's name as in DPDK's `struct rte_mbuf` (`"l2_len"`, ...).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffloadField;
+    /// assert_eq!(TxOffloadField::L2Len.name(), "l2_len");
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Self::L2Len => "l2_len",
@@ -228,6 +248,12 @@ impl TxOffload {
     }
 
     /// Every length.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let l = TxOffload::from_bits(14 | (20 << 7)).unpack();
+    /// assert_eq!((l.l2_len, l.l3_len, l.tso_segsz), (14, 20, 0));
+    /// ```
     pub const fn unpack(self) -> TxLengths {
         TxLengths {
             l2_len: self.get(TxOffloadField::L2Len),
@@ -273,46 +299,118 @@ impl TxOffload {
     }
 
     /// Inner L2 header length.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// t.set_l2_len(14)?;
+    /// assert_eq!(t.l2_len(), 14);
+    /// # Ok::<(), pktmem_mbuf::offload::TxLenError>(())
+    /// ```
     pub const fn l2_len(self) -> u16 {
         self.get(TxOffloadField::L2Len)
     }
 
     /// Inner L3 header length.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// t.set_l3_len(40)?;
+    /// assert_eq!(t.l3_len(), 40);
+    /// # Ok::<(), pktmem_mbuf::offload::TxLenError>(())
+    /// ```
     pub const fn l3_len(self) -> u16 {
         self.get(TxOffloadField::L3Len)
     }
 
     /// Inner L4 header length.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// t.set_l4_len(20)?;
+    /// assert_eq!(t.l4_len(), 20);
+    /// # Ok::<(), pktmem_mbuf::offload::TxLenError>(())
+    /// ```
     pub const fn l4_len(self) -> u16 {
         self.get(TxOffloadField::L4Len)
     }
 
     /// TSO / UFO segment size.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// t.set_tso_segsz(1448);
+    /// assert_eq!(t.tso_segsz(), 1448);
+    /// # Ok::<(), pktmem_mbuf::offload::TxLenError>(())
+    /// ```
     pub const fn tso_segsz(self) -> u16 {
         self.get(TxOffloadField::TsoSegsz)
     }
 
     /// Outer L3 header length.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// t.set_outer_l3_len(20)?;
+    /// assert_eq!(t.outer_l3_len(), 20);
+    /// # Ok::<(), pktmem_mbuf::offload::TxLenError>(())
+    /// ```
     pub const fn outer_l3_len(self) -> u16 {
         self.get(TxOffloadField::OuterL3Len)
     }
 
     /// Outer L2 header length.
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// t.set_outer_l2_len(14)?;
+    /// assert_eq!(t.outer_l2_len(), 14);
+    /// # Ok::<(), pktmem_mbuf::offload::TxLenError>(())
+    /// ```
     pub const fn outer_l2_len(self) -> u16 {
         self.get(TxOffloadField::OuterL2Len)
     }
 
     /// Sets the inner L2 header length (at most 127).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// assert!(t.set_l2_len(127).is_ok());
+    /// assert!(t.set_l2_len(128).is_err());
+    /// assert_eq!(t.l2_len(), 127);
+    /// ```
     pub fn set_l2_len(&mut self, v: u16) -> Result<(), TxLenError> {
         self.set(TxOffloadField::L2Len, v)
     }
 
     /// Sets the inner L3 header length (at most 511).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// assert!(t.set_l3_len(511).is_ok());
+    /// assert!(t.set_l3_len(512).is_err());
+    /// assert_eq!(t.l3_len(), 511);
+    /// ```
     pub fn set_l3_len(&mut self, v: u16) -> Result<(), TxLenError> {
         self.set(TxOffloadField::L3Len, v)
     }
 
     /// Sets the inner L4 header length (at most 255).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// assert!(t.set_l4_len(255).is_ok());
+    /// assert!(t.set_l4_len(256).is_err());
+    /// assert_eq!(t.l4_len(), 255);
+    /// ```
     pub fn set_l4_len(&mut self, v: u16) -> Result<(), TxLenError> {
         self.set(TxOffloadField::L4Len, v)
     }
@@ -332,11 +430,27 @@ impl TxOffload {
     }
 
     /// Sets the outer L3 header length (at most 511).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// assert!(t.set_outer_l3_len(511).is_ok());
+    /// assert!(t.set_outer_l3_len(512).is_err());
+    /// assert_eq!(t.outer_l3_len(), 511);
+    /// ```
     pub fn set_outer_l3_len(&mut self, v: u16) -> Result<(), TxLenError> {
         self.set(TxOffloadField::OuterL3Len, v)
     }
 
     /// Sets the outer L2 header length (at most 127).
+    ///
+    /// ```
+    /// # use pktmem_mbuf::offload::TxOffload;
+    /// let mut t = TxOffload::new();
+    /// assert!(t.set_outer_l2_len(127).is_ok());
+    /// assert!(t.set_outer_l2_len(128).is_err());
+    /// assert_eq!(t.outer_l2_len(), 127);
+    /// ```
     pub fn set_outer_l2_len(&mut self, v: u16) -> Result<(), TxLenError> {
         self.set(TxOffloadField::OuterL2Len, v)
     }
