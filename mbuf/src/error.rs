@@ -498,6 +498,16 @@ pub enum MbufError {
     Sanity(SanityError),
     /// A pinned pool's area.
     PinnedArea(crate::PinnedAreaError),
+    /// Parsing offload flag names.
+    ParseFlags(crate::ParseFlagsError),
+    /// Registering a dynamic flag.
+    DynFlag(crate::DynFlagError),
+    /// Registering a dynamic field.
+    DynField(crate::DynFieldError),
+    /// A TX offload length that does not fit its bits.
+    TxLen(crate::TxLenError),
+    /// TX offload flags that contradict each other or the lengths.
+    TxOffload(crate::TxOffloadError),
 }
 
 impl fmt::Display for MbufError {
@@ -512,6 +522,11 @@ impl fmt::Display for MbufError {
             Self::ExtBuf(e) => e.fmt(f),
             Self::Sanity(e) => e.fmt(f),
             Self::PinnedArea(e) => e.fmt(f),
+            Self::ParseFlags(e) => e.fmt(f),
+            Self::DynFlag(e) => e.fmt(f),
+            Self::DynField(e) => e.fmt(f),
+            Self::TxLen(e) => e.fmt(f),
+            Self::TxOffload(e) => e.fmt(f),
         }
     }
 }
@@ -528,6 +543,11 @@ impl std::error::Error for MbufError {
             Self::ExtBuf(e) => Some(e),
             Self::Sanity(e) => Some(e),
             Self::PinnedArea(e) => Some(e),
+            Self::ParseFlags(e) => Some(e),
+            Self::DynFlag(e) => Some(e),
+            Self::DynField(e) => Some(e),
+            Self::TxLen(e) => Some(e),
+            Self::TxOffload(e) => Some(e),
         }
     }
 }
@@ -549,6 +569,11 @@ into_umbrella!(
     ExtBufError => ExtBuf,
     SanityError => Sanity,
     crate::PinnedAreaError => PinnedArea,
+    crate::ParseFlagsError => ParseFlags,
+    crate::DynFlagError => DynFlag,
+    crate::DynFieldError => DynField,
+    crate::TxLenError => TxLen,
+    crate::TxOffloadError => TxOffload,
 );
 
 impl From<ChainError> for MbufError {
