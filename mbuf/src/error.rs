@@ -51,7 +51,10 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::DataRoomTooLarge { data_room, max } => {
-                write!(f, "data room of {data_room} B does not fit 16 bits (max {max})")
+                write!(
+                    f,
+                    "data room of {data_room} B does not fit 16 bits (max {max})"
+                )
             }
             Self::PrivateSizeUnaligned { private_size } => {
                 write!(f, "private size {private_size} is not a multiple of 8")
@@ -218,7 +221,9 @@ pub struct ChainError {
 
 impl fmt::Debug for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainError").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("ChainError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -338,7 +343,9 @@ pub struct AttachExtError {
 
 impl fmt::Debug for AttachExtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AttachExtError").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("AttachExtError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -451,7 +458,10 @@ impl fmt::Display for SanityError {
             Self::NoPool => write!(f, "mbuf has no pool"),
             Self::NullBuffer { seg } => write!(f, "segment {seg}: null buffer address"),
             Self::BadBufferAddress { seg } => {
-                write!(f, "segment {seg}: direct buffer address is not its own data room")
+                write!(
+                    f,
+                    "segment {seg}: direct buffer address is not its own data room"
+                )
             }
             Self::BadIova { seg } => write!(f, "segment {seg}: buffer IOVA is not its object's"),
             Self::BadRefcnt { seg, refcnt } => write!(f, "segment {seg}: bad refcount {refcnt}"),

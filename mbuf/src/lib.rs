@@ -81,8 +81,8 @@ pub use bytes_interop::MbufReader;
 pub use data::MAX_SEGS;
 pub use dynfield::{DynField, DynFieldError, DynFieldValue, RawDynField};
 pub use error::{
-    AllocError, AttachErrorKind, AttachExtError, BuildError, ChainError, ChainErrorKind, CloneError, DataError,
-    ExtBufError, MbufError, SanityError,
+    AllocError, AttachErrorKind, AttachExtError, BuildError, ChainError, ChainErrorKind,
+    CloneError, DataError, ExtBufError, MbufError, SanityError,
 };
 pub use ext::{ExtBuf, SharedHdr, EXT_BUF_MAX};
 pub use flags::{DynFlag, DynFlagError, OffloadFlags, ParseFlagsError};
@@ -90,8 +90,10 @@ pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
 pub use mbuf::{Mbuf, Segment, Segments, SharedMbuf};
 pub use offload::{TxLenError, TxLengths, TxOffload, TxOffloadError};
 pub use pinned::{PinnedArea, PinnedAreaError};
-pub use ptype::{InnerL2Type, InnerL3Type, InnerL4Type, L2Type, L3Type, L4Type, PacketType, TunnelType};
 pub use pool::{free_bulk, PktPool, PktPoolBuilder, DEFAULT_DATA_ROOM, MAX_DATA_ROOM};
+pub use ptype::{
+    InnerL2Type, InnerL3Type, InnerL4Type, L2Type, L3Type, L4Type, PacketType, TunnelType,
+};
 
 /// Default headroom: bytes kept before the data of a fresh mbuf (128, as
 /// the reference's `RTE_PKTMBUF_HEADROOM`).

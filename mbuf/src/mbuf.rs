@@ -380,7 +380,10 @@ impl Mbuf {
         // referenced by this mbuf only (checked above) and `&mut self`
         // excludes other borrows of it until the slice goes.
         Some(unsafe {
-            std::slice::from_raw_parts_mut(h.buf_addr.add(usize::from(h.data_off)), usize::from(h.data_len))
+            std::slice::from_raw_parts_mut(
+                h.buf_addr.add(usize::from(h.data_off)),
+                usize::from(h.data_len),
+            )
         })
     }
 
@@ -601,7 +604,9 @@ impl Mbuf {
         let n = usize::from(self.h().priv_size);
         // SAFETY: as `private_area`; `&mut self` makes the borrow exclusive
         // (clones never touch another mbuf's private area).
-        unsafe { std::slice::from_raw_parts_mut(self.hdr.as_ptr().cast::<u8>().add(HEADER_SIZE), n) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.hdr.as_ptr().cast::<u8>().add(HEADER_SIZE), n)
+        }
     }
 }
 
@@ -780,7 +785,10 @@ fn debug_check_free(m: NonNull<MbufHeader>) {
         // SAFETY: a live segment being freed.
         let h = unsafe { m.as_ref() };
         debug_assert_eq!(h.refcnt.load(Ordering::Relaxed), 1, "freed mbuf refcount");
-        debug_assert!(h.next.is_null() && h.nb_segs == 1, "freed mbuf still chained");
+        debug_assert!(
+            h.next.is_null() && h.nb_segs == 1,
+            "freed mbuf still chained"
+        );
         debug_assert_eq!(h.ol_flags & F_INDIRECT, 0, "freed mbuf still indirect");
     }
 }
@@ -848,7 +856,11 @@ impl SharedMbuf {
     pub fn into_unique(self) -> Result<Mbuf, SharedMbuf> {
         // Acquire: pairs with the Release decrements of the owners that went,
         // so their reads happen before our writes.
-        if self.0.segments().all(|s| s.0.refcnt.load(Ordering::Acquire) == 1) {
+        if self
+            .0
+            .segments()
+            .all(|s| s.0.refcnt.load(Ordering::Acquire) == 1)
+        {
             Ok(self.0)
         } else {
             Err(self)
