@@ -8,7 +8,11 @@
 //! | [`Mbuf`] | an owned packet: a chain of segments; `Send`, goes through a `Ring<Mbuf>`; dropping it frees the chain |
 //! | [`Segment`] | one segment, read-only: its data, buffer, IOVA, refcount |
 //! | [`ExtBuf`] | a reference to an external buffer (any owner, or raw memory with a free callback), attached with [`Mbuf::attach_extbuf`] |
-//! | [`PinnedArea`] | external memory a pinned pool cuts into buffers |
+//! | [`PinnedArea`] | external memory a pinned pool cuts into buffers ([`PktPoolBuilder::pinned`]) |
+//! | [`SharedMbuf`] | a read-only packet with several owners (multicast, mirrors) |
+//! | [`OffloadFlags`], [`TxOffload`], [`PacketType`] | typed header words: offload flags with names, TX offload lengths with validation, packet type per layer |
+//! | [`DynField`], [`DynFlag`] | named fields in the header's dynamic area and named flag bits, registered once per process |
+//! | [`MbufReader`], [`Mbuf::into_bytes`] | `bytes` interop: a `Buf` across a chain, a `Bytes` without a copy |
 //! | [`MbufError`] | every error of the crate, for `?` |
 //!
 //! # Model
