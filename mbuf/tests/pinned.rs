@@ -192,17 +192,17 @@ fn bad_pinned_areas_are_typed_errors() {
         // build use none of it, the one that builds is its only user.
         unsafe { PinnedArea::new(mem, None, len, elt) }
     };
-    let good = area(4 * 2048, 2048);
+    let good = || area(4 * 2048, 2048);
     for (areas, index) in [
         (vec![area(4096, 0)], 0),
-        (vec![good, area(70_000, 70_000)], 1),
-        (vec![good, good, area(4097, 2048)], 2),
+        (vec![good(), area(70_000, 70_000)], 1),
+        (vec![good(), good(), area(4097, 2048)], 2),
     ] {
         let e = PktPool::builder(4).pinned(areas).build_anonymous().unwrap_err();
         assert!(matches!(e, BuildError::BadPinnedArea { index: i, .. } if i == index), "{e:?}");
         assert!(e.to_string().contains(&format!("area {index}")), "{e}");
     }
-    let e = PktPool::builder(9).pinned([good, good]).build_anonymous().unwrap_err();
+    let e = PktPool::builder(9).pinned([good(), good()]).build_anonymous().unwrap_err();
     assert!(
         matches!(e, BuildError::PinnedAreasTooSmall { needed: 9, available: 8 }),
         "{e:?}"
@@ -211,10 +211,10 @@ fn bad_pinned_areas_are_typed_errors() {
     let e = PktPool::builder(1).pinned([]).build_anonymous().unwrap_err();
     assert!(matches!(e, BuildError::PinnedAreasTooSmall { needed: 1, available: 0 }), "{e:?}");
     // Private sizes follow the same rule as a normal pool's.
-    let e = PktPool::builder(4).private_size(12).pinned([good]).build_anonymous().unwrap_err();
+    let e = PktPool::builder(4).private_size(12).pinned([good()]).build_anonymous().unwrap_err();
     assert!(matches!(e, BuildError::PrivateSizeUnaligned { private_size: 12 }), "{e:?}");
     // A good one with a private area.
-    let pool = PktPool::builder(4).private_size(16).pinned([good]).build_anonymous().unwrap();
+    let pool = PktPool::builder(4).private_size(16).pinned([good()]).build_anonymous().unwrap();
     let m = pool.alloc_default().unwrap();
     assert_eq!(m.private_area().len(), 16);
     assert_fresh(&m);

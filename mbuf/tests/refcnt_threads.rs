@@ -289,3 +289,96 @@ fn concurrent_clones_of_one_mbuf() {
     drop(m);
     assert!(wait_full(&pool) && wait_full(&clones));
 }
+
+/// The reference's loop with its own kind of reference: `SharedMbuf`
+/// (`rte_pktmbuf_refcnt_update`: one more count on every segment per
+/// owner). Each packet (one or two segments) gets `1..=MAX_REF` owners, all
+/// sent through one ring to two workers that check the data, try to take
+/// it back as unique (only the last owner can) and drop it. The pool is
+/// full after every iteration and the owners sent equal those dropped.
+#[test]
+fn shared_owners_through_a_ring_to_two_workers() {
+    const N: usize = 64;
+    const ITERS: usize = 32;
+    for seed in seeds("PKTMEM_MBUF_REFCNT_SEED", &[0x5eed_0002]) {
+        let pool = PktPool::builder(N).data_room(HEADROOM + 64).build_anonymous().unwrap();
+        let (tx, rx) = Ring::<pktmem_mbuf::SharedMbuf>::new(N * MAX_REF).unwrap().split();
+        let stop = Arc::new(AtomicBool::new(false));
+        let uniques = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = rx.clone();
+                let stop = Arc::clone(&stop);
+                let uniques = Arc::clone(&uniques);
+                std::thread::spawn(move || {
+                    let mut mine = 0usize;
+                    loop {
+                        if let Some(s) = rx.dequeue() {
+                            verify(s.get());
+                            assert!(!s.is_writable() || s.refcnt() == 1);
+                            match s.into_unique() {
+                                Ok(mut m) => {
+                                    // The last owner: writable again.
+                                    assert!(m.data_mut().is_some());
+                                    // Relaxed: a count, read after the join.
+                                    uniques.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(s) => drop(s),
+                            }
+                            mine += 1;
+                        // Acquire: pairs with the Release store below.
+                        } else if stop.load(Ordering::Acquire) {
+                            break;
+                        } else {
+                            std::thread::yield_now();
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        drop(rx);
+        let mut rng = Rng::new(seed);
+        let mut sent = 0usize;
+        let mut packets = 0usize;
+        let mut seq = 0u64;
+        for iter in 0..ITERS {
+            assert_eq!(pool.avail_count(), N, "iteration {iter}");
+            while pool.avail_count() >= 2 {
+                let mut m = pool.alloc_default().unwrap();
+                m.append(64).unwrap().copy_from_slice(&payload(seq, 64));
+                seq += 1;
+                if rng.chance(1, 2) {
+                    // A second segment carrying the payload's continuation
+                    // is not part of `verify`'s pattern: keep it empty.
+                    m.chain(pool.alloc_default().unwrap()).unwrap();
+                }
+                let k = rng.range(1, MAX_REF);
+                let first = m.into_shared();
+                let mut owners: Vec<_> = (1..k).map(|_| first.clone()).collect();
+                owners.push(first);
+                for s in owners[0].segments() {
+                    assert_eq!(usize::from(s.refcnt()), k, "each segment counts every owner");
+                }
+                for mut s in owners {
+                    while let Err(back) = tx.enqueue(s) {
+                        s = back;
+                        std::thread::yield_now();
+                    }
+                }
+                sent += k;
+                packets += 1;
+            }
+            while !tx.is_empty() {
+                std::thread::yield_now();
+            }
+            assert!(wait_full(&pool), "iteration {iter}: {} mbufs still out", pool.in_use_count());
+        }
+        // Release: pairs with the workers' Acquire load.
+        stop.store(true, Ordering::Release);
+        let got: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(got, sent, "owners sent = dropped");
+        assert!(uniques.load(Ordering::Relaxed) <= packets);
+        assert_full(&[&pool]);
+    }
+}

@@ -5,8 +5,10 @@
 //! fields are private and every public operation keeps them consistent, so
 //! those states cannot be built through the API; what is tested is what the
 //! API guarantees: every state it builds passes (here, and after every step
-//! of `differential.rs` and every behaviour of `common/behaviour.rs`), and
-//! each reason the check can give names its numbers.
+//! of `differential.rs` and every behaviour of `common/behaviour.rs`; direct
+//! segments' buffer address and IOVA are compared with their object's, so
+//! a detach restoring the wrong buffer fails it), and each reason the check
+//! can give names its numbers.
 
 mod common;
 
@@ -86,6 +88,7 @@ fn reasons_carry_their_numbers() {
         (SanityError::NoPool, &["pool"]),
         (SanityError::NullBuffer { seg: 3 }, &["segment 3", "null"]),
         (SanityError::BadIova { seg: 2 }, &["segment 2", "IOVA"]),
+        (SanityError::BadBufferAddress { seg: 5 }, &["segment 5", "address"]),
         (SanityError::BadRefcnt { seg: 1, refcnt: 0 }, &["segment 1", "refcount 0"]),
         (
             SanityError::DataOutsideBuffer {
