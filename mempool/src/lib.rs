@@ -141,6 +141,7 @@ mod typed;
 pub use backend::{Backend, BackendEmpty, BackendFull, BackendKind, StackBackend};
 pub use builder::MempoolBuilder;
 pub use cache::{Cache, CACHE_MAX_SIZE};
+pub use default_cache::flush_thread_caches;
 pub use error::{
     AuditError, BuildError, CacheError, CreateError, GetError, MempoolError, PopulateError,
 };
@@ -151,7 +152,6 @@ pub use layout::{
 };
 pub use lf_stack::{LfStackBackend, LfStackError};
 pub use obj::Obj;
-pub use default_cache::flush_thread_caches;
 pub use pool::{ChunkFree, Mempool, PoolRef};
 pub use ring_backend::RingPlacement;
 #[cfg(feature = "stats")]

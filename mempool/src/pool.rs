@@ -528,7 +528,10 @@ impl Mempool {
     pub(crate) fn from_inner(inner: PoolInner) -> Self {
         debug_assert_eq!(
             // Relaxed: the pool is not shared yet.
-            (inner.life.refs.load(Ordering::Relaxed), inner.life.handles.load(Ordering::Relaxed)),
+            (
+                inner.life.refs.load(Ordering::Relaxed),
+                inner.life.handles.load(Ordering::Relaxed)
+            ),
             (1, 1)
         );
         Self {
