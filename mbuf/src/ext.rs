@@ -1,0 +1,399 @@
+//! External buffers: memory the pool does not own, attached to mbufs, with a
+//! shared, refcounted info that releases the buffer exactly once, when its
+//! last reference goes, on whichever thread drops it.
+//!
+//! An [`ExtBuf`] is one reference to such a buffer. Cloning it takes another
+//! reference; attaching it to an mbuf ([`Mbuf::attach_extbuf`](crate::Mbuf::attach_extbuf))
+//! hands the reference to the mbuf; clones of that mbuf take more; the last
+//! drop runs the release: the owner value is dropped
+//! ([`ExtBuf::from_owner`]), or the free callback runs
+//! ([`ExtBuf::from_raw`], [`ExtBuf::from_raw_tail_shinfo`]).
+
+use std::fmt;
+use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU16, Ordering};
+
+use pktmem_hugemem::Iova;
+
+use crate::error::ExtBufError;
+use crate::header::{MbufHeader, NO_IOVA};
+
+/// Largest external buffer (the header's buffer length is 16 bits).
+pub const EXT_BUF_MAX: usize = u16::MAX as usize;
+
+/// The shared info of an external buffer: its refcount and how to release
+/// it. Concrete infos (`Shared<X>`) start with this header (`repr(C)`).
+#[repr(C)]
+pub struct SharedHdr {
+    /// References to the buffer (`ExtBuf` handles + mbufs attached to it).
+    pub(crate) refcnt: AtomicU16,
+    /// Runs once when `refcnt` reaches 0; frees the info (and the buffer,
+    /// or calls the user's callback).
+    release: unsafe fn(NonNull<SharedHdr>),
+    /// For a pinned pool's buffer: the mbuf the buffer is bound to (it goes
+    /// back to its pool at release); null otherwise.
+    pub(crate) pinned_owner: *mut MbufHeader,
+}
+
+impl fmt::Debug for SharedHdr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedHdr")
+            .field("refcnt", &self.refcnt.load(Ordering::Relaxed))
+            .field("pinned", &!self.pinned_owner.is_null())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedHdr {
+    /// A header with refcount 1.
+    pub(crate) fn new(release: unsafe fn(NonNull<SharedHdr>), pinned_owner: *mut MbufHeader) -> Self {
+        Self {
+            refcnt: AtomicU16::new(1),
+            release,
+            pinned_owner,
+        }
+    }
+
+    /// Takes one more reference; `false` (nothing taken) at the maximum.
+    #[inline]
+    pub(crate) fn try_acquire(&self) -> bool {
+        // Relaxed: taking a reference from one already held publishes
+        // nothing (as `Arc::clone`); the releases order the accesses.
+        let prev = self.refcnt.fetch_add(1, Ordering::Relaxed);
+        if prev == u16::MAX {
+            // Undo the wrap: nobody can have seen 0 as a release, since the
+            // holder of our reference keeps it above 0.
+            self.refcnt.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Drops one reference; the last one runs the release.
+    ///
+    /// # Safety
+    /// - `this` is a live shared info and the caller owns one reference,
+    ///   which it gives up (it must not touch the info afterwards).
+    #[inline]
+    pub(crate) unsafe fn release_ref(this: NonNull<SharedHdr>) {
+        // SAFETY: live while the caller's reference is held (condition).
+        let hdr = unsafe { this.as_ref() };
+        // Release: our accesses to the buffer happen before the release
+        // that the last holder runs (paired with the Acquire fence below).
+        if hdr.refcnt.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Acquire: pairs with every other holder's Release decrement above,
+        // so their buffer accesses happen before the release runs.
+        fence(Ordering::Acquire);
+        // SAFETY: the count reached 0: this is the one release (nobody else
+        // holds a reference); `release` was set for this info's type.
+        unsafe { (hdr.release)(this) };
+    }
+}
+
+/// A concrete shared info: the header followed by what the release needs.
+#[repr(C)]
+struct Shared<X> {
+    hdr: SharedHdr,
+    extra: X,
+}
+
+/// Releases a heap info holding the buffer's owner: drops the owner.
+unsafe fn release_owner<O>(this: NonNull<SharedHdr>) {
+    // SAFETY: `this` came from `Box::into_raw` of a `Shared<O>` (set with
+    // this function in `from_owner`); the last reference is gone.
+    drop(unsafe { Box::from_raw(this.cast::<Shared<O>>().as_ptr()) });
+}
+
+/// Releases a heap info holding a free callback: calls it, frees the info.
+unsafe fn release_callback<F: FnOnce(NonNull<u8>)>(this: NonNull<SharedHdr>) {
+    // SAFETY: `this` came from `Box::into_raw` of a `Shared<(NonNull<u8>, F)>`
+    // (set with this function in `from_raw`); the last reference is gone.
+    let b = unsafe { Box::from_raw(this.cast::<Shared<(NonNull<u8>, F)>>().as_ptr()) };
+    let (addr, free) = b.extra;
+    free(addr);
+}
+
+/// Releases an info placed at the buffer's tail: moves the callback out,
+/// then calls it (the info's bytes belong to the buffer the callback frees).
+unsafe fn release_tail<F: FnOnce(NonNull<u8>)>(this: NonNull<SharedHdr>) {
+    let p = this.cast::<Shared<(NonNull<u8>, F)>>().as_ptr();
+    // SAFETY: `p` is the tail info written by `from_raw_tail_shinfo`, read
+    // once (this is the one release); nothing reads it afterwards.
+    let (addr, free) = unsafe { std::ptr::read(std::ptr::addr_of!((*p).extra)) };
+    free(addr);
+}
+
+/// One reference to an external buffer and its shared info.
+///
+/// `Send + Sync`: the release (owner drop or callback, both `Send`) may run
+/// on any thread, and the handle gives no access to the bytes (an mbuf it
+/// is attached to does, while the buffer is not shared).
+///
+/// ```
+/// use pktmem_mbuf::{ExtBuf, PktPool};
+/// let pool = PktPool::builder(8).build_anonymous().unwrap();
+/// let frame = vec![7u8; 1500];
+/// let ext = ExtBuf::from_owner(frame, None).unwrap();
+/// assert_eq!(ext.len(), 1500);
+/// let mut m = pool.alloc_default().unwrap();
+/// m.attach_extbuf(ext).unwrap();      // the mbuf holds the only reference
+/// m.grow_tail(1500).unwrap();           // the frame's bytes are the data
+/// assert_eq!(m.data()[0], 7);
+/// drop(m);                              // the Vec is dropped here
+/// ```
+pub struct ExtBuf {
+    pub(crate) shinfo: NonNull<SharedHdr>,
+    pub(crate) addr: NonNull<u8>,
+    pub(crate) iova: u64,
+    pub(crate) len: u16,
+}
+
+// SAFETY: the handle owns a reference (an atomic count); the release it may
+// run is `Send` (owner and callback bounds), and it gives no access to the
+// buffer's bytes.
+unsafe impl Send for ExtBuf {}
+// SAFETY: `&ExtBuf` only reads immutable fields and may take a reference
+// (an atomic increment).
+unsafe impl Sync for ExtBuf {}
+
+impl fmt::Debug for ExtBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExtBuf")
+            .field("addr", &self.addr)
+            .field("len", &self.len)
+            .field("iova", &self.iova())
+            .field("refcnt", &self.refcnt())
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_len(len: usize) -> Result<u16, ExtBufError> {
+    if len == 0 {
+        return Err(ExtBufError::Empty);
+    }
+    u16::try_from(len).map_err(|_| ExtBufError::TooLong {
+        len,
+        max: EXT_BUF_MAX,
+    })
+}
+
+fn raw_iova(iova: Option<Iova>) -> u64 {
+    iova.map_or(NO_IOVA, |i| i.0)
+}
+
+impl ExtBuf {
+    /// An external buffer owned by `owner` (a `Vec<u8>`, a boxed array, a
+    /// memory map, a device buffer handle: anything that derefs to bytes and
+    /// keeps them at one address while it lives). `owner` is dropped when the
+    /// last reference goes, on the thread that drops it. `iova` is the IOVA
+    /// of the first byte, if a device may use it.
+    ///
+    /// ```
+    /// use pktmem_mbuf::ExtBuf;
+    /// let ext = ExtBuf::from_owner(vec![0u8; 4096], None).unwrap();
+    /// let other = ext.clone();
+    /// assert_eq!(other.refcnt(), 2);
+    /// assert!(ExtBuf::from_owner(vec![0u8; 70_000], None).is_err()); // above 16 bits
+    /// ```
+    pub fn from_owner<O>(owner: O, iova: Option<Iova>) -> Result<ExtBuf, ExtBufError>
+    where
+        O: AsMut<[u8]> + Send + 'static,
+    {
+        let mut b = Box::new(Shared {
+            hdr: SharedHdr::new(release_owner::<O>, std::ptr::null_mut()),
+            extra: owner,
+        });
+        // The bytes' address, taken once the owner sits where it stays.
+        let bytes = b.extra.as_mut();
+        let len = check_len(bytes.len())?;
+        let addr = NonNull::new(bytes.as_mut_ptr()).ok_or(ExtBufError::Empty)?;
+        let shinfo = NonNull::from(Box::leak(b)).cast::<SharedHdr>();
+        Ok(ExtBuf {
+            shinfo,
+            addr,
+            iova: raw_iova(iova),
+            len,
+        })
+    }
+
+    /// An external buffer at `addr` of `len` bytes; `free(addr)` runs once
+    /// when the last reference goes (on that thread). The shared info is on
+    /// the heap.
+    ///
+    /// # Safety
+    /// - `addr..addr + len` is valid for reads and writes, and nothing else
+    ///   accesses it, until `free` runs.
+    ///
+    /// ```
+    /// use pktmem_mbuf::ExtBuf;
+    /// use std::ptr::NonNull;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let freed = Arc::new(AtomicUsize::new(0));
+    /// let buf: &'static mut [u8] = Box::leak(vec![0u8; 256].into_boxed_slice());
+    /// let (addr, len) = (NonNull::new(buf.as_mut_ptr()).unwrap(), buf.len());
+    /// let f = freed.clone();
+    /// // SAFETY: the leaked slice is ours until the callback rebuilds the box.
+    /// let ext = unsafe {
+    ///     ExtBuf::from_raw(addr, len, None, move |p| {
+    ///         drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), len)));
+    ///         f.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    /// }
+    /// .unwrap();
+    /// drop(ext.clone());
+    /// assert_eq!(freed.load(Ordering::Relaxed), 0);
+    /// drop(ext);
+    /// assert_eq!(freed.load(Ordering::Relaxed), 1);
+    /// ```
+    pub unsafe fn from_raw<F>(
+        addr: NonNull<u8>,
+        len: usize,
+        iova: Option<Iova>,
+        free: F,
+    ) -> Result<ExtBuf, ExtBufError>
+    where
+        F: FnOnce(NonNull<u8>) + Send + 'static,
+    {
+        let len = check_len(len)?;
+        let b = Box::new(Shared {
+            hdr: SharedHdr::new(release_callback::<F>, std::ptr::null_mut()),
+            extra: (addr, free),
+        });
+        Ok(ExtBuf {
+            shinfo: NonNull::from(Box::leak(b)).cast(),
+            addr,
+            iova: raw_iova(iova),
+            len,
+        })
+    }
+
+    /// Bytes [`from_raw_tail_shinfo`](Self::from_raw_tail_shinfo) takes from
+    /// the tail of a buffer for a callback of type `F` (before alignment).
+    pub const fn tail_shinfo_size<F>() -> usize {
+        size_of::<Shared<(NonNull<u8>, F)>>()
+    }
+
+    /// An external buffer at `addr` of `len` bytes whose shared info is
+    /// placed at its tail (aligned down), as the reference's helper does: no
+    /// allocation when `free` captures nothing. The usable length
+    /// ([`len`](Self::len)) is what is left before the info. `free(addr)`
+    /// runs once when the last reference goes.
+    ///
+    /// # Safety
+    /// - `addr..addr + len` is valid for reads and writes, and nothing else
+    ///   accesses it, until `free` runs.
+    ///
+    /// ```
+    /// use pktmem_mbuf::ExtBuf;
+    /// use std::ptr::NonNull;
+    /// let buf: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    /// let addr = NonNull::new(buf.as_mut_ptr()).unwrap();
+    /// // SAFETY: the leaked slice is only used through the ExtBuf; the
+    /// // callback frees it.
+    /// let ext = unsafe {
+    ///     ExtBuf::from_raw_tail_shinfo(addr, 4096, None, |p| {
+    ///         drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), 4096)));
+    ///     })
+    /// }
+    /// .unwrap();
+    /// assert!(ext.len() < 4096 && ext.len() >= 4096 - 64);
+    /// // SAFETY: the buffer is writable and nothing else uses it.
+    /// assert!(unsafe { ExtBuf::from_raw_tail_shinfo(addr, 8, None, |_| ()) }.is_err());
+    /// ```
+    pub unsafe fn from_raw_tail_shinfo<F>(
+        addr: NonNull<u8>,
+        len: usize,
+        iova: Option<Iova>,
+        free: F,
+    ) -> Result<ExtBuf, ExtBufError>
+    where
+        F: FnOnce(NonNull<u8>) + Send + 'static,
+    {
+        type S<F> = Shared<(NonNull<u8>, F)>;
+        if len == 0 {
+            return Err(ExtBufError::Empty);
+        }
+        let need = size_of::<S<F>>() + align_of::<S<F>>();
+        let end = (addr.as_ptr() as usize).checked_add(len).ok_or(ExtBufError::Empty)?;
+        let at = (end - size_of::<S<F>>()) & !(align_of::<S<F>>() - 1);
+        if len <= need || at <= addr.as_ptr() as usize {
+            return Err(ExtBufError::TooSmall { len, needed: need });
+        }
+        let usable = at - addr.as_ptr() as usize;
+        let usable = check_len(usable)?;
+        // `at` lies inside the buffer, aligned for S<F>, with room for it.
+        let p = addr.as_ptr().wrapping_add(at - addr.as_ptr() as usize).cast::<S<F>>();
+        // SAFETY: `p..p+size_of S` is inside the caller's buffer (checked
+        // above), writable (condition) and aligned.
+        unsafe {
+            p.write(Shared {
+                hdr: SharedHdr::new(release_tail::<F>, std::ptr::null_mut()),
+                extra: (addr, free),
+            });
+        }
+        Ok(ExtBuf {
+            // SAFETY: `p` is inside a non-null buffer.
+            shinfo: unsafe { NonNull::new_unchecked(p) }.cast(),
+            addr,
+            iova: raw_iova(iova),
+            len: usable,
+        })
+    }
+
+    /// Address of the buffer's first byte.
+    pub fn addr(&self) -> NonNull<u8> {
+        self.addr
+    }
+
+    /// Usable length of the buffer.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Never true: an external buffer has at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// IOVA of the buffer's first byte, if it has one.
+    pub fn iova(&self) -> Option<Iova> {
+        (self.iova != NO_IOVA).then_some(Iova(self.iova))
+    }
+
+    /// References to the buffer now (handles and attached mbufs).
+    pub fn refcnt(&self) -> u16 {
+        // SAFETY: live while this handle's reference is held.
+        unsafe { self.shinfo.as_ref() }.refcnt.load(Ordering::Relaxed)
+    }
+
+    /// Another reference, or `None` when the 16-bit count is at its maximum.
+    pub fn try_clone(&self) -> Option<ExtBuf> {
+        // SAFETY: live while this handle's reference is held.
+        unsafe { self.shinfo.as_ref() }.try_acquire().then(|| ExtBuf {
+            shinfo: self.shinfo,
+            addr: self.addr,
+            iova: self.iova,
+            len: self.len,
+        })
+    }
+}
+
+impl Clone for ExtBuf {
+    /// Another reference. Aborts the process if the 16-bit count would wrap
+    /// (as `Arc` does on overflow); [`try_clone`](Self::try_clone) returns
+    /// `None` instead.
+    fn clone(&self) -> Self {
+        self.try_clone().unwrap_or_else(|| std::process::abort())
+    }
+}
+
+impl Drop for ExtBuf {
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one reference and gives it up here.
+        unsafe { SharedHdr::release_ref(self.shinfo) };
+    }
+}

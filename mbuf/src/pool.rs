@@ -1,0 +1,515 @@
+//! [`PktPool`]: a mempool whose objects are mbufs, and its builder.
+
+use std::mem::MaybeUninit;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::AtomicU16;
+
+use arrayvec::ArrayVec;
+use pktmem_hugemem::Provider;
+use pktmem_mempool::{Cache, Mempool, MempoolBuilder, Obj, ObjInfo};
+
+use crate::error::{AllocError, BuildError};
+use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, NO_IOVA};
+use crate::mbuf::{prefree_seg, put_cached, put_default, NO_PORT};
+use crate::pinned::{PinnedArea, PinnedSetup, PINNED_SHINFO_SIZE};
+use crate::{Mbuf, HEADROOM};
+
+/// Default data room: 2048 bytes of data plus the 128-byte headroom.
+pub const DEFAULT_DATA_ROOM: usize = 2048 + HEADROOM;
+
+/// Largest data room (the header's buffer length is 16 bits).
+pub const MAX_DATA_ROOM: usize = u16::MAX as usize;
+
+/// A pool of packet buffers: a cheap-to-clone handle.
+///
+/// Each object is an [`MbufHeader`], then the private area, then the data
+/// room (whose first [`HEADROOM`] bytes are the default headroom). Every
+/// buffer's IOVA is computed once, at population, from the object's IOVA:
+/// allocation does no lookup. Allocation through an explicit [`Cache`]
+/// ([`alloc`](Self::alloc)) is the fast path; [`alloc_default`](Self::alloc_default)
+/// uses the calling thread's default cache.
+///
+/// ```
+/// use pktmem_mbuf::PktPool;
+/// use pktmem_hugemem::Provider;
+/// let provider = Provider::builder().quiet(true).build().unwrap();
+/// let pool = PktPool::builder(1023).cache(64).build_on(&provider).unwrap();
+/// let mut cache = pool.cache();
+/// let mut m = pool.alloc(&mut cache).unwrap();
+/// m.append(4).unwrap().copy_from_slice(b"ping");
+/// assert_eq!(m.headroom(), 128);
+/// assert_eq!(m.data_iova().is_some(), pool.mempool().tracks_iova() && m.buf_iova().is_some());
+/// pool.free(&mut cache, m);
+/// drop(cache);
+/// assert!(pool.is_full());
+/// ```
+#[derive(Clone, Debug)]
+pub struct PktPool {
+    pub(crate) mp: Mempool,
+    data_room: u16,
+    priv_size: u16,
+    pinned: bool,
+}
+
+/// Configures a [`PktPool`]; `build_on(&provider)` or `build_anonymous()`
+/// creates it.
+#[derive(Debug)]
+#[must_use]
+pub struct PktPoolBuilder {
+    n: usize,
+    cache: usize,
+    data_room: usize,
+    priv_size: usize,
+    name: Option<String>,
+    pinned: Option<Vec<PinnedArea>>,
+}
+
+impl PktPool {
+    /// Starts configuring a pool of `n` mbufs: data room
+    /// [`DEFAULT_DATA_ROOM`], no private area, no cache (set one with
+    /// [`cache`](PktPoolBuilder::cache): it is what makes allocation fast).
+    pub fn builder(n: usize) -> PktPoolBuilder {
+        PktPoolBuilder {
+            n,
+            cache: 0,
+            data_room: DEFAULT_DATA_ROOM,
+            priv_size: 0,
+            name: None,
+            pinned: None,
+        }
+    }
+}
+
+impl PktPoolBuilder {
+    /// The pool's name (for humans: dumps, errors, events).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Size of each per-core cache (0: none).
+    pub fn cache(mut self, size: usize) -> Self {
+        self.cache = size;
+        self
+    }
+
+    /// Bytes of each buffer, headroom included (default
+    /// [`DEFAULT_DATA_ROOM`]; at most [`MAX_DATA_ROOM`]).
+    pub fn data_room(mut self, bytes: usize) -> Self {
+        self.data_room = bytes;
+        self
+    }
+
+    /// Bytes of the private area between header and buffer (a multiple of
+    /// 8; default 0).
+    pub fn private_size(mut self, bytes: usize) -> Self {
+        self.priv_size = bytes;
+        self
+    }
+
+    /// Makes a pinned external-buffer pool: the mbufs' buffers are slices of
+    /// the given external areas (each mbuf bound to its slice for good, the
+    /// pool keeping the shared infos), and the pool's own objects hold only
+    /// header and private area. The data room is each area's element size.
+    /// See [`PinnedArea`].
+    pub fn pinned(mut self, areas: impl IntoIterator<Item = PinnedArea>) -> Self {
+        self.pinned = Some(areas.into_iter().collect());
+        self
+    }
+
+    /// Creates the pool on `provider`'s memory (hugepages when it has
+    /// them).
+    pub fn build_on(self, provider: &Provider) -> Result<PktPool, BuildError> {
+        self.build(Some(provider))
+    }
+
+    /// Creates the pool on anonymous memory (small pages, no IOVA): for
+    /// tests and tools that need no device.
+    pub fn build_anonymous(self) -> Result<PktPool, BuildError> {
+        self.build(None)
+    }
+
+    fn build(self, provider: Option<&Provider>) -> Result<PktPool, BuildError> {
+        if self.priv_size % 8 != 0 {
+            return Err(BuildError::PrivateSizeUnaligned {
+                private_size: self.priv_size,
+            });
+        }
+        let priv_size = u16::try_from(self.priv_size).map_err(|_| BuildError::PrivateSizeTooLarge {
+            private_size: self.priv_size,
+            max: u16::MAX as usize & !7,
+        })?;
+        let pinned = match self.pinned {
+            Some(areas) => Some(PinnedSetup::new(areas, self.n)?),
+            None => None,
+        };
+        let data_room = if pinned.is_some() { 0 } else { self.data_room };
+        let data_room16 = u16::try_from(data_room).map_err(|_| BuildError::DataRoomTooLarge {
+            data_room,
+            max: MAX_DATA_ROOM,
+        })?;
+        let tail = if pinned.is_some() { PINNED_SHINFO_SIZE } else { data_room };
+        let elt = HEADER_SIZE + self.priv_size + tail;
+        let mut b: MempoolBuilder = Mempool::builder(self.n, elt).cache(self.cache).align(64);
+        if let Some(name) = self.name {
+            b = b.name(name);
+        }
+        let is_pinned = pinned.is_some();
+        b = match pinned {
+            None => b.obj_init(move |info, body| init_header(info, body, priv_size, data_room16)),
+            Some(setup) => setup.install(b, priv_size),
+        };
+        let mp = match provider {
+            Some(p) => b.build_on(p)?,
+            None => b.build_anonymous()?,
+        };
+        Ok(PktPool {
+            mp,
+            data_room: data_room16,
+            priv_size,
+            pinned: is_pinned,
+        })
+    }
+}
+
+/// Writes a fresh header (and zeroes the private area) in a pool object:
+/// the buffer is the object's data room, its IOVA the object's plus the
+/// offset.
+// Aligned: pool bodies are 64-aligned (the pool's alignment).
+#[allow(clippy::cast_ptr_alignment)]
+fn init_header(info: &ObjInfo, body: &mut [MaybeUninit<u8>], priv_size: u16, data_room: u16) {
+    let off = HEADER_SIZE + usize::from(priv_size);
+    let base = body.as_mut_ptr().cast::<u8>();
+    let iova = info.iova.map_or(NO_IOVA, |i| i.0 + off as u64);
+    // SAFETY: the body is `HEADER_SIZE + priv + data_room` bytes, 64-aligned
+    // (the pool's alignment), so the header fits and is aligned; the private
+    // area follows it inside the body; the buffer address stays inside the
+    // body (or one past its end for an empty data room).
+    unsafe {
+        base.cast::<MbufHeader>().write(fresh_header(base.add(off), iova, data_room, priv_size));
+        ptr::write_bytes(base.add(HEADER_SIZE), 0, usize::from(priv_size));
+    }
+}
+
+/// A header for a buffer at `buf` (IOVA `iova`, `buf_len` bytes), as it
+/// sits in its pool.
+pub(crate) fn fresh_header(buf: *mut u8, iova: u64, buf_len: u16, priv_size: u16) -> MbufHeader {
+    MbufHeader {
+        buf_addr: buf,
+        buf_iova: iova,
+        data_off: (HEADROOM as u16).min(buf_len),
+        refcnt: AtomicU16::new(1),
+        nb_segs: 1,
+        port: NO_PORT,
+        ol_flags: 0,
+        packet_type: 0,
+        pkt_len: 0,
+        data_len: 0,
+        vlan_tci: 0,
+        hash: [0; 2],
+        vlan_tci_outer: 0,
+        buf_len,
+        pool: ptr::null(),
+        next: ptr::null_mut(),
+        tx_offload: 0,
+        shinfo: ptr::null_mut(),
+        timestamp: 0,
+        priv_size,
+        timesync: 0,
+        dynfield: [0; crate::header::DYN_AREA_LEN],
+    }
+}
+
+impl PktPool {
+    /// The underlying mempool (counts, stats, audit, chunks).
+    pub fn mempool(&self) -> &Mempool {
+        &self.mp
+    }
+
+    /// A new cache handle for this pool: the fast path of
+    /// [`alloc`](Self::alloc) and [`free`](Self::free). `Send`, not `Sync`:
+    /// one per core.
+    pub fn cache(&self) -> Cache {
+        self.mp.cache()
+    }
+
+    /// Bytes of each buffer, headroom included (0 for a pinned pool, whose
+    /// buffers are its areas' elements).
+    pub fn data_room(&self) -> usize {
+        usize::from(self.data_room)
+    }
+
+    /// Bytes of the private area after each header.
+    pub fn private_size(&self) -> usize {
+        usize::from(self.priv_size)
+    }
+
+    /// Whether the pool's buffers are pinned external buffers.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// Mbufs the pool holds (`n` at creation).
+    pub fn size(&self) -> usize {
+        self.mp.size()
+    }
+
+    /// Mbufs available (backend plus caches).
+    pub fn avail_count(&self) -> usize {
+        self.mp.avail_count()
+    }
+
+    /// Mbufs held by callers.
+    pub fn in_use_count(&self) -> usize {
+        self.mp.in_use_count()
+    }
+
+    /// Whether every mbuf is back.
+    pub fn is_full(&self) -> bool {
+        self.mp.is_full()
+    }
+
+    /// Turns a freshly taken object into an mbuf: reset as the reference's
+    /// `rte_pktmbuf_reset` does (one segment, data at the headroom, lengths
+    /// and flags cleared except the external bit a pinned pool keeps).
+    ///
+    /// # Safety
+    /// - `obj` was just taken from this pool.
+    #[inline(always)]
+    unsafe fn reset_new(&self, obj: Obj) -> Mbuf {
+        let h = obj.cast::<MbufHeader>().as_ptr();
+        // SAFETY: a pool object of ours (condition), its header written at
+        // population and kept valid by every free path; we are its owner.
+        unsafe {
+            (*h).next = ptr::null_mut();
+            (*h).pkt_len = 0;
+            (*h).tx_offload = 0;
+            (*h).vlan_tci = 0;
+            (*h).vlan_tci_outer = 0;
+            (*h).nb_segs = 1;
+            (*h).port = NO_PORT;
+            (*h).ol_flags &= F_EXTERNAL;
+            (*h).packet_type = 0;
+            (*h).data_off = (HEADROOM as u16).min((*h).buf_len);
+            (*h).data_len = 0;
+            (*h).pool = self.mp.as_ptr();
+            let m = Mbuf::from_hdr(NonNull::new_unchecked(h));
+            #[cfg(debug_assertions)]
+            if let Err(e) = m.check() {
+                panic!("mbuf from pool {} fails its sanity check: {e}", self.mp.name());
+            }
+            m
+        }
+    }
+
+    /// Allocates one mbuf through `cache` (the fast path).
+    ///
+    /// ```
+    /// use pktmem_mbuf::PktPool;
+    /// let pool = PktPool::builder(2).cache(0).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let a = pool.alloc(&mut cache).unwrap();
+    /// let b = pool.alloc(&mut cache).unwrap();
+    /// assert!(pool.alloc(&mut cache).is_err()); // exhausted
+    /// drop((a, b));
+    /// assert!(pool.is_full());
+    /// ```
+    #[inline(always)]
+    pub fn alloc(&self, cache: &mut Cache) -> Result<Mbuf, AllocError> {
+        let obj = self.mp.get(cache)?;
+        // SAFETY: just taken from our pool.
+        Ok(unsafe { self.reset_new(obj) })
+    }
+
+    /// Allocates one mbuf through the calling thread's default cache.
+    #[inline(always)]
+    pub fn alloc_default(&self) -> Result<Mbuf, AllocError> {
+        let obj = self.mp.get_default()?;
+        // SAFETY: just taken from our pool.
+        Ok(unsafe { self.reset_new(obj) })
+    }
+
+    /// Fills all of `out` with fresh mbufs, or takes nothing; returns `out`,
+    /// now initialised (the caller owns those mbufs: drop them, or move them
+    /// out with `std::mem::take`-like moves; forgetting them leaks).
+    ///
+    /// ```
+    /// use pktmem_mbuf::{Mbuf, PktPool};
+    /// use std::mem::MaybeUninit;
+    /// let pool = PktPool::builder(64).cache(16).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let mut buf: [MaybeUninit<Mbuf>; 32] = [const { MaybeUninit::uninit() }; 32];
+    /// let ms = pool.alloc_bulk(&mut cache, &mut buf).unwrap();
+    /// assert_eq!(ms.len(), 32);
+    /// pool.free_bulk_in_place(&mut cache, ms);
+    /// ```
+    #[inline(always)]
+    pub fn alloc_bulk<'o>(
+        &self,
+        cache: &mut Cache,
+        out: &'o mut [MaybeUninit<Mbuf>],
+    ) -> Result<&'o mut [Mbuf], AllocError> {
+        // SAFETY: `Mbuf` and `Obj` are both `repr(transparent)` over a
+        // `NonNull` pointer; uninitialised slots stay uninitialised.
+        let objs = unsafe { &mut *(ptr::from_mut(out) as *mut [MaybeUninit<Obj>]) };
+        let objs = self.mp.get_bulk(cache, objs)?;
+        for o in objs.iter() {
+            // SAFETY: each was just taken from our pool; the Mbuf written
+            // over the Obj takes it over (same bits).
+            unsafe { std::mem::forget(self.reset_new(*o)) };
+        }
+        // SAFETY: every element is initialised, and an `Obj` of a freshly
+        // reset header is a valid `Mbuf` (same representation).
+        Ok(unsafe { &mut *(ptr::from_mut(objs) as *mut [Mbuf]) })
+    }
+
+    /// Allocates `N` mbufs into an `ArrayVec`, or none.
+    ///
+    /// ```
+    /// use pktmem_mbuf::PktPool;
+    /// let pool = PktPool::builder(64).cache(16).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let burst = pool.alloc_array::<32>(&mut cache).unwrap();
+    /// assert_eq!(burst.len(), 32);
+    /// pool.free_bulk(&mut cache, burst);
+    /// assert!(pool.alloc_array::<65>(&mut cache).is_err());
+    /// ```
+    #[inline(always)]
+    pub fn alloc_array<const N: usize>(&self, cache: &mut Cache) -> Result<ArrayVec<Mbuf, N>, AllocError> {
+        let mut v = ArrayVec::<Mbuf, N>::new();
+        // SAFETY: `ArrayVec`'s spare capacity is `N` uninitialised slots;
+        // after the fill succeeds all `N` are initialised.
+        unsafe {
+            let spare = std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<Mbuf>>(), N);
+            self.alloc_bulk(cache, spare)?;
+            v.set_len(N);
+        }
+        Ok(v)
+    }
+
+    /// Frees a chain, its segments of this pool going through `cache`.
+    #[inline(always)]
+    pub fn free(&self, cache: &mut Cache, m: Mbuf) {
+        let mut seg = m.into_hdr().as_ptr();
+        while !seg.is_null() {
+            // SAFETY: a segment of the chain we own.
+            let next = unsafe { (*seg).next };
+            // SAFETY: we own this segment's reference.
+            if let Some(s) = unsafe { prefree_seg(seg) } {
+                // SAFETY: handed back for its pool.
+                unsafe { put_cached(cache, s) };
+            }
+            seg = next;
+        }
+    }
+
+    /// Frees many chains; segments of this pool go through `cache` in
+    /// batches, others to their own pools in batches per pool.
+    pub fn free_bulk(&self, cache: &mut Cache, mbufs: impl IntoIterator<Item = Mbuf>) {
+        let mut b = Batch::new();
+        for m in mbufs {
+            b.free_chain(Some(cache), m.into_hdr().as_ptr());
+        }
+        b.flush(Some(cache));
+    }
+
+    /// Frees the mbufs of a slice handed out by [`alloc_bulk`](Self::alloc_bulk)
+    /// (they are moved out; the slice's memory is uninitialised again).
+    pub fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
+        let mut b = Batch::new();
+        for m in mbufs.iter() {
+            b.free_chain(Some(cache), m.hdr.as_ptr());
+        }
+        b.flush(Some(cache));
+    }
+}
+
+/// Frees many chains without a cache handle: their segments go to their
+/// pools (several pools may be mixed) in batches, one bulk put per run of
+/// segments of one pool.
+///
+/// ```
+/// use pktmem_mbuf::{free_bulk, PktPool};
+/// let a = PktPool::builder(8).build_anonymous().unwrap();
+/// let b = PktPool::builder(8).build_anonymous().unwrap();
+/// let mut x = a.alloc_default().unwrap();
+/// x.chain(b.alloc_default().unwrap()).unwrap(); // a chain spanning two pools
+/// free_bulk([x, b.alloc_default().unwrap(), a.alloc_default().unwrap()]);
+/// a.mempool().flush_default_cache();
+/// b.mempool().flush_default_cache();
+/// assert!(a.is_full() && b.is_full());
+/// ```
+pub fn free_bulk(mbufs: impl IntoIterator<Item = Mbuf>) {
+    let mut b = Batch::new();
+    for m in mbufs {
+        b.free_chain(None, m.into_hdr().as_ptr());
+    }
+    b.flush(None);
+}
+
+/// Segments waiting to go back, all of one pool.
+struct Batch {
+    pool: *const (),
+    objs: ArrayVec<Obj, 64>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            pool: ptr::null(),
+            objs: ArrayVec::new(),
+        }
+    }
+
+    /// Frees a chain we own into the batch.
+    fn free_chain(&mut self, mut cache: Option<&mut Cache>, mut seg: *mut MbufHeader) {
+        while !seg.is_null() {
+            // SAFETY: a segment of the chain the caller gave up.
+            let next = unsafe { (*seg).next };
+            // SAFETY: we own its reference.
+            if let Some(s) = unsafe { prefree_seg(seg) } {
+                // SAFETY: a live header.
+                let pool = unsafe { s.as_ref() }.pool;
+                if pool != self.pool || self.objs.is_full() {
+                    self.flush(cache.as_deref_mut());
+                    self.pool = pool;
+                }
+                self.objs.push(Obj::from_non_null(s.cast()));
+            }
+            seg = next;
+        }
+    }
+
+    fn flush(&mut self, cache: Option<&mut Cache>) {
+        let Some(&first) = self.objs.first() else {
+            return;
+        };
+        match cache {
+            Some(c) if c.pool().as_ptr() == self.pool => {
+                let pool: *const Mempool = c.pool();
+                // SAFETY: objects of the cache's pool, freed and reset by
+                // `prefree_seg`, returned once; the pool is the cache's.
+                unsafe { (*pool).put_bulk(c, &self.objs) };
+            }
+            _ => {
+                // SAFETY: objects out of their pool, so it lives.
+                let pool = unsafe { first.owner_unchecked() };
+                // SAFETY: objects of `pool` (one batch holds one pool's),
+                // returned once.
+                unsafe { pool.put_bulk_default(&self.objs) };
+            }
+        }
+        self.objs.clear();
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if !self.objs.is_empty() {
+            for o in self.objs.drain(..) {
+                // SAFETY: freed segments not yet returned.
+                unsafe { put_default(o.cast()) };
+            }
+        }
+    }
+}
