@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use common::{huge2m_provider, serial, small_page_provider};
 use pktmem_hugemem::process_hugetlb_bytes;
-use pktmem_mempool::{flush_thread_caches, Mempool, Obj, TypedPool};
+use pktmem_mempool::{flush_thread_caches, Mempool, Obj, PoolRef, TypedPool};
 use pktmem_ring::Ring;
 
 /// An attachment that counts its drops: the pool's memory going.
@@ -367,4 +367,58 @@ fn owner_unchecked_is_a_counted_handle() {
     assert!(handle.is_full());
     drop(handle);
     assert_eq!(count(&frees_), 1);
+}
+
+/// What a packet buffer does: it stores the pool's identity
+/// (`Mempool::as_ptr`) and reaches the pool through `PoolRef::from_ptr`,
+/// here on another thread after every handle is gone, to read the
+/// attachment and put the object back.
+#[test]
+fn pool_ref_from_a_stored_identity() {
+    let frees_ = Arc::new(AtomicUsize::new(0));
+    let pool = Mempool::builder(16, 64)
+        .cache(4)
+        .attachment((2176u16, Gone(frees_.clone())))
+        .build_anonymous()
+        .unwrap();
+    let objs: Vec<(Obj, usize)> = (0..3)
+        .map(|_| (pool.get_default().unwrap(), pool.as_ptr() as usize))
+        .collect();
+    drop(pool);
+    std::thread::spawn(move || {
+        for (i, (o, id)) in objs.into_iter().enumerate() {
+            // SAFETY: `id` is the pool's identity and `o` is out of it until
+            // the put below.
+            let r = unsafe { PoolRef::from_ptr(id as *const ()) };
+            // SAFETY: the attachment is a `(u16, Gone)`.
+            assert_eq!(unsafe { r.attachment_unchecked::<(u16, Gone)>() }.0, 2176);
+            assert_eq!(count(&frees_), 0, "object {i}: freed with objects out");
+            // SAFETY: given back once; `r` is not used after.
+            unsafe { r.put_default(o) };
+        }
+        assert_eq!(count(&frees_), 1, "the third put freed the pool");
+    })
+    .join()
+    .unwrap();
+}
+
+/// A long-lived thread using many short-lived pools through its default
+/// caches: each pool goes when its last handle drops (the claim records
+/// left behind keep nothing alive).
+#[test]
+fn short_lived_pools_on_a_long_lived_thread() {
+    let frees_ = Arc::new(AtomicUsize::new(0));
+    for i in 0..50 {
+        let pool = Mempool::builder(32, 64)
+            .cache(8)
+            .attachment(Gone(frees_.clone()))
+            .build_anonymous()
+            .unwrap();
+        let mut buf = [MaybeUninit::uninit(); 3];
+        let objs = pool.get_bulk_default(&mut buf).unwrap();
+        // SAFETY: given back once (into this thread's default cache).
+        unsafe { pool.put_bulk_default(objs) };
+        drop(pool);
+        assert_eq!(count(&frees_), i + 1);
+    }
 }
