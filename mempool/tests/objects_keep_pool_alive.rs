@@ -375,21 +375,25 @@ fn owner_unchecked_is_a_counted_handle() {
 /// attachment and put the object back.
 #[test]
 fn pool_ref_from_a_stored_identity() {
+    /// The identity as a packet buffer's header keeps it.
+    struct Id(*const ());
+    // SAFETY: an address, used only through `PoolRef::from_ptr` below.
+    unsafe impl Send for Id {}
     let frees_ = Arc::new(AtomicUsize::new(0));
     let pool = Mempool::builder(16, 64)
         .cache(4)
         .attachment((2176u16, Gone(frees_.clone())))
         .build_anonymous()
         .unwrap();
-    let objs: Vec<(Obj, usize)> = (0..3)
-        .map(|_| (pool.get_default().unwrap(), pool.as_ptr() as usize))
+    let objs: Vec<(Obj, Id)> = (0..3)
+        .map(|_| (pool.get_default().unwrap(), Id(pool.as_ptr())))
         .collect();
     drop(pool);
     std::thread::spawn(move || {
         for (i, (o, id)) in objs.into_iter().enumerate() {
             // SAFETY: `id` is the pool's identity and `o` is out of it until
             // the put below.
-            let r = unsafe { PoolRef::from_ptr(id as *const ()) };
+            let r = unsafe { PoolRef::from_ptr(id.0) };
             // SAFETY: the attachment is a `(u16, Gone)`.
             assert_eq!(unsafe { r.attachment_unchecked::<(u16, Gone)>() }.0, 2176);
             assert_eq!(count(&frees_), 0, "object {i}: freed with objects out");
