@@ -211,4 +211,9 @@ from_errors!(Mbuf, mbuf::MbufError:
     mbuf::ExtBufError,
     mbuf::SanityError,
     mbuf::PinnedAreaError,
+    mbuf::ParseFlagsError,
+    mbuf::DynFlagError,
+    mbuf::DynFieldError,
+    mbuf::TxLenError,
+    mbuf::TxOffloadError,
 );

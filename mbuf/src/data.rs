@@ -46,7 +46,10 @@ impl Mbuf {
             (*h).data_off -= len as u16;
             (*h).data_len += len as u16;
             (*h).pkt_len = pkt as u32;
-            Ok(std::slice::from_raw_parts_mut((*h).buf_addr.add(usize::from((*h).data_off)), len))
+            Ok(std::slice::from_raw_parts_mut(
+                (*h).buf_addr.add(usize::from((*h).data_off)),
+                len,
+            ))
         }
     }
 
@@ -78,7 +81,12 @@ impl Mbuf {
         self.grow_tail_at(last, len, false).map(|_| ())
     }
 
-    fn grow_tail_at(&mut self, last: *mut MbufHeader, len: usize, write: bool) -> Result<*mut u8, DataError> {
+    fn grow_tail_at(
+        &mut self,
+        last: *mut MbufHeader,
+        len: usize,
+        write: bool,
+    ) -> Result<*mut u8, DataError> {
         // SAFETY: `last` is a segment of our chain.
         let seg = unsafe { crate::Segment::from_hdr(last) };
         let tailroom = seg.tailroom();
@@ -95,7 +103,9 @@ impl Mbuf {
         // SAFETY: our segment; `&mut self` gives write access to its
         // non-atomic fields.
         let at = unsafe {
-            let at = (*last).buf_addr.add(usize::from((*last).data_off) + usize::from((*last).data_len));
+            let at = (*last)
+                .buf_addr
+                .add(usize::from((*last).data_off) + usize::from((*last).data_len));
             (*last).data_len += len as u16;
             at
         };
@@ -238,7 +248,9 @@ impl Mbuf {
         let mut off = offset;
         for s in self.segments() {
             if off < s.data_len() {
-                return s.data_iova().map(|i| pktmem_hugemem::Iova(i.0 + off as u64));
+                return s
+                    .data_iova()
+                    .map(|i| pktmem_hugemem::Iova(i.0 + off as u64));
             }
             off -= s.data_len();
         }
@@ -273,7 +285,10 @@ impl Mbuf {
         let total = self.nb_segs() + tail.nb_segs();
         if total > MAX_SEGS {
             return Err(ChainError {
-                kind: ChainErrorKind::TooManySegments { total, max: MAX_SEGS },
+                kind: ChainErrorKind::TooManySegments {
+                    total,
+                    max: MAX_SEGS,
+                },
                 tail,
             });
         }
@@ -361,7 +376,10 @@ impl Mbuf {
         let rest = self.pkt_len() - self.data_len();
         let tailroom = self.tailroom();
         if rest > tailroom {
-            return Err(DataError::NoTailroom { len: rest, tailroom });
+            return Err(DataError::NoTailroom {
+                len: rest,
+                tailroom,
+            });
         }
         if !self.is_writable() {
             return Err(DataError::NotWritable);
@@ -371,7 +389,9 @@ impl Mbuf {
         // (checked) and is ours alone (writable); source segments are other
         // buffers (or other ranges of a shared one), read only.
         unsafe {
-            let mut dst = (*head).buf_addr.add(usize::from((*head).data_off) + usize::from((*head).data_len));
+            let mut dst = (*head)
+                .buf_addr
+                .add(usize::from((*head).data_off) + usize::from((*head).data_len));
             let mut seg = (*head).next;
             while !seg.is_null() {
                 let n = usize::from((*seg).data_len);
@@ -410,20 +430,39 @@ impl Mbuf {
     }
 
     /// [`copy`](Self::copy) through an explicit cache of `pool`.
-    pub fn copy_in_cache(&self, pool: &PktPool, cache: &mut Cache, offset: usize, len: usize) -> Result<Mbuf, CloneError> {
+    pub fn copy_in_cache(
+        &self,
+        pool: &PktPool,
+        cache: &mut Cache,
+        offset: usize,
+        len: usize,
+    ) -> Result<Mbuf, CloneError> {
         self.copy_with(pool, Some(cache), offset, len)
     }
 
-    fn copy_with(&self, pool: &PktPool, mut cache: Option<&mut Cache>, offset: usize, len: usize) -> Result<Mbuf, CloneError> {
+    fn copy_with(
+        &self,
+        pool: &PktPool,
+        mut cache: Option<&mut Cache>,
+        offset: usize,
+        len: usize,
+    ) -> Result<Mbuf, CloneError> {
         let pkt_len = self.pkt_len();
         if offset.checked_add(len).map_or(true, |e| e > pkt_len) {
-            return Err(CloneError::OutOfRange { offset, len, pkt_len });
+            return Err(CloneError::OutOfRange {
+                offset,
+                len,
+                pkt_len,
+            });
         }
         let alloc = |c: &mut Option<&mut Cache>| match c.as_deref_mut() {
             Some(c) => pool.alloc(c),
             None => pool.alloc_default(),
         };
-        let mut head = alloc(&mut cache).map_err(|_| CloneError::Exhausted { needed: 1, obtained: 0 })?;
+        let mut head = alloc(&mut cache).map_err(|_| CloneError::Exhausted {
+            needed: 1,
+            obtained: 0,
+        })?;
         let room = head.tailroom();
         if room == 0 && len > 0 {
             return Err(CloneError::TooManySegments { needed: usize::MAX });
@@ -440,16 +479,22 @@ impl Mbuf {
         let mut segs: Vec<Mbuf> = Vec::new();
         while done < len {
             let n = room.min(len - done);
-            let src = self.read(offset + done, n, &mut tmp).expect("range checked above");
+            let src = self
+                .read(offset + done, n, &mut tmp)
+                .expect("range checked above");
             if cur_first {
-                head.append(n).expect("a fresh mbuf's tailroom").copy_from_slice(src);
+                head.append(n)
+                    .expect("a fresh mbuf's tailroom")
+                    .copy_from_slice(src);
                 cur_first = false;
             } else {
                 let mut s = alloc(&mut cache).map_err(|_| CloneError::Exhausted {
                     needed,
                     obtained: 1 + segs.len(),
                 })?;
-                s.append(n).expect("a fresh mbuf's tailroom").copy_from_slice(src);
+                s.append(n)
+                    .expect("a fresh mbuf's tailroom")
+                    .copy_from_slice(src);
                 segs.push(s);
             }
             done += n;
@@ -497,7 +542,13 @@ impl Mbuf {
                 s.data().as_ptr(),
                 s.data_len(),
                 s.refcnt(),
-                if s.is_indirect() { ", indirect" } else if s.is_external() { ", external" } else { "" }
+                if s.is_indirect() {
+                    ", indirect"
+                } else if s.is_external() {
+                    ", external"
+                } else {
+                    ""
+                }
             )?;
             let d = &s.data()[..s.data_len().min(left)];
             left -= d.len();
@@ -541,7 +592,10 @@ impl Mbuf {
             }
             if s.is_direct() {
                 // A direct segment's buffer is its own object's data room.
-                let own = s.hdr_ptr().cast::<u8>().wrapping_add(crate::header::HEADER_SIZE + s.private_size());
+                let own = s
+                    .hdr_ptr()
+                    .cast::<u8>()
+                    .wrapping_add(crate::header::HEADER_SIZE + s.private_size());
                 if sh.buf_addr != own {
                     return Err(SanityError::BadBufferAddress { seg });
                 }
@@ -584,7 +638,10 @@ impl Mbuf {
             });
         }
         if sum != u64::from(h.pkt_len) {
-            return Err(SanityError::PacketLength { pkt_len: h.pkt_len, sum });
+            return Err(SanityError::PacketLength {
+                pkt_len: h.pkt_len,
+                sum,
+            });
         }
         Ok(())
     }

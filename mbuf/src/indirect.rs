@@ -312,7 +312,8 @@ impl PktPool {
         let ext = ExtBuf::from_owner(owner, iova)?;
         let len = ext.len();
         let mut m = self.alloc_default()?;
-        m.attach_extbuf(ext).map_err(|e| crate::MbufError::Attach(e.kind))?;
+        m.attach_extbuf(ext)
+            .map_err(|e| crate::MbufError::Attach(e.kind))?;
         m.grow_tail(len)?;
         Ok(m)
     }

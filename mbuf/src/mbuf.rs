@@ -380,7 +380,10 @@ impl Mbuf {
         // referenced by this mbuf only (checked above) and `&mut self`
         // excludes other borrows of it until the slice goes.
         Some(unsafe {
-            std::slice::from_raw_parts_mut(h.buf_addr.add(usize::from(h.data_off)), usize::from(h.data_len))
+            std::slice::from_raw_parts_mut(
+                h.buf_addr.add(usize::from(h.data_off)),
+                usize::from(h.data_len),
+            )
         })
     }
 
@@ -475,6 +478,97 @@ impl Mbuf {
         unsafe { (*h).ol_flags = ((*h).ol_flags & INTERNAL_FLAGS) | (bits & !INTERNAL_FLAGS) };
     }
 
+    /// The offload flags (without the library's internal bits).
+    ///
+    /// ```
+    /// use pktmem_mbuf::{OffloadFlags, PktPool};
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.set_ol_flags(OffloadFlags::TX_IPV4 | OffloadFlags::TX_IP_CKSUM);
+    /// assert!(m.ol_flags().contains(OffloadFlags::TX_IP_CKSUM));
+    /// assert_eq!(m.ol_flags().to_string(), "TX_IP_CKSUM TX_IPV4");
+    /// ```
+    pub fn ol_flags(&self) -> crate::OffloadFlags {
+        crate::flags::ol_flags(self.h())
+    }
+
+    /// Sets the offload flags (the library's internal bits stay as they are).
+    pub fn set_ol_flags(&mut self, flags: crate::OffloadFlags) {
+        let h = self.w();
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*h).ol_flags = ((*h).ol_flags & INTERNAL_FLAGS) | flags.bits() };
+    }
+
+    /// The TX offload lengths (l2, l3, l4, TSO segment size, outer l3/l2).
+    ///
+    /// ```
+    /// use pktmem_mbuf::{OffloadFlags, PktPool, TxOffload};
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// let mut t = TxOffload::new();
+    /// t.set_l2_len(14).unwrap();
+    /// t.set_l3_len(20).unwrap();
+    /// m.set_tx_offload(t);
+    /// m.set_ol_flags(OffloadFlags::TX_IPV4 | OffloadFlags::TX_IP_CKSUM);
+    /// assert_eq!(m.tx_offload().l3_len(), 20);
+    /// assert!(m.validate_tx_offload().is_ok());
+    /// m.set_ol_flags(OffloadFlags::TX_IP_CKSUM | OffloadFlags::TX_IPV6);
+    /// assert!(m.validate_tx_offload().is_err()); // IPv4 checksum on IPv6
+    /// ```
+    pub fn tx_offload(&self) -> crate::TxOffload {
+        crate::offload::tx_offload(self.h())
+    }
+
+    /// Sets the TX offload lengths.
+    pub fn set_tx_offload(&mut self, t: crate::TxOffload) {
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).tx_offload = t.bits() };
+    }
+
+    /// Checks the TX offload flags against the lengths and each other, with
+    /// the reference's rules (`rte_validate_tx_offload`).
+    pub fn validate_tx_offload(&self) -> Result<(), crate::TxOffloadError> {
+        crate::offload::validate_tx_offload(self.h())
+    }
+
+    /// [`validate_tx_offload`](Self::validate_tx_offload) plus the rules the
+    /// flags' documentation states but the reference does not check.
+    pub fn validate_tx_offload_strict(&self) -> Result<(), crate::TxOffloadError> {
+        crate::offload::validate_tx_offload_strict(self.h())
+    }
+
+    /// Reads a dynamic field (see [`DynField`](crate::DynField)).
+    ///
+    /// ```
+    /// use pktmem_mbuf::{DynField, PktPool};
+    /// let seq = DynField::<u32>::register("example_seq_no").unwrap();
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.set_dynfield(seq, 7);
+    /// assert_eq!(m.dynfield(seq), 7);
+    /// ```
+    pub fn dynfield<T: crate::DynFieldValue>(&self, f: crate::DynField<T>) -> T {
+        f.get(self.h())
+    }
+
+    /// Writes a dynamic field.
+    pub fn set_dynfield<T: crate::DynFieldValue>(&mut self, f: crate::DynField<T>, value: T) {
+        let start = f.offset() - crate::header::DYN_AREA_OFFSET;
+        let h = self.w();
+        // SAFETY: owner write (see `w`) of the dynamic area only (a place
+        // projection, no reference to the header); `f` was registered inside
+        // the area with `T`'s size and alignment (offsets are from the
+        // 64-aligned header start, so the address is aligned), and `T` has
+        // no padding (`DynFieldValue`), so the bytes stay initialised.
+        unsafe {
+            std::ptr::addr_of_mut!((*h).dynfield)
+                .cast::<u8>()
+                .add(start)
+                .cast::<T>()
+                .write(value);
+        }
+    }
+
     /// The raw TX offload word.
     pub fn tx_offload_bits(&self) -> u64 {
         self.h().tx_offload
@@ -510,7 +604,9 @@ impl Mbuf {
         let n = usize::from(self.h().priv_size);
         // SAFETY: as `private_area`; `&mut self` makes the borrow exclusive
         // (clones never touch another mbuf's private area).
-        unsafe { std::slice::from_raw_parts_mut(self.hdr.as_ptr().cast::<u8>().add(HEADER_SIZE), n) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.hdr.as_ptr().cast::<u8>().add(HEADER_SIZE), n)
+        }
     }
 }
 
@@ -689,7 +785,10 @@ fn debug_check_free(m: NonNull<MbufHeader>) {
         // SAFETY: a live segment being freed.
         let h = unsafe { m.as_ref() };
         debug_assert_eq!(h.refcnt.load(Ordering::Relaxed), 1, "freed mbuf refcount");
-        debug_assert!(h.next.is_null() && h.nb_segs == 1, "freed mbuf still chained");
+        debug_assert!(
+            h.next.is_null() && h.nb_segs == 1,
+            "freed mbuf still chained"
+        );
         debug_assert_eq!(h.ol_flags & F_INDIRECT, 0, "freed mbuf still indirect");
     }
 }
@@ -757,7 +856,11 @@ impl SharedMbuf {
     pub fn into_unique(self) -> Result<Mbuf, SharedMbuf> {
         // Acquire: pairs with the Release decrements of the owners that went,
         // so their reads happen before our writes.
-        if self.0.segments().all(|s| s.0.refcnt.load(Ordering::Acquire) == 1) {
+        if self
+            .0
+            .segments()
+            .all(|s| s.0.refcnt.load(Ordering::Acquire) == 1)
+        {
             Ok(self.0)
         } else {
             Err(self)

@@ -135,7 +135,9 @@ impl PinnedArea {
         if elt_size == 0 || elt_size > usize::from(u16::MAX) || len % elt_size != 0 || len == 0 {
             return Err(PinnedAreaError::BadElementSize { elt_size, len });
         }
-        let lease = provider.lease_external(addr, len, user).map_err(PinnedAreaError::Lease)?;
+        let lease = provider
+            .lease_external(addr, len, user)
+            .map_err(PinnedAreaError::Lease)?;
         let n = len / elt_size;
         let mut iovas = Vec::with_capacity(n);
         for i in 0..n {
@@ -177,7 +179,12 @@ impl PinnedArea {
     /// let m = pool.alloc_default().unwrap();
     /// assert!(m.is_external() && m.buf_len() == 2048);
     /// ```
-    pub unsafe fn new(addr: NonNull<u8>, iova: Option<Iova>, len: usize, elt_size: usize) -> PinnedArea {
+    pub unsafe fn new(
+        addr: NonNull<u8>,
+        iova: Option<Iova>,
+        len: usize,
+        elt_size: usize,
+    ) -> PinnedArea {
         PinnedArea {
             addr,
             len,
@@ -231,7 +238,10 @@ impl PinnedSetup {
             available = available.saturating_add(a.buffers());
         }
         if available < n {
-            return Err(BuildError::PinnedAreasTooSmall { needed: n, available });
+            return Err(BuildError::PinnedAreasTooSmall {
+                needed: n,
+                available,
+            });
         }
         Ok(Self { areas })
     }
@@ -275,7 +285,9 @@ fn init_pinned(body: &mut [MaybeUninit<u8>], buf: *mut u8, iova: u64, len: u16, 
     // SAFETY: the body is header + private area + PINNED_SHINFO_SIZE bytes,
     // 64-aligned; the shared info sits 8-aligned after the private area.
     unsafe {
-        let sh = base.add(HEADER_SIZE + usize::from(priv_size)).cast::<SharedHdr>();
+        let sh = base
+            .add(HEADER_SIZE + usize::from(priv_size))
+            .cast::<SharedHdr>();
         sh.write(SharedHdr::new(release_pinned, h));
         std::ptr::write_bytes(base.add(HEADER_SIZE), 0, usize::from(priv_size));
         hdr.ol_flags = F_EXTERNAL;

@@ -290,7 +290,10 @@ mod tests {
         assert_eq!(u.l3(), Some(L3Type::Ipv6));
         assert_eq!(u.bits() & !0xf0, t.bits() & !0xf0);
         assert_eq!(u.with_l3(None).l3(), None);
-        assert_eq!(PacketType::from_bits(0xb000).tunnel(), Some(TunnelType::VxlanGpe));
+        assert_eq!(
+            PacketType::from_bits(0xb000).tunnel(),
+            Some(TunnelType::VxlanGpe)
+        );
         assert_eq!(PacketType::from_bits(0x0f).l2(), Some(L2Type::Other(0xf)));
         assert_eq!(PacketType::EMPTY.to_string(), "UNKNOWN");
         let all = PacketType::from_bits(0x0211_3211);
