@@ -219,3 +219,44 @@ fn bad_pinned_areas_are_typed_errors() {
     assert_eq!(m.private_area().len(), 16);
     assert_fresh(&m);
 }
+
+/// A pinned pool over a registered memory map: each buffer's IOVA is the
+/// registration's; the map stays while the pool's mbufs are out (even
+/// after the last pool handle goes), and its registration cannot be
+/// removed meanwhile.
+#[test]
+fn pinned_over_a_registered_map() {
+    const ELT: usize = 2048;
+    let map = memmap2::MmapMut::map_anon(16 * ELT).unwrap();
+    let at = map.as_ptr().cast_mut();
+    let iovas: Vec<pktmem_hugemem::Iova> =
+        (0..8).map(|i| pktmem_hugemem::Iova(common::MMAP_IOVA + i * 4096)).collect();
+    let reg = provider().register_external_owned(map, 4096, Some(&iovas)).unwrap();
+    let area = PinnedArea::from_external(provider(), at, 16 * ELT, ELT, "pinned test").unwrap();
+    assert_eq!(area.buffers(), 16);
+    let pool = PktPool::builder(16).pinned([area]).build_on(provider()).unwrap();
+    assert!(reg.unregister().is_err(), "the pool holds a lease");
+    let mut ms: Vec<_> = (0..16).map(|_| pool.alloc_default().unwrap()).collect();
+    for m in &mut ms {
+        let off = m.buf_addr().as_ptr() as usize - at as usize;
+        assert_eq!(off % ELT, 0);
+        assert_eq!(m.buf_iova().unwrap().0, common::MMAP_IOVA + off as u64);
+        m.append(4).unwrap().copy_from_slice(&(off as u32).to_le_bytes());
+        assert_eq!(m.iova_at(2).unwrap().0, common::MMAP_IOVA + (off + HEADROOM + 2) as u64);
+    }
+    drop(reg);
+    drop(pool);
+    // The mbufs keep their pool, and so the lease and the map.
+    for m in &ms {
+        let off = m.buf_addr().as_ptr() as usize - at as usize;
+        assert_eq!(m.data(), (off as u32).to_le_bytes());
+    }
+    drop(ms);
+    // An element size that does not divide the length, or a range nobody
+    // registered: typed errors.
+    let e = PinnedArea::from_external(provider(), at, 100, 0, "x").unwrap_err();
+    assert!(matches!(e, pktmem_mbuf::PinnedAreaError::BadElementSize { elt_size: 0, len: 100 }), "{e:?}");
+    let mut other = vec![0u8; 8192];
+    let e = PinnedArea::from_external(provider(), other.as_mut_ptr(), 4096, 2048, "x").unwrap_err();
+    assert!(matches!(e, pktmem_mbuf::PinnedAreaError::Lease(_)), "{e:?}");
+}

@@ -319,18 +319,40 @@ fn chains_spanning_two_pools_free_to_both() {
     assert_full(&[&a, &b]);
 }
 
-/// Mbufs outlive the last handle of their pool: the pool stays until they
-/// are back.
+/// Mbufs outlive the last handle of their pool: the pool (and a pinned
+/// pool's registered memory) goes only after the last of them, chains and
+/// clones included, on whichever thread drops it.
 #[test]
 fn mbufs_outlive_their_pool_handle() {
-    let pool = PktPool::builder(8).cache(4).build_anonymous().unwrap();
-    let mp = pool.mempool().clone();
-    let m = mbuf_with(&pool, b"still here");
-    drop(pool);
-    assert_eq!(m.data(), b"still here");
-    drop(m);
-    mp.flush_default_cache();
-    assert!(mp.is_full());
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    static UNIQUE: AtomicUsize = AtomicUsize::new(0);
+    for kind in Kind::ALL {
+        let name = format!("outlive-{}-{kind:?}", UNIQUE.fetch_add(1, Ordering::Relaxed));
+        let destroyed = Arc::new(AtomicUsize::new(0));
+        let d = Arc::clone(&destroyed);
+        let watched = name.clone();
+        let _guard = pktmem_mempool::on_event(move |ev, info| {
+            if matches!(ev, pktmem_mempool::MempoolEvent::Destroyed) && info.name == watched {
+                // Relaxed: read on this thread after the drops below.
+                d.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let pool = common::pool_of(kind, &name, 8, 4, 2048);
+        let other = anon(8);
+        let mut m = mbuf_with(&pool, b"still here");
+        m.chain(mbuf_with(&pool, b" and here")).unwrap();
+        let c = m.clone_in(&other).unwrap();
+        drop(pool);
+        assert_eq!(destroyed.load(Ordering::Relaxed), 0, "{kind:?}: gone with mbufs out");
+        assert_eq!(m.to_vec(), b"still here and here");
+        m.check().unwrap();
+        drop(m);
+        assert_eq!(c.to_vec(), b"still here and here", "{kind:?}: the clone keeps the buffers");
+        std::thread::spawn(move || drop(c)).join().unwrap();
+        assert_eq!(destroyed.load(Ordering::Relaxed), 1, "{kind:?}: destroyed once, after the last mbuf");
+        assert_full(&[&other]);
+    }
 }
 
 /// Counts and caches the mempool refuses come back typed (its error inside

@@ -86,26 +86,31 @@ pub enum Kind {
     /// Pinned external buffers in a chunk of the provider's memory (with
     /// its IOVAs), kept for the process's life.
     PinnedChunk,
+    /// Pinned external buffers in an anonymous memory map registered with
+    /// the provider (with made-up IOVAs, one run per page), made safely
+    /// with `PinnedArea::from_external`: the pool's lease keeps the map.
+    PinnedMmap,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Anonymous,
         Kind::Provider,
         Kind::PinnedLeaked,
         Kind::PinnedChunk,
+        Kind::PinnedMmap,
     ];
 
     /// The kinds whose buffers are the pool's own.
     pub const NORMAL: [Kind; 2] = [Kind::Anonymous, Kind::Provider];
 
     /// The pinned kinds.
-    pub const PINNED: [Kind; 2] = [Kind::PinnedLeaked, Kind::PinnedChunk];
+    pub const PINNED: [Kind; 3] = [Kind::PinnedLeaked, Kind::PinnedChunk, Kind::PinnedMmap];
 
     /// Whether the pool's buffers are pinned external buffers.
     pub fn is_pinned(self) -> bool {
-        matches!(self, Kind::PinnedLeaked | Kind::PinnedChunk)
+        matches!(self, Kind::PinnedLeaked | Kind::PinnedChunk | Kind::PinnedMmap)
     }
 }
 
@@ -147,6 +152,27 @@ pub fn chunk_area(n: usize, elt: usize) -> (PinnedArea, &'static Chunk) {
     (area, chunk)
 }
 
+/// Made-up IOVA of the first byte of [`mmap_area`]'s maps (one run).
+pub const MMAP_IOVA: u64 = 0x40_0000_0000;
+
+/// A pinned area of `n` buffers of `elt` bytes over a fresh anonymous map
+/// registered with the provider (IOVAs `MMAP_IOVA + offset`); the
+/// registration goes when the pool's lease does.
+pub fn mmap_area(n: usize, elt: usize) -> PinnedArea {
+    let len = n * elt;
+    let map_len = len.next_multiple_of(4096);
+    let map = memmap2::MmapMut::map_anon(map_len).unwrap();
+    let at = map.as_ptr().cast_mut();
+    let iovas: Vec<pktmem_hugemem::Iova> = (0..map_len / 4096)
+        .map(|i| pktmem_hugemem::Iova(MMAP_IOVA + (i * 4096) as u64))
+        .collect();
+    let reg = provider().register_external_owned(map, 4096, Some(&iovas)).unwrap();
+    let area = PinnedArea::from_external(provider(), at, len, elt, "mbuf test pool").unwrap();
+    // Unregistered (and the map dropped) once the pool's lease goes.
+    drop(reg);
+    area
+}
+
 /// A pool of `n` mbufs of `kind` with the reference test's geometry
 /// (`data_room` bytes of buffer, headroom included, `cache` per core).
 pub fn pool_of(kind: Kind, name: &str, n: usize, cache: usize, data_room: usize) -> PktPool {
@@ -162,6 +188,7 @@ pub fn pool_of(kind: Kind, name: &str, n: usize, cache: usize, data_room: usize)
             let (area, _) = chunk_area(n, data_room);
             b.pinned([area]).build_on(provider()).unwrap()
         }
+        Kind::PinnedMmap => b.pinned([mmap_area(n, data_room)]).build_on(provider()).unwrap(),
     }
 }
 
