@@ -265,3 +265,39 @@ fn data_mut_follows_the_refcount() {
     drop(m);
     assert_full(&[&pool]);
 }
+
+/// `SharedMbuf::try_clone` when one segment's refcount is at its maximum:
+/// `None`, and the segments it had already counted go back.
+#[test]
+fn shared_clone_at_the_maximum_takes_nothing() {
+    let max = usize::from(u16::MAX);
+    let pool = anon(4);
+    let clones = PktPool::builder(max).data_room(0).build_anonymous().unwrap();
+    let mut m = mbuf_with(&pool, b"head");
+    let t = mbuf_with(&pool, b"tail");
+    let mut cache = clones.cache();
+    let held: Vec<_> = (1..max).map(|_| t.clone_in_cache(&clones, &mut cache).unwrap()).collect();
+    m.chain(t).unwrap();
+    let counts = |m: &pktmem_mbuf::Mbuf| m.segments().map(pktmem_mbuf::Segment::refcnt).collect::<Vec<_>>();
+    assert_eq!(counts(&m), [1, u16::MAX]);
+    let s = m.into_shared();
+    assert!(s.try_clone().is_none());
+    assert_eq!(counts(&s), [1, u16::MAX], "the head's count went back");
+    // Once a reference goes, a clone works and counts every segment.
+    let mut held = held;
+    clones.free(&mut cache, held.pop().unwrap());
+    let s2 = s.try_clone().unwrap();
+    assert_eq!(counts(&s2), [2, u16::MAX]);
+    let s = s.into_unique().unwrap_err();
+    drop(s2);
+    let m = s.into_unique().unwrap_err(); // the tail is still shared by the clones
+    for c in held {
+        clones.free(&mut cache, c);
+    }
+    let mut m = m.into_unique().unwrap();
+    assert!(m.data_mut().is_some());
+    assert_eq!(m.to_vec(), b"headtail");
+    drop(cache);
+    drop(m);
+    assert_full(&[&pool, &clones]);
+}
