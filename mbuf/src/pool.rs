@@ -387,9 +387,15 @@ impl PktPool {
         let requested = objs.len();
         // The mempool's error counts what it asked of its backend (after
         // the cache's share); ours counts the mbufs the caller asked for.
-        let objs = self.mp.get_bulk(cache, objs).map_err(|e| match AllocError::from(e) {
-            AllocError::Exhausted { available, .. } => AllocError::Exhausted { requested, available },
-        })?;
+        let objs = self
+            .mp
+            .get_bulk(cache, objs)
+            .map_err(|e| match AllocError::from(e) {
+                AllocError::Exhausted { available, .. } => AllocError::Exhausted {
+                    requested,
+                    available,
+                },
+            })?;
         for o in objs.iter() {
             // SAFETY: each was just taken from our pool; the Mbuf written
             // over the Obj takes it over (same bits).

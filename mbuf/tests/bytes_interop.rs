@@ -56,7 +56,15 @@ fn reader_matches_the_bytes() {
     common::with_seeds("PKTMEM_MBUF_READER_SEED", &[7, 8, 9], |seed| {
         let mut rng = Rng::new(seed);
         for _ in 0..200 {
-            let lens: Vec<usize> = (0..rng.range(1, 8)).map(|_| if rng.chance(1, 4) { 0 } else { rng.range(1, 40) }).collect();
+            let lens: Vec<usize> = (0..rng.range(1, 8))
+                .map(|_| {
+                    if rng.chance(1, 4) {
+                        0
+                    } else {
+                        rng.range(1, 40)
+                    }
+                })
+                .collect();
             let m = chain_of(&pool, &lens);
             let all: Vec<u8> = (0..m.pkt_len()).map(pattern).collect();
             let mut r = m.reader();

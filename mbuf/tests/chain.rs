@@ -28,7 +28,10 @@ fn chain_adds_counts_and_lengths() {
     a.append(2).unwrap().fill(7);
     assert_eq!(a.segments().last().unwrap().data_len(), 2);
     a.trim(2).unwrap();
-    assert_eq!(a.trim(1), Err(pktmem_mbuf::DataError::TooShort { len: 1, have: 0 }));
+    assert_eq!(
+        a.trim(1),
+        Err(pktmem_mbuf::DataError::TooShort { len: 1, have: 0 })
+    );
     // Split it again.
     let mut rest = a.free_first_segment().unwrap();
     assert_eq!((rest.nb_segs(), rest.pkt_len()), (4, 15));
@@ -48,7 +51,10 @@ fn chain_adds_counts_and_lengths() {
 /// of it goes back to the pool.
 #[test]
 fn chain_past_65535_segments_is_refused() {
-    let pool = PktPool::builder(MAX_SEGS + 1).data_room(0).build_anonymous().unwrap();
+    let pool = PktPool::builder(MAX_SEGS + 1)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
     let mut cache = pool.cache();
     // Built from the tail so each chain walks one segment.
     let mut head = pool.alloc(&mut cache).unwrap();
@@ -72,7 +78,10 @@ fn chain_past_65535_segments_is_refused() {
             max: MAX_SEGS
         }
     );
-    assert!(e.to_string().contains("65536") && e.to_string().contains("65535"), "{e}");
+    assert!(
+        e.to_string().contains("65536") && e.to_string().contains("65535"),
+        "{e}"
+    );
     assert_eq!((head.nb_segs(), head.pkt_len()), before, "head unchanged");
     let two = e.tail;
     assert_eq!((two.nb_segs(), two.pkt_len()), (2, 0), "tail unchanged");
@@ -94,13 +103,19 @@ fn chain_past_65535_segments_is_refused() {
     );
     assert_eq!(head.nb_segs(), MAX_SEGS);
     let umbrella: MbufError = e.into(); // the tail is dropped with it
-    assert!(matches!(umbrella, MbufError::Chain(ChainErrorKind::TooManySegments { .. })));
+    assert!(matches!(
+        umbrella,
+        MbufError::Chain(ChainErrorKind::TooManySegments { .. })
+    ));
     drop(cache);
     pool.mempool().flush_default_cache();
     assert_eq!(pool.in_use_count(), MAX_SEGS);
 
     // A clone of the longest chain is one too.
-    let clones = PktPool::builder(MAX_SEGS).data_room(0).build_anonymous().unwrap();
+    let clones = PktPool::builder(MAX_SEGS)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
     let c = head.clone_in(&clones).unwrap();
     assert_eq!(c.nb_segs(), MAX_SEGS);
     assert!(head.segments().all(|s| s.refcnt() == 2));
@@ -116,8 +131,15 @@ fn chain_past_65535_segments_is_refused() {
 #[test]
 fn chains_across_three_pools() {
     let a = anon(32);
-    let b = PktPool::builder(32).cache(8).private_size(32).build_on(common::provider()).unwrap();
-    let c = PktPool::builder(32).data_room(300).build_anonymous().unwrap();
+    let b = PktPool::builder(32)
+        .cache(8)
+        .private_size(32)
+        .build_on(common::provider())
+        .unwrap();
+    let c = PktPool::builder(32)
+        .data_room(300)
+        .build_anonymous()
+        .unwrap();
     let pools = [&a, &b, &c];
     let build = |n: usize| -> Mbuf {
         let mut head = mbuf_with(pools[0], &[pattern(0)]);
@@ -147,7 +169,9 @@ fn growing_an_external_last_segment_then_freeing() {
     let pool = anon(8);
     let mut head = mbuf_with(&pool, b"hdr");
     let mut payload = pool.alloc_default().unwrap();
-    payload.attach_extbuf(ExtBuf::from_owner(vec![0u8; 256], None).unwrap()).unwrap();
+    payload
+        .attach_extbuf(ExtBuf::from_owner(vec![0u8; 256], None).unwrap())
+        .unwrap();
     payload.append(10).unwrap().fill(1);
     head.chain(payload).unwrap();
     let before = snapshot(&head);

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{anon, assert_consistent, assert_fresh, assert_full, chain_of, mbuf_with, pattern, snapshot};
+use common::{
+    anon, assert_consistent, assert_fresh, assert_full, chain_of, mbuf_with, pattern, snapshot,
+};
 use pktmem_mbuf::{AttachErrorKind, CloneError, ExtBuf, MbufError, PktPool, HEADER_SIZE, HEADROOM};
 
 /// A clone of a chain: one indirect segment per segment, pointing at the
@@ -19,7 +21,10 @@ fn clones_of_chains_count_every_segment() {
     let mut clones = Vec::new();
     for k in 1..=5u16 {
         let c = if k % 2 == 0 {
-            clones.last().map_or_else(|| m.clone_in(&pool), |c: &pktmem_mbuf::Mbuf| c.clone_in(&pool))
+            clones.last().map_or_else(
+                || m.clone_in(&pool),
+                |c: &pktmem_mbuf::Mbuf| c.clone_in(&pool),
+            )
         } else {
             let mut cache = pool.cache();
             let c = m.clone_in_cache(&pool, &mut cache);
@@ -32,11 +37,17 @@ fn clones_of_chains_count_every_segment() {
         assert!(c.segments().all(|s| s.is_indirect() && s.refcnt() == 1));
         for (cs, ms) in c.segments().zip(m.segments()) {
             assert_eq!(cs.data().as_ptr(), ms.data().as_ptr());
-            assert_eq!((cs.data_len(), cs.headroom(), cs.buf_len()), (ms.data_len(), ms.headroom(), ms.buf_len()));
+            assert_eq!(
+                (cs.data_len(), cs.headroom(), cs.buf_len()),
+                (ms.data_len(), ms.headroom(), ms.buf_len())
+            );
         }
         assert_consistent(&c);
         clones.push(c);
-        assert!(m.segments().all(|s| s.refcnt() == 1 + k), "after {k} clones");
+        assert!(
+            m.segments().all(|s| s.refcnt() == 1 + k),
+            "after {k} clones"
+        );
     }
     // Drop from the middle, then the original, then the rest.
     clones.remove(2);
@@ -60,16 +71,34 @@ fn clone_from_an_exhausted_pool_takes_nothing() {
     let hold: Vec<_> = (0..2).map(|_| clones.alloc_default().unwrap()).collect();
     let before = snapshot(&m);
     let e = m.clone_in(&clones).unwrap_err();
-    assert_eq!(e, CloneError::Exhausted { needed: 6, obtained: 3 });
-    assert!(e.to_string().contains('6') && e.to_string().contains('3'), "{e}");
+    assert_eq!(
+        e,
+        CloneError::Exhausted {
+            needed: 6,
+            obtained: 3
+        }
+    );
+    assert!(
+        e.to_string().contains('6') && e.to_string().contains('3'),
+        "{e}"
+    );
     assert_eq!(snapshot(&m), before, "refcounts unchanged");
     assert_eq!(clones.in_use_count(), 2, "what it took went back");
     drop(hold);
     let c = m.clone_in(&clones).unwrap_err();
-    assert_eq!(c, CloneError::Exhausted { needed: 6, obtained: 5 });
+    assert_eq!(
+        c,
+        CloneError::Exhausted {
+            needed: 6,
+            obtained: 5
+        }
+    );
     assert_eq!(snapshot(&m), before);
     let umbrella: MbufError = c.into();
-    assert!(matches!(umbrella, MbufError::Clone(CloneError::Exhausted { .. })));
+    assert!(matches!(
+        umbrella,
+        MbufError::Clone(CloneError::Exhausted { .. })
+    ));
     assert_full(&[&clones]);
     drop(m);
     assert_full(&[&pool]);
@@ -82,7 +111,11 @@ fn clone_from_an_exhausted_pool_takes_nothing() {
 #[test]
 fn attach_from_a_pool_with_another_private_size() {
     let pool = anon(8);
-    let pool2 = PktPool::builder(8).private_size(128).data_room(0).build_anonymous().unwrap();
+    let pool2 = PktPool::builder(8)
+        .private_size(128)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
     let mut m = mbuf_with(&pool, b"direct data");
     m.prepend(2).unwrap().copy_from_slice(b"<<");
     let data = m.data().as_ptr();
@@ -91,7 +124,10 @@ fn attach_from_a_pool_with_another_private_size() {
     assert_eq!((pool2.data_room(), pool2.private_size()), (0, 128));
     clone.private_area_mut().fill(0);
     let own = clone.data().as_ptr();
-    assert_eq!(own as usize, std::ptr::from_ref(clone.header()) as usize + HEADER_SIZE + 128);
+    assert_eq!(
+        own as usize,
+        std::ptr::from_ref(clone.header()) as usize + HEADER_SIZE + 128
+    );
     assert_eq!(clone.headroom(), 0);
     clone.attach(&m).unwrap();
     assert_eq!(clone.data().as_ptr(), data);
@@ -105,12 +141,19 @@ fn attach_from_a_pool_with_another_private_size() {
     clone2.attach(&clone).unwrap();
     assert_eq!(clone2.data().as_ptr(), data, "attached to the direct mbuf");
     assert_eq!(m.refcnt(), 3);
-    assert_eq!(clone.refcnt(), 1, "the indirect mbuf's own count is untouched");
+    assert_eq!(
+        clone.refcnt(),
+        1,
+        "the indirect mbuf's own count is untouched"
+    );
 
     clone.detach();
     assert_eq!(clone.data().as_ptr(), own);
     assert!(clone.is_direct());
-    assert_eq!((clone.data_len(), clone.pkt_len(), clone.buf_len()), (0, 0, 0));
+    assert_eq!(
+        (clone.data_len(), clone.pkt_len(), clone.buf_len()),
+        (0, 0, 0)
+    );
     assert_eq!(m.refcnt(), 2);
     clone2.detach();
     assert_eq!(clone2.data().as_ptr(), own2);
@@ -166,10 +209,17 @@ fn refused_attaches_leave_everything_unchanged() {
     let ext = ExtBuf::from_owner(vec![0u8; 32], None).unwrap();
     let e = i.attach_extbuf(ext.clone()).unwrap_err();
     assert_eq!(e.kind, AttachErrorKind::AlreadyAttached);
-    assert_eq!(ext.refcnt(), 2, "the refused reference comes back in the error");
+    assert_eq!(
+        ext.refcnt(),
+        2,
+        "the refused reference comes back in the error"
+    );
     drop(e);
     assert_eq!(ext.refcnt(), 1);
-    assert_eq!((snapshot(&i), snapshot(&target), snapshot(&other)), (bi, bt, bo.clone()));
+    assert_eq!(
+        (snapshot(&i), snapshot(&target), snapshot(&other)),
+        (bi, bt, bo.clone())
+    );
 
     // Already attached to an external buffer.
     let mut x = pool.alloc_default().unwrap();
@@ -197,7 +247,10 @@ fn refused_attaches_leave_everything_unchanged() {
     // A chain.
     let mut chain = chain_of(&pool, &[1, 1, 1]);
     let bc = snapshot(&chain);
-    assert_eq!(chain.attach(&other), Err(AttachErrorKind::Chained { nb_segs: 3 }));
+    assert_eq!(
+        chain.attach(&other),
+        Err(AttachErrorKind::Chained { nb_segs: 3 })
+    );
     let e = chain.attach_extbuf(ext.clone()).unwrap_err();
     assert_eq!(e.kind, AttachErrorKind::Chained { nb_segs: 3 });
     assert!(e.to_string().contains('3'), "{e}");
@@ -210,7 +263,10 @@ fn refused_attaches_leave_everything_unchanged() {
     assert!(AttachErrorKind::SelfAttach.to_string().contains("itself"));
 
     let umbrella: MbufError = AttachErrorKind::NotWritable.into();
-    assert!(matches!(umbrella, MbufError::Attach(AttachErrorKind::NotWritable)));
+    assert!(matches!(
+        umbrella,
+        MbufError::Attach(AttachErrorKind::NotWritable)
+    ));
     drop((i, x, shared, c, chain, target, other, ext));
     assert_full(&[&pool]);
 }
@@ -221,7 +277,10 @@ fn refused_attaches_leave_everything_unchanged() {
 fn refcount_at_its_maximum_refuses_more() {
     let max = usize::from(u16::MAX);
     let pool = anon(2);
-    let clones = PktPool::builder(max + 1).data_room(0).build_anonymous().unwrap();
+    let clones = PktPool::builder(max + 1)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
     let m = mbuf_with(&pool, b"popular");
     let mut cache = clones.cache();
     let mut cs = Vec::with_capacity(max);
@@ -233,14 +292,24 @@ fn refcount_at_its_maximum_refuses_more() {
     // flags 65,535 as bad; here it is a reachable, valid count).
     m.check().unwrap();
     let before = snapshot(&m);
-    assert_eq!(m.clone_in_cache(&clones, &mut cache).unwrap_err(), CloneError::RefcntOverflow);
+    assert_eq!(
+        m.clone_in_cache(&clones, &mut cache).unwrap_err(),
+        CloneError::RefcntOverflow
+    );
     let mut i = clones.alloc(&mut cache).unwrap();
     assert_eq!(i.attach(&m), Err(AttachErrorKind::RefcntOverflow));
     assert!(i.is_direct());
     assert_eq!(snapshot(&m), before);
-    assert_eq!(clones.in_use_count(), max, "the failed clone's mbuf went back");
+    assert_eq!(
+        clones.in_use_count(),
+        max,
+        "the failed clone's mbuf went back"
+    );
     // A clone of a clone also goes to the direct mbuf: refused too.
-    assert_eq!(cs[0].clone_in_cache(&clones, &mut cache).unwrap_err(), CloneError::RefcntOverflow);
+    assert_eq!(
+        cs[0].clone_in_cache(&clones, &mut cache).unwrap_err(),
+        CloneError::RefcntOverflow
+    );
     clones.free(&mut cache, i);
     for c in cs.drain(..) {
         clones.free(&mut cache, c);
@@ -272,13 +341,22 @@ fn data_mut_follows_the_refcount() {
 fn shared_clone_at_the_maximum_takes_nothing() {
     let max = usize::from(u16::MAX);
     let pool = anon(4);
-    let clones = PktPool::builder(max).data_room(0).build_anonymous().unwrap();
+    let clones = PktPool::builder(max)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
     let mut m = mbuf_with(&pool, b"head");
     let t = mbuf_with(&pool, b"tail");
     let mut cache = clones.cache();
-    let held: Vec<_> = (1..max).map(|_| t.clone_in_cache(&clones, &mut cache).unwrap()).collect();
+    let held: Vec<_> = (1..max)
+        .map(|_| t.clone_in_cache(&clones, &mut cache).unwrap())
+        .collect();
     m.chain(t).unwrap();
-    let counts = |m: &pktmem_mbuf::Mbuf| m.segments().map(pktmem_mbuf::Segment::refcnt).collect::<Vec<_>>();
+    let counts = |m: &pktmem_mbuf::Mbuf| {
+        m.segments()
+            .map(pktmem_mbuf::Segment::refcnt)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(counts(&m), [1, u16::MAX]);
     let s = m.into_shared();
     assert!(s.try_clone().is_none());

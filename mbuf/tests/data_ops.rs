@@ -57,14 +57,23 @@ fn a_shared_buffer_refuses_writes() {
 /// wrote), also on a shared buffer; past the tailroom it is a typed error.
 #[test]
 fn grow_tail_takes_bytes_in_place() {
-    let pool = PktPool::builder(4).data_room(HEADROOM + 16).build_anonymous().unwrap();
+    let pool = PktPool::builder(4)
+        .data_room(HEADROOM + 16)
+        .build_anonymous()
+        .unwrap();
     let mut m = pool.alloc_default().unwrap();
     m.append(16).unwrap().copy_from_slice(b"abcdefghijklmnop");
     m.trim(10).unwrap();
     assert_eq!(m.data(), b"abcdef");
     m.grow_tail(4).unwrap();
     assert_eq!(m.data(), b"abcdefghij", "the bytes left in the buffer");
-    assert_eq!(m.grow_tail(7), Err(DataError::NoTailroom { len: 7, tailroom: 6 }));
+    assert_eq!(
+        m.grow_tail(7),
+        Err(DataError::NoTailroom {
+            len: 7,
+            tailroom: 6
+        })
+    );
     assert_eq!(m.pkt_len(), 10);
     let c = m.clone_in(&pool).unwrap();
     m.grow_tail(6).unwrap();
@@ -79,12 +88,18 @@ fn grow_tail_takes_bytes_in_place() {
 /// both numbers) or the head is shared; the chain unchanged either way.
 #[test]
 fn linearize_limits() {
-    let pool = PktPool::builder(16).data_room(HEADROOM + 100).build_anonymous().unwrap();
+    let pool = PktPool::builder(16)
+        .data_room(HEADROOM + 100)
+        .build_anonymous()
+        .unwrap();
     let mut m = chain_of(&pool, &[60, 30, 11]);
     let before = snapshot(&m);
     assert_eq!(
         m.linearize(),
-        Err(DataError::NoTailroom { len: 41, tailroom: 40 })
+        Err(DataError::NoTailroom {
+            len: 41,
+            tailroom: 40
+        })
     );
     assert_eq!(snapshot(&m), before);
     m.trim(1).unwrap();
@@ -122,7 +137,10 @@ fn linearize_limits() {
 #[test]
 fn copy_ranges_limits_and_exhaustion() {
     let src_pool = anon(64);
-    let small = PktPool::builder(64).data_room(HEADROOM + 7).build_anonymous().unwrap();
+    let small = PktPool::builder(64)
+        .data_room(HEADROOM + 7)
+        .build_anonymous()
+        .unwrap();
     let mut m = chain_of(&src_pool, &[100, 3, 0, 50]);
     m.set_port(Some(4));
     m.set_rss_hash(0xdead);
@@ -130,12 +148,24 @@ fn copy_ranges_limits_and_exhaustion() {
     m.set_packet_type(0x21);
     m.set_timestamp(99);
     let all: Vec<u8> = (0..153).map(pattern).collect();
-    for (off, len) in [(0, 153), (0, 1), (152, 1), (99, 5), (7, 14), (100, 3), (153, 0), (10, 0)] {
+    for (off, len) in [
+        (0, 153),
+        (0, 1),
+        (152, 1),
+        (99, 5),
+        (7, 14),
+        (100, 3),
+        (153, 0),
+        (10, 0),
+    ] {
         let c = m.copy(&small, off, len).unwrap();
         assert_eq!(c.to_vec(), &all[off..off + len], "copy({off}, {len})");
         assert_eq!(c.nb_segs(), len.div_ceil(7).max(1));
         assert!(c.segments().all(|s| s.data_len() <= 7 && s.is_direct()));
-        assert_eq!((c.port(), c.rss_hash(), c.vlan_tci()), (Some(4), 0xdead, 12));
+        assert_eq!(
+            (c.port(), c.rss_hash(), c.vlan_tci()),
+            (Some(4), 0xdead, 12)
+        );
         assert_eq!((c.packet_type(), c.timestamp()), (0x21, 99));
         assert_consistent(&c);
         let mut cache = small.cache();
@@ -148,7 +178,10 @@ fn copy_ranges_limits_and_exhaustion() {
     // From a pool that runs out part way: a typed error, everything it had
     // taken back.
     let before = snapshot(&m);
-    let tiny = PktPool::builder(5).data_room(HEADROOM + 7).build_anonymous().unwrap();
+    let tiny = PktPool::builder(5)
+        .data_room(HEADROOM + 7)
+        .build_anonymous()
+        .unwrap();
     let hold: Vec<_> = (0..2).map(|_| tiny.alloc_default().unwrap()).collect();
     assert_eq!(
         m.copy(&tiny, 0, 50).unwrap_err(),
@@ -170,7 +203,10 @@ fn copy_ranges_limits_and_exhaustion() {
     drop(all_taken);
 
     // A pool whose buffers have no tailroom cannot hold a byte.
-    let none = PktPool::builder(4).data_room(HEADROOM).build_anonymous().unwrap();
+    let none = PktPool::builder(4)
+        .data_room(HEADROOM)
+        .build_anonymous()
+        .unwrap();
     assert!(matches!(
         m.copy(&none, 0, 1),
         Err(CloneError::TooManySegments { .. })
@@ -183,7 +219,11 @@ fn copy_ranges_limits_and_exhaustion() {
             pkt_len: 153
         }
     );
-    assert_eq!(snapshot(&m), before, "the source unchanged by failed copies");
+    assert_eq!(
+        snapshot(&m),
+        before,
+        "the source unchanged by failed copies"
+    );
     let empty = m.copy(&none, 5, 0).unwrap();
     assert_eq!(empty.pkt_len(), 0);
     drop(empty);
@@ -199,7 +239,10 @@ fn copy_past_the_segment_limit_is_refused() {
     let src = anon(40);
     let lens = vec![2048; 33]; // 67,584 bytes
     let m = chain_of(&src, &lens);
-    let one_byte = PktPool::builder(8).data_room(HEADROOM + 1).build_anonymous().unwrap();
+    let one_byte = PktPool::builder(8)
+        .data_room(HEADROOM + 1)
+        .build_anonymous()
+        .unwrap();
     assert_eq!(
         m.copy(&one_byte, 0, 65_536).unwrap_err(),
         CloneError::TooManySegments { needed: 65_536 }
@@ -242,7 +285,13 @@ fn read_every_range_of_a_chain() {
     let third = m.segments().nth(3).unwrap();
     let inside = m.read(6, 7, &mut buf).unwrap();
     assert_eq!(inside.as_ptr(), third.data().as_ptr());
-    for (off, len) in [(usize::MAX, 1), (1, usize::MAX), (usize::MAX, usize::MAX), (n, 1), (n + 1, 0)] {
+    for (off, len) in [
+        (usize::MAX, 1),
+        (1, usize::MAX),
+        (usize::MAX, usize::MAX),
+        (n, 1),
+        (n + 1, 0),
+    ] {
         assert_eq!(m.read(off, len, &mut buf), None, "read({off}, {len})");
     }
     drop(m);
@@ -261,7 +310,11 @@ fn dump_shows_segments_and_bytes() {
     m.dump(&mut s, 4).unwrap();
     assert!(s.contains("pkt_len=5") && s.contains("nb_segs=2"), "{s}");
     assert!(s.contains("segment 0") && s.contains("segment 1"), "{s}");
-    let hex: Vec<&str> = s.lines().filter(|l| l.starts_with("    ")).map(str::trim).collect();
+    let hex: Vec<&str> = s
+        .lines()
+        .filter(|l| l.starts_with("    "))
+        .map(str::trim)
+        .collect();
     assert_eq!(hex, ["ab cd ef", "01"], "four bytes at most: {s}");
     assert!(s.contains("refcnt=2"), "{s}");
     let mut s = String::new();

@@ -21,7 +21,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use common::{say, with_seeds, Kind, Rng};
-use pktmem_mbuf::{AttachErrorKind, CloneError, DataError, ExtBuf, Mbuf, PktPool, Segment, HEADROOM};
+use pktmem_mbuf::{
+    AttachErrorKind, CloneError, DataError, ExtBuf, Mbuf, PktPool, Segment, HEADROOM,
+};
 
 /// The pool a header comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,7 +96,10 @@ fn hdr_of(s: &Segment) -> usize {
 impl World {
     fn new(kind: Kind, seed: u64) -> World {
         let packets = common::pool_of(kind, "diff-packets", 256, 0, HEADROOM + ROOM);
-        let clones = PktPool::builder(256).name("diff-clones").build_anonymous().unwrap();
+        let clones = PktPool::builder(256)
+            .name("diff-clones")
+            .build_anonymous()
+            .unwrap();
         World {
             pinned: kind.is_pinned(),
             packets,
@@ -121,7 +126,10 @@ impl World {
                 external: tag == PoolTag::Packets && self.pinned,
             },
         );
-        assert!(prev.map_or(true, |b| b.refs == 0), "a live buffer handed out again");
+        assert!(
+            prev.map_or(true, |b| b.refs == 0),
+            "a live buffer handed out again"
+        );
         SegM {
             hdr: hdr_of(m),
             hdr_pool: tag,
@@ -201,7 +209,11 @@ impl World {
     /// Checks one mbuf against its model.
     fn verify_one(&self, what: &str, m: &Mbuf, segs: &[SegM]) {
         assert_eq!(m.to_vec(), bytes_of(segs), "{what}: bytes");
-        assert_eq!(m.pkt_len(), segs.iter().map(|s| s.data.len()).sum::<usize>(), "{what}: pkt_len");
+        assert_eq!(
+            m.pkt_len(),
+            segs.iter().map(|s| s.data.len()).sum::<usize>(),
+            "{what}: pkt_len"
+        );
         assert_eq!(m.nb_segs(), segs.len(), "{what}: nb_segs");
         if let Err(e) = m.check() {
             panic!("{what}: sanity check: {e}");
@@ -209,19 +221,39 @@ impl World {
         for (i, (s, sm)) in m.segments().zip(segs).enumerate() {
             let b = &self.bufs[&sm.buf];
             assert_eq!(hdr_of(s), sm.hdr, "{what}: segment {i} header");
-            assert_eq!(s.buf_addr().as_ptr() as usize, sm.buf, "{what}: segment {i} buffer");
+            assert_eq!(
+                s.buf_addr().as_ptr() as usize,
+                sm.buf,
+                "{what}: segment {i} buffer"
+            );
             assert_eq!(
                 (s.headroom(), s.data_len(), s.tailroom()),
                 (sm.headroom, sm.data.len(), sm.tailroom),
                 "{what}: segment {i} rooms"
             );
-            assert_eq!(s.is_writable(), self.writable(sm), "{what}: segment {i} writable");
-            assert_eq!(s.is_indirect(), sm.via == Via::Indirect, "{what}: segment {i} indirect");
+            assert_eq!(
+                s.is_writable(),
+                self.writable(sm),
+                "{what}: segment {i} writable"
+            );
+            assert_eq!(
+                s.is_indirect(),
+                sm.via == Via::Indirect,
+                "{what}: segment {i} indirect"
+            );
             assert_eq!(s.is_external(), b.external, "{what}: segment {i} external");
             if b.external {
-                assert_eq!(usize::from(s.ext_refcnt().unwrap()), b.refs, "{what}: segment {i} shared count");
+                assert_eq!(
+                    usize::from(s.ext_refcnt().unwrap()),
+                    b.refs,
+                    "{what}: segment {i} shared count"
+                );
             } else if sm.via == Via::Own {
-                assert_eq!(usize::from(s.refcnt()), b.refs, "{what}: segment {i} refcount");
+                assert_eq!(
+                    usize::from(s.refcnt()),
+                    b.refs,
+                    "{what}: segment {i} refcount"
+                );
             } else {
                 assert_eq!(s.refcnt(), 1, "{what}: segment {i} (indirect) own refcount");
             }
@@ -249,7 +281,10 @@ impl World {
                 live.insert(o);
             }
         }
-        for (tag, pool) in [(PoolTag::Packets, &self.packets), (PoolTag::Clones, &self.clones)] {
+        for (tag, pool) in [
+            (PoolTag::Packets, &self.packets),
+            (PoolTag::Clones, &self.clones),
+        ] {
             let expect = live.iter().filter(|(_, t)| *t == tag).count();
             assert_eq!(pool.in_use_count(), expect, "{tag:?} pool: mbufs in use");
         }
@@ -266,11 +301,21 @@ impl World {
         let (mut m, mut segs) = self.packet.take().unwrap();
         let name = match op {
             0..=11 => {
-                let n = if self.rng.chance(1, 30) { usize::MAX } else { self.rng.range(0, 140) };
+                let n = if self.rng.chance(1, 30) {
+                    usize::MAX
+                } else {
+                    self.rng.range(0, 140)
+                };
                 let s0 = segs[0].clone();
                 let r = m.prepend(n);
                 if n > s0.headroom {
-                    assert_eq!(r, Err(DataError::NoHeadroom { len: n, headroom: s0.headroom }));
+                    assert_eq!(
+                        r,
+                        Err(DataError::NoHeadroom {
+                            len: n,
+                            headroom: s0.headroom
+                        })
+                    );
                     "prepend: no headroom"
                 } else if !self.writable(&s0) {
                     assert_eq!(r, Err(DataError::NotWritable));
@@ -285,11 +330,21 @@ impl World {
                 }
             }
             12..=23 => {
-                let n = if self.rng.chance(1, 30) { usize::MAX } else { self.rng.range(0, 220) };
+                let n = if self.rng.chance(1, 30) {
+                    usize::MAX
+                } else {
+                    self.rng.range(0, 220)
+                };
                 let last = segs.last().unwrap().clone();
                 let r = m.append(n);
                 if n > last.tailroom {
-                    assert_eq!(r, Err(DataError::NoTailroom { len: n, tailroom: last.tailroom }));
+                    assert_eq!(
+                        r,
+                        Err(DataError::NoTailroom {
+                            len: n,
+                            tailroom: last.tailroom
+                        })
+                    );
                     "append: no tailroom"
                 } else if !self.writable(&last) {
                     assert_eq!(r, Err(DataError::NotWritable));
@@ -305,7 +360,11 @@ impl World {
             }
             24..=31 => {
                 let have = segs[0].data.len();
-                let n = if self.rng.chance(1, 30) { usize::MAX } else { self.rng.range(0, have + 5) };
+                let n = if self.rng.chance(1, 30) {
+                    usize::MAX
+                } else {
+                    self.rng.range(0, have + 5)
+                };
                 let r = m.adj(n);
                 if n > have {
                     assert_eq!(r, Err(DataError::TooShort { len: n, have }));
@@ -320,7 +379,11 @@ impl World {
             }
             32..=39 => {
                 let have = segs.last().unwrap().data.len();
-                let n = if self.rng.chance(1, 30) { usize::MAX } else { self.rng.range(0, have + 5) };
+                let n = if self.rng.chance(1, 30) {
+                    usize::MAX
+                } else {
+                    self.rng.range(0, have + 5)
+                };
                 let r = m.trim(n);
                 if n > have {
                     assert_eq!(r, Err(DataError::TooShort { len: n, have }));
@@ -372,10 +435,25 @@ impl World {
             52..=59 => {
                 let all = bytes_of(&segs);
                 let pkt = all.len();
-                let off = if self.rng.chance(1, 20) { usize::MAX - self.rng.below(3) } else { self.rng.range(0, pkt + 3) };
-                let len = if self.rng.chance(1, 20) { usize::MAX - self.rng.below(3) } else { self.rng.range(0, pkt + 3) };
+                let off = if self.rng.chance(1, 20) {
+                    usize::MAX - self.rng.below(3)
+                } else {
+                    self.rng.range(0, pkt + 3)
+                };
+                let len = if self.rng.chance(1, 20) {
+                    usize::MAX - self.rng.below(3)
+                } else {
+                    self.rng.range(0, pkt + 3)
+                };
                 let short = self.rng.chance(1, 4);
-                let mut buf = vec![0u8; if short { len.min(pkt).saturating_sub(1) } else { len.min(pkt + 3) }];
+                let mut buf = vec![
+                    0u8;
+                    if short {
+                        len.min(pkt).saturating_sub(1)
+                    } else {
+                        len.min(pkt + 3)
+                    }
+                ];
                 let got = m.read(off, len, &mut buf).map(<[u8]>::to_vec);
                 let expect = match off.checked_add(len) {
                     Some(end) if end <= pkt => {
@@ -399,7 +477,12 @@ impl World {
                     }
                     _ => None,
                 };
-                assert_eq!(got, expect, "read({off}, {len}) with a {}-byte buffer", buf.len());
+                assert_eq!(
+                    got,
+                    expect,
+                    "read({off}, {len}) with a {}-byte buffer",
+                    buf.len()
+                );
                 if got.is_some() {
                     "read"
                 } else {
@@ -412,7 +495,13 @@ impl World {
                     let rest: usize = segs[1..].iter().map(|s| s.data.len()).sum();
                     let s0 = segs[0].clone();
                     if rest > s0.tailroom {
-                        assert_eq!(r, Err(DataError::NoTailroom { len: rest, tailroom: s0.tailroom }));
+                        assert_eq!(
+                            r,
+                            Err(DataError::NoTailroom {
+                                len: rest,
+                                tailroom: s0.tailroom
+                            })
+                        );
                         "linearize: no tailroom"
                     } else if !self.writable(&s0) {
                         assert_eq!(r, Err(DataError::NotWritable));
@@ -442,7 +531,14 @@ impl World {
                 };
                 let r = m.copy(&self.packets, off, len);
                 if off.checked_add(len).map_or(true, |e| e > pkt) {
-                    assert_eq!(r.unwrap_err(), CloneError::OutOfRange { offset: off, len, pkt_len: pkt });
+                    assert_eq!(
+                        r.unwrap_err(),
+                        CloneError::OutOfRange {
+                            offset: off,
+                            len,
+                            pkt_len: pkt
+                        }
+                    );
                     "copy: out of range"
                 } else {
                     let c = r.unwrap();
@@ -623,7 +719,9 @@ impl World {
 }
 
 fn steps() -> usize {
-    std::env::var("PKTMEM_MBUF_DIFF_STEPS").map_or(3000, |s| s.parse().expect("PKTMEM_MBUF_DIFF_STEPS: a number"))
+    std::env::var("PKTMEM_MBUF_DIFF_STEPS").map_or(3000, |s| {
+        s.parse().expect("PKTMEM_MBUF_DIFF_STEPS: a number")
+    })
 }
 
 /// Outcomes every default-length run must reach (else the test explores
@@ -672,7 +770,9 @@ fn run(kind: Kind, seed: u64) {
                 }
             }
             Err(e) => {
-                say(format_args!("differential ({kind:?} pool): step {i} failed; the steps before: {last:?}"));
+                say(format_args!(
+                    "differential ({kind:?} pool): step {i} failed; the steps before: {last:?}"
+                ));
                 // The world may be half-updated: leak it rather than check
                 // it on the way out.
                 std::mem::forget(w);
@@ -684,25 +784,39 @@ fn run(kind: Kind, seed: u64) {
     if std::env::var_os("PKTMEM_MBUF_DIFF_STATS").is_some() {
         let mut v: Vec<_> = outcomes.iter().collect();
         v.sort();
-        say(format_args!("differential ({kind:?}, seed {seed:#x}): {v:?}"));
+        say(format_args!(
+            "differential ({kind:?}, seed {seed:#x}): {v:?}"
+        ));
     }
     if steps() >= 3000 {
         for o in MUST_SEE {
-            assert!(outcomes.contains_key(o), "seed {seed:#x} never reached {o:?}: {outcomes:?}");
+            assert!(
+                outcomes.contains_key(o),
+                "seed {seed:#x} never reached {o:?}: {outcomes:?}"
+            );
         }
     }
 }
 
-const SEEDS: [u64; 4] = [0x0123_4567_89ab_cdef, 0xdead_beef, 42, 0x5151_5151_0000_0001];
+const SEEDS: [u64; 4] = [
+    0x0123_4567_89ab_cdef,
+    0xdead_beef,
+    42,
+    0x5151_5151_0000_0001,
+];
 
 #[test]
 fn data_ops_match_the_model() {
-    with_seeds("PKTMEM_MBUF_DIFF_SEED", &SEEDS, |seed| run(Kind::Anonymous, seed));
+    with_seeds("PKTMEM_MBUF_DIFF_SEED", &SEEDS, |seed| {
+        run(Kind::Anonymous, seed)
+    });
 }
 
 #[test]
 fn data_ops_match_the_model_on_a_pinned_pool() {
-    with_seeds("PKTMEM_MBUF_DIFF_SEED", &SEEDS, |seed| run(Kind::PinnedLeaked, seed));
+    with_seeds("PKTMEM_MBUF_DIFF_SEED", &SEEDS, |seed| {
+        run(Kind::PinnedLeaked, seed)
+    });
 }
 
 /// The model catches what it must: an external buffer's extra reference
@@ -713,7 +827,14 @@ fn the_model_notices_a_hidden_reference() {
     let mut w = World::new(Kind::Anonymous, 1);
     let m = w.clones.attach_owned(vec![1u8; 64], None).unwrap();
     let buf = m.buf_addr().as_ptr() as usize;
-    w.bufs.insert(buf, BufM { owner: None, refs: 1, external: true });
+    w.bufs.insert(
+        buf,
+        BufM {
+            owner: None,
+            refs: 1,
+            external: true,
+        },
+    );
     let seg = SegM {
         hdr: hdr_of(&m),
         hdr_pool: PoolTag::Clones,
@@ -726,7 +847,10 @@ fn the_model_notices_a_hidden_reference() {
     let hidden: ExtBuf = m.extbuf().unwrap();
     w.packet = Some((m, vec![seg]));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.verify()));
-    assert!(r.is_err(), "a reference the model does not know must fail the check");
+    assert!(
+        r.is_err(),
+        "a reference the model does not know must fail the check"
+    );
     drop(hidden);
     w.verify();
     w.finish();

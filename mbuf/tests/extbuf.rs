@@ -36,7 +36,13 @@ impl Drop for Owned {
     }
 }
 
-fn owned(len: usize) -> (Owned, Arc<AtomicUsize>, Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>) {
+fn owned(
+    len: usize,
+) -> (
+    Owned,
+    Arc<AtomicUsize>,
+    Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>,
+) {
     let drops = Arc::new(AtomicUsize::new(0));
     let on = Arc::new(std::sync::Mutex::new(None));
     let o = Owned {
@@ -54,11 +60,17 @@ fn owner_dropped_once_with_the_last_reference() {
     let pool = anon(16);
     let (o, drops, _) = owned(300);
     let ext = ExtBuf::from_owner(o, Some(Iova(0x10_0000))).unwrap();
-    assert_eq!((ext.len(), ext.refcnt(), ext.iova()), (300, 1, Some(Iova(0x10_0000))));
+    assert_eq!(
+        (ext.len(), ext.refcnt(), ext.iova()),
+        (300, 1, Some(Iova(0x10_0000)))
+    );
     let mut m = pool.alloc_default().unwrap();
     m.attach_extbuf(ext.clone()).unwrap();
     assert!(m.is_external() && !m.is_direct());
-    assert_eq!((m.buf_len(), m.headroom(), m.data_len(), m.pkt_len()), (300, 0, 0, 0));
+    assert_eq!(
+        (m.buf_len(), m.headroom(), m.data_len(), m.pkt_len()),
+        (300, 0, 0, 0)
+    );
     assert_eq!(m.buf_addr(), ext.addr());
     assert_eq!(m.buf_iova(), Some(Iova(0x10_0000)));
     m.grow_tail(300).unwrap();
@@ -70,10 +82,17 @@ fn owner_dropped_once_with_the_last_reference() {
     assert!(m.data_mut().is_none());
     let c1 = m.clone_in(&pool).unwrap();
     let c2 = c1.clone_in(&pool).unwrap();
-    assert!(c1.is_external() && c2.is_external(), "clones share the info");
+    assert!(
+        c1.is_external() && c2.is_external(),
+        "clones share the info"
+    );
     assert_eq!(ext.refcnt(), 4);
     assert_eq!(c2.data(), m.data());
-    assert_eq!(m.refcnt(), 1, "the mbuf's own refcount is not the shared one");
+    assert_eq!(
+        m.refcnt(),
+        1,
+        "the mbuf's own refcount is not the shared one"
+    );
     drop(ext);
     drop(m);
     drop(c1);
@@ -97,7 +116,13 @@ fn attach_owned_shares_and_writes() {
     assert_eq!(m.data_iova(), None);
     m.data_mut().unwrap()[0] = 0xee;
     m.trim(4).unwrap();
-    assert_eq!(m.append(5), Err(DataError::NoTailroom { len: 5, tailroom: 4 }));
+    assert_eq!(
+        m.append(5),
+        Err(DataError::NoTailroom {
+            len: 5,
+            tailroom: 4
+        })
+    );
     m.append(4).unwrap().fill(0xaa);
     let c = m.clone_in(&pool).unwrap();
     assert_eq!(m.append(0), Err(DataError::NotWritable));
@@ -114,7 +139,10 @@ fn attach_owned_shares_and_writes() {
     assert_eq!(drops.load(Ordering::Relaxed), 0);
     drop(e);
     assert_eq!(drops.load(Ordering::Relaxed), 1);
-    assert!(mbuf_with(&pool, b"x").extbuf().is_none(), "a direct mbuf has none");
+    assert!(
+        mbuf_with(&pool, b"x").extbuf().is_none(),
+        "a direct mbuf has none"
+    );
     assert_full(&[&pool]);
 }
 
@@ -130,13 +158,19 @@ fn detach_releases_the_reference() {
     a.attach_extbuf(ext.clone()).unwrap();
     let mut b = pool.alloc_default().unwrap();
     b.attach(&a).unwrap();
-    assert!(b.is_external(), "attaching to an external mbuf shares its buffer");
+    assert!(
+        b.is_external(),
+        "attaching to an external mbuf shares its buffer"
+    );
     assert_eq!(ext.refcnt(), 3);
     drop(ext);
     a.detach();
     assert!(a.is_direct());
     assert_eq!(a.buf_addr(), own);
-    assert_eq!((a.buf_len(), a.headroom(), a.data_len()), (pool.data_room(), 128, 0));
+    assert_eq!(
+        (a.buf_len(), a.headroom(), a.data_len()),
+        (pool.data_room(), 128, 0)
+    );
     assert_consistent(&a);
     assert_eq!(drops.load(Ordering::Relaxed), 0);
     b.detach();
@@ -168,7 +202,10 @@ fn tail_shared_info() {
     }
     .unwrap();
     let usable = ext.len();
-    assert!(usable >= LEN && usable < total, "usable {usable} of {total}");
+    assert!(
+        usable >= LEN && usable < total,
+        "usable {usable} of {total}"
+    );
     assert_eq!(ext.addr(), addr);
     assert_eq!(ext.refcnt(), 1);
     let mut m = pool.alloc_default().unwrap();
@@ -207,7 +244,10 @@ fn raw_buffer_callback_once() {
     // callback frees it (rebuilding the box of 512 bytes) once.
     let ext = unsafe {
         ExtBuf::from_raw(addr, 512, None, move |p| {
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), 512)));
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                p.as_ptr(),
+                512,
+            )));
             c.fetch_add(1, Ordering::Relaxed);
         })
     }
@@ -231,11 +271,24 @@ fn raw_buffer_callback_once() {
 fn bad_external_buffers_are_typed_errors() {
     let (o, drops, _) = owned(0);
     assert_eq!(ExtBuf::from_owner(o, None).unwrap_err(), ExtBufError::Empty);
-    assert_eq!(drops.load(Ordering::Relaxed), 1, "the refused owner is dropped");
+    assert_eq!(
+        drops.load(Ordering::Relaxed),
+        1,
+        "the refused owner is dropped"
+    );
     let (o, drops, _) = owned(EXT_BUF_MAX + 1);
     let e = ExtBuf::from_owner(o, None).unwrap_err();
-    assert_eq!(e, ExtBufError::TooLong { len: 65_536, max: 65_535 });
-    assert!(e.to_string().contains("65536") && e.to_string().contains("65535"), "{e}");
+    assert_eq!(
+        e,
+        ExtBufError::TooLong {
+            len: 65_536,
+            max: 65_535
+        }
+    );
+    assert!(
+        e.to_string().contains("65536") && e.to_string().contains("65535"),
+        "{e}"
+    );
     assert_eq!(drops.load(Ordering::Relaxed), 1);
     let (o, _, _) = owned(EXT_BUF_MAX);
     assert_eq!(ExtBuf::from_owner(o, None).unwrap().len(), EXT_BUF_MAX);
@@ -243,7 +296,10 @@ fn bad_external_buffers_are_typed_errors() {
     assert!(matches!(umbrella, MbufError::ExtBuf(ExtBufError::Empty)));
     let pool = anon(2);
     let (o, _, _) = owned(0);
-    assert!(matches!(pool.attach_owned(o, None), Err(MbufError::ExtBuf(ExtBufError::Empty))));
+    assert!(matches!(
+        pool.attach_owned(o, None),
+        Err(MbufError::ExtBuf(ExtBufError::Empty))
+    ));
     assert_full(&[&pool]);
 
     let calls = Arc::new(AtomicUsize::new(0));
@@ -257,12 +313,21 @@ fn bad_external_buffers_are_typed_errors() {
     // SAFETY: leaked memory nobody else uses; refused buffers (all three
     // calls) are not touched.
     unsafe {
-        assert_eq!(ExtBuf::from_raw(mem, 0, None, cb()).unwrap_err(), ExtBufError::Empty);
+        assert_eq!(
+            ExtBuf::from_raw(mem, 0, None, cb()).unwrap_err(),
+            ExtBufError::Empty
+        );
         assert_eq!(
             ExtBuf::from_raw(mem, 70_000, None, cb()).unwrap_err(),
-            ExtBufError::TooLong { len: 70_000, max: 65_535 }
+            ExtBufError::TooLong {
+                len: 70_000,
+                max: 65_535
+            }
         );
-        assert_eq!(ExtBuf::from_raw_tail_shinfo(mem, 0, None, cb()).unwrap_err(), ExtBufError::Empty);
+        assert_eq!(
+            ExtBuf::from_raw_tail_shinfo(mem, 0, None, cb()).unwrap_err(),
+            ExtBufError::Empty
+        );
     }
     // Too small for the tail info: every length up to what it needs (plus
     // alignment) is refused, with the numbers.
@@ -278,18 +343,29 @@ fn bad_external_buffers_are_typed_errors() {
     for len in 1..=need {
         // SAFETY: as above.
         let r = unsafe { ExtBuf::from_raw_tail_shinfo(mem, len, None, cb()) };
-        assert_eq!(r.unwrap_err(), ExtBufError::TooSmall { len, needed: need }, "len {len}");
+        assert_eq!(
+            r.unwrap_err(),
+            ExtBufError::TooSmall { len, needed: need },
+            "len {len}"
+        );
     }
     // SAFETY: as above; this one succeeds and is dropped (the callback only
     // counts).
     let ok = unsafe { ExtBuf::from_raw_tail_shinfo(mem, need + 1, None, cb()) }.unwrap();
     assert!(!ok.is_empty());
     drop(ok);
-    assert_eq!(calls.load(Ordering::Relaxed), 1, "only the accepted buffer's callback ran");
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        1,
+        "only the accepted buffer's callback ran"
+    );
     // Usable lengths past 16 bits are refused too.
     // SAFETY: as above.
     let r = unsafe { ExtBuf::from_raw_tail_shinfo(mem, 1 << 17, None, cb()) };
-    assert!(matches!(r, Err(ExtBufError::TooLong { max: 65_535, .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(ExtBufError::TooLong { max: 65_535, .. })),
+        "{r:?}"
+    );
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 }
 
@@ -329,8 +405,12 @@ fn freed_from_another_thread_exactly_once() {
     let released = Arc::new(AtomicUsize::new(0));
     let drops: Vec<Arc<AtomicUsize>> = (0..N).map(|_| Arc::new(AtomicUsize::new(0))).collect();
     let callbacks: Vec<Arc<AtomicUsize>> = (0..N).map(|_| Arc::new(AtomicUsize::new(0))).collect();
-    let (tx0, rx0) = pktmem_ring::Ring::<pktmem_mbuf::Mbuf>::new(N * (K + 1)).unwrap().split();
-    let (tx1, rx1) = pktmem_ring::Ring::<pktmem_mbuf::Mbuf>::new(N * (K + 1)).unwrap().split();
+    let (tx0, rx0) = pktmem_ring::Ring::<pktmem_mbuf::Mbuf>::new(N * (K + 1))
+        .unwrap()
+        .split();
+    let (tx1, rx1) = pktmem_ring::Ring::<pktmem_mbuf::Mbuf>::new(N * (K + 1))
+        .unwrap()
+        .split();
     let main = std::thread::current().id();
     let mut ons = Vec::new();
     for i in 0..N {
@@ -350,7 +430,10 @@ fn freed_from_another_thread_exactly_once() {
             unsafe {
                 ExtBuf::from_raw(addr, 64, None, move |p| {
                     assert_ne!(std::thread::current().id(), main, "released on a worker");
-                    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), 64)));
+                    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                        p.as_ptr(),
+                        64,
+                    )));
                     c.fetch_add(1, Ordering::Relaxed);
                     r.fetch_add(1, Ordering::Relaxed);
                 })
@@ -373,7 +456,9 @@ fn freed_from_another_thread_exactly_once() {
     }
     pool.mempool().flush_default_cache();
     clones.mempool().flush_default_cache();
-    let worker = |rx: pktmem_ring::Consumer<pktmem_mbuf::Mbuf>, pool: pktmem_mbuf::PktPool, clones: pktmem_mbuf::PktPool| {
+    let worker = |rx: pktmem_ring::Consumer<pktmem_mbuf::Mbuf>,
+                  pool: pktmem_mbuf::PktPool,
+                  clones: pktmem_mbuf::PktPool| {
         std::thread::spawn(move || {
             let mut n = 0;
             while let Some(m) = rx.dequeue() {
@@ -401,7 +486,11 @@ fn freed_from_another_thread_exactly_once() {
     }
     assert_eq!(released.load(Ordering::Relaxed), N / 2);
     for on in ons {
-        assert_ne!(on.lock().unwrap().unwrap(), main, "owner dropped on a worker");
+        assert_ne!(
+            on.lock().unwrap().unwrap(),
+            main,
+            "owner dropped on a worker"
+        );
     }
     assert_full(&[&pool, &clones]);
 }
@@ -428,8 +517,14 @@ fn tail_shared_info_takes_only_its_size() {
             let ext = unsafe { ExtBuf::from_raw_tail_shinfo(addr, len, None, count as F) }.unwrap();
             let usable = ext.len();
             let info_at = addr.as_ptr() as usize + usable;
-            assert!(usable + size <= len, "info past the end: {usable} + {size} > {len}");
-            assert!(len - usable < size + align, "too much taken: {len} - {usable}");
+            assert!(
+                usable + size <= len,
+                "info past the end: {usable} + {size} > {len}"
+            );
+            assert!(
+                len - usable < size + align,
+                "too much taken: {len} - {usable}"
+            );
             assert_eq!(info_at % align, 0, "info aligned");
             drop(ext);
             made += 1;
@@ -453,7 +548,10 @@ fn racing_references_release_once() {
         // callback frees it once.
         let ext = unsafe {
             ExtBuf::from_raw(addr, 128, None, move |p| {
-                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), 128)));
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    p.as_ptr(),
+                    128,
+                )));
                 c.fetch_add(1, Ordering::Relaxed);
             })
         }

@@ -9,7 +9,9 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{anon, assert_fresh, assert_full, chunk_area, leaked, leaked_area, mbuf_with, provider, Kind};
+use common::{
+    anon, assert_fresh, assert_full, chunk_area, leaked, leaked_area, mbuf_with, provider, Kind,
+};
 use pktmem_mbuf::{BuildError, PinnedArea, PktPool, HEADROOM};
 
 behaviour_tests!(Kind::PINNED);
@@ -27,11 +29,17 @@ fn each_mbuf_is_bound_to_its_slice() {
         (b.buffers(), chunk.as_ptr().as_ptr() as usize),
     ];
     assert_eq!((ranges[0].0, ranges[1].0), (10, 6));
-    let pool = PktPool::builder(16).pinned([a, b]).build_on(provider()).unwrap();
+    let pool = PktPool::builder(16)
+        .pinned([a, b])
+        .build_on(provider())
+        .unwrap();
     assert!(pool.is_pinned());
     assert_eq!(pool.data_room(), 0);
     let first: Vec<_> = (0..16).map(|_| pool.alloc_default().unwrap()).collect();
-    let addrs: HashSet<usize> = first.iter().map(|m| m.buf_addr().as_ptr() as usize).collect();
+    let addrs: HashSet<usize> = first
+        .iter()
+        .map(|m| m.buf_addr().as_ptr() as usize)
+        .collect();
     assert_eq!(addrs.len(), 16, "16 distinct slices");
     let chunk_lo = chunk.as_ptr().as_ptr() as usize;
     let in_chunk: Vec<_> = first
@@ -52,12 +60,20 @@ fn each_mbuf_is_bound_to_its_slice() {
     for m in &first {
         assert_fresh(m);
         assert!(m.is_external() && !m.is_indirect() && !m.is_direct());
-        assert_eq!((m.buf_len(), m.headroom(), m.tailroom()), (ELT, HEADROOM, ELT - HEADROOM));
+        assert_eq!(
+            (m.buf_len(), m.headroom(), m.tailroom()),
+            (ELT, HEADROOM, ELT - HEADROOM)
+        );
         assert_eq!(m.ext_refcnt(), Some(1));
     }
     let bound: HashSet<(usize, usize)> = first
         .iter()
-        .map(|m| (std::ptr::from_ref(m.header()) as usize, m.buf_addr().as_ptr() as usize))
+        .map(|m| {
+            (
+                std::ptr::from_ref(m.header()) as usize,
+                m.buf_addr().as_ptr() as usize,
+            )
+        })
         .collect();
     drop(first);
     // Detaching a pinned mbuf is nothing: its buffer is its own.
@@ -70,7 +86,12 @@ fn each_mbuf_is_bound_to_its_slice() {
     }
     let bound2: HashSet<(usize, usize)> = again
         .iter()
-        .map(|m| (std::ptr::from_ref(m.header()) as usize, m.buf_addr().as_ptr() as usize))
+        .map(|m| {
+            (
+                std::ptr::from_ref(m.header()) as usize,
+                m.buf_addr().as_ptr() as usize,
+            )
+        })
         .collect();
     assert_eq!(bound, bound2, "each header keeps its slice");
     drop(again);
@@ -112,8 +133,13 @@ fn a_referenced_pinned_buffer_keeps_its_mbuf_out() {
     .unwrap();
     assert_full(&[&pool, &clones]);
     // It comes back bound to its buffer, writable again.
-    let mut all: Vec<_> = (0..pool.size()).map(|_| pool.alloc_default().unwrap()).collect();
-    let again = all.iter_mut().find(|m| m.buf_addr() == addr).expect("its buffer is back");
+    let mut all: Vec<_> = (0..pool.size())
+        .map(|_| pool.alloc_default().unwrap())
+        .collect();
+    let again = all
+        .iter_mut()
+        .find(|m| m.buf_addr() == addr)
+        .expect("its buffer is back");
     assert_fresh(again);
     assert!(again.data_mut().is_some());
     drop(all);
@@ -128,7 +154,10 @@ fn clone_into_a_pinned_pool_is_refused() {
     let pinned = common::pool_of(Kind::PinnedLeaked, "pinned-dst", 4, 0, 2048);
     let normal = anon(4);
     let m = mbuf_with(&normal, b"data");
-    assert_eq!(m.clone_in(&pinned).unwrap_err(), pktmem_mbuf::CloneError::PinnedPool);
+    assert_eq!(
+        m.clone_in(&pinned).unwrap_err(),
+        pktmem_mbuf::CloneError::PinnedPool
+    );
     let mut cache = pinned.cache();
     let e = m.clone_in_cache(&pinned, &mut cache).unwrap_err();
     assert_eq!(e, pktmem_mbuf::CloneError::PinnedPool);
@@ -161,7 +190,10 @@ fn attach_and_pinned_buffers() {
     let d = mbuf_with(&normal, b"direct");
     let mut p = mbuf_with(&pinned, b"pin");
     let before = common::snapshot(&p);
-    assert_eq!(p.attach(&d), Err(pktmem_mbuf::AttachErrorKind::AlreadyAttached));
+    assert_eq!(
+        p.attach(&d),
+        Err(pktmem_mbuf::AttachErrorKind::AlreadyAttached)
+    );
     assert_eq!(common::snapshot(&p), before);
     let e = p
         .attach_extbuf(pktmem_mbuf::ExtBuf::from_owner(vec![0u8; 64], None).unwrap())
@@ -198,23 +230,64 @@ fn bad_pinned_areas_are_typed_errors() {
         (vec![good(), area(70_000, 70_000)], 1),
         (vec![good(), good(), area(4097, 2048)], 2),
     ] {
-        let e = PktPool::builder(4).pinned(areas).build_anonymous().unwrap_err();
-        assert!(matches!(e, BuildError::BadPinnedArea { index: i, .. } if i == index), "{e:?}");
+        let e = PktPool::builder(4)
+            .pinned(areas)
+            .build_anonymous()
+            .unwrap_err();
+        assert!(
+            matches!(e, BuildError::BadPinnedArea { index: i, .. } if i == index),
+            "{e:?}"
+        );
         assert!(e.to_string().contains(&format!("area {index}")), "{e}");
     }
-    let e = PktPool::builder(9).pinned([good(), good()]).build_anonymous().unwrap_err();
+    let e = PktPool::builder(9)
+        .pinned([good(), good()])
+        .build_anonymous()
+        .unwrap_err();
     assert!(
-        matches!(e, BuildError::PinnedAreasTooSmall { needed: 9, available: 8 }),
+        matches!(
+            e,
+            BuildError::PinnedAreasTooSmall {
+                needed: 9,
+                available: 8
+            }
+        ),
         "{e:?}"
     );
-    assert!(e.to_string().contains('9') && e.to_string().contains('8'), "{e}");
-    let e = PktPool::builder(1).pinned([]).build_anonymous().unwrap_err();
-    assert!(matches!(e, BuildError::PinnedAreasTooSmall { needed: 1, available: 0 }), "{e:?}");
+    assert!(
+        e.to_string().contains('9') && e.to_string().contains('8'),
+        "{e}"
+    );
+    let e = PktPool::builder(1)
+        .pinned([])
+        .build_anonymous()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            BuildError::PinnedAreasTooSmall {
+                needed: 1,
+                available: 0
+            }
+        ),
+        "{e:?}"
+    );
     // Private sizes follow the same rule as a normal pool's.
-    let e = PktPool::builder(4).private_size(12).pinned([good()]).build_anonymous().unwrap_err();
-    assert!(matches!(e, BuildError::PrivateSizeUnaligned { private_size: 12 }), "{e:?}");
+    let e = PktPool::builder(4)
+        .private_size(12)
+        .pinned([good()])
+        .build_anonymous()
+        .unwrap_err();
+    assert!(
+        matches!(e, BuildError::PrivateSizeUnaligned { private_size: 12 }),
+        "{e:?}"
+    );
     // A good one with a private area.
-    let pool = PktPool::builder(4).private_size(16).pinned([good()]).build_anonymous().unwrap();
+    let pool = PktPool::builder(4)
+        .private_size(16)
+        .pinned([good()])
+        .build_anonymous()
+        .unwrap();
     let m = pool.alloc_default().unwrap();
     assert_eq!(m.private_area().len(), 16);
     assert_fresh(&m);
@@ -229,20 +302,31 @@ fn pinned_over_a_registered_map() {
     const ELT: usize = 2048;
     let map = memmap2::MmapMut::map_anon(16 * ELT).unwrap();
     let at = map.as_ptr().cast_mut();
-    let iovas: Vec<pktmem_hugemem::Iova> =
-        (0..8).map(|i| pktmem_hugemem::Iova(common::MMAP_IOVA + i * 4096)).collect();
-    let reg = provider().register_external_owned(map, 4096, Some(&iovas)).unwrap();
+    let iovas: Vec<pktmem_hugemem::Iova> = (0..8)
+        .map(|i| pktmem_hugemem::Iova(common::MMAP_IOVA + i * 4096))
+        .collect();
+    let reg = provider()
+        .register_external_owned(map, 4096, Some(&iovas))
+        .unwrap();
     let area = PinnedArea::from_external(provider(), at, 16 * ELT, ELT, "pinned test").unwrap();
     assert_eq!(area.buffers(), 16);
-    let pool = PktPool::builder(16).pinned([area]).build_on(provider()).unwrap();
+    let pool = PktPool::builder(16)
+        .pinned([area])
+        .build_on(provider())
+        .unwrap();
     assert!(reg.unregister().is_err(), "the pool holds a lease");
     let mut ms: Vec<_> = (0..16).map(|_| pool.alloc_default().unwrap()).collect();
     for m in &mut ms {
         let off = m.buf_addr().as_ptr() as usize - at as usize;
         assert_eq!(off % ELT, 0);
         assert_eq!(m.buf_iova().unwrap().0, common::MMAP_IOVA + off as u64);
-        m.append(4).unwrap().copy_from_slice(&(off as u32).to_le_bytes());
-        assert_eq!(m.iova_at(2).unwrap().0, common::MMAP_IOVA + (off + HEADROOM + 2) as u64);
+        m.append(4)
+            .unwrap()
+            .copy_from_slice(&(off as u32).to_le_bytes());
+        assert_eq!(
+            m.iova_at(2).unwrap().0,
+            common::MMAP_IOVA + (off + HEADROOM + 2) as u64
+        );
     }
     drop(reg);
     drop(pool);
@@ -255,7 +339,16 @@ fn pinned_over_a_registered_map() {
     // An element size that does not divide the length, or a range nobody
     // registered: typed errors.
     let e = PinnedArea::from_external(provider(), at, 100, 0, "x").unwrap_err();
-    assert!(matches!(e, pktmem_mbuf::PinnedAreaError::BadElementSize { elt_size: 0, len: 100 }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            pktmem_mbuf::PinnedAreaError::BadElementSize {
+                elt_size: 0,
+                len: 100
+            }
+        ),
+        "{e:?}"
+    );
     let mut other = vec![0u8; 8192];
     let e = PinnedArea::from_external(provider(), other.as_mut_ptr(), 4096, 2048, "x").unwrap_err();
     assert!(matches!(e, pktmem_mbuf::PinnedAreaError::Lease(_)), "{e:?}");

@@ -26,7 +26,10 @@ fn default_geometry_is_the_references() {
     assert!(!pool.is_pinned());
     let m = pool.alloc_default().unwrap();
     assert_fresh(&m);
-    assert_eq!((m.buf_len(), m.headroom(), m.tailroom()), (2176, HEADROOM, 2048));
+    assert_eq!(
+        (m.buf_len(), m.headroom(), m.tailroom()),
+        (2176, HEADROOM, 2048)
+    );
     let hdr = std::ptr::from_ref(m.header()) as usize;
     assert_eq!(m.buf_addr().as_ptr() as usize, hdr + HEADER_SIZE);
     assert_eq!(hdr % 64, 0, "header on a cache line");
@@ -39,7 +42,11 @@ fn default_geometry_is_the_references() {
 /// headroom is 0.
 #[test]
 fn private_area_and_empty_data_room() {
-    let pool = PktPool::builder(8).private_size(128).data_room(0).build_anonymous().unwrap();
+    let pool = PktPool::builder(8)
+        .private_size(128)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
     assert_eq!((pool.private_size(), pool.data_room()), (128, 0));
     let mut m = pool.alloc_default().unwrap();
     assert_fresh(&m);
@@ -49,16 +56,25 @@ fn private_area_and_empty_data_room() {
     assert_eq!((m.buf_len(), m.headroom(), m.tailroom()), (0, 0, 0));
     assert_eq!(m.private_size(), 128);
     assert_eq!(m.private_area().len(), 128);
-    assert!(m.private_area().iter().all(|&b| b == 0), "private area zeroed");
+    assert!(
+        m.private_area().iter().all(|&b| b == 0),
+        "private area zeroed"
+    );
     m.private_area_mut().fill(0xab);
     assert!(m.private_area().iter().all(|&b| b == 0xab));
     assert_eq!(
         m.append(1),
-        Err(pktmem_mbuf::DataError::NoTailroom { len: 1, tailroom: 0 })
+        Err(pktmem_mbuf::DataError::NoTailroom {
+            len: 1,
+            tailroom: 0
+        })
     );
     assert_eq!(
         m.prepend(1),
-        Err(pktmem_mbuf::DataError::NoHeadroom { len: 1, headroom: 0 })
+        Err(pktmem_mbuf::DataError::NoHeadroom {
+            len: 1,
+            headroom: 0
+        })
     );
     drop(m);
     assert_full(&[&pool]);
@@ -68,7 +84,10 @@ fn private_area_and_empty_data_room() {
 #[test]
 fn small_data_rooms_clamp_the_headroom() {
     for room in [1, 8, 64, 127, 128, 129, 200] {
-        let pool = PktPool::builder(2).data_room(room).build_anonymous().unwrap();
+        let pool = PktPool::builder(2)
+            .data_room(room)
+            .build_anonymous()
+            .unwrap();
         let m = pool.alloc_default().unwrap();
         assert_fresh(&m);
         assert_eq!(m.buf_len(), room);
@@ -81,7 +100,9 @@ fn small_data_rooms_clamp_the_headroom() {
 /// its whole tailroom; detached, an mbuf gets its whole buffer back.
 #[test]
 fn largest_data_room_fits() {
-    let r = PktPool::builder(2).data_room(MAX_DATA_ROOM).build_on(provider());
+    let r = PktPool::builder(2)
+        .data_room(MAX_DATA_ROOM)
+        .build_on(provider());
     let Some(pool) = common::big_pool_or_skip("largest_data_room_fits", r) else {
         return;
     };
@@ -96,7 +117,10 @@ fn largest_data_room_fits() {
     i.attach(&m).unwrap();
     assert_eq!(i.data_len(), room);
     i.detach();
-    assert_eq!((i.buf_len(), i.headroom(), i.tailroom()), (65_535, HEADROOM, room));
+    assert_eq!(
+        (i.buf_len(), i.headroom(), i.tailroom()),
+        (65_535, HEADROOM, room)
+    );
     drop((m, i));
     assert_full(&[&pool]);
 }
@@ -104,14 +128,20 @@ fn largest_data_room_fits() {
 #[test]
 fn data_room_past_16_bits_is_a_typed_error() {
     for room in [MAX_DATA_ROOM + 1, 100_000, usize::MAX] {
-        let e = PktPool::builder(4).data_room(room).build_anonymous().unwrap_err();
+        let e = PktPool::builder(4)
+            .data_room(room)
+            .build_anonymous()
+            .unwrap_err();
         assert!(
             matches!(e, BuildError::DataRoomTooLarge { data_room, max: 65_535 } if data_room == room),
             "{e:?}"
         );
         assert!(e.to_string().contains(&room.to_string()), "{e}");
         assert!(e.to_string().contains("65535"), "{e}");
-        let e = PktPool::builder(4).data_room(room).build_on(provider()).unwrap_err();
+        let e = PktPool::builder(4)
+            .data_room(room)
+            .build_on(provider())
+            .unwrap_err();
         assert!(matches!(e, BuildError::DataRoomTooLarge { .. }), "{e:?}");
         let umbrella: MbufError = e.into();
         assert!(matches!(umbrella, MbufError::Build(_)));
@@ -121,24 +151,39 @@ fn data_room_past_16_bits_is_a_typed_error() {
 #[test]
 fn private_size_not_a_multiple_of_8_is_a_typed_error() {
     for size in [1, 4, 7, 9, 12, 100, 65_535] {
-        let e = PktPool::builder(4).private_size(size).build_anonymous().unwrap_err();
+        let e = PktPool::builder(4)
+            .private_size(size)
+            .build_anonymous()
+            .unwrap_err();
         assert!(
             matches!(e, BuildError::PrivateSizeUnaligned { private_size } if private_size == size),
             "{e:?}"
         );
         assert!(e.to_string().contains(&size.to_string()), "{e}");
-        let e = PktPool::builder(4).private_size(size).build_on(provider()).unwrap_err();
-        assert!(matches!(e, BuildError::PrivateSizeUnaligned { .. }), "{e:?}");
+        let e = PktPool::builder(4)
+            .private_size(size)
+            .build_on(provider())
+            .unwrap_err();
+        assert!(
+            matches!(e, BuildError::PrivateSizeUnaligned { .. }),
+            "{e:?}"
+        );
     }
     for size in [0, 8, 64, 128, 1024] {
-        let pool = PktPool::builder(4).private_size(size).build_anonymous().unwrap();
+        let pool = PktPool::builder(4)
+            .private_size(size)
+            .build_anonymous()
+            .unwrap();
         let m = pool.alloc_default().unwrap();
         assert_eq!(m.private_area().len(), size);
         let hdr = std::ptr::from_ref(m.header()) as usize;
         assert_eq!(m.buf_addr().as_ptr() as usize, hdr + HEADER_SIZE + size);
         assert_eq!(m.buf_addr().as_ptr() as usize % 8, 0);
     }
-    let e = PktPool::builder(4).private_size(65_536).build_anonymous().unwrap_err();
+    let e = PktPool::builder(4)
+        .private_size(65_536)
+        .build_anonymous()
+        .unwrap_err();
     assert!(
         matches!(e, BuildError::PrivateSizeTooLarge { private_size: 65_536, max } if max < 65_536 && max % 8 == 0),
         "{e:?}"
@@ -150,7 +195,11 @@ fn private_size_not_a_multiple_of_8_is_a_typed_error() {
 #[test]
 fn buffers_on_the_provider_carry_their_iova() {
     let p = provider();
-    let pool = PktPool::builder(64).private_size(64).cache(8).build_on(p).unwrap();
+    let pool = PktPool::builder(64)
+        .private_size(64)
+        .cache(8)
+        .build_on(p)
+        .unwrap();
     if !pool.mempool().tracks_iova() {
         common::skip(format_args!("the provider's memory has no IOVAs here"));
         return;
@@ -160,7 +209,10 @@ fn buffers_on_the_provider_carry_their_iova() {
         let buf = m.buf_addr().as_ptr();
         assert_eq!(m.buf_iova(), p.virt2iova(buf), "buffer IOVA");
         m.prepend(14).unwrap();
-        assert_eq!(m.data_iova().unwrap().0, m.buf_iova().unwrap().0 + (HEADROOM - 14) as u64);
+        assert_eq!(
+            m.data_iova().unwrap().0,
+            m.buf_iova().unwrap().0 + (HEADROOM - 14) as u64
+        );
         assert_eq!(m.data_iova(), p.virt2iova(m.data().as_ptr()));
         let hdr = std::ptr::from_ref(m.header()).cast::<u8>();
         assert_eq!(buf as usize, hdr as usize + HEADER_SIZE + 64);
@@ -231,7 +283,11 @@ fn bulk_alloc_and_bulk_free_across_two_pools() {
     let mut cache = pool.cache();
 
     // One bulk in, four bulk frees out.
-    let mut ms: Vec<Mbuf> = pool.alloc_array::<N>(&mut cache).unwrap().into_iter().collect();
+    let mut ms: Vec<Mbuf> = pool
+        .alloc_array::<N>(&mut cache)
+        .unwrap()
+        .into_iter()
+        .collect();
     assert!(pool.mempool().is_empty());
     for i in 0..4 {
         free_bulk(ms.drain(..N / 4));
@@ -247,7 +303,10 @@ fn bulk_alloc_and_bulk_free_across_two_pools() {
     assert!(pool.mempool().is_empty());
     // SAFETY: every element was initialised by the four bulks above; each
     // is read out once, and the Vec of MaybeUninit does not drop them.
-    let ms: Vec<Mbuf> = bufs.iter().map(|b| unsafe { b.assume_init_read() }).collect();
+    let ms: Vec<Mbuf> = bufs
+        .iter()
+        .map(|b| unsafe { b.assume_init_read() })
+        .collect();
     free_bulk(ms);
     assert!(pool.is_full());
 
@@ -265,7 +324,12 @@ fn bulk_alloc_and_bulk_free_across_two_pools() {
     // of four.
     let mut chains: Vec<Mbuf> = Vec::new();
     for i in 0..N * 2 {
-        let m = if i & 4 != 0 { pool2.alloc_default() } else { pool.alloc_default() }.unwrap();
+        let m = if i & 4 != 0 {
+            pool2.alloc_default()
+        } else {
+            pool.alloc_default()
+        }
+        .unwrap();
         if i % CHAIN_LEN == 0 {
             chains.push(m);
         } else {
@@ -293,7 +357,12 @@ fn bulk_alloc_and_bulk_free_across_two_pools() {
 #[test]
 fn chains_spanning_two_pools_free_to_both() {
     let a = PktPool::builder(16).cache(4).build_anonymous().unwrap();
-    let b = PktPool::builder(16).cache(4).private_size(16).data_room(512).build_on(provider()).unwrap();
+    let b = PktPool::builder(16)
+        .cache(4)
+        .private_size(16)
+        .data_room(512)
+        .build_on(provider())
+        .unwrap();
     let build = || {
         let mut m = mbuf_with(&a, b"a0");
         m.chain(mbuf_with(&b, b"b0")).unwrap();
@@ -328,7 +397,10 @@ fn mbufs_outlive_their_pool_handle() {
     use std::sync::Arc;
     static UNIQUE: AtomicUsize = AtomicUsize::new(0);
     for kind in Kind::ALL {
-        let name = format!("outlive-{}-{kind:?}", UNIQUE.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "outlive-{}-{kind:?}",
+            UNIQUE.fetch_add(1, Ordering::Relaxed)
+        );
         let destroyed = Arc::new(AtomicUsize::new(0));
         let d = Arc::clone(&destroyed);
         let watched = name.clone();
@@ -344,13 +416,25 @@ fn mbufs_outlive_their_pool_handle() {
         m.chain(mbuf_with(&pool, b" and here")).unwrap();
         let c = m.clone_in(&other).unwrap();
         drop(pool);
-        assert_eq!(destroyed.load(Ordering::Relaxed), 0, "{kind:?}: gone with mbufs out");
+        assert_eq!(
+            destroyed.load(Ordering::Relaxed),
+            0,
+            "{kind:?}: gone with mbufs out"
+        );
         assert_eq!(m.to_vec(), b"still here and here");
         m.check().unwrap();
         drop(m);
-        assert_eq!(c.to_vec(), b"still here and here", "{kind:?}: the clone keeps the buffers");
+        assert_eq!(
+            c.to_vec(),
+            b"still here and here",
+            "{kind:?}: the clone keeps the buffers"
+        );
         std::thread::spawn(move || drop(c)).join().unwrap();
-        assert_eq!(destroyed.load(Ordering::Relaxed), 1, "{kind:?}: destroyed once, after the last mbuf");
+        assert_eq!(
+            destroyed.load(Ordering::Relaxed),
+            1,
+            "{kind:?}: destroyed once, after the last mbuf"
+        );
         assert_full(&[&other]);
     }
 }
@@ -362,12 +446,24 @@ fn bad_counts_and_cache_sizes_are_typed_errors() {
     use pktmem_mempool::{BuildError as MpBuild, CreateError};
     let is_build = |e: &BuildError| matches!(e, BuildError::Mempool(CreateError::Build(_)));
     let e = PktPool::builder(0).build_anonymous().unwrap_err();
-    assert!(matches!(e, BuildError::Mempool(CreateError::Build(MpBuild::ZeroObjects { .. }))), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            BuildError::Mempool(CreateError::Build(MpBuild::ZeroObjects { .. }))
+        ),
+        "{e:?}"
+    );
     for e in [
-        PktPool::builder(8).cache(1 << 20).build_anonymous().unwrap_err(),
+        PktPool::builder(8)
+            .cache(1 << 20)
+            .build_anonymous()
+            .unwrap_err(),
         PktPool::builder(usize::MAX).build_anonymous().unwrap_err(),
         PktPool::builder(1 << 40).build_on(provider()).unwrap_err(),
-        PktPool::builder(0).pinned([]).build_anonymous().unwrap_err(),
+        PktPool::builder(0)
+            .pinned([])
+            .build_anonymous()
+            .unwrap_err(),
     ] {
         assert!(is_build(&e), "{e:?}");
         assert!(std::error::Error::source(&e).is_some());

@@ -58,8 +58,16 @@ fn references_through_rings_to_two_workers() {
     for seed in seeds("PKTMEM_MBUF_REFCNT_SEED", &[0x5eed_0001]) {
         // No caches, as the reference: an mbuf freed into a worker's cache
         // could not be taken again by the main thread.
-        let pool = PktPool::builder(N).data_room(HEADROOM + 64).name("refcnt").build_anonymous().unwrap();
-        let clones = PktPool::builder(N * MAX_REF).data_room(0).name("refcnt-clones").build_anonymous().unwrap();
+        let pool = PktPool::builder(N)
+            .data_room(HEADROOM + 64)
+            .name("refcnt")
+            .build_anonymous()
+            .unwrap();
+        let clones = PktPool::builder(N * MAX_REF)
+            .data_room(0)
+            .name("refcnt-clones")
+            .build_anonymous()
+            .unwrap();
         let (tx, rx) = Ring::<Mbuf>::new(N * MAX_REF).unwrap().split();
         let stop = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicUsize::new(0));
@@ -120,12 +128,20 @@ fn references_through_rings_to_two_workers() {
             while !tx.is_empty() {
                 std::thread::yield_now();
             }
-            assert!(wait_full(&pool), "iteration {iter}: {} mbufs still out", pool.in_use_count());
+            assert!(
+                wait_full(&pool),
+                "iteration {iter}: {} mbufs still out",
+                pool.in_use_count()
+            );
         }
         // Release: pairs with the workers' Acquire load of `stop`.
         stop.store(true, Ordering::Release);
         let per: Vec<usize> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-        assert_eq!(per.iter().sum::<usize>(), sent, "references sent = dropped (workers {per:?})");
+        assert_eq!(
+            per.iter().sum::<usize>(),
+            sent,
+            "references sent = dropped (workers {per:?})"
+        );
         assert_eq!(dropped.load(Ordering::Relaxed), sent);
         drop((cache, clone_cache));
         assert_full(&[&pool, &clones]);
@@ -143,9 +159,18 @@ fn chains_and_originals_dropped_anywhere() {
     // The direct pool has no cache (its mbufs must all come back to the
     // main thread each round); the clones' pool has one, and room for what
     // the workers' default caches may hold.
-    let pool = PktPool::builder(N).data_room(HEADROOM + 32).build_anonymous().unwrap();
-    let clones = PktPool::builder(N * MAX_REF + 256).cache(8).data_room(0).build_anonymous().unwrap();
-    let rings: Vec<_> = (0..2).map(|_| Ring::<Mbuf>::new(256).unwrap().split()).collect();
+    let pool = PktPool::builder(N)
+        .data_room(HEADROOM + 32)
+        .build_anonymous()
+        .unwrap();
+    let clones = PktPool::builder(N * MAX_REF + 256)
+        .cache(8)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
+    let rings: Vec<_> = (0..2)
+        .map(|_| Ring::<Mbuf>::new(256).unwrap().split())
+        .collect();
     let mut txs = Vec::new();
     let mut workers = Vec::new();
     let done = Arc::new(AtomicBool::new(false));
@@ -164,7 +189,10 @@ fn chains_and_originals_dropped_anywhere() {
                     let bytes = m.to_vec();
                     assert_eq!(bytes.len(), SEGS * 32);
                     let seq = bytes[0];
-                    assert!(bytes.iter().enumerate().all(|(i, &b)| b == seq.wrapping_add(i as u8)));
+                    assert!(bytes
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &b)| b == seq.wrapping_add(i as u8)));
                     drop(m);
                     n += 1;
                 } else if last_call {
@@ -189,7 +217,9 @@ fn chains_and_originals_dropped_anywhere() {
             let mut head: Option<Mbuf> = None;
             for s in 0..SEGS {
                 let mut m = pool.alloc_default().unwrap();
-                let start = round.wrapping_add((live.len() * 7) as u8).wrapping_add((s * 32) as u8);
+                let start = round
+                    .wrapping_add((live.len() * 7) as u8)
+                    .wrapping_add((s * 32) as u8);
                 for (i, b) in m.append(32).unwrap().iter_mut().enumerate() {
                     *b = start.wrapping_add(i as u8);
                 }
@@ -222,7 +252,11 @@ fn chains_and_originals_dropped_anywhere() {
             }
         }
         // Everything of this round back before the next one.
-        assert!(wait_full(&pool), "round {round}: {} out", pool.in_use_count());
+        assert!(
+            wait_full(&pool),
+            "round {round}: {} out",
+            pool.in_use_count()
+        );
     }
     // Release: pairs with the workers' Acquire load.
     done.store(true, Ordering::Release);
@@ -237,7 +271,10 @@ fn chains_and_originals_dropped_anywhere() {
 /// once (the pool's count is exact, a double free would overfill it).
 #[test]
 fn last_references_race() {
-    let pool = PktPool::builder(4).data_room(HEADROOM + 8).build_anonymous().unwrap();
+    let pool = PktPool::builder(4)
+        .data_room(HEADROOM + 8)
+        .build_anonymous()
+        .unwrap();
     let clones = PktPool::builder(64).data_room(0).build_anonymous().unwrap();
     for i in 0..500u32 {
         let m = common::mbuf_with(&pool, &i.to_le_bytes());
@@ -266,8 +303,14 @@ fn last_references_race() {
 #[test]
 fn concurrent_clones_of_one_mbuf() {
     const EACH: usize = 2000;
-    let pool = PktPool::builder(2).data_room(HEADROOM + 8).build_anonymous().unwrap();
-    let clones = PktPool::builder(2 * 64).data_room(0).build_anonymous().unwrap();
+    let pool = PktPool::builder(2)
+        .data_room(HEADROOM + 8)
+        .build_anonymous()
+        .unwrap();
+    let clones = PktPool::builder(2 * 64)
+        .data_room(0)
+        .build_anonymous()
+        .unwrap();
     let m = common::mbuf_with(&pool, b"shared!!");
     std::thread::scope(|s| {
         for _ in 0..2 {
@@ -301,8 +344,13 @@ fn shared_owners_through_a_ring_to_two_workers() {
     const N: usize = 64;
     const ITERS: usize = 32;
     for seed in seeds("PKTMEM_MBUF_REFCNT_SEED", &[0x5eed_0002]) {
-        let pool = PktPool::builder(N).data_room(HEADROOM + 64).build_anonymous().unwrap();
-        let (tx, rx) = Ring::<pktmem_mbuf::SharedMbuf>::new(N * MAX_REF).unwrap().split();
+        let pool = PktPool::builder(N)
+            .data_room(HEADROOM + 64)
+            .build_anonymous()
+            .unwrap();
+        let (tx, rx) = Ring::<pktmem_mbuf::SharedMbuf>::new(N * MAX_REF)
+            .unwrap()
+            .split();
         let stop = Arc::new(AtomicBool::new(false));
         let uniques = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2)
@@ -358,7 +406,11 @@ fn shared_owners_through_a_ring_to_two_workers() {
                 let mut owners: Vec<_> = (1..k).map(|_| first.clone()).collect();
                 owners.push(first);
                 for s in owners[0].segments() {
-                    assert_eq!(usize::from(s.refcnt()), k, "each segment counts every owner");
+                    assert_eq!(
+                        usize::from(s.refcnt()),
+                        k,
+                        "each segment counts every owner"
+                    );
                 }
                 for mut s in owners {
                     while let Err(back) = tx.enqueue(s) {
@@ -372,7 +424,11 @@ fn shared_owners_through_a_ring_to_two_workers() {
             while !tx.is_empty() {
                 std::thread::yield_now();
             }
-            assert!(wait_full(&pool), "iteration {iter}: {} mbufs still out", pool.in_use_count());
+            assert!(
+                wait_full(&pool),
+                "iteration {iter}: {} mbufs still out",
+                pool.in_use_count()
+            );
         }
         // Release: pairs with the workers' Acquire load.
         stop.store(true, Ordering::Release);

@@ -46,7 +46,8 @@ fn every_state_the_api_builds_passes() {
         i.check().unwrap();
         i.detach();
         i.check().unwrap();
-        i.attach_extbuf(ExtBuf::from_owner(vec![3u8; 99], None).unwrap()).unwrap();
+        i.attach_extbuf(ExtBuf::from_owner(vec![3u8; 99], None).unwrap())
+            .unwrap();
         i.grow_tail(99).unwrap();
         i.check().unwrap();
         let e = i.clone_in(&clones).unwrap();
@@ -60,7 +61,9 @@ fn every_state_the_api_builds_passes() {
 #[test]
 fn edge_geometries_pass() {
     for room in [0usize, 1, 128, 129, 65_535] {
-        let r = PktPool::builder(2).data_room(room).build_on(common::provider());
+        let r = PktPool::builder(2)
+            .data_room(room)
+            .build_on(common::provider());
         let Some(pool) = common::big_pool_or_skip("edge_geometries_pass", r) else {
             continue;
         };
@@ -88,8 +91,14 @@ fn reasons_carry_their_numbers() {
         (SanityError::NoPool, &["pool"]),
         (SanityError::NullBuffer { seg: 3 }, &["segment 3", "null"]),
         (SanityError::BadIova { seg: 2 }, &["segment 2", "IOVA"]),
-        (SanityError::BadBufferAddress { seg: 5 }, &["segment 5", "address"]),
-        (SanityError::BadRefcnt { seg: 1, refcnt: 0 }, &["segment 1", "refcount 0"]),
+        (
+            SanityError::BadBufferAddress { seg: 5 },
+            &["segment 5", "address"],
+        ),
+        (
+            SanityError::BadRefcnt { seg: 1, refcnt: 0 },
+            &["segment 1", "refcount 0"],
+        ),
         (
             SanityError::DataOutsideBuffer {
                 seg: 4,
@@ -99,8 +108,20 @@ fn reasons_carry_their_numbers() {
             },
             &["segment 4", "100", "2000", "2048"],
         ),
-        (SanityError::SegmentCount { nb_segs: 3, found: 2 }, &["3", "2"]),
-        (SanityError::PacketLength { pkt_len: 1500, sum: 1499 }, &["1500", "1499"]),
+        (
+            SanityError::SegmentCount {
+                nb_segs: 3,
+                found: 2,
+            },
+            &["3", "2"],
+        ),
+        (
+            SanityError::PacketLength {
+                pkt_len: 1500,
+                sum: 1499,
+            },
+            &["1500", "1499"],
+        ),
     ];
     for (e, words) in cases {
         let s = e.to_string();

@@ -14,9 +14,22 @@ use pktmem_ring::{Ring, Single};
 fn packets_go_to_a_worker_and_back() {
     const ROUNDS: usize = 200;
     const BURST: usize = 32;
-    let pool = PktPool::builder(2 * BURST).cache(8).build_on(provider()).unwrap();
-    let (to_worker, from_main) = Ring::<Mbuf>::builder(BURST).producer(Single).consumer(Single).build().unwrap().split();
-    let (to_main, from_worker) = Ring::<Mbuf>::builder(BURST).producer(Single).consumer(Single).build().unwrap().split();
+    let pool = PktPool::builder(2 * BURST)
+        .cache(8)
+        .build_on(provider())
+        .unwrap();
+    let (to_worker, from_main) = Ring::<Mbuf>::builder(BURST)
+        .producer(Single)
+        .consumer(Single)
+        .build()
+        .unwrap()
+        .split();
+    let (to_main, from_worker) = Ring::<Mbuf>::builder(BURST)
+        .producer(Single)
+        .consumer(Single)
+        .build()
+        .unwrap()
+        .split();
     let worker_pool = pool.clone();
     let worker = std::thread::spawn(move || {
         let mut seen = 0usize;
@@ -71,7 +84,9 @@ fn packets_go_to_a_worker_and_back() {
 fn chains_and_clones_cross_and_drop_there() {
     let pool = PktPool::builder(256).build_anonymous().unwrap();
     let (tx, rx) = Ring::<Mbuf>::new(64).unwrap().split();
-    let originals: Vec<Mbuf> = (0..20).map(|i| chain_of(&pool, &[i + 1, 2 * i + 1, 3])).collect();
+    let originals: Vec<Mbuf> = (0..20)
+        .map(|i| chain_of(&pool, &[i + 1, 2 * i + 1, 3]))
+        .collect();
     let p2 = pool.clone();
     let expect: Vec<Vec<u8>> = originals.iter().map(Mbuf::to_vec).collect();
     let worker = std::thread::spawn(move || {

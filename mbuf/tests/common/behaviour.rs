@@ -9,7 +9,9 @@ use std::mem::MaybeUninit;
 
 use pktmem_mbuf::{AllocError, CloneError, DataError, Mbuf, PktPool, Segment, HEADROOM};
 
-use super::{assert_consistent, assert_fresh, assert_full, chain_of, mbuf_with, packet, pattern, snapshot};
+use super::{
+    assert_consistent, assert_fresh, assert_full, chain_of, mbuf_with, packet, pattern, snapshot,
+};
 
 /// The reference's `MBUF_TEST_DATA_LEN`, `..._LEN2`, `..._LEN3`.
 const LEN: usize = 1464;
@@ -152,9 +154,18 @@ pub fn one_pktmbuf(pool: &PktPool) {
         let before = snapshot(&m);
         assert_eq!(
             m.trim(LEN + 1),
-            Err(DataError::TooShort { len: LEN + 1, have: LEN })
+            Err(DataError::TooShort {
+                len: LEN + 1,
+                have: LEN
+            })
         );
-        assert_eq!(m.trim(usize::MAX), Err(DataError::TooShort { len: usize::MAX, have: LEN }));
+        assert_eq!(
+            m.trim(usize::MAX),
+            Err(DataError::TooShort {
+                len: usize::MAX,
+                have: LEN
+            })
+        );
         assert_eq!(snapshot(&m), before);
 
         // Two headers in front.
@@ -195,9 +206,18 @@ pub fn one_pktmbuf(pool: &PktPool) {
         let before = snapshot(&m);
         assert_eq!(
             m.adj(LEN + 1),
-            Err(DataError::TooShort { len: LEN + 1, have: LEN })
+            Err(DataError::TooShort {
+                len: LEN + 1,
+                have: LEN
+            })
         );
-        assert_eq!(m.adj(usize::MAX), Err(DataError::TooShort { len: usize::MAX, have: LEN }));
+        assert_eq!(
+            m.adj(usize::MAX),
+            Err(DataError::TooShort {
+                len: usize::MAX,
+                have: LEN
+            })
+        );
         assert_eq!(snapshot(&m), before);
 
         assert!(m.data().iter().all(|&b| b == 0x66), "data corrupted");
@@ -322,10 +342,14 @@ pub fn copy(pool: &PktPool, clone_pool: &PktPool) {
     assert!(c.is_writable());
     drop((cl, c));
 
-    m.chain(mbuf_with(pool, &(MAGIC + 1).to_ne_bytes())).unwrap();
+    m.chain(mbuf_with(pool, &(MAGIC + 1).to_ne_bytes()))
+        .unwrap();
     let c = m.copy(pool, 0, m.pkt_len()).unwrap();
     assert_eq!((c.pkt_len(), c.data_len(), c.nb_segs()), (8, 8, 1));
-    assert_eq!(c.data(), [MAGIC.to_ne_bytes(), (MAGIC + 1).to_ne_bytes()].concat());
+    assert_eq!(
+        c.data(),
+        [MAGIC.to_ne_bytes(), (MAGIC + 1).to_ne_bytes()].concat()
+    );
     let c2 = c.copy(pool, 4, 4).unwrap();
     assert_eq!((c2.pkt_len(), c2.data_len()), (4, 4));
     assert_eq!(c2.data(), (MAGIC + 1).to_ne_bytes());
@@ -336,7 +360,14 @@ pub fn copy(pool: &PktPool, clone_pool: &PktPool) {
 
     // Out of range, overflow-safe: typed errors, nothing taken.
     let in_use = pool.in_use_count();
-    for (offset, len) in [(0, 9), (9, 0), (4, 5), (usize::MAX, 1), (1, usize::MAX), (usize::MAX, usize::MAX)] {
+    for (offset, len) in [
+        (0, 9),
+        (9, 0),
+        (4, 5),
+        (usize::MAX, 1),
+        (1, usize::MAX),
+        (usize::MAX, usize::MAX),
+    ] {
         assert_eq!(
             c.copy(pool, offset, len).unwrap_err(),
             CloneError::OutOfRange {
@@ -405,7 +436,10 @@ pub fn alloc_bulk(pool: &PktPool) {
     for count in [n + 1, n * 8] {
         let mut buf: Vec<MaybeUninit<Mbuf>> = (0..count).map(|_| MaybeUninit::uninit()).collect();
         match pool.alloc_bulk(&mut cache, &mut buf) {
-            Err(AllocError::Exhausted { requested, available }) => {
+            Err(AllocError::Exhausted {
+                requested,
+                available,
+            }) => {
                 assert_eq!(requested, count);
                 assert!(available <= n, "{available} available of {n}");
             }
@@ -451,7 +485,11 @@ pub fn read_from_offset(pool: &PktPool) {
     assert!(m.read(0, ETH, &mut buf).unwrap().iter().all(|&b| b == 0xde));
     m.append(LEN2).unwrap().fill(0xcc);
     assert_eq!((m.pkt_len(), m.data_len()), (ETH + LEN2, ETH + LEN2));
-    assert!(m.read(ETH, LEN2, &mut buf).unwrap().iter().all(|&b| b == 0xcc));
+    assert!(m
+        .read(ETH, LEN2, &mut buf)
+        .unwrap()
+        .iter()
+        .all(|&b| b == 0xcc));
     let part = m.read(ETH + 5, LEN2 - 5, &mut buf).unwrap();
     assert_eq!(part.len(), LEN2 - 5);
     assert!(part.iter().all(|&b| b == 0xcc));
@@ -500,9 +538,14 @@ pub fn read_from_chain(pool: &PktPool) {
     let mut buf = vec![0u8; DATA];
     for (lens, hdr, off, len) in cases {
         let m = packet(pool, if hdr { ETH } else { 0 }, lens);
-        assert_eq!(m.pkt_len(), lens.iter().sum::<usize>() + if hdr { ETH } else { 0 });
+        assert_eq!(
+            m.pkt_len(),
+            lens.iter().sum::<usize>() + if hdr { ETH } else { 0 }
+        );
         let expect: Vec<u8> = (off..off + len).map(pattern).collect();
-        let got = m.read(off, len, &mut buf).unwrap_or_else(|| panic!("read({off}, {len}) of {lens:?}"));
+        let got = m
+            .read(off, len, &mut buf)
+            .unwrap_or_else(|| panic!("read({off}, {len}) of {lens:?}"));
         assert_eq!(got, &expect[..], "read({off}, {len}) of {lens:?}");
         assert_consistent(&m);
         drop(m);
@@ -514,7 +557,10 @@ pub fn read_from_chain(pool: &PktPool) {
     let mut small = [0u8; 10];
     assert_eq!(m.read(LEN - 5, 11, &mut small), None);
     assert_eq!(small, [0; 10]);
-    assert_eq!(m.read(LEN - 5, 10, &mut small).unwrap(), &(LEN - 5..LEN + 5).map(pattern).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        m.read(LEN - 5, 10, &mut small).unwrap(),
+        &(LEN - 5..LEN + 5).map(pattern).collect::<Vec<_>>()[..]
+    );
     drop(m);
     assert_full(&[pool]);
 }
@@ -563,4 +609,3 @@ pub fn sanity(pool: &PktPool, clone_pool: &PktPool) {
     drop((m, c, cp));
     assert_full(&[pool, clone_pool]);
 }
-

@@ -110,23 +110,40 @@ impl Kind {
 
     /// Whether the pool's buffers are pinned external buffers.
     pub fn is_pinned(self) -> bool {
-        matches!(self, Kind::PinnedLeaked | Kind::PinnedChunk | Kind::PinnedMmap)
+        matches!(
+            self,
+            Kind::PinnedLeaked | Kind::PinnedChunk | Kind::PinnedMmap
+        )
     }
 }
 
-/// Leaked, zeroed heap memory of `len` bytes (64-aligned), for pinned
-/// areas that must outlive every pool built on them.
+/// Addresses of what the tests keep for the process's life, reachable from
+/// here so that LeakSanitizer does not report them.
+static KEPT: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps `p` (never freed) reachable for the process's life.
+pub fn keep<T>(p: *const T) {
+    KEPT.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(p as usize);
+}
+
+/// Zeroed heap memory of `len` bytes (64-aligned), never freed, for pinned
+/// areas and external buffers that must outlive every pool built on them.
 pub fn leaked(len: usize) -> NonNull<u8> {
     let layout = std::alloc::Layout::from_size_align(len, 64).unwrap();
     // SAFETY: a non-zero size (callers ask for buffers).
     let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    keep(p);
     NonNull::new(p).expect("allocation failed")
 }
 
 /// A chunk of the provider's memory of `len` bytes, never freed (a pinned
-/// area must outlive its pool and every mbuf of it; tests leak it).
+/// area must outlive its pool and every mbuf of it).
 pub fn leaked_chunk(len: usize) -> &'static Chunk {
-    Box::leak(Box::new(provider().alloc(len).unwrap()))
+    let c: &'static Chunk = Box::leak(Box::new(provider().alloc(len).unwrap()));
+    keep(c);
+    c
 }
 
 /// A pinned area of `n` buffers of `elt` bytes in leaked heap memory.
@@ -166,7 +183,9 @@ pub fn mmap_area(n: usize, elt: usize) -> PinnedArea {
     let iovas: Vec<pktmem_hugemem::Iova> = (0..map_len / 4096)
         .map(|i| pktmem_hugemem::Iova(MMAP_IOVA + (i * 4096) as u64))
         .collect();
-    let reg = provider().register_external_owned(map, 4096, Some(&iovas)).unwrap();
+    let reg = provider()
+        .register_external_owned(map, 4096, Some(&iovas))
+        .unwrap();
     let area = PinnedArea::from_external(provider(), at, len, elt, "mbuf test pool").unwrap();
     // Unregistered (and the map dropped) once the pool's lease goes.
     drop(reg);
@@ -188,7 +207,10 @@ pub fn pool_of(kind: Kind, name: &str, n: usize, cache: usize, data_room: usize)
             let (area, _) = chunk_area(n, data_room);
             b.pinned([area]).build_on(provider()).unwrap()
         }
-        Kind::PinnedMmap => b.pinned([mmap_area(n, data_room)]).build_on(provider()).unwrap(),
+        Kind::PinnedMmap => b
+            .pinned([mmap_area(n, data_room)])
+            .build_on(provider())
+            .unwrap(),
     }
 }
 
@@ -363,7 +385,11 @@ impl Rng {
     /// A generator from `seed` (0 is replaced: xorshift needs a non-zero
     /// state).
     pub fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+        Rng(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
     }
 
     /// The next 64 random bits.
