@@ -808,14 +808,14 @@ const SEEDS: [u64; 4] = [
 #[test]
 fn data_ops_match_the_model() {
     with_seeds("PKTMEM_MBUF_DIFF_SEED", &SEEDS, |seed| {
-        run(Kind::Anonymous, seed)
+        run(Kind::Anonymous, seed);
     });
 }
 
 #[test]
 fn data_ops_match_the_model_on_a_pinned_pool() {
     with_seeds("PKTMEM_MBUF_DIFF_SEED", &SEEDS, |seed| {
-        run(Kind::PinnedLeaked, seed)
+        run(Kind::PinnedLeaked, seed);
     });
 }
 

@@ -108,6 +108,7 @@ pub fn pool_ptr(pool: &PktPool) {
 /// `test_one_pktmbuf`: append, trim, prepend, adj and their limits, with
 /// the numbers in the errors; the mbuf unchanged on each error; the data
 /// not corrupted. Run twice (allocation must reset what the first run did).
+#[allow(clippy::too_many_lines)] // one reference test, step by step
 pub fn one_pktmbuf(pool: &PktPool) {
     for _ in 0..2 {
         let mut m = pool.alloc_default().unwrap();

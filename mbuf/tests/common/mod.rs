@@ -118,7 +118,7 @@ impl Kind {
 }
 
 /// Addresses of what the tests keep for the process's life, reachable from
-/// here so that LeakSanitizer does not report them.
+/// here so that `LeakSanitizer` does not report them.
 static KEPT: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
 /// Keeps `p` (never freed) reachable for the process's life.
