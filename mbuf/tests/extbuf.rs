@@ -589,3 +589,19 @@ fn racing_references_release_once() {
     }
     assert_full(&[&pool]);
 }
+
+/// `attach_owned` on an exhausted pool: the allocation's typed error, and
+/// the owner dropped once (not leaked, not attached anywhere).
+#[test]
+fn attach_owned_on_an_exhausted_pool() {
+    let pool = anon(1);
+    let hold = pool.alloc_default().unwrap();
+    let (o, drops, _) = owned(32);
+    match pool.attach_owned(o, None) {
+        Err(MbufError::Alloc(pktmem_mbuf::AllocError::Exhausted { requested: 1, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(drops.load(Ordering::Relaxed), 1);
+    drop(hold);
+    assert_full(&[&pool]);
+}
