@@ -353,3 +353,33 @@ fn pinned_over_a_registered_map() {
     let e = PinnedArea::from_external(provider(), other.as_mut_ptr(), 4096, 2048, "x").unwrap_err();
     assert!(matches!(e, pktmem_mbuf::PinnedAreaError::Lease(_)), "{e:?}");
 }
+
+/// A buffer spanning pages whose IOVAs do not follow each other is refused
+/// with its index; buffers inside one page, or over contiguous pages, are
+/// fine.
+#[test]
+fn buffers_across_discontiguous_pages_are_refused() {
+    let map = memmap2::MmapMut::map_anon(4 * 4096).unwrap();
+    let at = map.as_ptr().cast_mut();
+    // Pages 0 and 1 contiguous, page 2 elsewhere, page 3 after page 2.
+    let base = common::MMAP_IOVA + (1 << 30);
+    let iovas =
+        [base, base + 4096, base + (1 << 20), base + (1 << 20) + 4096].map(pktmem_hugemem::Iova);
+    let _reg = provider()
+        .register_external_owned(map, 4096, Some(&iovas))
+        .unwrap();
+    // 2 buffers of 8 KiB: the first spans pages 0-1 (fine), the second 2-3.
+    let a = PinnedArea::from_external(provider(), at, 4 * 4096, 8192, "t").unwrap();
+    assert_eq!(a.buffers(), 2);
+    drop(a);
+    // Buffers of 6 KiB: the second spans pages 1-2, which do not follow.
+    let e = PinnedArea::from_external(provider(), at, 2 * 6144, 6144, "t").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            pktmem_mbuf::PinnedAreaError::NotIovaContiguous { buffer: 1 }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("buffer 1"), "{e}");
+}
