@@ -19,7 +19,7 @@ use crate::lf_stack::LfStackBackend;
 use crate::pool::{Attachment, BackendImpl, Life, Line, PoolInner, Population};
 use crate::populate::ObjInit;
 use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex};
-use crate::{Mempool, Provider};
+use crate::{Mempool, PageSize, Provider};
 
 /// Configures and creates a [`Mempool`].
 ///
@@ -55,6 +55,7 @@ pub struct MempoolBuilder {
     init: Option<ObjInit>,
     attachment: Option<Box<dyn Any + Send + Sync>>,
     populate_threads: usize,
+    page_size: Option<PageSize>,
 }
 
 impl std::fmt::Debug for MempoolBuilder {
@@ -92,6 +93,7 @@ impl Mempool {
             init: None,
             attachment: None,
             populate_threads: 0,
+            page_size: None,
         }
     }
 }
@@ -296,6 +298,31 @@ impl MempoolBuilder {
         self
     }
 
+    /// The page size [`build_on`](Self::build_on) asks the provider for
+    /// first; when it has none of that size, it falls back as the provider
+    /// does (its preferred sizes, then small pages unless forbidden).
+    /// Without this call the pool chooses by size
+    /// ([`Mempool::populate_from_provider`]): 1 GiB pages when the system
+    /// has enough of them free and the pool's memory fills at least 7/8 of
+    /// the last one, else the provider's preferred sizes (2 MiB unless it
+    /// was built otherwise).
+    ///
+    /// ```
+    /// use pktmem_mempool::{Mempool, PageSize, Provider};
+    /// let provider = Provider::builder().quiet(true).build().unwrap();
+    /// let pool = Mempool::builder(1000, 2048)
+    ///     .page_size(PageSize::Huge2M)
+    ///     .build_on(&provider)
+    ///     .unwrap();
+    /// // 2 MiB pages when the system has them, else the fallback's 4 KiB.
+    /// let page = provider.page_of(pool.get_default().unwrap().as_ptr() as usize).unwrap();
+    /// assert!(page.size == 2 << 20 || page.size == 4096);
+    /// ```
+    pub fn page_size(mut self, size: PageSize) -> Self {
+        self.page_size = Some(size);
+        self
+    }
+
     /// Creates the pool with no memory; populate it with the `populate_*`
     /// methods of [`Mempool`]. Its ring (if the backend is the ring) is on
     /// the heap.
@@ -330,8 +357,9 @@ impl MempoolBuilder {
     /// assert!(pool.is_full());
     /// ```
     pub fn build_on(self, provider: &Provider) -> Result<Mempool, CreateError> {
+        let page_size = self.page_size;
         let pool = self.build(Some(provider))?;
-        pool.populate_from_provider(provider)?;
+        pool.populate_from_provider_with(provider, page_size)?;
         Ok(pool)
     }
 
@@ -353,6 +381,7 @@ impl MempoolBuilder {
             init,
             attachment,
             populate_threads,
+            page_size: _,
         } = self;
         if n == 0 {
             return Err(BuildError::ZeroObjects { name });

@@ -190,4 +190,4 @@ pub use ring_backend::RingPlacement;
 pub use stats::PoolStats;
 pub use typed::{PoolBox, TypedPool, TypedPoolBuilder};
 
-pub use pktmem_hugemem::{Iova, Provider};
+pub use pktmem_hugemem::{Iova, PageSize, Provider};

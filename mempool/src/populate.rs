@@ -5,7 +5,7 @@
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use pktmem_hugemem::{AllocRequest, Chunk, Provider};
+use pktmem_hugemem::{AllocRequest, Chunk, PageSize, Provider};
 
 use crate::error::PopulateError;
 use crate::events::{self, MempoolEvent};
@@ -202,6 +202,16 @@ impl Mempool {
     /// });
     /// ```
     pub fn populate_from_provider(&self, provider: &Provider) -> Result<usize, PopulateError> {
+        self.populate_from_provider_with(provider, None)
+    }
+
+    /// [`populate_from_provider`](Self::populate_from_provider), asking for
+    /// pages of `page_size` first (`None`: chosen by [`auto_page_size`]).
+    pub(crate) fn populate_from_provider_with(
+        &self,
+        provider: &Provider,
+        page_size: Option<PageSize>,
+    ) -> Result<usize, PopulateError> {
         let size = self.size();
         if self.populated() == size {
             return Err(self.full_error());
@@ -228,10 +238,13 @@ impl Mempool {
             for contiguous in [false, true] {
                 // Fresh hugepages are zeroed by the kernel as they are
                 // faulted in: by several threads for a big chunk.
-                let req = AllocRequest::new(bytes)
+                let mut req = AllocRequest::new(bytes)
                     .align(obj.align)
                     .iova_contiguous(contiguous)
                     .fault_threads(threads_for(configured, bytes));
+                if let Some(ps) = page_size.or_else(|| auto_page_size(bytes)) {
+                    req = req.page_size(ps);
+                }
                 match provider.alloc_with(&req) {
                     Ok(chunk) => {
                         let n = self.populate_chunk(chunk)?;
@@ -612,6 +625,26 @@ pub(crate) fn threads_for(configured: usize, bytes: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_AUTO_THREADS))
 }
 
+/// The page size a pool populated from a provider asks for first when it
+/// was not told one: 1 GiB pages for `bytes` that fill at least 7/8 of the
+/// last of them, when the system has that many free (and not promised);
+/// else `None` (the provider's preferred sizes). Bigger pages mean fewer
+/// faults, page records and IOVA runs, but the kernel zeroes a whole page
+/// at once, so a mostly empty one costs more than it saves.
+pub(crate) fn auto_page_size(bytes: usize) -> Option<PageSize> {
+    let gib = PageSize::Huge1G.bytes();
+    let pages = bytes.div_ceil(gib);
+    let waste = pages * gib - bytes;
+    if bytes < gib - gib / 8 || waste > gib / 8 {
+        return None;
+    }
+    let free = pktmem_hugemem::inventory()
+        .iter()
+        .find(|h| h.page_size == gib)
+        .map_or(0, |h| h.free.saturating_sub(h.reserved));
+    (free >= pages as u64).then_some(PageSize::Huge1G)
+}
+
 /// One run's share of a populate call.
 struct RunPlan {
     run: Run,
@@ -746,7 +779,12 @@ impl Writer<'_> {
     /// - the piece's run is memory the pool may write (the conditions of
     ///   `populate_iova`) and the piece is one `cut_pieces` made of it;
     /// - no other thread writes those objects meanwhile.
-    unsafe fn write_piece(&self, piece: Piece, out: &mut [MaybeUninit<Obj>], init: &mut InitRef<'_>) {
+    unsafe fn write_piece(
+        &self,
+        piece: Piece,
+        out: &mut [MaybeUninit<Obj>],
+        init: &mut InitRef<'_>,
+    ) {
         let plan = &self.plans[piece.plan];
         let run = &plan.run;
         let va = run.base.as_ptr() as usize;
@@ -754,44 +792,48 @@ impl Writer<'_> {
         let mut k = 0;
         // Resuming the walk at an object's start reproduces the walk from
         // the run's start: its only state is the offset.
-        plan.placement.for_each(va + piece.off0, run.len - piece.off0, piece.n, |o| {
-            let off = piece.off0 + o;
-            // SAFETY: `off + total_size <= len` (placement), so the
-            // element lies in the run (caller's memory).
-            let body = unsafe { run.base.add(off + self.header) };
-            let iova = iova_add(run.iova, off + self.header);
-            // SAFETY: the header lies in the element, before the body
-            // (`header_size >= OBJ_HEADER_SIZE`), in memory the caller
-            // gave the pool; aligned to 8 (bodies are aligned to 8 at
-            // least, and the header size is a multiple of 8).
-            unsafe {
-                ObjHeader::of(body.as_ptr()).write(ObjHeader {
-                    pool: self.pool,
-                    iova: iova.map_or(NO_IOVA, |i| i.0),
-                    cookie: COOKIE_FREE,
-                });
-            }
-            let obj = Obj::from_non_null(body);
-            let info = ObjInfo {
-                obj,
-                iova,
-                index: first_index + k,
-            };
-            let body = || {
-                // SAFETY: the body is `elt_size` bytes of the caller's
-                // memory, owned by the pool, not yet handed out, and
-                // written by this thread only.
-                unsafe { std::slice::from_raw_parts_mut(body.as_ptr().cast(), self.elt_size) }
-            };
-            match init {
-                InitRef::Seq(f) => f(&info, body()),
-                InitRef::Shared(Some(f)) => f(&info, body()),
-                InitRef::Shared(None) => {}
-            }
-            out[k].write(obj);
-            k += 1;
-        });
-        assert_eq!(k, piece.n, "the placement walk finds the objects it counted");
+        plan.placement
+            .for_each(va + piece.off0, run.len - piece.off0, piece.n, |o| {
+                let off = piece.off0 + o;
+                // SAFETY: `off + total_size <= len` (placement), so the
+                // element lies in the run (caller's memory).
+                let body = unsafe { run.base.add(off + self.header) };
+                let iova = iova_add(run.iova, off + self.header);
+                // SAFETY: the header lies in the element, before the body
+                // (`header_size >= OBJ_HEADER_SIZE`), in memory the caller
+                // gave the pool; aligned to 8 (bodies are aligned to 8 at
+                // least, and the header size is a multiple of 8).
+                unsafe {
+                    ObjHeader::of(body.as_ptr()).write(ObjHeader {
+                        pool: self.pool,
+                        iova: iova.map_or(NO_IOVA, |i| i.0),
+                        cookie: COOKIE_FREE,
+                    });
+                }
+                let obj = Obj::from_non_null(body);
+                let info = ObjInfo {
+                    obj,
+                    iova,
+                    index: first_index + k,
+                };
+                let body = || {
+                    // SAFETY: the body is `elt_size` bytes of the caller's
+                    // memory, owned by the pool, not yet handed out, and
+                    // written by this thread only.
+                    unsafe { std::slice::from_raw_parts_mut(body.as_ptr().cast(), self.elt_size) }
+                };
+                match init {
+                    InitRef::Seq(f) => f(&info, body()),
+                    InitRef::Shared(Some(f)) => f(&info, body()),
+                    InitRef::Shared(None) => {}
+                }
+                out[k].write(obj);
+                k += 1;
+            });
+        assert_eq!(
+            k, piece.n,
+            "the placement walk finds the objects it counted"
+        );
     }
 
     /// [`write_piece`](Self::write_piece) for each of `pieces` in order.
@@ -799,7 +841,12 @@ impl Writer<'_> {
     /// # Safety
     /// `write_piece`'s conditions for every piece; `out` has one slot per
     /// object of the pieces, in order.
-    unsafe fn write_pieces(&self, pieces: &[Piece], out: &mut [MaybeUninit<Obj>], init: &mut InitRef<'_>) {
+    unsafe fn write_pieces(
+        &self,
+        pieces: &[Piece],
+        out: &mut [MaybeUninit<Obj>],
+        init: &mut InitRef<'_>,
+    ) {
         let mut rest = out;
         for &piece in pieces {
             let (part, tail) = rest.split_at_mut(piece.n);
