@@ -291,6 +291,30 @@ pub(crate) fn populate_write(addr: usize, len: usize) -> std::io::Result<()> {
     }
 }
 
+/// Faults the hugepages of `page_size` bytes in `[addr, addr + len)` in for
+/// writing ([`populate_write`]), one page at a time, each through its last
+/// 4 KiB.
+///
+/// Where the fault lands matters: the kernel zeroes a fresh 2 MiB page
+/// subpage by subpage, the faulting subpage last (to leave it in the
+/// cache), so a fault at the page's start clears it back to front, and a
+/// fault at its end front to back. Front to back measured 2.5 to 3 times
+/// faster (a 512 MiB run: 22 ms against 59 ms on the development machine).
+/// 1 GiB pages are cleared front to back either way.
+pub(crate) fn populate_write_pages(
+    addr: usize,
+    len: usize,
+    page_size: usize,
+) -> std::io::Result<()> {
+    const BASE: usize = 4096;
+    let mut page = addr;
+    while page < addr + len {
+        populate_write(page + page_size - BASE, BASE)?;
+        page += page_size;
+    }
+    Ok(())
+}
+
 /// Maps anonymous `MAP_HUGETLB` pages of `1 << page_shift` bytes at `addr`,
 /// faulted in now when `populate` (else reserved only: the caller faults
 /// them in with [`populate_write`]).

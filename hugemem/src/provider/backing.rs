@@ -175,15 +175,14 @@ impl Inner {
             _ => None,
         };
         let _bind = bind_node.map(bind).transpose()?;
-        // Several threads fault the pages in when asked, for hugepages the
-        // kernel can populate on request (else one thread, as below).
-        let parallel = shift > 12
-            && threads > 1
-            && count > 1
+        // Hugepages are faulted in page by page on request, by `threads`
+        // threads, when the kernel can populate on request (else by
+        // fallocate and MAP_POPULATE, below).
+        let on_request = shift > 12
             && matches!(l.backing, Backing::Fd(_) | Backing::AnonHuge)
             && sys::populate_write_supported();
         match &l.backing {
-            Backing::Fd(fd) if parallel => {
+            Backing::Fd(fd) if on_request => {
                 // No fallocate: the shared mapping reserves the pages (no
                 // hugepage left is NoSpace here), the threads fault them in.
                 // SAFETY: [addr, addr+len) is inside this list's reservation and
@@ -200,7 +199,7 @@ impl Inner {
                     return Err(e);
                 }
             }
-            Backing::AnonHuge if parallel => {
+            Backing::AnonHuge if on_request => {
                 // SAFETY: as above.
                 unsafe { sys::map_anon_huge_fixed(addr, len, shift, false) }?;
                 if let Err(e) = fault_in(addr, len, shift, threads, bind_node) {
@@ -350,7 +349,7 @@ fn fault_in(
         .map(|p| (addr + (p << shift), (per.min(pages - p)) << shift))
         .collect();
     let run = |(a, l): (usize, usize)| -> Result<(), BackingError> {
-        sys::populate_write(a, l).map_err(|e| match e.raw_os_error() {
+        sys::populate_write_pages(a, l, 1 << shift).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOMEM | libc::EFAULT | libc::ENOSPC) => BackingError::NoSpace,
             _ => BackingError::Other(OsError {
                 op: "madvise (MADV_POPULATE_WRITE)",
@@ -358,6 +357,9 @@ fn fault_in(
             }),
         })
     };
+    if runs.len() <= 1 {
+        return runs.into_iter().try_for_each(run);
+    }
     // Threads that have started (std, even under loom: plain thread
     // bookkeeping outside any model).
     let started = std::sync::atomic::AtomicUsize::new(0);
