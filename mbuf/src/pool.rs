@@ -164,7 +164,9 @@ impl PktPoolBuilder {
         }
         let is_pinned = pinned.is_some();
         b = match pinned {
-            None => b.obj_init(move |info, body| init_header(info, body, priv_size, data_room16)),
+            None => {
+                b.obj_init_shared(move |info, body| init_header(info, body, priv_size, data_room16))
+            }
             Some(setup) => setup.install(b, priv_size),
         };
         let mp = match provider {
