@@ -210,4 +210,10 @@ from_errors!(Mbuf, mbuf::MbufError:
     mbuf::AttachExtError,
     mbuf::ExtBufError,
     mbuf::SanityError,
+    mbuf::PinnedAreaError,
+    mbuf::ParseFlagsError,
+    mbuf::DynFlagError,
+    mbuf::DynFieldError,
+    mbuf::TxLenError,
+    mbuf::TxOffloadError,
 );

@@ -95,6 +95,11 @@ impl Mbuf {
     }
 
     fn clone_with(&self, pool: &PktPool, cache: Option<&mut Cache>) -> Result<Mbuf, CloneError> {
+        // `attach_seg` needs direct mbufs: a pinned pool's would lose their
+        // pinned buffer (and shared info) when made indirect.
+        if pool.is_pinned() {
+            return Err(CloneError::PinnedPool);
+        }
         let n = self.nb_segs();
         if n == 1 {
             // One segment: no chain to build.
@@ -312,7 +317,8 @@ impl PktPool {
         let ext = ExtBuf::from_owner(owner, iova)?;
         let len = ext.len();
         let mut m = self.alloc_default()?;
-        m.attach_extbuf(ext).map_err(|e| crate::MbufError::Attach(e.kind))?;
+        m.attach_extbuf(ext)
+            .map_err(|e| crate::MbufError::Attach(e.kind))?;
         m.grow_tail(len)?;
         Ok(m)
     }

@@ -135,10 +135,11 @@ impl PktPoolBuilder {
                 private_size: self.priv_size,
             });
         }
-        let priv_size = u16::try_from(self.priv_size).map_err(|_| BuildError::PrivateSizeTooLarge {
-            private_size: self.priv_size,
-            max: u16::MAX as usize & !7,
-        })?;
+        let priv_size =
+            u16::try_from(self.priv_size).map_err(|_| BuildError::PrivateSizeTooLarge {
+                private_size: self.priv_size,
+                max: u16::MAX as usize & !7,
+            })?;
         let pinned = match self.pinned {
             Some(areas) => Some(PinnedSetup::new(areas, self.n)?),
             None => None,
@@ -148,21 +149,33 @@ impl PktPoolBuilder {
             data_room,
             max: MAX_DATA_ROOM,
         })?;
-        let tail = if pinned.is_some() { PINNED_SHINFO_SIZE } else { data_room };
+        let tail = if pinned.is_some() {
+            PINNED_SHINFO_SIZE
+        } else {
+            data_room
+        };
         let elt = HEADER_SIZE + self.priv_size + tail;
-        let mut b: MempoolBuilder = Mempool::builder(self.n, elt).cache(self.cache).align(64);
+        let mut b: MempoolBuilder = Mempool::builder(self.n, elt)
+            .cache(self.cache)
+            .align(64)
+            .private_size(POOL_PRIVATE_SIZE);
         if let Some(name) = self.name {
             b = b.name(name);
         }
         let is_pinned = pinned.is_some();
         b = match pinned {
-            None => b.obj_init(move |info, body| init_header(info, body, priv_size, data_room16)),
+            None => {
+                b.obj_init_shared(move |info, body| init_header(info, body, priv_size, data_room16))
+            }
             Some(setup) => setup.install(b, priv_size),
         };
         let mp = match provider {
             Some(p) => b.build_on(p)?,
             None => b.build_anonymous()?,
         };
+        // SAFETY: the mempool's private area is `POOL_PRIVATE_SIZE` bytes,
+        // 64-aligned, ours, and no mbuf is out yet (nobody reads it).
+        unsafe { mp.private_area().cast::<u16>().as_ptr().write(data_room16) };
         Ok(PktPool {
             mp,
             data_room: data_room16,
@@ -170,6 +183,21 @@ impl PktPoolBuilder {
             pinned: is_pinned,
         })
     }
+}
+
+/// Bytes of the mempool's private area: the data room (`u16`), which
+/// [`pool_data_room`] reads back (a detached mbuf gets its whole own buffer
+/// back, whatever padding the mempool added to the object).
+const POOL_PRIVATE_SIZE: usize = 2;
+
+/// The data room of the packet pool whose mempool is `mp`.
+///
+/// # Safety
+/// - `mp` is the mempool of a [`PktPool`] (built by [`PktPoolBuilder`]).
+pub(crate) unsafe fn pool_data_room(mp: &Mempool) -> u16 {
+    // SAFETY: a packet pool's mempool has a 64-aligned private area holding
+    // its data room, written once at build before any mbuf was out.
+    unsafe { mp.private_area().cast::<u16>().as_ptr().read() }
 }
 
 /// Writes a fresh header (and zeroes the private area) in a pool object:
@@ -186,7 +214,8 @@ fn init_header(info: &ObjInfo, body: &mut [MaybeUninit<u8>], priv_size: u16, dat
     // area follows it inside the body; the buffer address stays inside the
     // body (or one past its end for an empty data room).
     unsafe {
-        base.cast::<MbufHeader>().write(fresh_header(base.add(off), iova, data_room, priv_size));
+        base.cast::<MbufHeader>()
+            .write(fresh_header(base.add(off), iova, data_room, priv_size));
         ptr::write_bytes(base.add(HEADER_SIZE), 0, usize::from(priv_size));
     }
 }
@@ -296,7 +325,10 @@ impl PktPool {
             let m = Mbuf::from_hdr(NonNull::new_unchecked(h));
             #[cfg(debug_assertions)]
             if let Err(e) = m.check() {
-                panic!("mbuf from pool {} fails its sanity check: {e}", self.mp.name());
+                panic!(
+                    "mbuf from pool {} fails its sanity check: {e}",
+                    self.mp.name()
+                );
             }
             m
         }
@@ -341,7 +373,9 @@ impl PktPool {
     /// let mut buf: [MaybeUninit<Mbuf>; 32] = [const { MaybeUninit::uninit() }; 32];
     /// let ms = pool.alloc_bulk(&mut cache, &mut buf).unwrap();
     /// assert_eq!(ms.len(), 32);
-    /// pool.free_bulk_in_place(&mut cache, ms);
+    /// // SAFETY: `ms` lives in `buf`, `MaybeUninit` storage that never drops
+    /// // (or reads) the mbufs again.
+    /// unsafe { pool.free_bulk_in_place(&mut cache, ms) };
     /// ```
     #[inline(always)]
     pub fn alloc_bulk<'o>(
@@ -352,7 +386,18 @@ impl PktPool {
         // SAFETY: `Mbuf` and `Obj` are both `repr(transparent)` over a
         // `NonNull` pointer; uninitialised slots stay uninitialised.
         let objs = unsafe { &mut *(ptr::from_mut(out) as *mut [MaybeUninit<Obj>]) };
-        let objs = self.mp.get_bulk(cache, objs)?;
+        let requested = objs.len();
+        // The mempool's error counts what it asked of its backend (after
+        // the cache's share); ours counts the mbufs the caller asked for.
+        let objs = self
+            .mp
+            .get_bulk(cache, objs)
+            .map_err(|e| match AllocError::from(e) {
+                AllocError::Exhausted { available, .. } => AllocError::Exhausted {
+                    requested,
+                    available,
+                },
+            })?;
         for o in objs.iter() {
             // SAFETY: each was just taken from our pool; the Mbuf written
             // over the Obj takes it over (same bits).
@@ -375,12 +420,16 @@ impl PktPool {
     /// assert!(pool.alloc_array::<65>(&mut cache).is_err());
     /// ```
     #[inline(always)]
-    pub fn alloc_array<const N: usize>(&self, cache: &mut Cache) -> Result<ArrayVec<Mbuf, N>, AllocError> {
+    pub fn alloc_array<const N: usize>(
+        &self,
+        cache: &mut Cache,
+    ) -> Result<ArrayVec<Mbuf, N>, AllocError> {
         let mut v = ArrayVec::<Mbuf, N>::new();
         // SAFETY: `ArrayVec`'s spare capacity is `N` uninitialised slots;
         // after the fill succeeds all `N` are initialised.
         unsafe {
-            let spare = std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<Mbuf>>(), N);
+            let spare =
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<Mbuf>>(), N);
             self.alloc_bulk(cache, spare)?;
             v.set_len(N);
         }
@@ -415,7 +464,24 @@ impl PktPool {
 
     /// Frees the mbufs of a slice handed out by [`alloc_bulk`](Self::alloc_bulk)
     /// (they are moved out; the slice's memory is uninitialised again).
-    pub fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
+    ///
+    /// # Safety
+    /// - The mbufs of `mbufs` are neither used nor dropped afterwards: the
+    ///   slice lives in storage that does not drop them (the
+    ///   `MaybeUninit` slice given to `alloc_bulk`), not in a `Vec<Mbuf>`
+    ///   or an array of `Mbuf`, whose drop would free them a second time.
+    ///
+    /// Safe code cannot free a `Vec<Mbuf>`'s mbufs in place (and then free
+    /// them again when the `Vec` drops):
+    ///
+    /// ```compile_fail
+    /// use pktmem_mbuf::{Mbuf, PktPool};
+    /// let pool = PktPool::builder(8).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let mut v: Vec<Mbuf> = (0..4).map(|_| pool.alloc_default().unwrap()).collect();
+    /// pool.free_bulk_in_place(&mut cache, &mut v); // error: call to unsafe function
+    /// ```
+    pub unsafe fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
         let mut b = Batch::new();
         for m in mbufs.iter() {
             b.free_chain(Some(cache), m.hdr.as_ptr());
