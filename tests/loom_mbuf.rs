@@ -361,7 +361,7 @@ fn ext_attached_mbuf_and_clone_dropped_concurrently() {
 #[test]
 fn direct_and_clone_dropped_concurrently() {
     model("direct_and_clone", || {
-        let pool = probed_pool(2);
+        let pool = Arc::new(probed_pool(2));
         let own = own_buffers(&pool);
         let m = pool.alloc_default().unwrap();
         let c = m.clone_in(&pool).unwrap();
@@ -369,7 +369,7 @@ fn direct_and_clone_dropped_concurrently() {
         let hs: Vec<_> = [m, c]
             .into_iter()
             .map(|m| {
-                let pool = pool.clone();
+                let pool = Arc::clone(&pool);
                 thread::spawn(move || {
                     read_buffer(&m);
                     drop(m);
@@ -384,36 +384,40 @@ fn direct_and_clone_dropped_concurrently() {
     });
 }
 
-/// One direct mbuf shared by `&Mbuf` (through `std::sync::Arc`, which loom
-/// does not see, so it adds no ordering of its own) between two threads
-/// and the main one: each thread clones it (`clone_in(&self)` racing the
-/// other's), drops its handle, reads through its clone and drops the
-/// clone; the main thread drops its handle right after spawning.
-/// Whichever drops the last handle frees the direct mbuf while clones may
-/// still hold its buffer, racing their drops; then each thread takes an
-/// mbuf back if one is there and writes it. The direct mbuf returns
-/// exactly once (by its owner or by the last clone), after every read of
-/// its buffer.
+/// One direct mbuf shared by `&Mbuf` between two threads (through
+/// `std::sync::Arc`, which loom does not see, so it adds no ordering of its
+/// own; the pool handle too): each thread clones it (`clone_in(&self)`
+/// racing the other's), drops its handle, reads through its clone and
+/// drops the clone. Whichever drops the last handle frees the direct mbuf
+/// while a clone may still hold its buffer, racing that clone's drop; then
+/// the first thread takes an mbuf back if one is there and writes it (one
+/// thread only: with both, the model takes minutes). The direct mbuf
+/// returns exactly once (by its owner or by the last clone), after every
+/// read of its buffer.
 #[test]
 fn clones_from_shared_mbuf_then_all_dropped() {
     model("clones_from_shared_mbuf", || {
-        let pool = probed_pool(3);
+        let pool = Arc::new(probed_pool(3));
         let own = own_buffers(&pool);
         let m = Arc::new(pool.alloc_default().unwrap());
-        let hs: Vec<_> = (0..2)
-            .map(|_| {
-                let (pool, m) = (pool.clone(), Arc::clone(&m));
+        // The two handles go to the threads (the main thread keeps none).
+        let hs: Vec<_> = [Arc::clone(&m), m]
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let pool = Arc::clone(&pool);
                 thread::spawn(move || {
                     let c = m.clone_in(&pool).unwrap();
                     drop(m);
                     assert!(c.is_indirect());
                     read_buffer(&c);
                     drop(c);
-                    reuse_one(&pool);
+                    if i == 0 {
+                        reuse_one(&pool);
+                    }
                 })
             })
             .collect();
-        drop(m);
         for h in hs {
             h.join().unwrap();
         }
@@ -492,11 +496,13 @@ fn pinned_owner_freed_while_clone_detaches() {
         let pinned_area = unsafe { PinnedArea::new(addr, None, 64, 64) };
         // SAFETY: as above; the models use no data bytes.
         unsafe { Probe::install(addr) };
-        let pinned = PktPool::builder(1)
-            .pinned([pinned_area])
-            .name("pinned")
-            .build_anonymous()
-            .unwrap();
+        let pinned = Arc::new(
+            PktPool::builder(1)
+                .pinned([pinned_area])
+                .name("pinned")
+                .build_anonymous()
+                .unwrap(),
+        );
         let plain = probed_pool(1);
         let plain_own = own_buffers(&plain);
         let m = pinned.alloc_default().unwrap();
@@ -506,7 +512,7 @@ fn pinned_owner_freed_while_clone_detaches() {
         let hs: Vec<_> = [m, c]
             .into_iter()
             .map(|m| {
-                let pinned = pinned.clone();
+                let pinned = Arc::clone(&pinned);
                 thread::spawn(move || {
                     read_buffer(&m);
                     drop(m);
