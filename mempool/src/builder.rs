@@ -2,6 +2,7 @@
 //! (`build_on` a provider, `build_anonymous`, or `build_empty` to populate
 //! by hand).
 
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use crate::error::{BuildError, CreateError};
 use crate::introspect::ObjInfo;
 use crate::layout::{calc_obj_size, CACHE_LINE, MAX_ALIGN, MIN_ALIGN};
 use crate::lf_stack::LfStackBackend;
-use crate::pool::{BackendImpl, Line, ObjInit, PoolInner, Population};
+use crate::pool::{Attachment, BackendImpl, Life, Line, ObjInit, PoolInner, Population};
 use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex};
 use crate::{Mempool, Provider};
 
@@ -51,6 +52,7 @@ pub struct MempoolBuilder {
     kind: BackendKind,
     custom: Option<Box<dyn Backend>>,
     init: Option<ObjInit>,
+    attachment: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for MempoolBuilder {
@@ -63,6 +65,7 @@ impl std::fmt::Debug for MempoolBuilder {
             .field("align", &self.align)
             .field("iova_contig", &self.iova_contig)
             .field("kind", &self.kind)
+            .field("attachment", &self.attachment.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +87,7 @@ impl Mempool {
             kind: BackendKind::Ring,
             custom: None,
             init: None,
+            attachment: None,
         }
     }
 }
@@ -203,6 +207,30 @@ impl MempoolBuilder {
         self
     }
 
+    /// Keeps `value` with the pool: [`Mempool::attachment`] returns it
+    /// (checked by type), [`Mempool::attachment_unchecked`] too (one load,
+    /// no check). It lives as long as the pool's memory, so objects out of
+    /// the pool may rely on it after every handle is gone: it is dropped
+    /// when the last handle is gone and the last object is back, before the
+    /// pool's chunks are given back. A second call replaces the first value.
+    ///
+    /// What it is for: per-pool state the users of its objects need on
+    /// their fast path, such as a packet-buffer pool's data room size.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// struct Config { data_room: u16 }
+    /// let pool = Mempool::builder(4, 64)
+    ///     .attachment(Config { data_room: 2176 })
+    ///     .build_anonymous()
+    ///     .unwrap();
+    /// assert_eq!(pool.attachment::<Config>().unwrap().data_room, 2176);
+    /// ```
+    pub fn attachment<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.attachment = Some(Box::new(value));
+        self
+    }
+
     /// Creates the pool with no memory; populate it with the `populate_*`
     /// methods of [`Mempool`]. Its ring (if the backend is the ring) is on
     /// the heap.
@@ -258,6 +286,7 @@ impl MempoolBuilder {
             kind,
             custom,
             init,
+            attachment,
         } = self;
         if n == 0 {
             return Err(BuildError::ZeroObjects { name });
@@ -304,7 +333,17 @@ impl MempoolBuilder {
         let private = (0..private_size.div_ceil(64))
             .map(|_| UnsafeCell::new(Line([0u8; 64])))
             .collect();
+        let attachment = attachment.map(Attachment::new);
         let inner = PoolInner {
+            // The handle made below.
+            life: CachePadded::new(Life {
+                refs: AtomicUsize::new(1),
+                handles: AtomicUsize::new(1),
+            }),
+            attachment_ptr: attachment
+                .as_ref()
+                .map_or(std::ptr::null(), Attachment::thin),
+            attachment,
             name,
             size: n,
             cache_size,
@@ -324,9 +363,7 @@ impl MempoolBuilder {
             #[cfg(feature = "stats")]
             stats: crate::stats::StatsCells::default(),
         };
-        Ok(Mempool {
-            inner: Arc::new(inner),
-        })
+        Ok(Mempool::from_inner(inner))
     }
 }
 

@@ -8,7 +8,9 @@
 //! objects go straight to the backend; gets of more than `size` take what the
 //! cache lacks from the backend (all or nothing) and empty the cache. The hit
 //! path is a bounds check and a copy of handles: no atomic read-modify-write,
-//! no lock.
+//! no lock. Objects are counted in the pool's references where they cross
+//! the backend boundary, once per refill or flush (`backend_get` adds `k`,
+//! the caller of a flush releases `k`), never on a hit.
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -171,18 +173,22 @@ impl CacheCore {
         Ok(())
     }
 
-    /// Stores `objs` (objects of `pool`, each once).
+    /// Stores `objs` (objects of `pool`, each once). Returns how many
+    /// objects went to the backend (0 on a hit), still counted in the
+    /// pool's references: the caller releases them (`PoolInner::release`)
+    /// once it is done with the pool and with this cache.
     #[inline(always)]
-    pub(crate) fn put(&mut self, pool: &PoolInner, objs: &[Obj]) {
+    #[must_use = "objects put to the backend must be released from the pool's count"]
+    pub(crate) fn put(&mut self, pool: &PoolInner, objs: &[Obj]) -> usize {
         let n = objs.len();
         if n <= self.size() - self.len {
             copy_objs(&mut self.objs[self.len..self.len + n], as_uninit(objs));
             self.len += n;
             self.publish();
             pool.stat_put_hit(n);
-            return;
+            return 0;
         }
-        self.put_slow(pool, objs);
+        self.put_slow(pool, objs)
     }
 
     /// The initialised front `objs[..k]` (`k <= len`).
@@ -193,12 +199,12 @@ impl CacheCore {
     }
 
     #[inline(never)]
-    fn put_slow(&mut self, pool: &PoolInner, objs: &[Obj]) {
+    fn put_slow(&mut self, pool: &PoolInner, objs: &[Obj]) -> usize {
         let n = objs.len();
         let size = self.size();
         if n > size {
             pool.backend_put(objs);
-            return;
+            return n;
         }
         // Flush the oldest max(size/2, overflow) objects.
         let k = (size / 2).max(self.len + n - size).min(self.len);
@@ -208,15 +214,20 @@ impl CacheCore {
         self.objs[self.len..self.len + n].copy_from_slice(as_uninit(objs));
         self.len += n;
         self.publish();
+        k
     }
 
-    /// Returns every cached object to the backend.
-    pub(crate) fn flush(&mut self, pool: &PoolInner) {
-        if self.len > 0 {
-            pool.backend_put(self.front(self.len));
+    /// Returns every cached object to the backend; returns how many, for
+    /// the caller to release from the pool's count (as [`put`](Self::put)).
+    #[must_use = "objects put to the backend must be released from the pool's count"]
+    pub(crate) fn flush(&mut self, pool: &PoolInner) -> usize {
+        let k = self.len;
+        if k > 0 {
+            pool.backend_put(self.front(k));
             self.len = 0;
             self.publish();
         }
+        k
     }
 }
 
@@ -225,7 +236,9 @@ impl CacheCore {
 ///
 /// It can move to another thread (`Send`) but not be shared (`!Sync`); every
 /// call takes it by `&mut`. Objects it holds count as available in the pool.
-/// Dropping it flushes them back to the backend. It keeps its pool alive.
+/// Dropping it flushes them back to the backend. It is a handle: it keeps
+/// its pool alive (and so do the objects in it, counted when a refill took
+/// them from the backend, until a flush gives them back).
 ///
 /// ```
 /// use pktmem_mempool::Mempool;
@@ -314,14 +327,20 @@ impl Cache {
     /// assert!(cache.is_empty() && pool.is_full());
     /// ```
     pub fn flush(&mut self) {
-        self.core.flush(&self.pool.inner);
+        let k = self.core.flush(&self.pool.inner);
+        // SAFETY: the `k` objects just flushed were counted; the cache's
+        // own handle keeps the pool alive past this.
+        unsafe { PoolInner::release(self.pool.inner_ptr(), k) };
     }
 }
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        self.core.flush(&self.pool.inner);
+        let k = self.core.flush(&self.pool.inner);
         self.pool.inner.unregister_counter(&self.core.count);
+        // SAFETY: the `k` objects just flushed were counted, and the pool
+        // is not touched after (the handle, dropped next, releases its own).
+        unsafe { PoolInner::release(self.pool.inner_ptr(), k) };
     }
 }
 

@@ -151,7 +151,8 @@ pub use layout::{
 };
 pub use lf_stack::{LfStackBackend, LfStackError};
 pub use obj::Obj;
-pub use pool::{ChunkFree, Mempool};
+pub use default_cache::flush_thread_caches;
+pub use pool::{ChunkFree, Mempool, PoolRef};
 pub use ring_backend::RingPlacement;
 #[cfg(feature = "stats")]
 pub use stats::PoolStats;

@@ -3,25 +3,35 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 use crate::layout::{ObjHeader, NO_IOVA};
-use crate::pool::PoolInner;
-use crate::{Iova, Mempool};
+use crate::{Iova, Mempool, PoolRef};
 
 /// A pool object: the address of its body.
 ///
 /// A plain `Copy` handle, like [`NonNull`]: it is `Send` and `Sync` (it is
 /// only an address; the pool hands objects from one owner to the next, and a
-/// ring carries them between threads), and it does **not** keep its pool
-/// alive. What it can tell about itself comes two ways:
+/// ring carries them between threads).
+///
+/// **An object out of its pool keeps the pool's memory alive.** The pool
+/// counts its objects as they leave and re-enter its backend (in bulk, per
+/// cache refill or flush: a cache hit counts nothing), so from a get until
+/// the put that returns it, an object's pool exists even when every
+/// [`Mempool`] handle is gone. It is the object that counts, not the `Obj`
+/// handle: copies of the handle change nothing, and an object forgotten
+/// without a put keeps its pool forever (as a leaked `Arc` would).
+/// [`owner_ref`](Self::owner_ref) reaches the pool from the object without
+/// any count, for the put back.
+///
+/// What it can tell about itself comes two ways:
 ///
 /// - checked, through the pool: [`Mempool::owns`] and [`Mempool::iova`] look
 ///   the address up in the pool's chunks and never read object memory;
 /// - fast and `unsafe`, from the header written before every object:
 ///   [`iova_unchecked`](Self::iova_unchecked),
-///   [`owner_unchecked`](Self::owner_unchecked); the caller vouches the object
-///   belongs to a live pool.
+///   [`owner_ref`](Self::owner_ref), [`owner_unchecked`](Self::owner_unchecked);
+///   the caller vouches the object belongs to a live pool (holding it out of
+///   the pool is enough).
 ///
 /// The body is `obj_size().elt_size` bytes (aligned to the pool's
 /// alignment); writing it is the caller's `unsafe` raw-pointer work
@@ -124,12 +134,49 @@ impl Obj {
         (raw != NO_IOVA).then_some(Iova(raw))
     }
 
-    /// A handle of the pool this object belongs to, from the object's header
-    /// (takes a reference count): how a packet buffer finds the pool to go
-    /// back to. [`Mempool::owns`] is the checked question.
+    /// The pool this object belongs to, from the object's header, without
+    /// any count: how a packet buffer finds the pool to go back to, at the
+    /// cost of one load. The result derefs to a [`Mempool`]; a put of this
+    /// object through it (`put_default`, `put_bulk_default`, `put_bulk`) is
+    /// sound even when that put frees the pool (the last object back, no
+    /// handle left), as long as the `PoolRef` is not used after.
     ///
     /// # Safety
-    /// - `self` is an object of a pool that is alive during the call.
+    /// - `self` is out of its pool (taken by a get, not yet put back) while
+    ///   the result is used, except for a final put of it through the
+    ///   result, after which the result is not used.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(8, 64).cache(4).build_anonymous().unwrap();
+    /// let o = pool.get_default().unwrap();
+    /// drop(pool); // `o` keeps the pool's memory
+    /// // SAFETY: `o` is out of its pool.
+    /// let owner = unsafe { o.owner_ref() };
+    /// assert_eq!(owner.in_use_count(), 1);
+    /// // SAFETY: an object of `owner`, given back once; `owner` is not used
+    /// // after (this put frees the pool).
+    /// unsafe { owner.put_default(o) };
+    /// ```
+    #[inline(always)]
+    pub unsafe fn owner_ref<'a>(self) -> PoolRef<'a> {
+        // SAFETY: the caller's condition (the object is out, so its pool is
+        // alive and the header readable); the header holds `Mempool::as_ptr`
+        // of the owning pool (written at placement, never changed).
+        let pool = unsafe { (*ObjHeader::of(self.0.as_ptr())).pool };
+        // SAFETY: `pool` is the pool's address; the caller keeps it alive as
+        // the `PoolRef` requires (same condition).
+        unsafe { PoolRef::from_ptr(pool) }
+    }
+
+    /// A counted handle of the pool this object belongs to, from the
+    /// object's header (one more handle, as [`Mempool::clone`]).
+    /// [`owner_ref`](Self::owner_ref) is the free form; [`Mempool::owns`] is
+    /// the checked question.
+    ///
+    /// # Safety
+    /// - `self` is an object of a pool that is alive during the call (for
+    ///   instance: `self` is out of its pool, or a handle exists).
     ///
     /// ```
     /// use pktmem_mempool::Mempool;
@@ -144,15 +191,12 @@ impl Obj {
     /// ```
     #[inline]
     pub unsafe fn owner_unchecked(self) -> Mempool {
-        // SAFETY: the caller's condition; the header holds `Arc::as_ptr` of
-        // the owning pool (written at placement, never changed).
-        let inner = unsafe { (*ObjHeader::of(self.0.as_ptr())).pool }.cast::<PoolInner>();
-        // SAFETY: `inner` came from `Arc::as_ptr` of a live `Arc` (caller's
-        // condition): one more count, owned by the handle made below.
-        unsafe { Arc::increment_strong_count(inner) };
-        // SAFETY: the count taken above is the one this `Arc` owns.
-        let inner = unsafe { Arc::from_raw(inner) };
-        Mempool { inner }
+        // SAFETY: the caller's condition: the header is readable and holds
+        // the pool's address; the pool is alive for the clone, which takes
+        // the new handle's own counts.
+        let pool = unsafe { (*ObjHeader::of(self.0.as_ptr())).pool };
+        // SAFETY: as above (the `PoolRef` is used for the clone only).
+        Mempool::clone(&*unsafe { PoolRef::from_ptr(pool) })
     }
 
     /// Views a slice of handles as their addresses (for code that speaks

@@ -4,8 +4,10 @@
 //! Creation is in `builder.rs`, population in `populate.rs`, serving in
 //! `serve.rs`, iteration and audit in `introspect.rs`.
 
+use std::any::Any;
 use std::cell::UnsafeCell;
-use std::mem::MaybeUninit;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use crate::introspect::ObjInfo;
 use crate::layout::{ObjSize, Placement};
 use crate::lf_stack::LfStackBackend;
 use crate::ring_backend::RingPlacement;
-use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{fence, lock, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::{Iova, Obj};
 
 /// A function run when a chunk's memory is no longer used by the pool.
@@ -110,8 +112,58 @@ impl BackendImpl {
 #[repr(C, align(64))]
 pub(crate) struct Line(pub(crate) [u8; 64]);
 
+/// The pool's own reference count, on its own cache line (refills and
+/// flushes of every thread write it; the read-mostly fields stay clean).
+pub(crate) struct Life {
+    /// Handles (`Mempool`, and so `Cache` and `TypedPool`) plus objects out
+    /// of the backend (held by callers, or in any cache, default or user).
+    /// Invariant: at least 1 while the pool is usable; it never goes from 0
+    /// back up (every way to take a reference needs a handle or an object
+    /// out, each of which is counted). Its holders collectively own the one
+    /// strong count of the pool's `Arc`, dropped by whoever takes `refs` to 0
+    /// (`PoolInner::release`).
+    pub(crate) refs: AtomicUsize,
+    /// Handles alone. Advisory: it says which thread drops the last handle
+    /// (that thread flushes and gives back its default cache) and stops new
+    /// default-cache claims once no handle is left. Freeing never reads it.
+    pub(crate) handles: AtomicUsize,
+}
+
+/// A typed value kept with the pool (see `MempoolBuilder::attachment`):
+/// the leaked box, freed when the pool's memory goes.
+pub(crate) struct Attachment(NonNull<dyn Any + Send + Sync>);
+
+impl Attachment {
+    pub(crate) fn new(value: Box<dyn Any + Send + Sync>) -> Self {
+        Self(NonNull::from(Box::leak(value)))
+    }
+
+    pub(crate) fn get(&self) -> &(dyn Any + Send + Sync) {
+        // SAFETY: the box leaked in `new`, freed only in `drop`.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The value's address, for `attachment_unchecked`.
+    pub(crate) fn thin(&self) -> *const () {
+        self.0.as_ptr().cast_const().cast()
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        // SAFETY: the box leaked in `new`; dropped once, here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
 /// The state every handle of a pool shares.
 pub(crate) struct PoolInner {
+    /// Reference counts (see [`Life`]).
+    pub(crate) life: CachePadded<Life>,
+    /// The attachment's address (null without one), read by
+    /// `Mempool::attachment_unchecked` without a type check.
+    pub(crate) attachment_ptr: *const (),
+    pub(crate) attachment: Option<Attachment>,
     pub(crate) name: String,
     pub(crate) size: usize,
     pub(crate) cache_size: usize,
@@ -140,7 +192,8 @@ pub(crate) struct PoolInner {
 // SAFETY: `private` is raw memory handed out as a pointer (writes through it
 // are the caller's `unsafe`); the chunk records (pointers to memory the pool
 // owns) and the headers in them are written only under the `population`
-// lock; everything else is `Sync` already.
+// lock; the attachment is `Send + Sync` (its pointers are only read);
+// everything else is `Sync` already.
 unsafe impl Sync for PoolInner {}
 // SAFETY: as above; the chunk records own their memory (their `on_free` is
 // `Send`).
@@ -152,11 +205,18 @@ impl PoolInner {
     }
 
     /// Out of line: the cache paths stay small enough to inline everywhere.
-    /// On `Ok`, every element of `out` is initialised.
+    /// On `Ok`, every element of `out` is initialised, and counted in
+    /// `life.refs` (objects out of the backend keep the pool alive).
     #[inline(never)]
     pub(crate) fn backend_get(&self, out: &mut [MaybeUninit<Obj>]) -> Result<(), GetError> {
         self.stat_backend();
         if self.backend.get_bulk(out) {
+            // Relaxed: as `Arc::clone`: the caller holds a counted reference
+            // (a handle or an object out) until after this, so the count
+            // cannot reach 0 meanwhile; the objects' later put orders its own
+            // decrement (Release in `release`) after this increment, by
+            // coherence, since the put happens after this get.
+            self.life.refs.fetch_add(out.len(), Ordering::Relaxed);
             Ok(())
         } else {
             Err(GetError::Empty {
@@ -166,7 +226,9 @@ impl PoolInner {
         }
     }
 
-    /// Out of line, as `backend_get`.
+    /// Out of line, as `backend_get`. The objects stay counted in
+    /// `life.refs`: the caller releases them with [`release`](Self::release)
+    /// once it no longer touches the pool (the release may free it).
     #[inline(never)]
     pub(crate) fn backend_put(&self, objs: &[Obj]) {
         self.stat_backend();
@@ -185,6 +247,53 @@ impl PoolInner {
             self.asan_unpoison(objs);
         }
         ok
+    }
+
+    /// Gives up `n` counted references (objects now back in the backend, or
+    /// a handle): the last access to the pool on every put path. Free for
+    /// `n == 0` (the cache hit paths pass a constant 0, and the compiler
+    /// drops the call).
+    ///
+    /// # Safety
+    /// - `this` is the pool's address (`Arc::as_ptr` of its `Arc`), and the
+    ///   caller owns `n` of its counted references, which it gives up;
+    /// - nothing derived from the pool's memory (a `&PoolInner`, a
+    ///   `&mut CacheCore` of one of its default caches, ...) is used after
+    ///   this call or held by a frame still running: the pool may be freed
+    ///   by this call, or by another thread as soon as the count is down.
+    #[inline(always)]
+    pub(crate) unsafe fn release(this: *const PoolInner, n: usize) {
+        if n != 0 {
+            // SAFETY: the caller's conditions.
+            unsafe { Self::release_slow(this, n) };
+        }
+    }
+
+    #[inline(never)]
+    unsafe fn release_slow(this: *const PoolInner, n: usize) {
+        // SAFETY: the pool is alive: the caller owns `n >= 1` references.
+        // Only the counts are borrowed (atomics: interior-mutable, not the
+        // whole `PoolInner`), and the borrow is not used after the decrement.
+        let life: &Life = unsafe { &(*this).life };
+        // Release: pairs with the Acquire fence below, on whichever thread
+        // takes the count to 0: everything this thread did to the pool (its
+        // backend put, cache and slot writes, object headers, and object
+        // bodies it wrote) happens before the pool is freed. The decrements
+        // form one release sequence, so the fence synchronises with all.
+        let old = life.refs.fetch_sub(n, Ordering::Release);
+        debug_assert!(old >= n, "pool reference count below zero");
+        if old != n {
+            return;
+        }
+        // Acquire: pairs with the Release decrements of every other thread
+        // (see above), before the memory goes.
+        fence(Ordering::Acquire);
+        // SAFETY: the count is 0: no handle and no object out is left, and
+        // nothing can take a new reference (the count never rises from 0),
+        // so the strong count its holders owned together is ours to drop.
+        // (A thread-exit flush may hold its own strong count from its
+        // `Weak`: the pool then goes when that one drops.)
+        drop(unsafe { Arc::from_raw(this) });
     }
 
     pub(crate) fn backend_len(&self) -> usize {
@@ -351,6 +460,9 @@ impl PoolInner {
 impl Drop for PoolInner {
     fn drop(&mut self) {
         events::fire(MempoolEvent::Destroyed, &self.event_info());
+        // The attachment goes while the objects' memory is still there (its
+        // `Drop` may look at objects through pointers it kept).
+        drop(self.attachment.take());
         let chunks = std::mem::take(&mut lock(&self.population).chunks);
         for c in chunks.into_iter().rev() {
             // Free objects are poisoned (`asan_poison`); the chunk goes back
@@ -366,12 +478,250 @@ impl Drop for PoolInner {
 
 /// A pool of fixed-size objects; a cheap-to-clone shared handle.
 ///
-/// See the [crate documentation](crate) for the model. The pool (its memory,
-/// chunks and backend) lives until the last handle, cache and typed object
-/// is dropped; an [`Obj`] does not keep it alive.
-#[derive(Clone)]
+/// See the [crate documentation](crate) for the model. The pool's memory
+/// (chunks, backend, caches' slots, attachment) lives while any handle
+/// (`Mempool`, [`Cache`], [`TypedPool`](crate::TypedPool)) exists **or** any
+/// object is out of the backend (held by a caller, or sitting in a cache):
+/// objects are counted in bulk where they cross the backend boundary (a
+/// refill of `k`, a flush of `k`), never on a cache hit. So an object taken
+/// from the pool may be kept, sent to another thread and put back (through
+/// [`Obj::owner_ref`]) after every handle is gone; the put that brings the
+/// last one back frees the pool.
+///
+/// ```
+/// use pktmem_mempool::Mempool;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// struct Gone(Arc<AtomicBool>); // set when the pool's memory goes
+/// impl Drop for Gone {
+///     fn drop(&mut self) { self.0.store(true, Ordering::SeqCst) }
+/// }
+/// let gone = Arc::new(AtomicBool::new(false));
+/// let pool = Mempool::builder(8, 64)
+///     .cache(4)
+///     .attachment(Gone(gone.clone()))
+///     .build_anonymous()
+///     .unwrap();
+/// let o = pool.get_default().unwrap();
+/// drop(pool); // the last handle: the object out keeps the pool's memory
+/// assert!(!gone.load(Ordering::SeqCst));
+/// std::thread::spawn(move || {
+///     // SAFETY: `o` is out of its pool (taken above, not put back); the
+///     // `PoolRef` is not used after the put, which frees the pool.
+///     unsafe { o.owner_ref().put_default(o) };
+/// })
+/// .join()
+/// .unwrap();
+/// assert!(gone.load(Ordering::SeqCst)); // the last object back freed it
+/// ```
 pub struct Mempool {
-    pub(crate) inner: Arc<PoolInner>,
+    /// An uncounted copy of the pool's `Arc`: all handles and objects out
+    /// together own its one strong count (see [`Life`]); each handle owns
+    /// one count in `life.refs` and one in `life.handles`, given back by
+    /// `Drop`.
+    pub(crate) inner: ManuallyDrop<Arc<PoolInner>>,
+}
+
+impl Mempool {
+    /// Makes the first handle of a new pool.
+    pub(crate) fn from_inner(inner: PoolInner) -> Self {
+        debug_assert_eq!(
+            // Relaxed: the pool is not shared yet.
+            (inner.life.refs.load(Ordering::Relaxed), inner.life.handles.load(Ordering::Relaxed)),
+            (1, 1)
+        );
+        Self {
+            inner: ManuallyDrop::new(Arc::new(inner)),
+        }
+    }
+
+    /// A handle of the pool at `this` that owns no count: it must never be
+    /// dropped (it is returned inside `ManuallyDrop`), and may be used only
+    /// while the pool is kept alive by something else.
+    ///
+    /// # Safety
+    /// - `this` is `Arc::as_ptr` of a pool's `Arc` (what [`Mempool::as_ptr`]
+    ///   returns and object headers hold).
+    #[inline(always)]
+    pub(crate) unsafe fn alias(this: *const PoolInner) -> ManuallyDrop<Mempool> {
+        // SAFETY: the caller's condition; `from_raw` touches no count, and
+        // the `Arc` made is never dropped (it is inside `ManuallyDrop`).
+        let inner = ManuallyDrop::new(unsafe { Arc::from_raw(this) });
+        ManuallyDrop::new(Mempool { inner })
+    }
+
+    /// The pool's shared state, as a raw pointer (for `PoolInner::release`).
+    #[inline(always)]
+    pub(crate) fn inner_ptr(&self) -> *const PoolInner {
+        Arc::as_ptr(&self.inner)
+    }
+
+    /// The pool's identity: the address object headers hold, equal for
+    /// every handle of one pool ([`same_pool`](Self::same_pool) compares
+    /// it). A packet buffer keeps it to find its pool again
+    /// ([`PoolRef::from_ptr`]).
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(4, 64).build_anonymous().unwrap();
+    /// let o = pool.get_default().unwrap();
+    /// assert_eq!(pool.clone().as_ptr(), pool.as_ptr());
+    /// // SAFETY: `o` is out of its pool, and `pool` is alive.
+    /// assert_eq!(unsafe { o.owner_ref() }.as_ptr(), pool.as_ptr());
+    /// // SAFETY: given back once.
+    /// unsafe { pool.put_default(o) };
+    /// ```
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *const () {
+        self.inner_ptr().cast()
+    }
+
+    /// The value given to [`MempoolBuilder::attachment`](crate::MempoolBuilder::attachment),
+    /// if it is a `T` (a checked downcast). It lives as long as the pool's
+    /// memory: until the last handle is gone and the last object is back.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// #[derive(Debug, PartialEq)]
+    /// struct Room(u16);
+    /// let pool = Mempool::builder(4, 64).attachment(Room(2176)).build_anonymous().unwrap();
+    /// assert_eq!(pool.attachment::<Room>(), Some(&Room(2176)));
+    /// assert_eq!(pool.attachment::<u32>(), None);
+    /// ```
+    pub fn attachment<T: Any>(&self) -> Option<&T> {
+        self.inner.attachment.as_ref()?.get().downcast_ref::<T>()
+    }
+
+    /// The attachment as a `T`, with no type check: one load (the fast path
+    /// of code that made the pool, such as a packet-buffer pool reading its
+    /// configuration on every allocation).
+    ///
+    /// # Safety
+    /// - the pool was built with an [`attachment`](crate::MempoolBuilder::attachment)
+    ///   whose type is `T`.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(4, 64).attachment(7u64).build_anonymous().unwrap();
+    /// // SAFETY: the attachment is a `u64`.
+    /// assert_eq!(unsafe { *pool.attachment_unchecked::<u64>() }, 7);
+    /// ```
+    #[inline(always)]
+    pub unsafe fn attachment_unchecked<T>(&self) -> &T {
+        // SAFETY: the caller's condition: the attachment is a `T`, boxed and
+        // kept (never moved) until the pool's memory goes, which `&self`
+        // keeps alive.
+        unsafe { &*self.inner.attachment_ptr.cast::<T>() }
+    }
+}
+
+impl Clone for Mempool {
+    /// One more handle: one count in `life.refs`, one in `life.handles`.
+    fn clone(&self) -> Self {
+        // Relaxed (both): as `Arc::clone`: `self` is counted, so the count
+        // cannot reach 0 meanwhile; the new handle's decrement orders itself.
+        let old = self.inner.life.refs.fetch_add(1, Ordering::Relaxed);
+        // As `Arc`: a count this large means handles were leaked in a loop;
+        // stop before it can wrap.
+        if old > isize::MAX as usize {
+            std::process::abort();
+        }
+        self.inner.life.handles.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `self`'s pointer; the counts taken above are the new
+        // handle's, given back by its `Drop`.
+        ManuallyDrop::into_inner(unsafe { Mempool::alias(self.inner_ptr()) })
+    }
+}
+
+impl Drop for Mempool {
+    /// Gives back this handle's counts. The last handle also flushes the
+    /// dropping thread's default cache of the pool and gives the slot back:
+    /// objects there would otherwise keep the pool alive until the thread
+    /// exits. Objects in other live threads' default caches keep it until
+    /// those threads exit or call [`flush_thread_caches`](crate::flush_thread_caches).
+    fn drop(&mut self) {
+        let this = self.inner_ptr();
+        let inner: &PoolInner = &self.inner;
+        let mut n = 1;
+        // Relaxed: `handles` is advisory (see `Life`); freeing is decided by
+        // `refs` alone.
+        if inner.life.handles.fetch_sub(1, Ordering::Relaxed) == 1 {
+            n += crate::default_cache::on_last_handle(&self.inner);
+        }
+        // SAFETY: this handle's count plus the objects just flushed; `inner`
+        // is not used after.
+        unsafe { PoolInner::release(this, n) };
+    }
+}
+
+/// A handle of an object's pool that holds no count, made from the object
+/// ([`Obj::owner_ref`]) or the pool's address ([`PoolRef::from_ptr`]):
+/// derefs to a [`Mempool`] for the object's way back (`put_default`,
+/// `put_bulk_default`, a put through a [`Cache`]) at no cost. It is valid
+/// while the object it came from is out of the pool; not `Send`, so it
+/// stays with the code that vouched for that. A put through it may be what
+/// frees the pool: do not use it after.
+///
+/// ```
+/// use pktmem_mempool::{Mempool, PoolRef};
+/// let pool = Mempool::builder(4, 64).cache(2).build_anonymous().unwrap();
+/// let o = pool.get_default().unwrap();
+/// // SAFETY: `o` is out of `pool`, which is alive.
+/// let r: PoolRef<'_> = unsafe { PoolRef::from_ptr(pool.as_ptr()) };
+/// assert!(r.same_pool(&pool));
+/// // SAFETY: `o` is out of its pool; `r` is not used after the put.
+/// unsafe { r.put_default(o) };
+/// ```
+///
+/// It cannot cross threads (the object may, and make a new one there):
+///
+/// ```compile_fail
+/// use pktmem_mempool::Mempool;
+/// let pool = Mempool::builder(4, 64).build_anonymous().unwrap();
+/// let o = pool.get_default().unwrap();
+/// // SAFETY: `o` is out of its pool.
+/// let r = unsafe { o.owner_ref() };
+/// std::thread::spawn(move || drop(r)); // error: `PoolRef` is not `Send`
+/// ```
+pub struct PoolRef<'a> {
+    pool: ManuallyDrop<Mempool>,
+    _borrow: PhantomData<(&'a Mempool, *const ())>,
+}
+
+impl PoolRef<'_> {
+    /// The pool whose identity ([`Mempool::as_ptr`]) is `pool`, without
+    /// touching its counts: how a packet buffer that stored its pool's
+    /// address reaches it again.
+    ///
+    /// # Safety
+    /// - `pool` is [`Mempool::as_ptr`] of a pool;
+    /// - that pool is kept alive while the result is used: the caller holds
+    ///   one of its objects out of it (taken by a get, not yet put back) or
+    ///   a handle, except for a final put through the result, after which it
+    ///   is not used.
+    #[inline(always)]
+    pub unsafe fn from_ptr(pool: *const ()) -> Self {
+        Self {
+            // SAFETY: the caller's first condition.
+            pool: unsafe { Mempool::alias(pool.cast()) },
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl std::ops::Deref for PoolRef<'_> {
+    type Target = Mempool;
+    #[inline(always)]
+    fn deref(&self) -> &Mempool {
+        &self.pool
+    }
+}
+
+impl std::fmt::Debug for PoolRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PoolRef").field(&self.pool.name()).finish()
+    }
 }
 
 impl std::fmt::Debug for Mempool {
@@ -514,21 +864,6 @@ impl Mempool {
     /// Whether `self` and `other` are handles of the same pool.
     pub fn same_pool(&self, other: &Mempool) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    /// The pool's identity: the address its objects' headers record (equal
-    /// for every handle of one pool, distinct between live pools).
-    ///
-    /// ```
-    /// use pktmem_mempool::Mempool;
-    /// let a = Mempool::builder(4, 64).build_empty().unwrap();
-    /// let b = Mempool::builder(4, 64).build_empty().unwrap();
-    /// assert_eq!(a.as_ptr(), a.clone().as_ptr());
-    /// assert_ne!(a.as_ptr(), b.as_ptr());
-    /// ```
-    #[inline(always)]
-    pub fn as_ptr(&self) -> *const () {
-        Arc::as_ptr(&self.inner).cast()
     }
 
     /// A new user-owned cache of the pool's cache size: the fast path.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::cache::assume_init;
 use crate::default_cache;
 use crate::error::GetError;
+use crate::pool::PoolInner;
 use crate::{Cache, Mempool, Obj};
 
 impl Mempool {
@@ -36,8 +37,9 @@ impl Mempool {
     /// handles); a miss refills it from the backend in bulk (see [`Cache`]).
     /// A cache of another pool is not used: the call goes to this pool's
     /// backend. The objects are the caller's until it puts them back; using
-    /// their bodies is `unsafe` raw-pointer work, and they do not keep the
-    /// pool alive (use [`TypedPool`](crate::TypedPool) for handles that do).
+    /// their bodies is `unsafe` raw-pointer work ([`TypedPool`](crate::TypedPool)
+    /// does it safely). While out they keep the pool's memory alive, handles
+    /// or not: [`Obj::owner_ref`] finds the pool to put them back to.
     ///
     /// ```
     /// use pktmem_mempool::Mempool;
@@ -101,6 +103,10 @@ impl Mempool {
     /// Gives objects back through `cache` (a cache of another pool is not
     /// used: they go to this pool's backend). Never fails.
     ///
+    /// When `self` is a [`PoolRef`](crate::PoolRef) and these are the pool's
+    /// last objects out with no handle left, this call frees the pool: the
+    /// last thing it does is release the objects' count.
+    ///
     /// # Safety
     /// - every object in `objs` came from a get on this pool and is given
     ///   back once (not twice, not while still in use);
@@ -109,12 +115,19 @@ impl Mempool {
     /// Debug builds panic on a double put or a foreign object (header cookies).
     #[inline(always)]
     pub unsafe fn put_bulk(&self, cache: &mut Cache, objs: &[Obj]) {
-        self.inner.taken_back(objs);
-        if Arc::ptr_eq(&cache.pool.inner, &self.inner) {
-            cache.core.put(&self.inner, objs);
+        let this = self.inner_ptr();
+        let inner: &PoolInner = &self.inner;
+        inner.taken_back(objs);
+        let back = if Arc::ptr_eq(&cache.pool.inner, &self.inner) {
+            cache.core.put(inner, objs)
         } else {
-            self.inner.backend_put(objs);
-        }
+            inner.backend_put(objs);
+            objs.len()
+        };
+        // SAFETY: `back` objects went to the backend, counted since their
+        // get (caller's condition); nothing of the pool (`inner`, the cache's
+        // slots) is used after this.
+        unsafe { PoolInner::release(this, back) };
     }
 
     /// Takes one object without a cache handle (see
@@ -193,12 +206,23 @@ impl Mempool {
     /// The conditions of [`put_bulk`](Self::put_bulk).
     #[inline(always)]
     pub unsafe fn put_bulk_default(&self, objs: &[Obj]) {
+        let this = self.inner_ptr();
         self.inner.taken_back(objs);
-        default_cache::put(&self.inner, objs);
+        let back = default_cache::put(&self.inner, objs);
+        // SAFETY: `back` objects went to the backend, counted since their
+        // get (caller's condition); nothing of the pool (its default cache
+        // slot included) is used after this: it may free the pool when
+        // `self` is a `PoolRef`.
+        unsafe { PoolInner::release(this, back) };
     }
 
-    /// Returns the calling thread's default cache to the backend.
+    /// Returns the calling thread's default cache of this pool to the
+    /// backend (keeping the slot; [`flush_thread_caches`](crate::flush_thread_caches)
+    /// flushes every pool's and gives the slots back).
     pub fn flush_default_cache(&self) {
-        default_cache::flush(&self.inner);
+        let this = self.inner_ptr();
+        let back = default_cache::flush(&self.inner);
+        // SAFETY: as in `put_bulk_default`.
+        unsafe { PoolInner::release(this, back) };
     }
 }

@@ -2,6 +2,7 @@
 //! go back to their pool when dropped.
 
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
@@ -175,13 +176,18 @@ impl<T> TypedPool<T> {
         unsafe { ptr.as_ptr().write(value) };
         PoolBox {
             ptr,
-            pool: self.pool.clone(),
+            // SAFETY: the pool's own address; the box's object keeps the
+            // pool alive until the box puts it back, and the alias is never
+            // dropped as a handle.
+            pool: unsafe { Mempool::alias(self.pool.inner_ptr()) },
         }
     }
 }
 
 /// A `T` living in a pool object; goes back to the pool on drop (through
-/// the dropping thread's default cache). Keeps the pool alive; `Send` when
+/// the dropping thread's default cache). Keeps the pool alive (its object is
+/// out of the pool, which is what counts: the box holds no handle, so
+/// making and dropping one costs no reference-count operation); `Send` when
 /// `T` is, so it can travel through a ring to another thread.
 ///
 /// ```
@@ -195,7 +201,9 @@ impl<T> TypedPool<T> {
 pub struct PoolBox<T> {
     /// A `T` written in an object of `pool`, owned by this box.
     ptr: NonNull<T>,
-    pool: Mempool,
+    /// The pool, uncounted (`Mempool::alias`): the object out keeps it
+    /// alive until the box's put, after which the box is not used.
+    pool: ManuallyDrop<Mempool>,
 }
 
 // SAFETY: the box owns its `T` (like `Box<T>`); the pool handle is `Send`.
@@ -253,10 +261,9 @@ impl<T> PoolBox<T> {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: a valid `T`, read once; the box is not dropped.
         let v = unsafe { this.ptr.as_ptr().read() };
-        // SAFETY: `pool` is read out once; `this` is never used again.
-        let pool = unsafe { std::ptr::read(std::ptr::addr_of!(this.pool)) };
-        // SAFETY: an object of `pool`, given back once.
-        unsafe { pool.put_default(this.obj()) };
+        // SAFETY: an object of `pool`, given back once; `this` is not used
+        // after (the put may free the pool).
+        unsafe { this.pool.put_default(this.obj()) };
         v
     }
 }
@@ -265,7 +272,8 @@ impl<T> Drop for PoolBox<T> {
     fn drop(&mut self) {
         // SAFETY: a valid `T` owned by this box, dropped once.
         unsafe { self.ptr.as_ptr().drop_in_place() };
-        // SAFETY: an object of `pool`, given back once.
+        // SAFETY: an object of `pool`, given back once; `self` is not used
+        // after (the put may free the pool).
         unsafe { self.pool.put_default(self.obj()) };
     }
 }
