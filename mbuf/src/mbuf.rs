@@ -625,8 +625,9 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
     unsafe {
         let off = HEADER_SIZE + usize::from((*m).priv_size);
         let obj = Obj::from_non_null(NonNull::new_unchecked(m.cast::<u8>()));
-        let pool = obj.owner_unchecked();
-        let room = pool.obj_size().elt_size - off;
+        // No count taken: the object is out of its pool while we hold it
+        // (condition), which keeps the pool alive for this read.
+        let room = obj.owner_ref().obj_size().elt_size - off;
         (*m).buf_addr = m.cast::<u8>().add(off);
         (*m).buf_iova = obj.iova_unchecked().map_or(NO_IOVA, |i| i.0 + off as u64);
         (*m).buf_len = room as u16;
@@ -645,8 +646,10 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
 pub(crate) unsafe fn put_default(m: NonNull<MbufHeader>) {
     let obj = Obj::from_non_null(m.cast());
     debug_check_free(m);
-    // SAFETY: the object is out of its pool (condition), so its pool lives.
-    let pool = unsafe { obj.owner_unchecked() };
+    // SAFETY: the object is out of its pool (condition) until the put below,
+    // the last use of the `PoolRef` (that put may free the pool: the last
+    // object back with no handle left).
+    let pool = unsafe { obj.owner_ref() };
     // SAFETY: an object of `pool`, returned once.
     unsafe { pool.put_default(obj) };
 }

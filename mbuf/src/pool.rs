@@ -492,8 +492,9 @@ impl Batch {
                 unsafe { (*pool).put_bulk(c, &self.objs) };
             }
             _ => {
-                // SAFETY: objects out of their pool, so it lives.
-                let pool = unsafe { first.owner_unchecked() };
+                // SAFETY: objects out of their pool until the put below, the
+                // last use of the `PoolRef` (it may free the pool).
+                let pool = unsafe { first.owner_ref() };
                 // SAFETY: objects of `pool` (one batch holds one pool's),
                 // returned once.
                 unsafe { pool.put_bulk_default(&self.objs) };
