@@ -514,8 +514,8 @@ pub(crate) unsafe fn free_chain(mut seg: *mut MbufHeader) {
     while !seg.is_null() {
         // SAFETY: a segment of the caller's chain.
         let next = unsafe { (*seg).next };
-        // SAFETY: we own this segment's reference.
-        if let Some(s) = unsafe { prefree_seg(seg) } {
+        // SAFETY: we own this segment's reference; `next` is its next.
+        if let Some(s) = unsafe { prefree_seg_next(seg, next) } {
             // SAFETY: `prefree_seg` handed it back for its pool.
             unsafe { put_default(s) };
         }
@@ -530,6 +530,23 @@ pub(crate) unsafe fn free_chain(mut seg: *mut MbufHeader) {
 /// - `m` is a live segment and the caller owns one reference, given up.
 #[inline(always)]
 pub(crate) unsafe fn prefree_seg(m: *mut MbufHeader) -> Option<NonNull<MbufHeader>> {
+    // SAFETY: live (condition); its `next` is the caller's to read.
+    unsafe { prefree_seg_next(m, (*m).next) }
+}
+
+/// [`prefree_seg`] for a segment whose `next` the caller has just read
+/// (the chain walks read it before freeing the segment): the value is not
+/// read again after the refcount's Acquire load, which the compiler could
+/// not otherwise reuse it across.
+///
+/// # Safety
+/// - as [`prefree_seg`]; `next` is `(*m).next` (nobody else writes a
+///   segment's `next`: it is its owner's, and the caller owns it).
+#[inline(always)]
+pub(crate) unsafe fn prefree_seg_next(
+    m: *mut MbufHeader,
+    next: *mut MbufHeader,
+) -> Option<NonNull<MbufHeader>> {
     // SAFETY: live (condition).
     let rc = unsafe { &(*m).refcnt };
     // Acquire: pairs with the Release decrement of whoever gave up another
@@ -549,7 +566,7 @@ pub(crate) unsafe fn prefree_seg(m: *mut MbufHeader) -> Option<NonNull<MbufHeade
         if (*m).ol_flags & INTERNAL_FLAGS != 0 && !detach_for_free(m) {
             return None;
         }
-        if !(*m).next.is_null() {
+        if !next.is_null() {
             (*m).next = ptr::null_mut();
         }
         if (*m).nb_segs != 1 {
