@@ -22,6 +22,7 @@
 //! | memory on hugepages (small pages when none are reserved), with IOVAs | [`hugemem::Provider::builder`] |
 //! | a pool of objects in that memory | [`mempool::Mempool::builder`]`(n, size).build_on(&provider)`, or [`mempool::TypedPool`] for typed values |
 //! | the fast path to a pool | a [`mempool::Cache`] per thread: `pool.get(&mut cache)` |
+//! | packet buffers | [`mbuf::PktPool::builder`]`(n).build_on(&provider)`, `pool.alloc(&mut cache)` → [`mbuf::Mbuf`] |
 //! | to move values between threads | [`ring::Ring::new`]`(n)` (holds exactly `n`), `.split()` for ends |
 //! | one error type for `?` | [`Error`] |
 //!
@@ -61,6 +62,44 @@
 //!     }
 //!     worker.join().expect("the worker checks every object");
 //!     assert!(pool.pool().is_full()); // nothing leaked
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Packets between cores
+//!
+//! The same with packet buffers: a packet pool on the provider, mbufs
+//! filled on one core through an explicit cache (the fast path), carried as
+//! owned values through a `Ring<Mbuf>`, read and freed on the other:
+//!
+//! ```
+//! use pktmem::{hugemem::Provider, mbuf::{Mbuf, PktPool}, ring::Ring};
+//!
+//! fn main() -> Result<(), pktmem::Error> {
+//!     let provider = Provider::builder().build()?;
+//!     // 8191 mbufs, 2048 B of data after the 128 B headroom, caches of 256
+//!     let pool = PktPool::builder(8191).data_room(2048 + 128).cache(256).build_on(&provider)?;
+//!     let (tx, rx) = Ring::<Mbuf>::new(1024)?.split(); // holds 1024
+//!
+//!     let worker = std::thread::spawn(move || {
+//!         let mut seen = 0;
+//!         while seen < 32 {
+//!             if let Some(m) = rx.dequeue() {
+//!                 assert_eq!(&m.data()[..4], b"ping");
+//!                 seen += 1; // dropping `m` returns it to its pool
+//!             }
+//!         }
+//!     });
+//!     let mut cache = pool.cache();
+//!     for _ in 0..32 {
+//!         let mut m = pool.alloc(&mut cache)?;
+//!         m.append(4)?.copy_from_slice(b"ping");
+//!         let _iova = m.data_iova(); // what a device descriptor needs
+//!         tx.enqueue(m).expect("room for 32 in a ring of 1024");
+//!     }
+//!     worker.join().expect("the worker checks every packet");
+//!     drop(cache);
+//!     assert!(pool.is_full()); // nothing leaked
 //!     Ok(())
 //! }
 //! ```
@@ -171,4 +210,10 @@ from_errors!(Mbuf, mbuf::MbufError:
     mbuf::AttachExtError,
     mbuf::ExtBufError,
     mbuf::SanityError,
+    mbuf::PinnedAreaError,
+    mbuf::ParseFlagsError,
+    mbuf::DynFlagError,
+    mbuf::DynFieldError,
+    mbuf::TxLenError,
+    mbuf::TxOffloadError,
 );

@@ -38,13 +38,19 @@ impl Mbuf {
         if pkt > u64::from(u32::MAX) {
             return Err(DataError::PacketTooLong { len });
         }
-        let h = self.h_mut();
-        h.data_off -= len as u16;
-        h.data_len += len as u16;
-        h.pkt_len = pkt as u32;
-        // SAFETY: the new range is inside the buffer (it was headroom), the
-        // buffer is ours alone (writable) and `&mut self` is borrowed.
-        Ok(unsafe { std::slice::from_raw_parts_mut(h.buf_addr.add(usize::from(h.data_off)), len) })
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`); the new
+        // range is inside the buffer (it was headroom), the buffer is ours
+        // alone (writable) and `&mut self` is borrowed for the slice.
+        unsafe {
+            (*h).data_off -= len as u16;
+            (*h).data_len += len as u16;
+            (*h).pkt_len = pkt as u32;
+            Ok(std::slice::from_raw_parts_mut(
+                (*h).buf_addr.add(usize::from((*h).data_off)),
+                len,
+            ))
+        }
     }
 
     /// Adds `len` bytes after the data of the last segment (taken from its
@@ -75,7 +81,12 @@ impl Mbuf {
         self.grow_tail_at(last, len, false).map(|_| ())
     }
 
-    fn grow_tail_at(&mut self, last: *mut MbufHeader, len: usize, write: bool) -> Result<*mut u8, DataError> {
+    fn grow_tail_at(
+        &mut self,
+        last: *mut MbufHeader,
+        len: usize,
+        write: bool,
+    ) -> Result<*mut u8, DataError> {
         // SAFETY: `last` is a segment of our chain.
         let seg = unsafe { crate::Segment::from_hdr(last) };
         let tailroom = seg.tailroom();
@@ -92,11 +103,14 @@ impl Mbuf {
         // SAFETY: our segment; `&mut self` gives write access to its
         // non-atomic fields.
         let at = unsafe {
-            let at = (*last).buf_addr.add(usize::from((*last).data_off) + usize::from((*last).data_len));
+            let at = (*last)
+                .buf_addr
+                .add(usize::from((*last).data_off) + usize::from((*last).data_len));
             (*last).data_len += len as u16;
             at
         };
-        self.h_mut().pkt_len = pkt as u32;
+        // SAFETY: owner write of a non-atomic field (see `Mbuf::w`).
+        unsafe { (*self.w()).pkt_len = pkt as u32 };
         Ok(at)
     }
 
@@ -116,10 +130,13 @@ impl Mbuf {
         if len > have {
             return Err(DataError::TooShort { len, have });
         }
-        let h = self.h_mut();
-        h.data_off += len as u16;
-        h.data_len -= len as u16;
-        h.pkt_len -= len as u32;
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`).
+        unsafe {
+            (*h).data_off += len as u16;
+            (*h).data_len -= len as u16;
+            (*h).pkt_len -= len as u32;
+        }
         Ok(())
     }
 
@@ -143,7 +160,8 @@ impl Mbuf {
         }
         // SAFETY: as above.
         unsafe { (*last).data_len -= len as u16 };
-        self.h_mut().pkt_len -= len as u32;
+        // SAFETY: owner write of a non-atomic field (see `Mbuf::w`).
+        unsafe { (*self.w()).pkt_len -= len as u32 };
         Ok(())
     }
 
@@ -198,6 +216,47 @@ impl Mbuf {
         Some(out)
     }
 
+    /// The first segment's data from `offset` on (`None` past its end).
+    ///
+    /// ```
+    /// use pktmem_mbuf::PktPool;
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.append(4).unwrap().copy_from_slice(b"abcd");
+    /// assert_eq!(m.data_at(2), Some(&b"cd"[..]));
+    /// assert_eq!(m.data_at(5), None);
+    /// ```
+    pub fn data_at(&self, offset: usize) -> Option<&[u8]> {
+        self.data().get(offset..)
+    }
+
+    /// IOVA of the packet byte at `offset` (in whichever segment holds it):
+    /// `None` past the packet's end or when that buffer has no IOVA.
+    ///
+    /// ```
+    /// use pktmem_mbuf::PktPool;
+    /// let provider = pktmem_hugemem::Provider::builder().quiet(true).build().unwrap();
+    /// let pool = PktPool::builder(4).build_on(&provider).unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.append(100).unwrap();
+    /// if let Some(base) = m.data_iova() {
+    ///     assert_eq!(m.iova_at(10).map(|i| i.0), Some(base.0 + 10));
+    /// }
+    /// assert_eq!(m.iova_at(100), None);
+    /// ```
+    pub fn iova_at(&self, offset: usize) -> Option<pktmem_hugemem::Iova> {
+        let mut off = offset;
+        for s in self.segments() {
+            if off < s.data_len() {
+                return s
+                    .data_iova()
+                    .map(|i| pktmem_hugemem::Iova(i.0 + off as u64));
+            }
+            off -= s.data_len();
+        }
+        None
+    }
+
     /// Copies the whole packet into a `Vec` (for tests, tools and dumps).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.pkt_len());
@@ -226,7 +285,10 @@ impl Mbuf {
         let total = self.nb_segs() + tail.nb_segs();
         if total > MAX_SEGS {
             return Err(ChainError {
-                kind: ChainErrorKind::TooManySegments { total, max: MAX_SEGS },
+                kind: ChainErrorKind::TooManySegments {
+                    total,
+                    max: MAX_SEGS,
+                },
                 tail,
             });
         }
@@ -246,9 +308,12 @@ impl Mbuf {
             (*t.as_ptr()).pkt_len = u32::from((*t.as_ptr()).data_len);
             (*last).next = t.as_ptr();
         }
-        let h = self.h_mut();
-        h.nb_segs = total as u16;
-        h.pkt_len = bytes as u32;
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`).
+        unsafe {
+            (*h).nb_segs = total as u16;
+            (*h).pkt_len = bytes as u32;
+        }
         Ok(())
     }
 
@@ -311,7 +376,10 @@ impl Mbuf {
         let rest = self.pkt_len() - self.data_len();
         let tailroom = self.tailroom();
         if rest > tailroom {
-            return Err(DataError::NoTailroom { len: rest, tailroom });
+            return Err(DataError::NoTailroom {
+                len: rest,
+                tailroom,
+            });
         }
         if !self.is_writable() {
             return Err(DataError::NotWritable);
@@ -321,7 +389,9 @@ impl Mbuf {
         // (checked) and is ours alone (writable); source segments are other
         // buffers (or other ranges of a shared one), read only.
         unsafe {
-            let mut dst = (*head).buf_addr.add(usize::from((*head).data_off) + usize::from((*head).data_len));
+            let mut dst = (*head)
+                .buf_addr
+                .add(usize::from((*head).data_off) + usize::from((*head).data_len));
             let mut seg = (*head).next;
             while !seg.is_null() {
                 let n = usize::from((*seg).data_len);
@@ -360,20 +430,39 @@ impl Mbuf {
     }
 
     /// [`copy`](Self::copy) through an explicit cache of `pool`.
-    pub fn copy_in_cache(&self, pool: &PktPool, cache: &mut Cache, offset: usize, len: usize) -> Result<Mbuf, CloneError> {
+    pub fn copy_in_cache(
+        &self,
+        pool: &PktPool,
+        cache: &mut Cache,
+        offset: usize,
+        len: usize,
+    ) -> Result<Mbuf, CloneError> {
         self.copy_with(pool, Some(cache), offset, len)
     }
 
-    fn copy_with(&self, pool: &PktPool, mut cache: Option<&mut Cache>, offset: usize, len: usize) -> Result<Mbuf, CloneError> {
+    fn copy_with(
+        &self,
+        pool: &PktPool,
+        mut cache: Option<&mut Cache>,
+        offset: usize,
+        len: usize,
+    ) -> Result<Mbuf, CloneError> {
         let pkt_len = self.pkt_len();
         if offset.checked_add(len).map_or(true, |e| e > pkt_len) {
-            return Err(CloneError::OutOfRange { offset, len, pkt_len });
+            return Err(CloneError::OutOfRange {
+                offset,
+                len,
+                pkt_len,
+            });
         }
         let alloc = |c: &mut Option<&mut Cache>| match c.as_deref_mut() {
             Some(c) => pool.alloc(c),
             None => pool.alloc_default(),
         };
-        let mut head = alloc(&mut cache).map_err(|_| CloneError::Exhausted { needed: 1, obtained: 0 })?;
+        let mut head = alloc(&mut cache).map_err(|_| CloneError::Exhausted {
+            needed: 1,
+            obtained: 0,
+        })?;
         let room = head.tailroom();
         if room == 0 && len > 0 {
             return Err(CloneError::TooManySegments { needed: usize::MAX });
@@ -382,23 +471,30 @@ impl Mbuf {
         if needed > MAX_SEGS {
             return Err(CloneError::TooManySegments { needed });
         }
-        copy_meta(self.h(), head.h_mut());
+        // SAFETY: `head` is ours and fresh; `self` is borrowed shared.
+        unsafe { copy_meta(self.h(), head.w()) };
         let mut tmp = vec![0u8; room.min(len)];
         let mut done = 0;
         let mut cur_first = true;
         let mut segs: Vec<Mbuf> = Vec::new();
         while done < len {
             let n = room.min(len - done);
-            let src = self.read(offset + done, n, &mut tmp).expect("range checked above");
+            let src = self
+                .read(offset + done, n, &mut tmp)
+                .expect("range checked above");
             if cur_first {
-                head.append(n).expect("a fresh mbuf's tailroom").copy_from_slice(src);
+                head.append(n)
+                    .expect("a fresh mbuf's tailroom")
+                    .copy_from_slice(src);
                 cur_first = false;
             } else {
                 let mut s = alloc(&mut cache).map_err(|_| CloneError::Exhausted {
                     needed,
                     obtained: 1 + segs.len(),
                 })?;
-                s.append(n).expect("a fresh mbuf's tailroom").copy_from_slice(src);
+                s.append(n)
+                    .expect("a fresh mbuf's tailroom")
+                    .copy_from_slice(src);
                 segs.push(s);
             }
             done += n;
@@ -446,7 +542,13 @@ impl Mbuf {
                 s.data().as_ptr(),
                 s.data_len(),
                 s.refcnt(),
-                if s.is_indirect() { ", indirect" } else if s.is_external() { ", external" } else { "" }
+                if s.is_indirect() {
+                    ", indirect"
+                } else if s.is_external() {
+                    ", external"
+                } else {
+                    ""
+                }
             )?;
             let d = &s.data()[..s.data_len().min(left)];
             left -= d.len();
@@ -488,6 +590,29 @@ impl Mbuf {
             if sh.buf_addr.is_null() {
                 return Err(SanityError::NullBuffer { seg });
             }
+            if s.is_direct() {
+                // A direct segment's buffer is its own object's data room.
+                let own = s
+                    .hdr_ptr()
+                    .cast::<u8>()
+                    .wrapping_add(crate::header::HEADER_SIZE + s.private_size());
+                if sh.buf_addr != own {
+                    return Err(SanityError::BadBufferAddress { seg });
+                }
+                let obj = pktmem_mempool::Obj::from_non_null(
+                    // SAFETY: a header pointer is never null.
+                    unsafe { std::ptr::NonNull::new_unchecked(s.hdr_ptr().cast::<u8>()) },
+                );
+                // SAFETY: the segment is a pool object out of its pool (we
+                // own a reference to it), so its pool lives.
+                let obj_iova = unsafe { obj.iova_unchecked() };
+                let want = obj_iova.map_or(NO_IOVA, |i| {
+                    i.0 + (crate::header::HEADER_SIZE + s.private_size()) as u64
+                });
+                if sh.buf_iova != want {
+                    return Err(SanityError::BadIova { seg });
+                }
+            }
             let rc = s.refcnt();
             if rc == 0 {
                 return Err(SanityError::BadRefcnt { seg, refcnt: rc });
@@ -513,21 +638,31 @@ impl Mbuf {
             });
         }
         if sum != u64::from(h.pkt_len) {
-            return Err(SanityError::PacketLength { pkt_len: h.pkt_len, sum });
+            return Err(SanityError::PacketLength {
+                pkt_len: h.pkt_len,
+                sum,
+            });
         }
         Ok(())
     }
 }
 
 /// Copies the packet metadata a copy keeps (not buffers, lengths, chain).
-fn copy_meta(from: &MbufHeader, to: &mut MbufHeader) {
-    to.port = from.port;
-    to.vlan_tci = from.vlan_tci;
-    to.vlan_tci_outer = from.vlan_tci_outer;
-    to.tx_offload = from.tx_offload;
-    to.hash = from.hash;
-    to.packet_type = from.packet_type;
-    to.timestamp = from.timestamp;
-    to.dynfield = from.dynfield;
-    to.ol_flags = (to.ol_flags & crate::header::INTERNAL_FLAGS) | (from.ol_flags & !crate::header::INTERNAL_FLAGS);
+///
+/// # Safety
+/// - `to` is a header the caller owns (see `Mbuf::w`), not `from`.
+unsafe fn copy_meta(from: &MbufHeader, to: *mut MbufHeader) {
+    // SAFETY: the caller's condition.
+    unsafe {
+        (*to).port = from.port;
+        (*to).vlan_tci = from.vlan_tci;
+        (*to).vlan_tci_outer = from.vlan_tci_outer;
+        (*to).tx_offload = from.tx_offload;
+        (*to).hash = from.hash;
+        (*to).packet_type = from.packet_type;
+        (*to).timestamp = from.timestamp;
+        (*to).dynfield = from.dynfield;
+        (*to).ol_flags = ((*to).ol_flags & crate::header::INTERNAL_FLAGS)
+            | (from.ol_flags & !crate::header::INTERNAL_FLAGS);
+    }
 }

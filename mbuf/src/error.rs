@@ -51,7 +51,10 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::DataRoomTooLarge { data_room, max } => {
-                write!(f, "data room of {data_room} B does not fit 16 bits (max {max})")
+                write!(
+                    f,
+                    "data room of {data_room} B does not fit 16 bits (max {max})"
+                )
             }
             Self::PrivateSizeUnaligned { private_size } => {
                 write!(f, "private size {private_size} is not a multiple of 8")
@@ -218,7 +221,9 @@ pub struct ChainError {
 
 impl fmt::Debug for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainError").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("ChainError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -338,7 +343,9 @@ pub struct AttachExtError {
 
 impl fmt::Debug for AttachExtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AttachExtError").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("AttachExtError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -401,7 +408,12 @@ pub enum SanityError {
         /// Segment index.
         seg: usize,
     },
-    /// A segment of a pool with IOVAs has none.
+    /// A direct segment's buffer address is not its own data room.
+    BadBufferAddress {
+        /// Segment index.
+        seg: usize,
+    },
+    /// A direct segment's buffer IOVA is not its object's.
     BadIova {
         /// Segment index.
         seg: usize,
@@ -445,7 +457,13 @@ impl fmt::Display for SanityError {
         match self {
             Self::NoPool => write!(f, "mbuf has no pool"),
             Self::NullBuffer { seg } => write!(f, "segment {seg}: null buffer address"),
-            Self::BadIova { seg } => write!(f, "segment {seg}: buffer without IOVA in an IO pool"),
+            Self::BadBufferAddress { seg } => {
+                write!(
+                    f,
+                    "segment {seg}: direct buffer address is not its own data room"
+                )
+            }
+            Self::BadIova { seg } => write!(f, "segment {seg}: buffer IOVA is not its object's"),
             Self::BadRefcnt { seg, refcnt } => write!(f, "segment {seg}: bad refcount {refcnt}"),
             Self::DataOutsideBuffer {
                 seg,
@@ -488,6 +506,18 @@ pub enum MbufError {
     ExtBuf(ExtBufError),
     /// A sanity check.
     Sanity(SanityError),
+    /// A pinned pool's area.
+    PinnedArea(crate::PinnedAreaError),
+    /// Parsing offload flag names.
+    ParseFlags(crate::ParseFlagsError),
+    /// Registering a dynamic flag.
+    DynFlag(crate::DynFlagError),
+    /// Registering a dynamic field.
+    DynField(crate::DynFieldError),
+    /// A TX offload length that does not fit its bits.
+    TxLen(crate::TxLenError),
+    /// TX offload flags that contradict each other or the lengths.
+    TxOffload(crate::TxOffloadError),
 }
 
 impl fmt::Display for MbufError {
@@ -501,6 +531,12 @@ impl fmt::Display for MbufError {
             Self::Attach(e) => e.fmt(f),
             Self::ExtBuf(e) => e.fmt(f),
             Self::Sanity(e) => e.fmt(f),
+            Self::PinnedArea(e) => e.fmt(f),
+            Self::ParseFlags(e) => e.fmt(f),
+            Self::DynFlag(e) => e.fmt(f),
+            Self::DynField(e) => e.fmt(f),
+            Self::TxLen(e) => e.fmt(f),
+            Self::TxOffload(e) => e.fmt(f),
         }
     }
 }
@@ -516,6 +552,12 @@ impl std::error::Error for MbufError {
             Self::Attach(e) => Some(e),
             Self::ExtBuf(e) => Some(e),
             Self::Sanity(e) => Some(e),
+            Self::PinnedArea(e) => Some(e),
+            Self::ParseFlags(e) => Some(e),
+            Self::DynFlag(e) => Some(e),
+            Self::DynField(e) => Some(e),
+            Self::TxLen(e) => Some(e),
+            Self::TxOffload(e) => Some(e),
         }
     }
 }
@@ -536,6 +578,12 @@ into_umbrella!(
     AttachErrorKind => Attach,
     ExtBufError => ExtBuf,
     SanityError => Sanity,
+    crate::PinnedAreaError => PinnedArea,
+    crate::ParseFlagsError => ParseFlags,
+    crate::DynFlagError => DynFlag,
+    crate::DynFieldError => DynField,
+    crate::TxLenError => TxLen,
+    crate::TxOffloadError => TxOffload,
 );
 
 impl From<ChainError> for MbufError {

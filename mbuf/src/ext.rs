@@ -47,7 +47,10 @@ impl fmt::Debug for SharedHdr {
 
 impl SharedHdr {
     /// A header with refcount 1.
-    pub(crate) fn new(release: unsafe fn(NonNull<SharedHdr>), pinned_owner: *mut MbufHeader) -> Self {
+    pub(crate) fn new(
+        release: unsafe fn(NonNull<SharedHdr>),
+        pinned_owner: *mut MbufHeader,
+    ) -> Self {
         Self {
             refcnt: AtomicU16::new(1),
             release,
@@ -318,7 +321,9 @@ impl ExtBuf {
             return Err(ExtBufError::Empty);
         }
         let need = size_of::<S<F>>() + align_of::<S<F>>();
-        let end = (addr.as_ptr() as usize).checked_add(len).ok_or(ExtBufError::Empty)?;
+        let end = (addr.as_ptr() as usize)
+            .checked_add(len)
+            .ok_or(ExtBufError::Empty)?;
         let at = (end - size_of::<S<F>>()) & !(align_of::<S<F>>() - 1);
         if len <= need || at <= addr.as_ptr() as usize {
             return Err(ExtBufError::TooSmall { len, needed: need });
@@ -326,7 +331,10 @@ impl ExtBuf {
         let usable = at - addr.as_ptr() as usize;
         let usable = check_len(usable)?;
         // `at` lies inside the buffer, aligned for S<F>, with room for it.
-        let p = addr.as_ptr().wrapping_add(at - addr.as_ptr() as usize).cast::<S<F>>();
+        let p = addr
+            .as_ptr()
+            .wrapping_add(at - addr.as_ptr() as usize)
+            .cast::<S<F>>();
         // SAFETY: `p..p+size_of S` is inside the caller's buffer (checked
         // above), writable (condition) and aligned.
         unsafe {
@@ -367,18 +375,22 @@ impl ExtBuf {
     /// References to the buffer now (handles and attached mbufs).
     pub fn refcnt(&self) -> u16 {
         // SAFETY: live while this handle's reference is held.
-        unsafe { self.shinfo.as_ref() }.refcnt.load(Ordering::Relaxed)
+        unsafe { self.shinfo.as_ref() }
+            .refcnt
+            .load(Ordering::Relaxed)
     }
 
     /// Another reference, or `None` when the 16-bit count is at its maximum.
     pub fn try_clone(&self) -> Option<ExtBuf> {
         // SAFETY: live while this handle's reference is held.
-        unsafe { self.shinfo.as_ref() }.try_acquire().then(|| ExtBuf {
-            shinfo: self.shinfo,
-            addr: self.addr,
-            iova: self.iova,
-            len: self.len,
-        })
+        unsafe { self.shinfo.as_ref() }
+            .try_acquire()
+            .then(|| ExtBuf {
+                shinfo: self.shinfo,
+                addr: self.addr,
+                iova: self.iova,
+                len: self.len,
+            })
     }
 }
 

@@ -135,4 +135,35 @@ impl MbufHeader {
     pub(crate) fn direct(&self) -> *mut MbufHeader {
         self.shinfo.cast::<MbufHeader>()
     }
+
+    /// A header with every field zero (null pointers, refcount 0): for
+    /// tests of code that works on header fields only (flags, dynamic
+    /// fields, TX offload). Not a usable mbuf.
+    #[doc(hidden)]
+    pub fn zeroed_for_tests() -> Self {
+        Self {
+            buf_addr: std::ptr::null_mut(),
+            buf_iova: 0,
+            data_off: 0,
+            refcnt: AtomicU16::new(0),
+            nb_segs: 0,
+            port: 0,
+            ol_flags: 0,
+            packet_type: 0,
+            pkt_len: 0,
+            data_len: 0,
+            vlan_tci: 0,
+            hash: [0; 2],
+            vlan_tci_outer: 0,
+            buf_len: 0,
+            pool: std::ptr::null(),
+            next: std::ptr::null_mut(),
+            tx_offload: 0,
+            shinfo: std::ptr::null_mut(),
+            timestamp: 0,
+            priv_size: 0,
+            timesync: 0,
+            dynfield: [0; DYN_AREA_LEN],
+        }
+    }
 }

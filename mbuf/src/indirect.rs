@@ -111,8 +111,8 @@ impl Mbuf {
             if !unsafe { attach_seg(mi.hdr.as_ptr(), self.hdr.as_ptr()) } {
                 return Err(CloneError::RefcntOverflow);
             }
-            let h = mi.h_mut();
-            h.pkt_len = self.h().pkt_len;
+            // SAFETY: owner write of a non-atomic field (see `Mbuf::w`).
+            unsafe { (*mi.w()).pkt_len = self.h().pkt_len };
             return Ok(mi);
         }
         // Several segments: all-or-nothing allocation, then attach each.
@@ -157,9 +157,12 @@ impl Mbuf {
         let head = tail.expect("n > 1 segments");
         // SAFETY: the chain's head, owned; its counts set below.
         let mut out = unsafe { Mbuf::from_hdr(head) };
-        let h = out.h_mut();
-        h.nb_segs = n as u16;
-        h.pkt_len = self.h().pkt_len;
+        let h = out.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`).
+        unsafe {
+            (*h).nb_segs = n as u16;
+            (*h).pkt_len = self.h().pkt_len;
+        }
         Ok(out)
     }
 
@@ -247,15 +250,18 @@ impl Mbuf {
         if let Err(kind) = self.check_attachable() {
             return Err(AttachExtError { kind, ext });
         }
-        let h = self.h_mut();
-        h.buf_addr = ext.addr.as_ptr();
-        h.buf_iova = ext.iova;
-        h.buf_len = ext.len;
-        h.data_off = 0;
-        h.pkt_len -= u32::from(h.data_len);
-        h.data_len = 0;
-        h.ol_flags |= F_EXTERNAL;
-        h.shinfo = ext.shinfo.as_ptr();
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`).
+        unsafe {
+            (*h).buf_addr = ext.addr.as_ptr();
+            (*h).buf_iova = ext.iova;
+            (*h).buf_len = ext.len;
+            (*h).data_off = 0;
+            (*h).pkt_len -= u32::from((*h).data_len);
+            (*h).data_len = 0;
+            (*h).ol_flags |= F_EXTERNAL;
+            (*h).shinfo = ext.shinfo.as_ptr();
+        }
         std::mem::forget(ext); // its reference is the mbuf's now
         Ok(())
     }
@@ -306,7 +312,8 @@ impl PktPool {
         let ext = ExtBuf::from_owner(owner, iova)?;
         let len = ext.len();
         let mut m = self.alloc_default()?;
-        m.attach_extbuf(ext).map_err(|e| crate::MbufError::Attach(e.kind))?;
+        m.attach_extbuf(ext)
+            .map_err(|e| crate::MbufError::Attach(e.kind))?;
         m.grow_tail(len)?;
         Ok(m)
     }

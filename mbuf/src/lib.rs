@@ -8,7 +8,11 @@
 //! | [`Mbuf`] | an owned packet: a chain of segments; `Send`, goes through a `Ring<Mbuf>`; dropping it frees the chain |
 //! | [`Segment`] | one segment, read-only: its data, buffer, IOVA, refcount |
 //! | [`ExtBuf`] | a reference to an external buffer (any owner, or raw memory with a free callback), attached with [`Mbuf::attach_extbuf`] |
-//! | [`PinnedArea`] | external memory a pinned pool cuts into buffers |
+//! | [`PinnedArea`] | external memory a pinned pool cuts into buffers ([`PktPoolBuilder::pinned`]) |
+//! | [`SharedMbuf`] | a read-only packet with several owners (multicast, mirrors) |
+//! | [`OffloadFlags`], [`TxOffload`], [`PacketType`] | typed header words: offload flags with names, TX offload lengths with validation, packet type per layer |
+//! | [`DynField`], [`DynFlag`] | named fields in the header's dynamic area and named flag bits, registered once per process |
+//! | [`MbufReader`], [`Mbuf::into_bytes`] | `bytes` interop: a `Buf` across a chain, a `Bytes` without a copy |
 //! | [`MbufError`] | every error of the crate, for `?` |
 //!
 //! # Model
@@ -63,25 +67,37 @@
 //! pool.mempool().flush_default_cache();
 //! ```
 
+mod bytes_interop;
 mod data;
+pub mod dynfield;
 mod error;
 mod ext;
+pub mod flags;
 pub mod header;
 mod indirect;
 mod mbuf;
+pub mod offload;
 mod pinned;
 mod pool;
+mod ptype;
 
+pub use bytes_interop::MbufReader;
 pub use data::MAX_SEGS;
+pub use dynfield::{DynField, DynFieldError, DynFieldValue, RawDynField};
 pub use error::{
-    AllocError, AttachErrorKind, AttachExtError, BuildError, ChainError, ChainErrorKind, CloneError, DataError,
-    ExtBufError, MbufError, SanityError,
+    AllocError, AttachErrorKind, AttachExtError, BuildError, ChainError, ChainErrorKind,
+    CloneError, DataError, ExtBufError, MbufError, SanityError,
 };
 pub use ext::{ExtBuf, SharedHdr, EXT_BUF_MAX};
+pub use flags::{DynFlag, DynFlagError, OffloadFlags, ParseFlagsError};
 pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
-pub use mbuf::{Mbuf, Segment, Segments};
-pub use pinned::PinnedArea;
+pub use mbuf::{Mbuf, Segment, Segments, SharedMbuf};
+pub use offload::{TxLenError, TxLengths, TxOffload, TxOffloadError};
+pub use pinned::{PinnedArea, PinnedAreaError};
 pub use pool::{free_bulk, PktPool, PktPoolBuilder, DEFAULT_DATA_ROOM, MAX_DATA_ROOM};
+pub use ptype::{
+    InnerL2Type, InnerL3Type, InnerL4Type, L2Type, L3Type, L4Type, PacketType, TunnelType,
+};
 
 /// Default headroom: bytes kept before the data of a fresh mbuf (128, as
 /// the reference's `RTE_PKTMBUF_HEADROOM`).

@@ -302,13 +302,14 @@ impl Mbuf {
         unsafe { self.hdr.as_ref() }
     }
 
+    /// The head header for writing its non-atomic fields, as a raw
+    /// pointer: never a `&mut MbufHeader`, because other threads may update
+    /// the refcount (a clone detaching) while we own the mbuf. Writes go
+    /// through `(*h).field = ...`, which touches that field only; they are
+    /// sound while `&mut self` is held (only the owner writes those fields).
     #[inline(always)]
-    pub(crate) fn h_mut(&mut self) -> &mut MbufHeader {
-        // SAFETY: the head lives while we own it and only the owner writes
-        // its non-atomic fields; the refcount is atomic (`&mut` to an atomic
-        // is fine: nobody else holds a `&` to this header's memory while we
-        // hold `&mut self`, they only use raw pointers to its refcount).
-        unsafe { self.hdr.as_mut() }
+    pub(crate) fn w(&mut self) -> *mut MbufHeader {
+        self.hdr.as_ptr()
     }
 
     /// Bytes of the whole packet (all segments).
@@ -379,7 +380,10 @@ impl Mbuf {
         // referenced by this mbuf only (checked above) and `&mut self`
         // excludes other borrows of it until the slice goes.
         Some(unsafe {
-            std::slice::from_raw_parts_mut(h.buf_addr.add(usize::from(h.data_off)), usize::from(h.data_len))
+            std::slice::from_raw_parts_mut(
+                h.buf_addr.add(usize::from(h.data_off)),
+                usize::from(h.data_len),
+            )
         })
     }
 
@@ -391,7 +395,8 @@ impl Mbuf {
 
     /// Sets (or clears) the input port.
     pub fn set_port(&mut self, port: Option<u16>) {
-        self.h_mut().port = port.unwrap_or(NO_PORT);
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).port = port.unwrap_or(NO_PORT) };
     }
 
     /// The packet type word (L2/L3/L4/tunnel classification).
@@ -401,7 +406,8 @@ impl Mbuf {
 
     /// Sets the packet type word.
     pub fn set_packet_type(&mut self, ptype: u32) {
-        self.h_mut().packet_type = ptype;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).packet_type = ptype };
     }
 
     /// The RSS hash.
@@ -411,7 +417,8 @@ impl Mbuf {
 
     /// Sets the RSS hash.
     pub fn set_rss_hash(&mut self, hash: u32) {
-        self.h_mut().hash[0] = hash;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).hash[0] = hash };
     }
 
     /// The second hash word (flow director id, or the hash's high half).
@@ -421,7 +428,8 @@ impl Mbuf {
 
     /// Sets the second hash word.
     pub fn set_hash_hi(&mut self, v: u32) {
-        self.h_mut().hash[1] = v;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).hash[1] = v };
     }
 
     /// The VLAN TCI.
@@ -431,7 +439,8 @@ impl Mbuf {
 
     /// Sets the VLAN TCI.
     pub fn set_vlan_tci(&mut self, tci: u16) {
-        self.h_mut().vlan_tci = tci;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).vlan_tci = tci };
     }
 
     /// The outer VLAN TCI.
@@ -441,7 +450,8 @@ impl Mbuf {
 
     /// Sets the outer VLAN TCI.
     pub fn set_vlan_tci_outer(&mut self, tci: u16) {
-        self.h_mut().vlan_tci_outer = tci;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).vlan_tci_outer = tci };
     }
 
     /// The timestamp.
@@ -451,7 +461,8 @@ impl Mbuf {
 
     /// Sets the timestamp.
     pub fn set_timestamp(&mut self, ts: u64) {
-        self.h_mut().timestamp = ts;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).timestamp = ts };
     }
 
     /// The raw offload flag word, without the library's internal bits.
@@ -462,8 +473,100 @@ impl Mbuf {
     /// Sets the offload flags (the library's internal bits are kept as they
     /// are, whatever `bits` says).
     pub fn set_ol_flags_bits(&mut self, bits: u64) {
-        let h = self.h_mut();
-        h.ol_flags = (h.ol_flags & INTERNAL_FLAGS) | (bits & !INTERNAL_FLAGS);
+        let h = self.w();
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*h).ol_flags = ((*h).ol_flags & INTERNAL_FLAGS) | (bits & !INTERNAL_FLAGS) };
+    }
+
+    /// The offload flags (without the library's internal bits).
+    ///
+    /// ```
+    /// use pktmem_mbuf::{OffloadFlags, PktPool};
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.set_ol_flags(OffloadFlags::TX_IPV4 | OffloadFlags::TX_IP_CKSUM);
+    /// assert!(m.ol_flags().contains(OffloadFlags::TX_IP_CKSUM));
+    /// assert_eq!(m.ol_flags().to_string(), "TX_IP_CKSUM TX_IPV4");
+    /// ```
+    pub fn ol_flags(&self) -> crate::OffloadFlags {
+        crate::flags::ol_flags(self.h())
+    }
+
+    /// Sets the offload flags (the library's internal bits stay as they are).
+    pub fn set_ol_flags(&mut self, flags: crate::OffloadFlags) {
+        let h = self.w();
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*h).ol_flags = ((*h).ol_flags & INTERNAL_FLAGS) | flags.bits() };
+    }
+
+    /// The TX offload lengths (l2, l3, l4, TSO segment size, outer l3/l2).
+    ///
+    /// ```
+    /// use pktmem_mbuf::{OffloadFlags, PktPool, TxOffload};
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// let mut t = TxOffload::new();
+    /// t.set_l2_len(14).unwrap();
+    /// t.set_l3_len(20).unwrap();
+    /// m.set_tx_offload(t);
+    /// m.set_ol_flags(OffloadFlags::TX_IPV4 | OffloadFlags::TX_IP_CKSUM);
+    /// assert_eq!(m.tx_offload().l3_len(), 20);
+    /// assert!(m.validate_tx_offload().is_ok());
+    /// m.set_ol_flags(OffloadFlags::TX_IP_CKSUM | OffloadFlags::TX_IPV6);
+    /// assert!(m.validate_tx_offload().is_err()); // IPv4 checksum on IPv6
+    /// ```
+    pub fn tx_offload(&self) -> crate::TxOffload {
+        crate::offload::tx_offload(self.h())
+    }
+
+    /// Sets the TX offload lengths.
+    pub fn set_tx_offload(&mut self, t: crate::TxOffload) {
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).tx_offload = t.bits() };
+    }
+
+    /// Checks the TX offload flags against the lengths and each other, with
+    /// the reference's rules (`rte_validate_tx_offload`).
+    pub fn validate_tx_offload(&self) -> Result<(), crate::TxOffloadError> {
+        crate::offload::validate_tx_offload(self.h())
+    }
+
+    /// [`validate_tx_offload`](Self::validate_tx_offload) plus the rules the
+    /// flags' documentation states but the reference does not check.
+    pub fn validate_tx_offload_strict(&self) -> Result<(), crate::TxOffloadError> {
+        crate::offload::validate_tx_offload_strict(self.h())
+    }
+
+    /// Reads a dynamic field (see [`DynField`](crate::DynField)).
+    ///
+    /// ```
+    /// use pktmem_mbuf::{DynField, PktPool};
+    /// let seq = DynField::<u32>::register("example_seq_no").unwrap();
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.set_dynfield(seq, 7);
+    /// assert_eq!(m.dynfield(seq), 7);
+    /// ```
+    pub fn dynfield<T: crate::DynFieldValue>(&self, f: crate::DynField<T>) -> T {
+        f.get(self.h())
+    }
+
+    /// Writes a dynamic field.
+    pub fn set_dynfield<T: crate::DynFieldValue>(&mut self, f: crate::DynField<T>, value: T) {
+        let start = f.offset() - crate::header::DYN_AREA_OFFSET;
+        let h = self.w();
+        // SAFETY: owner write (see `w`) of the dynamic area only (a place
+        // projection, no reference to the header); `f` was registered inside
+        // the area with `T`'s size and alignment (offsets are from the
+        // 64-aligned header start, so the address is aligned), and `T` has
+        // no padding (`DynFieldValue`), so the bytes stay initialised.
+        unsafe {
+            std::ptr::addr_of_mut!((*h).dynfield)
+                .cast::<u8>()
+                .add(start)
+                .cast::<T>()
+                .write(value);
+        }
     }
 
     /// The raw TX offload word.
@@ -473,7 +576,8 @@ impl Mbuf {
 
     /// Sets the raw TX offload word.
     pub fn set_tx_offload_bits(&mut self, bits: u64) {
-        self.h_mut().tx_offload = bits;
+        // SAFETY: owner write of a non-atomic field (see `w`).
+        unsafe { (*self.w()).tx_offload = bits };
     }
 
     /// The header of the head segment, read-only.
@@ -500,7 +604,9 @@ impl Mbuf {
         let n = usize::from(self.h().priv_size);
         // SAFETY: as `private_area`; `&mut self` makes the borrow exclusive
         // (clones never touch another mbuf's private area).
-        unsafe { std::slice::from_raw_parts_mut(self.hdr.as_ptr().cast::<u8>().add(HEADER_SIZE), n) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.hdr.as_ptr().cast::<u8>().add(HEADER_SIZE), n)
+        }
     }
 }
 
@@ -699,7 +805,100 @@ fn debug_check_free(m: NonNull<MbufHeader>) {
         // SAFETY: a live segment being freed.
         let h = unsafe { m.as_ref() };
         debug_assert_eq!(h.refcnt.load(Ordering::Relaxed), 1, "freed mbuf refcount");
-        debug_assert!(h.next.is_null() && h.nb_segs == 1, "freed mbuf still chained");
+        debug_assert!(
+            h.next.is_null() && h.nb_segs == 1,
+            "freed mbuf still chained"
+        );
         debug_assert_eq!(h.ol_flags & F_INDIRECT, 0, "freed mbuf still indirect");
+    }
+}
+
+/// A packet shared read-only by several owners (each a reference in every
+/// segment's refcount, as the reference's `rte_pktmbuf_refcnt_update` adds):
+/// the way to hand one packet to several consumers (multicast, a mirror
+/// port) without cloning its headers. Cloning takes one more reference per
+/// segment; dropping gives it back, and the last owner frees the chain.
+/// [`into_unique`](Self::into_unique) gets the writable [`Mbuf`] back once
+/// the other owners are gone.
+///
+/// ```
+/// use pktmem_mbuf::PktPool;
+/// let pool = PktPool::builder(4).build_anonymous().unwrap();
+/// let mut m = pool.alloc_default().unwrap();
+/// m.append(3).unwrap().copy_from_slice(b"abc");
+/// let a = m.into_shared();
+/// let b = a.clone();
+/// assert_eq!((a.refcnt(), b.data()), (2, &b"abc"[..]));
+/// let a = a.into_unique().unwrap_err(); // `b` still holds it
+/// drop(b);
+/// let mut m = a.into_unique().unwrap();
+/// assert!(m.data_mut().is_some());
+/// ```
+#[derive(Debug)]
+pub struct SharedMbuf(Mbuf);
+
+impl Mbuf {
+    /// Turns this packet into a shared, read-only one (see [`SharedMbuf`]).
+    pub fn into_shared(self) -> SharedMbuf {
+        SharedMbuf(self)
+    }
+}
+
+impl SharedMbuf {
+    /// The packet, for reading (its `&self` methods: `data`, `read`, `clone_in`, ...).
+    pub fn get(&self) -> &Mbuf {
+        &self.0
+    }
+
+    /// Another reference, or `None` (nothing taken) when a segment's 16-bit
+    /// refcount is at its maximum.
+    pub fn try_clone(&self) -> Option<SharedMbuf> {
+        let mut done: Vec<*const MbufHeader> = Vec::new();
+        for s in self.0.segments() {
+            // Relaxed: a reference taken from one held (as `Arc::clone`).
+            if s.0.refcnt.fetch_add(1, Ordering::Relaxed) == u16::MAX {
+                s.0.refcnt.fetch_sub(1, Ordering::Relaxed);
+                for d in done {
+                    // SAFETY: a segment of our chain whose count we raised.
+                    unsafe { (*d).refcnt.fetch_sub(1, Ordering::Relaxed) };
+                }
+                return None;
+            }
+            done.push(std::ptr::addr_of!(s.0));
+        }
+        // SAFETY: every segment's count went up by one: the new handle owns
+        // those references.
+        Some(SharedMbuf(unsafe { Mbuf::from_hdr(self.0.hdr) }))
+    }
+
+    /// The writable packet back, when no other owner holds it (every
+    /// segment's refcount is 1); else `self` unchanged.
+    pub fn into_unique(self) -> Result<Mbuf, SharedMbuf> {
+        // Acquire: pairs with the Release decrements of the owners that went,
+        // so their reads happen before our writes.
+        if self
+            .0
+            .segments()
+            .all(|s| s.0.refcnt.load(Ordering::Acquire) == 1)
+        {
+            Ok(self.0)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl Clone for SharedMbuf {
+    /// Another reference; aborts the process if a 16-bit refcount would
+    /// wrap (as `Arc` does), [`try_clone`](Self::try_clone) returns `None`.
+    fn clone(&self) -> Self {
+        self.try_clone().unwrap_or_else(|| std::process::abort())
+    }
+}
+
+impl Deref for SharedMbuf {
+    type Target = Mbuf;
+    fn deref(&self) -> &Mbuf {
+        &self.0
     }
 }

@@ -8,7 +8,7 @@ use std::mem::{size_of, MaybeUninit};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-use pktmem_hugemem::Iova;
+use pktmem_hugemem::{ExternalLease, Iova, LeaseError, Provider};
 use pktmem_mempool::MempoolBuilder;
 
 use crate::error::BuildError;
@@ -21,24 +21,146 @@ use crate::pool::fresh_header;
 /// buffer's shared info.
 pub(crate) const PINNED_SHINFO_SIZE: usize = size_of::<SharedHdr>().next_multiple_of(8);
 
-/// One area of external memory for a pinned pool: `len` bytes at `addr`
-/// (IOVA `iova`), cut into buffers of `elt_size` bytes.
-#[derive(Debug, Clone, Copy)]
+/// One area of external memory for a pinned pool: `len` bytes at `addr`,
+/// cut into buffers of `elt_size` bytes, each with its IOVA (or none).
+///
+/// Made safely from memory registered with a [`Provider`]
+/// ([`from_external`](Self::from_external): the pool holds a lease on the
+/// registration, so the memory cannot be unregistered while the pool
+/// lives, and each buffer's IOVA comes from the provider's page table), or
+/// from raw memory the caller vouches for ([`new`](Self::new)).
+#[derive(Debug)]
 pub struct PinnedArea {
     addr: NonNull<u8>,
-    iova: Option<Iova>,
     len: usize,
     elt_size: usize,
+    iova: AreaIova,
+    /// Keeps the registration (and so the memory) while the pool lives.
+    _lease: Option<ExternalLease>,
 }
 
-// SAFETY: an area is a description (address, lengths); the pool that uses
-// it is thread-safe and the caller vouched for the memory (`new`).
+/// How a pinned area knows its buffers' IOVAs.
+#[derive(Debug)]
+enum AreaIova {
+    /// One IOVA-contiguous run from this IOVA (or no IOVA at all).
+    Contiguous(Option<Iova>),
+    /// One IOVA per buffer (`NO_IOVA` for none), looked up at creation.
+    PerBuffer(Vec<u64>),
+}
+
+// SAFETY: an area is a description (address, lengths, IOVAs) plus a lease
+// (itself `Send`); the memory is only reached through the pool's mbufs.
 unsafe impl Send for PinnedArea {}
-// SAFETY: as for `Send`.
+// SAFETY: as for `Send`: `&PinnedArea` reads immutable fields only.
 unsafe impl Sync for PinnedArea {}
 
+/// Why [`PinnedArea::from_external`] refused an area.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PinnedAreaError {
+    /// The range is not inside one registered external range of the
+    /// provider (or it is being unregistered).
+    Lease(LeaseError),
+    /// The element size is zero, above 65,535, or does not divide the length.
+    BadElementSize {
+        /// The element size.
+        elt_size: usize,
+        /// The area's length.
+        len: usize,
+    },
+    /// A buffer spans pages whose IOVAs do not follow each other, so a
+    /// device could not use it as one run.
+    NotIovaContiguous {
+        /// Index of the buffer in the area.
+        buffer: usize,
+    },
+}
+
+impl std::fmt::Display for PinnedAreaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lease(e) => write!(f, "pinned area: {e}"),
+            Self::BadElementSize { elt_size, len } => write!(
+                f,
+                "pinned area of {len} B cannot be cut into buffers of {elt_size} B (1..=65535, dividing the length)"
+            ),
+            Self::NotIovaContiguous { buffer } => {
+                write!(f, "pinned area buffer {buffer} spans pages that are not IOVA-contiguous")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PinnedAreaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Lease(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl PinnedArea {
-    /// Describes an area.
+    /// An area over `len` bytes at `addr` of memory registered with
+    /// `provider` ([`Provider::register_external`] or
+    /// [`register_external_owned`](Provider::register_external_owned)),
+    /// cut into buffers of `elt_size` bytes. Takes a lease on the
+    /// registration, labelled `user` (the pool holds it: the memory cannot
+    /// be unregistered under the pool), and looks up each buffer's IOVA
+    /// once, here: allocation does no lookup.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{Iova, Provider};
+    /// use pktmem_mbuf::{PinnedArea, PktPool};
+    /// let provider = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let map = memmap2::MmapMut::map_anon(8 * 4096).unwrap();
+    /// let at = map.as_ptr() as *mut u8;
+    /// let iovas: Vec<Iova> = (0..8).map(|i| Iova(0x10_0000 + i * 4096)).collect();
+    /// let reg = provider.register_external_owned(map, 4096, Some(&iovas)).unwrap();
+    /// let area = PinnedArea::from_external(&provider, at, 8 * 4096, 2048, "rx pool").unwrap();
+    /// let pool = PktPool::builder(16).pinned([area]).build_anonymous().unwrap();
+    /// let m = pool.alloc_default().unwrap();
+    /// assert_eq!(m.buf_iova(), Some(Iova(0x10_0000)));
+    /// assert!(reg.unregister().is_err()); // the pool holds a lease
+    /// drop(m);
+    /// drop(pool);
+    /// ```
+    pub fn from_external(
+        provider: &Provider,
+        addr: *mut u8,
+        len: usize,
+        elt_size: usize,
+        user: &str,
+    ) -> Result<PinnedArea, PinnedAreaError> {
+        if elt_size == 0 || elt_size > usize::from(u16::MAX) || len % elt_size != 0 || len == 0 {
+            return Err(PinnedAreaError::BadElementSize { elt_size, len });
+        }
+        let lease = provider
+            .lease_external(addr, len, user)
+            .map_err(PinnedAreaError::Lease)?;
+        let n = len / elt_size;
+        let mut iovas = Vec::with_capacity(n);
+        for i in 0..n {
+            let b = addr.wrapping_add(i * elt_size);
+            let first = provider.virt2iova(b);
+            let last = provider.virt2iova(b.wrapping_add(elt_size - 1));
+            match (first, last) {
+                (Some(f), Some(l)) if l.0 == f.0 + (elt_size as u64 - 1) => iovas.push(f.0),
+                (None, None) => iovas.push(NO_IOVA),
+                _ => return Err(PinnedAreaError::NotIovaContiguous { buffer: i }),
+            }
+        }
+        Ok(PinnedArea {
+            // SAFETY: a leased registered range is never at address 0.
+            addr: NonNull::new(addr).ok_or(PinnedAreaError::BadElementSize { elt_size, len })?,
+            len,
+            elt_size,
+            iova: AreaIova::PerBuffer(iovas),
+            _lease: Some(lease),
+        })
+    }
+
+    /// Describes an area of raw memory.
     ///
     /// # Safety
     /// - `addr..addr + len` is valid for reads and writes, accessed only
@@ -57,18 +179,32 @@ impl PinnedArea {
     /// let m = pool.alloc_default().unwrap();
     /// assert!(m.is_external() && m.buf_len() == 2048);
     /// ```
-    pub unsafe fn new(addr: NonNull<u8>, iova: Option<Iova>, len: usize, elt_size: usize) -> PinnedArea {
+    pub unsafe fn new(
+        addr: NonNull<u8>,
+        iova: Option<Iova>,
+        len: usize,
+        elt_size: usize,
+    ) -> PinnedArea {
         PinnedArea {
             addr,
-            iova,
             len,
             elt_size,
+            iova: AreaIova::Contiguous(iova),
+            _lease: None,
         }
     }
 
     /// Buffers the area holds.
     pub fn buffers(&self) -> usize {
         self.len.checked_div(self.elt_size).unwrap_or(0)
+    }
+
+    /// IOVA of buffer `i` (raw, `NO_IOVA` for none).
+    fn buffer_iova(&self, i: usize) -> u64 {
+        match &self.iova {
+            AreaIova::Contiguous(v) => v.map_or(NO_IOVA, |v| v.0 + (i * self.elt_size) as u64),
+            AreaIova::PerBuffer(v) => v.get(i).copied().unwrap_or(NO_IOVA),
+        }
     }
 }
 
@@ -87,7 +223,7 @@ impl PinnedSetup {
                     reason: "element size must be 1..=65535 bytes",
                 });
             }
-            if a.len % a.elt_size != 0 {
+            if a.len % a.elt_size != 0 || a.len == 0 {
                 return Err(BuildError::BadPinnedArea {
                     index,
                     reason: "length is not a multiple of the element size",
@@ -102,7 +238,10 @@ impl PinnedSetup {
             available = available.saturating_add(a.buffers());
         }
         if available < n {
-            return Err(BuildError::PinnedAreasTooSmall { needed: n, available });
+            return Err(BuildError::PinnedAreasTooSmall {
+                needed: n,
+                available,
+            });
         }
         Ok(Self { areas })
     }
@@ -131,7 +270,7 @@ impl PinnedSetup {
             // SAFETY: `off + elt_size <= len` (slot < buffers), inside the
             // caller's area.
             let buf = unsafe { a.addr.as_ptr().add(off) };
-            let iova = a.iova.map_or(NO_IOVA, |v| v.0 + off as u64);
+            let iova = a.buffer_iova(slot);
             init_pinned(body, buf, iova, a.elt_size as u16, priv_size);
         })
     }
@@ -146,7 +285,9 @@ fn init_pinned(body: &mut [MaybeUninit<u8>], buf: *mut u8, iova: u64, len: u16, 
     // SAFETY: the body is header + private area + PINNED_SHINFO_SIZE bytes,
     // 64-aligned; the shared info sits 8-aligned after the private area.
     unsafe {
-        let sh = base.add(HEADER_SIZE + usize::from(priv_size)).cast::<SharedHdr>();
+        let sh = base
+            .add(HEADER_SIZE + usize::from(priv_size))
+            .cast::<SharedHdr>();
         sh.write(SharedHdr::new(release_pinned, h));
         std::ptr::write_bytes(base.add(HEADER_SIZE), 0, usize::from(priv_size));
         hdr.ol_flags = F_EXTERNAL;

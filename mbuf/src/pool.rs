@@ -135,10 +135,11 @@ impl PktPoolBuilder {
                 private_size: self.priv_size,
             });
         }
-        let priv_size = u16::try_from(self.priv_size).map_err(|_| BuildError::PrivateSizeTooLarge {
-            private_size: self.priv_size,
-            max: u16::MAX as usize & !7,
-        })?;
+        let priv_size =
+            u16::try_from(self.priv_size).map_err(|_| BuildError::PrivateSizeTooLarge {
+                private_size: self.priv_size,
+                max: u16::MAX as usize & !7,
+            })?;
         let pinned = match self.pinned {
             Some(areas) => Some(PinnedSetup::new(areas, self.n)?),
             None => None,
@@ -148,7 +149,11 @@ impl PktPoolBuilder {
             data_room,
             max: MAX_DATA_ROOM,
         })?;
-        let tail = if pinned.is_some() { PINNED_SHINFO_SIZE } else { data_room };
+        let tail = if pinned.is_some() {
+            PINNED_SHINFO_SIZE
+        } else {
+            data_room
+        };
         let elt = HEADER_SIZE + self.priv_size + tail;
         let mut b: MempoolBuilder = Mempool::builder(self.n, elt).cache(self.cache).align(64);
         if let Some(name) = self.name {
@@ -186,7 +191,8 @@ fn init_header(info: &ObjInfo, body: &mut [MaybeUninit<u8>], priv_size: u16, dat
     // area follows it inside the body; the buffer address stays inside the
     // body (or one past its end for an empty data room).
     unsafe {
-        base.cast::<MbufHeader>().write(fresh_header(base.add(off), iova, data_room, priv_size));
+        base.cast::<MbufHeader>()
+            .write(fresh_header(base.add(off), iova, data_room, priv_size));
         ptr::write_bytes(base.add(HEADER_SIZE), 0, usize::from(priv_size));
     }
 }
@@ -296,7 +302,10 @@ impl PktPool {
             let m = Mbuf::from_hdr(NonNull::new_unchecked(h));
             #[cfg(debug_assertions)]
             if let Err(e) = m.check() {
-                panic!("mbuf from pool {} fails its sanity check: {e}", self.mp.name());
+                panic!(
+                    "mbuf from pool {} fails its sanity check: {e}",
+                    self.mp.name()
+                );
             }
             m
         }
@@ -375,12 +384,16 @@ impl PktPool {
     /// assert!(pool.alloc_array::<65>(&mut cache).is_err());
     /// ```
     #[inline(always)]
-    pub fn alloc_array<const N: usize>(&self, cache: &mut Cache) -> Result<ArrayVec<Mbuf, N>, AllocError> {
+    pub fn alloc_array<const N: usize>(
+        &self,
+        cache: &mut Cache,
+    ) -> Result<ArrayVec<Mbuf, N>, AllocError> {
         let mut v = ArrayVec::<Mbuf, N>::new();
         // SAFETY: `ArrayVec`'s spare capacity is `N` uninitialised slots;
         // after the fill succeeds all `N` are initialised.
         unsafe {
-            let spare = std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<Mbuf>>(), N);
+            let spare =
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<MaybeUninit<Mbuf>>(), N);
             self.alloc_bulk(cache, spare)?;
             v.set_len(N);
         }
@@ -513,7 +526,8 @@ impl<'a> Batch<'a> {
                 }
                 debug_assert!(self.len < BATCH);
                 // SAFETY: `len < BATCH`: it was not `BATCH` or was reset.
-                unsafe { self.objs.get_unchecked_mut(self.len) }.write(Obj::from_non_null(s.cast()));
+                unsafe { self.objs.get_unchecked_mut(self.len) }
+                    .write(Obj::from_non_null(s.cast()));
                 self.len += 1;
             }
             seg = next;
