@@ -708,30 +708,51 @@ unsafe fn detach_for_free(m: *mut MbufHeader) -> bool {
 /// reference; external: the shared info's) and restores its own buffer.
 /// Nothing for a direct segment or a pinned pool's own buffer.
 ///
+/// Inlined, with the external case inline too: `Mbuf::detach` of an
+/// external buffer is then a few stores and the shared info's decrement,
+/// with no call (whose register saves are stores of their own); the
+/// indirect case, which also frees a reference of the direct mbuf, stays
+/// out of line.
+///
 /// # Safety
 /// - `m` is live and the caller may write it (owner, or only holder).
+#[inline(always)]
 pub(crate) unsafe fn detach_raw(m: *mut MbufHeader) {
     // SAFETY: condition.
     unsafe {
         let f = (*m).ol_flags;
         if f & F_INDIRECT != 0 {
-            let md = (*m).direct();
-            restore_own_buffer(m);
-            (*m).ol_flags &= !F_INDIRECT;
-            (*m).shinfo = ptr::null_mut();
-            // The direct mbuf's reference we held.
-            if let Some(d) = prefree_seg(md) {
-                put_default(d);
-            }
+            detach_indirect(m);
         } else if f & F_EXTERNAL != 0 {
             let sh = (*m).shinfo;
             if (*sh).pinned_owner == m {
                 return; // a pinned pool's mbuf keeps its buffer
             }
+            // Restored before the reference goes: if the release (a user
+            // callback) panics, the mbuf already points at its own buffer.
             restore_own_buffer(m);
             (*m).ol_flags &= !F_EXTERNAL;
             (*m).shinfo = ptr::null_mut();
             SharedHdr::release_ref(NonNull::new_unchecked(sh));
+        }
+    }
+}
+
+/// [`detach_raw`] of an indirect segment.
+///
+/// # Safety
+/// - as [`detach_raw`]; `m` is indirect.
+#[inline(never)]
+unsafe fn detach_indirect(m: *mut MbufHeader) {
+    // SAFETY: condition.
+    unsafe {
+        let md = (*m).direct();
+        restore_own_buffer(m);
+        (*m).ol_flags &= !F_INDIRECT;
+        (*m).shinfo = ptr::null_mut();
+        // The direct mbuf's reference we held.
+        if let Some(d) = prefree_seg(md) {
+            put_default(d);
         }
     }
 }
@@ -741,6 +762,7 @@ pub(crate) unsafe fn detach_raw(m: *mut MbufHeader) {
 ///
 /// # Safety
 /// - `m` is a live pool object the caller may write.
+#[inline(always)]
 pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
     // SAFETY: condition; a pool object's header is followed by its private
     // area and data room inside the same object, and the object header

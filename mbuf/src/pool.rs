@@ -298,7 +298,13 @@ impl PktPool {
             (*h).packet_type = 0;
             (*h).data_off = (HEADROOM as u16).min((*h).buf_len);
             (*h).data_len = 0;
-            (*h).pool = self.mp.as_ptr();
+            // The same for every allocation of this object: written on its
+            // first one, compared after (a load instead of a store: the
+            // stores are what an allocation costs).
+            let pool = self.mp.as_ptr();
+            if (*h).pool != pool {
+                (*h).pool = pool;
+            }
             let m = Mbuf::from_hdr(NonNull::new_unchecked(h));
             #[cfg(debug_assertions)]
             if let Err(e) = m.check() {
