@@ -777,8 +777,12 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
         (*m).buf_iova = obj.iova_unchecked().map_or(NO_IOVA, |i| i.0 + off as u64);
         (*m).buf_len = room as u16;
         (*m).data_off = (HEADROOM as u16).min((*m).buf_len);
-        (*m).pkt_len -= u32::from((*m).data_len);
-        (*m).data_len = 0;
+        // Written only when there was data (a detach right after an attach
+        // has none): the stores are what a detach costs.
+        if (*m).data_len != 0 {
+            (*m).pkt_len -= u32::from((*m).data_len);
+            (*m).data_len = 0;
+        }
     }
 }
 
