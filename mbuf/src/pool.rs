@@ -9,7 +9,7 @@ use pktmem_hugemem::Provider;
 use pktmem_mempool::{Cache, Mempool, MempoolBuilder, Obj, ObjInfo};
 
 use crate::error::{AllocError, BuildError};
-use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, NO_IOVA};
+use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, INTERNAL_FLAGS, NO_IOVA};
 use crate::mbuf::{prefree_seg_next, put_cached, put_default, NO_PORT};
 use crate::pinned::{PinnedArea, PinnedSetup, PINNED_SHINFO_SIZE};
 use crate::{Mbuf, HEADROOM};
@@ -294,7 +294,18 @@ impl PktPool {
             (*h).vlan_tci_outer = 0;
             (*h).nb_segs = 1;
             (*h).port = NO_PORT;
-            (*h).ol_flags &= F_EXTERNAL;
+            // `ol_flags &= F_EXTERNAL` as a constant of the pool: in the
+            // pool a header's only internal flag is the external bit of a
+            // pinned pool's buffer (every free path detaches the rest), so
+            // the result is known without reading the word, and the store
+            // joins those of the next fields.
+            let flags = if self.pinned { F_EXTERNAL } else { 0 };
+            debug_assert_eq!(
+                (*h).ol_flags & INTERNAL_FLAGS,
+                flags,
+                "flags of a free mbuf"
+            );
+            (*h).ol_flags = flags;
             (*h).packet_type = 0;
             (*h).data_off = (HEADROOM as u16).min((*h).buf_len);
             (*h).data_len = 0;
