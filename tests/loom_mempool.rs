@@ -123,7 +123,9 @@ fn witnessed(n: usize, cache: usize) -> (Mempool, std::sync::Arc<AtomicUsize>) {
 
 /// Thread `i`'s write, through a pool reference it holds.
 fn mark(pool: &Mempool, i: usize) {
-    let w = pool.attachment::<Witness>().expect("the witness attachment");
+    let w = pool
+        .attachment::<Witness>()
+        .expect("the witness attachment");
     // SAFETY: cell `i` is written by this thread only (see `Witness`).
     w.cells[i].with_mut(|p| unsafe { *p = 1 });
 }

@@ -9,7 +9,9 @@
 //! | [`Mempool::builder`] → [`MempoolBuilder`] | configure a pool, then `build_on(&provider)`, `build_anonymous()` or `build_empty()` |
 //! | [`Mempool`] | the pool: a cheap-to-clone shared handle |
 //! | [`Cache`] | a per-core cache handle: the fast path of [`Mempool::get`] / [`Mempool::put`] |
-//! | [`Obj`] | a pool object: one `Copy + Send + Sync` handle used by get/put, caches, backends and rings |
+//! | [`Obj`] | a pool object: one `Copy + Send + Sync` handle used by get/put, caches, backends and rings; out of its pool, it keeps the pool alive |
+//! | [`PoolRef`] | an object's pool without a count ([`Obj::owner_ref`]): the way back for a put, even the one that frees the pool |
+//! | [`flush_thread_caches`] | give back the calling thread's default caches of every pool (they keep pools alive) |
 //! | [`TypedPool`], [`PoolBox`] | the safe typed layer: owned values that go back to their pool on drop |
 //! | [`MempoolError`] | every error of the crate, for `?` ([`BuildError`], [`CreateError`], [`PopulateError`], [`GetError`], ...) |
 //! | [`on_event`] → [`EventGuard`] | pool ready/destroyed callbacks, unregistered when the guard drops |
@@ -36,7 +38,9 @@
 //!
 //! **Creation makes the memory visible.** [`Mempool::builder`]`(n,
 //! elt_size)` configures the pool (name, cache size, alignment, backend,
-//! [`obj_init`](MempoolBuilder::obj_init)); the last call says where the
+//! [`obj_init`](MempoolBuilder::obj_init), a typed
+//! [`attachment`](MempoolBuilder::attachment) for the pool's users, read back
+//! with [`Mempool::attachment`]); the last call says where the
 //! objects live: [`build_on`](MempoolBuilder::build_on) a hugepage
 //! [`Provider`] (it takes whatever contiguity the provider can give,
 //! halving its request on failure down to one object, and keeps the pool's
@@ -84,17 +88,45 @@
 //! its chunks before giving them back. Without the cfg this costs nothing
 //! (see `pktmem_hugemem::asan`).
 //!
+//! **Lifetime: objects out keep the pool.** The pool's memory (chunks,
+//! backend, default-cache slots, [attachment](MempoolBuilder::attachment))
+//! lives while any handle ([`Mempool`], [`Cache`], [`TypedPool`]) exists
+//! *or* any object is out of the backend: held by a caller, or sitting in
+//! a cache. One reference count in the pool holds handles plus objects out;
+//! objects are counted where they cross the backend boundary, per batch (a
+//! cache refill taking `k`: `+k` in one atomic add; a flush of `k`: `-k`
+//! once the put is done; a get or put without a cache: `±n`), never on a
+//! cache hit, so the hit paths have no atomic read-modify-write. An object
+//! finds its pool again without a handle or a count: [`Obj::owner_ref`]
+//! (or [`PoolRef::from_ptr`] of a stored [`Mempool::as_ptr`]) gives a
+//! [`PoolRef`], and a put through it is sound even when it is the put that
+//! frees the pool: every put path's last access to the pool is the count's
+//! release (a Release decrement; whoever reaches 0 fences with Acquire and
+//! frees, as `Arc` does). So objects may be kept, sent to other threads and
+//! put back after every handle is gone; the last one back frees the pool,
+//! on whichever thread. Default caches sit inside the pool, so objects in
+//! them would keep it forever: dropping the last handle flushes the
+//! dropping thread's default cache and gives its slot back, and no slot is
+//! claimed once no handle is left (objects returned later go to the
+//! backend). Objects left in *other* live threads' default caches keep the
+//! memory until those threads exit (their exit flushes them) or call
+//! [`flush_thread_caches`]. An object never put back keeps its pool
+//! forever, like a leaked `Arc`. Memory lent to a pool (`populate_iova`,
+//! `populate_virt`, ...) must outlive the pool's memory in this sense:
+//! until the last object is back, not only the last handle.
+//!
 //! **Safety model**: the raw API works on [`Obj`] handles. Getting is safe;
 //! putting is `unsafe` (the caller vouches the objects are this pool's, each
-//! given back once). An `Obj` does not keep the pool alive: the checked
-//! questions go through the pool ([`Mempool::owns`], [`Mempool::iova`]),
-//! the fast ones read the object's header and are `unsafe`
-//! ([`Obj::iova_unchecked`], [`Obj::owner_unchecked`]). The typed layer
-//! ([`TypedPool`], [`PoolBox`]) is fully safe: each box keeps its pool alive
-//! and returns its object on drop, and a `PoolBox<T: Send>` can cross
-//! threads: a `pktmem_ring::Ring<PoolBox<T>>` carries it to another core in
-//! safe code, and whatever is left in the ring goes back when the ring drops.
-//! Raw objects travel the same way, as a `Ring<Obj>`.
+//! given back once). The checked questions go through the pool
+//! ([`Mempool::owns`], [`Mempool::iova`]); the fast ones read the object's
+//! header and are `unsafe` ([`Obj::iova_unchecked`], [`Obj::owner_ref`],
+//! [`Obj::owner_unchecked`]), valid while the object is out of its pool.
+//! The typed layer ([`TypedPool`], [`PoolBox`]) is fully safe: each box's
+//! object keeps its pool alive (the box holds no counted handle) and goes
+//! back on drop, and a `PoolBox<T: Send>` can cross threads: a
+//! `pktmem_ring::Ring<PoolBox<T>>` carries it to another core in safe code,
+//! and whatever is left in the ring goes back when the ring drops. Raw
+//! objects travel the same way, as a `Ring<Obj>`.
 //!
 //! ```
 //! use pktmem_mempool::{Mempool, MempoolError, Provider, TypedPool};
@@ -141,6 +173,7 @@ mod typed;
 pub use backend::{Backend, BackendEmpty, BackendFull, BackendKind, StackBackend};
 pub use builder::MempoolBuilder;
 pub use cache::{Cache, CACHE_MAX_SIZE};
+pub use default_cache::flush_thread_caches;
 pub use error::{
     AuditError, BuildError, CacheError, CreateError, GetError, MempoolError, PopulateError,
 };
@@ -151,7 +184,6 @@ pub use layout::{
 };
 pub use lf_stack::{LfStackBackend, LfStackError};
 pub use obj::Obj;
-pub use default_cache::flush_thread_caches;
 pub use pool::{ChunkFree, Mempool, PoolRef};
 pub use ring_backend::RingPlacement;
 #[cfg(feature = "stats")]

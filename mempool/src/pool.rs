@@ -528,7 +528,10 @@ impl Mempool {
     pub(crate) fn from_inner(inner: PoolInner) -> Self {
         debug_assert_eq!(
             // Relaxed: the pool is not shared yet.
-            (inner.life.refs.load(Ordering::Relaxed), inner.life.handles.load(Ordering::Relaxed)),
+            (
+                inner.life.refs.load(Ordering::Relaxed),
+                inner.life.handles.load(Ordering::Relaxed)
+            ),
             (1, 1)
         );
         Self {
@@ -557,16 +560,18 @@ impl Mempool {
         Arc::as_ptr(&self.inner)
     }
 
-    /// The pool's identity: the address object headers hold, equal for
-    /// every handle of one pool ([`same_pool`](Self::same_pool) compares
-    /// it). A packet buffer keeps it to find its pool again
-    /// ([`PoolRef::from_ptr`]).
+    /// The pool's identity: the address its objects' headers record, equal
+    /// for every handle of one pool and distinct between live pools
+    /// ([`same_pool`](Self::same_pool) compares it). A packet buffer keeps
+    /// it to find its pool again ([`PoolRef::from_ptr`]).
     ///
     /// ```
     /// use pktmem_mempool::Mempool;
     /// let pool = Mempool::builder(4, 64).build_anonymous().unwrap();
+    /// let other = Mempool::builder(4, 64).build_empty().unwrap();
     /// let o = pool.get_default().unwrap();
     /// assert_eq!(pool.clone().as_ptr(), pool.as_ptr());
+    /// assert_ne!(pool.as_ptr(), other.as_ptr());
     /// // SAFETY: `o` is out of its pool, and `pool` is alive.
     /// assert_eq!(unsafe { o.owner_ref() }.as_ptr(), pool.as_ptr());
     /// // SAFETY: given back once.

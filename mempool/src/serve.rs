@@ -160,9 +160,13 @@ impl Mempool {
     /// word plus the plain cache path (no read-modify-write, no lock). A slot
     /// owned by another live thread sends the call to the backend. When a
     /// thread exits, its slots are flushed to the backend and freed
-    /// ([`flush_default_cache`](Self::flush_default_cache) does it earlier).
-    /// A pool with no cache size goes to the backend. An explicit [`Cache`]
-    /// is a little faster still (no thread-local lookup).
+    /// ([`flush_default_cache`](Self::flush_default_cache) flushes one pool's
+    /// earlier, [`flush_thread_caches`](crate::flush_thread_caches) every
+    /// pool's, giving the slots back). Objects in a default cache keep the
+    /// pool alive; dropping the pool's last handle flushes the dropping
+    /// thread's, and no slot is claimed once no handle is left (see the
+    /// crate's model). A pool with no cache size goes to the backend. An
+    /// explicit [`Cache`] is a little faster still (no thread-local lookup).
     ///
     /// ```
     /// use pktmem_mempool::Mempool;
