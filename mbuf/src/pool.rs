@@ -287,18 +287,15 @@ impl PktPool {
         // SAFETY: a pool object of ours (condition), its header written at
         // population and kept valid by every free path; we are its owner.
         unsafe {
-            (*h).next = ptr::null_mut();
-            (*h).pkt_len = 0;
-            (*h).tx_offload = 0;
-            (*h).vlan_tci = 0;
-            (*h).vlan_tci_outer = 0;
+            // The fields every packet sets, stored unconditionally and in
+            // address order (the compiler merges neighbours into wider
+            // stores).
             (*h).nb_segs = 1;
             (*h).port = NO_PORT;
             // `ol_flags &= F_EXTERNAL` as a constant of the pool: in the
             // pool a header's only internal flag is the external bit of a
             // pinned pool's buffer (every free path detaches the rest), so
-            // the result is known without reading the word, and the store
-            // joins those of the next fields.
+            // the result is known without reading the word.
             let flags = if self.pinned { F_EXTERNAL } else { 0 };
             debug_assert_eq!(
                 (*h).ol_flags & INTERNAL_FLAGS,
@@ -307,11 +304,24 @@ impl PktPool {
             );
             (*h).ol_flags = flags;
             (*h).packet_type = 0;
-            (*h).data_off = (HEADROOM as u16).min((*h).buf_len);
+            (*h).pkt_len = 0;
             (*h).data_len = 0;
-            // The same for every allocation of this object: written on its
-            // first one, compared after (a load instead of a store: the
-            // stores are what an allocation costs).
+            (*h).vlan_tci = 0;
+            (*h).next = ptr::null_mut();
+            (*h).tx_offload = 0;
+            // Fields a packet rarely changes (the data offset: most keep
+            // the default headroom; an outer VLAN) and the pool word (a
+            // constant of the object: written on its first allocation,
+            // fresh headers hold null) are written only when they differ,
+            // as the free path does for `next`: a load and a compare
+            // instead of a store (the stores are what an allocation costs).
+            let data_off = (HEADROOM as u16).min((*h).buf_len);
+            if (*h).data_off != data_off {
+                (*h).data_off = data_off;
+            }
+            if (*h).vlan_tci_outer != 0 {
+                (*h).vlan_tci_outer = 0;
+            }
             let pool = self.mp.as_ptr();
             if (*h).pool != pool {
                 (*h).pool = pool;
@@ -587,6 +597,14 @@ unsafe fn put_batch(cache: Option<&mut Cache>, pool: *const (), objs: &[Obj]) {
     match cache {
         Some(c) if c.pool().as_ptr() == pool => {
             let pool: *const Mempool = c.pool();
+            // A batch of 32 (the usual burst) is put with its length a
+            // constant, so the cache's copy of the handles is inlined block
+            // moves instead of a call to `memcpy` for the second half.
+            if let Ok(burst) = <&[Obj; 32]>::try_from(objs) {
+                // SAFETY: as below.
+                unsafe { (*pool).put_bulk(c, burst) };
+                return;
+            }
             // SAFETY: objects of the cache's pool, freed and reset by
             // `prefree_seg`, returned once; the pool is the cache's.
             unsafe { (*pool).put_bulk(c, objs) };
