@@ -42,9 +42,13 @@
 //!
 //! * **Allocation** ([`Provider::alloc`], [`Provider::alloc_with`]) finds the
 //!   first run of free page slots in the list (first fit, honouring
-//!   alignment), `fallocate`s the backing (ENOSPC means "no hugepage left",
-//!   with no SIGBUS later), maps it with `MAP_FIXED | MAP_POPULATE`, reads
-//!   each page's IOVA once from `/proc/self/pagemap`, and returns a
+//!   alignment), maps the backing with `MAP_FIXED` (the kernel reserves the
+//!   hugepages there: none left is an error, never a SIGBUS later), faults
+//!   each page in with `MADV_POPULATE_WRITE` through its last 4 KiB (so the
+//!   kernel zeroes it front to back, the fast way), from several threads
+//!   when asked ([`AllocRequest::fault_threads`]); kernels before 5.14
+//!   `fallocate` the backing and map it with `MAP_POPULATE` instead. It
+//!   reads each page's IOVA once from `/proc/self/pagemap`, and returns a
 //!   [`Chunk`]: an owned, VA-contiguous run of pages that need not be
 //!   IOVA-contiguous ([`Chunk::segments`] lists the IOVA runs). Ask for
 //!   [`AllocRequest::iova_contiguous`] and get it or a typed error

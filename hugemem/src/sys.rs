@@ -215,7 +215,109 @@ pub(crate) unsafe fn map_file_fixed(
     Ok(())
 }
 
-/// Maps anonymous `MAP_HUGETLB` pages of `1 << page_shift` bytes at `addr`.
+/// Maps `[off, off + len)` of the hugetlb file `fd` read-write and shared
+/// at `addr` **without** faulting it in: the kernel reserves the hugepages
+/// at `mmap` (so a later fault cannot run out of pages), and the caller
+/// faults them in, possibly from several threads ([`populate_write`]). No
+/// hugepage to reserve is [`BackingError::NoSpace`]; on failure the range
+/// is reserved again.
+///
+/// # Safety
+/// As [`map_file_fixed`].
+pub(crate) unsafe fn map_file_fixed_unpopulated(
+    addr: usize,
+    len: usize,
+    fd: &OwnedFd,
+    off: usize,
+) -> Result<(), BackingError> {
+    // SAFETY: MAP_FIXED replaces only our own reserved range (caller's contract).
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut _,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            fd.as_raw_fd(),
+            off as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = std::io::Error::last_os_error();
+        // The failed MAP_FIXED may have removed the reservation: put it back.
+        // SAFETY: same range, still ours.
+        let _ = unsafe { unmap_to_reserved(addr, len) };
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOMEM | libc::ENOSPC) => BackingError::NoSpace,
+            _ => BackingError::Other(OsError {
+                op: "mmap (page, unpopulated)",
+                source: e,
+            }),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the kernel knows `MADV_POPULATE_WRITE` (Linux 5.14): a
+/// zero-length call is refused only for advice it does not know. Asked
+/// once.
+pub(crate) fn populate_write_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        // SAFETY: a zero-length madvise touches no memory.
+        unsafe { libc::madvise(std::ptr::null_mut(), 0, libc::MADV_POPULATE_WRITE) == 0 }
+    })
+}
+
+/// Faults `[addr, addr + len)` in for writing (`MADV_POPULATE_WRITE`): each
+/// fresh hugepage is allocated and zeroed by the kernel here, in the calling
+/// thread. A page the kernel cannot give (no memory, a cgroup limit, a
+/// memory policy with no page left) is an error here instead of a `SIGBUS`
+/// later: `ENOMEM`, or `EFAULT` for a fault that would have signalled.
+///
+/// Safe to call: it only makes pages of an existing mapping present,
+/// writing nothing the program can see (fresh pages read as zero).
+pub(crate) fn populate_write(addr: usize, len: usize) -> std::io::Result<()> {
+    loop {
+        // SAFETY: populating changes no contents of the mapping; a range
+        // that is not mapped is refused with ENOMEM.
+        if unsafe { libc::madvise(addr as *mut _, len, libc::MADV_POPULATE_WRITE) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        // Interrupted (a signal): pages already present cost nothing again.
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Faults the hugepages of `page_size` bytes in `[addr, addr + len)` in for
+/// writing ([`populate_write`]), one page at a time, each through its last
+/// 4 KiB.
+///
+/// Where the fault lands matters: the kernel zeroes a fresh 2 MiB page
+/// subpage by subpage, the faulting subpage last (to leave it in the
+/// cache), so a fault at the page's start clears it back to front, and a
+/// fault at its end front to back. Front to back measured 2.5 to 3 times
+/// faster (a 512 MiB run: 22 ms against 59 ms on the development machine).
+/// 1 GiB pages are cleared front to back either way.
+pub(crate) fn populate_write_pages(
+    addr: usize,
+    len: usize,
+    page_size: usize,
+) -> std::io::Result<()> {
+    const BASE: usize = 4096;
+    let mut page = addr;
+    while page < addr + len {
+        populate_write(page + page_size - BASE, BASE)?;
+        page += page_size;
+    }
+    Ok(())
+}
+
+/// Maps anonymous `MAP_HUGETLB` pages of `1 << page_shift` bytes at `addr`,
+/// faulted in now when `populate` (else reserved only: the caller faults
+/// them in with [`populate_write`]).
 ///
 /// # Safety
 /// As [`map_file_fixed`].
@@ -223,7 +325,9 @@ pub(crate) unsafe fn map_anon_huge_fixed(
     addr: usize,
     len: usize,
     page_shift: u32,
+    populate: bool,
 ) -> Result<(), BackingError> {
+    let populate = if populate { libc::MAP_POPULATE } else { 0 };
     // SAFETY: MAP_FIXED replaces only our own reserved range (caller's contract).
     let p = unsafe {
         libc::mmap(
@@ -233,7 +337,7 @@ pub(crate) unsafe fn map_anon_huge_fixed(
             libc::MAP_PRIVATE
                 | libc::MAP_ANONYMOUS
                 | libc::MAP_FIXED
-                | libc::MAP_POPULATE
+                | populate
                 | libc::MAP_HUGETLB
                 | ((page_shift as libc::c_int) << HUGE_SHIFT),
             -1,

@@ -465,7 +465,7 @@ impl Mbuf {
         })?;
         let room = head.tailroom();
         if room == 0 && len > 0 {
-            return Err(CloneError::TooManySegments { needed: usize::MAX });
+            return Err(CloneError::NoDataRoom);
         }
         let needed = if len == 0 { 1 } else { len.div_ceil(room) };
         if needed > MAX_SEGS {

@@ -264,11 +264,17 @@ pub enum CloneError {
         /// Packet length.
         pkt_len: usize,
     },
+    /// The destination pool's mbufs have no room for data after their
+    /// headroom, so nothing can be copied into them.
+    NoDataRoom,
     /// The copy needs more segments than a chain may have.
     TooManySegments {
         /// Segments needed.
         needed: usize,
     },
+    /// Clones cannot come from a pinned pool: its mbufs are bound to their
+    /// own buffers for good and cannot point at another's.
+    PinnedPool,
 }
 
 impl fmt::Display for CloneError {
@@ -287,9 +293,11 @@ impl fmt::Display for CloneError {
                 f,
                 "bytes {offset}..{offset}+{len} are not inside the {pkt_len}-byte packet"
             ),
+            Self::NoDataRoom => write!(f, "the destination pool's mbufs have no room for data"),
             Self::TooManySegments { needed } => {
                 write!(f, "the copy needs {needed} segments, above 65,535")
             }
+            Self::PinnedPool => write!(f, "clones cannot come from a pinned pool"),
         }
     }
 }

@@ -95,6 +95,11 @@ impl Mbuf {
     }
 
     fn clone_with(&self, pool: &PktPool, cache: Option<&mut Cache>) -> Result<Mbuf, CloneError> {
+        // `attach_seg` needs direct mbufs: a pinned pool's would lose their
+        // pinned buffer (and shared info) when made indirect.
+        if pool.is_pinned() {
+            return Err(CloneError::PinnedPool);
+        }
         let n = self.nb_segs();
         if n == 1 {
             // One segment: no chain to build.

@@ -99,7 +99,9 @@ impl Segment {
     /// IOVA of the first data byte: what a device descriptor takes.
     #[inline(always)]
     pub fn data_iova(&self) -> Option<Iova> {
-        (self.0.buf_iova != NO_IOVA).then_some(Iova(self.0.buf_iova + u64::from(self.0.data_off)))
+        // `then`, not `then_some`: the sum must not be computed for
+        // `NO_IOVA` (it overflows).
+        (self.0.buf_iova != NO_IOVA).then(|| Iova(self.0.buf_iova + u64::from(self.0.data_off)))
     }
 
     /// References to this segment's buffer (its owner plus indirect mbufs
@@ -772,15 +774,21 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
         let obj = Obj::from_non_null(NonNull::new_unchecked(m.cast::<u8>()));
         // No count taken: the object is out of its pool while we hold it
         // (condition), which keeps the pool alive for this read.
-        let room = obj.owner_ref().obj_size().elt_size - off;
+        let pool = obj.owner_ref();
+        // The pool's data room, not the object's size minus the header: the
+        // mempool rounds objects up (to 8 bytes), which would grow the
+        // buffer or, for a room near 65,535, wrap its 16-bit length.
         (*m).buf_addr = m.cast::<u8>().add(off);
         (*m).buf_iova = obj.iova_unchecked().map_or(NO_IOVA, |i| i.0 + off as u64);
-        (*m).buf_len = room as u16;
+        (*m).buf_len = crate::pool::pool_data_room(&pool);
         (*m).data_off = (HEADROOM as u16).min((*m).buf_len);
         // Written only when there was data (a detach right after an attach
-        // has none): the stores are what a detach costs.
+        // has none): the stores are what a detach costs. Saturating: only a
+        // head's packet length counts (and holds its data); an inner
+        // segment's is stale once the chain grew it (append, grow_tail on
+        // the last segment).
         if (*m).data_len != 0 {
-            (*m).pkt_len -= u32::from((*m).data_len);
+            (*m).pkt_len = (*m).pkt_len.saturating_sub(u32::from((*m).data_len));
             (*m).data_len = 0;
         }
     }

@@ -250,7 +250,7 @@ impl PinnedSetup {
     /// an init that binds object `i` to buffer `i`.
     pub(crate) fn install(self, b: MempoolBuilder, priv_size: u16) -> MempoolBuilder {
         let areas = self.areas;
-        b.obj_init(move |info, body| {
+        b.obj_init_shared(move |info, body| {
             // Find the buffer of this object (population order).
             let mut i = info.index;
             let mut found = None;

@@ -155,19 +155,27 @@ impl PktPoolBuilder {
             data_room
         };
         let elt = HEADER_SIZE + self.priv_size + tail;
-        let mut b: MempoolBuilder = Mempool::builder(self.n, elt).cache(self.cache).align(64);
+        let mut b: MempoolBuilder = Mempool::builder(self.n, elt)
+            .cache(self.cache)
+            .align(64)
+            .private_size(POOL_PRIVATE_SIZE);
         if let Some(name) = self.name {
             b = b.name(name);
         }
         let is_pinned = pinned.is_some();
         b = match pinned {
-            None => b.obj_init(move |info, body| init_header(info, body, priv_size, data_room16)),
+            None => {
+                b.obj_init_shared(move |info, body| init_header(info, body, priv_size, data_room16))
+            }
             Some(setup) => setup.install(b, priv_size),
         };
         let mp = match provider {
             Some(p) => b.build_on(p)?,
             None => b.build_anonymous()?,
         };
+        // SAFETY: the mempool's private area is `POOL_PRIVATE_SIZE` bytes,
+        // 64-aligned, ours, and no mbuf is out yet (nobody reads it).
+        unsafe { mp.private_area().cast::<u16>().as_ptr().write(data_room16) };
         Ok(PktPool {
             mp,
             data_room: data_room16,
@@ -175,6 +183,21 @@ impl PktPoolBuilder {
             pinned: is_pinned,
         })
     }
+}
+
+/// Bytes of the mempool's private area: the data room (`u16`), which
+/// [`pool_data_room`] reads back (a detached mbuf gets its whole own buffer
+/// back, whatever padding the mempool added to the object).
+const POOL_PRIVATE_SIZE: usize = 2;
+
+/// The data room of the packet pool whose mempool is `mp`.
+///
+/// # Safety
+/// - `mp` is the mempool of a [`PktPool`] (built by [`PktPoolBuilder`]).
+pub(crate) unsafe fn pool_data_room(mp: &Mempool) -> u16 {
+    // SAFETY: a packet pool's mempool has a 64-aligned private area holding
+    // its data room, written once at build before any mbuf was out.
+    unsafe { mp.private_area().cast::<u16>().as_ptr().read() }
 }
 
 /// Writes a fresh header (and zeroes the private area) in a pool object:
@@ -377,7 +400,9 @@ impl PktPool {
     /// let mut buf: [MaybeUninit<Mbuf>; 32] = [const { MaybeUninit::uninit() }; 32];
     /// let ms = pool.alloc_bulk(&mut cache, &mut buf).unwrap();
     /// assert_eq!(ms.len(), 32);
-    /// pool.free_bulk_in_place(&mut cache, ms);
+    /// // SAFETY: `ms` lives in `buf`, `MaybeUninit` storage that never drops
+    /// // (or reads) the mbufs again.
+    /// unsafe { pool.free_bulk_in_place(&mut cache, ms) };
     /// ```
     #[inline(always)]
     pub fn alloc_bulk<'o>(
@@ -388,7 +413,18 @@ impl PktPool {
         // SAFETY: `Mbuf` and `Obj` are both `repr(transparent)` over a
         // `NonNull` pointer; uninitialised slots stay uninitialised.
         let objs = unsafe { &mut *(ptr::from_mut(out) as *mut [MaybeUninit<Obj>]) };
-        let objs = self.mp.get_bulk(cache, objs)?;
+        let requested = objs.len();
+        // The mempool's error counts what it asked of its backend (after
+        // the cache's share); ours counts the mbufs the caller asked for.
+        let objs = self
+            .mp
+            .get_bulk(cache, objs)
+            .map_err(|e| match AllocError::from(e) {
+                AllocError::Exhausted { available, .. } => AllocError::Exhausted {
+                    requested,
+                    available,
+                },
+            })?;
         for o in objs.iter() {
             // SAFETY: each was just taken from our pool; the Mbuf written
             // over the Obj takes it over (same bits).
@@ -458,8 +494,25 @@ impl PktPool {
 
     /// Frees the mbufs of a slice handed out by [`alloc_bulk`](Self::alloc_bulk)
     /// (they are moved out; the slice's memory is uninitialised again).
+    ///
+    /// # Safety
+    /// - The mbufs of `mbufs` are neither used nor dropped afterwards: the
+    ///   slice lives in storage that does not drop them (the
+    ///   `MaybeUninit` slice given to `alloc_bulk`), not in a `Vec<Mbuf>`
+    ///   or an array of `Mbuf`, whose drop would free them a second time.
+    ///
+    /// Safe code cannot free a `Vec<Mbuf>`'s mbufs in place (and then free
+    /// them again when the `Vec` drops):
+    ///
+    /// ```compile_fail
+    /// use pktmem_mbuf::{Mbuf, PktPool};
+    /// let pool = PktPool::builder(8).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let mut v: Vec<Mbuf> = (0..4).map(|_| pool.alloc_default().unwrap()).collect();
+    /// pool.free_bulk_in_place(&mut cache, &mut v); // error: call to unsafe function
+    /// ```
     #[inline]
-    pub fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
+    pub unsafe fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
         let mut objs = [MaybeUninit::uninit(); BATCH];
         let mut b = Batch::new(&mut objs);
         for m in mbufs.iter() {

@@ -16,9 +16,10 @@ use crate::error::{BuildError, CreateError};
 use crate::introspect::ObjInfo;
 use crate::layout::{calc_obj_size, CACHE_LINE, MAX_ALIGN, MIN_ALIGN};
 use crate::lf_stack::LfStackBackend;
-use crate::pool::{Attachment, BackendImpl, Life, Line, ObjInit, PoolInner, Population};
+use crate::pool::{Attachment, BackendImpl, Life, Line, PoolInner, Population};
+use crate::populate::ObjInit;
 use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex};
-use crate::{Mempool, Provider};
+use crate::{Mempool, PageSize, Provider};
 
 /// Configures and creates a [`Mempool`].
 ///
@@ -53,6 +54,8 @@ pub struct MempoolBuilder {
     custom: Option<Box<dyn Backend>>,
     init: Option<ObjInit>,
     attachment: Option<Box<dyn Any + Send + Sync>>,
+    populate_threads: usize,
+    page_size: Option<PageSize>,
 }
 
 impl std::fmt::Debug for MempoolBuilder {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for MempoolBuilder {
             .field("iova_contig", &self.iova_contig)
             .field("kind", &self.kind)
             .field("attachment", &self.attachment.is_some())
+            .field("populate_threads", &self.populate_threads)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +92,8 @@ impl Mempool {
             custom: None,
             init: None,
             attachment: None,
+            populate_threads: 0,
+            page_size: None,
         }
     }
 }
@@ -199,11 +205,72 @@ impl MempoolBuilder {
     /// });
     /// assert_eq!(seen, [0, 1, 2, 3]);
     /// ```
+    ///
+    /// An `obj_init` runs on the populating thread alone, in population
+    /// order; an initialiser that can run on several threads at once is
+    /// [`obj_init_shared`](Self::obj_init_shared) (the last one given wins).
     pub fn obj_init(
         mut self,
         init: impl FnMut(&ObjInfo, &mut [MaybeUninit<u8>]) + Send + 'static,
     ) -> Self {
-        self.init = Some(Box::new(init));
+        self.init = Some(ObjInit::Sequential(Box::new(init)));
+        self
+    }
+
+    /// Like [`obj_init`](Self::obj_init), but `init` may be called on
+    /// several threads at once, so that a big pool is initialised on
+    /// several cores ([`populate_threads`](Self::populate_threads)). Each
+    /// object is still initialised exactly once, by one thread, before it
+    /// can be handed out, and [`ObjInfo::index`] is its population index;
+    /// the order of the calls is unspecified. It runs under the pool's
+    /// population lock, so it must not populate the pool.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use pktmem_mempool::Mempool;
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let c = calls.clone();
+    /// let pool = Mempool::builder(10_000, 64)
+    ///     .populate_threads(2)
+    ///     .obj_init_shared(move |info, body| {
+    ///         body[..8].copy_from_slice(&(info.index as u64).to_ne_bytes().map(std::mem::MaybeUninit::new));
+    ///         c.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build_anonymous()
+    ///     .unwrap();
+    /// assert_eq!(calls.load(Ordering::Relaxed), 10_000);
+    /// let mut i = 0;
+    /// pool.for_each_obj(|o| {
+    ///     // SAFETY: the pool is quiet; `init` wrote the first 8 bytes.
+    ///     assert_eq!(unsafe { o.obj.as_ptr().cast::<u64>().read() }, i);
+    ///     i += 1;
+    /// });
+    /// ```
+    pub fn obj_init_shared(
+        mut self,
+        init: impl Fn(&ObjInfo, &mut [MaybeUninit<u8>]) + Send + Sync + 'static,
+    ) -> Self {
+        self.init = Some(ObjInit::Shared(Box::new(init)));
+        self
+    }
+
+    /// How many threads populate the pool: fault its hugepages in (the
+    /// kernel zeroes each one then), write the object headers and run an
+    /// [`obj_init_shared`](Self::obj_init_shared) initialiser, each thread
+    /// over its own page-aligned part of the memory (an [`obj_init`](Self::obj_init)
+    /// initialiser keeps the object writes on one thread). The threads are
+    /// scoped: they live for one populate call. `0` (the default) chooses:
+    /// the machine's cores, up to 8, for every chunk of 16 MiB or more, one
+    /// thread for smaller ones. `1` keeps everything on the calling thread.
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(1000, 64).populate_threads(1).build_anonymous().unwrap();
+    /// assert!(pool.is_full());
+    /// ```
+    pub fn populate_threads(mut self, threads: usize) -> Self {
+        self.populate_threads = threads;
         self
     }
 
@@ -228,6 +295,31 @@ impl MempoolBuilder {
     /// ```
     pub fn attachment<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.attachment = Some(Box::new(value));
+        self
+    }
+
+    /// The page size [`build_on`](Self::build_on) asks the provider for
+    /// first; when it has none of that size, it falls back as the provider
+    /// does (its preferred sizes, then small pages unless forbidden).
+    /// Without this call the pool chooses by size
+    /// ([`Mempool::populate_from_provider`]): 1 GiB pages when the system
+    /// has enough of them free and the pool's memory fills at least 7/8 of
+    /// the last one, else the provider's preferred sizes (2 MiB unless it
+    /// was built otherwise).
+    ///
+    /// ```
+    /// use pktmem_mempool::{Mempool, PageSize, Provider};
+    /// let provider = Provider::builder().quiet(true).build().unwrap();
+    /// let pool = Mempool::builder(1000, 2048)
+    ///     .page_size(PageSize::Huge2M)
+    ///     .build_on(&provider)
+    ///     .unwrap();
+    /// // 2 MiB pages when the system has them, else the fallback's 4 KiB.
+    /// let page = provider.page_of(pool.get_default().unwrap().as_ptr() as usize).unwrap();
+    /// assert!(page.size == 2 << 20 || page.size == 4096);
+    /// ```
+    pub fn page_size(mut self, size: PageSize) -> Self {
+        self.page_size = Some(size);
         self
     }
 
@@ -265,8 +357,9 @@ impl MempoolBuilder {
     /// assert!(pool.is_full());
     /// ```
     pub fn build_on(self, provider: &Provider) -> Result<Mempool, CreateError> {
+        let page_size = self.page_size;
         let pool = self.build(Some(provider))?;
-        pool.populate_from_provider(provider)?;
+        pool.populate_from_provider_with(provider, page_size)?;
         Ok(pool)
     }
 
@@ -287,6 +380,8 @@ impl MempoolBuilder {
             custom,
             init,
             attachment,
+            populate_threads,
+            page_size: _,
         } = self;
         if n == 0 {
             return Err(BuildError::ZeroObjects { name });
@@ -357,6 +452,7 @@ impl MempoolBuilder {
             population: Mutex::new(Population {
                 chunks: Vec::new(),
                 init,
+                populate_threads,
             }),
             populated: AtomicUsize::new(0),
             non_io: AtomicBool::new(true),

@@ -57,6 +57,21 @@
 //! The `obj_init` callback runs on every object as it is placed, whichever
 //! way.
 //!
+//! **Big pools are populated on several cores.** The kernel zeroes each
+//! fresh hugepage as it is first mapped, which is most of the cost of
+//! creating a pool of hundreds of megabytes; population splits the memory
+//! into page-aligned parts, one per thread
+//! ([`populate_threads`](MempoolBuilder::populate_threads); by default the
+//! cores, up to 8, for 16 MiB or more): the provider's threads fault the
+//! pages in ([`AllocRequest::fault_threads`](pktmem_hugemem::AllocRequest::fault_threads)),
+//! then the pool's threads write the headers and run an initialiser given
+//! as [`obj_init_shared`](MempoolBuilder::obj_init_shared) (an `FnMut`
+//! [`obj_init`](MempoolBuilder::obj_init) runs on one thread, in order).
+//! The objects enter the backend in address order. A pool that fills most of
+//! one or more 1 GiB pages asks for those when the system has them free
+//! ([`MempoolBuilder::page_size`] chooses explicitly). Dropping the pool
+//! gives each chunk back in one piece (one unmap and hole punch per chunk).
+//!
 //! Each object has a [header](calc_obj_size) before it with its pool and its
 //! IOVA; an object never straddles a page boundary unless its chunk is
 //! IOVA-contiguous or the pool was built with
@@ -190,4 +205,4 @@ pub use ring_backend::RingPlacement;
 pub use stats::PoolStats;
 pub use typed::{PoolBox, TypedPool, TypedPoolBuilder};
 
-pub use pktmem_hugemem::{Iova, Provider};
+pub use pktmem_hugemem::{Iova, PageSize, Provider};

@@ -18,7 +18,6 @@ use crate::cache::{Cache, CacheCore, Counter, CACHE_MAX_SIZE};
 use crate::default_cache::{Slot, Slots};
 use crate::error::{CacheError, GetError};
 use crate::events::{self, MempoolEvent};
-use crate::introspect::ObjInfo;
 use crate::layout::{ObjSize, Placement};
 use crate::lf_stack::LfStackBackend;
 use crate::ring_backend::RingPlacement;
@@ -29,7 +28,7 @@ use crate::{Iova, Obj};
 pub type ChunkFree = Box<dyn FnOnce() + Send>;
 
 /// A per-object initialiser (see [`MempoolBuilder::obj_init`](crate::MempoolBuilder::obj_init)).
-pub(crate) type ObjInit = Box<dyn FnMut(&ObjInfo, &mut [MaybeUninit<u8>]) + Send>;
+pub(crate) use crate::populate::ObjInit;
 
 /// One chunk of memory objects were placed in.
 pub(crate) struct ChunkRec {
@@ -63,6 +62,8 @@ pub(crate) struct Population {
     /// Chunks in population order.
     pub(crate) chunks: Vec<ChunkRec>,
     pub(crate) init: Option<ObjInit>,
+    /// Threads that populate (0: chosen by size, see `populate.rs`).
+    pub(crate) populate_threads: usize,
 }
 
 /// The built-in backends, dispatched without a virtual call, and user ones.

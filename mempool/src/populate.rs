@@ -2,15 +2,16 @@
 //! anonymous memory, the hugepage provider, external memory), writing their
 //! headers, running the pool's initialiser and storing them in the backend.
 
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use pktmem_hugemem::{AllocRequest, Chunk, Provider};
+use pktmem_hugemem::{AllocRequest, Chunk, PageSize, Provider};
 
 use crate::error::PopulateError;
 use crate::events::{self, MempoolEvent};
 use crate::introspect::ObjInfo;
 use crate::layout::{calc_mem_size, iova_add, ObjHeader, Placement, COOKIE_FREE, NO_IOVA};
-use crate::pool::{ChunkFree, ChunkRec, ObjInit, Population};
+use crate::pool::{ChunkFree, ChunkRec, Population};
 use crate::sync::{lock, Ordering};
 use crate::{Iova, Mempool, Obj};
 
@@ -201,6 +202,16 @@ impl Mempool {
     /// });
     /// ```
     pub fn populate_from_provider(&self, provider: &Provider) -> Result<usize, PopulateError> {
+        self.populate_from_provider_with(provider, None)
+    }
+
+    /// [`populate_from_provider`](Self::populate_from_provider), asking for
+    /// pages of `page_size` first (`None`: chosen by [`auto_page_size`]).
+    pub(crate) fn populate_from_provider_with(
+        &self,
+        provider: &Provider,
+        page_size: Option<PageSize>,
+    ) -> Result<usize, PopulateError> {
         let size = self.size();
         if self.populated() == size {
             return Err(self.full_error());
@@ -213,6 +224,7 @@ impl Mempool {
             placed: self.populated(),
             source,
         };
+        let configured = lock(&self.inner.population).populate_threads;
         let mut want = size - self.populated();
         let mut added = 0;
         let mut last_err = None;
@@ -224,9 +236,15 @@ impl Mempool {
                 calc_mem_size(want, obj.total_size, 0).ok_or_else(|| out_of_memory(None))?;
             let mut placed_here = None;
             for contiguous in [false, true] {
-                let req = AllocRequest::new(bytes)
+                // Fresh hugepages are zeroed by the kernel as they are
+                // faulted in: by several threads for a big chunk.
+                let mut req = AllocRequest::new(bytes)
                     .align(obj.align)
-                    .iova_contiguous(contiguous);
+                    .iova_contiguous(contiguous)
+                    .fault_threads(threads_for(configured, bytes));
+                if let Some(ps) = page_size.or_else(|| auto_page_size(bytes)) {
+                    req = req.page_size(ps);
+                }
                 match provider.alloc_with(&req) {
                     Ok(chunk) => {
                         let n = self.populate_chunk(chunk)?;
@@ -352,78 +370,6 @@ impl Mempool {
         unsafe { self.populate_virt(addr, len, page_size, lookup, Some(on_free)) }
     }
 
-    /// Places up to `remaining` objects in `run` by `placement`: writes each
-    /// header, runs `init`, stores the objects in the backend in batches.
-    /// Returns how many were stored (stops at the first refused batch).
-    ///
-    /// # Safety
-    /// The conditions of `populate_iova` for `run`; called under the
-    /// population lock.
-    unsafe fn place_run(
-        &self,
-        run: &Run,
-        placement: Placement,
-        populated: usize,
-        remaining: usize,
-        init: &mut Option<ObjInit>,
-        batch: &mut Vec<Obj>,
-    ) -> usize {
-        let inner = &*self.inner;
-        let me: *const () = std::sync::Arc::as_ptr(&self.inner).cast();
-        let h = inner.obj.header_size;
-        let mut stored = 0;
-        let mut failed = false;
-        let va = run.base.as_ptr() as usize;
-        placement.for_each(va, run.len, remaining, |off| {
-            if failed {
-                return;
-            }
-            // SAFETY: `off + total_size <= len` (placement), so the
-            // element lies in the run (caller's memory).
-            let body = unsafe { run.base.add(off + h) };
-            let iova = iova_add(run.iova, off + h);
-            // SAFETY: the header lies in the element, before the body
-            // (`header_size >= OBJ_HEADER_SIZE`), in memory the caller
-            // gave the pool; aligned to 8 (bodies are aligned to 8 at
-            // least, and the header size is a multiple of 8).
-            unsafe {
-                ObjHeader::of(body.as_ptr()).write(ObjHeader {
-                    pool: me,
-                    iova: iova.map_or(NO_IOVA, |i| i.0),
-                    cookie: COOKIE_FREE,
-                });
-            }
-            let obj = Obj::from_non_null(body);
-            if let Some(init) = init.as_mut() {
-                // SAFETY: the body is `elt_size` bytes of the caller's
-                // memory, owned by the pool and not yet handed out.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts_mut(body.as_ptr().cast(), inner.obj.elt_size)
-                };
-                let info = ObjInfo {
-                    obj,
-                    iova,
-                    index: populated + stored + batch.len(),
-                };
-                init(&info, bytes);
-            }
-            batch.push(obj);
-            if batch.len() == batch.capacity() {
-                if inner.store_new(batch) {
-                    stored += batch.len();
-                } else {
-                    failed = true;
-                }
-                batch.clear();
-            }
-        });
-        if !batch.is_empty() && !failed && inner.store_new(batch) {
-            stored += batch.len();
-        }
-        batch.clear();
-        stored
-    }
-
     fn full_error(&self) -> PopulateError {
         PopulateError::Full {
             name: self.inner.name.clone(),
@@ -433,6 +379,11 @@ impl Mempool {
 
     /// Places objects in `runs` (each IOVA-contiguous, or one page when it
     /// has no IOVA and `page_size != 0`); `on_free` goes with the last record.
+    ///
+    /// The objects of all the runs are placed first (headers written, `init`
+    /// run), on several threads when the pool says so ([`threads_for`]),
+    /// each over its own page-aligned part of the memory; then they are
+    /// stored in the backend in address order, on this thread.
     ///
     /// # Safety
     /// The conditions of `populate_iova` for every run.
@@ -444,7 +395,12 @@ impl Mempool {
     ) -> Result<usize, PopulateError> {
         let inner = &*self.inner;
         let mut guard = lock(&inner.population);
-        let Population { chunks, init } = &mut *guard;
+        let Population {
+            chunks,
+            init,
+            populate_threads,
+        } = &mut *guard;
+        let populate_threads = *populate_threads;
         // Relaxed: written only under the population lock, which we hold.
         let mut populated = inner.populated.load(Ordering::Relaxed);
         if populated == inner.size {
@@ -457,10 +413,142 @@ impl Mempool {
         let before = chunks.len();
         let mut added = 0;
         let mut got_iova = false;
-        let mut batch: Vec<Obj> = Vec::with_capacity(64);
+        // A panicking `init` unwinds out of here: nothing of this call is
+        // stored or recorded, and the memory goes back (below).
+        let placed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: forwarded from the caller.
+            let (n, io) = unsafe {
+                self.place_and_store(runs, page_size, populated, init, populate_threads, chunks)
+            };
+            populated += n;
+            added += n;
+            got_iova = io;
+            // Relaxed: ordered by the population lock for writers;
+            // readers only use it as a count.
+            inner.populated.store(populated, Ordering::Relaxed);
+        }));
+        if chunks.len() > before {
+            if let Some(c) = chunks.last_mut() {
+                c.on_free = on_free;
+            }
+        } else if let Some(f) = on_free {
+            drop(guard);
+            f();
+            if let Err(payload) = placed {
+                std::panic::resume_unwind(payload);
+            }
+            return Ok(0);
+        }
+        if got_iova && inner.iova_contig {
+            // Relaxed: an informational state flag.
+            inner.non_io.store(false, Ordering::Relaxed);
+        }
+        if let Err(payload) = placed {
+            drop(guard);
+            std::panic::resume_unwind(payload);
+        }
+        let full = populated == inner.size;
+        drop(guard);
+        if full && added > 0 {
+            events::fire(MempoolEvent::Ready, &inner.event_info());
+        }
+        Ok(added)
+    }
+
+    /// The work of [`populate_runs`](Self::populate_runs) under the lock:
+    /// places the objects of `runs` after the `populated` ones (on several
+    /// threads as [`threads_for`] says), stores them in the backend, and
+    /// records a chunk for each run that got objects. Returns the objects
+    /// stored and whether any has an IOVA.
+    ///
+    /// # Safety
+    /// The conditions of `populate_iova` for every run; `populated` is the
+    /// pool's count, under the population lock.
+    unsafe fn place_and_store(
+        &self,
+        runs: &[Run],
+        page_size: usize,
+        populated: usize,
+        init: &mut Option<ObjInit>,
+        populate_threads: usize,
+        chunks: &mut Vec<ChunkRec>,
+    ) -> (usize, bool) {
+        let inner = &*self.inner;
+        let plans = self.plan_runs(runs, page_size, inner.size - populated);
+        let total: usize = plans.iter().map(|p| p.count).sum();
+        let bytes: usize = plans.iter().map(|p| p.run.len).sum();
+        let threads = match init {
+            Some(ObjInit::Sequential(_)) => 1,
+            _ => threads_for(populate_threads, bytes),
+        };
+        let split = page_size.max(crate::os::page_size());
+        let pieces = cut_pieces(&plans, threads, split, bytes);
+        let mut objs: Vec<Obj> = Vec::with_capacity(total);
+        let out = &mut objs.spare_capacity_mut()[..total];
+        let writer = Writer {
+            plans: &plans,
+            pool: std::sync::Arc::as_ptr(&self.inner).cast(),
+            header: inner.obj.header_size,
+            elt_size: inner.obj.elt_size,
+            first_index: populated,
+        };
+        match init.as_mut() {
+            Some(ObjInit::Sequential(f)) => {
+                // SAFETY: the runs are the caller's (forwarded); the
+                // pieces cover the planned objects in order, once.
+                unsafe { writer.write_pieces(&pieces, out, &mut InitRef::Seq(&mut **f)) };
+            }
+            shared => {
+                let f = match shared {
+                    Some(ObjInit::Shared(f)) => Some(&**f),
+                    _ => None,
+                };
+                // SAFETY: as above.
+                unsafe { writer.write_parallel(&pieces, out, threads, f) };
+            }
+        }
+        // SAFETY: the pieces wrote all `total` slots (a panic in `init`
+        // unwinds past this line, the length staying 0).
+        unsafe { objs.set_len(total) };
+        let mut stored = 0;
+        for batch in objs.chunks(STORE_BATCH) {
+            if !inner.store_new(batch) {
+                break;
+            }
+            stored += batch.len();
+        }
+        let mut next_index = populated;
+        let mut got_iova = false;
+        for plan in &plans {
+            let count = stored.saturating_sub(plan.first).min(plan.count);
+            if count == 0 {
+                continue;
+            }
+            chunks.push(ChunkRec {
+                base: plan.run.base,
+                iova: plan.run.iova,
+                len: plan.run.len,
+                first_index: next_index,
+                count,
+                placement: plan.placement,
+                on_free: None,
+            });
+            next_index += count;
+            got_iova |= plan.run.iova.is_some();
+        }
+        (stored, got_iova)
+    }
+
+    /// How the objects go in `runs`, at most `remaining` of them: each
+    /// run's placement, object count and the index (in this call) of its
+    /// first object. Arithmetic only: no memory is touched.
+    fn plan_runs(&self, runs: &[Run], page_size: usize, remaining: usize) -> Vec<RunPlan> {
+        let inner = &*self.inner;
+        let mut plans = Vec::with_capacity(runs.len());
+        let mut first = 0;
         for run in runs {
-            let remaining = inner.size - populated;
-            if remaining == 0 {
+            let left = remaining - first;
+            if left == 0 {
                 break;
             }
             // Objects may straddle pages only in IOVA-contiguous runs (or
@@ -473,45 +561,400 @@ impl Mempool {
                     0
                 },
             };
-            // SAFETY: forwarded from the caller (the run is theirs).
-            let stored =
-                unsafe { self.place_run(run, placement, populated, remaining, init, &mut batch) };
-            if stored > 0 {
-                chunks.push(ChunkRec {
-                    base: run.base,
-                    iova: run.iova,
-                    len: run.len,
-                    first_index: populated,
-                    count: stored,
+            let va = run.base.as_ptr() as usize;
+            let count = count_objects(&placement, va, run.len, left);
+            if count > 0 {
+                plans.push(RunPlan {
+                    run: *run,
                     placement,
-                    on_free: None,
+                    first,
+                    count,
                 });
-                populated += stored;
-                added += stored;
-                got_iova |= run.iova.is_some();
-                // Relaxed: ordered by the population lock for writers;
-                // readers only use it as a count.
-                inner.populated.store(populated, Ordering::Relaxed);
+                first += count;
             }
         }
-        if chunks.len() > before {
-            if let Some(c) = chunks.last_mut() {
-                c.on_free = on_free;
-            }
-        } else if let Some(f) = on_free {
-            drop(guard);
-            f();
-            return Ok(0);
-        }
-        if got_iova && inner.iova_contig {
-            // Relaxed: an informational state flag.
-            inner.non_io.store(false, Ordering::Relaxed);
-        }
-        let full = populated == inner.size;
-        drop(guard);
-        if full && added > 0 {
-            events::fire(MempoolEvent::Ready, &inner.event_info());
-        }
-        Ok(added)
+        plans
     }
 }
+
+/// How a pool initialises its objects (see [`MempoolBuilder::obj_init`](crate::MempoolBuilder::obj_init)
+/// and [`obj_init_shared`](crate::MempoolBuilder::obj_init_shared)).
+pub(crate) enum ObjInit {
+    /// Called on one thread, in population order.
+    Sequential(Box<SeqInit>),
+    /// May be called on several threads at once, each object once.
+    Shared(Box<SharedInit>),
+}
+
+/// An initialiser called on one thread.
+type SeqInit = dyn FnMut(&ObjInfo, &mut [MaybeUninit<u8>]) + Send;
+
+/// An initialiser several populating threads may call at once.
+type SharedInit = dyn Fn(&ObjInfo, &mut [MaybeUninit<u8>]) + Send + Sync;
+
+/// The initialiser one populating thread calls.
+enum InitRef<'a> {
+    Seq(&'a mut SeqInit),
+    Shared(Option<&'a SharedInit>),
+}
+
+/// Objects in one batch handed to the backend while populating.
+const STORE_BATCH: usize = 512;
+
+/// Memory smaller than this is populated by the calling thread alone
+/// unless the pool was told a thread count: a thread costs tens of
+/// microseconds to start, a megabyte of fresh hugepage memory about a
+/// hundred to fault in.
+pub(crate) const PARALLEL_MIN_BYTES: usize = 16 << 20;
+
+/// At most this many threads populate a pool that was not told a count:
+/// faulting and writing fresh memory is bound by memory bandwidth, which a
+/// few cores use up.
+pub(crate) const MAX_AUTO_THREADS: usize = 8;
+
+/// The threads that populate `bytes` of memory: the count the pool was
+/// given (`configured`, 0 when none), else the machine's cores (at most
+/// [`MAX_AUTO_THREADS`]) for [`PARALLEL_MIN_BYTES`] or more, else 1.
+pub(crate) fn threads_for(configured: usize, bytes: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    if bytes < PARALLEL_MIN_BYTES {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_AUTO_THREADS))
+}
+
+/// The page size a pool populated from a provider asks for first when it
+/// was not told one: 1 GiB pages for `bytes` that fill at least 7/8 of the
+/// last of them, when the system has that many free (and not promised);
+/// else `None` (the provider's preferred sizes). Bigger pages mean fewer
+/// faults, page records and IOVA runs, but the kernel zeroes a whole page
+/// at once, so a mostly empty one costs more than it saves.
+pub(crate) fn auto_page_size(bytes: usize) -> Option<PageSize> {
+    let gib = PageSize::Huge1G.bytes();
+    let pages = bytes.div_ceil(gib);
+    let waste = pages * gib - bytes;
+    if bytes < gib - gib / 8 || waste > gib / 8 {
+        return None;
+    }
+    let free = pktmem_hugemem::inventory()
+        .iter()
+        .find(|h| h.page_size == gib)
+        .map_or(0, |h| h.free.saturating_sub(h.reserved));
+    (free >= pages as u64).then_some(PageSize::Huge1G)
+}
+
+/// One run's share of a populate call.
+struct RunPlan {
+    run: Run,
+    placement: Placement,
+    /// Index (among this call's objects) of the run's first object.
+    first: usize,
+    /// Objects placed in the run.
+    count: usize,
+}
+
+/// A piece of one run that one thread writes: `n` objects from the one at
+/// offset `off0` (index `k0` in the run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    plan: usize,
+    k0: usize,
+    off0: usize,
+    n: usize,
+}
+
+/// Objects `placement` puts in `va..va + len`, at most `max`.
+fn count_objects(placement: &Placement, va: usize, len: usize, max: usize) -> usize {
+    if placement.page_size == 0 {
+        let first = va.next_multiple_of(placement.size.align) - va;
+        return max.min(len.saturating_sub(first) / placement.size.total_size);
+    }
+    placement.for_each(va, len, max, |_| ())
+}
+
+/// Cuts the planned objects into pieces for `threads` threads: runs longer
+/// than a thread's share of `bytes` are cut at `split`-aligned addresses
+/// ([`split_run`]); the others are one piece each. In population order.
+fn cut_pieces(plans: &[RunPlan], threads: usize, split: usize, bytes: usize) -> Vec<Piece> {
+    let share = (bytes / threads.max(1)).max(split);
+    let mut pieces = Vec::with_capacity(plans.len());
+    for (i, plan) in plans.iter().enumerate() {
+        let va = plan.run.base.as_ptr() as usize;
+        let parts = plan.run.len.div_ceil(share);
+        let cuts = split_run(&plan.placement, va, plan.run.len, plan.count, parts, split);
+        pieces.extend(cuts.windows(2).map(|w| Piece {
+            plan: i,
+            k0: w[0].0,
+            off0: w[0].1,
+            n: w[1].0 - w[0].0,
+        }));
+    }
+    pieces
+}
+
+/// Cuts the `count` objects `placement` puts in `va..va + len` into up to
+/// `parts` parts at `split`-aligned addresses: each part holds the objects
+/// that start in its range, so with `split` a page, a page is written (and
+/// first touched) by one part only, save an object that straddles a
+/// boundary. Returns each part's (index of its first object in the run,
+/// offset of that object), then (`count`, `len`).
+fn split_run(
+    placement: &Placement,
+    va: usize,
+    len: usize,
+    count: usize,
+    parts: usize,
+    split: usize,
+) -> Vec<(usize, usize)> {
+    let first = va.next_multiple_of(placement.size.align) - va;
+    let total = placement.size.total_size;
+    // Boundaries: offsets of the split-aligned addresses at or after the
+    // even cuts, increasing, inside the run.
+    let bounds: Vec<usize> = (1..parts)
+        .filter_map(|t| {
+            let cut = va.checked_add(t.checked_mul(len)? / parts)?;
+            Some(cut.checked_next_multiple_of(split)? - va)
+        })
+        .filter(|&b| b > first && b < len)
+        .collect();
+    let mut out = vec![(0, first)];
+    if bounds.is_empty() {
+        out.push((count, len));
+        return out;
+    }
+    if placement.page_size == 0 {
+        // Objects back to back: the first object at or after a boundary
+        // is arithmetic.
+        for b in bounds {
+            let k = (b - first).div_ceil(total);
+            if k > out.last().map_or(0, |p| p.0) && k < count {
+                out.push((k, first + k * total));
+            }
+        }
+    } else {
+        // Objects skip page boundaries: walk the placement (arithmetic
+        // only, nothing is touched) to the first object past each boundary.
+        let mut next = 0;
+        let mut k = 0;
+        placement.for_each(va, len, count, |off| {
+            let mut crossed = false;
+            while next < bounds.len() && off >= bounds[next] {
+                next += 1;
+                crossed = true;
+            }
+            if crossed && k > out.last().map_or(0, |p| p.0) {
+                out.push((k, off));
+            }
+            k += 1;
+        });
+    }
+    out.push((count, len));
+    out
+}
+
+/// Writes the headers of a populate call's objects and initialises them;
+/// shared by the populating threads, each over its own pieces.
+struct Writer<'a> {
+    plans: &'a [RunPlan],
+    /// The pool's shared state, written into each header.
+    pool: *const (),
+    header: usize,
+    elt_size: usize,
+    /// Population index of the call's first object.
+    first_index: usize,
+}
+
+// SAFETY: the writer holds addresses and the plan only; the threads it is
+// shared with write disjoint objects (`write_piece`'s contract), and
+// nothing is read through `pool` here.
+unsafe impl Sync for Writer<'_> {}
+
+impl Writer<'_> {
+    /// Places the objects of `piece`: writes each header, runs `init`, and
+    /// fills `out` (`piece.n` slots).
+    ///
+    /// # Safety
+    /// - the piece's run is memory the pool may write (the conditions of
+    ///   `populate_iova`) and the piece is one `cut_pieces` made of it;
+    /// - no other thread writes those objects meanwhile.
+    unsafe fn write_piece(
+        &self,
+        piece: Piece,
+        out: &mut [MaybeUninit<Obj>],
+        init: &mut InitRef<'_>,
+    ) {
+        let plan = &self.plans[piece.plan];
+        let run = &plan.run;
+        let va = run.base.as_ptr() as usize;
+        let first_index = self.first_index + plan.first + piece.k0;
+        let mut k = 0;
+        // Resuming the walk at an object's start reproduces the walk from
+        // the run's start: its only state is the offset.
+        plan.placement
+            .for_each(va + piece.off0, run.len - piece.off0, piece.n, |o| {
+                let off = piece.off0 + o;
+                // SAFETY: `off + total_size <= len` (placement), so the
+                // element lies in the run (caller's memory).
+                let body = unsafe { run.base.add(off + self.header) };
+                let iova = iova_add(run.iova, off + self.header);
+                // SAFETY: the header lies in the element, before the body
+                // (`header_size >= OBJ_HEADER_SIZE`), in memory the caller
+                // gave the pool; aligned to 8 (bodies are aligned to 8 at
+                // least, and the header size is a multiple of 8).
+                unsafe {
+                    ObjHeader::of(body.as_ptr()).write(ObjHeader {
+                        pool: self.pool,
+                        iova: iova.map_or(NO_IOVA, |i| i.0),
+                        cookie: COOKIE_FREE,
+                    });
+                }
+                let obj = Obj::from_non_null(body);
+                let info = ObjInfo {
+                    obj,
+                    iova,
+                    index: first_index + k,
+                };
+                let body = || {
+                    // SAFETY: the body is `elt_size` bytes of the caller's
+                    // memory, owned by the pool, not yet handed out, and
+                    // written by this thread only.
+                    unsafe { std::slice::from_raw_parts_mut(body.as_ptr().cast(), self.elt_size) }
+                };
+                match init {
+                    InitRef::Seq(f) => f(&info, body()),
+                    InitRef::Shared(Some(f)) => f(&info, body()),
+                    InitRef::Shared(None) => {}
+                }
+                out[k].write(obj);
+                k += 1;
+            });
+        assert_eq!(
+            k, piece.n,
+            "the placement walk finds the objects it counted"
+        );
+    }
+
+    /// [`write_piece`](Self::write_piece) for each of `pieces` in order.
+    ///
+    /// # Safety
+    /// `write_piece`'s conditions for every piece; `out` has one slot per
+    /// object of the pieces, in order.
+    unsafe fn write_pieces(
+        &self,
+        pieces: &[Piece],
+        out: &mut [MaybeUninit<Obj>],
+        init: &mut InitRef<'_>,
+    ) {
+        let mut rest = out;
+        for &piece in pieces {
+            let (part, tail) = rest.split_at_mut(piece.n);
+            // SAFETY: forwarded.
+            unsafe { self.write_piece(piece, part, init) };
+            rest = tail;
+        }
+    }
+
+    /// [`write_pieces`](Self::write_pieces) on up to `threads` threads: the
+    /// pieces are dealt out in order, about the same number of objects to
+    /// each; this thread takes the first share, and any share whose thread
+    /// the system cannot start. A panic in `init` on any thread is resumed
+    /// here once all have finished.
+    ///
+    /// # Safety
+    /// As `write_pieces`.
+    unsafe fn write_parallel(
+        &self,
+        pieces: &[Piece],
+        out: &mut [MaybeUninit<Obj>],
+        threads: usize,
+        init: Option<&SharedInit>,
+    ) {
+        let total: usize = pieces.iter().map(|p| p.n).sum();
+        // Shares: runs of pieces, cut where the objects so far pass the
+        // next even share.
+        let mut shares: Vec<(&[Piece], &mut [MaybeUninit<Obj>])> = Vec::new();
+        let (mut from, mut acc, mut rest) = (0, 0, out);
+        for (i, p) in pieces.iter().enumerate() {
+            acc += p.n;
+            let goal = total * (shares.len() + 1) / threads.max(1);
+            if acc >= goal || i + 1 == pieces.len() {
+                let n: usize = pieces[from..=i].iter().map(|p| p.n).sum();
+                let (part, tail) = rest.split_at_mut(n);
+                shares.push((&pieces[from..=i], part));
+                rest = tail;
+                from = i + 1;
+            }
+        }
+        if shares.len() <= 1 {
+            let mut init = InitRef::Shared(init);
+            for (ps, part) in shares {
+                // SAFETY: forwarded.
+                unsafe { self.write_pieces(ps, part, &mut init) };
+            }
+            return;
+        }
+        let mut shares = shares.into_iter();
+        let mine = shares.next();
+        std::thread::scope(|s| {
+            let mut handles = Vec::new();
+            let mut inline = Vec::new();
+            for (ps, part) in shares {
+                // Sent as an address and a length, so that a share whose
+                // thread cannot be started stays with this thread.
+                let (ptr, n) = (SendPtr(part.as_mut_ptr()), part.len());
+                let job = move || {
+                    let ptr = ptr;
+                    // SAFETY: `ptr..ptr + n` is this share of `out`, borrowed
+                    // for the scope and given to this thread alone.
+                    let part = unsafe { std::slice::from_raw_parts_mut(ptr.0, n) };
+                    // SAFETY: forwarded; the shares are disjoint.
+                    unsafe { self.write_pieces(ps, part, &mut InitRef::Shared(init)) };
+                };
+                match std::thread::Builder::new()
+                    .name("pktmem-populate".into())
+                    .spawn_scoped(s, job)
+                {
+                    Ok(h) => handles.push(h),
+                    Err(_) => inline.push((ps, ptr, n)),
+                }
+            }
+            let mut panic = None;
+            let mut run_here = |ps: &[Piece], part: &mut [MaybeUninit<Obj>]| {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: forwarded; the shares are disjoint.
+                    unsafe { self.write_pieces(ps, part, &mut InitRef::Shared(init)) };
+                }));
+                if let Err(p) = r {
+                    panic.get_or_insert(p);
+                }
+            };
+            if let Some((ps, part)) = mine {
+                run_here(ps, part);
+            }
+            for (ps, ptr, n) in inline {
+                // SAFETY: as in the thread's job: this share of `out`, given
+                // to no thread (its spawn failed).
+                let part = unsafe { std::slice::from_raw_parts_mut(ptr.0, n) };
+                run_here(ps, part);
+            }
+            for h in handles {
+                if let Err(p) = h.join() {
+                    panic.get_or_insert(p);
+                }
+            }
+            if let Some(p) = panic {
+                std::panic::resume_unwind(p);
+            }
+        });
+    }
+}
+
+/// A share of the populated objects' slots, sent to its thread.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut MaybeUninit<Obj>);
+
+// SAFETY: each `SendPtr` names a share of the slots that exactly one thread
+// writes (`write_parallel`), while the slice it comes from is borrowed.
+unsafe impl Send for SendPtr {}

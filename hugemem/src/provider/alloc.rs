@@ -175,7 +175,7 @@ impl Inner {
                 return Err(ListFail::NoSpace(no_space_reason(page_size, pages, mapped)));
             }
         }
-        self.map_runs(st, li, &to_map, pages)?;
+        self.map_runs(st, li, &to_map, pages, req.fault_threads)?;
         let contiguous = match check_iova_runs(st, li, first, pages, req) {
             Ok(contiguous) => contiguous,
             Err(e) => {
@@ -232,18 +232,19 @@ impl Inner {
         }
     }
 
-    /// Maps each run of `to_map` in list `li`; on failure unmaps those
-    /// already mapped and says why (`pages`: the request's size, for the
-    /// reason).
+    /// Maps each run of `to_map` in list `li` (faulting hugepages in from
+    /// up to `threads` threads); on failure unmaps those already mapped and
+    /// says why (`pages`: the request's size, for the reason).
     fn map_runs(
         &self,
         st: &mut State,
         li: usize,
         to_map: &[(usize, usize)],
         pages: usize,
+        threads: usize,
     ) -> Result<(), ListFail> {
         for (done, &(start, count)) in to_map.iter().enumerate() {
-            if let Err(e) = self.map_pages(st, li, start, count) {
+            if let Err(e) = self.map_pages(st, li, start, count, threads) {
                 for &(mapped_start, mapped_count) in &to_map[..done] {
                     self.unmap_pages(st, li, mapped_start, mapped_count);
                 }

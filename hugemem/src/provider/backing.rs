@@ -146,13 +146,15 @@ impl Inner {
     }
 
     /// Maps pages `[first, first + count)` of list `list` (all `Unmapped`), records their
-    /// IOVAs and marks them `Mapped`.
+    /// IOVAs and marks them `Mapped`. Hugepages are faulted in (allocated and
+    /// zeroed by the kernel) from up to `threads` threads, each page by one.
     pub(super) fn map_pages(
         &self,
         st: &mut State,
         list: usize,
         first: usize,
         count: usize,
+        threads: usize,
     ) -> Result<(), BackingError> {
         let l = &mut st.lists[list];
         let shift = l.seg.shift;
@@ -166,20 +168,46 @@ impl Inner {
             unsafe { asan::unpoison(addr as *const u8, len) };
         }
         // Pages of a node's list are allocated under a policy bound to it.
-        let _bind = match l.kind {
+        let bind_node = match l.kind {
             ListKind::Own(_, Some(node)) if !matches!(l.backing, Backing::Heap { .. }) => {
-                Some(sys::BindNode::new(node).map_err(|e| match e {
-                    // Past the policy mask (nodes >= 1024): no way to bind.
-                    sys::BindError::TooHigh => BackingError::Other(OsError {
-                        op: "set_mempolicy",
-                        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-                    }),
-                    sys::BindError::Os(e) => BackingError::Other(e),
-                })?)
+                Some(node)
             }
             _ => None,
         };
+        let _bind = bind_node.map(bind).transpose()?;
+        // Hugepages are faulted in page by page on request, by `threads`
+        // threads, when the kernel can populate on request (else by
+        // fallocate and MAP_POPULATE, below).
+        let on_request = shift > 12
+            && matches!(l.backing, Backing::Fd(_) | Backing::AnonHuge)
+            && sys::populate_write_supported();
         match &l.backing {
+            Backing::Fd(fd) if on_request => {
+                // No fallocate: the shared mapping reserves the pages (no
+                // hugepage left is NoSpace here), the threads fault them in.
+                // SAFETY: [addr, addr+len) is inside this list's reservation and
+                // Unmapped (nothing references it).
+                unsafe { sys::map_file_fixed_unpopulated(addr, len, fd, off) }.inspect_err(
+                    |_| {
+                        let _ = sys::punch_hole(fd, off, len);
+                    },
+                )?;
+                if let Err(e) = fault_in(addr, len, shift, threads, bind_node) {
+                    // SAFETY: just mapped by us; nothing references it yet.
+                    let _ = unsafe { sys::unmap_to_reserved(addr, len) };
+                    let _ = sys::punch_hole(fd, off, len);
+                    return Err(e);
+                }
+            }
+            Backing::AnonHuge if on_request => {
+                // SAFETY: as above.
+                unsafe { sys::map_anon_huge_fixed(addr, len, shift, false) }?;
+                if let Err(e) = fault_in(addr, len, shift, threads, bind_node) {
+                    // SAFETY: just mapped by us; nothing references it yet.
+                    let _ = unsafe { sys::unmap_to_reserved(addr, len) };
+                    return Err(e);
+                }
+            }
             Backing::Fd(fd) => {
                 sys::fallocate(fd, off, len).inspect_err(|_| {
                     let _ = sys::punch_hole(fd, off, len);
@@ -196,7 +224,7 @@ impl Inner {
             }
             Backing::AnonHuge => {
                 // SAFETY: as above.
-                unsafe { sys::map_anon_huge_fixed(addr, len, shift) }?;
+                unsafe { sys::map_anon_huge_fixed(addr, len, shift, true) }?;
             }
             Backing::Heap { .. } => {
                 // SAFETY: the range is inside the heap block this list owns and
@@ -284,6 +312,101 @@ impl Inner {
             st.mapped -= len;
         }
     }
+}
+
+/// Binds the calling thread's memory policy to `node` (until the guard
+/// drops).
+fn bind(node: Node) -> Result<sys::BindNode, BackingError> {
+    sys::BindNode::new(node).map_err(|e| match e {
+        // Past the policy mask (nodes >= 1024): no way to bind.
+        sys::BindError::TooHigh => BackingError::Other(OsError {
+            op: "set_mempolicy",
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        }),
+        sys::BindError::Os(e) => BackingError::Other(e),
+    })
+}
+
+/// Faults the mapped, not yet populated pages `[addr, addr + len)` (pages
+/// of `1 << shift` bytes) in from up to `threads` threads: the pages are cut
+/// into one run of whole pages per thread, so each page is faulted, and
+/// zeroed by the kernel, by one thread only. The calling thread takes the
+/// first run (its memory policy is already bound to `node` when there is
+/// one); the others bind theirs to `node` too. A thread the system cannot
+/// start leaves its run to the calling thread. The first failure wins:
+/// no page to be had is `NoSpace`.
+fn fault_in(
+    addr: usize,
+    len: usize,
+    shift: u32,
+    threads: usize,
+    node: Option<Node>,
+) -> Result<(), BackingError> {
+    let pages = len >> shift;
+    let per = pages.div_ceil(threads.clamp(1, pages.max(1)));
+    let runs: Vec<(usize, usize)> = (0..pages)
+        .step_by(per)
+        .map(|p| (addr + (p << shift), (per.min(pages - p)) << shift))
+        .collect();
+    let run = |(a, l): (usize, usize)| -> Result<(), BackingError> {
+        sys::populate_write_pages(a, l, 1 << shift).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOMEM | libc::EFAULT | libc::ENOSPC) => BackingError::NoSpace,
+            _ => BackingError::Other(OsError {
+                op: "madvise (MADV_POPULATE_WRITE)",
+                source: e,
+            }),
+        })
+    };
+    if runs.len() <= 1 {
+        return runs.into_iter().try_for_each(run);
+    }
+    // Threads that have started (std, even under loom: plain thread
+    // bookkeeping outside any model).
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let mut results = Vec::with_capacity(runs.len());
+        let mut handles = Vec::with_capacity(runs.len());
+        for &r in runs.iter().skip(1) {
+            let started = &started;
+            let spawned = std::thread::Builder::new()
+                .name("pktmem-fault".into())
+                .spawn_scoped(s, move || {
+                    // Release: pairs with the Acquire load below; nothing
+                    // is published, it only says this thread is running.
+                    started.fetch_add(1, std::sync::atomic::Ordering::Release);
+                    let _bind = node.map(bind).transpose()?;
+                    run(r)
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                // No thread: this one does the run.
+                Err(_) => results.push(run(r)),
+            }
+        }
+        // Faulting holds the address-space lock shared for the whole run,
+        // and a thread starting up maps its signal stack (the lock taken
+        // exclusively, which also holds back every later shared taker):
+        // start faulting once every helper is running, or the helpers
+        // would wait for this thread's whole run before starting theirs.
+        // Acquire: pairs with the helpers' Release increments.
+        while started.load(std::sync::atomic::Ordering::Acquire) < handles.len() {
+            std::thread::yield_now();
+        }
+        if let Some(&r) = runs.first() {
+            results.push(run(r));
+        }
+        for h in handles {
+            // A faulting thread does not panic; if it did, say so as an
+            // error rather than unwinding through the provider lock.
+            results.push(h.join().unwrap_or_else(|_| {
+                Err(BackingError::Other(OsError {
+                    op: "fault pages in (thread panicked)",
+                    source: std::io::Error::other("faulting thread panicked"),
+                }))
+            }));
+        }
+        results.into_iter().collect::<Result<(), BackingError>>()
+    })
 }
 
 /// Gives a list's backing and VA reservation back (the list is gone).
