@@ -12,12 +12,12 @@
 use std::fmt;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU16, Ordering};
 
 use pktmem_hugemem::Iova;
 
 use crate::error::ExtBufError;
 use crate::header::{MbufHeader, NO_IOVA};
+use crate::sync::{fence, AtomicU16, Ordering};
 
 /// Largest external buffer (the header's buffer length is 16 bits).
 pub const EXT_BUF_MAX: usize = u16::MAX as usize;

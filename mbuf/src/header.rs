@@ -8,11 +8,10 @@
 //! external buffer's shared info, private size, timestamp, the dynamic-field
 //! area). Size, alignment and every offset are checked at compile time.
 
-use std::sync::atomic::AtomicU16;
-
-use static_assertions::{const_assert, const_assert_eq};
+use static_assertions::const_assert_eq;
 
 use crate::ext::SharedHdr;
+use crate::sync::AtomicU16;
 
 /// Internal value of [`MbufHeader::buf_iova`] when the buffer has no IOVA.
 pub(crate) const NO_IOVA: u64 = u64::MAX;
@@ -27,12 +26,23 @@ pub(crate) const F_INDIRECT: u64 = 1 << 62;
 pub(crate) const INTERNAL_FLAGS: u64 = F_EXTERNAL | F_INDIRECT;
 
 /// Byte offset of the dynamic-field area in the header.
+#[cfg(not(loom))]
 pub const DYN_AREA_OFFSET: usize = 100;
+/// Byte offset of the dynamic-field area in the header (under loom the
+/// refcount is loom's larger tracking handle, see `crate::sync`).
+#[cfg(loom)]
+pub const DYN_AREA_OFFSET: usize = std::mem::offset_of!(MbufHeader, dynfield);
 /// Length of the dynamic-field area in bytes.
 pub const DYN_AREA_LEN: usize = 28;
 
 /// Size of the mbuf header (two cache lines).
+#[cfg(not(loom))]
 pub const HEADER_SIZE: usize = 128;
+/// Size of the mbuf header (under loom the refcount is loom's larger
+/// tracking handle, see `crate::sync`, and the pool objects' layout follows
+/// the real size).
+#[cfg(loom)]
+pub const HEADER_SIZE: usize = std::mem::size_of::<MbufHeader>();
 
 /// One mbuf header, the first 128 bytes of a pool object.
 ///
@@ -100,31 +110,42 @@ pub struct MbufHeader {
 
 const_assert_eq!(std::mem::size_of::<MbufHeader>(), HEADER_SIZE);
 const_assert_eq!(std::mem::align_of::<MbufHeader>(), 64);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, buf_addr), 0);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, buf_iova), 8);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, data_off), 16);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, refcnt), 18);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, nb_segs), 20);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, port), 22);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, ol_flags), 24);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, packet_type), 32);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, pkt_len), 36);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, data_len), 40);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, vlan_tci), 42);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, hash), 44);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, vlan_tci_outer), 52);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, buf_len), 54);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, pool), 56);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, next), 64);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, tx_offload), 72);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, shinfo), 80);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, timestamp), 88);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, priv_size), 96);
-const_assert_eq!(std::mem::offset_of!(MbufHeader, timesync), 98);
 const_assert_eq!(std::mem::offset_of!(MbufHeader, dynfield), DYN_AREA_OFFSET);
-const_assert_eq!(DYN_AREA_OFFSET + DYN_AREA_LEN, HEADER_SIZE);
-// The receive fast path is the first cache line.
-const_assert!(std::mem::offset_of!(MbufHeader, pool) + 8 <= 64);
+
+// The fixed layout, in the std build. Under loom the refcount is loom's
+// tracking handle (8 bytes, 8-aligned; see `crate::sync`), which moves every
+// field after it: the models check the protocols, not the layout.
+#[cfg(not(loom))]
+mod fixed_layout {
+    use static_assertions::{const_assert, const_assert_eq};
+
+    use super::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
+
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, buf_addr), 0);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, buf_iova), 8);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, data_off), 16);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, refcnt), 18);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, nb_segs), 20);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, port), 22);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, ol_flags), 24);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, packet_type), 32);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, pkt_len), 36);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, data_len), 40);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, vlan_tci), 42);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, hash), 44);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, vlan_tci_outer), 52);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, buf_len), 54);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, pool), 56);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, next), 64);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, tx_offload), 72);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, shinfo), 80);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, timestamp), 88);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, priv_size), 96);
+    const_assert_eq!(std::mem::offset_of!(MbufHeader, timesync), 98);
+    const_assert_eq!(DYN_AREA_OFFSET + DYN_AREA_LEN, HEADER_SIZE);
+    // The receive fast path is the first cache line.
+    const_assert!(std::mem::offset_of!(MbufHeader, pool) + 8 <= 64);
+}
 
 impl MbufHeader {
     /// For an indirect mbuf: the direct mbuf whose buffer it points at

@@ -1,7 +1,6 @@
 //! Indirect mbufs (clones, attach/detach) and attaching external buffers.
 
 use std::ptr::{self, NonNull};
-use std::sync::atomic::Ordering;
 
 use pktmem_mempool::Cache;
 
@@ -9,6 +8,7 @@ use crate::error::{AttachErrorKind, AttachExtError, CloneError};
 use crate::ext::ExtBuf;
 use crate::header::{MbufHeader, F_EXTERNAL, F_INDIRECT, INTERNAL_FLAGS};
 use crate::mbuf::detach_raw;
+use crate::sync::Ordering;
 use crate::{Mbuf, PktPool};
 
 /// Makes `mi` (a fresh, direct, single-segment mbuf we own) point at the

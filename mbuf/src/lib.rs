@@ -80,6 +80,7 @@ pub mod offload;
 mod pinned;
 mod pool;
 mod ptype;
+mod sync;
 
 pub use bytes_interop::MbufReader;
 pub use data::MAX_SEGS;

@@ -4,13 +4,13 @@
 use std::fmt;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::Ordering;
 
 use pktmem_hugemem::Iova;
 use pktmem_mempool::{Cache, Mempool, Obj};
 
 use crate::ext::SharedHdr;
 use crate::header::{MbufHeader, F_EXTERNAL, F_INDIRECT, HEADER_SIZE, INTERNAL_FLAGS, NO_IOVA};
+use crate::sync::Ordering;
 use crate::HEADROOM;
 
 /// Value of the port field when no port is set.

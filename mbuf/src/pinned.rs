@@ -6,7 +6,6 @@
 
 use std::mem::{size_of, MaybeUninit};
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
 
 use pktmem_hugemem::{ExternalLease, Iova, LeaseError, Provider};
 use pktmem_mempool::MempoolBuilder;
@@ -16,6 +15,7 @@ use crate::ext::SharedHdr;
 use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, NO_IOVA};
 use crate::mbuf::put_default;
 use crate::pool::fresh_header;
+use crate::sync::Ordering;
 
 /// Bytes a pinned pool's object keeps after the private area for the
 /// buffer's shared info.

@@ -2,7 +2,6 @@
 
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::AtomicU16;
 
 use arrayvec::ArrayVec;
 use pktmem_hugemem::Provider;
@@ -12,6 +11,7 @@ use crate::error::{AllocError, BuildError};
 use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, INTERNAL_FLAGS, NO_IOVA};
 use crate::mbuf::{prefree_seg_next, put_cached, put_default, NO_PORT};
 use crate::pinned::{PinnedArea, PinnedSetup, PINNED_SHINFO_SIZE};
+use crate::sync::AtomicU16;
 use crate::{Mbuf, HEADROOM};
 
 /// Default data room: 2048 bytes of data plus the 128-byte headroom.
