@@ -15,6 +15,7 @@
 use std::time::Instant;
 
 mod hugemem;
+mod mbuf;
 mod mempool;
 mod ring;
 
@@ -51,4 +52,5 @@ fn main() {
     ring::run(iters);
     hugemem::run(iters);
     mempool::run(iters);
+    mbuf::run(iters);
 }

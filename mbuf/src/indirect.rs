@@ -262,8 +262,12 @@ impl Mbuf {
             (*h).buf_iova = ext.iova;
             (*h).buf_len = ext.len;
             (*h).data_off = 0;
-            (*h).pkt_len -= u32::from((*h).data_len);
-            (*h).data_len = 0;
+            // Only when there was data (a fresh mbuf has none): one store
+            // pair less per attach.
+            if (*h).data_len != 0 {
+                (*h).pkt_len -= u32::from((*h).data_len);
+                (*h).data_len = 0;
+            }
             (*h).ol_flags |= F_EXTERNAL;
             (*h).shinfo = ext.shinfo.as_ptr();
         }

@@ -622,8 +622,8 @@ pub(crate) unsafe fn free_chain(mut seg: *mut MbufHeader) {
     while !seg.is_null() {
         // SAFETY: a segment of the caller's chain.
         let next = unsafe { (*seg).next };
-        // SAFETY: we own this segment's reference.
-        if let Some(s) = unsafe { prefree_seg(seg) } {
+        // SAFETY: we own this segment's reference; `next` is its next.
+        if let Some(s) = unsafe { prefree_seg_next(seg, next) } {
             // SAFETY: `prefree_seg` handed it back for its pool.
             unsafe { put_default(s) };
         }
@@ -638,6 +638,23 @@ pub(crate) unsafe fn free_chain(mut seg: *mut MbufHeader) {
 /// - `m` is a live segment and the caller owns one reference, given up.
 #[inline(always)]
 pub(crate) unsafe fn prefree_seg(m: *mut MbufHeader) -> Option<NonNull<MbufHeader>> {
+    // SAFETY: live (condition); its `next` is the caller's to read.
+    unsafe { prefree_seg_next(m, (*m).next) }
+}
+
+/// [`prefree_seg`] for a segment whose `next` the caller has just read
+/// (the chain walks read it before freeing the segment): the value is not
+/// read again after the refcount's Acquire load, which the compiler could
+/// not otherwise reuse it across.
+///
+/// # Safety
+/// - as [`prefree_seg`]; `next` is `(*m).next` (nobody else writes a
+///   segment's `next`: it is its owner's, and the caller owns it).
+#[inline(always)]
+pub(crate) unsafe fn prefree_seg_next(
+    m: *mut MbufHeader,
+    next: *mut MbufHeader,
+) -> Option<NonNull<MbufHeader>> {
     // SAFETY: live (condition).
     let rc = unsafe { &(*m).refcnt };
     // Acquire: pairs with the Release decrement of whoever gave up another
@@ -657,7 +674,7 @@ pub(crate) unsafe fn prefree_seg(m: *mut MbufHeader) -> Option<NonNull<MbufHeade
         if (*m).ol_flags & INTERNAL_FLAGS != 0 && !detach_for_free(m) {
             return None;
         }
-        if !(*m).next.is_null() {
+        if !next.is_null() {
             (*m).next = ptr::null_mut();
         }
         if (*m).nb_segs != 1 {
@@ -693,30 +710,51 @@ unsafe fn detach_for_free(m: *mut MbufHeader) -> bool {
 /// reference; external: the shared info's) and restores its own buffer.
 /// Nothing for a direct segment or a pinned pool's own buffer.
 ///
+/// Inlined, with the external case inline too: `Mbuf::detach` of an
+/// external buffer is then a few stores and the shared info's decrement,
+/// with no call (whose register saves are stores of their own); the
+/// indirect case, which also frees a reference of the direct mbuf, stays
+/// out of line.
+///
 /// # Safety
 /// - `m` is live and the caller may write it (owner, or only holder).
+#[inline(always)]
 pub(crate) unsafe fn detach_raw(m: *mut MbufHeader) {
     // SAFETY: condition.
     unsafe {
         let f = (*m).ol_flags;
         if f & F_INDIRECT != 0 {
-            let md = (*m).direct();
-            restore_own_buffer(m);
-            (*m).ol_flags &= !F_INDIRECT;
-            (*m).shinfo = ptr::null_mut();
-            // The direct mbuf's reference we held.
-            if let Some(d) = prefree_seg(md) {
-                put_default(d);
-            }
+            detach_indirect(m);
         } else if f & F_EXTERNAL != 0 {
             let sh = (*m).shinfo;
             if (*sh).pinned_owner == m {
                 return; // a pinned pool's mbuf keeps its buffer
             }
+            // Restored before the reference goes: if the release (a user
+            // callback) panics, the mbuf already points at its own buffer.
             restore_own_buffer(m);
             (*m).ol_flags &= !F_EXTERNAL;
             (*m).shinfo = ptr::null_mut();
             SharedHdr::release_ref(NonNull::new_unchecked(sh));
+        }
+    }
+}
+
+/// [`detach_raw`] of an indirect segment.
+///
+/// # Safety
+/// - as [`detach_raw`]; `m` is indirect.
+#[inline(never)]
+unsafe fn detach_indirect(m: *mut MbufHeader) {
+    // SAFETY: condition.
+    unsafe {
+        let md = (*m).direct();
+        restore_own_buffer(m);
+        (*m).ol_flags &= !F_INDIRECT;
+        (*m).shinfo = ptr::null_mut();
+        // The direct mbuf's reference we held.
+        if let Some(d) = prefree_seg(md) {
+            put_default(d);
         }
     }
 }
@@ -726,6 +764,7 @@ pub(crate) unsafe fn detach_raw(m: *mut MbufHeader) {
 ///
 /// # Safety
 /// - `m` is a live pool object the caller may write.
+#[inline(always)]
 pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
     // SAFETY: condition; a pool object's header is followed by its private
     // area and data room inside the same object, and the object header
@@ -733,7 +772,9 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
     unsafe {
         let off = HEADER_SIZE + usize::from((*m).priv_size);
         let obj = Obj::from_non_null(NonNull::new_unchecked(m.cast::<u8>()));
-        let pool = obj.owner_unchecked();
+        // No count taken: the object is out of its pool while we hold it
+        // (condition), which keeps the pool alive for this read.
+        let pool = obj.owner_ref();
         // The pool's data room, not the object's size minus the header: the
         // mempool rounds objects up (to 8 bytes), which would grow the
         // buffer or, for a room near 65,535, wrap its 16-bit length.
@@ -741,11 +782,15 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
         (*m).buf_iova = obj.iova_unchecked().map_or(NO_IOVA, |i| i.0 + off as u64);
         (*m).buf_len = crate::pool::pool_data_room(&pool);
         (*m).data_off = (HEADROOM as u16).min((*m).buf_len);
-        // Saturating: only a head's packet length counts (and holds its
-        // data); an inner segment's is stale once the chain grew it
-        // (append, grow_tail on the last segment).
-        (*m).pkt_len = (*m).pkt_len.saturating_sub(u32::from((*m).data_len));
-        (*m).data_len = 0;
+        // Written only when there was data (a detach right after an attach
+        // has none): the stores are what a detach costs. Saturating: only a
+        // head's packet length counts (and holds its data); an inner
+        // segment's is stale once the chain grew it (append, grow_tail on
+        // the last segment).
+        if (*m).data_len != 0 {
+            (*m).pkt_len = (*m).pkt_len.saturating_sub(u32::from((*m).data_len));
+            (*m).data_len = 0;
+        }
     }
 }
 
@@ -758,8 +803,10 @@ pub(crate) unsafe fn restore_own_buffer(m: *mut MbufHeader) {
 pub(crate) unsafe fn put_default(m: NonNull<MbufHeader>) {
     let obj = Obj::from_non_null(m.cast());
     debug_check_free(m);
-    // SAFETY: the object is out of its pool (condition), so its pool lives.
-    let pool = unsafe { obj.owner_unchecked() };
+    // SAFETY: the object is out of its pool (condition) until the put below,
+    // the last use of the `PoolRef` (that put may free the pool: the last
+    // object back with no handle left).
+    let pool = unsafe { obj.owner_ref() };
     // SAFETY: an object of `pool`, returned once.
     unsafe { pool.put_default(obj) };
 }

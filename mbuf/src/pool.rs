@@ -8,8 +8,8 @@ use pktmem_hugemem::Provider;
 use pktmem_mempool::{Cache, Mempool, MempoolBuilder, Obj, ObjInfo};
 
 use crate::error::{AllocError, BuildError};
-use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, NO_IOVA};
-use crate::mbuf::{prefree_seg, put_cached, put_default, NO_PORT};
+use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, INTERNAL_FLAGS, NO_IOVA};
+use crate::mbuf::{prefree_seg_next, put_cached, put_default, NO_PORT};
 use crate::pinned::{PinnedArea, PinnedSetup, PINNED_SHINFO_SIZE};
 use crate::sync::AtomicU16;
 use crate::{Mbuf, HEADROOM};
@@ -310,18 +310,45 @@ impl PktPool {
         // SAFETY: a pool object of ours (condition), its header written at
         // population and kept valid by every free path; we are its owner.
         unsafe {
-            (*h).next = ptr::null_mut();
-            (*h).pkt_len = 0;
-            (*h).tx_offload = 0;
-            (*h).vlan_tci = 0;
-            (*h).vlan_tci_outer = 0;
+            // The fields every packet sets, stored unconditionally and in
+            // address order (the compiler merges neighbours into wider
+            // stores).
             (*h).nb_segs = 1;
             (*h).port = NO_PORT;
-            (*h).ol_flags &= F_EXTERNAL;
+            // `ol_flags &= F_EXTERNAL` as a constant of the pool: in the
+            // pool a header's only internal flag is the external bit of a
+            // pinned pool's buffer (every free path detaches the rest), so
+            // the result is known without reading the word.
+            let flags = if self.pinned { F_EXTERNAL } else { 0 };
+            debug_assert_eq!(
+                (*h).ol_flags & INTERNAL_FLAGS,
+                flags,
+                "flags of a free mbuf"
+            );
+            (*h).ol_flags = flags;
             (*h).packet_type = 0;
-            (*h).data_off = (HEADROOM as u16).min((*h).buf_len);
+            (*h).pkt_len = 0;
             (*h).data_len = 0;
-            (*h).pool = self.mp.as_ptr();
+            (*h).vlan_tci = 0;
+            (*h).next = ptr::null_mut();
+            (*h).tx_offload = 0;
+            // Fields a packet rarely changes (the data offset: most keep
+            // the default headroom; an outer VLAN) and the pool word (a
+            // constant of the object: written on its first allocation,
+            // fresh headers hold null) are written only when they differ,
+            // as the free path does for `next`: a load and a compare
+            // instead of a store (the stores are what an allocation costs).
+            let data_off = (HEADROOM as u16).min((*h).buf_len);
+            if (*h).data_off != data_off {
+                (*h).data_off = data_off;
+            }
+            if (*h).vlan_tci_outer != 0 {
+                (*h).vlan_tci_outer = 0;
+            }
+            let pool = self.mp.as_ptr();
+            if (*h).pool != pool {
+                (*h).pool = pool;
+            }
             let m = Mbuf::from_hdr(NonNull::new_unchecked(h));
             #[cfg(debug_assertions)]
             if let Err(e) = m.check() {
@@ -443,8 +470,8 @@ impl PktPool {
         while !seg.is_null() {
             // SAFETY: a segment of the chain we own.
             let next = unsafe { (*seg).next };
-            // SAFETY: we own this segment's reference.
-            if let Some(s) = unsafe { prefree_seg(seg) } {
+            // SAFETY: we own this segment's reference; `next` is its next.
+            if let Some(s) = unsafe { prefree_seg_next(seg, next) } {
                 // SAFETY: handed back for its pool.
                 unsafe { put_cached(cache, s) };
             }
@@ -454,12 +481,15 @@ impl PktPool {
 
     /// Frees many chains; segments of this pool go through `cache` in
     /// batches, others to their own pools in batches per pool.
+    #[inline]
     pub fn free_bulk(&self, cache: &mut Cache, mbufs: impl IntoIterator<Item = Mbuf>) {
-        let mut b = Batch::new();
+        let mut objs = [MaybeUninit::uninit(); BATCH];
+        let mut b = Batch::new(&mut objs);
         for m in mbufs {
-            b.free_chain(Some(cache), m.into_hdr().as_ptr());
+            // SAFETY: the chain is ours (moved in), given up here.
+            unsafe { b.free_chain(Some(cache), m.into_hdr().as_ptr()) };
         }
-        b.flush(Some(cache));
+        b.finish(Some(cache));
     }
 
     /// Frees the mbufs of a slice handed out by [`alloc_bulk`](Self::alloc_bulk)
@@ -481,12 +511,15 @@ impl PktPool {
     /// let mut v: Vec<Mbuf> = (0..4).map(|_| pool.alloc_default().unwrap()).collect();
     /// pool.free_bulk_in_place(&mut cache, &mut v); // error: call to unsafe function
     /// ```
+    #[inline]
     pub unsafe fn free_bulk_in_place(&self, cache: &mut Cache, mbufs: &mut [Mbuf]) {
-        let mut b = Batch::new();
+        let mut objs = [MaybeUninit::uninit(); BATCH];
+        let mut b = Batch::new(&mut objs);
         for m in mbufs.iter() {
-            b.free_chain(Some(cache), m.hdr.as_ptr());
+            // SAFETY: the caller gives the chains up (see the docs).
+            unsafe { b.free_chain(Some(cache), m.hdr.as_ptr()) };
         }
-        b.flush(Some(cache));
+        b.finish(Some(cache));
     }
 }
 
@@ -506,76 +539,136 @@ impl PktPool {
 /// assert!(a.is_full() && b.is_full());
 /// ```
 pub fn free_bulk(mbufs: impl IntoIterator<Item = Mbuf>) {
-    let mut b = Batch::new();
+    let mut objs = [MaybeUninit::uninit(); BATCH];
+    let mut b = Batch::new(&mut objs);
     for m in mbufs {
-        b.free_chain(None, m.into_hdr().as_ptr());
+        // SAFETY: the chain is ours (moved in), given up here.
+        unsafe { b.free_chain(None, m.into_hdr().as_ptr()) };
     }
-    b.flush(None);
+    b.finish(None);
 }
 
-/// Segments waiting to go back, all of one pool.
-struct Batch {
+/// Most segments a [`Batch`] holds before it puts them back.
+const BATCH: usize = 64;
+
+/// Freed segments waiting to go back, all of one pool: `objs[..len]`.
+///
+/// The free-bulk loops keep it as a local whose address is never passed to
+/// a call that is not inlined (the put goes through [`put_batch`], which
+/// takes the pool and the objects by value), so the compiler keeps `len`
+/// and `pool` in registers instead of storing and reloading them for every
+/// segment; the array itself lives beside it, borrowed.
+struct Batch<'a> {
+    objs: &'a mut [MaybeUninit<Obj>; BATCH],
+    /// Invariant: `len <= BATCH`; `objs[..len]` are initialised, each a
+    /// segment freed by `prefree_seg` (out of its pool, reset) of `pool`.
+    len: usize,
     pool: *const (),
-    objs: ArrayVec<Obj, 64>,
 }
 
-impl Batch {
-    fn new() -> Self {
+impl<'a> Batch<'a> {
+    #[inline(always)]
+    fn new(objs: &'a mut [MaybeUninit<Obj>; BATCH]) -> Self {
         Batch {
+            objs,
+            len: 0,
             pool: ptr::null(),
-            objs: ArrayVec::new(),
         }
     }
 
-    /// Frees a chain we own into the batch.
-    fn free_chain(&mut self, mut cache: Option<&mut Cache>, mut seg: *mut MbufHeader) {
+    /// The waiting segments.
+    #[inline(always)]
+    fn objs(&self) -> &[Obj] {
+        // SAFETY: `objs[..len]` are initialised (invariant on `len`);
+        // `MaybeUninit<Obj>` has `Obj`'s layout.
+        unsafe { &*(ptr::from_ref(&self.objs[..self.len]) as *const [Obj]) }
+    }
+
+    /// Frees a chain into the batch.
+    ///
+    /// # Safety
+    /// - `seg` heads a chain the caller owns and gives up.
+    #[inline(always)]
+    unsafe fn free_chain(&mut self, mut cache: Option<&mut Cache>, mut seg: *mut MbufHeader) {
         while !seg.is_null() {
             // SAFETY: a segment of the chain the caller gave up.
             let next = unsafe { (*seg).next };
-            // SAFETY: we own its reference.
-            if let Some(s) = unsafe { prefree_seg(seg) } {
-                // SAFETY: a live header.
+            // SAFETY: we own its reference; `next` is its next.
+            if let Some(s) = unsafe { prefree_seg_next(seg, next) } {
+                // SAFETY: a live header (out of its pool, ours).
                 let pool = unsafe { s.as_ref() }.pool;
-                if pool != self.pool || self.objs.is_full() {
-                    self.flush(cache.as_deref_mut());
+                if pool != self.pool || self.len == BATCH {
+                    // SAFETY: the waiting segments, all of `self.pool`,
+                    // returned once (forgotten here).
+                    unsafe { put_batch(cache.as_deref_mut(), self.pool, self.objs()) };
+                    self.len = 0;
                     self.pool = pool;
                 }
-                self.objs.push(Obj::from_non_null(s.cast()));
+                debug_assert!(self.len < BATCH);
+                // SAFETY: `len < BATCH`: it was not `BATCH` or was reset.
+                unsafe { self.objs.get_unchecked_mut(self.len) }
+                    .write(Obj::from_non_null(s.cast()));
+                self.len += 1;
             }
             seg = next;
         }
     }
 
-    fn flush(&mut self, cache: Option<&mut Cache>) {
-        let Some(&first) = self.objs.first() else {
-            return;
-        };
-        match cache {
-            Some(c) if c.pool().as_ptr() == self.pool => {
-                let pool: *const Mempool = c.pool();
-                // SAFETY: objects of the cache's pool, freed and reset by
-                // `prefree_seg`, returned once; the pool is the cache's.
-                unsafe { (*pool).put_bulk(c, &self.objs) };
-            }
-            _ => {
-                // SAFETY: objects out of their pool, so it lives.
-                let pool = unsafe { first.owner_unchecked() };
-                // SAFETY: objects of `pool` (one batch holds one pool's),
-                // returned once.
-                unsafe { pool.put_bulk_default(&self.objs) };
-            }
-        }
-        self.objs.clear();
+    /// Puts the waiting segments back.
+    #[inline(always)]
+    fn finish(&mut self, cache: Option<&mut Cache>) {
+        // SAFETY: the waiting segments, all of `self.pool`, returned once
+        // (forgotten here).
+        unsafe { put_batch(cache, self.pool, self.objs()) };
+        self.len = 0;
     }
 }
 
-impl Drop for Batch {
+impl Drop for Batch<'_> {
+    /// Returns what is still waiting (when a release callback run by a
+    /// detach panicked part way through a free).
+    #[inline(always)]
     fn drop(&mut self) {
-        if !self.objs.is_empty() {
-            for o in self.objs.drain(..) {
-                // SAFETY: freed segments not yet returned.
-                unsafe { put_default(o.cast()) };
+        for &o in self.objs() {
+            // SAFETY: freed segments not yet returned.
+            unsafe { put_default(o.cast()) };
+        }
+    }
+}
+
+/// Puts freed segments of one pool back: through `cache` when it is that
+/// pool's, else through the pool's default path.
+///
+/// # Safety
+/// - `objs` are segments freed by `prefree_seg`, out of their pool `pool`
+///   (each header says so), returned once.
+#[inline(never)]
+unsafe fn put_batch(cache: Option<&mut Cache>, pool: *const (), objs: &[Obj]) {
+    let Some(&first) = objs.first() else {
+        return;
+    };
+    match cache {
+        Some(c) if c.pool().as_ptr() == pool => {
+            let pool: *const Mempool = c.pool();
+            // A batch of 32 (the usual burst) is put with its length a
+            // constant, so the cache's copy of the handles is inlined block
+            // moves instead of a call to `memcpy` for the second half.
+            if let Ok(burst) = <&[Obj; 32]>::try_from(objs) {
+                // SAFETY: as below.
+                unsafe { (*pool).put_bulk(c, burst) };
+                return;
             }
+            // SAFETY: objects of the cache's pool, freed and reset by
+            // `prefree_seg`, returned once; the pool is the cache's.
+            unsafe { (*pool).put_bulk(c, objs) };
+        }
+        _ => {
+            // SAFETY: objects out of their pool until the put below, the
+            // last use of the `PoolRef` (it may free the pool).
+            let pool = unsafe { first.owner_ref() };
+            // SAFETY: objects of `pool` (one batch holds one pool's),
+            // returned once.
+            unsafe { pool.put_bulk_default(objs) };
         }
     }
 }
