@@ -63,7 +63,7 @@ fn alloc_free_bulk32(pool: &PktPool, cache: &mut Cache, iters: u64) {
         let ms = pool
             .alloc_array::<32>(cache)
             .unwrap_or_else(|e| fail("mbuf_alloc_free_bulk32: alloc", e));
-        pool.free_bulk(cache, ms);
+        pool.free_array(cache, ms);
     }
     row(
         "mbuf_alloc_free_bulk32",
@@ -126,7 +126,7 @@ fn extbuf_attach_detach(pool: &PktPool, cache: &mut Cache, iters: u64) {
         .unwrap_or_else(|e| fail("mbuf_extbuf_attach_detach: alloc", e));
     let start = Instant::now();
     for _ in 0..iters {
-        if let Err(e) = m.attach_extbuf(ext.clone()) {
+        if let Err(e) = m.attach_extbuf(ext.clone_mut()) {
             fail("mbuf_extbuf_attach_detach: attach", e);
         }
         m.detach();

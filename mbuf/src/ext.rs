@@ -380,6 +380,41 @@ impl ExtBuf {
             .load(Ordering::Relaxed)
     }
 
+    /// Another reference, like [`clone`](Clone::clone), through `&mut self`:
+    /// when this handle holds the only reference (count 1) the second one is
+    /// taken with a plain store instead of an atomic read-modify-write, as the
+    /// reference's `rte_mbuf_ext_refcnt_update` does at count 1.
+    ///
+    /// ```
+    /// use pktmem_mbuf::{ExtBuf, PktPool};
+    /// let pool = PktPool::builder(4).build_anonymous().unwrap();
+    /// let mut ext = ExtBuf::from_owner(vec![0u8; 4096], None).unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.attach_extbuf(ext.clone_mut()).unwrap();
+    /// assert_eq!(ext.refcnt(), 2);
+    /// m.detach();
+    /// assert_eq!(ext.refcnt(), 1);
+    /// ```
+    pub fn clone_mut(&mut self) -> ExtBuf {
+        // SAFETY: live while this handle's reference is held.
+        let sh = unsafe { self.shinfo.as_ref() };
+        // Acquire: pairs with the Release decrement of whoever gave up the
+        // other references, as for any change after a last-holder check.
+        if sh.refcnt.load(Ordering::Acquire) == 1 {
+            // Count 1: the only reference is this handle's, and `&mut self`
+            // keeps every other thread away from it, so nobody else can take
+            // or drop a reference meanwhile (both need one): a plain store.
+            sh.refcnt.store(2, Ordering::Relaxed);
+            return ExtBuf {
+                shinfo: self.shinfo,
+                addr: self.addr,
+                iova: self.iova,
+                len: self.len,
+            };
+        }
+        self.clone()
+    }
+
     /// Another reference, or `None` when the 16-bit count is at its maximum.
     pub fn try_clone(&self) -> Option<ExtBuf> {
         // SAFETY: live while this handle's reference is held.

@@ -492,6 +492,32 @@ impl PktPool {
         b.finish(Some(cache));
     }
 
+    /// Frees the mbufs of an `ArrayVec` (as [`alloc_array`](Self::alloc_array)
+    /// hands them out) in one batch, without moving them through an
+    /// iterator.
+    ///
+    /// ```
+    /// use pktmem_mbuf::PktPool;
+    /// let pool = PktPool::builder(64).cache(16).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let burst = pool.alloc_array::<32>(&mut cache).unwrap();
+    /// pool.free_array(&mut cache, burst);
+    /// drop(cache);
+    /// assert!(pool.is_full());
+    /// ```
+    #[inline(always)]
+    pub fn free_array<const N: usize>(&self, cache: &mut Cache, mut mbufs: ArrayVec<Mbuf, N>) {
+        let n = mbufs.len();
+        // SAFETY: the length goes to 0 first, so the `ArrayVec` drops
+        // nothing; its first `n` slots still hold the mbufs, which the slice
+        // hands to `free_bulk_in_place` once and nobody touches afterwards.
+        unsafe {
+            mbufs.set_len(0);
+            let ms = std::slice::from_raw_parts_mut(mbufs.as_mut_ptr(), n);
+            self.free_bulk_in_place(cache, ms);
+        }
+    }
+
     /// Frees the mbufs of a slice handed out by [`alloc_bulk`](Self::alloc_bulk)
     /// (they are moved out; the slice's memory is uninitialised again).
     ///
