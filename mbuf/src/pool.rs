@@ -203,20 +203,79 @@ pub(crate) unsafe fn pool_data_room(mp: &Mempool) -> u16 {
 /// Writes a fresh header (and zeroes the private area) in a pool object:
 /// the buffer is the object's data room, its IOVA the object's plus the
 /// offset.
-// Aligned: pool bodies are 64-aligned (the pool's alignment).
-#[allow(clippy::cast_ptr_alignment)]
+///
+/// The pool's memory is cold (the kernel zeroed it long before), so on
+/// `x86_64` the header's two cache lines and the private area are written
+/// with non-temporal stores ([`write_header`]): whole lines, without first
+/// reading them in.
 fn init_header(info: &ObjInfo, body: &mut [MaybeUninit<u8>], priv_size: u16, data_room: u16) {
     let off = HEADER_SIZE + usize::from(priv_size);
     let base = body.as_mut_ptr().cast::<u8>();
     let iova = info.iova.map_or(NO_IOVA, |i| i.0 + off as u64);
-    // SAFETY: the body is `HEADER_SIZE + priv + data_room` bytes, 64-aligned
-    // (the pool's alignment), so the header fits and is aligned; the private
-    // area follows it inside the body; the buffer address stays inside the
-    // body (or one past its end for an empty data room).
+    // SAFETY: the body is `HEADER_SIZE + priv + data_room` bytes, so the
+    // buffer address stays inside it (or one past its end for an empty data
+    // room).
+    let hdr = fresh_header(unsafe { base.add(off) }, iova, data_room, priv_size);
+    // SAFETY: the body is `HEADER_SIZE + priv + data_room` bytes of this
+    // object, written by this thread alone, 64-aligned (the pool's
+    // alignment), so the header fits and is aligned and the private area
+    // (a multiple of 8 bytes) follows it. Ordering of the non-temporal
+    // stores: this runs only as the pool's `obj_init_shared` initialiser,
+    // and the mempool's populating thread issues a store fence after its
+    // last initialiser call (also when one panics) and before the objects
+    // are stored in the backend or its thread is joined; so every later
+    // access to the header, on any thread, happens after that fence.
+    unsafe { write_header(base, &hdr, usize::from(priv_size)) };
+}
+
+/// Writes `hdr` at `dst` and zeroes the `priv_size` bytes after it with
+/// non-temporal stores: the header's two cache lines are written whole,
+/// without first being read into the cache.
+///
+/// # Safety
+/// - `dst..dst + HEADER_SIZE + priv_size` is writable memory no other thread
+///   accesses, `dst` 64-aligned, `priv_size` a multiple of 8;
+/// - the calling thread issues a store fence (`_mm_sfence`) before anything
+///   accesses that memory again: the stores are weakly ordered.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::cast_ptr_alignment)] // aligned: see the safety conditions
+unsafe fn write_header(dst: *mut u8, hdr: &MbufHeader, priv_size: usize) {
+    use std::arch::x86_64::{__m128i, _mm_setzero_si128, _mm_stream_si128, _mm_stream_si64};
+    let src = ptr::from_ref(hdr).cast::<__m128i>();
+    let d = dst.cast::<__m128i>();
+    for i in 0..HEADER_SIZE / 16 {
+        // SAFETY: `MbufHeader` is 128 bytes without padding (its offsets
+        // are asserted), 64-aligned: 8 initialised, aligned 16-byte words;
+        // `dst + 16 i` is 16-aligned and inside the header (caller).
+        unsafe { _mm_stream_si128(d.add(i), src.add(i).read()) };
+    }
+    // SAFETY: SSE2 is part of every `x86_64` CPU.
+    let zero = unsafe { _mm_setzero_si128() };
+    let mut o = 0;
+    while o + 16 <= priv_size {
+        // SAFETY: `HEADER_SIZE + o` is 16-aligned and `o + 16 <= priv_size`:
+        // inside the private area (caller).
+        unsafe { _mm_stream_si128(dst.add(HEADER_SIZE + o).cast(), zero) };
+        o += 16;
+    }
+    if o < priv_size {
+        // SAFETY: `priv_size` is a multiple of 8: its last 8 bytes, 8-aligned.
+        unsafe { _mm_stream_si64(dst.add(HEADER_SIZE + o).cast(), 0) };
+    }
+}
+
+/// [`write_header`] with plain stores (targets without non-temporal ones).
+///
+/// # Safety
+/// The first condition of the `x86_64` version.
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::cast_ptr_alignment)] // aligned: see the safety conditions
+unsafe fn write_header(dst: *mut u8, hdr: &MbufHeader, priv_size: usize) {
+    // SAFETY: forwarded (aligned, in bounds, ours); `MbufHeader` has no
+    // drop glue and no padding, so a bitwise copy is a valid header.
     unsafe {
-        base.cast::<MbufHeader>()
-            .write(fresh_header(base.add(off), iova, data_room, priv_size));
-        ptr::write_bytes(base.add(HEADER_SIZE), 0, usize::from(priv_size));
+        ptr::copy_nonoverlapping(ptr::from_ref(hdr), dst.cast::<MbufHeader>(), 1);
+        ptr::write_bytes(dst.add(HEADER_SIZE), 0, priv_size);
     }
 }
 
@@ -695,6 +754,54 @@ unsafe fn put_batch(cache: Option<&mut Cache>, pool: *const (), objs: &[Obj]) {
             // SAFETY: objects of `pool` (one batch holds one pool's),
             // returned once.
             unsafe { pool.put_bulk_default(objs) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 64-aligned scratch memory for one header and a private area.
+    #[repr(C, align(64))]
+    struct Scratch([u8; 512]);
+
+    #[test]
+    fn write_header_writes_the_fresh_header_and_zeroes_only_the_private_area() {
+        for priv_size in [0u16, 8, 16, 24, 56, 64, 72, 136] {
+            let mut mem = Box::new(Scratch([0xa5; 512]));
+            let dst = mem.0.as_mut_ptr();
+            let hdr = fresh_header(dst.wrapping_add(200), 0x1234_5000, 2176, priv_size);
+            // SAFETY: `mem` is 512 bytes, 64-aligned, ours; 128 + 136 < 512;
+            // the fence follows before the bytes are read.
+            unsafe { write_header(dst, &hdr, usize::from(priv_size)) };
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: SSE is part of every `x86_64` CPU.
+            unsafe {
+                std::arch::x86_64::_mm_sfence();
+            }
+            let want = {
+                let mut b = [0u8; HEADER_SIZE];
+                // SAFETY: `MbufHeader` is `HEADER_SIZE` bytes without padding.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        ptr::from_ref(&hdr).cast::<u8>(),
+                        b.as_mut_ptr(),
+                        HEADER_SIZE,
+                    );
+                };
+                b
+            };
+            let p = usize::from(priv_size);
+            assert_eq!(mem.0[..HEADER_SIZE], want, "header bytes (private {p})");
+            assert!(
+                mem.0[HEADER_SIZE..HEADER_SIZE + p].iter().all(|&b| b == 0),
+                "private area zeroed ({p})"
+            );
+            assert!(
+                mem.0[HEADER_SIZE + p..].iter().all(|&b| b == 0xa5),
+                "bytes after the private area untouched ({p})"
+            );
         }
     }
 }

@@ -209,6 +209,11 @@ impl MempoolBuilder {
     /// An `obj_init` runs on the populating thread alone, in population
     /// order; an initialiser that can run on several threads at once is
     /// [`obj_init_shared`](Self::obj_init_shared) (the last one given wins).
+    ///
+    /// The initialiser may write the body with non-temporal stores (on
+    /// `x86_64`, `_mm_stream_*`): each populating thread issues a store
+    /// fence (`sfence`) after its last call, also when one panics, before
+    /// any of its objects is stored in the pool or handed out.
     pub fn obj_init(
         mut self,
         init: impl FnMut(&ObjInfo, &mut [MaybeUninit<u8>]) + Send + 'static,
@@ -223,7 +228,9 @@ impl MempoolBuilder {
     /// object is still initialised exactly once, by one thread, before it
     /// can be handed out, and [`ObjInfo::index`] is its population index;
     /// the order of the calls is unspecified. It runs under the pool's
-    /// population lock, so it must not populate the pool.
+    /// population lock, so it must not populate the pool. Like `obj_init`,
+    /// it may write with non-temporal stores (each populating thread fences
+    /// them before its objects are published).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,7 +10,9 @@ use pktmem_hugemem::{AllocRequest, Chunk, PageSize, Provider};
 use crate::error::PopulateError;
 use crate::events::{self, MempoolEvent};
 use crate::introspect::ObjInfo;
-use crate::layout::{calc_mem_size, iova_add, ObjHeader, Placement, COOKIE_FREE, NO_IOVA};
+use crate::layout::{
+    calc_mem_size, iova_add, ObjHeader, Placement, COOKIE_FREE, NO_IOVA, OBJ_HEADER_SIZE,
+};
 use crate::pool::{ChunkFree, ChunkRec, Population};
 use crate::sync::{lock, Ordering};
 use crate::{Iova, Mempool, Obj};
@@ -799,17 +801,17 @@ impl Writer<'_> {
                 // element lies in the run (caller's memory).
                 let body = unsafe { run.base.add(off + self.header) };
                 let iova = iova_add(run.iova, off + self.header);
+                let hdr = ObjHeader {
+                    pool: self.pool,
+                    iova: iova.map_or(NO_IOVA, |i| i.0),
+                    cookie: COOKIE_FREE,
+                };
                 // SAFETY: the header lies in the element, before the body
                 // (`header_size >= OBJ_HEADER_SIZE`), in memory the caller
-                // gave the pool; aligned to 8 (bodies are aligned to 8 at
-                // least, and the header size is a multiple of 8).
-                unsafe {
-                    ObjHeader::of(body.as_ptr()).write(ObjHeader {
-                        pool: self.pool,
-                        iova: iova.map_or(NO_IOVA, |i| i.0),
-                        cookie: COOKIE_FREE,
-                    });
-                }
+                // gave the pool, written by this thread alone; aligned to 8
+                // (bodies are aligned to 8 at least, and the header size is a
+                // multiple of 8); `write_pieces` fences before returning.
+                unsafe { write_obj_header(body.as_ptr(), self.header, hdr) };
                 let obj = Obj::from_non_null(body);
                 let info = ObjInfo {
                     obj,
@@ -847,6 +849,14 @@ impl Writer<'_> {
         out: &mut [MaybeUninit<Obj>],
         init: &mut InitRef<'_>,
     ) {
+        // Ordering: the object headers (`write_obj_header`) and maybe the
+        // initialiser write with non-temporal stores, which are weakly
+        // ordered; this thread fences them once, after its last object
+        // (also when `init` panics), before returning. Every object is
+        // published after that: this thread's ones by its own later stores
+        // into the backend, another thread's ones after the join (which
+        // orders its fence before the joiner's stores).
+        let _fence = FenceOnDrop;
         let mut rest = out;
         for &piece in pieces {
             let (part, tail) = rest.split_at_mut(piece.n);
@@ -948,6 +958,64 @@ impl Writer<'_> {
                 std::panic::resume_unwind(p);
             }
         });
+    }
+}
+
+/// Writes `hdr` before the object body at `body`. When the element's
+/// header area ends in a whole cache line of its own (`header >= 64`, the
+/// body 64-aligned), that line is written whole with non-temporal stores
+/// (padding zeroed): fresh pool memory is cold, and a plain store would
+/// first read the line in.
+///
+/// # Safety
+/// - the `header` bytes before `body` are the element's header area,
+///   writable and accessed by no other thread, `header >= OBJ_HEADER_SIZE`,
+///   `body` 8-aligned;
+/// - the calling thread calls [`store_fence`] before the object is
+///   published or the memory accessed again.
+#[allow(clippy::cast_ptr_alignment)] // aligned: see the safety conditions
+unsafe fn write_obj_header(body: *mut u8, header: usize, hdr: ObjHeader) {
+    #[cfg(target_arch = "x86_64")]
+    if header >= 64 && (body as usize) % 64 == 0 {
+        use std::arch::x86_64::_mm_stream_si64;
+        const PAD: usize = (64 - OBJ_HEADER_SIZE) / 8;
+        // SAFETY: the 64 bytes before `body` are the end of the header area
+        // (`header >= 64`), 64-aligned, ours (caller).
+        let line = unsafe { body.sub(64) }.cast::<i64>();
+        let words = std::ptr::from_ref(&hdr).cast::<i64>();
+        for i in 0..PAD {
+            // SAFETY: inside the line, 8-aligned; padding nothing reads.
+            unsafe { _mm_stream_si64(line.add(i), 0) };
+        }
+        for i in 0..OBJ_HEADER_SIZE / 8 {
+            // SAFETY: `ObjHeader` is three 8-byte words (no padding); the
+            // destination is its place at the end of the line.
+            unsafe { _mm_stream_si64(line.add(PAD + i), words.add(i).read()) };
+        }
+        return;
+    }
+    let _ = header;
+    // SAFETY: forwarded (caller).
+    unsafe { ObjHeader::of(body).write(hdr) };
+}
+
+/// Calls [`store_fence`] when dropped (on return or unwind).
+struct FenceOnDrop;
+
+impl Drop for FenceOnDrop {
+    fn drop(&mut self) {
+        store_fence();
+    }
+}
+
+/// Orders this thread's non-temporal stores before its later stores: on
+/// `x86_64` an `sfence`; elsewhere nothing (no non-temporal stores are
+/// used there).
+fn store_fence() {
+    // SAFETY: `sfence` is part of SSE, which every `x86_64` CPU has.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_sfence();
     }
 }
 
