@@ -395,6 +395,7 @@ impl ExtBuf {
     /// m.detach();
     /// assert_eq!(ext.refcnt(), 1);
     /// ```
+    #[must_use]
     pub fn clone_mut(&mut self) -> ExtBuf {
         // SAFETY: live while this handle's reference is held.
         let sh = unsafe { self.shinfo.as_ref() };
