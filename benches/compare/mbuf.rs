@@ -115,7 +115,7 @@ fn extbuf_attach_detach(pool: &PktPool, cache: &mut Cache, iters: u64) {
     // SAFETY: `mem` is only used through the ExtBuf from here on, and
     // outlives it (dropped after the ExtBuf and the mbuf below); the
     // callback frees nothing.
-    let ext = unsafe {
+    let mut ext = unsafe {
         ExtBuf::from_raw_tail_shinfo(addr, 4096, Some(Iova(0x1000)), |_| {
             EXT_FREED.fetch_add(1, Ordering::Relaxed);
         })
