@@ -510,6 +510,28 @@ pub fn big_pool_or_skip(
             skip(format_args!("{what}: {e}"));
             None
         }
+        // Small pages only (no hugepage free): an object larger than a page
+        // needs IOVA-contiguous memory, which scattered small pages rarely
+        // give.
+        Err(pktmem_mbuf::BuildError::Mempool(CreateError::Populate(
+            e @ PopulateError::OutOfMemory { .. },
+        ))) if hugepages_free() == 0 => {
+            skip(format_args!("{what} (no hugepages free): {e}"));
+            None
+        }
         Err(e) => panic!("{what}: {e}"),
     }
+}
+
+/// 2 MiB hugepages free on the system (`HugePages_Free`), 0 when unknown.
+pub fn hugepages_free() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("HugePages_Free:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
