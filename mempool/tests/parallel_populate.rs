@@ -61,8 +61,13 @@ fn shared_init(n: usize, elt: usize, threads: usize, seen: &Arc<Seen>) -> Mempoo
 /// Reads the three words the initialiser wrote into `obj`'s body.
 fn words(obj: NonNull<u8>) -> [u64; 3] {
     // SAFETY: a placed object of a live, quiet pool; the initialiser wrote
-    // its first 24 bytes; bodies are 8-aligned.
+    // its first 24 bytes; bodies are 8-aligned. Under `pktmem_asan` a free
+    // object's body is poisoned: the read is this test's inspection of a
+    // quiet pool, so those bytes are made addressable first (the pool is
+    // dropped right after the inspection).
     unsafe {
+        #[cfg(pktmem_asan)]
+        pktmem_hugemem::asan::unpoison(obj.as_ptr(), 24);
         let p = obj.cast::<u64>().as_ptr();
         [p.read(), p.add(1).read(), p.add(2).read()]
     }
