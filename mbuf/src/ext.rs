@@ -61,16 +61,7 @@ impl SharedHdr {
     /// Takes one more reference; `false` (nothing taken) at the maximum.
     #[inline]
     pub(crate) fn try_acquire(&self) -> bool {
-        // Relaxed: taking a reference from one already held publishes
-        // nothing (as `Arc::clone`); the releases order the accesses.
-        let prev = self.refcnt.fetch_add(1, Ordering::Relaxed);
-        if prev == u16::MAX {
-            // Undo the wrap: nobody can have seen 0 as a release, since the
-            // holder of our reference keeps it above 0.
-            self.refcnt.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        true
+        crate::sync::try_acquire(&self.refcnt)
     }
 
     /// Drops one reference; the last one runs the release.

@@ -36,11 +36,8 @@ unsafe fn attach_seg(mi: *mut MbufHeader, m: *const MbufHeader) -> bool {
             } else {
                 m.cast_mut()
             };
-            // Relaxed: a new reference taken from one held (the clone's
-            // source keeps it above 0), as `Arc::clone`.
-            let prev = (*md).refcnt.fetch_add(1, Ordering::Relaxed);
-            if prev == u16::MAX {
-                (*md).refcnt.fetch_sub(1, Ordering::Relaxed);
+            // The clone's source holds a reference to `md`'s buffer.
+            if !crate::sync::try_acquire(&(*md).refcnt) {
                 return false;
             }
             (*mi).ol_flags = ((*m).ol_flags & !INTERNAL_FLAGS) | F_INDIRECT;

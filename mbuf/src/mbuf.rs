@@ -618,14 +618,28 @@ impl Mbuf {
 ///
 /// # Safety
 /// - `seg` heads a chain the caller owns and gives up.
-pub(crate) unsafe fn free_chain(mut seg: *mut MbufHeader) {
+pub(crate) unsafe fn free_chain(seg: *mut MbufHeader) {
+    // SAFETY: forwarded; each segment handed back goes to its pool once.
+    unsafe { free_chain_with(seg, |s| put_default(s)) };
+}
+
+/// Frees a whole chain, handing each segment that must go back to its pool
+/// to `put` (the default-cache path, or an explicit cache).
+///
+/// # Safety
+/// - `seg` heads a chain the caller owns and gives up; `put` returns each
+///   segment it is given to that segment's pool, once.
+#[inline(always)]
+pub(crate) unsafe fn free_chain_with(
+    mut seg: *mut MbufHeader,
+    mut put: impl FnMut(NonNull<MbufHeader>),
+) {
     while !seg.is_null() {
         // SAFETY: a segment of the caller's chain.
         let next = unsafe { (*seg).next };
         // SAFETY: we own this segment's reference; `next` is its next.
         if let Some(s) = unsafe { prefree_seg_next(seg, next) } {
-            // SAFETY: `prefree_seg` handed it back for its pool.
-            unsafe { put_default(s) };
+            put(s);
         }
         seg = next;
     }
@@ -887,18 +901,15 @@ impl SharedMbuf {
     /// Another reference, or `None` (nothing taken) when a segment's 16-bit
     /// refcount is at its maximum.
     pub fn try_clone(&self) -> Option<SharedMbuf> {
-        let mut done: Vec<*const MbufHeader> = Vec::new();
-        for s in self.0.segments() {
-            // Relaxed: a reference taken from one held (as `Arc::clone`).
-            if s.0.refcnt.fetch_add(1, Ordering::Relaxed) == u16::MAX {
-                s.0.refcnt.fetch_sub(1, Ordering::Relaxed);
-                for d in done {
-                    // SAFETY: a segment of our chain whose count we raised.
-                    unsafe { (*d).refcnt.fetch_sub(1, Ordering::Relaxed) };
+        for (i, s) in self.0.segments().enumerate() {
+            if !crate::sync::try_acquire(&s.0.refcnt) {
+                // Give back the references taken on the segments before it
+                // (ours keep each count above what we subtract).
+                for d in self.0.segments().take(i) {
+                    d.0.refcnt.fetch_sub(1, Ordering::Relaxed);
                 }
                 return None;
             }
-            done.push(std::ptr::addr_of!(s.0));
         }
         // SAFETY: every segment's count went up by one: the new handle owns
         // those references.

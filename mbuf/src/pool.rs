@@ -9,7 +9,7 @@ use pktmem_mempool::{Cache, Mempool, MempoolBuilder, Obj, ObjInfo};
 
 use crate::error::{AllocError, BuildError};
 use crate::header::{MbufHeader, F_EXTERNAL, HEADER_SIZE, INTERNAL_FLAGS, NO_IOVA};
-use crate::mbuf::{prefree_seg_next, put_cached, put_default, NO_PORT};
+use crate::mbuf::{free_chain_with, prefree_seg_next, put_cached, put_default, NO_PORT};
 use crate::pinned::{PinnedArea, PinnedSetup, PINNED_SHINFO_SIZE};
 use crate::sync::AtomicU16;
 use crate::{Mbuf, HEADROOM};
@@ -525,17 +525,9 @@ impl PktPool {
     /// Frees a chain, its segments of this pool going through `cache`.
     #[inline(always)]
     pub fn free(&self, cache: &mut Cache, m: Mbuf) {
-        let mut seg = m.into_hdr().as_ptr();
-        while !seg.is_null() {
-            // SAFETY: a segment of the chain we own.
-            let next = unsafe { (*seg).next };
-            // SAFETY: we own this segment's reference; `next` is its next.
-            if let Some(s) = unsafe { prefree_seg_next(seg, next) } {
-                // SAFETY: handed back for its pool.
-                unsafe { put_cached(cache, s) };
-            }
-            seg = next;
-        }
+        // SAFETY: the chain is ours (moved in); each freed segment goes to
+        // its pool once, through `cache` when it is of the cache's pool.
+        unsafe { free_chain_with(m.into_hdr().as_ptr(), |s| put_cached(cache, s)) };
     }
 
     /// Frees many chains; segments of this pool go through `cache` in

@@ -15,3 +15,19 @@ pub(crate) use std::sync::atomic::{fence, AtomicU16, Ordering};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU16, Ordering};
+
+/// Takes one more reference on a 16-bit count held by the caller (a direct
+/// mbuf's refcount, an external buffer's shared count); `false`, nothing
+/// taken, when the count is at its maximum.
+#[inline(always)]
+pub(crate) fn try_acquire(count: &AtomicU16) -> bool {
+    // Relaxed: a new reference taken from one already held publishes
+    // nothing (as `Arc::clone`); the releases order the accesses.
+    if count.fetch_add(1, Ordering::Relaxed) == u16::MAX {
+        // Undo the wrap: nobody can have seen 0 as a release meanwhile,
+        // since the caller's own reference keeps the count above 0.
+        count.fetch_sub(1, Ordering::Relaxed);
+        return false;
+    }
+    true
+}
