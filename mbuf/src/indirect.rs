@@ -135,19 +135,17 @@ impl Mbuf {
                 }
             }
         }
-        let mut attached: Vec<Mbuf> = Vec::with_capacity(n);
-        for (seg, mi) in self.segments().zip(fresh.drain(..)) {
+        for (seg, mi) in self.segments().zip(fresh.iter()) {
             // SAFETY: `mi` is fresh and ours; `seg` is a live segment of our
             // chain, borrowed by `&self`.
             if !unsafe { attach_seg(mi.hdr.as_ptr(), seg.hdr_ptr()) } {
-                // `attached` (each holding its reference) and the rest of
-                // `fresh` drop here: the counts go back.
+                // `fresh` drops here: the attached ones give their
+                // references back, the others go back to the pool.
                 return Err(CloneError::RefcntOverflow);
             }
-            attached.push(mi);
         }
         // Link them: head first.
-        let mut it = attached.into_iter().rev();
+        let mut it = fresh.into_iter().rev();
         let mut tail = it.next().map(Mbuf::into_hdr);
         for m in it {
             let h = m.into_hdr();
