@@ -111,6 +111,9 @@ pub use pktmem_mbuf as mbuf;
 pub use pktmem_mempool as mempool;
 pub use pktmem_ring as ring;
 
+#[cfg(feature = "net")]
+pub mod net;
+
 /// Every pktmem error, for `?` in programs that use several crates.
 ///
 /// Each operation of each crate returns its own error type with only the
