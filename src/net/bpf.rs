@@ -107,6 +107,10 @@ const PROG_NAME: &[u8] = b"pktmem_xsk";
 /// few hundred bytes; this leaves room for a kernel that says more).
 const LOG_SIZE: usize = 64 * 1024;
 
+/// The kernel's internal "operation not supported" (`ENOTSUPP`, not
+/// `EOPNOTSUPP`), which some commands leak to user space.
+const ENOTSUPP: i32 = 524;
+
 /// The smallest frame `BPF_PROG_TEST_RUN` takes: an Ethernet header.
 const TEST_FRAME_MIN: usize = 14;
 
@@ -181,6 +185,21 @@ struct TestRunAttr {
     ctx_out: u64,
 }
 const _: () = assert!(size_of::<TestRunAttr>() == 64);
+
+/// `struct xdp_md`, the context of a test run.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+const _: () = assert!(size_of::<XdpMd>() == 24);
+const _: () =
+    assert!(std::mem::offset_of!(XdpMd, rx_queue_index) == XDP_MD_RX_QUEUE_INDEX as usize);
 
 /// `union bpf_attr` for `BPF_OBJ_GET_INFO_BY_FD`.
 #[repr(C)]
@@ -360,6 +379,14 @@ pub enum BpfError {
         /// The index asked for.
         ifindex: u32,
     },
+    /// The interface has no receive queue of this index (a test run on
+    /// it).
+    NoSuchQueue {
+        /// The interface.
+        ifindex: u32,
+        /// The queue asked for.
+        queue: u32,
+    },
     /// An XSKMAP needs at least one slot.
     ZeroEntries,
     /// The queue index is not a slot of the map.
@@ -427,6 +454,11 @@ impl fmt::Display for BpfError {
             BpfError::NoSuchDevice { ifindex } => write!(
                 f,
                 "no interface has index {ifindex} in this network namespace (see `ip link`)"
+            ),
+            BpfError::NoSuchQueue { ifindex, queue } => write!(
+                f,
+                "interface {ifindex} has no receive queue {queue} (see \
+                 /sys/class/net/<if>/queues/, `ethtool -l <if>`)"
             ),
             BpfError::ZeroEntries => write!(f, "an XSKMAP needs at least one slot (one per queue)"),
             BpfError::QueueOutOfRange { queue, entries } => write!(
@@ -722,44 +754,11 @@ impl RedirectProgram {
     /// Loads the program over `map`. On a verifier rejection the error
     /// carries the verifier's log.
     pub fn load(map: &XskMap) -> Result<RedirectProgram, BpfError> {
-        let insns = redirect_insns(map.fd.as_raw_fd());
-        // First without a log (nothing to allocate on success), then, if the
-        // kernel refused, again with one to say why.
-        let first = match prog_load(&insns, None) {
-            Ok(fd) => {
-                return Ok(RedirectProgram {
-                    fd,
-                    map: map.clone(),
-                })
-            }
-            Err(libc::EPERM) => {
-                return Err(BpfError::NotPermitted {
-                    call: "BPF_PROG_LOAD (XDP)",
-                })
-            }
-            Err(e) => e,
-        };
-        let mut log = vec![0u8; LOG_SIZE];
-        match prog_load(&insns, Some(&mut log)) {
-            Ok(fd) => Ok(RedirectProgram {
-                fd,
-                map: map.clone(),
-            }),
-            Err(e) => {
-                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                let text = String::from_utf8_lossy(&log[..end]).into_owned();
-                if !text.trim().is_empty() {
-                    return Err(BpfError::Verifier { log: text });
-                }
-                Err(match first {
-                    libc::EINVAL => BpfError::Unsupported {
-                        feature: "XDP programs (BPF_PROG_TYPE_XDP, Linux 4.8)",
-                        errno: libc::EINVAL,
-                    },
-                    _ => common("BPF_PROG_LOAD (XDP)", e),
-                })
-            }
-        }
+        let fd = load_xdp(&redirect_insns(map.fd.as_raw_fd()))?;
+        Ok(RedirectProgram {
+            fd,
+            map: map.clone(),
+        })
     }
 
     /// The map the program redirects into.
@@ -780,8 +779,40 @@ impl RedirectProgram {
 
     /// Runs the program once on `frame` in the kernel
     /// (`BPF_PROG_TEST_RUN`, as if it arrived on queue 0 of the loopback
-    /// device) and returns its decision. Nothing is sent or received.
+    /// device) and returns its decision. Nothing is sent or received, and
+    /// a redirect goes nowhere.
+    ///
+    /// Frames of 14 (an Ethernet header) to 3520 bytes (a 4 KiB page less
+    /// the kernel's XDP headroom and tail room) are taken: longer ones the
+    /// kernel would split into fragments, which this program (not marked
+    /// for fragments) never sees on a real interface.
     pub fn test_run(&self, frame: &[u8]) -> Result<XdpAction, BpfError> {
+        self.run(frame, None)
+    }
+
+    /// Like [`test_run`](Self::test_run), as if `frame` arrived on receive
+    /// queue `queue` of interface `ifindex`: the program then picks slot
+    /// `queue` of its map.
+    ///
+    /// ```no_run
+    /// // Needs root; interface 2 with at least two receive queues.
+    /// use pktmem::net::bpf::{RedirectProgram, XdpAction, XskMap};
+    ///
+    /// # fn main() -> Result<(), pktmem::net::bpf::BpfError> {
+    /// let prog = RedirectProgram::load(&XskMap::new(2)?)?;
+    /// assert_eq!(prog.test_run_on(&[0; 64], 2, 1)?, XdpAction::Pass); // slot 1 empty
+    /// # Ok(()) }
+    /// ```
+    pub fn test_run_on(
+        &self,
+        frame: &[u8],
+        ifindex: u32,
+        queue: u32,
+    ) -> Result<XdpAction, BpfError> {
+        self.run(frame, Some((ifindex, queue)))
+    }
+
+    fn run(&self, frame: &[u8], on: Option<(u32, u32)>) -> Result<XdpAction, BpfError> {
         let max = test_frame_max();
         if !(TEST_FRAME_MIN..=max).contains(&frame.len()) {
             return Err(BpfError::FrameLength {
@@ -790,22 +821,42 @@ impl RedirectProgram {
                 max,
             });
         }
+        let len = frame.len() as u32;
+        // The kernel wants the context's data window to be the whole frame.
+        let ctx = on.map(|(ifindex, queue)| XdpMd {
+            data_end: len,
+            ingress_ifindex: ifindex,
+            rx_queue_index: queue,
+            ..XdpMd::default()
+        });
         let mut attr = TestRunAttr {
             prog_fd: fd_u32(self.fd.as_fd()),
-            data_size_in: frame.len() as u32,
+            data_size_in: len,
             data_in: frame.as_ptr() as u64,
             repeat: 1,
             ..TestRunAttr::default()
         };
+        if let Some(ctx) = &ctx {
+            attr.ctx_size_in = size_of::<XdpMd>() as u32;
+            attr.ctx_in = std::ptr::from_ref(ctx) as u64;
+        }
         // SAFETY: a BPF_PROG_TEST_RUN prefix; `data_in` points to
-        // `data_size_in` readable bytes of `frame`, live across the call; no
+        // `data_size_in` readable bytes of `frame` and `ctx_in` (when set)
+        // to `ctx_size_in` bytes of `ctx`, both live across the call; no
         // output buffers are given (data_out, ctx_out are null).
         match unsafe { sys_bpf(BPF_PROG_TEST_RUN, &mut attr) } {
             Ok(_) => Ok(XdpAction::from_code(attr.retval)),
-            Err(e @ (libc::EOPNOTSUPP | 524)) => Err(BpfError::Unsupported {
+            Err(e @ (libc::EOPNOTSUPP | ENOTSUPP)) => Err(BpfError::Unsupported {
                 feature: "BPF_PROG_TEST_RUN for XDP (Linux 4.12)",
                 errno: e,
             }),
+            Err(libc::ENODEV) if on.is_some() => Err(BpfError::NoSuchDevice {
+                ifindex: on.map_or(0, |o| o.0),
+            }),
+            Err(libc::EINVAL) if on.is_some() => {
+                let (ifindex, queue) = on.unwrap_or_default();
+                Err(BpfError::NoSuchQueue { ifindex, queue })
+            }
             Err(e) => Err(common("BPF_PROG_TEST_RUN (XDP)", e)),
         }
     }
@@ -877,6 +928,35 @@ fn prog_load(insns: &[Insn], log: Option<&mut [u8]>) -> Result<OwnedFd, i32> {
     // `log_buf` (when non-null) to `log_size` writable bytes borrowed for
     // the call.
     unsafe { sys_bpf(BPF_PROG_LOAD, &mut attr) }.map(owned)
+}
+
+/// Loads an XDP program: first without a log (nothing to allocate on
+/// success), then, if the kernel refused, again with one to say why.
+fn load_xdp(insns: &[Insn]) -> Result<OwnedFd, BpfError> {
+    const CALL: &str = "BPF_PROG_LOAD (XDP)";
+    let first = match prog_load(insns, None) {
+        Ok(fd) => return Ok(fd),
+        Err(libc::EPERM) => return Err(BpfError::NotPermitted { call: CALL }),
+        Err(e) => e,
+    };
+    let mut log = vec![0u8; LOG_SIZE];
+    match prog_load(insns, Some(&mut log)) {
+        Ok(fd) => Ok(fd),
+        Err(e) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]).into_owned();
+            if !text.trim().is_empty() {
+                return Err(BpfError::Verifier { log: text });
+            }
+            Err(match first {
+                libc::EINVAL => BpfError::Unsupported {
+                    feature: "XDP programs (BPF_PROG_TYPE_XDP, Linux 4.8)",
+                    errno: libc::EINVAL,
+                },
+                _ => common(CALL, e),
+            })
+        }
+    }
 }
 
 /// Fills `info` (a `bpf_*_info` prefix) for the object behind `fd`.
@@ -995,6 +1075,29 @@ mod tests {
             0x95, 0, 0, 0, 0, 0, 0, 0, // exit
         ];
         assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn a_rejected_program_brings_the_verifier_log() {
+        // `exit` with r0 never written: the verifier refuses to read it.
+        match load_xdp(&[insn(0x95, 0, 0, 0, 0)]) {
+            Err(BpfError::Verifier { log }) => {
+                assert!(log.contains("R0"), "{log}");
+                let e = BpfError::Verifier { log };
+                assert!(e.to_string().contains("verifier rejected"), "{e}");
+            }
+            Err(e @ BpfError::NotPermitted { .. }) => eprintln!("SKIP: {e}"),
+            Err(e) => panic!("an invalid program: {e}"),
+            Ok(_) => panic!("an invalid program was loaded"),
+        }
+        // A 64-bit load of a map that is not there: refused with a log too.
+        let mut bad = redirect_insns(-1);
+        bad[1] = insn(0x18, 1, PSEUDO_MAP_FD, 0, -1);
+        match load_xdp(&bad) {
+            Err(BpfError::Verifier { log }) => assert!(!log.is_empty()),
+            Err(e @ BpfError::NotPermitted { .. }) => eprintln!("SKIP: {e}"),
+            other => panic!("a program over fd -1: {other:?}"),
+        }
     }
 
     #[test]
