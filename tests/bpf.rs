@@ -448,3 +448,51 @@ fn on_a_live_link_empty_slots_pass_and_filled_slots_redirect() {
     drop(link);
     assert!(datagram_arrives(&veth, &rx, Duration::from_secs(5)));
 }
+
+#[test]
+fn handles_are_send_and_sync_and_close_on_exec() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<XskMap>();
+    send_sync::<RedirectProgram>();
+    send_sync::<pktmem::net::bpf::XdpLink>();
+    send_sync::<BpfError>();
+
+    let _s = serial();
+    let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
+        return;
+    };
+    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+        return;
+    };
+    let cloexec = |fd: std::os::fd::BorrowedFd<'_>| {
+        // SAFETY: F_GETFD on a live descriptor has no memory effects.
+        let flags = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_GETFD) };
+        assert!(flags >= 0);
+        flags & libc::FD_CLOEXEC != 0
+    };
+    assert!(cloexec(map.as_fd()), "map fd inherited by exec'd children");
+    assert!(
+        cloexec(prog.as_fd()),
+        "program fd inherited by exec'd children"
+    );
+    let Some(veth) = veth_or_skip() else {
+        return;
+    };
+    let link = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
+    assert!(
+        cloexec(link.as_fd()),
+        "link fd inherited by exec'd children"
+    );
+
+    // A duplicate of the link's descriptor does not keep the program
+    // attached once the link is dropped (it detaches explicitly).
+    let dup = link.as_fd().try_clone_to_owned().unwrap();
+    assert!(link_show(veth.host_ifname()).contains("xdpgeneric"));
+    drop(link);
+    let shown = link_show(veth.host_ifname());
+    assert!(!shown.contains("xdp"), "a dup kept it attached: {shown}");
+    drop(dup);
+    // And the interface is free for the next program.
+    let again = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
+    drop(again);
+}
