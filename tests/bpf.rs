@@ -91,6 +91,11 @@ fn map_rejects_bad_slots_and_sockets_that_are_not_xsks() {
         return;
     };
     assert_eq!(map.entries(), 4);
+    // More slots than the kernel will allocate: an error, not a panic.
+    match XskMap::new(u32::MAX) {
+        Err(e @ BpfError::Sys { .. }) => eprintln!("XskMap::new(u32::MAX): {e}"),
+        other => panic!("a map of 2^32 - 1 slots: {other:?}"),
+    }
 
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     match map.insert(4, udp.as_fd()) {
