@@ -501,3 +501,57 @@ fn handles_are_send_and_sync_and_close_on_exec() {
     let again = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
     drop(again);
 }
+
+#[test]
+fn a_link_whose_interface_went_first_drops_cleanly() {
+    let _s = serial();
+    let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
+        return;
+    };
+    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+        return;
+    };
+    let before = open_fds();
+    let Some(veth) = veth_or_skip() else {
+        return;
+    };
+    let link = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
+    let ifindex = veth.host_ifindex();
+    // The namespace and the pair go while the link is alive (the kernel
+    // detaches it then); dropping the link afterwards is still fine.
+    drop(veth);
+    assert_eq!(link.ifindex(), ifindex);
+    drop(link);
+    assert_eq!(open_fds(), before);
+    // The program is reusable on another interface.
+    let Some(veth) = veth_or_skip() else {
+        return;
+    };
+    let link = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
+    assert!(link_show(veth.host_ifname()).contains("xdpgeneric"));
+}
+
+#[test]
+fn many_loads_and_drops_leave_the_descriptor_count_unchanged() {
+    let _s = serial();
+    let _ = open_fds();
+    let before = open_fds();
+    let frame = frame();
+    for i in 0..200u32 {
+        let Some(map) = or_skip("XskMap::new", XskMap::new(1 + i % 8)) else {
+            return;
+        };
+        let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+            return;
+        };
+        assert_eq!(prog.test_run(&frame).unwrap(), XdpAction::Pass);
+        if i % 2 == 0 {
+            drop(map);
+            drop(prog);
+        } else {
+            drop(prog);
+            drop(map);
+        }
+    }
+    assert_eq!(open_fds(), before);
+}
