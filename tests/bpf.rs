@@ -529,6 +529,7 @@ fn a_link_whose_interface_went_first_drops_cleanly() {
     };
     let link = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
     assert!(link_show(veth.host_ifname()).contains("xdpgeneric"));
+    drop(link);
 }
 
 #[test]
