@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pktmem::hugemem::{
     check_pool_access, inventory, node_inventory, probe_iova, process_hugetlb_bytes, Chunk,
-    HugepageInventory, ListInfo, PageInfo, PoolAccessError, Provider,
+    HugepageInventory, IovaRun, ListInfo, PageInfo, PoolAccessError, Provider,
 };
 use pktmem::mbuf::{Mbuf, PktPool};
 use pktmem::mempool::{Mempool, Obj, RingPlacement};
@@ -81,7 +81,7 @@ fn machine(inv: &[HugepageInventory], args: &Args) {
         println!("  this kernel offers no hugepages (no /sys/kernel/mm/hugepages)");
     } else {
         println!(
-            "  {:<7} {:>7} {:>7} {:>9} {:>8} {:>10}   bytes reserved",
+            "  {:<7} {:>7} {:>7} {:>9} {:>8} {:>10}   total bytes",
             "size", "total", "free", "reserved", "surplus", "available"
         );
         for h in inv {
@@ -96,7 +96,9 @@ fn machine(inv: &[HugepageInventory], args: &Args) {
                 bytes(h.page_size * usize::try_from(h.total).unwrap_or(usize::MAX / 2))
             );
         }
-        println!("  (reserved: promised to a mapping, not yet faulted; available = free - reserved)");
+        println!(
+            "  (reserved: promised to a mapping, not yet faulted; available = free - reserved)"
+        );
     }
     let nodes = node_inventory();
     let mut ids: Vec<u32> = nodes.iter().map(|n| n.node.id()).collect();
@@ -107,36 +109,63 @@ fn machine(inv: &[HugepageInventory], args: &Args) {
             println!("    {n}");
         }
     } else {
-        println!("  one NUMA node: the counts above are node {}'s", ids.first().unwrap_or(&0));
+        println!(
+            "  one NUMA node: the counts above are node {}'s",
+            ids.first().unwrap_or(&0)
+        );
     }
     if let Some(b) = process_hugetlb_bytes() {
-        println!("  this process maps {} of hugepages (HugetlbPages, /proc/self/status)", bytes(b));
+        println!(
+            "  this process maps {} of hugepages (HugetlbPages, /proc/self/status)",
+            bytes(b)
+        );
     }
 
+    reserve_section(inv, args);
+    iova_section();
+}
+
+/// How to reserve hugepages, and whether this process could.
+fn reserve_section(inv: &[HugepageInventory], args: &Args) {
     heading("Reserving hugepages");
     let usable = inv.iter().any(|h| h.available() > 0);
     if args.small_pages {
-        println!("  --small-pages: acting as if no hugepage were reserved.");
+        say(
+            2,
+            "--small-pages: acting as if no hugepage were reserved (the table above is real).",
+        );
     }
     if !usable || args.small_pages {
-        println!(
-            "  No hugepage is free: pktmem falls back to 4 KiB pages (locked, one IOVA per 4 KiB\n  \
-             page, so large IOVA-contiguous chunks are rare). Reserve some as below."
+        say(
+            2,
+            "No hugepage is free: pktmem falls back to 4 KiB pages (locked; one IOVA per 4 KiB \
+             page, so IOVA-contiguous chunks are rare and big objects waste most of a page). \
+             Reserve some as below, then run this again.",
         );
     }
     let default_size = default_hugepage_size();
     for (size, label, more) in [(2 * MIB, "2 MiB", 512u64), (1 << 30, "1 GiB", 2)] {
-        let Some(h) = inv.iter().find(|h| h.page_size == size) else {
+        let Some(mut h) = inv.iter().find(|h| h.page_size == size).copied() else {
             println!("  {label} pages: not offered by this kernel/CPU (no sysfs directory)");
             continue;
         };
-        let want = if h.total == 0 { more * 2 } else { h.total + more };
+        if args.small_pages {
+            h.total = 0; // what the advice would be with none reserved
+        }
+        let want = if h.total == 0 {
+            more * 2
+        } else {
+            h.total + more
+        };
         println!(
             "  {label} pages, {} now ({} total wanted; the file takes the new total):",
             if h.total == 0 { "none" } else { "more" },
             want
         );
-        println!("    echo {want} | sudo tee {}", h.nr_hugepages_path().display());
+        println!(
+            "    echo {want} | sudo tee {}",
+            h.nr_hugepages_path().display()
+        );
         if size == 1 << 30 {
             println!("    (at run time this may get fewer once memory is fragmented: check the");
             println!("    count after; at boot, reliably: kernel command line");
@@ -147,15 +176,24 @@ fn machine(inv: &[HugepageInventory], args: &Args) {
         }
     }
     match check_pool_access(2 * MIB) {
-        Ok(path) => println!("  this process may run these: it can write {}", path.display()),
-        Err(e @ PoolAccessError::NoSuchSize { .. }) => println!("  {e}"),
-        Err(e) => println!("  this process may NOT run these: {e}"),
+        Ok(path) => say(
+            2,
+            &format!(
+                "this process could run these: it may write {}",
+                path.display()
+            ),
+        ),
+        Err(e @ PoolAccessError::NoSuchSize { .. }) => say(2, &e.to_string()),
+        Err(e) => say(2, &format!("this process could NOT run these: {e}")),
     }
     println!("  no hugetlbfs mount is needed: pktmem maps hugepages through memfd_create");
+}
 
+/// The IOVA mode this process can have, and why.
+fn iova_section() {
     heading("IOVA mode");
     let why = probe_iova();
-    println!("  {:?}: {why}", why.mode());
+    say(2, &format!("this process: {:?}. {why}", why.mode()));
     match std::fs::read_dir("/sys/kernel/iommu_groups") {
         Ok(d) => {
             let n = d.count();
@@ -205,6 +243,65 @@ fn demo(args: &Args, checks: &mut Checks, baseline: Option<usize>) -> Result<(),
         held.push(m);
     }
 
+    describe_demo(&objs, &mbufs, &held);
+
+    let owners = Owners::new(&kept, &[(&objs, 'M'), (mbufs.mempool(), 'P')]);
+    provider_section(&p, &owners);
+    pools_section(&p, &[&objs, mbufs.mempool()], checks);
+    layout_section(&p, &owners, usize::from(args.width));
+    kernel_section(&p, checks, baseline);
+
+    heading("Giving everything back");
+    for o in taken.drain(..) {
+        // SAFETY: each object was taken from `objs` above and is put back
+        // once; nothing else refers to it.
+        unsafe { objs.put(&mut ocache, o) };
+    }
+    mbufs.free_bulk(&mut mcache, held.drain(..));
+    drop((ocache, mcache));
+    checks.check(
+        objs.is_full(),
+        format!("mempool '{}' full again", objs.name()),
+    );
+    checks.check(
+        mbufs.is_full(),
+        format!("packet pool '{}' full again", mbufs.mempool().name()),
+    );
+    for pool in [&objs, mbufs.mempool()] {
+        match pool.audit() {
+            Ok(r) => checks.check(
+                r.taken == 0,
+                format!(
+                    "audit of '{}' after the frees: {} taken",
+                    pool.name(),
+                    r.taken
+                ),
+            ),
+            Err(e) => checks.fail(format!("audit of '{}' after the frees: {e}", pool.name())),
+        }
+    }
+    drop((objs, mbufs, kept));
+    checks.check(
+        p.mapped_bytes() == 0,
+        format!(
+            "every page back to the system: provider maps {}",
+            bytes(p.mapped_bytes())
+        ),
+    );
+    let now = process_hugetlb_bytes();
+    checks.check(
+        now == baseline,
+        format!(
+            "HugetlbPages back to {} (now {})",
+            opt_bytes(baseline),
+            opt_bytes(now)
+        ),
+    );
+    Ok(())
+}
+
+/// What the demo made.
+fn describe_demo(objs: &Mempool, mbufs: &PktPool, held: &[Mbuf]) {
     heading("Demo");
     println!(
         "  a provider; a 5 MiB allocation (A); a 3 MiB one, freed after the pools were built;"
@@ -231,53 +328,6 @@ fn demo(args: &Args, checks: &mut Checks, baseline: Option<usize>) -> Result<(),
             m.data_len()
         );
     }
-
-    let owners = Owners::new(&kept, &[(&objs, 'M'), (mbufs.mempool(), 'P')]);
-    provider_section(&p, &owners);
-    pools_section(&p, &[&objs, mbufs.mempool()], checks);
-    layout_section(&p, &owners, usize::from(args.width));
-    kernel_section(&p, checks, baseline);
-
-    heading("Giving everything back");
-    for o in taken.drain(..) {
-        // SAFETY: each object was taken from `objs` above and is put back
-        // once; nothing else refers to it.
-        unsafe { objs.put(&mut ocache, o) };
-    }
-    mbufs.free_bulk(&mut mcache, held.drain(..));
-    drop((ocache, mcache));
-    checks.check(objs.is_full(), format!("mempool '{}' full again", objs.name()));
-    checks.check(
-        mbufs.is_full(),
-        format!("packet pool '{}' full again", mbufs.mempool().name()),
-    );
-    for pool in [&objs, mbufs.mempool()] {
-        match pool.audit() {
-            Ok(r) => checks.check(
-                r.taken == 0,
-                format!("audit of '{}' after the frees: {} taken", pool.name(), r.taken),
-            ),
-            Err(e) => checks.fail(format!("audit of '{}' after the frees: {e}", pool.name())),
-        }
-    }
-    drop((objs, mbufs, kept));
-    checks.check(
-        p.mapped_bytes() == 0,
-        format!(
-            "every page back to the system: provider maps {}",
-            bytes(p.mapped_bytes())
-        ),
-    );
-    let now = process_hugetlb_bytes();
-    checks.check(
-        now == baseline,
-        format!(
-            "HugetlbPages back to {} (now {})",
-            opt_bytes(baseline),
-            opt_bytes(now)
-        ),
-    );
-    Ok(())
 }
 
 /// The provider's settings, lists, pages, IOVA runs and region table.
@@ -287,13 +337,19 @@ fn provider_section(p: &Provider, owners: &Owners) {
     println!(
         "  source {:?}, preferred page sizes {:?}, small-page fallback {}",
         info.source,
-        info.preferred.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        if info.fallback_allowed { "allowed" } else { "forbidden" }
+        info.preferred
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        if info.fallback_allowed {
+            "allowed"
+        } else {
+            "forbidden"
+        }
     );
-    println!(
-        "  IOVA mode {:?}: {}",
-        p.iova_mode(),
-        p.iova_reason()
+    say(
+        2,
+        &format!("IOVA mode {:?}. {}", p.iova_mode(), p.iova_reason()),
     );
     println!(
         "  mapped {}, kept minimum {}, limit {}, {} zone(s)",
@@ -315,58 +371,7 @@ fn provider_section(p: &Provider, owners: &Owners) {
     p.walk_pages(|pg| pages.push(*pg));
     let runs = p.iova_runs();
     for l in p.lists() {
-        println!();
-        println!(
-            "  list {} · {} pages · {} · reservation {:#x}..{:#x} ({})",
-            l.id,
-            bytes(l.page_size),
-            backing(&l),
-            l.va,
-            l.va + l.va_len,
-            bytes(l.va_len)
-        );
-        println!(
-            "    mapped {} pages = {}, in use {} = {}",
-            l.mapped_pages,
-            bytes(l.mapped_pages * l.page_size),
-            l.used_pages,
-            bytes(l.used_pages * l.page_size)
-        );
-        let span = l.va..l.va + l.va_len;
-        let mine: Vec<&PageInfo> = pages.iter().filter(|pg| pg.list == l.id).collect();
-        println!("    pages (va, iova, node, state, holder):");
-        let show = if mine.len() <= 12 { mine.len() } else { 8 };
-        for pg in &mine[..show] {
-            println!(
-                "      {:#x}  iova {:<16} {:<7} {:<6} {}",
-                pg.va,
-                iova_str(pg.iova),
-                pg.node.map_or("node ?".to_string(), |n| n.to_string()),
-                if pg.in_use { "in use" } else { "free" },
-                owners.describe(pg.va..pg.va + pg.size)
-            );
-        }
-        if mine.len() > show {
-            println!("      ... {} more pages", mine.len() - show);
-        }
-        let lruns: Vec<_> = runs.iter().filter(|r| span.contains(&r.va)).collect();
-        let largest = lruns.iter().map(|r| r.len).max().unwrap_or(0);
-        println!(
-            "    IOVA runs (contiguous for a device): {}, largest {}",
-            lruns.len(),
-            bytes(largest)
-        );
-        for r in lruns.iter().take(6) {
-            println!(
-                "      va {:#x} + {:<8} -> iova {}",
-                r.va,
-                bytes(r.len),
-                iova_str(r.iova)
-            );
-        }
-        if lruns.len() > 6 {
-            println!("      ... {} more runs", lruns.len() - 6);
-        }
+        list_section(&l, &pages, &runs, owners);
     }
     let regions = p.regions();
     println!();
@@ -386,6 +391,65 @@ fn provider_section(p: &Provider, owners: &Owners) {
     }
     if regions.len() > 6 {
         println!("    ... {} more regions", regions.len() - 6);
+    }
+}
+
+/// One list of the provider: its pages and IOVA runs.
+fn list_section(l: &ListInfo, pages: &[PageInfo], runs: &[IovaRun], owners: &Owners) {
+    println!();
+    println!(
+        "  list {}: {} pages, {}",
+        l.id,
+        bytes(l.page_size),
+        backing(l)
+    );
+    println!(
+        "    reservation {:#x}..{:#x} ({})",
+        l.va,
+        l.va + l.va_len,
+        bytes(l.va_len)
+    );
+    println!(
+        "    mapped {} pages = {}, in use {} = {}",
+        l.mapped_pages,
+        bytes(l.mapped_pages * l.page_size),
+        l.used_pages,
+        bytes(l.used_pages * l.page_size)
+    );
+    let span = l.va..l.va + l.va_len;
+    let mine: Vec<&PageInfo> = pages.iter().filter(|pg| pg.list == l.id).collect();
+    println!("    pages (va, iova, node, state, holder):");
+    let show = if mine.len() <= 12 { mine.len() } else { 8 };
+    for pg in &mine[..show] {
+        println!(
+            "      {:#x}  iova {:<14} {:<7} {:<6}  {}",
+            pg.va,
+            iova_str(pg.iova),
+            pg.node.map_or("node ?".to_string(), |n| n.to_string()),
+            if pg.in_use { "in use" } else { "free" },
+            owners.describe(pg.va..pg.va + pg.size)
+        );
+    }
+    if mine.len() > show {
+        println!("      ... {} more pages", mine.len() - show);
+    }
+    let lruns: Vec<_> = runs.iter().filter(|r| span.contains(&r.va)).collect();
+    let largest = lruns.iter().map(|r| r.len).max().unwrap_or(0);
+    println!(
+        "    IOVA runs (contiguous for a device): {}, largest {}",
+        lruns.len(),
+        bytes(largest)
+    );
+    for r in lruns.iter().take(6) {
+        println!(
+            "      va {:#x} + {:<8} -> iova {}",
+            r.va,
+            bytes(r.len),
+            iova_str(r.iova)
+        );
+    }
+    if lruns.len() > 6 {
+        println!("      ... {} more runs", lruns.len() - 6);
     }
 }
 
@@ -411,7 +475,11 @@ fn pools_section(p: &Provider, pools: &[&Mempool], checks: &mut Checks) {
             c.in_backend,
             c.in_caches,
             c.in_use,
-            if pool.is_non_io() { " (not for IO: no IOVA)" } else { "" }
+            if pool.is_non_io() {
+                " (not for IO: no IOVA)"
+            } else {
+                ""
+            }
         );
         match (pool.ring_placement(), pool.ring_memory_range()) {
             (Some(place), Some(r)) => println!(
@@ -444,7 +512,8 @@ fn pools_section(p: &Provider, pools: &[&Mempool], checks: &mut Checks) {
                 bytes(ch.len),
                 iova_str(ch.iova),
                 ch.objects,
-                p.page_of(addr).map_or("-".to_string(), |pg| bytes(pg.size) + " pages")
+                p.page_of(addr)
+                    .map_or("-".to_string(), |pg| bytes(pg.size) + " pages")
             );
         }
         if chunks.len() > 6 {
@@ -481,21 +550,15 @@ fn pools_section(p: &Provider, pools: &[&Mempool], checks: &mut Checks) {
             }
             Err(e) => checks.fail(format!("audit of '{}': {e}", pool.name())),
         }
-        println!(
-            "    (get/put/cache-hit counters come with the mempool's `stats` feature)"
-        );
     }
+    println!("  (get/put/cache-hit counters need the mempool's `stats` feature: not shown)");
 }
 
 /// A picture of each list's VA: the whole reservation, then the part in use.
 fn layout_section(p: &Provider, owners: &Owners, width: usize) {
     heading("VA layout");
-    println!(
-        "  legend: A the allocation  M mempool chunks  P packet-pool chunks  r pool rings"
-    );
-    println!(
-        "          o other in-use pages (small heap)  = mapped, free  . reserved, unmapped"
-    );
+    println!("  legend: A the allocation  M mempool chunks  P packet-pool chunks  r pool rings");
+    println!("          o other in-use pages (small heap)  = mapped, free  . reserved, unmapped");
     let mut pages: Vec<PageInfo> = Vec::new();
     p.walk_pages(|pg| pages.push(*pg));
     let runs = p.va_runs();
@@ -511,7 +574,10 @@ fn layout_section(p: &Provider, owners: &Owners, width: usize) {
             bytes(l.va_len)
         );
         let whole = bar(l.va..l.va + l.va_len, width, |cell| {
-            if mine.iter().any(|pg| overlaps(&(pg.va..pg.va + pg.size), &cell)) {
+            if mine
+                .iter()
+                .any(|pg| overlaps(&(pg.va..pg.va + pg.size), &cell))
+            {
                 '#'
             } else {
                 '.'
@@ -587,11 +653,11 @@ fn kernel_section(p: &Provider, checks: &mut Checks, baseline: Option<usize>) {
     let vmas: Vec<(Range<usize>, String)> = maps
         .lines()
         .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let (a, b) = f.next()?.split_once('-')?;
-            let perms = f.next()?.to_string();
-            let r = usize::from_str_radix(a, 16).ok()?..usize::from_str_radix(b, 16).ok()?;
-            Some((r, perms))
+            let mut fields = line.split_whitespace();
+            let (lo, hi) = fields.next()?.split_once('-')?;
+            let perms = fields.next()?.to_string();
+            let range = usize::from_str_radix(lo, 16).ok()?..usize::from_str_radix(hi, 16).ok()?;
+            Some((range, perms))
         })
         .collect();
     let mut huge_mapped = 0;
@@ -646,7 +712,8 @@ struct Owners {
 impl Owners {
     fn new(alloc: &Chunk, pools: &[(&Mempool, char)]) -> Owners {
         let a = alloc.as_ptr().as_ptr() as usize;
-        let mut ranges = vec![(a..a + alloc.len(), 'A', "the allocation".to_string())];
+        // The chunk's whole pages are its own.
+        let mut ranges = vec![(a..a + alloc.mapped_len(), 'A', "the allocation".to_string())];
         for (pool, c) in pools {
             pool.for_each_chunk(|ch| {
                 let s = ch.addr.as_ptr() as usize;
@@ -659,14 +726,19 @@ impl Owners {
         Owners { ranges }
     }
 
-    /// The letter of whoever covers most of `cell`.
+    /// The letter of whoever covers most of `cell`, preferring holders
+    /// that start in it (so a small one, a ring, is never hidden by its
+    /// neighbour).
     fn letter(&self, cell: &Range<usize>) -> Option<char> {
         self.ranges
             .iter()
-            .map(|(r, c, _)| (r.end.min(cell.end).saturating_sub(r.start.max(cell.start)), *c))
-            .filter(|(n, _)| *n > 0)
-            .max_by_key(|(n, _)| *n)
-            .map(|(_, c)| c)
+            .map(|(r, c, _)| {
+                let overlap = r.end.min(cell.end).saturating_sub(r.start.max(cell.start));
+                (cell.contains(&r.start), overlap, *c)
+            })
+            .filter(|&(_, n, _)| n > 0)
+            .max_by_key(|&(starts, n, _)| (starts, n))
+            .map(|(_, _, c)| c)
     }
 
     /// Who holds parts of `page`.
@@ -715,7 +787,7 @@ fn backing(l: &ListInfo) -> String {
         "anonymous".to_string()
     };
     if !l.locked {
-        s.push_str(", NOT locked");
+        s.push_str(", NOT locked (mlock failed: see `ulimit -l`)");
     }
     s
 }
@@ -730,12 +802,20 @@ fn default_hugepage_size() -> Option<usize> {
 
 fn heading(title: &str) {
     println!();
-    println!("== {title} {}", "=".repeat(72usize.saturating_sub(title.len())));
+    println!(
+        "== {title} {}",
+        "=".repeat(72usize.saturating_sub(title.len()))
+    );
 }
 
 /// `b` bytes, in the largest binary unit, with one decimal when not whole.
 fn bytes(b: usize) -> String {
-    const UNITS: [(usize, &str); 4] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    const UNITS: [(usize, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
     for (u, name) in UNITS {
         if b >= u {
             return if b % u == 0 {
@@ -754,6 +834,15 @@ fn opt_bytes(b: Option<usize>) -> String {
 
 fn iova_str(i: Option<pktmem::hugemem::Iova>) -> String {
     i.map_or("none".into(), |i| format!("{:#x}", i.0))
+}
+
+/// Prints `text` indented by `indent` spaces, wrapped to 92 columns
+/// (continuation lines indented two more).
+fn say(indent: usize, text: &str) {
+    for (i, line) in wrap(text, 92 - indent - 2).iter().enumerate() {
+        let pad = if i == 0 { indent } else { indent + 2 };
+        println!("{}{line}", " ".repeat(pad));
+    }
 }
 
 /// Splits `s` into lines of at most `n` characters at spaces.
@@ -783,7 +872,7 @@ struct Checks {
 impl Checks {
     fn check(&mut self, ok: bool, what: String) {
         if ok {
-            println!("  ok    {what}");
+            say(2, &format!("ok    {what}"));
             self.passed += 1;
         } else {
             self.fail(what);
@@ -791,7 +880,7 @@ impl Checks {
     }
 
     fn fail(&mut self, what: String) {
-        println!("  FAIL  {what}");
+        say(2, &format!("FAIL  {what}"));
         self.failed.push(what);
     }
 }
