@@ -161,9 +161,9 @@ fn reserve_section(inv: &[HugepageInventory], args: &Args) {
             h.total + more
         };
         println!(
-            "  {label} pages, {} now ({} total wanted; the file takes the new total):",
-            if h.total == 0 { "none" } else { "more" },
-            want
+            "  {label} pages ({} now), to have {want} = {} (the file takes the total):",
+            h.total,
+            bytes(size * usize::try_from(want).unwrap_or(0))
         );
         println!(
             "    echo {want} | sudo tee {}",
@@ -579,6 +579,7 @@ fn layout_section(p: &Provider, owners: &Owners, width: usize) {
     let mut pages: Vec<PageInfo> = Vec::new();
     p.walk_pages(|pg| pages.push(*pg));
     let runs = p.va_runs();
+    let iova_runs = p.iova_runs();
     for l in p.lists() {
         let mine: Vec<&PageInfo> = pages.iter().filter(|pg| pg.list == l.id).collect();
         println!();
@@ -630,6 +631,25 @@ fn layout_section(p: &Provider, owners: &Owners, width: usize) {
             }
         });
         println!("    used |{picture}| 1 cell = {}", bytes(span / width));
+        // Where a device's view breaks: each IOVA-contiguous run's start.
+        let starts: Vec<usize> = iova_runs
+            .iter()
+            .filter(|r| zoom.contains(&r.va))
+            .map(|r| r.va)
+            .collect();
+        let breaks = bar(zoom.clone(), width, |cell| {
+            if starts.iter().any(|va| cell.contains(va)) {
+                '^'
+            } else if mine
+                .iter()
+                .any(|pg| overlaps(&(pg.va..pg.va + pg.size), &cell))
+            {
+                '-'
+            } else {
+                ' '
+            }
+        });
+        println!("    iova |{breaks}| ^ an IOVA-contiguous run starts");
         let left = format!("{:#x}", zoom.start);
         let right = format!("{:#x}", zoom.end);
         let gap = (width + 2).saturating_sub(left.len() + right.len());
