@@ -576,6 +576,7 @@ fn layout_section(p: &Provider, owners: &Owners, width: usize) {
     heading("VA layout");
     println!("  legend: A the allocation  M mempool chunks  P packet-pool chunks  r pool rings");
     println!("          o other in-use pages (small heap)  = mapped, free  . reserved, unmapped");
+    println!("  iova line: ^ an IOVA-contiguous run (what a device sees) starts, - it goes on");
     let mut pages: Vec<PageInfo> = Vec::new();
     p.walk_pages(|pg| pages.push(*pg));
     let runs = p.va_runs();
@@ -649,7 +650,7 @@ fn layout_section(p: &Provider, owners: &Owners, width: usize) {
                 ' '
             }
         });
-        println!("    iova |{breaks}| ^ an IOVA-contiguous run starts");
+        println!("    iova |{breaks}|");
         let left = format!("{:#x}", zoom.start);
         let right = format!("{:#x}", zoom.end);
         let gap = (width + 2).saturating_sub(left.len() + right.len());
