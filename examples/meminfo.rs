@@ -17,6 +17,7 @@
 //! output is the same).
 
 use std::fmt::Write as _;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::process::ExitCode;
 
@@ -233,11 +234,7 @@ fn demo(args: &Args, checks: &mut Checks, baseline: Option<usize>) -> Result<(),
         .build_on(&p)?;
     drop(scratch); // its pages go back: a hole in the VA picture
 
-    let mut ocache = objs.cache();
-    let mut taken: Vec<Obj> = Vec::new();
-    for _ in 0..100 {
-        taken.push(objs.get(&mut ocache)?);
-    }
+    // Mbufs first: they are owned values, so an error below gives them back.
     let mut mcache = mbufs.cache();
     let mut held: Vec<Mbuf> = Vec::new();
     for i in 0..300u32 {
@@ -245,6 +242,10 @@ fn demo(args: &Args, checks: &mut Checks, baseline: Option<usize>) -> Result<(),
         m.append(4)?.copy_from_slice(&i.to_be_bytes());
         held.push(m);
     }
+    // Raw objects last, all or none, and nothing fallible until they go back.
+    let mut ocache = objs.cache();
+    let mut slots = [MaybeUninit::<Obj>::uninit(); 100];
+    let taken: Vec<Obj> = objs.get_bulk(&mut ocache, &mut slots)?.to_vec();
 
     describe_demo(&objs, &mbufs, &held);
 
@@ -255,11 +256,9 @@ fn demo(args: &Args, checks: &mut Checks, baseline: Option<usize>) -> Result<(),
     kernel_section(&p, checks, baseline);
 
     heading("Giving everything back");
-    for o in taken.drain(..) {
-        // SAFETY: each object was taken from `objs` above and is put back
-        // once; nothing else refers to it.
-        unsafe { objs.put(&mut ocache, o) };
-    }
+    // SAFETY: the objects were taken from `objs` above and go back once;
+    // nothing else refers to them.
+    unsafe { objs.put_bulk(&mut ocache, &taken) };
     mbufs.free_bulk(&mut mcache, held.drain(..));
     drop((ocache, mcache));
     checks.check(
