@@ -336,13 +336,15 @@ fn describe_demo(objs: &Mempool, mbufs: &PktPool, held: &[Mbuf]) {
 fn provider_section(p: &Provider, owners: &Owners) {
     let info = p.info();
     heading("Provider");
+    let preferred: Vec<String> = info.preferred.iter().map(ToString::to_string).collect();
     println!(
-        "  source {:?}, preferred page sizes {:?}, small-page fallback {}",
+        "  source {:?}, hugepage sizes tried {}, small-page fallback {}",
         info.source,
-        info.preferred
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
+        if preferred.is_empty() {
+            "none".to_string()
+        } else {
+            preferred.join(", ")
+        },
         if info.fallback_allowed {
             "allowed"
         } else {
@@ -365,9 +367,7 @@ fn provider_section(p: &Provider, owners: &Owners) {
             "  fell back to 4 KiB pages {} time(s); first because:",
             info.fallback_count
         );
-        for line in wrap(why, 86) {
-            println!("    {line}");
-        }
+        say(4, why);
     }
     let mut pages: Vec<PageInfo> = Vec::new();
     p.walk_pages(|pg| pages.push(*pg));
@@ -420,6 +420,10 @@ fn list_section(l: &ListInfo, pages: &[PageInfo], runs: &[IovaRun], owners: &Own
     );
     let span = l.va..l.va + l.va_len;
     let mine: Vec<&PageInfo> = pages.iter().filter(|pg| pg.list == l.id).collect();
+    if mine.is_empty() {
+        println!("    no page mapped now");
+        return;
+    }
     println!("    pages (va, iova, node, state, holder):");
     let show = if mine.len() <= 12 { mine.len() } else { 8 };
     for pg in &mine[..show] {
