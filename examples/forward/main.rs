@@ -35,7 +35,7 @@ use pipeline::{Config, Report, Share, Sizes};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Packets to generate [default: 2000000; 50000 with PKTMEM_EXAMPLE_SHORT=1].
+    /// Packets to generate [default: 2000000; 50000 with `PKTMEM_EXAMPLE_SHORT=1`].
     #[arg(long)]
     packets: Option<u64>,
     /// Mbufs in the packet pool.
@@ -209,6 +209,11 @@ fn print_report(r: &Report) {
             format!(": {}", r.failure_texts.join("; "))
         }
     );
+    print_resources(r);
+}
+
+/// Pools, caches, memory and IOVA mode.
+fn print_resources(r: &Report) {
     let idle: Vec<String> = r
         .idle
         .iter()

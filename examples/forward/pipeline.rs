@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::{EtherType, Ethernet2HeaderSlice, IpNumber, Ipv4HeaderSlice, UdpHeaderSlice};
 use pktmem::hugemem::{IovaMode, Provider};
-use pktmem::mbuf::{CloneError, Mbuf, PktPool};
+use pktmem::mbuf::{Mbuf, PktPool};
 use pktmem::mempool::{AuditReport, Cache};
 use pktmem::ring::{Consumer, Producer, Ring, Single};
 
@@ -140,10 +140,9 @@ pub enum SizesError {
 impl fmt::Display for SizesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SizesError::Syntax(s) => write!(
-                f,
-                "'{s}' is not `mix`, a length, `lo-hi` or a list `a,b,c`"
-            ),
+            SizesError::Syntax(s) => {
+                write!(f, "'{s}' is not `mix`, a length, `lo-hi` or a list `a,b,c`")
+            }
             SizesError::OutOfRange { len } => write!(
                 f,
                 "frame length {len} is outside {MIN_FRAME}..={MAX_FRAME} bytes"
@@ -180,7 +179,9 @@ impl FromStr for Sizes {
             }
             Ok(Sizes::Range(lo, hi))
         } else if s.contains(',') {
-            Ok(Sizes::List(s.split(',').map(num).collect::<Result<_, _>>()?))
+            Ok(Sizes::List(
+                s.split(',').map(num).collect::<Result<_, _>>()?,
+            ))
         } else {
             Ok(Sizes::Fixed(num(s)?))
         }
@@ -599,7 +600,7 @@ pub fn run(cfg: &Config) -> Result<Report, RunError> {
 pub fn run_with_progress(
     cfg: &Config,
     every: Duration,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress),
 ) -> Result<Report, RunError> {
     check_config(cfg)?;
     let mut pb = Provider::builder().quiet(cfg.quiet);
@@ -618,26 +619,93 @@ pub fn run_with_progress(
         .cache(cfg.cache)
         .data_room(0)
         .build_on(&provider)?;
-
-    let n = cfg.workers;
-    let mut to_workers = Vec::with_capacity(n);
-    let mut from_rx = Vec::with_capacity(n);
-    let mut to_tx = Vec::with_capacity(n);
-    let mut from_workers = Vec::with_capacity(n);
-    let mut to_mirror = Vec::with_capacity(n);
-    let mut mirror_in = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (p, c) = spsc(cfg.ring_size)?;
-        to_workers.push(p);
-        from_rx.push(c);
-        let (p, c) = spsc(cfg.ring_size)?;
-        to_tx.push(p);
-        from_workers.push(c);
-        let (p, c) = spsc(cfg.ring_size)?;
-        to_mirror.push(p);
-        mirror_in.push(c);
+    let rings = Rings::new(cfg)?;
+    let start = Instant::now();
+    let results = run_stages(cfg, &pool, &clone_pool, rings, start, every, progress)?;
+    let mut report = results.into_report(cfg, start);
+    // Taken after the stages' threads are joined: their caches are
+    // flushed (explicit ones dropped, default ones at thread exit).
+    report.pools = vec![PoolReport::of(&pool), PoolReport::of(&clone_pool)];
+    for l in provider.lists().iter().filter(|l| !l.external) {
+        match report
+            .memory
+            .iter_mut()
+            .find(|m| m.page_size == l.page_size)
+        {
+            Some(m) => {
+                m.mapped_pages += l.mapped_pages;
+                m.used_pages += l.used_pages;
+            }
+            None => report.memory.push(PageUse {
+                page_size: l.page_size,
+                mapped_pages: l.mapped_pages,
+                used_pages: l.used_pages,
+            }),
+        }
     }
+    let info = provider.info();
+    report.mapped = info.mapped;
+    report.iova_mode = info.iova_mode;
+    report.fallback = info.fallback;
+    Ok(report)
+}
 
+/// The rings between the stages, one of each kind per worker (each
+/// single-producer, single-consumer).
+struct Rings {
+    to_workers: Vec<Out>,
+    from_rx: Vec<In>,
+    to_tx: Vec<Out>,
+    from_workers: Vec<In>,
+    to_mirror: Vec<Out>,
+    clones_in: Vec<In>,
+}
+
+impl Rings {
+    fn new(cfg: &Config) -> Result<Rings, RunError> {
+        let n = cfg.workers;
+        let mut r = Rings {
+            to_workers: Vec::with_capacity(n),
+            from_rx: Vec::with_capacity(n),
+            to_tx: Vec::with_capacity(n),
+            from_workers: Vec::with_capacity(n),
+            to_mirror: Vec::with_capacity(n),
+            clones_in: Vec::with_capacity(n),
+        };
+        for _ in 0..n {
+            let (p, c) = spsc(cfg.ring_size)?;
+            r.to_workers.push(p);
+            r.from_rx.push(c);
+            let (p, c) = spsc(cfg.ring_size)?;
+            r.to_tx.push(p);
+            r.from_workers.push(c);
+            let (p, c) = spsc(cfg.ring_size)?;
+            r.to_mirror.push(p);
+            r.clones_in.push(c);
+        }
+        Ok(r)
+    }
+}
+
+/// What the stages returned.
+struct StageResults {
+    rx: RxResult,
+    workers: Vec<WorkerResult>,
+    tx: SinkResult,
+    mirror: Option<SinkResult>,
+}
+
+/// Starts the stages on scoped threads, reports progress until the sinks
+/// end, and joins them all.
+fn run_stages(
+    cfg: &Config,
+    pool: &PktPool,
+    clone_pool: &PktPool,
+    rings: Rings,
+    start: Instant,
+    every: Duration,
+    mut progress: impl FnMut(&Progress),
+) -> Result<StageResults, RunError> {
     let mirror_on = !cfg.clone_share.is_none();
     let sinks = 1 + usize::from(mirror_on);
     let shared = Shared {
@@ -649,45 +717,45 @@ pub fn run_with_progress(
         sinks_done: AtomicUsize::new(0),
         main: std::thread::current(),
     };
-    let start = Instant::now();
-    let outcome = std::thread::scope(|s| {
-        let (shared, pool, clone_pool) = (&shared, &pool, &clone_pool);
+    let Rings {
+        to_workers,
+        from_rx,
+        to_tx,
+        from_workers,
+        to_mirror,
+        clones_in,
+    } = rings;
+    std::thread::scope(|s| {
+        let shared = &shared;
         let spawn_failed = |e: std::io::Error| {
             // Whatever was started drains and ends: rx stops generating.
             // Relaxed: a flag polled in a loop; nothing is published with it.
             shared.abort.store(true, Ordering::Relaxed);
             RunError::Config(format!("could not start a thread: {e}"))
         };
-        let rx = std::thread::Builder::new()
-            .name("rx".into())
+        let spawn = |name: String| std::thread::Builder::new().name(name);
+        let rx = spawn("rx".into())
             .spawn_scoped(s, move || rx_stage(cfg, pool, &to_workers, shared))
             .map_err(spawn_failed)?;
-        let mut workers = Vec::with_capacity(n);
-        for (i, ((input, tx), mirror)) in from_rx
-            .into_iter()
-            .zip(to_tx)
-            .zip(to_mirror)
-            .enumerate()
+        let mut workers = Vec::with_capacity(cfg.workers);
+        for (i, ((input, tx), mirror)) in from_rx.into_iter().zip(to_tx).zip(to_mirror).enumerate()
         {
-            let w = std::thread::Builder::new()
-                .name(format!("worker{i}"))
+            let w = spawn(format!("worker{i}"))
                 .spawn_scoped(s, move || {
                     worker_stage(cfg, clone_pool, &input, &tx, &mirror, shared)
                 })
                 .map_err(spawn_failed)?;
             workers.push(w);
         }
-        let tx = std::thread::Builder::new()
-            .name("tx".into())
+        let tx = spawn("tx".into())
             .spawn_scoped(s, move || {
                 sink_stage(cfg, Sink::Tx, pool, &from_workers, shared)
             })
             .map_err(spawn_failed)?;
         let mirror = if mirror_on {
-            let m = std::thread::Builder::new()
-                .name("mirror".into())
+            let m = spawn("mirror".into())
                 .spawn_scoped(s, move || {
-                    sink_stage(cfg, Sink::Mirror, clone_pool, &mirror_in, shared)
+                    sink_stage(cfg, Sink::Mirror, clone_pool, &clones_in, shared)
                 })
                 .map_err(spawn_failed)?;
             Some(m)
@@ -715,83 +783,82 @@ pub fn run_with_progress(
         let mirror = mirror
             .map(|m| m.join().map_err(|_| RunError::Panicked("mirror")))
             .transpose();
-        Ok::<_, RunError>((rx?, workers?, tx?, mirror?))
-    });
-    let (rx, workers, tx, mirror) = outcome?;
-    let end = tx.end.max(mirror.as_ref().map_or(tx.end, |m| m.end));
+        Ok(StageResults {
+            rx: rx?,
+            workers: workers?,
+            tx: tx?,
+            mirror: mirror?,
+        })
+    })
+}
 
-    let mut drops = Drops {
-        no_mbuf: rx.no_mbuf,
-        rx_ring_full: rx.ring_full,
-        ..Drops::default()
-    };
-    let mut mirror_drops = MirrorDrops::default();
-    let (mut cloned, mut clone_wanted) = (0, 0);
-    let mut idle = vec![("rx".to_string(), rx.idle)];
-    let mut caches = vec![rx.cache];
-    for (i, w) in workers.iter().enumerate() {
-        drops.unparsable += w.unparsable;
-        drops.tx_ring_full += w.tx_ring_full;
-        mirror_drops.ring_full += w.mirror_ring_full;
-        mirror_drops.no_clone_mbuf += w.no_clone_mbuf;
-        cloned += w.cloned;
-        clone_wanted += w.clone_wanted;
-        idle.push((format!("worker{i}"), w.idle));
-        caches.push(w.cache.clone());
-    }
-    idle.push(("tx".to_string(), tx.idle));
-    caches.push(tx.cache.clone());
-    let mut failure_texts = tx.failure_texts.clone();
-    let (mut mirrored, mut mirror_failures) = (0, 0);
-    if let Some(m) = &mirror {
-        idle.push(("mirror".to_string(), m.idle));
-        caches.push(m.cache.clone());
-        mirrored = m.verified;
-        mirror_failures = m.failures;
-        failure_texts.extend(m.failure_texts.iter().cloned());
-    }
-    failure_texts.truncate(MAX_FAILURE_TEXTS);
-
-    let mut memory: Vec<PageUse> = Vec::new();
-    for l in provider.lists().iter().filter(|l| !l.external) {
-        match memory.iter_mut().find(|m| m.page_size == l.page_size) {
-            Some(m) => {
-                m.mapped_pages += l.mapped_pages;
-                m.used_pages += l.used_pages;
-            }
-            None => memory.push(PageUse {
-                page_size: l.page_size,
-                mapped_pages: l.mapped_pages,
-                used_pages: l.used_pages,
-            }),
+impl StageResults {
+    /// The report's counts (pools and memory are filled in by the caller).
+    fn into_report(self, cfg: &Config, start: Instant) -> Report {
+        let StageResults {
+            rx,
+            workers,
+            tx,
+            mirror,
+        } = self;
+        let end = mirror.as_ref().map_or(tx.end, |m| m.end.max(tx.end));
+        let mut drops = Drops {
+            no_mbuf: rx.no_mbuf,
+            rx_ring_full: rx.ring_full,
+            ..Drops::default()
+        };
+        let mut mirror_drops = MirrorDrops::default();
+        let (mut cloned, mut clone_wanted) = (0, 0);
+        let mut idle = vec![("rx".to_string(), rx.idle)];
+        let mut caches = vec![rx.cache];
+        for (i, w) in workers.into_iter().enumerate() {
+            drops.unparsable += w.unparsable;
+            drops.tx_ring_full += w.tx_ring_full;
+            mirror_drops.ring_full += w.mirror_ring_full;
+            mirror_drops.no_clone_mbuf += w.no_clone_mbuf;
+            cloned += w.cloned;
+            clone_wanted += w.clone_wanted;
+            idle.push((format!("worker{i}"), w.idle));
+            caches.push(w.cache);
+        }
+        idle.push(("tx".to_string(), tx.idle));
+        caches.push(tx.cache);
+        let mut failure_texts = tx.failure_texts;
+        let (mut mirrored, mut mirror_failures) = (0, 0);
+        if let Some(m) = mirror {
+            idle.push(("mirror".to_string(), m.idle));
+            caches.push(m.cache);
+            mirrored = m.verified;
+            mirror_failures = m.failures;
+            failure_texts.extend(m.failure_texts);
+        }
+        failure_texts.truncate(MAX_FAILURE_TEXTS);
+        Report {
+            config: cfg.clone(),
+            sent: rx.sent,
+            sent_bytes: rx.bytes,
+            segments: rx.segments,
+            chains: rx.chains,
+            delivered: tx.verified,
+            delivered_bytes: tx.bytes,
+            drops,
+            cloned,
+            clone_wanted,
+            mirrored,
+            mirror_drops,
+            failures: tx.failures + mirror_failures,
+            mirror_failures,
+            failure_texts,
+            elapsed: end.saturating_duration_since(start),
+            idle,
+            pools: Vec::new(),
+            caches,
+            memory: Vec::new(),
+            mapped: 0,
+            iova_mode: IovaMode::Va,
+            fallback: None,
         }
     }
-    let info = provider.info();
-    Ok(Report {
-        config: cfg.clone(),
-        sent: rx.sent,
-        sent_bytes: rx.bytes,
-        segments: rx.segments,
-        chains: rx.chains,
-        delivered: tx.verified,
-        delivered_bytes: tx.bytes,
-        drops,
-        cloned,
-        clone_wanted,
-        mirrored,
-        mirror_drops,
-        failures: tx.failures + mirror_failures,
-        mirror_failures,
-        failure_texts,
-        elapsed: end.saturating_duration_since(start),
-        idle,
-        pools: vec![PoolReport::of(&pool), PoolReport::of(&clone_pool)],
-        caches,
-        memory,
-        mapped: info.mapped,
-        iova_mode: info.iova_mode,
-        fallback: info.fallback,
-    })
 }
 
 fn check_config(cfg: &Config) -> Result<(), RunError> {
@@ -1035,7 +1102,13 @@ fn rx_stage(cfg: &Config, pool: &PktPool, outs: &[Out], shared: &Shared) -> RxRe
         // Relaxed: progress display only.
         shared.sent.store(seq, Ordering::Relaxed);
         if !burst.is_empty() {
-            r.ring_full += send(&outs[next_out], &mut burst, cfg.max_wait, shared, &mut backoff);
+            r.ring_full += send(
+                &outs[next_out],
+                &mut burst,
+                cfg.max_wait,
+                shared,
+                &mut backoff,
+            );
             next_out = (next_out + 1) % outs.len();
         }
     }
@@ -1166,7 +1239,13 @@ fn worker_stage(
     let mut burst: Vec<Mbuf> = Vec::with_capacity(cfg.burst);
     let mut out: Vec<Mbuf> = Vec::with_capacity(cfg.burst);
     let mut clones: Vec<Mbuf> = Vec::with_capacity(cfg.burst);
-    let wait = |aborted: bool| if aborted { Duration::ZERO } else { cfg.max_wait };
+    let wait = |aborted: bool| {
+        if aborted {
+            Duration::ZERO
+        } else {
+            cfg.max_wait
+        }
+    };
     loop {
         if input.dequeue_burst_into(&mut burst, cfg.burst) == 0 {
             // Acquire: pairs with rx's Release store at its end.
@@ -1189,9 +1268,8 @@ fn worker_stage(
                         r.cloned += 1;
                         clones.push(c);
                     }
-                    Err(CloneError::Exhausted { .. }) => r.no_clone_mbuf += 1,
-                    // Refcount overflow cannot happen with two references;
-                    // count it as a lost copy all the same.
+                    // The clone pool ran dry (a refcount overflow cannot
+                    // happen with two references; it would count here too).
                     Err(_) => r.no_clone_mbuf += 1,
                 }
             }
@@ -1265,7 +1343,13 @@ struct SinkResult {
     cache: CacheReport,
 }
 
-fn sink_stage(cfg: &Config, kind: Sink, pool: &PktPool, inputs: &[In], shared: &Shared) -> SinkResult {
+fn sink_stage(
+    cfg: &Config,
+    kind: Sink,
+    pool: &PktPool,
+    inputs: &[In],
+    shared: &Shared,
+) -> SinkResult {
     let _end = EndGuard {
         shared,
         stage: Stage::Sink,
@@ -1389,8 +1473,7 @@ fn verify(cfg: &Config, kind: Sink, m: &Mbuf, tracks_iova: bool) -> Result<(u64,
             ip.header_checksum()
         )));
     }
-    if usize::from(ip.total_len()) != len - ETH_LEN || usize::from(udp.length()) != len - UDP_OFF
-    {
+    if usize::from(ip.total_len()) != len - ETH_LEN || usize::from(udp.length()) != len - UDP_OFF {
         return Err(what(format!(
             "lengths: IPv4 {} UDP {} for a {len}-byte frame",
             ip.total_len(),
@@ -1404,7 +1487,11 @@ fn verify(cfg: &Config, kind: Sink, m: &Mbuf, tracks_iova: bool) -> Result<(u64,
     csum.update(&payload[..8]);
     let mut first = true;
     for s in m.segments() {
-        let bytes = if first { &s.data()[FILL_OFF..] } else { s.data() };
+        let bytes = if first {
+            &s.data()[FILL_OFF..]
+        } else {
+            s.data()
+        };
         first = false;
         csum.update(bytes);
         if tracks_iova && s.data_iova().is_none() {
@@ -1421,7 +1508,10 @@ fn verify(cfg: &Config, kind: Sink, m: &Mbuf, tracks_iova: bool) -> Result<(u64,
         )));
     }
     if kind == Sink::Mirror && !cfg.clone_share.picks(seq) {
-        return Err(what(format!("mirrored, but not in the share {}", cfg.clone_share)));
+        return Err(what(format!(
+            "mirrored, but not in the share {}",
+            cfg.clone_share
+        )));
     }
     Ok((seq, len))
 }
