@@ -201,7 +201,7 @@ fn print_report(r: &Report) {
         );
     }
     println!(
-        "verified  {} failure(s){}",
+        "checks    {} packet(s) failed{}",
         r.failures,
         if r.failure_texts.is_empty() {
             String::new()
@@ -214,10 +214,19 @@ fn print_report(r: &Report) {
 
 /// Pools, caches, memory and IOVA mode.
 fn print_resources(r: &Report) {
-    let idle: Vec<String> = r
-        .idle
+    let stages: Vec<String> = r
+        .stages
         .iter()
-        .map(|(s, i)| format!("{s} {}/{}", i.spins, i.yields))
+        .map(|s| format!("{} {:.1}", s.name, s.ns_per_packet()))
+        .collect();
+    println!(
+        "stages    busy ns/packet: {} (preemption included)",
+        stages.join(", ")
+    );
+    let idle: Vec<String> = r
+        .stages
+        .iter()
+        .map(|s| format!("{} {}/{}", s.name, s.idle.spins, s.idle.yields))
         .collect();
     println!("idle      spins/yields: {}", idle.join(", "));
     for p in &r.pools {
