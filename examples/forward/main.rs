@@ -28,6 +28,8 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use pktmem::hugemem::IovaMode;
+
 use pipeline::{Config, Report, Share, Sizes};
 
 /// A forwarding pipeline on pktmem: rx → workers → tx (+ mirror), rings of
@@ -271,8 +273,12 @@ fn print_resources(r: &Report) {
         .collect();
     println!("memory    {} mapped; {}", human(r.mapped), mem.join("; "));
     println!(
-        "iova      {:?}{}",
+        "iova      {:?} ({}){}",
         r.iova_mode,
+        match r.iova_mode {
+            IovaMode::Pa => "physical addresses, read from /proc/self/pagemap",
+            IovaMode::Va => "virtual addresses: the page map gives no frame numbers here",
+        },
         match &r.fallback {
             Some(why) => format!("; fell back to 4 KiB pages: {why}"),
             None => String::new(),

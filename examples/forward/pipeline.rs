@@ -1476,6 +1476,7 @@ fn sink_stage(
 /// Checks one forwarded packet (or its mirror copy); returns its sequence
 /// number and length, or what is wrong with it.
 fn verify(cfg: &Config, kind: Sink, m: &Mbuf, tracks_iova: bool) -> Result<(u64, usize), String> {
+    m.check().map_err(|e| format!("mbuf sanity: {e}"))?;
     let d = m.data();
     let eth = Ethernet2HeaderSlice::from_slice(d).map_err(|e| format!("ethernet: {e}"))?;
     let ip = Ipv4HeaderSlice::from_slice(&d[IP_OFF..]).map_err(|e| format!("ipv4: {e}"))?;
