@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     }
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} delivered  {msg}",
+            "{spinner} {elapsed:>4} {bar:24} {pos}/{len} delivered, {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -115,11 +115,7 @@ fn main() -> ExitCode {
         bar.set_length(p.total);
         bar.set_position(p.delivered);
         let secs = p.elapsed.as_secs_f64().max(1e-9);
-        bar.set_message(format!(
-            "{:.2} Mpps, {} generated",
-            p.delivered as f64 / secs / 1e6,
-            p.sent
-        ));
+        bar.set_message(format!("{:.2} Mpps", p.delivered as f64 / secs / 1e6));
     });
     bar.finish_and_clear();
     let report = match result {
