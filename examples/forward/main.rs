@@ -157,13 +157,13 @@ fn print_report(r: &Report) {
     let secs = r.elapsed.as_secs_f64();
     println!();
     println!(
-        "packets   {} sent ({} in {} segments, {} chained), {} delivered, {:.3} s",
+        "packets   {} sent ({} in {} segments, {} chained), {} delivered, in {:.2?}",
         r.sent,
         human(r.sent_bytes as usize),
         r.segments,
         r.chains,
         r.delivered,
-        secs
+        r.elapsed
     );
     println!(
         "rate      {:.3} Mpps, {:.1} ns/packet, {:.2} Gbit/s of frames",
