@@ -224,9 +224,14 @@ fn print_resources(r: &Report) {
     let idle: Vec<String> = r
         .stages
         .iter()
-        .map(|s| format!("{} {}/{}", s.name, s.idle.spins, s.idle.yields))
+        .map(|s| {
+            format!(
+                "{} {}/{}/{}",
+                s.name, s.idle.spins, s.idle.yields, s.idle.sleeps
+            )
+        })
         .collect();
-    println!("idle      spins/yields: {}", idle.join(", "));
+    println!("idle      spins/yields/naps: {}", idle.join(", "));
     for p in &r.pools {
         println!(
             "pool      '{}': {} mbufs of {} B in {} chunk(s) ({}), cache {}, IOVAs {}, {} available at the end: {}{}",

@@ -24,8 +24,10 @@
 //! A stage that finds its ring full, or rx finding the pool empty, backs off
 //! and retries for up to [`Config::max_wait`], then drops what is left and
 //! counts it by cause: a NIC without flow control is `max_wait` zero. Idle
-//! stages spin briefly, then yield, so that more stages than cores still
-//! make progress.
+//! stages spin briefly, then yield, then nap for 20 µs at a time, so that
+//! more stages than cores (rx, worker, tx and mirror on two) still make
+//! progress: a yield alone gives the core only to threads queued on it, a
+//! nap frees it for the busy stage the scheduler has put elsewhere.
 //!
 //! [`run`] builds the provider and the pools, runs the stages on scoped
 //! threads and returns a [`Report`]: counts, drops, timing, pool, cache and
@@ -370,6 +372,8 @@ pub struct Idle {
     pub spins: u64,
     /// `yield_now` calls.
     pub yields: u64,
+    /// Naps (short sleeps, after the yields did not bring work).
+    pub sleeps: u64,
 }
 
 /// One stage's share of the work.
@@ -990,7 +994,8 @@ impl Drop for EndGuard<'_> {
     }
 }
 
-/// Spins a little, then yields: what an idle stage does between polls.
+/// Spins a little, then yields, then naps: what an idle stage does between
+/// polls.
 #[derive(Default)]
 struct Backoff {
     step: u32,
@@ -999,6 +1004,8 @@ struct Backoff {
 
 impl Backoff {
     const SPINS: u32 = 64;
+    const YIELDS: u32 = 16;
+    const NAP: Duration = Duration::from_micros(20);
 
     fn reset(&mut self) {
         self.step = 0;
@@ -1009,9 +1016,13 @@ impl Backoff {
             self.step += 1;
             self.idle.spins += 1;
             std::hint::spin_loop();
-        } else {
+        } else if self.step < Self::SPINS + Self::YIELDS {
+            self.step += 1;
             self.idle.yields += 1;
             std::thread::yield_now();
+        } else {
+            self.idle.sleeps += 1;
+            std::thread::sleep(Self::NAP);
         }
     }
 }
