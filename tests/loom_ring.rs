@@ -458,3 +458,34 @@ fn hts_pop_hands_the_slot_back() {
         assert_eq!(got, want);
     });
 }
+
+/// A producer end enqueues two values and drops; the consumer takes values
+/// until `try_dequeue` says the stream ended. `Disconnected` never comes
+/// before a value the dropped producer enqueued (the Release decrement on
+/// drop pairs with the consumer's Acquire load).
+#[test]
+fn disconnected_only_after_every_value() {
+    loom::model(|| {
+        let (p, c) = Ring::<u32>::builder(2)
+            .producer(Single)
+            .consumer(Single)
+            .build()
+            .unwrap()
+            .split();
+        let h = thread::spawn(move || {
+            p.enqueue(1).unwrap();
+            p.enqueue(2).unwrap();
+        });
+        let mut got = Vec::new();
+        loop {
+            match c.try_dequeue() {
+                Ok(v) => got.push(v),
+                Err(pktmem::ring::TryDequeueError::Empty) => thread::yield_now(),
+                Err(pktmem::ring::TryDequeueError::Disconnected) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        h.join().unwrap();
+        assert_eq!(got, [1, 2]);
+    });
+}

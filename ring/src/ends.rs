@@ -9,13 +9,14 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use crate::buffer::{Sink, Source};
-use crate::error::{RingEmpty, RingFull};
+use crate::error::{RingEmpty, RingFull, TryDequeueError};
 use crate::guard::{ReadGuard, WriteGuard};
 use crate::indices::{Behaviour, Claim};
 use crate::mode::sealed::Algorithm;
 use crate::mode::{InPlaceMode, Mode, Multi, SharedMode};
 use crate::ops::End;
 use crate::raw::RawRing;
+use crate::sync::Ordering;
 
 /// The producer end of a ring, its side in mode `M`.
 ///
@@ -121,6 +122,8 @@ pub struct Consumer<T, M: Mode = Multi> {
 
 impl<T: Send, M: SharedMode> Clone for Producer<T, M> {
     fn clone(&self) -> Self {
+        // Relaxed: a new end made from a live one, as `Arc::clone` counts.
+        self.ring.ends.producers.fetch_add(1, Ordering::Relaxed);
         Producer {
             ring: Arc::clone(&self.ring),
             state: (),
@@ -130,6 +133,8 @@ impl<T: Send, M: SharedMode> Clone for Producer<T, M> {
 
 impl<T: Send, M: SharedMode> Clone for Consumer<T, M> {
     fn clone(&self) -> Self {
+        // Relaxed: as for `Producer::clone`.
+        self.ring.ends.consumers.fetch_add(1, Ordering::Relaxed);
         Consumer {
             ring: Arc::clone(&self.ring),
             state: (),
@@ -160,7 +165,28 @@ pub(crate) fn reserve_bulk<T, A: Algorithm, const PROD: bool>(
 impl<T: Send, M: Mode> Producer<T, M> {
     pub(crate) fn new(ring: Arc<RawRing<T>>) -> Self {
         let state = M::state::<true>(&ring.ix);
+        // Relaxed: the end is made before it is handed to any thread.
+        ring.ends.producers.fetch_add(1, Ordering::Relaxed);
         Producer { ring, state }
+    }
+
+    /// Whether every consumer end of the ring has been dropped: what is
+    /// enqueued from now on is never dequeued (it is dropped with the
+    /// ring's last end).
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(4).unwrap().split();
+    /// assert!(!p.is_disconnected());
+    /// drop(c);
+    /// assert!(p.is_disconnected());
+    /// ```
+    #[inline]
+    pub fn is_disconnected(&self) -> bool {
+        // Acquire: pairs with the Release decrement in `Consumer::drop`, so
+        // what the consumers did before dropping happens before what the
+        // caller does on seeing 0.
+        self.ring.ends.consumers.load(Ordering::Acquire) == 0
     }
 
     #[inline(always)]
@@ -289,7 +315,64 @@ impl<T: Send, M: InPlaceMode> Producer<T, M> {
 impl<T: Send, M: Mode> Consumer<T, M> {
     pub(crate) fn new(ring: Arc<RawRing<T>>) -> Self {
         let state = M::state::<false>(&ring.ix);
+        // Relaxed: as in `Producer::new`.
+        ring.ends.consumers.fetch_add(1, Ordering::Relaxed);
         Consumer { ring, state }
+    }
+
+    /// Whether every producer end of the ring has been dropped. Once it
+    /// says so, every value they enqueued is visible to this end: a dequeue
+    /// that then finds the ring empty means the stream has ended (no value
+    /// can arrive any more). [`try_dequeue`](Self::try_dequeue) does that
+    /// check for one value.
+    ///
+    /// ```
+    /// use pktmem_ring::Ring;
+    /// let (p, c) = Ring::<u32>::new(4).unwrap().split();
+    /// let t = std::thread::spawn(move || { p.enqueue_bulk(&[1, 2, 3]).unwrap(); });
+    /// let mut got = Vec::new();
+    /// loop {
+    ///     let ended = c.is_disconnected(); // first: then the ring's last values are visible
+    ///     while let Some(v) = c.dequeue() { got.push(v); }
+    ///     if ended { break; }
+    ///     std::hint::spin_loop();
+    /// }
+    /// t.join().unwrap();
+    /// assert_eq!(got, [1, 2, 3]);
+    /// ```
+    #[inline]
+    pub fn is_disconnected(&self) -> bool {
+        // Acquire: pairs with the Release decrement in `Producer::drop`, so
+        // every enqueue of the dropped producers (their tail publications)
+        // happens before the caller's next dequeue.
+        self.ring.ends.producers.load(Ordering::Acquire) == 0
+    }
+
+    /// One value, or why there is none: [`TryDequeueError::Empty`] (a
+    /// producer end is alive: more may come) or
+    /// [`TryDequeueError::Disconnected`] (every producer end is gone and
+    /// the ring is empty: the stream has ended).
+    ///
+    /// ```
+    /// use pktmem_ring::{Ring, TryDequeueError};
+    /// let (p, c) = Ring::<u32>::new(4).unwrap().split();
+    /// assert_eq!(c.try_dequeue(), Err(TryDequeueError::Empty));
+    /// p.enqueue(7).unwrap();
+    /// drop(p);
+    /// assert_eq!(c.try_dequeue(), Ok(7)); // what was sent is still there
+    /// assert_eq!(c.try_dequeue(), Err(TryDequeueError::Disconnected));
+    /// ```
+    #[inline]
+    pub fn try_dequeue(&self) -> Result<T, TryDequeueError> {
+        if let Some(v) = self.dequeue() {
+            return Ok(v);
+        }
+        if !self.is_disconnected() {
+            return Err(TryDequeueError::Empty);
+        }
+        // Every producer is gone and its enqueues are visible now (the
+        // Acquire above): a last look decides.
+        self.dequeue().ok_or(TryDequeueError::Disconnected)
     }
 
     #[inline(always)]
@@ -592,5 +675,20 @@ impl<T: Send, M: Mode> fmt::Debug for Consumer<T, M> {
             .field("capacity", &self.capacity())
             .field("len", &self.len())
             .finish()
+    }
+}
+
+impl<T, M: Mode> Drop for Producer<T, M> {
+    fn drop(&mut self) {
+        // Release: this end's enqueues happen before a consumer's Acquire
+        // load in `Consumer::is_disconnected` that sees the count fall.
+        self.ring.ends.producers.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl<T, M: Mode> Drop for Consumer<T, M> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire load in `Producer::is_disconnected`.
+        self.ring.ends.consumers.fetch_sub(1, Ordering::Release);
     }
 }

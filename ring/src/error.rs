@@ -156,6 +156,31 @@ impl fmt::Display for RingEmpty {
 
 impl std::error::Error for RingEmpty {}
 
+/// Why [`Consumer::try_dequeue`](crate::Consumer::try_dequeue) returned no
+/// value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TryDequeueError {
+    /// The ring is empty, and a producer end is alive: more may come.
+    Empty,
+    /// The ring is empty and every producer end has been dropped: nothing
+    /// can come any more.
+    Disconnected,
+}
+
+impl fmt::Display for TryDequeueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryDequeueError::Empty => write!(f, "ring empty"),
+            TryDequeueError::Disconnected => {
+                write!(f, "ring empty and every producer end dropped")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TryDequeueError {}
+
 /// Any ring error, for `?` in code that builds rings and moves bulks.
 ///
 /// ```

@@ -129,7 +129,7 @@ mod sync;
 pub use buffer::{Sink, Source};
 pub use builder::{RingBuilder, MAX_CAPACITY};
 pub use ends::{Consumer, Producer};
-pub use error::{BuildError, RejectedMemory, RingEmpty, RingError, RingFull};
+pub use error::{BuildError, RejectedMemory, RingEmpty, RingError, RingFull, TryDequeueError};
 pub use guard::{ReadGuard, WriteGuard};
 pub use mem::{HeapMemory, RingMemory};
 pub use mode::{Hts, InPlaceMode, Mode, Multi, Rts, SharedMode, Single};

@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use crate::indices::Indices;
 use crate::mem::RingMemory;
-use crate::sync::{new_slot, Ordering, Slot};
+use crate::sync::{new_slot, AtomicU64, Ordering, Slot};
 
 /// Slots, indices and memory of a ring, with no opinion on how threads take
 /// turns (that is the [`Mode`](crate::Mode) of each end).
@@ -33,7 +33,18 @@ pub struct RawRing<T> {
     memory: Option<Box<dyn RingMemory>>,
     /// Both sides' heads and tails.
     pub(crate) ix: Indices,
+    /// Live ends of each side once the ring is split (see
+    /// [`Producer::is_disconnected`](crate::Producer::is_disconnected));
+    /// 0 on an unsplit ring.
+    pub(crate) ends: EndCounts,
     _t: PhantomData<T>,
+}
+
+/// How many producer and consumer ends of a split ring are alive.
+#[derive(Debug)]
+pub(crate) struct EndCounts {
+    pub(crate) producers: AtomicU64,
+    pub(crate) consumers: AtomicU64,
 }
 
 // SAFETY: a ring moves `T` values between threads and nothing else; the slot
@@ -100,6 +111,10 @@ impl<T> RawRing<T> {
             initial,
             memory,
             ix: Indices::new(capacity, initial, max_distance),
+            ends: EndCounts {
+                producers: AtomicU64::new(0),
+                consumers: AtomicU64::new(0),
+            },
             _t: PhantomData,
         }
     }
