@@ -8,9 +8,15 @@
 //! drop runs the release: the owner value is dropped
 //! ([`ExtBuf::from_owner`]), or the free callback runs
 //! ([`ExtBuf::from_raw`], [`ExtBuf::from_raw_tail_shinfo`]).
+//!
+//! [`ExtBuf::slice`] makes a reference to a part of the buffer: same shared
+//! info (one more reference on it), narrower address, length and IOVA. One
+//! buffer holding many frames (a kernel ring's block) is handed out that
+//! way, one slice per frame, and released once, when the last frame goes.
 
 use std::fmt;
 use std::mem::{align_of, size_of};
+use std::ops::{Bound, RangeBounds};
 use std::ptr::NonNull;
 
 use pktmem_hugemem::Iova;
@@ -419,7 +425,122 @@ impl ExtBuf {
                 len: self.len,
             })
     }
+
+    /// A reference to the bytes `range` of this buffer (offsets from its
+    /// first byte): the same shared info, one more reference on it, the
+    /// address, length and IOVA (when the buffer has one) of the part. The
+    /// buffer's release still runs once, after the last reference to it or
+    /// to any of its slices is gone. Refused with the numbers for an empty
+    /// range, a range that does not lie inside the buffer, or a shared
+    /// count at its 16-bit maximum.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Iova;
+    /// use pktmem_mbuf::{ExtBuf, ExtSliceError, PktPool};
+    /// let pool = PktPool::builder(8).build_anonymous().unwrap();
+    /// let block: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    /// let ext = ExtBuf::from_owner(block, Some(Iova(0x10_0000))).unwrap();
+    /// let frame = ext.slice(100..164).unwrap();
+    /// assert_eq!((frame.len(), frame.iova(), ext.refcnt()), (64, Some(Iova(0x10_0064)), 2));
+    /// assert_eq!(
+    ///     ext.slice(4000..4100).unwrap_err(),
+    ///     ExtSliceError::OutOfRange { start: 4000, end: 4100, len: 4096 }
+    /// );
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.attach_extbuf(frame).unwrap();
+    /// m.grow_tail(64).unwrap(); // exactly the frame's bytes
+    /// assert_eq!(m.data()[0], 100);
+    /// drop(ext); // the mbuf's slice keeps the Vec alive
+    /// assert_eq!(m.data()[63], 163);
+    /// drop(m); // the Vec is dropped here, once
+    /// ```
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<ExtBuf, ExtSliceError> {
+        let len = self.len();
+        let start = match range.start_bound() {
+            Bound::Included(&s) => Some(s),
+            Bound::Excluded(&s) => s.checked_add(1),
+            Bound::Unbounded => Some(0),
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.checked_add(1),
+            Bound::Excluded(&e) => Some(e),
+            Bound::Unbounded => Some(len),
+        };
+        let (Some(start), Some(end)) = (start, end) else {
+            // A bound one past `usize::MAX`: outside any buffer.
+            return Err(ExtSliceError::OutOfRange {
+                start: start.unwrap_or(usize::MAX),
+                end: end.unwrap_or(usize::MAX),
+                len,
+            });
+        };
+        if start > end || end > len {
+            return Err(ExtSliceError::OutOfRange { start, end, len });
+        }
+        if start == end {
+            return Err(ExtSliceError::Empty { at: start });
+        }
+        // SAFETY: live while this handle's reference is held.
+        if !unsafe { self.shinfo.as_ref() }.try_acquire() {
+            return Err(ExtSliceError::RefcntMax { max: u16::MAX });
+        }
+        Ok(ExtBuf {
+            shinfo: self.shinfo,
+            // SAFETY: `start < end <= len`: inside the buffer, so non-null.
+            addr: unsafe { NonNull::new_unchecked(self.addr.as_ptr().add(start)) },
+            iova: if self.iova == NO_IOVA {
+                NO_IOVA
+            } else {
+                self.iova + start as u64
+            },
+            // `end - start <= len`, which fits 16 bits.
+            len: (end - start) as u16,
+        })
+    }
 }
+
+/// Why [`ExtBuf::slice`] refused a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtSliceError {
+    /// The range does not lie inside the buffer (or ends before it starts).
+    OutOfRange {
+        /// First offset asked for.
+        start: usize,
+        /// One past the last offset asked for.
+        end: usize,
+        /// The buffer's length.
+        len: usize,
+    },
+    /// The range holds no byte (an external buffer has at least one).
+    Empty {
+        /// Where the empty range starts.
+        at: usize,
+    },
+    /// The buffer's shared count is at its maximum: no reference was taken.
+    RefcntMax {
+        /// The maximum (65,535 references).
+        max: u16,
+    },
+}
+
+impl fmt::Display for ExtSliceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfRange { start, end, len } => write!(
+                f,
+                "slice {start}..{end} does not lie inside the external buffer of {len} B"
+            ),
+            Self::Empty { at } => write!(f, "empty slice at offset {at} of an external buffer"),
+            Self::RefcntMax { max } => write!(
+                f,
+                "external buffer's shared count is at its maximum ({max}): no slice taken"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ExtSliceError {}
 
 impl Clone for ExtBuf {
     /// Another reference. Aborts the process if the 16-bit count would wrap
