@@ -276,8 +276,15 @@ fn main() -> ExitCode {
 /// Stopwatch sums for the main thread's share.
 #[derive(Debug, Default)]
 struct MainTimes {
+    /// In `wait` (poll): the kernel's time, or nothing to do.
     wait_ns: u64,
+    /// In bursts that returned frames.
     rx_ns: u64,
+    bursts: u64,
+    /// In bursts that found no block ready (a status load): polling cost.
+    empty_rx_ns: u64,
+    empty_bursts: u64,
+    /// Enqueueing the frames of non-empty bursts.
     enqueue_ns: u64,
     ring_full: u64,
 }
@@ -356,20 +363,24 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         times.wait_ns += t.elapsed().as_nanos() as u64;
         let t = Instant::now();
         let n = ring.rx_burst_filtered(&pool, &mut cache, &mut burst, args.burst, is_ours);
-        times.rx_ns += t.elapsed().as_nanos() as u64;
-        received += n as u64;
-        let t = Instant::now();
-        while !burst.is_empty() {
-            if tx.enqueue_burst_from(&mut burst) == 0 {
-                times.ring_full += 1;
-                std::thread::yield_now();
-            }
-        }
-        times.enqueue_ns += t.elapsed().as_nanos() as u64;
+        let dt = t.elapsed().as_nanos() as u64;
         if n > 0 {
+            times.rx_ns += dt;
+            times.bursts += 1;
+            received += n as u64;
+            let t = Instant::now();
+            while !burst.is_empty() {
+                if tx.enqueue_burst_from(&mut burst) == 0 {
+                    times.ring_full += 1;
+                    std::thread::yield_now();
+                }
+            }
+            times.enqueue_ns += t.elapsed().as_nanos() as u64;
             idle_since = None;
             continue;
         }
+        times.empty_rx_ns += dt;
+        times.empty_bursts += 1;
         sender_done = sender_done || snd.is_finished();
         if sender_done {
             // The sender is done: stop once nothing came for 100 ms (the
@@ -452,12 +463,16 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         sent.send_ns as f64 / sent.sent as f64
     };
     println!(
-        "time/pkt   pktmem {ours:.0} ns (rx burst: read block, filter, mbuf + attach {:.0}; \
-         ring {:.0} + {:.0}; free + block return {:.0})",
+        "time/pkt   pktmem {ours:.0} ns (rx burst: block status, frame headers, filter, mbuf alloc, \
+         slice + attach {:.0}; ring enqueue {:.0} + dequeue {:.0}; free + block return {:.0}); \
+         {} bursts of {:.1} frames, ring full {} times",
         per(times.rx_ns),
         per(times.enqueue_ns),
         per(rep.dequeue_ns),
         per(rep.free_ns),
+        times.bursts,
+        if times.bursts == 0 { 0.0 } else { received as f64 / times.bursts as f64 },
+        times.ring_full,
     );
     println!(
         "           kernel {kernel:.0} ns (the sender's send(): UDP/IP, veth, delivery into the ring); \
@@ -465,8 +480,15 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         if ours + kernel > 0.0 { 100.0 * ours / (ours + kernel) } else { 0.0 }
     );
     println!(
-        "           main thread waiting in poll {:.0} ns/pkt; wall {:.3} s, {:.0} ns/pkt, {:.0} kpps",
+        "           main thread idle: in poll {:.0} ns/pkt, {} empty bursts ({:.0} ns each); \
+         wall {:.3} s, {:.0} ns/pkt, {:.0} kpps",
         per(times.wait_ns),
+        times.empty_bursts,
+        if times.empty_bursts == 0 {
+            0.0
+        } else {
+            times.empty_rx_ns as f64 / times.empty_bursts as f64
+        },
         wall.as_secs_f64(),
         per(wall.as_nanos() as u64),
         received as f64 / wall.as_secs_f64() / 1e3,

@@ -52,7 +52,7 @@
 //! use pktmem::hugemem::Provider;
 //! use pktmem::mbuf::PktPool;
 //! use pktmem::net::{af_packet::PacketRing, netns::VethPair};
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //!
 //! let veth = VethPair::create().expect("root");
 //! let provider = Provider::builder().build().unwrap();
@@ -80,7 +80,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::hugemem::{ExternalMem, Iova, IovaMode, Provider, RegisterError};
 use crate::mbuf::{ExtBuf, Mbuf, PktPool, EXT_BUF_MAX};
@@ -993,28 +993,42 @@ impl PacketRing {
         true
     }
 
-    /// Waits up to `timeout` for a block to read; `true` when one may be
-    /// ready. Returns at once when the next block is ours.
+    /// Waits up to `timeout` for a block to read; `true` when one is
+    /// ready (`false`: the timeout passed). Returns at once when the next
+    /// block is ours.
+    ///
+    /// The kernel reports the socket readable while the block before the
+    /// one it is filling is not back with it: while the application holds
+    /// that block, `poll` cannot wait for the next one, and this sleeps in
+    /// steps of 200 µs instead of spinning.
     pub fn wait(&self, timeout: Duration) -> Result<bool, WaitError> {
-        if self.cur.as_ref().is_some_and(|c| c.left > 0) || self.next_ready() {
-            return Ok(true);
-        }
-        let mut pfd = libc::pollfd {
-            fd: self.map.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLERR,
-            revents: 0,
-        };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid `pollfd`.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.cur.as_ref().is_some_and(|c| c.left > 0) || self.next_ready() {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Ok(false);
             }
-            return Err(WaitError::Poll(err));
+            let mut pfd = libc::pollfd {
+                fd: self.map.fd.as_raw_fd(),
+                events: libc::POLLIN | libc::POLLERR,
+                revents: 0,
+            };
+            // Whole milliseconds, rounded up (0 would not wait).
+            let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            // SAFETY: one valid `pollfd`.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(WaitError::Poll(err));
+                }
+            } else if rc > 0 && !self.next_ready() {
+                std::thread::sleep(left.min(Duration::from_micros(200)));
+            }
         }
-        Ok(rc > 0 && self.next_ready())
     }
 
     fn next_ready(&self) -> bool {
