@@ -183,6 +183,7 @@ fn receive(
     cache: &mut pktmem::mempool::Cache,
     tx: &pktmem::ring::Producer<Mbuf, Single>,
     want: u32,
+    provider: &Provider,
 ) -> u32 {
     let mut seen = 0;
     let mut burst = Vec::with_capacity(64);
@@ -193,6 +194,12 @@ fn receive(
         for m in burst.drain(..) {
             if udp_payload(m.data()).is_some() {
                 seen += 1;
+            }
+            // A frame's IOVA (from its block's, when the block's pages are
+            // IOVA-contiguous) is the provider's for its first byte.
+            assert!(m.is_external());
+            if let Some(iova) = m.data_iova() {
+                assert_eq!(Some(iova), provider.virt2iova(m.data().as_ptr()));
             }
             let mut m = Some(m);
             while let Some(v) = m.take() {
@@ -302,7 +309,7 @@ fn a_udp_sequence_through_the_ring_blocks_back_from_another_thread() {
         assert_eq!(ring.blocks_with_app(), 0);
         go_tx.send(Some((round * PER_ROUND, PER_ROUND))).unwrap();
         done_rx.recv().unwrap();
-        let seen = receive(&mut ring, &pool, &mut cache, &tx, PER_ROUND);
+        let seen = receive(&mut ring, &pool, &mut cache, &tx, PER_ROUND, &provider);
         assert_eq!(seen, PER_ROUND, "round {round}: every packet arrived");
         let mid = ring.stats().unwrap();
         let out = mid.blocks_handed_out - before.blocks_handed_out;
