@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use pktmem::hugemem::Provider;
-use pktmem::mbuf::{Mbuf, PktPool};
+use pktmem::mbuf::{free_bulk, Mbuf, PktPool};
 use pktmem::net::af_packet::PacketRing;
 use pktmem::net::netns::{NetnsError, VethPair};
 use pktmem::ring::{Ring, Single};
@@ -203,7 +203,9 @@ fn worker(
         }
         r.mbufs += n as u64;
         let t = Instant::now();
-        batch.clear(); // the free: mbufs to their pool, blocks to the kernel
+        // The free: mbufs to their pool in one bulk put per 64, each
+        // block to the kernel with the last mbuf of its frames.
+        free_bulk(batch.drain(..));
         r.free_ns += t.elapsed().as_nanos() as u64;
     }
     r
