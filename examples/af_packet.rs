@@ -44,6 +44,8 @@ const MAGIC: [u8; 4] = *b"PKTM";
 const HDRS: usize = 14 + 20 + 8;
 
 /// Set by Ctrl-C: every loop returns normally, so every guard drops.
+/// Stored and loaded Relaxed everywhere: it publishes no data (pairs with
+/// nothing), each loop only has to see it eventually.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 #[derive(Parser, Debug)]

@@ -407,3 +407,111 @@ fn a_udp_sequence_through_the_ring_blocks_back_from_another_thread() {
     ctl_tx.send(ToWorker::Stop).unwrap();
     worker.join().unwrap();
 }
+
+/// A ring too small for what is sent while the application holds every
+/// block: the kernel freezes and drops, and its counters account for every
+/// frame exactly (accepted = delivered as mbufs + filtered out + dropped);
+/// once the blocks are back it delivers again.
+#[test]
+fn a_full_ring_drops_and_the_counters_account_for_every_frame() {
+    let Some(veth) = veth_or_skip("af_packet drops") else {
+        return;
+    };
+    let provider = Provider::builder().build().unwrap();
+    let pool = PktPool::builder(1023)
+        .data_room(0)
+        .build_on(&provider)
+        .unwrap();
+    let mut cache = pool.cache();
+    let mut ring = PacketRing::builder()
+        .block_size(8192)
+        .block_count(2)
+        .retire_timeout(Duration::from_millis(2))
+        .build(veth.host_ifindex(), &provider)
+        .unwrap();
+    let dst = SocketAddrV4::new(veth.host_addr(), PORT);
+    let send = |first: u32, n: u32| {
+        veth.in_namespace(move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            for seq in first..first + n {
+                s.send_to(&payload(seq), dst).unwrap();
+            }
+        })
+        .unwrap();
+    };
+    // Resolve the neighbour (those frames are counted like any other).
+    veth.in_namespace(move || {
+        UdpSocket::bind("0.0.0.0:0")
+            .unwrap()
+            .send_to(b"warm-up", SocketAddrV4::new(*dst.ip(), PORT + 1))
+            .unwrap();
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // Keeps everything received (filtering out frames not to our port).
+    let drain = |ring: &mut PacketRing, held: &mut Vec<Mbuf>, cache: &mut _| {
+        let mut quiet = Instant::now();
+        while quiet.elapsed() < Duration::from_millis(100) {
+            ring.wait(Duration::from_millis(10)).unwrap();
+            let n = ring.rx_burst_filtered(&pool, cache, held, 64, |f| udp_payload(f).is_some());
+            if n > 0 {
+                quiet = Instant::now();
+            }
+        }
+    };
+    let mut held = Vec::new();
+    drain(&mut ring, &mut held, &mut cache);
+    held.clear();
+    let base = ring.stats().unwrap();
+    assert_eq!(base.kernel_drops, 0, "{base:?}");
+
+    send(0, 400);
+    drain(&mut ring, &mut held, &mut cache);
+    let st = ring.stats().unwrap();
+    let got = held.len() as u64;
+    assert!(
+        got > 0 && got < 400,
+        "2 blocks of 8 KiB hold some of 400 frames: {got}"
+    );
+    assert!(st.kernel_drops > 0, "{st:?}");
+    assert!(
+        st.freezes > 0,
+        "the kernel found the next block with us: {st:?}"
+    );
+    assert_eq!(ring.blocks_with_app(), 2, "both blocks held");
+    assert_eq!(
+        st.kernel_packets - st.kernel_drops,
+        st.frames + st.non_matching,
+        "every accepted frame was delivered or filtered: {st:?}"
+    );
+    assert_eq!(st.frames - base.frames, got);
+    // In order, a prefix of what was sent.
+    for (i, m) in held.iter().enumerate() {
+        let p = udp_payload(m.data()).unwrap();
+        assert_eq!(u32::from_be_bytes(p[4..8].try_into().unwrap()), i as u32);
+        assert_eq!(p, payload(i as u32).as_slice());
+    }
+    held.clear();
+    assert_eq!(ring.blocks_with_app(), 0);
+
+    // With the blocks back, the kernel delivers again.
+    send(1000, 8); // fits the two blocks even while we hold the first
+    drain(&mut ring, &mut held, &mut cache);
+    let seqs: Vec<u32> = held
+        .iter()
+        .map(|m| u32::from_be_bytes(udp_payload(m.data()).unwrap()[4..8].try_into().unwrap()))
+        .collect();
+    assert_eq!(seqs, (1000..1008).collect::<Vec<_>>());
+    held.clear();
+    let end = ring.stats().unwrap();
+    assert_eq!(end.kernel_drops, st.kernel_drops, "{end:?}");
+    assert_eq!(
+        end.kernel_packets - end.kernel_drops,
+        end.frames + end.non_matching,
+        "{end:?}"
+    );
+    assert_eq!(end.blocks_handed_out, end.blocks_returned);
+    drop(ring);
+    drop(cache);
+    assert!(pool.is_full());
+}
