@@ -277,6 +277,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Tells the sender (through [`STOP`]) and the worker (through `done`) to
+/// stop when dropped; on the normal path both are joined before.
+struct StopThreads(Arc<AtomicBool>);
+
+impl Drop for StopThreads {
+    fn drop(&mut self) {
+        STOP.store(true, Ordering::Relaxed);
+        // Release: as main's store of `done` after its last enqueue.
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// Stopwatch sums for the main thread's share.
 #[derive(Debug, Default)]
 struct MainTimes {
@@ -347,6 +359,9 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         let (packets, pps) = (args.packets, args.pps);
         veth.spawn_in_namespace(move || sender(dst, packets, pps, &start))
     };
+    // On an early return (an error) the sender and the worker are told to
+    // stop, so nothing runs on while the guards drop.
+    let _stop_threads = StopThreads(Arc::clone(&done));
     let pinned = pin(0);
 
     let mut cache = pool.cache();
