@@ -488,10 +488,11 @@ impl ExtBuf {
             shinfo: self.shinfo,
             // SAFETY: `start < end <= len`: inside the buffer, so non-null.
             addr: unsafe { NonNull::new_unchecked(self.addr.as_ptr().add(start)) },
+            // No IOVA stays none; one that would wrap has none either.
             iova: if self.iova == NO_IOVA {
                 NO_IOVA
             } else {
-                self.iova + start as u64
+                self.iova.checked_add(start as u64).unwrap_or(NO_IOVA)
             },
             // `end - start <= len`, which fits 16 bits.
             len: (end - start) as u16,

@@ -280,3 +280,15 @@ fn slices_dropped_on_other_threads_release_once() {
         assert_full(&[&pool]);
     }
 }
+
+#[test]
+fn an_iova_that_would_wrap_gives_no_iova() {
+    let (ext, _) = block(4096, Some(Iova(u64::MAX - 100)));
+    assert_eq!(ext.slice(10..20).unwrap().iova(), Some(Iova(u64::MAX - 90)));
+    assert_eq!(
+        ext.slice(100..200).unwrap().iova(),
+        None,
+        "u64::MAX is no IOVA"
+    );
+    assert_eq!(ext.slice(200..300).unwrap().iova(), None, "past u64::MAX");
+}
