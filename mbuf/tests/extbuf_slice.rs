@@ -13,7 +13,9 @@ use std::thread::ThreadId;
 
 use common::{anon, assert_full};
 use pktmem_hugemem::Iova;
-use pktmem_mbuf::{DataError, ExtBuf, ExtSliceError, MbufError};
+use pktmem_mbuf::{
+    DataError, ExtBuf, ExtBufError, ExtRegion, ExtSliceError, MbufError, EXT_BUF_MAX,
+};
 
 /// A block of `len` bytes whose drop is counted and whose dropping thread
 /// is recorded.
@@ -39,7 +41,7 @@ impl Drop for Block {
 
 type Dropped = (Arc<AtomicUsize>, Arc<Mutex<Option<ThreadId>>>);
 
-fn block(len: usize, iova: Option<Iova>) -> (ExtBuf, Dropped) {
+fn counted(len: usize) -> (Block, Dropped) {
     let drops = Arc::new(AtomicUsize::new(0));
     let on = Arc::new(Mutex::new(None));
     let b = Block {
@@ -47,7 +49,12 @@ fn block(len: usize, iova: Option<Iova>) -> (ExtBuf, Dropped) {
         drops: Arc::clone(&drops),
         on: Arc::clone(&on),
     };
-    (ExtBuf::from_owner(b, iova).unwrap(), (drops, on))
+    (b, (drops, on))
+}
+
+fn block(len: usize, iova: Option<Iova>) -> (ExtBuf, Dropped) {
+    let (b, d) = counted(len);
+    (ExtBuf::from_owner(b, iova).unwrap(), d)
 }
 
 fn byte(i: usize) -> u8 {
@@ -291,4 +298,91 @@ fn an_iova_that_would_wrap_gives_no_iova() {
         "u64::MAX is no IOVA"
     );
     assert_eq!(ext.slice(200..300).unwrap().iova(), None, "past u64::MAX");
+}
+
+/// A region longer than an `ExtBuf` can be: sliced into frames anywhere in
+/// it, up to `EXT_BUF_MAX` bytes each, released once after the last.
+#[test]
+fn a_region_of_a_mebibyte_is_sliced_into_frames() {
+    let pool = anon(16);
+    let (b, (drops, on)) = counted(1 << 20);
+    let region = ExtRegion::from_owner(b, Some(Iova(0x1_0000_0000))).unwrap();
+    assert_eq!((region.len(), region.refcnt()), (1 << 20, 1));
+    assert_eq!(region.iova(), Some(Iova(0x1_0000_0000)));
+    let at = [0usize, 65_536, 500_000, (1 << 20) - 1500];
+    let mut ms = Vec::new();
+    for &off in &at {
+        let mut m = pool.alloc_default().unwrap();
+        m.attach_extbuf(region.slice(off..off + 1500).unwrap())
+            .unwrap();
+        m.grow_tail(1500).unwrap();
+        assert_eq!(m.data_iova(), Some(Iova(0x1_0000_0000 + off as u64)));
+        let want: Vec<u8> = (off..off + 1500).map(byte).collect();
+        assert_eq!(m.data(), &want[..]);
+        ms.push(m);
+    }
+    // The largest slice is exactly an mbuf's largest buffer.
+    let big = region.slice(100..100 + EXT_BUF_MAX).unwrap();
+    assert_eq!(big.len(), EXT_BUF_MAX);
+    assert_eq!(
+        region.slice(100..101 + EXT_BUF_MAX).unwrap_err(),
+        ExtSliceError::TooLong {
+            len: EXT_BUF_MAX + 1,
+            max: EXT_BUF_MAX
+        }
+    );
+    assert_eq!(
+        region.slice(((1 << 20) - 10)..=(1 << 20)).unwrap_err(),
+        ExtSliceError::OutOfRange {
+            start: (1 << 20) - 10,
+            end: (1 << 20) + 1,
+            len: 1 << 20
+        }
+    );
+    assert_eq!(region.refcnt(), 6, "the handle, four frames, one big slice");
+    drop(region);
+    drop(big);
+    // The frames go on other threads; the last one releases the region.
+    std::thread::scope(|s| {
+        for m in ms.drain(..) {
+            s.spawn(move || drop(m));
+        }
+    });
+    assert_eq!(drops.load(Ordering::Relaxed), 1);
+    assert_ne!(*on.lock().unwrap(), Some(std::thread::current().id()));
+    assert_full(&[&pool]);
+}
+
+#[test]
+fn a_raw_region_runs_its_callback_once_and_refuses_zero_length() {
+    let freed = Arc::new(AtomicUsize::new(0));
+    let len = 200_000;
+    let buf: &'static mut [u8] = Box::leak(vec![3u8; len].into_boxed_slice());
+    let addr = std::ptr::NonNull::new(buf.as_mut_ptr()).unwrap();
+    let f = Arc::clone(&freed);
+    // SAFETY: the leaked slice is used only through the region until the
+    // callback rebuilds and frees it.
+    let region = unsafe {
+        ExtRegion::from_raw(addr, len, None, move |p| {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                p.as_ptr(),
+                len,
+            )));
+            f.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+    .unwrap();
+    let s = region.slice(150_000..).unwrap();
+    assert_eq!((s.len(), s.iova()), (50_000, None));
+    drop(region);
+    assert_eq!(freed.load(Ordering::Relaxed), 0);
+    drop(s);
+    assert_eq!(freed.load(Ordering::Relaxed), 1);
+    // SAFETY: nothing is accessed (the call fails before keeping `addr`).
+    let e = unsafe { ExtRegion::from_raw(addr, 0, None, |_| ()) }.unwrap_err();
+    assert!(matches!(e, ExtBufError::Empty));
+    assert!(matches!(
+        ExtRegion::from_owner(Vec::new(), None),
+        Err(ExtBufError::Empty)
+    ));
 }
