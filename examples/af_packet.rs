@@ -57,11 +57,12 @@ struct Args {
     /// Sending rate in packets per second (0: as fast as the sender can).
     #[arg(long, default_value_t = 200_000)]
     pps: u64,
-    /// Bytes per ring block (a multiple of 4096, at most 61,440).
-    #[arg(long, default_value_t = 61_440)]
+    /// Bytes per ring block (a multiple of 4096, at most 4 MiB).
+    #[arg(long, default_value_t = 256 * 1024)]
     block_size: usize,
-    /// Blocks in the ring.
-    #[arg(long, default_value_t = 64)]
+    /// Blocks in the ring (more than the pool's mbufs can hold, so the
+    /// kernel always has blocks to fill).
+    #[arg(long, default_value_t = 32)]
     blocks: usize,
     /// Mbufs in the pool.
     #[arg(long, default_value_t = 8191)]

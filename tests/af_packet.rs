@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use pktmem::hugemem::Provider;
 use pktmem::mbuf::{Mbuf, PktPool};
 use pktmem::net::af_packet::{
-    BuildError, PacketRing, MAX_BLOCK_COUNT, MAX_BLOCK_SIZE, MIN_FRAME_SIZE,
+    BuildError, PacketRing, MAX_BLOCK_COUNT, MAX_BLOCK_SIZE, MAX_RING_SIZE, MIN_FRAME_SIZE,
 };
 use pktmem::net::netns::{NetnsError, VethPair};
 use pktmem::ring::{Ring, Single};
@@ -83,29 +83,53 @@ fn bad_settings_are_typed_errors_with_the_numbers() {
         b().block_size(0).check(),
         Err(BuildError::BlockSize { block_size: 0, .. })
     ));
-    let e = b().block_size(64 * 1024).check().unwrap_err();
-    assert!(matches!(
-        e,
-        BuildError::BlockSize {
-            block_size: 65_536,
-            ..
-        }
-    ));
+    let e = b().block_size(MAX_BLOCK_SIZE + 4096).check().unwrap_err();
     assert!(
-        e.to_string().contains("65536") && e.to_string().contains("61440"),
+        matches!(
+            e,
+            BuildError::BlockSize {
+                block_size: 4_198_400,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("4198400") && e.to_string().contains("4194304"),
         "{e}"
     );
+    b().block_size(MAX_BLOCK_SIZE).check().unwrap();
     assert!(matches!(
         b().block_count(0).check(),
         Err(BuildError::BlockCount { block_count: 0, .. })
     ));
     assert!(matches!(
-        b().block_count(MAX_BLOCK_COUNT + 1).check(),
+        b().block_size(4096)
+            .block_count(MAX_BLOCK_COUNT + 1)
+            .check(),
         Err(BuildError::BlockCount {
             max: MAX_BLOCK_COUNT,
             ..
         })
     ));
+    // At most 1 GiB in all: 256 blocks of 4 MiB.
+    let e = b()
+        .block_size(4 << 20)
+        .block_count(257)
+        .check()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            BuildError::BlockCount {
+                block_count: 257,
+                max: 256
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(MAX_RING_SIZE, 1 << 30);
+    b().block_size(4 << 20).block_count(256).check().unwrap();
     match b().frame_size(100).check() {
         Err(BuildError::FrameSize {
             frame_size: 100,
@@ -511,6 +535,73 @@ fn a_full_ring_drops_and_the_counters_account_for_every_frame() {
         "{end:?}"
     );
     assert_eq!(end.blocks_handed_out, end.blocks_returned);
+    drop(ring);
+    drop(cache);
+    assert!(pool.is_full());
+}
+
+/// Blocks far longer than an mbuf's buffer (1 MiB): each is one shared
+/// region, its frames slices of it, and it goes back with the last.
+#[test]
+fn large_blocks_hold_many_frames_and_come_back_whole() {
+    let Some(veth) = veth_or_skip("af_packet large blocks") else {
+        return;
+    };
+    let provider = Provider::builder().build().unwrap();
+    let pool = PktPool::builder(2047)
+        .data_room(0)
+        .build_on(&provider)
+        .unwrap();
+    let mut cache = pool.cache();
+    let mut ring = PacketRing::builder()
+        .block_size(1 << 20)
+        .block_count(4)
+        .retire_timeout(Duration::from_millis(20))
+        .build(veth.host_ifindex(), &provider)
+        .unwrap();
+    let dst = SocketAddrV4::new(veth.host_addr(), PORT);
+    veth.in_namespace(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"warm-up", SocketAddrV4::new(*dst.ip(), PORT + 1))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for seq in 0..1000 {
+            s.send_to(&payload(seq), dst).unwrap();
+        }
+    })
+    .unwrap();
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.len() < 1000 && Instant::now() < deadline {
+        ring.wait(Duration::from_millis(50)).unwrap();
+        ring.rx_burst_filtered(&pool, &mut cache, &mut held, 256, |f| {
+            udp_payload(f).is_some()
+        });
+    }
+    assert_eq!(held.len(), 1000);
+    for (i, m) in held.iter().enumerate() {
+        assert_eq!(udp_payload(m.data()).unwrap(), payload(i as u32).as_slice());
+    }
+    let st = ring.stats().unwrap();
+    // ~700 KB of frames: one or two blocks of 1 MiB, hundreds of frames
+    // (and references) on each.
+    assert!(st.blocks_handed_out <= 3, "{st:?}");
+    assert_eq!(st.kernel_drops, 0);
+    assert!(ring.blocks_with_app() >= 1);
+    let most = held.iter().filter_map(|m| m.ext_refcnt()).max().unwrap();
+    assert!(
+        most > 300,
+        "one block is shared by its frames: {most} references"
+    );
+    held.truncate(1);
+    assert!(
+        ring.blocks_with_app() >= 1,
+        "the first frame keeps its block"
+    );
+    held.clear();
+    let st = ring.stats().unwrap();
+    assert_eq!(ring.blocks_with_app(), 0, "{st:?}");
+    assert_eq!(st.blocks_returned, st.blocks_handed_out);
     drop(ring);
     drop(cache);
     assert!(pool.is_full());

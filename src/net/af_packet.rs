@@ -12,15 +12,17 @@
 //! dropping frames) when the next block is still ours.
 //!
 //! [`PacketRing::rx_burst`] reads the next block's status with an Acquire
-//! load. When the block is ours it makes **one [`ExtBuf`] for the whole
-//! block** (one shared info), whose release stores `TP_STATUS_KERNEL` with
-//! Release ordering: the block goes back to the kernel when the last
-//! reference goes, on whichever thread drops it. Each frame of the block
-//! becomes an [`Mbuf`] of the caller's pool attached to a
-//! [slice](ExtBuf::slice) of that `ExtBuf` (its bytes, from the Ethernet
-//! header, exactly `tp_snaplen` of them, exposed with
-//! [`grow_tail`](Mbuf::grow_tail)); the ring drops its own handle once every
-//! frame of the block is handed out. So the shared refcount does the
+//! load. When the block is ours it makes **one external buffer for the
+//! whole block** (one shared info: an [`ExtRegion`], an [`ExtBuf`](crate::mbuf::ExtBuf) of any
+//! length, since blocks are usually longer than an mbuf's 16-bit buffer),
+//! whose release stores `TP_STATUS_KERNEL` with Release ordering: the block
+//! goes back to the kernel when the last reference goes, on whichever
+//! thread drops it. Each frame of the block becomes an [`Mbuf`] of the
+//! caller's pool attached to a [slice](ExtRegion::slice) of it (an
+//! `ExtBuf` of the frame's bytes, from the Ethernet header, exactly
+//! `tp_snaplen` of them, exposed with [`grow_tail`](Mbuf::grow_tail)); the
+//! ring drops its own handle once every frame of the block is handed
+//! out. So the shared refcount does the
 //! bookkeeping: a block is back with the kernel exactly when no mbuf (or
 //! clone) of any of its frames is left, and blocks can come back in any
 //! order.
@@ -42,10 +44,13 @@
 //!
 //! # Limits
 //!
-//! A block is one `ExtBuf`, whose length is 16 bits: blocks are at most
-//! [`MAX_BLOCK_SIZE`] (15 pages of 4 KiB). A frame is never longer than its
-//! block (the kernel truncates longer ones: counted as
-//! [`RingStats::truncated`]).
+//! Blocks are at most [`MAX_BLOCK_SIZE`] (4 MiB), so that the frames of one
+//! block (96 bytes or more each, headers included) never need more
+//! references than the 16-bit shared count holds. A frame is at most
+//! 65,535 bytes (an mbuf's buffer) and never longer than its block (the
+//! kernel truncates longer ones: counted as [`RingStats::truncated`]; a
+//! frame the kernel passes longer than an mbuf can hold is counted as
+//! [`RingStats::malformed`] and skipped).
 //!
 //! ```no_run
 //! // Needs root (CAP_NET_RAW, and CAP_NET_ADMIN for the veth pair).
@@ -59,8 +64,8 @@
 //! let pool = PktPool::builder(4095).data_room(0).build_on(&provider).unwrap();
 //! let mut cache = pool.cache();
 //! let mut ring = PacketRing::builder()
-//!     .block_size(60 * 1024)
-//!     .block_count(64)
+//!     .block_size(1 << 20)
+//!     .block_count(8)
 //!     .retire_timeout(Duration::from_millis(5))
 //!     .build(veth.host_ifindex(), &provider)
 //!     .unwrap();
@@ -89,18 +94,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::hugemem::{ExternalMem, Iova, IovaMode, Provider, RegisterError};
-use crate::mbuf::{ExtBuf, Mbuf, PktPool, EXT_BUF_MAX};
+use crate::mbuf::{ExtRegion, Mbuf, PktPool};
 use crate::mempool::Cache;
 
 /// The page size the ring is mapped in (blocks are multiples of it).
 const PAGE: usize = 4096;
 
-/// Largest block: an `ExtBuf`'s length is 16 bits (65,535), rounded down
-/// to whole pages.
-pub const MAX_BLOCK_SIZE: usize = EXT_BUF_MAX / PAGE * PAGE;
+/// Largest block (4 MiB): a block's frames take 96 bytes or more each, so
+/// the block's references (one per frame and the ring's) stay below the
+/// 16-bit shared count's maximum.
+pub const MAX_BLOCK_SIZE: usize = 4 << 20;
+
+/// The least room a frame takes in a block: its header and link-layer
+/// address (`TPACKET3_HDRLEN`, 68 bytes) padded to 16 for the network
+/// header, at least 16 bytes of link header (96 bytes before the network
+/// header), and at least one byte.
+const MIN_FRAME_ROOM: usize = 96;
+const _: () = assert!(MAX_BLOCK_SIZE / MIN_FRAME_ROOM < u16::MAX as usize);
 
 /// Most blocks in one ring.
 pub const MAX_BLOCK_COUNT: usize = 1 << 14;
+
+/// Most bytes in one ring (1 GiB).
+pub const MAX_RING_SIZE: usize = 1 << 30;
 
 /// Smallest frame size: the `TPACKET_V3` frame header and the link-layer
 /// address the kernel puts before each frame, aligned to 16.
@@ -129,8 +145,8 @@ pub struct PacketRingBuilder {
 impl Default for PacketRingBuilder {
     fn default() -> Self {
         Self {
-            block_size: 32 * 1024,
-            block_count: 64,
+            block_size: 256 * 1024,
+            block_count: 16,
             frame_size: 2048,
             retire_timeout: Duration::from_millis(10),
             ignore_outgoing: true,
@@ -140,13 +156,14 @@ impl Default for PacketRingBuilder {
 
 impl PacketRingBuilder {
     /// Bytes per block: a multiple of 4096, at most [`MAX_BLOCK_SIZE`]
-    /// (default 32 KiB).
+    /// (default 256 KiB).
     pub fn block_size(mut self, bytes: usize) -> Self {
         self.block_size = bytes;
         self
     }
 
-    /// Blocks in the ring: 1 to [`MAX_BLOCK_COUNT`] (default 64).
+    /// Blocks in the ring: 1 to [`MAX_BLOCK_COUNT`] (default 16), and at
+    /// most 1 GiB in all.
     pub fn block_count(mut self, n: usize) -> Self {
         self.block_count = n;
         self
@@ -186,10 +203,11 @@ impl PacketRingBuilder {
                 max: MAX_BLOCK_SIZE,
             });
         }
-        if self.block_count == 0 || self.block_count > MAX_BLOCK_COUNT {
+        let max_count = MAX_BLOCK_COUNT.min(MAX_RING_SIZE / b);
+        if self.block_count == 0 || self.block_count > max_count {
             return Err(BuildError::BlockCount {
                 block_count: self.block_count,
-                max: MAX_BLOCK_COUNT,
+                max: max_count,
             });
         }
         let f = self.frame_size;
@@ -340,11 +358,12 @@ pub enum BuildError {
         /// Largest block size ([`MAX_BLOCK_SIZE`]).
         max: usize,
     },
-    /// No blocks, or more than [`MAX_BLOCK_COUNT`].
+    /// No blocks, or more than [`MAX_BLOCK_COUNT`] or than fit
+    /// [`MAX_RING_SIZE`].
     BlockCount {
         /// Blocks asked for.
         block_count: usize,
-        /// Most blocks.
+        /// Most blocks of this size.
         max: usize,
     },
     /// The frame size is not a multiple of the alignment, or outside
@@ -687,11 +706,11 @@ impl fmt::Debug for Mapping {
     }
 }
 
-/// The block being read: its `ExtBuf` (the ring's reference) and where the
+/// The block being read: its region (the ring's reference) and where the
 /// next frame is.
 #[derive(Debug)]
 struct Current {
-    ext: ExtBuf,
+    ext: ExtRegion,
     block: usize,
     /// Offset of the next frame's header in the block.
     next: usize,
@@ -871,7 +890,7 @@ impl PacketRing {
             }
             // SAFETY: the header lies inside the block (checked), which is
             // ours (status USER seen with Acquire, not given back: the
-            // ring's `ExtBuf` holds it); unaligned read of a plain struct.
+            // ring's region holds it); unaligned read of a plain struct.
             let h: libc::tpacket3_hdr =
                 unsafe { std::ptr::read_unaligned(block.add(cur.next).cast()) };
             let start = cur.next + usize::from(h.tp_mac);
@@ -898,10 +917,12 @@ impl PacketRing {
                 break;
             };
             let Ok(sub) = cur.ext.slice(start..start + snap) else {
-                // Only at the 16-bit count, which a block of at most
-                // 61,440 bytes cannot reach (frames take 80 B or more).
+                // A frame longer than an mbuf's buffer (the count cannot
+                // be at its maximum: see `MAX_BLOCK_SIZE`): skipped.
                 self.counters.malformed += 1;
-                cur.left = 0;
+                if advance(cur, &h, &mut self.counters) {
+                    self.cur = None;
+                }
                 continue;
             };
             if m.attach_extbuf(sub).is_err() || m.grow_tail(snap).is_err() {
@@ -967,7 +988,7 @@ impl PacketRing {
             )
         };
         // Relaxed: only this thread sets the flag; the release that
-        // clears it happens after the `ExtBuf` below is made.
+        // clears it happens after the region below is made.
         self.map.with_app[b].store(true, Ordering::Relaxed);
         self.handed_out += 1;
         let iova = self.map.block_iova[b];
@@ -979,13 +1000,14 @@ impl PacketRing {
         // SAFETY: the block `addr..addr+block_size` is mapped (the closure
         // holds the mapping) and ours until the release gives it back:
         // the kernel does not touch a block whose status is USER, and the
-        // ring reaches it only through this `ExtBuf` and its slices.
-        let ext =
-            unsafe { ExtBuf::from_raw(addr, self.map.block_size, iova, move |_| map.give_back(b)) };
+        // ring reaches it only through this region and its slices.
+        let ext = unsafe {
+            ExtRegion::from_raw(addr, self.map.block_size, iova, move |_| map.give_back(b))
+        };
         self.next_block = (b + 1) % self.map.with_app.len();
         let Ok(ext) = ext else {
-            // Block sizes are checked to fit an `ExtBuf`: unreachable; the
-            // block goes straight back.
+            // Only for a zero length, which block sizes are not:
+            // unreachable; the block goes straight back.
             self.counters.malformed += 1;
             self.map.give_back(b);
             return false;
