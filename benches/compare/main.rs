@@ -14,6 +14,7 @@
 
 use std::time::Instant;
 
+mod forward;
 mod hugemem;
 mod mbuf;
 mod mempool;
@@ -53,4 +54,5 @@ fn main() {
     hugemem::run(iters);
     mempool::run(iters);
     mbuf::run(iters);
+    forward::run(iters);
 }

@@ -143,7 +143,10 @@ pub use error::{
     AllocError, BuildError, HugememError, LeaseError, RegisterError, TranslateError,
     UnregisterError, ZoneError,
 };
-pub use info::{inventory, process_hugetlb_bytes, HugepageInventory};
+pub use info::{
+    check_pool_access, inventory, node_inventory, probe_iova, process_hugetlb_bytes,
+    HugepageInventory, IovaReason, NodeHugepages, PoolAccessError,
+};
 pub use iova::{virt2phys, Iova, IovaMode, PageSize};
 pub use node::Node;
 pub use provider::{

@@ -57,6 +57,23 @@ pub struct AuditReport {
     pub chunks: usize,
 }
 
+/// Where a pool's objects are ([`Mempool::counts`]): a snapshot, exact
+/// when no get or put runs meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolCounts {
+    /// Objects the pool holds when fully populated.
+    pub size: usize,
+    /// Objects placed so far.
+    pub populated: usize,
+    /// Free objects in the backend (the ring, stack, ...).
+    pub in_backend: usize,
+    /// Free objects in per-core caches (user-owned and default ones).
+    pub in_caches: usize,
+    /// Objects held by callers.
+    pub in_use: usize,
+}
+
 impl Mempool {
     /// Runs `f` on the chunk holding object `obj` and its index in it.
     fn find<R>(&self, obj: Obj, then: impl FnOnce(&ChunkRec, usize) -> R) -> Option<R> {
@@ -205,6 +222,37 @@ impl Mempool {
                 len: c.len,
                 objects: c.count,
             });
+        }
+    }
+
+    /// Where the objects are: in the backend, in caches, or with callers
+    /// ([`avail_count`](Self::avail_count) split by where the free ones sit).
+    ///
+    /// ```
+    /// use pktmem_mempool::Mempool;
+    /// let pool = Mempool::builder(64, 64).cache(16).build_anonymous().unwrap();
+    /// let mut cache = pool.cache();
+    /// let o = pool.get(&mut cache).unwrap(); // the cache refills from the backend
+    /// let c = pool.counts();
+    /// assert_eq!((c.size, c.populated, c.in_use), (64, 64, 1));
+    /// assert_eq!(c.in_caches, cache.len());
+    /// assert_eq!(c.in_backend + c.in_caches + c.in_use, c.populated);
+    /// // SAFETY: given back once.
+    /// unsafe { pool.put(&mut cache, o) };
+    /// cache.flush();
+    /// let c = pool.counts();
+    /// assert_eq!((c.in_backend, c.in_caches, c.in_use), (64, 0, 0));
+    /// ```
+    pub fn counts(&self) -> PoolCounts {
+        let populated = self.populated();
+        let in_backend = self.inner.backend_len().min(populated);
+        let in_caches = self.inner.cached().min(populated - in_backend);
+        PoolCounts {
+            size: self.inner.size,
+            populated,
+            in_backend,
+            in_caches,
+            in_use: populated - in_backend - in_caches,
         }
     }
 

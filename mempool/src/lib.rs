@@ -193,7 +193,7 @@ pub use error::{
     AuditError, BuildError, CacheError, CreateError, GetError, MempoolError, PopulateError,
 };
 pub use events::{on_event, EventGuard, EventInfo, MempoolEvent};
-pub use introspect::{AuditReport, ChunkInfo, ObjInfo};
+pub use introspect::{AuditReport, ChunkInfo, ObjInfo, PoolCounts};
 pub use layout::{
     calc_mem_size, calc_obj_size, ObjSize, CACHE_LINE, MAX_ALIGN, MIN_ALIGN, OBJ_HEADER_SIZE,
 };

@@ -7,7 +7,7 @@ use super::backing::Backing;
 use super::page_list::PageState;
 use super::{lock, PageSource, Provider};
 use crate::error::human;
-use crate::{Iova, IovaMode, PageInfo, PageSize};
+use crate::{Iova, IovaMode, IovaReason, IovaRun, PageInfo, PageSize};
 
 impl Provider {
     /// Calls `f` for every mapped page of every list (external included),
@@ -85,6 +85,74 @@ impl Provider {
             });
         });
         out
+    }
+
+    /// Every maximal run of mapped pages that is contiguous in both VA and
+    /// IOVA (one list, one page size): what a device sees. A page with no
+    /// IOVA is a run of its own with `iova: None`.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let c = p.alloc(3 * 4096).unwrap();
+    /// let runs = p.iova_runs();
+    /// assert_eq!(runs.len(), 1); // heap memory: IOVA = VA, one run
+    /// assert_eq!((runs[0].va, runs[0].iova, runs[0].len), (c.as_ptr().as_ptr() as usize, c.iova(), 3 * 4096));
+    /// let p = Provider::builder().quiet(true).build().unwrap();
+    /// let c = p.alloc(5 << 20).unwrap();
+    /// let bytes: usize = p.iova_runs().iter().map(|r| r.len).sum();
+    /// assert_eq!(bytes, p.mapped_bytes()); // every mapped byte in one run
+    /// assert_eq!(p.iova_runs().len() == 1, c.is_iova_contiguous());
+    /// ```
+    pub fn iova_runs(&self) -> Vec<IovaRun> {
+        let mut out: Vec<(IovaRun, usize)> = Vec::new();
+        self.walk_pages(|p| {
+            if let Some((last, list)) = out.last_mut() {
+                let follows = match (last.iova, p.iova) {
+                    (Some(a), Some(b)) => a.0.checked_add(last.len as u64) == Some(b.0),
+                    _ => false,
+                };
+                if *list == p.list && last.va + last.len == p.va && follows {
+                    last.len += p.size;
+                    return;
+                }
+            }
+            out.push((
+                IovaRun {
+                    va: p.va,
+                    iova: p.iova,
+                    len: p.size,
+                },
+                p.list,
+            ));
+        });
+        out.into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// Why this provider's IOVAs are physical or virtual addresses: forced
+    /// by its builder, heap memory, or what the page map gives this
+    /// process ([`probe_iova`](crate::probe_iova), probed again now: the
+    /// answer at build time unless the process's privileges changed since).
+    ///
+    /// ```
+    /// use pktmem_hugemem::{IovaMode, IovaReason, Provider};
+    /// let p = Provider::builder().quiet(true).build().unwrap();
+    /// assert_eq!(p.iova_reason().mode(), p.iova_mode());
+    /// println!("IOVA mode {:?}: {}", p.iova_mode(), p.iova_reason());
+    /// let heap = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// assert_eq!(heap.iova_reason(), IovaReason::HeapSource);
+    /// let forced = Provider::builder().iova_mode(IovaMode::Va).build().unwrap();
+    /// assert_eq!(forced.iova_reason(), IovaReason::Forced(IovaMode::Va));
+    /// ```
+    pub fn iova_reason(&self) -> IovaReason {
+        if self.inner.init_error.is_some() {
+            return IovaReason::NotBuilt;
+        }
+        match (self.inner.cfg.iova_mode, &self.inner.cfg.source) {
+            (Some(m), _) => IovaReason::Forced(m),
+            (None, PageSource::Heap(_)) => IovaReason::HeapSource,
+            (None, _) => crate::probe_iova(),
+        }
     }
 
     /// Every list: one entry per page-size list and external range.
@@ -379,5 +447,33 @@ impl fmt::Display for ProviderInfo {
             write!(f, "; init failed: {e}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{AllocRequest, IovaRun, PageSize, Provider};
+
+    /// The provider's IOVA runs of a provider holding one chunk are that
+    /// chunk's segments (computed separately, from its own page records),
+    /// on hugepages when reserved (physical addresses as root).
+    #[test]
+    fn iova_runs_of_one_chunk_are_its_segments() {
+        let p = Provider::builder().quiet(true).build().unwrap();
+        let c = p
+            .alloc_with(&AllocRequest::new(9 << 20).page_size(PageSize::Huge2M))
+            .unwrap();
+        let segs: Vec<IovaRun> = c.segments().collect();
+        assert_eq!(p.iova_runs(), segs, "page size {}", c.page_size());
+        for r in &segs {
+            assert_eq!(p.virt2iova(r.va as *const u8), r.iova);
+            let last = r.va + r.len - 1;
+            assert_eq!(
+                p.virt2iova(last as *const u8),
+                r.iova.map(|i| i.offset(r.len as u64 - 1))
+            );
+        }
+        drop(c);
+        assert!(p.iova_runs().is_empty());
     }
 }
