@@ -512,6 +512,8 @@ pub enum MbufError {
     Attach(AttachErrorKind),
     /// An external buffer description.
     ExtBuf(ExtBufError),
+    /// A slice of an external buffer.
+    ExtSlice(crate::ExtSliceError),
     /// A sanity check.
     Sanity(SanityError),
     /// A pinned pool's area.
@@ -538,6 +540,7 @@ impl fmt::Display for MbufError {
             Self::Clone(e) => e.fmt(f),
             Self::Attach(e) => e.fmt(f),
             Self::ExtBuf(e) => e.fmt(f),
+            Self::ExtSlice(e) => e.fmt(f),
             Self::Sanity(e) => e.fmt(f),
             Self::PinnedArea(e) => e.fmt(f),
             Self::ParseFlags(e) => e.fmt(f),
@@ -559,6 +562,7 @@ impl std::error::Error for MbufError {
             Self::Clone(e) => Some(e),
             Self::Attach(e) => Some(e),
             Self::ExtBuf(e) => Some(e),
+            Self::ExtSlice(e) => Some(e),
             Self::Sanity(e) => Some(e),
             Self::PinnedArea(e) => Some(e),
             Self::ParseFlags(e) => Some(e),
@@ -585,6 +589,7 @@ into_umbrella!(
     CloneError => Clone,
     AttachErrorKind => Attach,
     ExtBufError => ExtBuf,
+    crate::ExtSliceError => ExtSlice,
     SanityError => Sanity,
     crate::PinnedAreaError => PinnedArea,
     crate::ParseFlagsError => ParseFlags,

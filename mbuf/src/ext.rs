@@ -8,9 +8,17 @@
 //! drop runs the release: the owner value is dropped
 //! ([`ExtBuf::from_owner`]), or the free callback runs
 //! ([`ExtBuf::from_raw`], [`ExtBuf::from_raw_tail_shinfo`]).
+//!
+//! [`ExtBuf::slice`] makes a reference to a part of the buffer: same shared
+//! info (one more reference on it), narrower address, length and IOVA. One
+//! buffer holding many frames (a kernel ring's block) is handed out that
+//! way, one slice per frame, and released once, when the last frame goes.
+//! An [`ExtRegion`] is the same for memory longer than an mbuf's buffer can
+//! be: never attached itself, only sliced.
 
 use std::fmt;
 use std::mem::{align_of, size_of};
+use std::ops::{Bound, RangeBounds};
 use std::ptr::NonNull;
 
 use pktmem_hugemem::Iova;
@@ -419,7 +427,315 @@ impl ExtBuf {
                 len: self.len,
             })
     }
+
+    /// A reference to the bytes `range` of this buffer (offsets from its
+    /// first byte): the same shared info, one more reference on it, the
+    /// address, length and IOVA (when the buffer has one) of the part. The
+    /// buffer's release still runs once, after the last reference to it or
+    /// to any of its slices is gone. Refused with the numbers for an empty
+    /// range, a range that does not lie inside the buffer, or a shared
+    /// count at its 16-bit maximum.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Iova;
+    /// use pktmem_mbuf::{ExtBuf, ExtSliceError, PktPool};
+    /// let pool = PktPool::builder(8).build_anonymous().unwrap();
+    /// let block: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    /// let ext = ExtBuf::from_owner(block, Some(Iova(0x10_0000))).unwrap();
+    /// let frame = ext.slice(100..164).unwrap();
+    /// assert_eq!((frame.len(), frame.iova(), ext.refcnt()), (64, Some(Iova(0x10_0064)), 2));
+    /// assert_eq!(
+    ///     ext.slice(4000..4100).unwrap_err(),
+    ///     ExtSliceError::OutOfRange { start: 4000, end: 4100, len: 4096 }
+    /// );
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.attach_extbuf(frame).unwrap();
+    /// m.grow_tail(64).unwrap(); // exactly the frame's bytes
+    /// assert_eq!(m.data()[0], 100);
+    /// drop(ext); // the mbuf's slice keeps the Vec alive
+    /// assert_eq!(m.data()[63], 163);
+    /// drop(m); // the Vec is dropped here, once
+    /// ```
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<ExtBuf, ExtSliceError> {
+        slice_of(self.shinfo, self.addr, self.iova, self.len(), range)
+    }
 }
+
+/// A reference to `range` of the buffer `addr..addr + len` whose shared
+/// info is `shinfo` (one more reference on it), the caller holding one.
+fn slice_of(
+    shinfo: NonNull<SharedHdr>,
+    addr: NonNull<u8>,
+    iova: u64,
+    len: usize,
+    range: impl RangeBounds<usize>,
+) -> Result<ExtBuf, ExtSliceError> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => Some(s),
+        Bound::Excluded(&s) => s.checked_add(1),
+        Bound::Unbounded => Some(0),
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.checked_add(1),
+        Bound::Excluded(&e) => Some(e),
+        Bound::Unbounded => Some(len),
+    };
+    let (Some(start), Some(end)) = (start, end) else {
+        // A bound one past `usize::MAX`: outside any buffer.
+        return Err(ExtSliceError::OutOfRange {
+            start: start.unwrap_or(usize::MAX),
+            end: end.unwrap_or(usize::MAX),
+            len,
+        });
+    };
+    if start > end || end > len {
+        return Err(ExtSliceError::OutOfRange { start, end, len });
+    }
+    if start == end {
+        return Err(ExtSliceError::Empty { at: start });
+    }
+    let Ok(part) = u16::try_from(end - start) else {
+        return Err(ExtSliceError::TooLong {
+            len: end - start,
+            max: EXT_BUF_MAX,
+        });
+    };
+    // SAFETY: live while the caller's reference is held (condition of
+    // every caller: it is a method of a handle owning one).
+    if !unsafe { shinfo.as_ref() }.try_acquire() {
+        return Err(ExtSliceError::RefcntMax { max: u16::MAX });
+    }
+    Ok(ExtBuf {
+        shinfo,
+        // SAFETY: `start < end <= len`: inside the buffer, so non-null.
+        addr: unsafe { NonNull::new_unchecked(addr.as_ptr().add(start)) },
+        // No IOVA stays none; one that would wrap has none either.
+        iova: if iova == NO_IOVA {
+            NO_IOVA
+        } else {
+            iova.checked_add(start as u64).unwrap_or(NO_IOVA)
+        },
+        len: part,
+    })
+}
+
+/// One reference to an external memory region of any length and its shared
+/// info: a block of a kernel packet ring, a device's buffer area. It is not
+/// attached to an mbuf itself (an mbuf's buffer is at most
+/// [`EXT_BUF_MAX`] bytes); its [slices](Self::slice) are, each an
+/// [`ExtBuf`] of up to [`EXT_BUF_MAX`] bytes sharing the region's info. The
+/// release runs once, when the last reference to the region or to any of
+/// its slices goes, on that thread.
+///
+/// ```
+/// use pktmem_mbuf::{ExtRegion, ExtSliceError, PktPool};
+/// let pool = PktPool::builder(8).build_anonymous().unwrap();
+/// let region = ExtRegion::from_owner(vec![9u8; 1 << 20], None).unwrap(); // 1 MiB
+/// let frame = region.slice(900_000..901_500).unwrap();
+/// assert_eq!((frame.len(), region.refcnt()), (1500, 2));
+/// assert!(matches!(region.slice(0..70_000), Err(ExtSliceError::TooLong { len: 70_000, .. })));
+/// let mut m = pool.alloc_default().unwrap();
+/// m.attach_extbuf(frame).unwrap();
+/// m.grow_tail(1500).unwrap();
+/// drop(region); // the mbuf's slice keeps the Vec
+/// assert_eq!(m.data()[1499], 9);
+/// ```
+pub struct ExtRegion {
+    shinfo: NonNull<SharedHdr>,
+    addr: NonNull<u8>,
+    iova: u64,
+    len: usize,
+}
+
+// SAFETY: as for `ExtBuf`: the handle owns a reference (an atomic count),
+// the release it may run is `Send`, and it gives no access to the bytes.
+unsafe impl Send for ExtRegion {}
+// SAFETY: `&ExtRegion` only reads immutable fields and may take a
+// reference (an atomic increment).
+unsafe impl Sync for ExtRegion {}
+
+impl fmt::Debug for ExtRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExtRegion")
+            .field("addr", &self.addr)
+            .field("len", &self.len)
+            .field("iova", &self.iova())
+            .field("refcnt", &self.refcnt())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExtRegion {
+    /// A region owned by `owner` (anything that derefs to bytes and keeps
+    /// them at one address while it lives), dropped when the last reference
+    /// goes. `iova` is the IOVA of the first byte, if the region is
+    /// IOVA-contiguous.
+    pub fn from_owner<O>(owner: O, iova: Option<Iova>) -> Result<ExtRegion, ExtBufError>
+    where
+        O: AsMut<[u8]> + Send + 'static,
+    {
+        let mut b = Box::new(Shared {
+            hdr: SharedHdr::new(release_owner::<O>, std::ptr::null_mut()),
+            extra: owner,
+        });
+        let bytes = b.extra.as_mut();
+        let len = bytes.len();
+        if len == 0 {
+            return Err(ExtBufError::Empty);
+        }
+        let addr = NonNull::new(bytes.as_mut_ptr()).ok_or(ExtBufError::Empty)?;
+        Ok(ExtRegion {
+            shinfo: NonNull::from(Box::leak(b)).cast(),
+            addr,
+            iova: raw_iova(iova),
+            len,
+        })
+    }
+
+    /// A region at `addr` of `len` bytes; `free(addr)` runs once when the
+    /// last reference goes (on that thread). The shared info is on the
+    /// heap.
+    ///
+    /// # Safety
+    /// - `addr..addr + len` is valid for reads and writes, and nothing else
+    ///   accesses it, until `free` runs.
+    ///
+    /// ```
+    /// use pktmem_mbuf::ExtRegion;
+    /// use std::ptr::NonNull;
+    /// let buf: &'static mut [u8] = Box::leak(vec![0u8; 256 * 1024].into_boxed_slice());
+    /// let (addr, len) = (NonNull::new(buf.as_mut_ptr()).unwrap(), buf.len());
+    /// // SAFETY: the leaked slice is ours until the callback rebuilds the box.
+    /// let region = unsafe {
+    ///     ExtRegion::from_raw(addr, len, None, move |p| {
+    ///         drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), len)));
+    ///     })
+    /// }
+    /// .unwrap();
+    /// assert_eq!(region.len(), 256 * 1024);
+    /// ```
+    pub unsafe fn from_raw<F>(
+        addr: NonNull<u8>,
+        len: usize,
+        iova: Option<Iova>,
+        free: F,
+    ) -> Result<ExtRegion, ExtBufError>
+    where
+        F: FnOnce(NonNull<u8>) + Send + 'static,
+    {
+        if len == 0 {
+            return Err(ExtBufError::Empty);
+        }
+        let b = Box::new(Shared {
+            hdr: SharedHdr::new(release_callback::<F>, std::ptr::null_mut()),
+            extra: (addr, free),
+        });
+        Ok(ExtRegion {
+            shinfo: NonNull::from(Box::leak(b)).cast(),
+            addr,
+            iova: raw_iova(iova),
+            len,
+        })
+    }
+
+    /// A reference to the bytes `range` of the region, as an [`ExtBuf`]
+    /// (at most [`EXT_BUF_MAX`] bytes) on the region's shared info: see
+    /// [`ExtBuf::slice`].
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<ExtBuf, ExtSliceError> {
+        slice_of(self.shinfo, self.addr, self.iova, self.len, range)
+    }
+
+    /// Address of the region's first byte.
+    pub fn addr(&self) -> NonNull<u8> {
+        self.addr
+    }
+
+    /// Length of the region.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true: a region has at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// IOVA of the region's first byte, if it has one.
+    pub fn iova(&self) -> Option<Iova> {
+        (self.iova != NO_IOVA).then_some(Iova(self.iova))
+    }
+
+    /// References to the region now (handles and slices, with the mbufs
+    /// they are attached to).
+    pub fn refcnt(&self) -> u16 {
+        // SAFETY: live while this handle's reference is held.
+        unsafe { self.shinfo.as_ref() }
+            .refcnt
+            .load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ExtRegion {
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one reference and gives it up here.
+        unsafe { SharedHdr::release_ref(self.shinfo) };
+    }
+}
+
+/// Why [`ExtBuf::slice`] or [`ExtRegion::slice`] refused a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtSliceError {
+    /// The range does not lie inside the buffer (or ends before it starts).
+    OutOfRange {
+        /// First offset asked for.
+        start: usize,
+        /// One past the last offset asked for.
+        end: usize,
+        /// The buffer's length.
+        len: usize,
+    },
+    /// The range is longer than an mbuf's buffer can be (only from an
+    /// [`ExtRegion`]: an `ExtBuf` is never longer).
+    TooLong {
+        /// Bytes in the range.
+        len: usize,
+        /// Largest slice ([`EXT_BUF_MAX`]).
+        max: usize,
+    },
+    /// The range holds no byte (an external buffer has at least one).
+    Empty {
+        /// Where the empty range starts.
+        at: usize,
+    },
+    /// The buffer's shared count is at its maximum: no reference was taken.
+    RefcntMax {
+        /// The maximum (65,535 references).
+        max: u16,
+    },
+}
+
+impl fmt::Display for ExtSliceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfRange { start, end, len } => write!(
+                f,
+                "slice {start}..{end} does not lie inside the external buffer of {len} B"
+            ),
+            Self::TooLong { len, max } => write!(
+                f,
+                "slice of {len} B is longer than an mbuf's buffer can be ({max} B)"
+            ),
+            Self::Empty { at } => write!(f, "empty slice at offset {at} of an external buffer"),
+            Self::RefcntMax { max } => write!(
+                f,
+                "external buffer's shared count is at its maximum ({max}): no slice taken"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ExtSliceError {}
 
 impl Clone for ExtBuf {
     /// Another reference. Aborts the process if the 16-bit count would wrap

@@ -89,7 +89,7 @@ pub use error::{
     AllocError, AttachErrorKind, AttachExtError, BuildError, ChainError, ChainErrorKind,
     CloneError, DataError, ExtBufError, MbufError, SanityError,
 };
-pub use ext::{ExtBuf, SharedHdr, EXT_BUF_MAX};
+pub use ext::{ExtBuf, ExtRegion, ExtSliceError, SharedHdr, EXT_BUF_MAX};
 pub use flags::{DynFlag, DynFlagError, OffloadFlags, ParseFlagsError};
 pub use header::{MbufHeader, DYN_AREA_LEN, DYN_AREA_OFFSET, HEADER_SIZE};
 pub use mbuf::{Mbuf, Segment, Segments, SharedMbuf};
