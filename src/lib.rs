@@ -212,6 +212,7 @@ from_errors!(Mbuf, mbuf::MbufError:
     mbuf::AttachErrorKind,
     mbuf::AttachExtError,
     mbuf::ExtBufError,
+    mbuf::ExtSliceError,
     mbuf::SanityError,
     mbuf::PinnedAreaError,
     mbuf::ParseFlagsError,

@@ -737,8 +737,6 @@ fn run_stages(
         sent: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
         abort: AtomicBool::new(false),
-        rx_done: AtomicBool::new(false),
-        workers_done: AtomicUsize::new(0),
         sinks_done: AtomicUsize::new(0),
         main: std::thread::current(),
     };
@@ -929,10 +927,6 @@ struct Shared {
     /// A stage panicked or a thread did not start: stop generating, stop
     /// waiting.
     abort: AtomicBool,
-    /// rx has enqueued its last packet.
-    rx_done: AtomicBool,
-    /// Workers that have enqueued their last packet.
-    workers_done: AtomicUsize,
     /// Sink stages (tx, mirror) that have ended.
     sinks_done: AtomicUsize,
     /// The thread waiting in [`run_with_progress`].
@@ -978,18 +972,14 @@ impl Drop for EndGuard<'_> {
             // Relaxed: as in `Shared::aborted`.
             s.abort.store(true, Ordering::Relaxed);
         }
-        // Release: pairs with the Acquire loads of the stage downstream
-        // (`upstream_done`): every enqueue of this stage happens before it
-        // sees the flag, so an empty ring after that is empty for good.
-        match self.stage {
-            Stage::Rx => s.rx_done.store(true, Ordering::Release),
-            Stage::Worker => {
-                s.workers_done.fetch_add(1, Ordering::Release);
-            }
-            Stage::Sink => {
-                s.sinks_done.fetch_add(1, Ordering::Release);
-                s.main.unpark();
-            }
+        // The stages downstream learn of this end from the ring itself: the
+        // stage's producer ends are dropped with its thread's closure
+        // (`upstream_done`). The calling thread waits on the sinks.
+        if matches!(self.stage, Stage::Sink) {
+            // Release: pairs with the Acquire load in `run_with_progress`'s
+            // wait loop.
+            s.sinks_done.fetch_add(1, Ordering::Release);
+            s.main.unpark();
         }
     }
 }
@@ -1240,10 +1230,12 @@ struct WorkerResult {
     cache: CacheReport,
 }
 
-/// Whether the stage upstream has ended and its ring is drained: call after
-/// finding the ring empty.
-fn upstream_done(done: bool, input: &In) -> bool {
-    done && input.is_empty()
+/// Whether the stage upstream has ended (its producer end was dropped
+/// with its thread's closure) and its ring is drained: call after finding
+/// the ring empty. Disconnection is read first: once it is seen, every
+/// value the stage enqueued is visible, so an empty ring is empty for good.
+fn upstream_done(input: &In) -> bool {
+    input.is_disconnected() && input.is_empty()
 }
 
 fn worker_stage(
@@ -1287,8 +1279,7 @@ fn worker_stage(
     };
     loop {
         if input.dequeue_burst_into(&mut burst, cfg.burst) == 0 {
-            // Acquire: pairs with rx's Release store at its end.
-            if upstream_done(shared.rx_done.load(Ordering::Acquire), input) {
+            if upstream_done(input) {
                 break;
             }
             backoff.snooze();
@@ -1469,9 +1460,7 @@ fn sink_stage(
             }
             continue;
         }
-        // Acquire: pairs with each worker's Release increment at its end.
-        let ended = shared.workers_done.load(Ordering::Acquire) == inputs.len();
-        if ended && inputs.iter().all(|i| upstream_done(true, i)) {
+        if inputs.iter().all(upstream_done) {
             break;
         }
         backoff.snooze();
