@@ -209,6 +209,7 @@ from_errors!(Mbuf, mbuf::MbufError:
     mbuf::ChainError,
     mbuf::ChainErrorKind,
     mbuf::CloneError,
+    mbuf::CopyError,
     mbuf::AttachErrorKind,
     mbuf::AttachExtError,
     mbuf::ExtBufError,

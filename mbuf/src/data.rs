@@ -6,7 +6,7 @@ use std::ptr;
 
 use pktmem_mempool::Cache;
 
-use crate::error::{ChainError, ChainErrorKind, CloneError, DataError, SanityError};
+use crate::error::{ChainError, ChainErrorKind, CopyError, DataError, SanityError};
 use crate::header::{MbufHeader, NO_IOVA};
 use crate::mbuf::{prefree_seg, put_default};
 use crate::{Mbuf, PktPool};
@@ -425,7 +425,7 @@ impl Mbuf {
     /// assert_eq!(c.to_vec(), b"bcd");
     /// assert!(m.copy(&pool, 2, 3).is_err());
     /// ```
-    pub fn copy(&self, pool: &PktPool, offset: usize, len: usize) -> Result<Mbuf, CloneError> {
+    pub fn copy(&self, pool: &PktPool, offset: usize, len: usize) -> Result<Mbuf, CopyError> {
         self.copy_with(pool, None, offset, len)
     }
 
@@ -436,7 +436,7 @@ impl Mbuf {
         cache: &mut Cache,
         offset: usize,
         len: usize,
-    ) -> Result<Mbuf, CloneError> {
+    ) -> Result<Mbuf, CopyError> {
         self.copy_with(pool, Some(cache), offset, len)
     }
 
@@ -446,10 +446,10 @@ impl Mbuf {
         mut cache: Option<&mut Cache>,
         offset: usize,
         len: usize,
-    ) -> Result<Mbuf, CloneError> {
+    ) -> Result<Mbuf, CopyError> {
         let pkt_len = self.pkt_len();
         if offset.checked_add(len).map_or(true, |e| e > pkt_len) {
-            return Err(CloneError::OutOfRange {
+            return Err(CopyError::OutOfRange {
                 offset,
                 len,
                 pkt_len,
@@ -459,17 +459,17 @@ impl Mbuf {
             Some(c) => pool.alloc(c),
             None => pool.alloc_default(),
         };
-        let mut head = alloc(&mut cache).map_err(|_| CloneError::Exhausted {
+        let mut head = alloc(&mut cache).map_err(|_| CopyError::Exhausted {
             needed: 1,
             obtained: 0,
         })?;
         let room = head.tailroom();
         if room == 0 && len > 0 {
-            return Err(CloneError::NoDataRoom);
+            return Err(CopyError::NoDataRoom);
         }
         let needed = if len == 0 { 1 } else { len.div_ceil(room) };
         if needed > MAX_SEGS {
-            return Err(CloneError::TooManySegments { needed });
+            return Err(CopyError::TooManySegments { needed });
         }
         // SAFETY: `head` is ours and fresh; `self` is borrowed shared.
         unsafe { copy_meta(self.h(), head.w()) };
@@ -488,7 +488,7 @@ impl Mbuf {
                     .copy_from_slice(src);
                 cur_first = false;
             } else {
-                let mut s = alloc(&mut cache).map_err(|_| CloneError::Exhausted {
+                let mut s = alloc(&mut cache).map_err(|_| CopyError::Exhausted {
                     needed,
                     obtained: 1 + segs.len(),
                 })?;
@@ -501,7 +501,7 @@ impl Mbuf {
         }
         for s in segs {
             if head.chain(s).is_err() {
-                return Err(CloneError::TooManySegments { needed });
+                return Err(CopyError::TooManySegments { needed });
             }
         }
         Ok(head)

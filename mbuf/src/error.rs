@@ -242,7 +242,8 @@ impl fmt::Display for ChainError {
 
 impl std::error::Error for ChainError {}
 
-/// A clone or copy could not be made; whatever it had built was freed.
+/// A clone ([`Mbuf::clone_in`](crate::Mbuf::clone_in)) could not be made;
+/// whatever it had built was freed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloneError {
@@ -255,6 +256,38 @@ pub enum CloneError {
     },
     /// A segment's refcount (16 bits) is at its maximum.
     RefcntOverflow,
+    /// Clones cannot come from a pinned pool: its mbufs are bound to their
+    /// own buffers for good and cannot point at another's.
+    PinnedPool,
+}
+
+impl fmt::Display for CloneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exhausted { needed, obtained } => write!(
+                f,
+                "pool ran out after {obtained} of the {needed} mbufs needed"
+            ),
+            Self::RefcntOverflow => write!(f, "a segment's refcount is at its maximum (65,535)"),
+            Self::PinnedPool => write!(f, "clones cannot come from a pinned pool"),
+        }
+    }
+}
+
+impl std::error::Error for CloneError {}
+
+/// A copy ([`Mbuf::copy`](crate::Mbuf::copy)) could not be made; whatever
+/// it had built was freed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CopyError {
+    /// The pool ran out of mbufs part way.
+    Exhausted {
+        /// Mbufs the copy needed (known so far).
+        needed: usize,
+        /// Mbufs it had obtained when the pool ran dry.
+        obtained: usize,
+    },
     /// The byte range is not inside the packet.
     OutOfRange {
         /// Requested offset.
@@ -272,19 +305,15 @@ pub enum CloneError {
         /// Segments needed.
         needed: usize,
     },
-    /// Clones cannot come from a pinned pool: its mbufs are bound to their
-    /// own buffers for good and cannot point at another's.
-    PinnedPool,
 }
 
-impl fmt::Display for CloneError {
+impl fmt::Display for CopyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Exhausted { needed, obtained } => write!(
                 f,
                 "pool ran out after {obtained} of the {needed} mbufs needed"
             ),
-            Self::RefcntOverflow => write!(f, "a segment's refcount is at its maximum (65,535)"),
             Self::OutOfRange {
                 offset,
                 len,
@@ -297,12 +326,11 @@ impl fmt::Display for CloneError {
             Self::TooManySegments { needed } => {
                 write!(f, "the copy needs {needed} segments, above 65,535")
             }
-            Self::PinnedPool => write!(f, "clones cannot come from a pinned pool"),
         }
     }
 }
 
-impl std::error::Error for CloneError {}
+impl std::error::Error for CopyError {}
 
 /// Why an attach was refused; the mbuf is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -508,6 +536,8 @@ pub enum MbufError {
     Chain(ChainErrorKind),
     /// Cloning or copying.
     Clone(CloneError),
+    /// Copying packet bytes into new mbufs.
+    Copy(CopyError),
     /// Attaching.
     Attach(AttachErrorKind),
     /// An external buffer description.
@@ -538,6 +568,7 @@ impl fmt::Display for MbufError {
             Self::Data(e) => e.fmt(f),
             Self::Chain(e) => write!(f, "chain: {e:?}"),
             Self::Clone(e) => e.fmt(f),
+            Self::Copy(e) => e.fmt(f),
             Self::Attach(e) => e.fmt(f),
             Self::ExtBuf(e) => e.fmt(f),
             Self::ExtSlice(e) => e.fmt(f),
@@ -560,6 +591,7 @@ impl std::error::Error for MbufError {
             Self::Data(e) => Some(e),
             Self::Chain(_) => None,
             Self::Clone(e) => Some(e),
+            Self::Copy(e) => Some(e),
             Self::Attach(e) => Some(e),
             Self::ExtBuf(e) => Some(e),
             Self::ExtSlice(e) => Some(e),
@@ -587,6 +619,7 @@ into_umbrella!(
     DataError => Data,
     ChainErrorKind => Chain,
     CloneError => Clone,
+    CopyError => Copy,
     AttachErrorKind => Attach,
     ExtBufError => ExtBuf,
     crate::ExtSliceError => ExtSlice,

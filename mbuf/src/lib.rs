@@ -87,7 +87,7 @@ pub use data::MAX_SEGS;
 pub use dynfield::{DynField, DynFieldError, DynFieldValue, RawDynField};
 pub use error::{
     AllocError, AttachErrorKind, AttachExtError, BuildError, ChainError, ChainErrorKind,
-    CloneError, DataError, ExtBufError, MbufError, SanityError,
+    CloneError, CopyError, DataError, ExtBufError, MbufError, SanityError,
 };
 pub use ext::{ExtBuf, ExtRegion, ExtSliceError, SharedHdr, EXT_BUF_MAX};
 pub use flags::{DynFlag, DynFlagError, OffloadFlags, ParseFlagsError};

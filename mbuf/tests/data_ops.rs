@@ -6,7 +6,7 @@
 mod common;
 
 use common::{anon, assert_consistent, assert_full, chain_of, mbuf_with, pattern, snapshot};
-use pktmem_mbuf::{CloneError, DataError, MbufError, PktPool, HEADROOM};
+use pktmem_mbuf::{CopyError, DataError, MbufError, PktPool, HEADROOM};
 
 /// While a clone shares the buffer, writes are refused (typed error or
 /// `None`) and nothing changes; removals (adj, trim) still work; once the
@@ -185,7 +185,7 @@ fn copy_ranges_limits_and_exhaustion() {
     let hold: Vec<_> = (0..2).map(|_| tiny.alloc_default().unwrap()).collect();
     assert_eq!(
         m.copy(&tiny, 0, 50).unwrap_err(),
-        CloneError::Exhausted {
+        CopyError::Exhausted {
             needed: 8,
             obtained: 3
         }
@@ -195,7 +195,7 @@ fn copy_ranges_limits_and_exhaustion() {
     let all_taken: Vec<_> = (0..5).map(|_| tiny.alloc_default().unwrap()).collect();
     assert_eq!(
         m.copy(&tiny, 0, 1).unwrap_err(),
-        CloneError::Exhausted {
+        CopyError::Exhausted {
             needed: 1,
             obtained: 0
         }
@@ -207,10 +207,10 @@ fn copy_ranges_limits_and_exhaustion() {
         .data_room(HEADROOM)
         .build_anonymous()
         .unwrap();
-    assert!(matches!(m.copy(&none, 0, 1), Err(CloneError::NoDataRoom)));
+    assert!(matches!(m.copy(&none, 0, 1), Err(CopyError::NoDataRoom)));
     assert_eq!(
         m.copy(&none, usize::MAX, 2).unwrap_err(),
-        CloneError::OutOfRange {
+        CopyError::OutOfRange {
             offset: usize::MAX,
             len: 2,
             pkt_len: 153
@@ -242,10 +242,10 @@ fn copy_past_the_segment_limit_is_refused() {
         .unwrap();
     assert_eq!(
         m.copy(&one_byte, 0, 65_536).unwrap_err(),
-        CloneError::TooManySegments { needed: 65_536 }
+        CopyError::TooManySegments { needed: 65_536 }
     );
     let e = m.copy(&one_byte, 0, m.pkt_len()).unwrap_err();
-    assert_eq!(e, CloneError::TooManySegments { needed: 33 * 2048 });
+    assert_eq!(e, CopyError::TooManySegments { needed: 33 * 2048 });
     assert!(e.to_string().contains("67584"), "{e}");
     assert_full(&[&one_byte]);
     drop(m);

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use common::{say, with_seeds, Kind, Rng};
 use pktmem_mbuf::{
-    AttachErrorKind, CloneError, DataError, ExtBuf, Mbuf, PktPool, Segment, HEADROOM,
+    AttachErrorKind, CopyError, DataError, ExtBuf, Mbuf, PktPool, Segment, HEADROOM,
 };
 
 /// The pool a header comes from.
@@ -533,7 +533,7 @@ impl World {
                 if off.checked_add(len).map_or(true, |e| e > pkt) {
                     assert_eq!(
                         r.unwrap_err(),
-                        CloneError::OutOfRange {
+                        CopyError::OutOfRange {
                             offset: off,
                             len,
                             pkt_len: pkt

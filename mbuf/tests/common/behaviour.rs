@@ -7,7 +7,7 @@
 
 use std::mem::MaybeUninit;
 
-use pktmem_mbuf::{AllocError, CloneError, DataError, Mbuf, PktPool, Segment, HEADROOM};
+use pktmem_mbuf::{AllocError, CloneError, CopyError, DataError, Mbuf, PktPool, Segment, HEADROOM};
 
 use super::{
     assert_consistent, assert_fresh, assert_full, chain_of, mbuf_with, packet, pattern, snapshot,
@@ -371,7 +371,7 @@ pub fn copy(pool: &PktPool, clone_pool: &PktPool) {
     ] {
         assert_eq!(
             c.copy(pool, offset, len).unwrap_err(),
-            CloneError::OutOfRange {
+            CopyError::OutOfRange {
                 offset,
                 len,
                 pkt_len: 8
