@@ -1,6 +1,10 @@
 //! Kernel packet rings feeding mbufs (feature `net`, on by default).
 //!
+//! - [`bpf`]: the XDP program that redirects a queue's frames to an
+//!   `AF_XDP` socket (an XSKMAP, the program, its attachment), loaded
+//!   through the `bpf` system call.
 //! - [`netns`]: veth pairs in a network namespace of their own, removed on
 //!   drop — the device tests and examples run against.
 
+pub mod bpf;
 pub mod netns;
