@@ -581,8 +581,9 @@ impl std::error::Error for StatsError {
 pub struct KernelStats {
     /// Packets dropped for reasons other than the two below.
     pub rx_dropped: u64,
-    /// Invalid descriptors the kernel met on the fill ring... as far as it
-    /// counts them (bad fill entries vanish without a count on 6.18).
+    /// Invalid descriptors the kernel counted on the RX and fill rings
+    /// (not all: on 6.18 a fill entry past the UMEM vanishes uncounted,
+    /// which is why the socket only ever posts frame bases it checked).
     pub rx_invalid_descs: u64,
     /// Invalid TX descriptors (consumed, never completed).
     pub tx_invalid_descs: u64,
