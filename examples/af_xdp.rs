@@ -847,6 +847,9 @@ fn report(
         pool.avail_count(),
         pool.size()
     );
+    if !full_run {
+        println!("af_xdp: interrupted: the loss checks were skipped");
+    }
     if ok {
         println!("af_xdp: all checks passed");
     }
