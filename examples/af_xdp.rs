@@ -57,6 +57,11 @@ struct Args {
     /// RX burst size.
     #[arg(long, default_value_t = 64)]
     burst: usize,
+    /// Per-thread cache of the frame pool (frames freed on the worker wait
+    /// there, at most this many, before the RX side can refill with them;
+    /// the per-burst ledger check then also sums the caches' counts).
+    #[arg(long, default_value_t = 0)]
+    pool_cache: usize,
     /// Sender pacing: packets per second (0: as fast as it can).
     #[arg(long, default_value_t = 300_000)]
     rate: u64,
@@ -339,6 +344,7 @@ fn set_up(args: &Args) -> Result<Rig, Skip> {
         .unwrap_or_else(|e| fail("provider", &e));
     let xsk = match XskSocket::builder(veth.host_ifindex(), 0)
         .umem(UmemConfig::new(args.frames))
+        .pool_cache(args.pool_cache)
         .build_on(&provider)
     {
         Ok(x) => x,

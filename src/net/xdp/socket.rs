@@ -776,6 +776,9 @@ impl fmt::Display for LedgerError {
 
 impl std::error::Error for LedgerError {}
 
+/// Frames a refill takes from the pool in one call.
+const REFILL_BURST: usize = 32;
+
 /// A frame handed to the kernel for sending, held until its completion.
 #[derive(Debug)]
 struct InFlight {
@@ -1031,18 +1034,24 @@ impl XskSocket {
         }
         let n = self.fill.free(want).min(want);
         let mut posted = 0;
+        // Whole bursts of 32 from the pool in one call while they are
+        // wanted and there; then one at a time.
+        while n - posted >= REFILL_BURST as u32 {
+            let Ok(burst) = self.pool.alloc_array::<REFILL_BURST>(&mut self.cache) else {
+                break;
+            };
+            for m in burst {
+                self.post_fill(posted, m);
+                posted += 1;
+            }
+        }
         while posted < n {
             let Ok(m) = self.pool.alloc(&mut self.cache) else {
                 self.counters.fill_shortfall += u64::from(n - posted);
                 self.counters.fill_short_refills += 1;
                 break;
             };
-            let frame = self.frame_of(&m);
-            self.fill.write(posted, self.geo.fill_addr(frame));
-            // A frame comes out of the pool once until it is freed again,
-            // and a frame in the table is not free: the slot is empty.
-            debug_assert!(self.table[frame].is_none(), "frame {frame} twice");
-            self.table[frame] = Some(m);
+            self.post_fill(posted, m);
             posted += 1;
         }
         self.fill.submit(posted);
@@ -1052,6 +1061,18 @@ impl XskSocket {
             self.kick_rx();
         }
         posted
+    }
+
+    /// Writes frame `m`'s base into free fill slot `i` and keeps `m` in the
+    /// frame table until the kernel hands the frame back.
+    #[inline(always)]
+    fn post_fill(&mut self, i: u32, m: Mbuf) {
+        let frame = self.frame_of(&m);
+        self.fill.write(i, self.geo.fill_addr(frame));
+        // A frame comes out of the pool once until it is freed again, and a
+        // frame in the table is not free: the slot is empty.
+        debug_assert!(self.table[frame].is_none(), "frame {frame} twice");
+        self.table[frame] = Some(m);
     }
 
     /// Receives up to `max` packets into `out` (appended), after refilling
