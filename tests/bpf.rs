@@ -91,6 +91,11 @@ fn map_rejects_bad_slots_and_sockets_that_are_not_xsks() {
         return;
     };
     assert_eq!(map.entries(), 4);
+    // More slots than the kernel will allocate: an error, not a panic.
+    match XskMap::new(u32::MAX) {
+        Err(e @ BpfError::Sys { .. }) => eprintln!("XskMap::new(u32::MAX): {e}"),
+        other => panic!("a map of 2^32 - 1 slots: {other:?}"),
+    }
 
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     match map.insert(4, udp.as_fd()) {
@@ -495,4 +500,59 @@ fn handles_are_send_and_sync_and_close_on_exec() {
     // And the interface is free for the next program.
     let again = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
     drop(again);
+}
+
+#[test]
+fn a_link_whose_interface_went_first_drops_cleanly() {
+    let _s = serial();
+    let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
+        return;
+    };
+    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+        return;
+    };
+    let before = open_fds();
+    let Some(veth) = veth_or_skip() else {
+        return;
+    };
+    let link = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
+    let ifindex = veth.host_ifindex();
+    // The namespace and the pair go while the link is alive (the kernel
+    // detaches it then); dropping the link afterwards is still fine.
+    drop(veth);
+    assert_eq!(link.ifindex(), ifindex);
+    drop(link);
+    assert_eq!(open_fds(), before);
+    // The program is reusable on another interface.
+    let Some(veth) = veth_or_skip() else {
+        return;
+    };
+    let link = prog.attach(veth.host_ifindex(), XdpMode::Skb).unwrap();
+    assert!(link_show(veth.host_ifname()).contains("xdpgeneric"));
+    drop(link);
+}
+
+#[test]
+fn many_loads_and_drops_leave_the_descriptor_count_unchanged() {
+    let _s = serial();
+    let _ = open_fds();
+    let before = open_fds();
+    let frame = frame();
+    for i in 0..200u32 {
+        let Some(map) = or_skip("XskMap::new", XskMap::new(1 + i % 8)) else {
+            return;
+        };
+        let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+            return;
+        };
+        assert_eq!(prog.test_run(&frame).unwrap(), XdpAction::Pass);
+        if i % 2 == 0 {
+            drop(map);
+            drop(prog);
+        } else {
+            drop(prog);
+            drop(map);
+        }
+    }
+    assert_eq!(open_fds(), before);
 }

@@ -29,7 +29,7 @@
 //!   (generic, any device) or [`XdpMode::Driver`] (native, where the driver
 //!   supports it). The link detaches the program when dropped, also when the
 //!   process dies, so no program is left on an interface by a crash. One
-//!   program per interface and mode: a second attach gives
+//!   XDP program per interface: a second attach, in either mode, gives
 //!   [`BpfError::Busy`].
 //!
 //! The order for a receive path is: make the map (one slot per queue), load
@@ -44,8 +44,10 @@
 //! as it is by default; attaching needs `CAP_NET_ADMIN`. Refusals come back
 //! as [`BpfError::NotPermitted`], which a program can report and skip on.
 //! The kernel needs XSKMAP (4.18), a default action in `bpf_redirect_map`
-//! (5.3) and BPF links for XDP (5.9); a missing feature is
-//! [`BpfError::Unsupported`] naming it.
+//! (5.3) and BPF links for XDP (5.9, so a kernel that attaches also has
+//! the default action); a missing feature is [`BpfError::Unsupported`]
+//! naming it. There is no netlink (`IFLA_XDP`) fallback for kernels
+//! before 5.9.
 //!
 //! ```no_run
 //! // Needs root (CAP_BPF + CAP_NET_ADMIN) and an interface; `eth0` here.
@@ -347,12 +349,24 @@ fn name16(name: &[u8]) -> [u8; 16] {
 // Errors
 
 /// Why a map, program or link could not be made or used.
+///
+/// | operation | errors besides `NotPermitted`, `Unsupported` and `Sys` |
+/// |---|---|
+/// | [`XskMap::new`] | `ZeroEntries` |
+/// | [`XskMap::insert`] | `QueueOutOfRange`, `NotAnXsk` |
+/// | [`XskMap::remove`] | `QueueOutOfRange` |
+/// | [`RedirectProgram::load`] | `Verifier` |
+/// | [`RedirectProgram::test_run`] | `FrameLength` |
+/// | [`RedirectProgram::test_run_on`] | `FrameLength`, `NoSuchDevice`, `NoSuchQueue` |
+/// | [`RedirectProgram::attach`] | `Busy`, `NoSuchDevice` |
+/// | [`RedirectProgram::id`], [`XdpLink::id`] | — |
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BpfError {
-    /// The kernel lacks a feature this needs (or was built without it).
+    /// The kernel (or the interface's driver) lacks a feature this needs.
     Unsupported {
-        /// What is missing, with the kernel version that brought it.
+        /// What is missing, with the kernel version that brought it or
+        /// what to use instead.
         feature: &'static str,
         /// The errno the kernel gave.
         errno: i32,
@@ -429,12 +443,9 @@ fn os(errno: i32) -> io::Error {
 impl fmt::Display for BpfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BpfError::Unsupported { feature, errno } => write!(
-                f,
-                "this kernel lacks {feature} ({}); run on a newer kernel built with \
-                 CONFIG_BPF_SYSCALL and CONFIG_XDP_SOCKETS",
-                os(*errno)
-            ),
+            BpfError::Unsupported { feature, errno } => {
+                write!(f, "not supported here: {feature} ({})", os(*errno))
+            }
             BpfError::NotPermitted { call } => write!(
                 f,
                 "{call} was refused (EPERM): XDP maps, programs and links need root, or \
@@ -449,7 +460,8 @@ impl fmt::Display for BpfError {
             BpfError::Busy { ifindex, mode } => write!(
                 f,
                 "interface {ifindex} already has an XDP program, so none can be attached in \
-                 {mode} mode; drop its XdpLink or remove it (`ip link set dev <if> xdp off`)"
+                 {mode} mode; drop the XdpLink holding it, or, if `ip link` attached it, \
+                 remove it (`ip link set dev <if> xdpgeneric off`, or `xdp off`)"
             ),
             BpfError::NoSuchDevice { ifindex } => write!(
                 f,
@@ -495,7 +507,7 @@ fn common(call: &'static str, errno: i32) -> BpfError {
     match errno {
         libc::EPERM => BpfError::NotPermitted { call },
         libc::ENOSYS => BpfError::Unsupported {
-            feature: "the bpf() system call (CONFIG_BPF_SYSCALL)",
+            feature: "the bpf() system call (a kernel built with CONFIG_BPF_SYSCALL)",
             errno,
         },
         _ => BpfError::Sys {
@@ -556,7 +568,7 @@ impl XskMap {
                 entries,
             }),
             Err(libc::EINVAL) => Err(BpfError::Unsupported {
-                feature: "XSKMAP (BPF_MAP_TYPE_XSKMAP, Linux 4.18)",
+                feature: "XSKMAP (BPF_MAP_TYPE_XSKMAP: Linux 4.18+ built with CONFIG_XDP_SOCKETS)",
                 errno: libc::EINVAL,
             }),
             Err(e) => Err(common("BPF_MAP_CREATE (XSKMAP)", e)),
@@ -847,7 +859,7 @@ impl RedirectProgram {
         match unsafe { sys_bpf(BPF_PROG_TEST_RUN, &mut attr) } {
             Ok(_) => Ok(XdpAction::from_code(attr.retval)),
             Err(e @ (libc::EOPNOTSUPP | ENOTSUPP)) => Err(BpfError::Unsupported {
-                feature: "BPF_PROG_TEST_RUN for XDP (Linux 4.12)",
+                feature: "BPF_PROG_TEST_RUN for XDP (Linux 4.12+)",
                 errno: e,
             }),
             Err(libc::ENODEV) if on.is_some() => Err(BpfError::NoSuchDevice {
@@ -885,12 +897,15 @@ impl RedirectProgram {
                 Err(BpfError::NoSuchDevice { ifindex })
             }
             Err(e @ libc::EINVAL) => Err(BpfError::Unsupported {
-                feature: "BPF links for XDP (BPF_LINK_CREATE with BPF_XDP, Linux 5.9)",
+                feature: "XDP through BPF links (BPF_LINK_CREATE with BPF_XDP: Linux 5.9+)",
                 errno: e,
             }),
             Err(e @ libc::EOPNOTSUPP) => Err(BpfError::Unsupported {
                 feature: match mode {
-                    XdpMode::Driver => "native (driver-mode) XDP on this interface's driver",
+                    XdpMode::Driver => {
+                        "native (driver-mode) XDP in this interface's driver \
+                         (attach in XdpMode::Skb instead)"
+                    }
                     XdpMode::Skb => "generic (SKB-mode) XDP on this interface",
                 },
                 errno: e,
@@ -950,7 +965,7 @@ fn load_xdp(insns: &[Insn]) -> Result<OwnedFd, BpfError> {
             }
             Err(match first {
                 libc::EINVAL => BpfError::Unsupported {
-                    feature: "XDP programs (BPF_PROG_TYPE_XDP, Linux 4.8)",
+                    feature: "XDP programs (BPF_PROG_TYPE_XDP: Linux 4.8+)",
                     errno: libc::EINVAL,
                 },
                 _ => common(CALL, e),
@@ -1097,6 +1112,82 @@ mod tests {
             Err(BpfError::Verifier { log }) => assert!(!log.is_empty()),
             Err(e @ BpfError::NotPermitted { .. }) => eprintln!("SKIP: {e}"),
             other => panic!("a program over fd -1: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_error_says_the_numbers_and_what_to_do() {
+        let cases: Vec<(BpfError, &[&str])> = vec![
+            (
+                BpfError::Unsupported {
+                    feature: "XSKMAP",
+                    errno: libc::EINVAL,
+                },
+                &["XSKMAP", "os error 22"],
+            ),
+            (
+                BpfError::NotPermitted {
+                    call: "BPF_PROG_LOAD",
+                },
+                &["BPF_PROG_LOAD", "CAP_BPF", "CAP_NET_ADMIN", "root"],
+            ),
+            (
+                BpfError::Verifier {
+                    log: "R0 !read_ok\n".into(),
+                },
+                &["verifier", "R0 !read_ok"],
+            ),
+            (
+                BpfError::Busy {
+                    ifindex: 7,
+                    mode: XdpMode::Driver,
+                },
+                &["interface 7", "driver", "XdpLink", "xdp off"],
+            ),
+            (BpfError::NoSuchDevice { ifindex: 99 }, &["index 99"]),
+            (
+                BpfError::NoSuchQueue {
+                    ifindex: 3,
+                    queue: 5,
+                },
+                &["interface 3", "queue 5"],
+            ),
+            (BpfError::ZeroEntries, &["at least one slot"]),
+            (
+                BpfError::QueueOutOfRange {
+                    queue: 4,
+                    entries: 4,
+                },
+                &["queue 4", "0..4"],
+            ),
+            (
+                BpfError::NotAnXsk {
+                    queue: 2,
+                    errno: libc::ENOTSOCK,
+                },
+                &["slot 2", "AF_XDP", "os error 88"],
+            ),
+            (
+                BpfError::FrameLength {
+                    len: 9000,
+                    min: 14,
+                    max: 3520,
+                },
+                &["9000", "14..=3520"],
+            ),
+            (
+                BpfError::Sys {
+                    call: "BPF_LINK_CREATE",
+                    err: io::Error::from_raw_os_error(libc::ENOMEM),
+                },
+                &["BPF_LINK_CREATE", "os error 12"],
+            ),
+        ];
+        for (e, words) in cases {
+            let text = e.to_string();
+            for w in words {
+                assert!(text.contains(w), "{text:?} lacks {w:?}");
+            }
         }
     }
 
