@@ -249,3 +249,26 @@ impl<T: Copy> ConsRing<T> {
         self.ring.consumer().store(self.cons, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+impl<T: Copy> ConsRing<T> {
+    /// Plays the kernel: writes `entries` after the kernel's producer index
+    /// and publishes them. Only for a socket the kernel produces nothing
+    /// into (no program redirects to it).
+    pub(crate) fn inject(&mut self, entries: &[T]) {
+        let prod = self.ring.producer().load(Ordering::Acquire);
+        for (i, e) in entries.iter().enumerate() {
+            // SAFETY: slots past the producer index are the producer's; in
+            // the test the kernel produces nothing, so they are ours.
+            unsafe {
+                self.ring
+                    .slot(prod.wrapping_add(i as u32))
+                    .write_volatile(*e)
+            };
+        }
+        // Release: pairs with `available`'s Acquire load.
+        self.ring
+            .producer()
+            .store(prod.wrapping_add(entries.len() as u32), Ordering::Release);
+    }
+}

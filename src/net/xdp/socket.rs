@@ -1337,3 +1337,137 @@ impl XskSocket {
         1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::netns::{NetnsError, VethPair};
+
+    fn socket(what: &str, umem: UmemConfig) -> Option<(VethPair, XskSocket)> {
+        let veth = match VethPair::create() {
+            Ok(v) => v,
+            Err(e @ (NetnsError::NotPermitted { .. } | NetnsError::NoIpTool)) => {
+                eprintln!("SKIP: {what}: {e}");
+                return None;
+            }
+            Err(e) => panic!("veth pair: {e}"),
+        };
+        let provider = Provider::builder().quiet(true).build().unwrap();
+        match XskSocket::builder(veth.host_ifindex(), 0)
+            .umem(umem)
+            .fill_target(32)
+            .build_on(&provider)
+        {
+            Ok(x) => Some((veth, x)),
+            Err(e) if e.is_unavailable() => {
+                eprintln!("SKIP: {what}: {e}");
+                None
+            }
+            Err(e @ XskError::Memory(UmemMemoryError::FrameNotIovaContiguous { .. })) => {
+                eprintln!("SKIP: {what}: no IOVA-contiguous memory for it here: {e}");
+                None
+            }
+            Err(e) => panic!("socket: {e}"),
+        }
+    }
+
+    /// Frames in the table (with the kernel), and frames not.
+    fn split(x: &XskSocket) -> (Vec<usize>, Vec<usize>) {
+        let (mut inside, mut outside) = (Vec::new(), Vec::new());
+        for (i, e) in x.table.iter().enumerate() {
+            if e.is_some() {
+                inside.push(i);
+            } else {
+                outside.push(i);
+            }
+        }
+        (inside, outside)
+    }
+
+    /// A hostile "kernel" (descriptors written into the real RX ring of a
+    /// socket no program feeds): each bad class is counted and never handed
+    /// out; a frame named twice or never given to the kernel is refused; a
+    /// bad descriptor of a real frame gives the frame back to the pool; the
+    /// good one is delivered; the ledger stays exact.
+    #[test]
+    fn injected_rx_descriptors_are_checked_before_use() {
+        let Some((_veth, mut x)) =
+            socket("injected RX descriptors", UmemConfig::new(64).headroom(64))
+        else {
+            return;
+        };
+        let g = x.geo;
+        let (inside, outside) = split(&x);
+        assert_eq!((inside.len(), outside.len()), (32, 32));
+        let (a, c, d, b) = (inside[0], inside[1], inside[2], outside[0]);
+        let at = |f: usize, off: usize| g.fill_addr(f) + off as u64;
+        let desc = |addr, len| XdpDesc {
+            addr,
+            len,
+            options: 0,
+        };
+        x.rx.inject(&[
+            desc(at(a, 320), 60),   // good
+            desc(at(64, 320), 60),  // past the UMEM
+            desc(at(b, 320), 60),   // a frame the kernel never had
+            desc(at(a, 320), 60),   // frame a again
+            desc(at(c, 320), 1729), // past frame c's end
+            desc(at(d, 10), 60),    // inside frame d's headroom
+        ]);
+        let mut out = Vec::new();
+        assert_eq!(x.rx_burst(&mut out, 64), 1, "only the good one");
+        assert_eq!(x.frame_of(&out[0]), a);
+        assert_eq!((out[0].headroom(), out[0].data_len()), (320, 60));
+        let bad = x.counters().rx_bad;
+        assert_eq!(
+            (
+                bad.outside_umem,
+                bad.not_in_kernel,
+                bad.past_frame_end,
+                bad.offset_below_headroom,
+                bad.not_frame_start
+            ),
+            (1, 2, 1, 1, 0),
+            "{bad:?}"
+        );
+        // Frames c and d came back to the pool (the burst after refills).
+        assert!(x.table[c].is_none() && x.table[d].is_none());
+        let l = x.ledger();
+        assert_eq!((l.table, l.in_app, l.free), (29, 1, 34), "{l}");
+        l.check().unwrap();
+        drop(out);
+        x.rx_burst(&mut Vec::new(), 64); // refills
+        let l = x.ledger();
+        assert_eq!((l.table, l.in_app, l.free), (32, 0, 32), "{l}");
+        assert_eq!(x.counters().ledger_violations, 0);
+    }
+
+    /// The same in unaligned mode, where a base can also be off a frame
+    /// start.
+    #[test]
+    fn injected_unaligned_descriptors_off_a_frame_start_are_refused() {
+        let Some((_veth, mut x)) = socket(
+            "injected unaligned descriptors",
+            UmemConfig::new(64).frame_size(3000),
+        ) else {
+            return;
+        };
+        let (inside, _) = split(&x);
+        let a = inside[0];
+        let base = x.geo.fill_addr(a);
+        let d = |addr| XdpDesc {
+            addr,
+            len: 60,
+            options: 0,
+        };
+        x.rx.inject(&[d((base + 8) | (256 << 48)), d(base | (256 << 48))]);
+        let mut out = Vec::new();
+        assert_eq!(x.rx_burst(&mut out, 64), 1);
+        assert_eq!(out[0].headroom(), 256);
+        assert_eq!(x.counters().rx_bad.not_frame_start, 1);
+        drop(out);
+        let pool = x.pool.clone();
+        drop(x);
+        assert!(pool.is_full(), "every frame back after the socket");
+    }
+}
