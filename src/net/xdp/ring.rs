@@ -258,13 +258,10 @@ impl<T: Copy> ConsRing<T> {
     pub(crate) fn inject(&mut self, entries: &[T]) {
         let prod = self.ring.producer().load(Ordering::Acquire);
         for (i, e) in entries.iter().enumerate() {
-            // SAFETY: slots past the producer index are the producer's; in
-            // the test the kernel produces nothing, so they are ours.
-            unsafe {
-                self.ring
-                    .slot(prod.wrapping_add(i as u32))
-                    .write_volatile(*e)
-            };
+            let slot = self.ring.slot(prod.wrapping_add(i as u32));
+            // SAFETY: a slot past the producer index is the producer's, and
+            // the kernel produces nothing into the test's socket: ours.
+            unsafe { slot.write_volatile(*e) };
         }
         // Release: pairs with `available`'s Acquire load.
         self.ring

@@ -1372,9 +1372,9 @@ mod tests {
     }
 
     /// Frames in the table (with the kernel), and frames not.
-    fn split(x: &XskSocket) -> (Vec<usize>, Vec<usize>) {
+    fn split(xsk: &XskSocket) -> (Vec<usize>, Vec<usize>) {
         let (mut inside, mut outside) = (Vec::new(), Vec::new());
-        for (i, e) in x.table.iter().enumerate() {
+        for (i, e) in xsk.table.iter().enumerate() {
             if e.is_some() {
                 inside.push(i);
             } else {
@@ -1391,34 +1391,34 @@ mod tests {
     /// good one is delivered; the ledger stays exact.
     #[test]
     fn injected_rx_descriptors_are_checked_before_use() {
-        let Some((_veth, mut x)) =
+        let Some((_veth, mut xsk)) =
             socket("injected RX descriptors", UmemConfig::new(64).headroom(64))
         else {
             return;
         };
-        let g = x.geo;
-        let (inside, outside) = split(&x);
+        let geo = xsk.geo;
+        let (inside, outside) = split(&xsk);
         assert_eq!((inside.len(), outside.len()), (32, 32));
-        let (a, c, d, b) = (inside[0], inside[1], inside[2], outside[0]);
-        let at = |f: usize, off: usize| g.fill_addr(f) + off as u64;
+        let (fa, fc, fd, fb) = (inside[0], inside[1], inside[2], outside[0]);
+        let at = |frame: usize, off: usize| geo.fill_addr(frame) + off as u64;
         let desc = |addr, len| XdpDesc {
             addr,
             len,
             options: 0,
         };
-        x.rx.inject(&[
-            desc(at(a, 320), 60),   // good
-            desc(at(64, 320), 60),  // past the UMEM
-            desc(at(b, 320), 60),   // a frame the kernel never had
-            desc(at(a, 320), 60),   // frame a again
-            desc(at(c, 320), 1729), // past frame c's end
-            desc(at(d, 10), 60),    // inside frame d's headroom
+        xsk.rx.inject(&[
+            desc(at(fa, 320), 60),   // good
+            desc(at(64, 320), 60),   // past the UMEM
+            desc(at(fb, 320), 60),   // a frame the kernel never had
+            desc(at(fa, 320), 60),   // frame a again
+            desc(at(fc, 320), 1729), // past frame c's end
+            desc(at(fd, 10), 60),    // inside frame d's headroom
         ]);
         let mut out = Vec::new();
-        assert_eq!(x.rx_burst(&mut out, 64), 1, "only the good one");
-        assert_eq!(x.frame_of(&out[0]), a);
+        assert_eq!(xsk.rx_burst(&mut out, 64), 1, "only the good one");
+        assert_eq!(xsk.frame_of(&out[0]), fa);
         assert_eq!((out[0].headroom(), out[0].data_len()), (320, 60));
-        let bad = x.counters().rx_bad;
+        let bad = xsk.counters().rx_bad;
         assert_eq!(
             (
                 bad.outside_umem,
@@ -1431,43 +1431,43 @@ mod tests {
             "{bad:?}"
         );
         // Frames c and d came back to the pool (the burst after refills).
-        assert!(x.table[c].is_none() && x.table[d].is_none());
-        let l = x.ledger();
+        assert!(xsk.table[fc].is_none() && xsk.table[fd].is_none());
+        let l = xsk.ledger();
         assert_eq!((l.table, l.in_app, l.free), (29, 1, 34), "{l}");
         l.check().unwrap();
         drop(out);
-        x.rx_burst(&mut Vec::new(), 64); // refills
-        let l = x.ledger();
+        xsk.rx_burst(&mut Vec::new(), 64); // refills
+        let l = xsk.ledger();
         assert_eq!((l.table, l.in_app, l.free), (32, 0, 32), "{l}");
-        assert_eq!(x.counters().ledger_violations, 0);
+        assert_eq!(xsk.counters().ledger_violations, 0);
     }
 
     /// The same in unaligned mode, where a base can also be off a frame
     /// start.
     #[test]
     fn injected_unaligned_descriptors_off_a_frame_start_are_refused() {
-        let Some((_veth, mut x)) = socket(
+        let Some((_veth, mut xsk)) = socket(
             "injected unaligned descriptors",
             UmemConfig::new(64).frame_size(3000),
         ) else {
             return;
         };
-        let (inside, _) = split(&x);
-        let a = inside[0];
-        let base = x.geo.fill_addr(a);
-        let d = |addr| XdpDesc {
+        let (inside, _) = split(&xsk);
+        let base = xsk.geo.fill_addr(inside[0]);
+        let desc = |addr| XdpDesc {
             addr,
             len: 60,
             options: 0,
         };
-        x.rx.inject(&[d((base + 8) | (256 << 48)), d(base | (256 << 48))]);
+        xsk.rx
+            .inject(&[desc((base + 8) | (256 << 48)), desc(base | (256 << 48))]);
         let mut out = Vec::new();
-        assert_eq!(x.rx_burst(&mut out, 64), 1);
+        assert_eq!(xsk.rx_burst(&mut out, 64), 1);
         assert_eq!(out[0].headroom(), 256);
-        assert_eq!(x.counters().rx_bad.not_frame_start, 1);
+        assert_eq!(xsk.counters().rx_bad.not_frame_start, 1);
         drop(out);
-        let pool = x.pool.clone();
-        drop(x);
+        let pool = xsk.pool.clone();
+        drop(xsk);
         assert!(pool.is_full(), "every frame back after the socket");
     }
 }
