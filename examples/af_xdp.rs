@@ -17,8 +17,10 @@
 //! It reports the counts, the frames in flight per ring, the losses (the
 //! kernel's counters and ours), the time spent in pktmem per packet next
 //! to the kernel's, and checks that every UMEM frame is back at the end.
-//! Without root, or on a kernel without `AF_XDP`/BPF links, it says what
-//! is missing and exits 0.
+//! It needs root (`CAP_NET_ADMIN`, `CAP_NET_RAW`, `CAP_BPF`), `ip`
+//! (iproute2), and a kernel with `AF_XDP` sockets and ring flags (Linux
+//! 5.4) and BPF links for XDP (Linux 5.9); where one is missing it says
+//! which and exits 0.
 //!
 //! ```sh
 //! sudo cargo run --release --example af_xdp            # 200 000 packets
@@ -296,6 +298,10 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(Skip(why)) => {
             println!("af_xdp: skipped: {why}");
+            println!(
+                "af_xdp: needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF), iproute2, and a kernel \
+                 with AF_XDP sockets (5.4) and BPF links for XDP (5.9)"
+            );
             ExitCode::SUCCESS
         }
     }
