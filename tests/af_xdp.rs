@@ -583,6 +583,7 @@ fn peer_sender(
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        grow_rcvbuf(&s);
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         let mut echoes = Vec::new();
@@ -874,4 +875,111 @@ fn the_socket_is_send() {
     fn send<T: Send>() {}
     send::<XskSocket>();
     send::<pktmem::net::xdp::Ledger>();
+}
+
+/// Asks for a 4 MiB receive buffer (past `rmem_max`, as root), so the
+/// peer's socket holds every echo until it reads them.
+fn grow_rcvbuf(sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let bytes: libc::c_int = 4 << 20;
+    // SAFETY: `bytes` is a live c_int of the length given.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Random drops, holds, echoes and echoes with a clone (both sent) over
+/// 300 received packets: after every burst the ledger is exact (the frames
+/// with the application are exactly those the test holds), the fill target
+/// is kept, the peer gets every echo and clone, and every frame (and every
+/// clone's mbuf) is back at the end.
+#[test]
+fn random_drops_holds_echoes_and_clones_keep_every_frame() {
+    const N: u32 = 300;
+    let Some(mut rig) = rig("random operations", |b| {
+        b.umem(UmemConfig::new(256)).fill_target(128)
+    }) else {
+        return;
+    };
+    let clones = PktPool::builder(256).build_anonymous().unwrap();
+    let sender = peer_sender(&rig.veth, N);
+    let mut rng = Rng(0x5eed_1234_abcd_9876);
+    let (mut seen, mut echoes_sent) = (0u32, 0u64);
+    let mut held: Vec<Mbuf> = Vec::new();
+    let mut batch = Vec::new();
+    let mut out = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while seen < N && Instant::now() < end {
+        let short = rig.xsk.counters().fill_shortfall;
+        let got = rig.xsk.rx_burst(&mut batch, 32);
+        if rig.xsk.counters().fill_shortfall == short {
+            assert_eq!(rig.xsk.rx_in_kernel() + got, 128, "the fill target is kept");
+        }
+        for mut m in batch.drain(..) {
+            if our_seq(m.data()).is_none() {
+                continue;
+            }
+            seen += 1;
+            match rng.below(20) {
+                0..=7 => drop(m),
+                8..=11 => held.push(m),
+                12..=16 => {
+                    echo(m.data_mut().unwrap());
+                    out.push(m);
+                    echoes_sent += 1;
+                }
+                _ => {
+                    echo(m.data_mut().unwrap());
+                    let c = m.clone_in(&clones).unwrap();
+                    assert!(!m.is_writable(), "shared with its clone");
+                    out.push(m);
+                    out.push(c);
+                    echoes_sent += 2;
+                }
+            }
+            if held.len() > 40 {
+                let i = rng.below(held.len() as u64) as usize;
+                drop(held.swap_remove(i));
+            }
+        }
+        rig.xsk.tx_burst(&mut out);
+        let l = rig.xsk.ledger();
+        l.check().unwrap();
+        let clone_frames: std::collections::HashSet<usize> =
+            out.iter().map(|m| m.buf_addr().as_ptr() as usize).collect();
+        assert_eq!(
+            l.in_app,
+            held.len() + clone_frames.len(),
+            "the app holds what the test holds: {l}"
+        );
+        if got == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    assert_eq!(seen, N, "all received");
+    send_all(&mut rig.xsk, &mut out);
+    let c = rig.xsk.counters();
+    assert_eq!(c.tx_zero_copy + c.tx_copied, echoes_sent, "{c:?}");
+    assert_eq!(c.tx_completed, echoes_sent);
+    let echoes = sender.join().unwrap().unwrap();
+    assert_eq!(echoes.len() as u64, echoes_sent, "the peer got every echo");
+    for e in &echoes {
+        let seq = u32::from_be_bytes(e[..4].try_into().unwrap());
+        assert_eq!(e, &payload(seq));
+    }
+    eprintln!(
+        "{N} packets: {} held at the end, {echoes_sent} echoes ({} by descriptor, {} copied)",
+        held.len(),
+        c.tx_zero_copy,
+        c.tx_copied
+    );
+    drop(held);
+    finish(rig);
+    assert!(clones.is_full(), "every clone's mbuf back");
 }

@@ -196,6 +196,8 @@ impl XskBuilder {
             table,
             in_table: 0,
             fifo: VecDeque::with_capacity(self.tx_size as usize),
+            tx_refs: vec![0; geo.frames()],
+            tx_frames: 0,
             scratch: Vec::with_capacity(64),
             cache,
             pool,
@@ -692,11 +694,12 @@ pub struct Ledger {
     pub in_fill_ring: usize,
     /// ... of which received and waiting in the RX ring.
     pub in_rx_ring: usize,
-    /// Frames given to the kernel to send.
+    /// Frames given to the kernel to send (each once, however many of its
+    /// packets are in flight: a frame and its clones sent together).
     pub fifo: usize,
-    /// ... of which still in the TX ring.
+    /// Descriptors still in the TX ring.
     pub in_tx_ring: usize,
-    /// ... of which completed and waiting in the completion ring.
+    /// Completions waiting in the completion ring.
     pub in_completion_ring: usize,
 }
 
@@ -856,8 +859,13 @@ pub struct XskSocket {
     table: Vec<Option<Mbuf>>,
     /// `Some` entries of `table`.
     in_table: usize,
-    /// Frames with the kernel for sending, oldest first.
+    /// Packets with the kernel for sending, oldest first.
     fifo: VecDeque<InFlight>,
+    /// Packets in `fifo` per frame (a frame sent with its clones is in it
+    /// more than once).
+    tx_refs: Vec<u32>,
+    /// Frames with a non-zero `tx_refs`.
+    tx_frames: usize,
     scratch: Vec<TxAction>,
     cache: Cache,
     pool: PktPool,
@@ -959,7 +967,7 @@ impl XskSocket {
         self.first_violation
     }
 
-    /// Frames given to the kernel for sending and not yet completed.
+    /// Packets given to the kernel for sending and not yet completed.
     pub fn tx_in_flight(&self) -> usize {
         self.fifo.len()
     }
@@ -995,7 +1003,7 @@ impl XskSocket {
         let tx_ring = self.tx.pending() as usize;
         let total = self.geo.frames();
         let free = self.pool.avail_count();
-        let (table, fifo) = (self.in_table, self.fifo.len());
+        let (table, fifo) = (self.in_table, self.tx_frames);
         Ledger {
             total,
             free,
@@ -1214,11 +1222,11 @@ impl XskSocket {
             match a {
                 TxAction::ZeroCopy(frame) => {
                     self.counters.tx_zero_copy += 1;
-                    self.fifo.push_back(InFlight { frame, _m: m });
+                    self.push_in_flight(frame, m);
                 }
                 TxAction::Copied(frame, c) => {
                     self.counters.tx_copied += 1;
-                    self.fifo.push_back(InFlight { frame, _m: c });
+                    self.push_in_flight(frame, c);
                     self.pool.free(&mut self.cache, m);
                 }
                 TxAction::Dropped => {
@@ -1235,6 +1243,15 @@ impl XskSocket {
             self.check_ledger();
         }
         taken
+    }
+
+    /// Holds `m` (over `frame`) until its completion.
+    fn push_in_flight(&mut self, frame: usize, m: Mbuf) {
+        if self.tx_refs[frame] == 0 {
+            self.tx_frames += 1;
+        }
+        self.tx_refs[frame] += 1;
+        self.fifo.push_back(InFlight { frame, _m: m });
     }
 
     /// Reads the completion ring: each address, its offset bits masked off,
@@ -1258,7 +1275,11 @@ impl XskSocket {
                 self.counters.completion_unknown += 1;
                 None
             };
-            if let Some(InFlight { _m: m, .. }) = done {
+            if let Some(InFlight { frame, _m: m }) = done {
+                self.tx_refs[frame] -= 1;
+                if self.tx_refs[frame] == 0 {
+                    self.tx_frames -= 1;
+                }
                 self.pool.free(&mut self.cache, m);
                 matched += 1;
             }
