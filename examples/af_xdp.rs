@@ -637,7 +637,8 @@ fn host_loop(
         };
         let before = burst.len();
         enqueue_all(to_worker, &mut burst, &mut h.ring_full);
-        if before > 0 {
+        // Work, not waiting: only passes that received or moved packets.
+        if got > 0 || burst.len() < before {
             h.rx_ns += t.elapsed().as_nanos() as u64;
         }
         // Echoes from the worker go out over their own frames.
