@@ -291,7 +291,10 @@ fn main() -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+        // Relaxed here and in every load of `stop`: a request to finish,
+        // publishing no data (each loop returns normally, so every guard
+        // runs: program detached, socket closed, namespace removed).
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
     match run(&args, &stop) {
         Ok(true) => ExitCode::SUCCESS,
