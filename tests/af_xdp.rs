@@ -919,7 +919,11 @@ fn random_drops_holds_echoes_and_clones_keep_every_frame() {
         let short = rig.xsk.counters().fill_shortfall;
         let got = rig.xsk.rx_burst(&mut batch, 32);
         if rig.xsk.counters().fill_shortfall == short {
-            assert_eq!(rig.xsk.rx_in_kernel() + got, 128, "the fill target is kept");
+            // Topped up by bursts of 32: never more than 31 short.
+            assert!(
+                rig.xsk.rx_in_kernel() + got > 128 - 32,
+                "the fill target is kept"
+            );
         }
         for mut m in batch.drain(..) {
             if our_seq(m.data()).is_none() {
