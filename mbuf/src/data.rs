@@ -81,6 +81,53 @@ impl Mbuf {
         self.grow_tail_at(last, len, false).map(|_| ())
     }
 
+    /// Makes the `len` bytes at `offset` from the start of the first
+    /// segment's buffer its data, as they are: a device or the kernel wrote
+    /// them there and said where (an `AF_XDP` receive descriptor carries
+    /// both). The packet length follows (other segments keep theirs).
+    /// Nothing is written, so it works on shared buffers too; the window is
+    /// bounds-checked (`offset + len` within the buffer, no overflow) and
+    /// the mbuf is unchanged on error.
+    ///
+    /// ```
+    /// use pktmem_mbuf::{DataError, PktPool};
+    /// let pool = PktPool::builder(4).data_room(2048).build_anonymous().unwrap();
+    /// let mut m = pool.alloc_default().unwrap();
+    /// m.set_data_window(256, 60).unwrap(); // "the device wrote 60 B at 256"
+    /// assert_eq!((m.headroom(), m.data_len(), m.pkt_len(), m.tailroom()), (256, 60, 60, 1732));
+    /// assert_eq!(
+    ///     m.set_data_window(2000, 60),
+    ///     Err(DataError::OutsideBuffer { offset: 2000, len: 60, buf_len: 2048 })
+    /// );
+    /// assert_eq!(m.headroom(), 256); // unchanged
+    /// ```
+    pub fn set_data_window(&mut self, offset: usize, len: usize) -> Result<(), DataError> {
+        let buf_len = self.buf_len();
+        if !matches!(offset.checked_add(len), Some(end) if end <= buf_len) {
+            return Err(DataError::OutsideBuffer {
+                offset,
+                len,
+                buf_len,
+            });
+        }
+        // Bytes of the other segments stay in the packet.
+        let rest = (self.pkt_len() - self.data_len()) as u64;
+        let pkt = rest + len as u64;
+        if pkt > u64::from(u32::MAX) {
+            return Err(DataError::PacketTooLong { len });
+        }
+        let h = self.w();
+        // SAFETY: owner writes of non-atomic fields (see `Mbuf::w`); the
+        // window lies in the buffer (checked: `offset + len <= buf_len`,
+        // which is 16 bits, so both fit a `u16`).
+        unsafe {
+            (*h).data_off = offset as u16;
+            (*h).data_len = len as u16;
+            (*h).pkt_len = pkt as u32;
+        }
+        Ok(())
+    }
+
     fn grow_tail_at(
         &mut self,
         last: *mut MbufHeader,

@@ -171,6 +171,16 @@ pub enum DataError {
         /// Bytes asked for.
         len: usize,
     },
+    /// A data window ([`Mbuf::set_data_window`](crate::Mbuf::set_data_window))
+    /// that does not lie inside the buffer.
+    OutsideBuffer {
+        /// Offset of the window from the buffer's start.
+        offset: usize,
+        /// Its length.
+        len: usize,
+        /// Length of the buffer.
+        buf_len: usize,
+    },
 }
 
 impl fmt::Display for DataError {
@@ -187,6 +197,14 @@ impl fmt::Display for DataError {
             Self::PacketTooLong { len } => {
                 write!(f, "adding {len} B would pass the 32-bit packet length")
             }
+            Self::OutsideBuffer {
+                offset,
+                len,
+                buf_len,
+            } => write!(
+                f,
+                "a data window of {len} B at offset {offset} does not fit a buffer of {buf_len} B"
+            ),
         }
     }
 }

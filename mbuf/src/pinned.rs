@@ -7,7 +7,7 @@
 use std::mem::{size_of, MaybeUninit};
 use std::ptr::NonNull;
 
-use pktmem_hugemem::{ExternalLease, Iova, LeaseError, Provider};
+use pktmem_hugemem::{Chunk, ExternalLease, Iova, LeaseError, Provider};
 use pktmem_mempool::MempoolBuilder;
 
 use crate::error::BuildError;
@@ -27,16 +27,30 @@ pub(crate) const PINNED_SHINFO_SIZE: usize = size_of::<SharedHdr>().next_multipl
 /// Made safely from memory registered with a [`Provider`]
 /// ([`from_external`](Self::from_external): the pool holds a lease on the
 /// registration, so the memory cannot be unregistered while the pool
-/// lives, and each buffer's IOVA comes from the provider's page table), or
-/// from raw memory the caller vouches for ([`new`](Self::new)).
+/// lives, and each buffer's IOVA comes from the provider's page table),
+/// safely from a provider [`Chunk`] the pool then owns
+/// ([`from_chunk`](Self::from_chunk): the chunk goes back to its provider
+/// when the pool and all its mbufs are gone), or from raw memory the caller
+/// vouches for ([`new`](Self::new)).
 #[derive(Debug)]
 pub struct PinnedArea {
     addr: NonNull<u8>,
     len: usize,
     elt_size: usize,
     iova: AreaIova,
-    /// Keeps the registration (and so the memory) while the pool lives.
-    _lease: Option<ExternalLease>,
+    /// Keeps the memory while the pool lives.
+    _keep: Keep,
+}
+
+/// What keeps a pinned area's memory alive while its pool lives.
+#[derive(Debug)]
+enum Keep {
+    /// The caller vouched for it ([`PinnedArea::new`]).
+    Nothing,
+    /// A lease on an external registration.
+    Lease(#[allow(dead_code)] ExternalLease),
+    /// The provider chunk itself, given back when the pool goes.
+    Chunk(#[allow(dead_code)] Chunk),
 }
 
 /// How a pinned area knows its buffers' IOVAs.
@@ -156,7 +170,59 @@ impl PinnedArea {
             len,
             elt_size,
             iova: AreaIova::PerBuffer(iovas),
-            _lease: Some(lease),
+            _keep: Keep::Lease(lease),
+        })
+    }
+
+    /// An area over the whole of `chunk` (its [`len`](Chunk::len) bytes),
+    /// cut into buffers of `elt_size` bytes; the area, and then the pool it
+    /// is given to, owns the chunk: it goes back to its provider when the
+    /// pool and every mbuf of it are gone. Each buffer's IOVA comes from the
+    /// provider's page table, looked up once here; a buffer spanning pages
+    /// whose IOVAs do not follow each other is refused (so is a mix of pages
+    /// with and without IOVA). On error the chunk goes back to its provider.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// use pktmem_mbuf::{PinnedArea, PinnedAreaError, PktPool};
+    /// let provider = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    /// let chunk = provider.alloc(8 * 2048).unwrap();
+    /// let (at, iova) = (chunk.as_ptr(), chunk.iova());
+    /// let area = PinnedArea::from_chunk(chunk, 2048).unwrap();
+    /// assert_eq!((area.addr(), area.len(), area.buffers()), (at, 8 * 2048, 8));
+    /// let pool = PktPool::builder(8).pinned([area]).build_anonymous().unwrap();
+    /// let m = pool.alloc_default().unwrap();
+    /// assert_eq!((m.buf_addr(), m.buf_len(), m.buf_iova()), (at, 2048, iova));
+    /// drop((m, pool)); // the chunk goes back to the provider here
+    ///
+    /// let odd = provider.alloc(5000).unwrap();
+    /// assert!(matches!(
+    ///     PinnedArea::from_chunk(odd, 2048),
+    ///     Err(PinnedAreaError::BadElementSize { elt_size: 2048, len: 5000 })
+    /// ));
+    /// ```
+    pub fn from_chunk(chunk: Chunk, elt_size: usize) -> Result<PinnedArea, PinnedAreaError> {
+        let len = chunk.len();
+        if elt_size == 0 || elt_size > usize::from(u16::MAX) || len % elt_size != 0 || len == 0 {
+            return Err(PinnedAreaError::BadElementSize { elt_size, len });
+        }
+        let addr = chunk.as_ptr();
+        let n = len / elt_size;
+        let mut iovas = Vec::with_capacity(n);
+        for i in 0..n {
+            let off = i * elt_size;
+            match (chunk.iova_at(off), chunk.iova_at(off + elt_size - 1)) {
+                (Some(f), Some(l)) if l.0 == f.0 + (elt_size as u64 - 1) => iovas.push(f.0),
+                (None, None) => iovas.push(NO_IOVA),
+                _ => return Err(PinnedAreaError::NotIovaContiguous { buffer: i }),
+            }
+        }
+        Ok(PinnedArea {
+            addr,
+            len,
+            elt_size,
+            iova: AreaIova::PerBuffer(iovas),
+            _keep: Keep::Chunk(chunk),
         })
     }
 
@@ -190,8 +256,28 @@ impl PinnedArea {
             len,
             elt_size,
             iova: AreaIova::Contiguous(iova),
-            _lease: None,
+            _keep: Keep::Nothing,
         }
+    }
+
+    /// Address of the area's first byte (its first buffer).
+    pub fn addr(&self) -> NonNull<u8> {
+        self.addr
+    }
+
+    /// Bytes of the area.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the area has no bytes (which a pool refuses).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of each buffer.
+    pub fn elt_size(&self) -> usize {
+        self.elt_size
     }
 
     /// Buffers the area holds.

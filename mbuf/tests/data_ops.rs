@@ -321,3 +321,75 @@ fn dump_shows_segments_and_bytes() {
     drop((m, c));
     assert_full(&[&pool]);
 }
+
+/// `set_data_window`: the window becomes the data in place (bytes as they
+/// are, headroom and tailroom follow), also on a shared buffer; windows
+/// outside the buffer (including overflowing ones) are typed errors that
+/// leave the mbuf unchanged; in a chain only the head's share changes.
+#[test]
+fn set_data_window_takes_bytes_in_place_and_checks_bounds() {
+    let pool = PktPool::builder(8)
+        .data_room(2048)
+        .build_anonymous()
+        .unwrap();
+    let mut m = pool.alloc_default().unwrap();
+    m.append(2048 - HEADROOM)
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as u8);
+    m.set_data_window(300, 100).unwrap();
+    assert_eq!((m.headroom(), m.data_len(), m.pkt_len()), (300, 100, 100));
+    assert_eq!(m.tailroom(), 2048 - 400);
+    let want: Vec<u8> = (300 - HEADROOM..400 - HEADROOM).map(|i| i as u8).collect();
+    assert_eq!(m.data(), &want[..], "the bytes the \"device\" left there");
+    m.set_data_window(0, 2048).unwrap();
+    assert_eq!((m.headroom(), m.tailroom(), m.pkt_len()), (0, 0, 2048));
+    m.set_data_window(2048, 0).unwrap();
+    assert_eq!((m.headroom(), m.data_len()), (2048, 0));
+    m.set_data_window(256, 60).unwrap();
+    for (offset, len) in [
+        (2000, 49),
+        (0, 2049),
+        (2049, 0),
+        (usize::MAX, 2),
+        (1, usize::MAX),
+    ] {
+        assert_eq!(
+            m.set_data_window(offset, len),
+            Err(DataError::OutsideBuffer {
+                offset,
+                len,
+                buf_len: 2048
+            })
+        );
+        assert_eq!(
+            (m.headroom(), m.data_len(), m.pkt_len()),
+            (256, 60, 60),
+            "unchanged"
+        );
+    }
+    let e = m.set_data_window(5000, 1).unwrap_err();
+    assert!(
+        e.to_string().contains("5000") && e.to_string().contains("2048"),
+        "{e}"
+    );
+    // A shared buffer: nothing is written, so the window may move.
+    let c = m.clone_in(&pool).unwrap();
+    m.set_data_window(10, 20).unwrap();
+    assert_eq!((m.headroom(), m.data_len()), (10, 20));
+    assert_eq!(
+        (c.headroom(), c.data_len()),
+        (256, 60),
+        "the clone keeps its own"
+    );
+    drop(c);
+    // A chain: the head's window changes, the tail's bytes stay counted.
+    let mut tail = pool.alloc_default().unwrap();
+    tail.append(7).unwrap();
+    m.chain(tail).unwrap();
+    m.set_data_window(500, 40).unwrap();
+    assert_eq!((m.data_len(), m.pkt_len(), m.nb_segs()), (40, 47, 2));
+    drop(m);
+    assert_full(&[&pool]);
+}

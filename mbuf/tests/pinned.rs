@@ -383,3 +383,116 @@ fn buffers_across_discontiguous_pages_are_refused() {
     );
     assert!(e.to_string().contains("buffer 1"), "{e}");
 }
+
+/// Pages of a heap-backed provider in use (its own lists, not external).
+fn used_pages(p: &pktmem_hugemem::Provider) -> usize {
+    let mut n = 0;
+    p.walk_pages(|pg| n += usize::from(pg.in_use && !pg.external));
+    n
+}
+
+/// `from_chunk`: the pool owns the chunk (its pages stay in use while the
+/// pool or any of its mbufs lives, and go back after), each buffer's IOVA
+/// is the provider's for its address, and bad element sizes are typed
+/// errors that give the chunk back.
+#[test]
+fn from_chunk_owns_the_chunk_and_takes_iovas_from_the_provider() {
+    const ELT: usize = 2048;
+    let p = pktmem_hugemem::Provider::builder()
+        .heap_backed(1 << 20)
+        .build()
+        .unwrap();
+    assert_eq!(used_pages(&p), 0);
+    let chunk = p.alloc(12 * ELT).unwrap();
+    let base = chunk.as_ptr().as_ptr() as usize;
+    let area = PinnedArea::from_chunk(chunk, ELT).unwrap();
+    assert_eq!(
+        (area.len(), area.elt_size(), area.buffers()),
+        (12 * ELT, ELT, 12)
+    );
+    assert_eq!(area.addr().as_ptr() as usize, base);
+    let pool = PktPool::builder(12)
+        .pinned([area])
+        .build_anonymous()
+        .unwrap();
+    assert_eq!(used_pages(&p), 6, "the pool holds the chunk's six pages");
+    let ms: Vec<_> = (0..12).map(|_| pool.alloc_default().unwrap()).collect();
+    let mut offs: Vec<usize> = ms
+        .iter()
+        .map(|m| m.buf_addr().as_ptr() as usize - base)
+        .collect();
+    offs.sort_unstable();
+    assert_eq!(offs, (0..12).map(|i| i * ELT).collect::<Vec<_>>());
+    for m in &ms {
+        assert!(m.is_external() && m.buf_len() == ELT);
+        assert_eq!(m.buf_iova(), p.virt2iova(m.buf_addr().as_ptr()));
+        assert!(m.buf_iova().is_some(), "heap memory has IOVA = VA");
+    }
+    let kept = ms.into_iter().next().unwrap();
+    drop(pool);
+    assert_eq!(
+        used_pages(&p),
+        6,
+        "an mbuf out keeps the pool, and the chunk"
+    );
+    drop(kept);
+    assert_eq!(used_pages(&p), 0, "pool gone: the chunk went back");
+
+    for (elt, len) in [(0, 4096), (3000, 8192), (65_536, 65_536 * 2)] {
+        let c = p.alloc(len).unwrap();
+        let e = PinnedArea::from_chunk(c, elt).unwrap_err();
+        assert!(
+            matches!(e, pktmem_mbuf::PinnedAreaError::BadElementSize { elt_size, len: l } if elt_size == elt && l == len),
+            "{e}"
+        );
+        assert_eq!(used_pages(&p), 0, "the refused chunk went back");
+    }
+}
+
+/// A buffer of a chunk that spans pages whose IOVAs do not follow each
+/// other is refused, naming the buffer; buffers inside pages get each
+/// page's own IOVA.
+#[test]
+fn from_chunk_refuses_a_buffer_across_an_iova_jump() {
+    use pktmem_hugemem::{AllocRequest, Iova};
+    let p = pktmem_hugemem::Provider::builder()
+        .heap_backed(1 << 20)
+        .build()
+        .unwrap();
+    let heap = p.create_heap("jumps");
+    let map = memmap2::MmapMut::map_anon(4 * 4096).unwrap();
+    let at = map.as_ptr() as usize;
+    // Pages 0-1 follow on, page 2 jumps, page 3 follows page 2.
+    let iovas = [0x10000, 0x11000, 0x50000, 0x51000].map(Iova);
+    heap.add_owned(map, 4096, Some(&iovas)).unwrap();
+    {
+        let c = heap.alloc(&AllocRequest::new(12_000)).unwrap();
+        assert_eq!(c.as_ptr().as_ptr() as usize, at);
+        let e = PinnedArea::from_chunk(c, 3000).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                pktmem_mbuf::PinnedAreaError::NotIovaContiguous { buffer: 2 }
+            ),
+            "buffer 2 (bytes 6000..9000) crosses from page 1 into page 2: {e}"
+        );
+    }
+    let c = heap.alloc(&AllocRequest::new(4 * 4096)).unwrap();
+    let area = PinnedArea::from_chunk(c, 2048).unwrap();
+    let pool = PktPool::builder(8)
+        .pinned([area])
+        .build_anonymous()
+        .unwrap();
+    let ms: Vec<_> = (0..8).map(|_| pool.alloc_default().unwrap()).collect();
+    for m in &ms {
+        let off = (m.buf_addr().as_ptr() as usize - at) as u64;
+        let page = iovas[(off / 4096) as usize].0;
+        assert_eq!(
+            m.buf_iova(),
+            Some(Iova(page + off % 4096)),
+            "buffer at {off}"
+        );
+    }
+    drop(ms);
+    assert_full(&[&pool]);
+}

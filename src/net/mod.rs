@@ -8,7 +8,11 @@
 //!   through the `bpf` system call.
 //! - [`netns`]: veth pairs in a network namespace of their own, removed on
 //!   drop — the device tests and examples run against.
+//! - [`xdp`]: an `AF_XDP` socket whose UMEM is one validated provider
+//!   chunk, its frames the mbufs of a pinned pool (RX, TX by descriptor,
+//!   every frame accounted for).
 
 pub mod af_packet;
 pub mod bpf;
 pub mod netns;
+pub mod xdp;
