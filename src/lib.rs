@@ -141,6 +141,10 @@ pub enum Error {
     Mempool(mempool::MempoolError),
     /// From packet buffers.
     Mbuf(mbuf::MbufError),
+    /// From the kernel packet rings, namespaces and XDP programs of
+    /// [`net`].
+    #[cfg(feature = "net")]
+    Net(net::NetError),
 }
 
 impl fmt::Display for Error {
@@ -150,6 +154,8 @@ impl fmt::Display for Error {
             Error::Ring(e) => write!(f, "ring: {e}"),
             Error::Mempool(e) => write!(f, "mempool: {e}"),
             Error::Mbuf(e) => write!(f, "mbuf: {e}"),
+            #[cfg(feature = "net")]
+            Error::Net(e) => write!(f, "net: {e}"),
         }
     }
 }
@@ -161,6 +167,8 @@ impl std::error::Error for Error {
             Error::Ring(e) => Some(e),
             Error::Mempool(e) => Some(e),
             Error::Mbuf(e) => Some(e),
+            #[cfg(feature = "net")]
+            Error::Net(e) => Some(e),
         }
     }
 }

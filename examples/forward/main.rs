@@ -250,6 +250,16 @@ fn print_resources(r: &Report) {
             }
         );
     }
+    #[cfg(feature = "stats")]
+    for p in &r.pools {
+        let s = &p.stats;
+        println!(
+            "counters  '{}': {} gets ({} from a cache), {} puts ({} into a cache), {} backend calls",
+            p.name, s.gets, s.cache_get_hits, s.puts, s.cache_put_hits, s.backend_calls
+        );
+    }
+    #[cfg(not(feature = "stats"))]
+    println!("counters  get/put and cache-hit counters: build with `--features stats`");
     let caches: Vec<String> = r
         .caches
         .iter()

@@ -418,6 +418,9 @@ pub struct PoolReport {
     pub tracks_iova: bool,
     /// The audit (object headers and counts), or what it found.
     pub audit: Result<AuditReport, String>,
+    /// Get/put and cache-hit counters (with the `stats` feature).
+    #[cfg(feature = "stats")]
+    pub stats: pktmem::mempool::PoolStats,
 }
 
 impl PoolReport {
@@ -438,6 +441,8 @@ impl PoolReport {
             chunk_bytes,
             tracks_iova: mp.tracks_iova(),
             audit: mp.audit().map_err(|e| e.to_string()),
+            #[cfg(feature = "stats")]
+            stats: mp.stats(),
         }
     }
 
