@@ -304,33 +304,41 @@ impl PoolInner {
     // `self` is used with the `stats` feature.
     #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
-    pub(crate) fn stat_hit(&self, _n: usize) {
+    pub(crate) fn stat_hit(&self, n: usize) {
         #[cfg(feature = "stats")]
-        self.stats.hit(_n);
+        self.stats.hit(n);
+        #[cfg(not(feature = "stats"))]
+        let _ = n;
     }
 
     // `self` is used with the `stats` feature.
     #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
-    pub(crate) fn stat_put_hit(&self, _n: usize) {
+    pub(crate) fn stat_put_hit(&self, n: usize) {
         #[cfg(feature = "stats")]
-        self.stats.put_hit(_n);
+        self.stats.put_hit(n);
+        #[cfg(not(feature = "stats"))]
+        let _ = n;
     }
 
     // `self` is used with the `stats` feature.
     #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
-    fn stat_get(&self, _n: usize) {
+    fn stat_get(&self, n: usize) {
         #[cfg(feature = "stats")]
-        self.stats.get(_n);
+        self.stats.get(n);
+        #[cfg(not(feature = "stats"))]
+        let _ = n;
     }
 
     // `self` is used with the `stats` feature.
     #[cfg_attr(not(feature = "stats"), allow(clippy::unused_self))]
     #[inline(always)]
-    fn stat_put(&self, _n: usize) {
+    fn stat_put(&self, n: usize) {
         #[cfg(feature = "stats")]
-        self.stats.put(_n);
+        self.stats.put(n);
+        #[cfg(not(feature = "stats"))]
+        let _ = n;
     }
 
     // `self` is used with the `stats` feature.
