@@ -218,7 +218,7 @@ fn iova_section() {
 fn demo(args: &Args, checks: &mut Checks, baseline: Option<usize>) -> Result<(), pktmem::Error> {
     let mut b = Provider::builder().quiet(true);
     if args.small_pages {
-        b = b.page_sizes(&[]); // no hugepage size: 4 KiB pages only
+        b = b.small_pages_only();
     }
     let p = b.build()?;
     let mut kept = p.alloc(5 * MIB)?;

@@ -635,7 +635,7 @@ pub fn run_with_progress(
     check_config(cfg)?;
     let mut pb = Provider::builder().quiet(cfg.quiet);
     if cfg.small_pages {
-        pb = pb.page_sizes(&[]);
+        pb = pb.small_pages_only();
     }
     let provider = pb.build()?;
     let pool = PktPool::builder(cfg.pool_size)

@@ -84,8 +84,37 @@ impl Default for ProviderBuilder {
 impl ProviderBuilder {
     /// Hugepage sizes tried by default, in order (default: 2 MiB only; a
     /// request may still name any size with [`AllocRequest::page_size`](crate::AllocRequest::page_size)).
+    /// A [`PageSize::Small4K`] entry allows the small-page fallback (as
+    /// [`allow_small_page_fallback(true)`](Self::allow_small_page_fallback)),
+    /// which is always tried last; `&[PageSize::Small4K]` alone means small
+    /// pages only (as [`small_pages_only`](Self::small_pages_only)).
+    ///
+    /// ```
+    /// use pktmem_hugemem::{PageSize, Provider};
+    /// let p = Provider::builder().page_sizes(&[PageSize::Small4K]).quiet(true).build().unwrap();
+    /// let c = p.alloc(4096).unwrap();
+    /// assert_eq!(c.page_size(), 4096);
+    /// ```
     pub fn page_sizes(mut self, sizes: &[PageSize]) -> Self {
         self.preferred = sizes.iter().copied().filter(|s| s.is_huge()).collect();
+        if sizes.contains(&PageSize::Small4K) {
+            self.fallback = true;
+        }
+        self
+    }
+
+    /// Small (4 KiB, locked) pages only, even where hugepages are reserved:
+    /// for tests of the fallback path and for programs that must not take
+    /// hugepages from others.
+    ///
+    /// ```
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().small_pages_only().quiet(true).build().unwrap();
+    /// assert_eq!(p.alloc(1 << 20).unwrap().page_size(), 4096);
+    /// ```
+    pub fn small_pages_only(mut self) -> Self {
+        self.preferred.clear();
+        self.fallback = true;
         self
     }
 
