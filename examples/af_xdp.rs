@@ -29,7 +29,6 @@
 //! ```
 
 use std::net::{SocketAddrV4, UdpSocket};
-use std::os::fd::AsFd;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -364,7 +363,7 @@ fn set_up(args: &Args) -> Result<Rig, Skip> {
         Err(e) => fail("AF_XDP socket", &e),
     };
     let map = bpf_or_skip(XskMap::new(1), "XSKMAP")?;
-    map.insert(0, xsk.as_fd())
+    xsk.insert_into(&map)
         .unwrap_or_else(|e| fail("XSKMAP insert", &e));
     let prog = bpf_or_skip(RedirectProgram::load(&map), "redirect program")?;
     let link = bpf_or_skip(prog.attach(veth.host_ifindex(), XdpMode::Skb), "XDP attach")?;

@@ -4,11 +4,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::hugemem::{AllocError, AllocRequest, Chunk, Provider};
 use crate::mbuf::{BuildError, Mbuf, PinnedArea, PinnedAreaError, PktPool};
 use crate::mempool::Cache;
+use crate::net::bpf::{BpfError, XskMap};
 
 use super::ring::{ConsRing, ProdRing, RingMap};
 use super::sys::{
@@ -896,10 +897,18 @@ impl fmt::Debug for XskSocket {
     }
 }
 
-impl AsFd for XskSocket {
-    /// The socket's fd (for an XSKMAP entry).
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+// No `AsFd`: a `BorrowedFd` can be duplicated in safe code
+// (`try_clone_to_owned`), and a duplicate keeps the socket bound, its UMEM
+// registered and the kernel writing received packets into frames after
+// this socket has given them, and the chunk, back. The socket's lifetime
+// must be this value's: the raw fd (for `poll`/`epoll`) needs `unsafe` to
+// be turned into anything that could outlive it.
+impl AsRawFd for XskSocket {
+    /// The socket's fd, for `poll`/`epoll` (readable: RX descriptors;
+    /// writable: TX room). Do not duplicate it: a duplicate outliving the
+    /// socket keeps the kernel writing into memory the provider has reused.
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 
@@ -919,6 +928,42 @@ impl XskSocket {
             need_wakeup: true,
             pool_cache: 0,
         }
+    }
+
+    /// Puts the socket into `map` at its own queue's slot (the redirect
+    /// program looks sockets up by the queue a frame arrived on). The map
+    /// refers to the socket, not to a descriptor: dropping the socket
+    /// empties the slot.
+    ///
+    /// This is how a socket gets into an XSKMAP: the socket offers no
+    /// [`BorrowedFd`](std::os::fd::BorrowedFd) (one could be duplicated
+    /// in safe code, and a duplicate would keep the kernel writing into the
+    /// UMEM after the socket has given it back):
+    ///
+    /// ```compile_fail
+    /// fn dup(xsk: &pktmem::net::xdp::XskSocket) {
+    ///     let _ = std::os::fd::AsFd::as_fd(xsk).try_clone_to_owned();
+    /// }
+    /// ```
+    ///
+    /// Needs root and an interface (see the module docs):
+    ///
+    /// ```no_run
+    /// use pktmem::hugemem::Provider;
+    /// use pktmem::net::bpf::{RedirectProgram, XdpMode, XskMap};
+    /// use pktmem::net::xdp::{UmemConfig, XskSocket};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let provider = Provider::builder().build()?;
+    /// let xsk = XskSocket::builder(2, 0)
+    ///     .umem(UmemConfig::new(4096))
+    ///     .build_on(&provider)?;
+    /// let map = XskMap::new(1)?;
+    /// xsk.insert_into(&map)?; // slot 0: the socket's queue
+    /// let _link = RedirectProgram::load(&map)?.attach(2, XdpMode::Skb)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn insert_into(&self, map: &XskMap) -> Result<(), BpfError> {
+        map.insert(self.queue, self.fd.as_fd())
     }
 
     /// The UMEM's geometry.
