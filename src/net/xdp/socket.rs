@@ -1102,7 +1102,9 @@ impl XskSocket {
         // Top up by whole bursts while the kernel still has at least half
         // the target: one pool call, one producer store and one ledger check
         // per 32 frames instead of per packet at low rates.
-        if want == 0 || (want < REFILL_BURST as u32 && self.in_table >= self.fill_target / 2) {
+        // "At least half" rounds up: with a target of 1 the kernel holding
+        // none is below half (a rounded-down half, 0, never refilled it).
+        if want == 0 || (want < REFILL_BURST as u32 && self.in_table * 2 >= self.fill_target) {
             return 0;
         }
         let n = self.fill.free(want).min(want);
@@ -1432,6 +1434,14 @@ mod tests {
     use crate::net::netns::{NetnsError, VethPair};
 
     fn socket(what: &str, umem: UmemConfig) -> Option<(VethPair, XskSocket)> {
+        socket_with(what, umem, 32)
+    }
+
+    fn socket_with(
+        what: &str,
+        umem: UmemConfig,
+        fill_target: usize,
+    ) -> Option<(VethPair, XskSocket)> {
         let veth = match VethPair::create() {
             Ok(v) => v,
             Err(e @ (NetnsError::NotPermitted { .. } | NetnsError::NoIpTool)) => {
@@ -1443,7 +1453,7 @@ mod tests {
         let provider = Provider::builder().quiet(true).build().unwrap();
         match XskSocket::builder(veth.host_ifindex(), 0)
             .umem(umem)
-            .fill_target(32)
+            .fill_target(fill_target)
             .build_on(&provider)
         {
             Ok(x) => Some((veth, x)),
@@ -1530,6 +1540,42 @@ mod tests {
         let l = xsk.ledger();
         assert_eq!((l.table, l.in_app, l.free), (29, 0, 35), "{l}");
         assert_eq!(xsk.counters().ledger_violations, 0);
+    }
+
+    /// Small fill targets are kept too: with a target of 1 (the default for
+    /// a UMEM of 2 or 3 frames) the frame received is replaced at the next
+    /// RX call, and so are both of a target of 3 once the kernel has none.
+    #[test]
+    fn small_fill_targets_are_refilled() {
+        for target in [1usize, 3] {
+            let Some((_veth, mut xsk)) =
+                socket_with("small fill targets", UmemConfig::new(8), target)
+            else {
+                return;
+            };
+            assert_eq!(xsk.rx_in_kernel(), target);
+            let (inside, _) = split(&xsk);
+            let descs: Vec<XdpDesc> = inside
+                .iter()
+                .map(|&f| XdpDesc {
+                    addr: xsk.geo.fill_addr(f) + 256,
+                    len: 60,
+                    options: 0,
+                })
+                .collect();
+            xsk.rx.inject(&descs);
+            let mut out = Vec::new();
+            assert_eq!(xsk.rx_burst(&mut out, 64), target);
+            assert_eq!(xsk.rx_in_kernel(), 0);
+            drop(out);
+            xsk.rx_burst(&mut Vec::new(), 64);
+            assert_eq!(
+                xsk.rx_in_kernel(),
+                target,
+                "target {target}: the kernel has frames to receive into again"
+            );
+            xsk.ledger().check().unwrap();
+        }
     }
 
     /// The same in unaligned mode, where a base can also be off a frame
