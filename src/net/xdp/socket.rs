@@ -1578,6 +1578,55 @@ mod tests {
         }
     }
 
+    /// Ring indices the kernel writes are not trusted for arithmetic: a
+    /// fill-ring consumer index past our producer (which made `size - used`
+    /// overflow: a panic in debug builds, a ring "with room" beyond its
+    /// size in release builds) counts as a full ring, and an RX producer
+    /// index more than a ring ahead as one ring's worth of entries.
+    #[test]
+    fn kernel_ring_indices_out_of_range_do_not_overflow() {
+        let Some((_veth, mut xsk)) = socket_with("bad ring indices", UmemConfig::new(64), 32)
+        else {
+            return;
+        };
+        // The kernel takes every fill frame (none left to it): the next
+        // RX call would refill...
+        let (inside, _) = split(&xsk);
+        let descs: Vec<XdpDesc> = inside
+            .iter()
+            .map(|&f| XdpDesc {
+                addr: xsk.geo.fill_addr(f) + 256,
+                len: 60,
+                options: 0,
+            })
+            .collect();
+        xsk.rx.inject(&descs);
+        let mut out = Vec::new();
+        assert_eq!(xsk.rx_burst(&mut out, 64), 32);
+        drop(out);
+        // ... but the fill ring's consumer index is now 5 past our producer
+        // (read by the ledger, then by the refill).
+        xsk.fill.corrupt_consumer(5);
+        assert!(xsk.ledger().in_fill_ring <= 2048);
+        let posted = xsk.counters().fill_posted;
+        for _ in 0..4 {
+            xsk.rx_burst(&mut Vec::new(), 64);
+        }
+        assert_eq!(
+            xsk.counters().fill_posted,
+            posted,
+            "a ring with no room: nothing posted"
+        );
+        // RX ring: a producer index 3 rings ahead.
+        let size = 2048;
+        xsk.rx.corrupt_producer(3 * size);
+        assert_eq!(xsk.ledger().in_rx_ring, size as usize);
+        let mut out = Vec::new();
+        xsk.rx_burst(&mut out, usize::MAX);
+        assert!(out.len() <= 32, "each frame at most once");
+        xsk.ledger().check().unwrap();
+    }
+
     /// The same in unaligned mode, where a base can also be off a frame
     /// start.
     #[test]
