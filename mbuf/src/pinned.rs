@@ -208,14 +208,24 @@ impl PinnedArea {
         }
         let addr = chunk.as_ptr();
         let n = len / elt_size;
+        let page = chunk.page_size();
         let mut iovas = Vec::with_capacity(n);
         for i in 0..n {
             let off = i * elt_size;
-            match (chunk.iova_at(off), chunk.iova_at(off + elt_size - 1)) {
-                (Some(f), Some(l)) if l.0 == f.0 + (elt_size as u64 - 1) => iovas.push(f.0),
-                (None, None) => iovas.push(NO_IOVA),
-                _ => return Err(PinnedAreaError::NotIovaContiguous { buffer: i }),
+            let first = chunk.iova_at(off);
+            // Every page the buffer runs into must follow on from its first
+            // byte (IOVAs are linear inside a page): comparing the first and
+            // last bytes alone would pass a buffer over three or more pages
+            // whose middle one lies elsewhere.
+            let mut b = (off / page + 1) * page;
+            while b < off + elt_size {
+                let want = first.map(|f| f.0 + (b - off) as u64);
+                if chunk.iova_at(b).map(|v| v.0) != want {
+                    return Err(PinnedAreaError::NotIovaContiguous { buffer: i });
+                }
+                b += page;
             }
+            iovas.push(first.map_or(NO_IOVA, |f| f.0));
         }
         Ok(PinnedArea {
             addr,
@@ -423,4 +433,36 @@ pub(crate) unsafe fn pinned_decref(m: *mut MbufHeader) -> bool {
     }
     sh.refcnt.store(1, Ordering::Relaxed);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pktmem_hugemem::AllocRequest;
+
+    /// A buffer over three pages whose first and last bytes line up but
+    /// whose middle page lies elsewhere is refused (an end-to-end compare
+    /// took it).
+    #[test]
+    fn from_chunk_checks_every_page_of_a_buffer() {
+        let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+        let heap = p.create_heap("middle page elsewhere");
+        let map = memmap2::MmapMut::map_anon(3 * 4096).unwrap();
+        // Pages 0 and 2 where one run would put them; page 1 elsewhere.
+        let iovas = [0x10000, 0x90000, 0x12000].map(Iova);
+        heap.add_owned(map, 4096, Some(&iovas)).unwrap();
+        let c = heap.alloc(&AllocRequest::new(3 * 4096)).unwrap();
+        let e = PinnedArea::from_chunk(c, 3 * 4096).unwrap_err();
+        assert!(
+            matches!(e, PinnedAreaError::NotIovaContiguous { buffer: 0 }),
+            "{e}"
+        );
+        // Buffers inside one page each are fine, with their page's IOVA.
+        let c = heap.alloc(&AllocRequest::new(3 * 4096)).unwrap();
+        let area = PinnedArea::from_chunk(c, 4096).unwrap();
+        assert_eq!(
+            (0..3).map(|i| area.buffer_iova(i)).collect::<Vec<_>>(),
+            [0x10000, 0x90000, 0x12000]
+        );
+    }
 }
