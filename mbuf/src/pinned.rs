@@ -62,11 +62,18 @@ enum AreaIova {
     PerBuffer(Vec<u64>),
 }
 
-// SAFETY: an area is a description (address, lengths, IOVAs) plus a lease
-// (itself `Send`); the memory is only reached through the pool's mbufs.
+// SAFETY: an area is a description (address, lengths, IOVAs) plus what
+// keeps its memory (a lease or a provider chunk, both `Send + Sync`, or
+// nothing); the memory is only reached through the pool's mbufs, never
+// through the area.
 unsafe impl Send for PinnedArea {}
 // SAFETY: as for `Send`: `&PinnedArea` reads immutable fields only.
 unsafe impl Sync for PinnedArea {}
+const _: fn() = || {
+    fn keeps<T: Send + Sync>() {}
+    keeps::<ExternalLease>();
+    keeps::<Chunk>();
+};
 
 /// Why [`PinnedArea::from_external`] refused an area.
 #[derive(Debug)]
@@ -395,6 +402,12 @@ fn init_pinned(body: &mut [MaybeUninit<u8>], buf: *mut u8, iova: u64, len: u16, 
 /// The release of a pinned buffer's shared info: its last reference went
 /// (a clone detached after the owner was freed), so the owning mbuf goes
 /// back to its pool.
+///
+/// # Safety
+/// - `sh` is the shared info of a pinned pool's object (set up by
+///   [`init_pinned`]) whose reference count just dropped to zero, and whose
+///   owning mbuf was freed by its owner and held back
+///   ([`pinned_decref`] returned `false`): nobody else holds either.
 unsafe fn release_pinned(sh: NonNull<SharedHdr>) {
     // SAFETY: a pinned info lives in its pool object, whose mbuf is out of
     // the pool (freed by its owner, held back until now), so both live.
