@@ -216,9 +216,13 @@ impl XskBuilder {
         // Fill before bind: some drivers take their first buffers at bind.
         sock.refill();
         self.bind(sock.fd.as_fd())?;
-        if let Ok((opts, _)) = sys::get_opt::<u32>(sock.fd.as_fd(), XDP_OPTIONS) {
-            sock.zero_copy = opts & XDP_OPTIONS_ZEROCOPY != 0;
-        }
+        sock.zero_copy = match sys::get_opt::<u32>(sock.fd.as_fd(), XDP_OPTIONS) {
+            Ok((opts, _)) => opts & XDP_OPTIONS_ZEROCOPY != 0,
+            // The kernel cannot say: assume the driver's DMA unless copy
+            // mode was asked for (what `Drop` does with the frames
+            // depends on it).
+            Err(_) => self.bind != BindMode::Copy,
+        };
         sock.check_ledger();
         Ok(sock)
     }
@@ -826,7 +830,15 @@ enum TxAction {
 ///
 /// Dropping the socket closes it first (the kernel lets go of the UMEM),
 /// then gives every frame it held back to the pool; the UMEM goes back to
-/// the provider with the pool's last handle and mbuf.
+/// the provider with the pool's last handle and mbuf. In copy mode the
+/// kernel has stopped writing frames once the close returns (it unbinds
+/// and waits for its receive path). In zero-copy mode the driver gives up
+/// its queue's frames only in the kernel's deferred teardown
+/// (`xp_release_deferred`), after the close has returned, and the NIC may
+/// write received packets into them until then: a zero-copy socket's
+/// frames with the kernel (and so the pool and its UMEM) are never given
+/// back, a bounded leak per socket instead of memory that a device may
+/// still write.
 ///
 /// Needs root and a veth pair or a NIC, plus an XDP program redirecting
 /// to the socket (see the module docs):
@@ -881,6 +893,20 @@ pub struct XskSocket {
     queue: u32,
     counters: XskCounters,
     first_violation: Option<LedgerError>,
+}
+
+impl Drop for XskSocket {
+    fn drop(&mut self) {
+        // Runs before the fields are dropped (the socket closed, then the
+        // frames freed): in zero-copy mode the frames the kernel held must
+        // not be freed at all (see the type's docs). The leaked mbufs keep
+        // their pool, and its UMEM chunk, alive.
+        if self.zero_copy {
+            let held: Vec<Mbuf> = self.table.iter_mut().filter_map(Option::take).collect();
+            std::mem::forget(held);
+            std::mem::forget(std::mem::take(&mut self.fifo));
+        }
+    }
 }
 
 impl fmt::Debug for XskSocket {
@@ -993,7 +1019,8 @@ impl XskSocket {
     }
 
     /// Whether the kernel bound the socket in zero-copy mode
-    /// (`XDP_OPTIONS`).
+    /// (`XDP_OPTIONS`; when it cannot say, whether anything but copy mode
+    /// was asked for).
     pub fn is_zero_copy(&self) -> bool {
         self.zero_copy
     }
@@ -1625,6 +1652,24 @@ mod tests {
         xsk.rx_burst(&mut out, usize::MAX);
         assert!(out.len() <= 32, "each frame at most once");
         xsk.ledger().check().unwrap();
+    }
+
+    /// A zero-copy socket's frames with the kernel are never given back
+    /// (its driver may still write them after the close); the others are.
+    /// Veth cannot bind zero-copy, so a copy-mode socket plays one.
+    #[test]
+    fn zero_copy_frames_with_the_kernel_stay_out_of_the_pool() {
+        let Some((_veth, mut xsk)) = socket("zero-copy teardown", UmemConfig::new(64)) else {
+            return;
+        };
+        xsk.zero_copy = true;
+        let pool = xsk.pool.clone();
+        let app = pool.alloc_default().unwrap();
+        assert_eq!((xsk.rx_in_kernel(), pool.avail_count()), (32, 31));
+        drop(xsk);
+        assert_eq!(pool.avail_count(), 31, "the kernel's 32 frames leaked");
+        drop(app);
+        assert_eq!(pool.avail_count(), 32, "the application's frame came back");
     }
 
     /// The same in unaligned mode, where a base can also be off a frame
