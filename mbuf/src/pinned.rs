@@ -17,6 +17,10 @@ use crate::mbuf::put_default;
 use crate::pool::fresh_header;
 use crate::sync::Ordering;
 
+/// The smallest page: IOVAs are linear inside any page, so checking a
+/// buffer's IOVA at every 4 KiB boundary checks every page boundary.
+const STEP: usize = 4096;
+
 /// Bytes a pinned pool's object keeps after the private area for the
 /// buffer's shared info.
 pub(crate) const PINNED_SHINFO_SIZE: usize = size_of::<SharedHdr>().next_multiple_of(8);
@@ -164,12 +168,18 @@ impl PinnedArea {
         for i in 0..n {
             let b = addr.wrapping_add(i * elt_size);
             let first = provider.virt2iova(b);
-            let last = provider.virt2iova(b.wrapping_add(elt_size - 1));
-            match (first, last) {
-                (Some(f), Some(l)) if l.0 == f.0 + (elt_size as u64 - 1) => iovas.push(f.0),
-                (None, None) => iovas.push(NO_IOVA),
-                _ => return Err(PinnedAreaError::NotIovaContiguous { buffer: i }),
+            // Every page the buffer runs into must follow on from its first
+            // byte (the first and last bytes alone would pass a middle page
+            // that lies elsewhere).
+            let mut off = STEP - (b as usize % STEP);
+            while off < elt_size {
+                let want = first.map(|f| f.0 + off as u64);
+                if provider.virt2iova(b.wrapping_add(off)).map(|v| v.0) != want {
+                    return Err(PinnedAreaError::NotIovaContiguous { buffer: i });
+                }
+                off += STEP;
             }
+            iovas.push(first.map_or(NO_IOVA, |f| f.0));
         }
         Ok(PinnedArea {
             // SAFETY: a leased registered range is never at address 0.
@@ -455,9 +465,9 @@ mod tests {
 
     /// A buffer over three pages whose first and last bytes line up but
     /// whose middle page lies elsewhere is refused (an end-to-end compare
-    /// took it).
+    /// took it), from a chunk and from registered external memory.
     #[test]
-    fn from_chunk_checks_every_page_of_a_buffer() {
+    fn every_page_of_a_buffer_is_checked() {
         let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
         let heap = p.create_heap("middle page elsewhere");
         let map = memmap2::MmapMut::map_anon(3 * 4096).unwrap();
@@ -470,6 +480,21 @@ mod tests {
             matches!(e, PinnedAreaError::NotIovaContiguous { buffer: 0 }),
             "{e}"
         );
+        // The same for registered external memory.
+        let map = memmap2::MmapMut::map_anon(3 * 4096).unwrap();
+        let at = map.as_ptr().cast_mut();
+        let _reg = p.register_external_owned(map, 4096, Some(&iovas)).unwrap();
+        let e = PinnedArea::from_external(&p, at, 3 * 4096, 3 * 4096, "test").unwrap_err();
+        assert!(
+            matches!(e, PinnedAreaError::NotIovaContiguous { buffer: 0 }),
+            "{e}"
+        );
+        let area = PinnedArea::from_external(&p, at, 3 * 4096, 4096, "test").unwrap();
+        assert_eq!(
+            (0..3).map(|i| area.buffer_iova(i)).collect::<Vec<_>>(),
+            [0x10000, 0x90000, 0x12000]
+        );
+        drop(area);
         // Buffers inside one page each are fine, with their page's IOVA.
         let c = heap.alloc(&AllocRequest::new(3 * 4096)).unwrap();
         let area = PinnedArea::from_chunk(c, 4096).unwrap();
