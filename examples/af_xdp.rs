@@ -29,7 +29,6 @@
 //! ```
 
 use std::net::{SocketAddrV4, UdpSocket};
-use std::os::fd::AsFd;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -298,10 +297,13 @@ fn main() -> ExitCode {
         // runs: program detached, socket closed, namespace removed).
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
-    match run(&args, &stop) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(Skip(why)) => {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&args, &stop)));
+    match outcome {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::FAILURE,
+        Err(payload) if payload.is::<Failed>() => ExitCode::FAILURE,
+        Err(payload) => std::panic::resume_unwind(payload),
+        Ok(Err(Skip(why))) => {
             println!("af_xdp: skipped: {why}");
             println!(
                 "af_xdp: needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF), iproute2, and a kernel \
@@ -315,9 +317,16 @@ fn main() -> ExitCode {
 /// Why the example could not run here (printed, exit 0).
 struct Skip(String);
 
+/// The unwind payload of [`fail`].
+struct Failed;
+
+/// Prints why the example failed and unwinds to `main` (which exits 1), so
+/// every guard on the way runs: program detached, socket closed, namespace
+/// and links removed (`process::exit` here would leave them behind).
 fn fail(what: &str, e: &dyn std::fmt::Display) -> ! {
     eprintln!("af_xdp: {what}: {e}");
-    std::process::exit(1);
+    // Not `panic!`: no panic message on top of ours.
+    std::panic::resume_unwind(Box::new(Failed));
 }
 
 fn bpf_or_skip<T>(r: Result<T, BpfError>, what: &str) -> Result<T, Skip> {
@@ -364,7 +373,7 @@ fn set_up(args: &Args) -> Result<Rig, Skip> {
         Err(e) => fail("AF_XDP socket", &e),
     };
     let map = bpf_or_skip(XskMap::new(1), "XSKMAP")?;
-    map.insert(0, xsk.as_fd())
+    xsk.insert_into(&map)
         .unwrap_or_else(|e| fail("XSKMAP insert", &e));
     let prog = bpf_or_skip(RedirectProgram::load(&map), "redirect program")?;
     let link = bpf_or_skip(prog.attach(veth.host_ifindex(), XdpMode::Skb), "XDP attach")?;

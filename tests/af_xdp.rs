@@ -12,7 +12,6 @@
 //! or a kernel feature.
 
 use std::net::{SocketAddrV4, UdpSocket};
-use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -451,7 +450,7 @@ fn rig(what: &str, config: impl FnOnce(XskBuilder) -> XskBuilder) -> Option<Rig>
         Ok(m) => m,
         Err(e) => return skip(e),
     };
-    map.insert(0, xsk.as_fd()).expect("map the socket");
+    xsk.insert_into(&map).expect("map the socket");
     let prog = match RedirectProgram::load(&map) {
         Ok(p) => p,
         Err(e) => return skip(e),

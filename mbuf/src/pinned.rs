@@ -17,6 +17,10 @@ use crate::mbuf::put_default;
 use crate::pool::fresh_header;
 use crate::sync::Ordering;
 
+/// The smallest page: IOVAs are linear inside any page, so checking a
+/// buffer's IOVA at every 4 KiB boundary checks every page boundary.
+const STEP: usize = 4096;
+
 /// Bytes a pinned pool's object keeps after the private area for the
 /// buffer's shared info.
 pub(crate) const PINNED_SHINFO_SIZE: usize = size_of::<SharedHdr>().next_multiple_of(8);
@@ -62,11 +66,18 @@ enum AreaIova {
     PerBuffer(Vec<u64>),
 }
 
-// SAFETY: an area is a description (address, lengths, IOVAs) plus a lease
-// (itself `Send`); the memory is only reached through the pool's mbufs.
+// SAFETY: an area is a description (address, lengths, IOVAs) plus what
+// keeps its memory (a lease or a provider chunk, both `Send + Sync`, or
+// nothing); the memory is only reached through the pool's mbufs, never
+// through the area.
 unsafe impl Send for PinnedArea {}
 // SAFETY: as for `Send`: `&PinnedArea` reads immutable fields only.
 unsafe impl Sync for PinnedArea {}
+const _: fn() = || {
+    fn keeps<T: Send + Sync>() {}
+    keeps::<ExternalLease>();
+    keeps::<Chunk>();
+};
 
 /// Why [`PinnedArea::from_external`] refused an area.
 #[derive(Debug)]
@@ -157,12 +168,18 @@ impl PinnedArea {
         for i in 0..n {
             let b = addr.wrapping_add(i * elt_size);
             let first = provider.virt2iova(b);
-            let last = provider.virt2iova(b.wrapping_add(elt_size - 1));
-            match (first, last) {
-                (Some(f), Some(l)) if l.0 == f.0 + (elt_size as u64 - 1) => iovas.push(f.0),
-                (None, None) => iovas.push(NO_IOVA),
-                _ => return Err(PinnedAreaError::NotIovaContiguous { buffer: i }),
+            // Every page the buffer runs into must follow on from its first
+            // byte (the first and last bytes alone would pass a middle page
+            // that lies elsewhere).
+            let mut off = STEP - (b as usize % STEP);
+            while off < elt_size {
+                let want = first.map(|f| f.0 + off as u64);
+                if provider.virt2iova(b.wrapping_add(off)).map(|v| v.0) != want {
+                    return Err(PinnedAreaError::NotIovaContiguous { buffer: i });
+                }
+                off += STEP;
             }
+            iovas.push(first.map_or(NO_IOVA, |f| f.0));
         }
         Ok(PinnedArea {
             // SAFETY: a leased registered range is never at address 0.
@@ -208,14 +225,24 @@ impl PinnedArea {
         }
         let addr = chunk.as_ptr();
         let n = len / elt_size;
+        let page = chunk.page_size();
         let mut iovas = Vec::with_capacity(n);
         for i in 0..n {
             let off = i * elt_size;
-            match (chunk.iova_at(off), chunk.iova_at(off + elt_size - 1)) {
-                (Some(f), Some(l)) if l.0 == f.0 + (elt_size as u64 - 1) => iovas.push(f.0),
-                (None, None) => iovas.push(NO_IOVA),
-                _ => return Err(PinnedAreaError::NotIovaContiguous { buffer: i }),
+            let first = chunk.iova_at(off);
+            // Every page the buffer runs into must follow on from its first
+            // byte (IOVAs are linear inside a page): comparing the first and
+            // last bytes alone would pass a buffer over three or more pages
+            // whose middle one lies elsewhere.
+            let mut b = (off / page + 1) * page;
+            while b < off + elt_size {
+                let want = first.map(|f| f.0 + (b - off) as u64);
+                if chunk.iova_at(b).map(|v| v.0) != want {
+                    return Err(PinnedAreaError::NotIovaContiguous { buffer: i });
+                }
+                b += page;
             }
+            iovas.push(first.map_or(NO_IOVA, |f| f.0));
         }
         Ok(PinnedArea {
             addr,
@@ -385,6 +412,12 @@ fn init_pinned(body: &mut [MaybeUninit<u8>], buf: *mut u8, iova: u64, len: u16, 
 /// The release of a pinned buffer's shared info: its last reference went
 /// (a clone detached after the owner was freed), so the owning mbuf goes
 /// back to its pool.
+///
+/// # Safety
+/// - `sh` is the shared info of a pinned pool's object (set up by
+///   [`init_pinned`]) whose reference count just dropped to zero, and whose
+///   owning mbuf was freed by its owner and held back
+///   ([`pinned_decref`] returned `false`): nobody else holds either.
 unsafe fn release_pinned(sh: NonNull<SharedHdr>) {
     // SAFETY: a pinned info lives in its pool object, whose mbuf is out of
     // the pool (freed by its owner, held back until now), so both live.
@@ -423,4 +456,51 @@ pub(crate) unsafe fn pinned_decref(m: *mut MbufHeader) -> bool {
     }
     sh.refcnt.store(1, Ordering::Relaxed);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pktmem_hugemem::AllocRequest;
+
+    /// A buffer over three pages whose first and last bytes line up but
+    /// whose middle page lies elsewhere is refused (an end-to-end compare
+    /// took it), from a chunk and from registered external memory.
+    #[test]
+    fn every_page_of_a_buffer_is_checked() {
+        let p = Provider::builder().heap_backed(1 << 20).build().unwrap();
+        let heap = p.create_heap("middle page elsewhere");
+        let map = memmap2::MmapMut::map_anon(3 * 4096).unwrap();
+        // Pages 0 and 2 where one run would put them; page 1 elsewhere.
+        let iovas = [0x10000, 0x90000, 0x12000].map(Iova);
+        heap.add_owned(map, 4096, Some(&iovas)).unwrap();
+        let c = heap.alloc(&AllocRequest::new(3 * 4096)).unwrap();
+        let e = PinnedArea::from_chunk(c, 3 * 4096).unwrap_err();
+        assert!(
+            matches!(e, PinnedAreaError::NotIovaContiguous { buffer: 0 }),
+            "{e}"
+        );
+        // The same for registered external memory.
+        let map = memmap2::MmapMut::map_anon(3 * 4096).unwrap();
+        let at = map.as_ptr().cast_mut();
+        let _reg = p.register_external_owned(map, 4096, Some(&iovas)).unwrap();
+        let e = PinnedArea::from_external(&p, at, 3 * 4096, 3 * 4096, "test").unwrap_err();
+        assert!(
+            matches!(e, PinnedAreaError::NotIovaContiguous { buffer: 0 }),
+            "{e}"
+        );
+        let area = PinnedArea::from_external(&p, at, 3 * 4096, 4096, "test").unwrap();
+        assert_eq!(
+            (0..3).map(|i| area.buffer_iova(i)).collect::<Vec<_>>(),
+            [0x10000, 0x90000, 0x12000]
+        );
+        drop(area);
+        // Buffers inside one page each are fine, with their page's IOVA.
+        let c = heap.alloc(&AllocRequest::new(3 * 4096)).unwrap();
+        let area = PinnedArea::from_chunk(c, 4096).unwrap();
+        assert_eq!(
+            (0..3).map(|i| area.buffer_iova(i)).collect::<Vec<_>>(),
+            [0x10000, 0x90000, 0x12000]
+        );
+    }
 }

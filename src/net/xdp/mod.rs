@@ -55,7 +55,6 @@
 //!
 //! ```no_run
 //! // Needs root; a veth pair stands in for a NIC.
-//! use std::os::fd::AsFd;
 //! use pktmem::hugemem::Provider;
 //! use pktmem::net::bpf::{RedirectProgram, XdpMode, XskMap};
 //! use pktmem::net::netns::VethPair;
@@ -67,7 +66,7 @@
 //!     .umem(UmemConfig::new(2048))
 //!     .build_on(&provider)?;
 //! let map = XskMap::new(1)?;
-//! map.insert(0, xsk.as_fd())?;
+//! xsk.insert_into(&map)?; // at the socket's queue, 0
 //! let prog = RedirectProgram::load(&map)?;
 //! let _link = prog.attach(veth.host_ifindex(), XdpMode::Skb)?; // detached on drop
 //! let mut rx = Vec::new();

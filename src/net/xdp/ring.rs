@@ -136,7 +136,7 @@ impl<T: Copy> ProdRing<T> {
     /// enough).
     #[inline]
     pub(crate) fn free(&mut self, want: u32) -> u32 {
-        let free = self.ring.size - self.prod.wrapping_sub(self.cons);
+        let free = self.free_now();
         if free >= want {
             return free;
         }
@@ -144,13 +144,24 @@ impl<T: Copy> ProdRing<T> {
         // index (`__xskq_cons_release`), so its reads of the slots it gave
         // back happen before our writes to them.
         self.cons = self.ring.consumer().load(Ordering::Acquire);
-        self.ring.size - self.prod.wrapping_sub(self.cons)
+        self.free_now()
+    }
+
+    /// Free slots by the cached indices. The consumer index is the
+    /// kernel's to write: one past our producer (or more than a ring
+    /// behind) would make `size - used` overflow; such a ring counts as
+    /// full instead.
+    #[inline(always)]
+    fn free_now(&self) -> u32 {
+        self.ring
+            .size
+            .saturating_sub(self.prod.wrapping_sub(self.cons))
     }
 
     /// Writes `v` into the `i`-th free slot (`i < free()`).
     #[inline]
     pub(crate) fn write(&mut self, i: u32, v: T) {
-        debug_assert!(i < self.ring.size - self.prod.wrapping_sub(self.cons));
+        debug_assert!(i < self.free_now());
         // SAFETY: the slot is ours (between our producer index and the
         // kernel's consumer index plus the size); the kernel does not read
         // it until `submit` publishes it.
@@ -176,7 +187,8 @@ impl<T: Copy> ProdRing<T> {
     pub(crate) fn pending(&mut self) -> u32 {
         // Acquire: as in `free`.
         self.cons = self.ring.consumer().load(Ordering::Acquire);
-        self.prod.wrapping_sub(self.cons)
+        // At most the ring (a consumer index past ours is the kernel's error).
+        self.prod.wrapping_sub(self.cons).min(self.ring.size)
     }
 
     /// Whether the kernel asks for a wake-up syscall (`XDP_RING_NEED_WAKEUP`).
@@ -223,13 +235,15 @@ impl<T: Copy> ConsRing<T> {
         // index (`__xskq_prod_submit`), so the entries it wrote are visible
         // before we read them.
         self.prod = self.ring.producer().load(Ordering::Acquire);
-        self.prod.wrapping_sub(self.cons)
+        // At most the ring: a producer index further ahead (the kernel's
+        // error) would have us read slots twice.
+        self.prod.wrapping_sub(self.cons).min(self.ring.size)
     }
 
     /// Reads the `i`-th ready entry (`i < available()`).
     #[inline]
     pub(crate) fn read(&self, i: u32) -> T {
-        debug_assert!(i < self.prod.wrapping_sub(self.cons));
+        debug_assert!(i < self.prod.wrapping_sub(self.cons).min(self.ring.size));
         // SAFETY: the slot is between our consumer index and the kernel's
         // producer index: written and published by the kernel, which does
         // not write it again until `release` gives it back.
@@ -251,7 +265,28 @@ impl<T: Copy> ConsRing<T> {
 }
 
 #[cfg(test)]
+impl<T: Copy> ProdRing<T> {
+    /// Plays a misbehaving kernel: stores `by` past our producer index as
+    /// its consumer index.
+    pub(crate) fn corrupt_consumer(&mut self, by: u32) {
+        // Release: pairs with `free`'s Acquire load (nothing published).
+        self.ring
+            .consumer()
+            .store(self.prod.wrapping_add(by), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
 impl<T: Copy> ConsRing<T> {
+    /// Plays a misbehaving kernel: stores `by` past our consumer index as
+    /// its producer index.
+    pub(crate) fn corrupt_producer(&mut self, by: u32) {
+        // Release: pairs with `available`'s Acquire load.
+        self.ring
+            .producer()
+            .store(self.cons.wrapping_add(by), Ordering::Release);
+    }
+
     /// Plays the kernel: writes `entries` after the kernel's producer index
     /// and publishes them. Only for a socket the kernel produces nothing
     /// into (no program redirects to it).

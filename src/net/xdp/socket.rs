@@ -4,11 +4,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::hugemem::{AllocError, AllocRequest, Chunk, Provider};
 use crate::mbuf::{BuildError, Mbuf, PinnedArea, PinnedAreaError, PktPool};
 use crate::mempool::Cache;
+use crate::net::bpf::{BpfError, XskMap};
 
 use super::ring::{ConsRing, ProdRing, RingMap};
 use super::sys::{
@@ -215,9 +216,13 @@ impl XskBuilder {
         // Fill before bind: some drivers take their first buffers at bind.
         sock.refill();
         self.bind(sock.fd.as_fd())?;
-        if let Ok((opts, _)) = sys::get_opt::<u32>(sock.fd.as_fd(), XDP_OPTIONS) {
-            sock.zero_copy = opts & XDP_OPTIONS_ZEROCOPY != 0;
-        }
+        sock.zero_copy = match sys::get_opt::<u32>(sock.fd.as_fd(), XDP_OPTIONS) {
+            Ok((opts, _)) => opts & XDP_OPTIONS_ZEROCOPY != 0,
+            // The kernel cannot say: assume the driver's DMA unless copy
+            // mode was asked for (what `Drop` does with the frames
+            // depends on it).
+            Err(_) => self.bind != BindMode::Copy,
+        };
         sock.check_ledger();
         Ok(sock)
     }
@@ -825,7 +830,15 @@ enum TxAction {
 ///
 /// Dropping the socket closes it first (the kernel lets go of the UMEM),
 /// then gives every frame it held back to the pool; the UMEM goes back to
-/// the provider with the pool's last handle and mbuf.
+/// the provider with the pool's last handle and mbuf. In copy mode the
+/// kernel has stopped writing frames once the close returns (it unbinds
+/// and waits for its receive path). In zero-copy mode the driver gives up
+/// its queue's frames only in the kernel's deferred teardown
+/// (`xp_release_deferred`), after the close has returned, and the NIC may
+/// write received packets into them until then: a zero-copy socket's
+/// frames with the kernel (and so the pool and its UMEM) are never given
+/// back, a bounded leak per socket instead of memory that a device may
+/// still write.
 ///
 /// Needs root and a veth pair or a NIC, plus an XDP program redirecting
 /// to the socket (see the module docs):
@@ -882,6 +895,20 @@ pub struct XskSocket {
     first_violation: Option<LedgerError>,
 }
 
+impl Drop for XskSocket {
+    fn drop(&mut self) {
+        // Runs before the fields are dropped (the socket closed, then the
+        // frames freed): in zero-copy mode the frames the kernel held must
+        // not be freed at all (see the type's docs). The leaked mbufs keep
+        // their pool, and its UMEM chunk, alive.
+        if self.zero_copy {
+            let held: Vec<Mbuf> = self.table.iter_mut().filter_map(Option::take).collect();
+            std::mem::forget(held);
+            std::mem::forget(std::mem::take(&mut self.fifo));
+        }
+    }
+}
+
 impl fmt::Debug for XskSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XskSocket")
@@ -896,10 +923,18 @@ impl fmt::Debug for XskSocket {
     }
 }
 
-impl AsFd for XskSocket {
-    /// The socket's fd (for an XSKMAP entry).
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+// No `AsFd`: a `BorrowedFd` can be duplicated in safe code
+// (`try_clone_to_owned`), and a duplicate keeps the socket bound, its UMEM
+// registered and the kernel writing received packets into frames after
+// this socket has given them, and the chunk, back. The socket's lifetime
+// must be this value's: the raw fd (for `poll`/`epoll`) needs `unsafe` to
+// be turned into anything that could outlive it.
+impl AsRawFd for XskSocket {
+    /// The socket's fd, for `poll`/`epoll` (readable: RX descriptors;
+    /// writable: TX room). Do not duplicate it: a duplicate outliving the
+    /// socket keeps the kernel writing into memory the provider has reused.
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 
@@ -919,6 +954,42 @@ impl XskSocket {
             need_wakeup: true,
             pool_cache: 0,
         }
+    }
+
+    /// Puts the socket into `map` at its own queue's slot (the redirect
+    /// program looks sockets up by the queue a frame arrived on). The map
+    /// refers to the socket, not to a descriptor: dropping the socket
+    /// empties the slot.
+    ///
+    /// This is how a socket gets into an XSKMAP: the socket offers no
+    /// [`BorrowedFd`](std::os::fd::BorrowedFd) (one could be duplicated
+    /// in safe code, and a duplicate would keep the kernel writing into the
+    /// UMEM after the socket has given it back):
+    ///
+    /// ```compile_fail
+    /// fn dup(xsk: &pktmem::net::xdp::XskSocket) {
+    ///     let _ = std::os::fd::AsFd::as_fd(xsk).try_clone_to_owned();
+    /// }
+    /// ```
+    ///
+    /// Needs root and an interface (see the module docs):
+    ///
+    /// ```no_run
+    /// use pktmem::hugemem::Provider;
+    /// use pktmem::net::bpf::{RedirectProgram, XdpMode, XskMap};
+    /// use pktmem::net::xdp::{UmemConfig, XskSocket};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let provider = Provider::builder().build()?;
+    /// let xsk = XskSocket::builder(2, 0)
+    ///     .umem(UmemConfig::new(4096))
+    ///     .build_on(&provider)?;
+    /// let map = XskMap::new(1)?;
+    /// xsk.insert_into(&map)?; // slot 0: the socket's queue
+    /// let _link = RedirectProgram::load(&map)?.attach(2, XdpMode::Skb)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn insert_into(&self, map: &XskMap) -> Result<(), BpfError> {
+        map.insert(self.queue, self.fd.as_fd())
     }
 
     /// The UMEM's geometry.
@@ -948,7 +1019,8 @@ impl XskSocket {
     }
 
     /// Whether the kernel bound the socket in zero-copy mode
-    /// (`XDP_OPTIONS`).
+    /// (`XDP_OPTIONS`; when it cannot say, whether anything but copy mode
+    /// was asked for).
     pub fn is_zero_copy(&self) -> bool {
         self.zero_copy
     }
@@ -1057,7 +1129,9 @@ impl XskSocket {
         // Top up by whole bursts while the kernel still has at least half
         // the target: one pool call, one producer store and one ledger check
         // per 32 frames instead of per packet at low rates.
-        if want == 0 || (want < REFILL_BURST as u32 && self.in_table >= self.fill_target / 2) {
+        // "At least half" rounds up: with a target of 1 the kernel holding
+        // none is below half (a rounded-down half, 0, never refilled it).
+        if want == 0 || (want < REFILL_BURST as u32 && self.in_table * 2 >= self.fill_target) {
             return 0;
         }
         let n = self.fill.free(want).min(want);
@@ -1387,6 +1461,14 @@ mod tests {
     use crate::net::netns::{NetnsError, VethPair};
 
     fn socket(what: &str, umem: UmemConfig) -> Option<(VethPair, XskSocket)> {
+        socket_with(what, umem, 32)
+    }
+
+    fn socket_with(
+        what: &str,
+        umem: UmemConfig,
+        fill_target: usize,
+    ) -> Option<(VethPair, XskSocket)> {
         let veth = match VethPair::create() {
             Ok(v) => v,
             Err(e @ (NetnsError::NotPermitted { .. } | NetnsError::NoIpTool)) => {
@@ -1398,7 +1480,7 @@ mod tests {
         let provider = Provider::builder().quiet(true).build().unwrap();
         match XskSocket::builder(veth.host_ifindex(), 0)
             .umem(umem)
-            .fill_target(32)
+            .fill_target(fill_target)
             .build_on(&provider)
         {
             Ok(x) => Some((veth, x)),
@@ -1485,6 +1567,109 @@ mod tests {
         let l = xsk.ledger();
         assert_eq!((l.table, l.in_app, l.free), (29, 0, 35), "{l}");
         assert_eq!(xsk.counters().ledger_violations, 0);
+    }
+
+    /// Small fill targets are kept too: with a target of 1 (the default for
+    /// a UMEM of 2 or 3 frames) the frame received is replaced at the next
+    /// RX call, and so are both of a target of 3 once the kernel has none.
+    #[test]
+    fn small_fill_targets_are_refilled() {
+        for target in [1usize, 3] {
+            let Some((_veth, mut xsk)) =
+                socket_with("small fill targets", UmemConfig::new(8), target)
+            else {
+                return;
+            };
+            assert_eq!(xsk.rx_in_kernel(), target);
+            let (inside, _) = split(&xsk);
+            let descs: Vec<XdpDesc> = inside
+                .iter()
+                .map(|&f| XdpDesc {
+                    addr: xsk.geo.fill_addr(f) + 256,
+                    len: 60,
+                    options: 0,
+                })
+                .collect();
+            xsk.rx.inject(&descs);
+            let mut out = Vec::new();
+            assert_eq!(xsk.rx_burst(&mut out, 64), target);
+            assert_eq!(xsk.rx_in_kernel(), 0);
+            drop(out);
+            xsk.rx_burst(&mut Vec::new(), 64);
+            assert_eq!(
+                xsk.rx_in_kernel(),
+                target,
+                "target {target}: the kernel has frames to receive into again"
+            );
+            xsk.ledger().check().unwrap();
+        }
+    }
+
+    /// Ring indices the kernel writes are not trusted for arithmetic: a
+    /// fill-ring consumer index past our producer (which made `size - used`
+    /// overflow: a panic in debug builds, a ring "with room" beyond its
+    /// size in release builds) counts as a full ring, and an RX producer
+    /// index more than a ring ahead as one ring's worth of entries.
+    #[test]
+    fn kernel_ring_indices_out_of_range_do_not_overflow() {
+        let Some((_veth, mut xsk)) = socket_with("bad ring indices", UmemConfig::new(64), 32)
+        else {
+            return;
+        };
+        // The kernel takes every fill frame (none left to it): the next
+        // RX call would refill...
+        let (inside, _) = split(&xsk);
+        let descs: Vec<XdpDesc> = inside
+            .iter()
+            .map(|&f| XdpDesc {
+                addr: xsk.geo.fill_addr(f) + 256,
+                len: 60,
+                options: 0,
+            })
+            .collect();
+        xsk.rx.inject(&descs);
+        let mut out = Vec::new();
+        assert_eq!(xsk.rx_burst(&mut out, 64), 32);
+        drop(out);
+        // ... but the fill ring's consumer index is now 5 past our producer
+        // (read by the ledger, then by the refill).
+        xsk.fill.corrupt_consumer(5);
+        assert!(xsk.ledger().in_fill_ring <= 2048);
+        let posted = xsk.counters().fill_posted;
+        for _ in 0..4 {
+            xsk.rx_burst(&mut Vec::new(), 64);
+        }
+        assert_eq!(
+            xsk.counters().fill_posted,
+            posted,
+            "a ring with no room: nothing posted"
+        );
+        // RX ring: a producer index 3 rings ahead.
+        let size = 2048;
+        xsk.rx.corrupt_producer(3 * size);
+        assert_eq!(xsk.ledger().in_rx_ring, size as usize);
+        let mut out = Vec::new();
+        xsk.rx_burst(&mut out, usize::MAX);
+        assert!(out.len() <= 32, "each frame at most once");
+        xsk.ledger().check().unwrap();
+    }
+
+    /// A zero-copy socket's frames with the kernel are never given back
+    /// (its driver may still write them after the close); the others are.
+    /// Veth cannot bind zero-copy, so a copy-mode socket plays one.
+    #[test]
+    fn zero_copy_frames_with_the_kernel_stay_out_of_the_pool() {
+        let Some((_veth, mut xsk)) = socket("zero-copy teardown", UmemConfig::new(64)) else {
+            return;
+        };
+        xsk.zero_copy = true;
+        let pool = xsk.pool.clone();
+        let app = pool.alloc_default().unwrap();
+        assert_eq!((xsk.rx_in_kernel(), pool.avail_count()), (32, 31));
+        drop(xsk);
+        assert_eq!(pool.avail_count(), 31, "the kernel's 32 frames leaked");
+        drop(app);
+        assert_eq!(pool.avail_count(), 32, "the application's frame came back");
     }
 
     /// The same in unaligned mode, where a base can also be off a frame
