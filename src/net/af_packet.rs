@@ -842,6 +842,27 @@ impl PacketRing {
         (self.handed_out - back) as usize
     }
 
+    /// Whether the ring is part way through a block: it holds that block's
+    /// reference (counted in [`blocks_with_app`](Self::blocks_with_app))
+    /// until it has handed out the block's last frame, or is dropped.
+    ///
+    /// ```no_run
+    /// // Needs root (CAP_NET_RAW) and an interface; see the module docs.
+    /// # let provider = pktmem::hugemem::Provider::builder().build().unwrap();
+    /// # let pool = pktmem::mbuf::PktPool::builder(63).data_room(0).build_on(&provider).unwrap();
+    /// # let mut cache = pool.cache();
+    /// use pktmem::net::af_packet::PacketRing;
+    /// let mut ring = PacketRing::builder().build(1, &provider).unwrap();
+    /// let mut burst = Vec::new();
+    /// ring.rx_burst(&pool, &mut cache, &mut burst, 1);
+    /// drop(burst);
+    /// // Every block handed out is back, but the one the ring is reading.
+    /// assert_eq!(ring.blocks_with_app(), usize::from(ring.holds_block()));
+    /// ```
+    pub fn holds_block(&self) -> bool {
+        self.cur.is_some()
+    }
+
     /// Receives up to `max` frames as mbufs of `pool` (taken through
     /// `cache`), appended to `out`; returns how many. Never blocks (see
     /// [`wait`](Self::wait)). Stops early when no block is ready or the
@@ -1334,6 +1355,27 @@ mod tests {
         assert_eq!(ring.blocks_with_app(), 0);
         drop(cache);
         assert!(pool.is_full());
+    }
+
+    #[test]
+    fn the_block_being_read_stays_until_its_last_frame_is_handed_out() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        let f0 = frame(FIRST_FRAME, 60, 1);
+        let f1 = frame(FIRST_FRAME + f0.next as usize, 60, 2);
+        publish(&ring, 0, 2, FIRST_FRAME as u32, &[f0, f1]);
+        let mut out = Vec::new();
+        assert!(!ring.holds_block());
+        assert_eq!(ring.rx_burst(&pool, &mut cache, &mut out, 1), 1);
+        out.clear();
+        assert!(ring.holds_block());
+        assert_eq!(ring.blocks_with_app(), 1, "the ring's reference keeps it");
+        assert!(!back_with_kernel(&ring, 0));
+        assert_eq!(ring.rx_burst(&pool, &mut cache, &mut out, 1), 1);
+        assert!(!ring.holds_block(), "its last frame is out");
+        out.clear();
+        assert!(back_with_kernel(&ring, 0));
+        assert_eq!(ring.blocks_with_app(), 0);
     }
 
     #[test]
