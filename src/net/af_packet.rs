@@ -1071,14 +1071,17 @@ impl PacketRing {
     /// The kernel reports the socket readable while the block before the
     /// one it is filling is not back with it: while the application holds
     /// that block, `poll` cannot wait for the next one, and this sleeps in
-    /// steps of 200 µs instead of spinning.
+    /// steps of 200 µs instead of spinning. A timeout too long for the
+    /// clock (`Duration::MAX`) waits for as long as it takes.
     pub fn wait(&self, timeout: Duration) -> Result<bool, WaitError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if self.cur.as_ref().is_some_and(|c| c.left > 0) || self.next_ready() {
                 return Ok(true);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return Ok(false);
             }
@@ -1376,6 +1379,24 @@ mod tests {
         out.clear();
         assert!(back_with_kernel(&ring, 0));
         assert_eq!(ring.blocks_with_app(), 0);
+    }
+
+    #[test]
+    fn waiting_without_end_returns_when_a_block_is_ready() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        assert!(!ring.wait(Duration::from_millis(1)).unwrap());
+        publish(
+            &ring,
+            0,
+            1,
+            FIRST_FRAME as u32,
+            &[frame(FIRST_FRAME, 64, 7)],
+        );
+        // Too long for the clock: no overflow, and back at once.
+        assert!(ring.wait(Duration::MAX).unwrap());
+        let got = take(&mut ring, &pool, &mut cache);
+        assert_eq!(got.len(), 1);
     }
 
     #[test]
