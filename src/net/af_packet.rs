@@ -35,7 +35,11 @@
 //! the ring and every block's release hold: dropping the [`PacketRing`]
 //! while mbufs of its frames are still alive keeps the mapping (and the
 //! socket) until the last of them is gone; then the ring memory is
-//! unregistered from the provider, unmapped, and the socket closed.
+//! unregistered from the provider, unmapped, and the socket closed. The
+//! provider holds the mapping too: while a user holds a lease on the range
+//! ([`Provider::lease_external`]), the unregistration, and with it the
+//! unmap, waits for the last lease; a provider dropped first leaves the
+//! mapping to the ring.
 //!
 //! The mapped ring is registered with the [`Provider`] as external memory,
 //! with one IOVA per page (the physical address in IOVA mode PA, read from
@@ -320,8 +324,20 @@ impl PacketRingBuilder {
             len,
             err: std::io::Error::from_raw_os_error(libc::EFAULT),
         })?;
-        // From here on the owner unmaps and closes on every path.
-        let mut map = Mapping {
+        // From here on `memory` unmaps on every path (with the last of its
+        // holders: the ring's mapping, the provider's registration), and
+        // `fd` closes.
+        let memory = Arc::new(RingMemory { base, len });
+        let iovas = page_iovas(provider.iova_mode(), base, len);
+        let block_iova = (0..self.block_count)
+            .map(|b| block_iova(iovas.as_deref(), b, self.block_size))
+            .collect();
+        // The provider holds the memory too, until the range is
+        // unregistered, which waits for every lease on it.
+        let registration = provider
+            .register_external_owned(SharedRing(Arc::clone(&memory)), PAGE, iovas.as_deref())
+            .map_err(BuildError::Register)?;
+        let map = Mapping {
             base,
             len,
             block_size: self.block_size,
@@ -329,19 +345,11 @@ impl PacketRingBuilder {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
             returned: AtomicU64::new(0),
-            block_iova: Box::new([]),
-            registration: None,
+            block_iova,
+            registration: Some(registration),
+            memory,
             fd,
         };
-        let iovas = page_iovas(provider.iova_mode(), base, len);
-        map.block_iova = (0..self.block_count)
-            .map(|b| block_iova(iovas.as_deref(), b, self.block_size))
-            .collect();
-        map.registration = Some(
-            provider
-                .register_external(base.as_ptr(), len, PAGE, iovas.as_deref())
-                .map_err(BuildError::Register)?,
-        );
         bind(&map.fd, ifindex)?;
         Ok(PacketRing {
             map: Arc::new(map),
@@ -629,7 +637,8 @@ fn block_iova(iovas: Option<&[Iova]>, b: usize, block_size: usize) -> Option<Iov
 }
 
 /// The ring's memory and socket, shared by the ring and every block's
-/// release; unmapped and closed when the last of them goes.
+/// release; unregistered (then unmapped) and closed when the last of them
+/// goes.
 struct Mapping {
     base: NonNull<u8>,
     len: usize,
@@ -641,10 +650,56 @@ struct Mapping {
     /// Blocks given back (by any thread).
     returned: AtomicU64,
     block_iova: Box<[Option<Iova>]>,
-    /// Unregistered (in `drop`) before the memory is unmapped.
+    /// The registration with the provider (`None`: the tests' rings).
+    /// Dropping it unregisters the range at once, or after the last lease a
+    /// user took on it; the provider's hold on `memory` goes with it.
+    #[allow(dead_code)] // held for its drop
     registration: Option<ExternalMem>,
-    /// Closed after the memory is unmapped (fields drop after `drop`).
+    /// The memory, unmapped when the last of its holders goes: this
+    /// mapping (so the ring and every block's release) and the provider's
+    /// registration (so every lease). The provider may go first.
+    #[allow(dead_code)] // held for its drop
+    memory: Arc<RingMemory>,
+    /// The socket; closed after the registration is dropped.
     fd: OwnedFd,
+}
+
+/// The provider's hold on the ring's memory (an owned registration).
+struct SharedRing(Arc<RingMemory>);
+
+impl AsMut<[u8]> for SharedRing {
+    /// The ring's bytes, for the provider's registration, which takes them
+    /// once, while the socket is not bound (the kernel writes nothing into
+    /// the ring then), and keeps only their address and length.
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `base..base+len` is the mapping, readable and writable,
+        // live while this `Arc` is; nothing else accesses it while the
+        // borrow lives (see above).
+        unsafe { std::slice::from_raw_parts_mut(self.0.base.as_ptr(), self.0.len) }
+    }
+}
+
+/// The mapped ring; unmapped when dropped.
+#[derive(Debug)]
+struct RingMemory {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a mapping of this process, valid on any thread; the value only
+// unmaps it (its bytes are reached through `Mapping` and `SharedRing`).
+unsafe impl Send for RingMemory {}
+// SAFETY: `&RingMemory` gives only the address and length.
+unsafe impl Sync for RingMemory {}
+
+impl Drop for RingMemory {
+    fn drop(&mut self) {
+        // SAFETY: `base..base+len` is our mapping, and this is the last
+        // `Arc` of it: the `Mapping` is gone (so the ring and every block's
+        // release), and the provider's registration too (after the last
+        // lease on the range, or with the provider).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
 }
 
 // SAFETY: the mapping is shared memory whose blocks are reached only by the
@@ -692,18 +747,6 @@ impl Mapping {
         // Release: pairs with the Acquire loads in `blocks_with_app` and
         // `stats`, which so count a block back only after its status is.
         self.returned.fetch_add(1, Ordering::Release);
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // Unregister first: the provider must not translate addresses that
-        // are about to be unmapped.
-        drop(self.registration.take());
-        // SAFETY: `base..base+len` is our mapping; no block is with the
-        // application (each holds an `Arc` of us) and the ring is gone.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-        // `fd` closes after this, when the fields drop.
     }
 }
 
@@ -1235,6 +1278,10 @@ mod tests {
             returned: AtomicU64::new(0),
             block_iova: vec![None; blocks].into_boxed_slice(),
             registration: None,
+            memory: Arc::new(RingMemory {
+                base: NonNull::new(base.cast()).unwrap(),
+                len,
+            }),
             fd,
         };
         PacketRing {
