@@ -196,3 +196,33 @@ fn interface_names_another_process_has_are_left_alone() {
         "dropping the pair deleted another's interface"
     );
 }
+
+#[test]
+fn a_name_taken_after_the_pair_went_is_not_deleted_by_the_guard() {
+    if !root_or_skip("a name taken after the pair went") {
+        return;
+    }
+    let veth = VethPair::create().unwrap();
+    let (ns, host) = (veth.namespace().to_owned(), veth.host_ifname().to_owned());
+    // The pair goes with its namespace (deleted from outside), and another
+    // process's pair takes the host end's name.
+    assert!(ip(&["netns", "del", &ns]));
+    let gone = std::time::Instant::now();
+    while std::path::Path::new(&format!("/sys/class/net/{host}")).exists() {
+        assert!(gone.elapsed() < Duration::from_secs(5), "the pair went");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let peer = format!("pkq{}t", std::process::id());
+    assert!(ip(&[
+        "link", "add", &host, "type", "veth", "peer", "name", &peer
+    ]));
+    let _cleanup = Cleanup {
+        namespaces: Vec::new(),
+        links: vec![host.clone()],
+    };
+    drop(veth);
+    assert!(
+        std::path::Path::new(&format!("/sys/class/net/{host}")).exists(),
+        "the guard deleted another pair's interface"
+    );
+}

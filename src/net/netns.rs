@@ -258,7 +258,11 @@ impl VethPair {
                     let base = 0x0a00_0000u32 | (tag << 4);
                     self.host_addr = Ipv4Addr::from(base | 1);
                     self.peer_addr = Ipv4Addr::from(base | 2);
-                    // The guard deletes the host end (only now: ours).
+                    // The guard deletes the host end (only now: ours), as
+                    // long as the name has this index.
+                    self.host_ifindex = ifindex(&h).inspect_err(|_| {
+                        let _ = ip(&["link", "del", &h]);
+                    })?;
                     self.host_if = h;
                     self.peer_if = p;
                     return Ok(());
@@ -301,19 +305,6 @@ impl VethPair {
         ip(&["-n", ns, "link", "set", p, "up"])?;
         self.host_mac = parse_mac(&ip(&["link", "show", h])?).unwrap_or_default();
         self.peer_mac = parse_mac(&ip(&["-n", ns, "link", "show", p])?).unwrap_or_default();
-        let name = CString::new(h).map_err(|_| NetnsError::Command {
-            command: "if_nametoindex".into(),
-            stderr: "interface name has a NUL".into(),
-        })?;
-        // SAFETY: `name` is a NUL-terminated string that outlives the call.
-        let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if idx == 0 {
-            return Err(NetnsError::Sys {
-                call: "if_nametoindex",
-                err: std::io::Error::last_os_error(),
-            });
-        }
-        self.host_ifindex = idx;
         Ok(())
     }
 
@@ -382,6 +373,22 @@ impl VethPair {
     }
 }
 
+/// The index of interface `name` (of this process's namespace).
+fn ifindex(name: &str) -> Result<u32, NetnsError> {
+    let c = CString::new(name).map_err(|_| NetnsError::Command {
+        command: "if_nametoindex".into(),
+        stderr: "interface name has a NUL".into(),
+    })?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(NetnsError::Sys {
+            call: "if_nametoindex",
+            err: std::io::Error::last_os_error(),
+        }),
+        i => Ok(i),
+    }
+}
+
 /// Moves the calling thread into the network namespace at `path`.
 fn enter(path: &str) -> Result<(), NetnsError> {
     let file = std::fs::File::open(path).map_err(|err| NetnsError::Sys {
@@ -406,7 +413,10 @@ impl Drop for VethPair {
         // in case something does. Only a host end this guard made: a
         // `create` that failed before has none.
         let _ = ip(&["netns", "del", &self.ns]);
-        if !self.host_if.is_empty() {
+        // Still ours only if the name still has our index: once the pair
+        // is gone another process's pair may take the name (interface
+        // indexes are not reused soon).
+        if !self.host_if.is_empty() && ifindex(&self.host_if).ok() == Some(self.host_ifindex) {
             let _ = ip(&["link", "del", &self.host_if]);
         }
     }
