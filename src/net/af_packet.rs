@@ -58,11 +58,12 @@
 //! before use. A frame or link outside the block, a frame starting inside
 //! its own header, or a link to a next frame that would overlap this one
 //! ends the block there, counted as [`RingStats::malformed`]; the frames
-//! before it are delivered, and the block goes back as usual. A frame is at most
-//! 65,535 bytes (an mbuf's buffer) and never longer than its block (the
-//! kernel truncates longer ones: counted as [`RingStats::truncated`]; a
-//! frame the kernel passes longer than an mbuf can hold is counted as
-//! [`RingStats::malformed`] and skipped).
+//! before it are delivered, and the block goes back as usual.
+//!
+//! A frame is at most 65,535 bytes (an mbuf's buffer) and never longer
+//! than its block (the kernel truncates longer ones: counted as
+//! [`RingStats::truncated`]; a frame the kernel passes longer than an mbuf
+//! can hold is counted as [`RingStats::malformed`] and skipped).
 //!
 //! ```no_run
 //! // Needs root (CAP_NET_RAW, and CAP_NET_ADMIN for the veth pair).
