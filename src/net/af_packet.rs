@@ -927,7 +927,9 @@ impl PacketRing {
     /// [`rx_burst`](Self::rx_burst) keeping only the frames `keep` accepts
     /// (it sees each frame's bytes, from the Ethernet header); the others
     /// take no mbuf and are counted as [`RingStats::non_matching`]. `max`
-    /// counts kept frames.
+    /// counts kept frames. One call reads at most as many blocks as the
+    /// ring has, so it returns even while the kernel keeps filling blocks
+    /// with frames `keep` refuses.
     pub fn rx_burst_filtered(
         &mut self,
         pool: &PktPool,
@@ -948,9 +950,12 @@ impl PacketRing {
         mut keep: impl FnMut(&[u8]) -> bool,
     ) -> usize {
         let mut got = 0;
+        // Blocks opened by this call: at most one round of the ring.
+        let mut opened = 0;
         while got < max {
             let Some(cur) = self.cur.as_mut() else {
-                if self.open_block() {
+                if opened < self.map.with_app.len() && self.open_block() {
+                    opened += 1;
                     continue;
                 }
                 break;
@@ -1323,8 +1328,18 @@ mod tests {
     /// handed out) with `frames`, `num_pkts` and the first offset, then
     /// hands it to the ring.
     fn publish(ring: &PacketRing, b: usize, num_pkts: u32, first: u32, frames: &[Frame]) {
-        assert!(!ring.map.with_app[b].load(Ordering::Acquire));
-        let block = ring.map.block(b);
+        // SAFETY: the tests publish only blocks that are the kernel's.
+        unsafe { publish_map(&ring.map, b, num_pkts, first, frames) };
+    }
+
+    /// [`publish`] on the mapping.
+    ///
+    /// # Safety
+    /// - block `b` is the test kernel's: not with the ring (asserted) and
+    ///   nobody else writes it meanwhile.
+    unsafe fn publish_map(map: &Mapping, b: usize, num_pkts: u32, first: u32, frames: &[Frame]) {
+        assert!(!map.with_app[b].load(Ordering::Acquire));
+        let block = map.block(b);
         let desc = offset_of!(libc::tpacket_block_desc, hdr);
         // SAFETY: block `b` is the test kernel's (not handed out); every
         // write below lies inside it (the frames are placed in it by the
@@ -1359,9 +1374,7 @@ mod tests {
         }
         // Release: as the kernel's store after its write barrier; pairs
         // with the ring's Acquire load of the status.
-        ring.map
-            .status(b)
-            .store(libc::TP_STATUS_USER, Ordering::Release);
+        map.status(b).store(libc::TP_STATUS_USER, Ordering::Release);
     }
 
     fn pool() -> (PktPool, Cache) {
@@ -1445,6 +1458,37 @@ mod tests {
         assert!(ring.wait(Duration::MAX).unwrap());
         let got = take(&mut ring, &pool, &mut cache);
         assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn a_filtered_burst_returns_while_the_kernel_keeps_refilling() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        let frames = [frame(FIRST_FRAME, 64, 1)];
+        publish(&ring, 0, 1, FIRST_FRAME as u32, &frames);
+        publish(&ring, 1, 1, FIRST_FRAME as u32, &frames);
+        // The test's kernel refills every block the ring gives back, from
+        // inside the filter (which refuses everything), up to 1000 times.
+        let map = Arc::clone(&ring.map);
+        let mut refills = 0;
+        let mut out = Vec::new();
+        let n = ring.rx_burst_filtered(&pool, &mut cache, &mut out, 64, |_| {
+            for b in 0..2 {
+                if refills < 1000 && !map.with_app[b].load(Ordering::Acquire) {
+                    refills += 1;
+                    // SAFETY: the block is back with the (test) kernel.
+                    unsafe { publish_map(&map, b, 1, FIRST_FRAME as u32, &frames) };
+                }
+            }
+            false
+        });
+        assert_eq!(n, 0);
+        assert!(
+            ring.handed_out <= 2,
+            "one call read {} blocks of a 2-block ring",
+            ring.handed_out
+        );
+        drop(map);
     }
 
     #[test]
