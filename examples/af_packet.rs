@@ -419,6 +419,9 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let sent = sent.map_err(|e| format!("sender: {e}"))?;
     let st = ring.stats()?;
     let with_app = ring.blocks_with_app();
+    // The block the ring was part way through when stopped (Ctrl-C) is the
+    // ring's, not the application's: it goes back with the ring's drop.
+    let reading = usize::from(ring.holds_block());
     drop(ring); // every block is back: unmapped, unregistered, closed now
     let unregistered = provider.page_of(mapped.start).is_none();
     drop(cache);
@@ -455,8 +458,17 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         rep.lost, st.kernel_packets, st.kernel_drops, st.freezes
     );
     println!(
-        "blocks     {} handed out, {} handed back, {with_app} with the app at the end; {} losing, {} without IOVA",
-        st.blocks_handed_out, st.blocks_returned, st.losing_blocks, st.blocks_without_iova
+        "blocks     {} handed out, {} handed back, {} with the app at the end{}; {} losing, {} without IOVA",
+        st.blocks_handed_out,
+        st.blocks_returned,
+        with_app - reading,
+        if reading > 0 {
+            " (and the one the ring was reading: back with its drop)"
+        } else {
+            ""
+        },
+        st.losing_blocks,
+        st.blocks_without_iova
     );
     println!(
         "pool       {}/{} mbufs free{}; ring memory {}",
@@ -542,9 +554,9 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
             st.kernel_drops
         );
     }
-    if with_app != 0 || st.blocks_handed_out != st.blocks_returned {
+    if with_app != reading || st.blocks_handed_out != st.blocks_returned + reading as u64 {
         fail(format!(
-            "blocks not all back: {} handed out, {} returned",
+            "blocks not all back: {} handed out, {} returned ({reading} with the ring)",
             st.blocks_handed_out, st.blocks_returned
         ));
     }

@@ -606,3 +606,95 @@ fn large_blocks_hold_many_frames_and_come_back_whole() {
     drop(cache);
     assert!(pool.is_full());
 }
+
+/// A user's lease on the ring's registered memory keeps it registered and
+/// mapped after the ring (and every mbuf) is gone; the last lease's drop
+/// unregisters and unmaps it. (Unmapped under a lease, the provider would
+/// translate, and a device could be mapped to, memory that is not there.)
+#[test]
+fn a_lease_on_the_ring_memory_keeps_it_mapped_until_it_goes() {
+    let Some(veth) = veth_or_skip("af_packet lease") else {
+        return;
+    };
+    let provider = Provider::builder().build().unwrap();
+    let ring = PacketRing::builder()
+        .block_size(8192)
+        .block_count(4)
+        .build(veth.host_ifindex(), &provider)
+        .unwrap();
+    let range = ring.mapped_range();
+    let lease = provider
+        .lease_external(range.start as *const u8, range.len(), "a device")
+        .unwrap();
+    let mapped = |start: usize| {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with(&format!("{start:x}-")))
+    };
+    let fd = ring.as_fd().as_raw_fd();
+    let sock = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+    drop(ring);
+    assert!(
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).map_or(true, |l| l != sock),
+        "the socket closes with the ring"
+    );
+    assert!(provider.page_of(range.start).is_some(), "still registered");
+    assert!(
+        mapped(range.start),
+        "a registered, leased range stays mapped"
+    );
+    drop(lease);
+    assert!(provider.page_of(range.start).is_none(), "unregistered");
+    assert!(!mapped(range.start), "unmapped with the last lease");
+}
+
+/// The provider may go before the ring: the ring's memory stays mapped
+/// while the ring (or an mbuf of it) needs it.
+#[test]
+fn the_ring_outlives_its_provider() {
+    let Some(veth) = veth_or_skip("af_packet without provider") else {
+        return;
+    };
+    let provider = Provider::builder().build().unwrap();
+    let pool = PktPool::builder(63).data_room(0).build_anonymous().unwrap();
+    let mut cache = pool.cache();
+    let mut ring = PacketRing::builder()
+        .block_size(8192)
+        .block_count(4)
+        .retire_timeout(Duration::from_millis(1))
+        .build(veth.host_ifindex(), &provider)
+        .unwrap();
+    let range = ring.mapped_range();
+    drop(provider);
+    let mapped = |start: usize| {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with(&format!("{start:x}-")))
+    };
+    assert!(mapped(range.start), "the ring's memory stays mapped");
+    let dst = SocketAddrV4::new(veth.host_addr(), PORT);
+    veth.in_namespace(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for seq in 0..10 {
+            s.send_to(&payload(seq), dst).unwrap();
+        }
+    })
+    .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 10 && Instant::now() < deadline {
+        ring.wait(Duration::from_millis(20)).unwrap();
+        ring.rx_burst_filtered(&pool, &mut cache, &mut got, 64, |f| {
+            udp_payload(f).is_some()
+        });
+    }
+    assert_eq!(got.len(), 10);
+    drop(ring);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(udp_payload(m.data()).unwrap(), payload(i as u32).as_slice());
+    }
+    drop(got);
+    assert!(!mapped(range.start), "unmapped with the last mbuf");
+}

@@ -386,3 +386,54 @@ fn a_raw_region_runs_its_callback_once_and_refuses_zero_length() {
         Err(ExtBufError::Empty)
     ));
 }
+
+/// A slice counts as a share of the whole buffer: an mbuf on one is never
+/// writable while another slice, a clone or a handle of the buffer (or of
+/// the region) lives, whatever part each covers; once it is the last
+/// reference it is, over its own bytes only (no headroom, no tailroom
+/// past them).
+#[test]
+fn a_slice_is_writable_only_as_the_last_reference_and_only_over_its_bytes() {
+    let pool = anon(8);
+    let (owner, (drops, _)) = counted(1 << 17);
+    let region = ExtRegion::from_owner(owner, None).unwrap();
+    let mut frame = pool.alloc_default().unwrap();
+    frame
+        .attach_extbuf(region.slice(1000..1100).unwrap())
+        .unwrap();
+    frame.grow_tail(100).unwrap();
+    // Another, disjoint, slice.
+    let far = region.slice(100_000..100_010).unwrap();
+    drop(region);
+    assert!(frame.data_mut().is_none(), "another slice lives");
+    assert!(frame.append(1).is_err() && frame.prepend(1).is_err());
+    // A clone of the mbuf shares the slice's reference count too.
+    drop(far);
+    let clone = frame.clone_in(&pool).unwrap();
+    assert!(frame.data_mut().is_none(), "a clone lives");
+    // A handle taken from the mbuf is a share as well.
+    drop(clone);
+    let handle = frame.extbuf().unwrap();
+    assert!(frame.data_mut().is_none(), "a handle lives");
+    drop(handle);
+    // The last reference: writable, exactly its 100 bytes.
+    let bytes = frame.data_mut().expect("the last reference");
+    assert_eq!(bytes.len(), 100);
+    bytes.fill(0xee);
+    assert_eq!(
+        frame.prepend(1),
+        Err(DataError::NoHeadroom {
+            len: 1,
+            headroom: 0
+        })
+    );
+    assert!(frame.append(1).is_err(), "no tailroom past the slice");
+    // A handle from the mbuf covers the slice, not the buffer.
+    let handle = frame.extbuf().unwrap();
+    assert_eq!((handle.len(), handle.addr()), (100, frame.buf_addr()));
+    drop(handle);
+    assert_eq!(frame.data(), &[0xee; 100][..]);
+    drop(frame);
+    assert_eq!(drops.load(Ordering::Relaxed), 1);
+    assert_full(&[&pool]);
+}

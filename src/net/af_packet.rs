@@ -35,7 +35,11 @@
 //! the ring and every block's release hold: dropping the [`PacketRing`]
 //! while mbufs of its frames are still alive keeps the mapping (and the
 //! socket) until the last of them is gone; then the ring memory is
-//! unregistered from the provider, unmapped, and the socket closed.
+//! unregistered from the provider, unmapped, and the socket closed. The
+//! provider holds the mapping too: while a user holds a lease on the range
+//! ([`Provider::lease_external`]), the unregistration, and with it the
+//! unmap, waits for the last lease; a provider dropped first leaves the
+//! mapping to the ring.
 //!
 //! The mapped ring is registered with the [`Provider`] as external memory,
 //! with one IOVA per page (the physical address in IOVA mode PA, read from
@@ -45,12 +49,21 @@
 //! # Limits
 //!
 //! Blocks are at most [`MAX_BLOCK_SIZE`] (4 MiB), so that the frames of one
-//! block (96 bytes or more each, headers included) never need more
-//! references than the 16-bit shared count holds. A frame is at most
-//! 65,535 bytes (an mbuf's buffer) and never longer than its block (the
-//! kernel truncates longer ones: counted as [`RingStats::truncated`]; a
-//! frame the kernel passes longer than an mbuf can hold is counted as
-//! [`RingStats::malformed`] and skipped).
+//! block (69 bytes or more each, headers included) never need more
+//! references than the 16-bit shared count holds.
+//!
+//! Nothing the kernel wrote is trusted: a block's first-frame offset and
+//! frame count, and each frame's header (where its bytes start, how many
+//! there are, where the next frame is) are checked against the block
+//! before use. A frame or link outside the block, a frame starting inside
+//! its own header, or a link to a next frame that would overlap this one
+//! ends the block there, counted as [`RingStats::malformed`]; the frames
+//! before it are delivered, and the block goes back as usual.
+//!
+//! A frame is at most 65,535 bytes (an mbuf's buffer) and never longer
+//! than its block (the kernel truncates longer ones: counted as
+//! [`RingStats::truncated`]; a frame the kernel passes longer than an mbuf
+//! can hold is counted as [`RingStats::malformed`] and skipped).
 //!
 //! ```no_run
 //! // Needs root (CAP_NET_RAW, and CAP_NET_ADMIN for the veth pair).
@@ -100,17 +113,20 @@ use crate::mempool::Cache;
 /// The page size the ring is mapped in (blocks are multiples of it).
 const PAGE: usize = 4096;
 
-/// Largest block (4 MiB): a block's frames take 96 bytes or more each, so
-/// the block's references (one per frame and the ring's) stay below the
-/// 16-bit shared count's maximum.
+/// Largest block (4 MiB): a block's frames take 69 bytes or more each
+/// (checked), so the block's references (one per frame and the ring's)
+/// stay below the 16-bit shared count's maximum.
 pub const MAX_BLOCK_SIZE: usize = 4 << 20;
 
-/// The least room a frame takes in a block: its header and link-layer
-/// address (`TPACKET3_HDRLEN`, 68 bytes) padded to 16 for the network
-/// header, at least 16 bytes of link header (96 bytes before the network
-/// header), and at least one byte.
-const MIN_FRAME_ROOM: usize = 96;
-const _: () = assert!(MAX_BLOCK_SIZE / MIN_FRAME_ROOM < u16::MAX as usize);
+/// The least offset of a frame's bytes from its header: the header and
+/// the link-layer address after it (`TPACKET3_HDRLEN`, 68 bytes; the
+/// kernel's offsets are never smaller). Frames further in are refused as
+/// malformed, and frames do not overlap, so each takes more than this in
+/// its block: a block's references (one per frame and the ring's) stay
+/// below the 16-bit shared count's maximum whatever the block descriptor
+/// and frame headers say.
+const MIN_MAC_OFFSET: usize = libc::TPACKET3_HDRLEN;
+const _: () = assert!(MAX_BLOCK_SIZE / (MIN_MAC_OFFSET + 1) + 1 < u16::MAX as usize);
 
 /// Most blocks in one ring.
 pub const MAX_BLOCK_COUNT: usize = 1 << 14;
@@ -309,8 +325,20 @@ impl PacketRingBuilder {
             len,
             err: std::io::Error::from_raw_os_error(libc::EFAULT),
         })?;
-        // From here on the owner unmaps and closes on every path.
-        let mut map = Mapping {
+        // From here on `memory` unmaps on every path (with the last of its
+        // holders: the ring's mapping, the provider's registration), and
+        // `fd` closes.
+        let memory = Arc::new(RingMemory { base, len });
+        let iovas = page_iovas(provider.iova_mode(), base, len);
+        let block_iova = (0..self.block_count)
+            .map(|b| block_iova(iovas.as_deref(), b, self.block_size))
+            .collect();
+        // The provider holds the memory too, until the range is
+        // unregistered, which waits for every lease on it.
+        let registration = provider
+            .register_external_owned(SharedRing(Arc::clone(&memory)), PAGE, iovas.as_deref())
+            .map_err(BuildError::Register)?;
+        let map = Mapping {
             base,
             len,
             block_size: self.block_size,
@@ -318,19 +346,11 @@ impl PacketRingBuilder {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
             returned: AtomicU64::new(0),
-            block_iova: Box::new([]),
-            registration: None,
+            block_iova,
+            registration: Some(registration),
+            memory,
             fd,
         };
-        let iovas = page_iovas(provider.iova_mode(), base, len);
-        map.block_iova = (0..self.block_count)
-            .map(|b| block_iova(iovas.as_deref(), b, self.block_size))
-            .collect();
-        map.registration = Some(
-            provider
-                .register_external(base.as_ptr(), len, PAGE, iovas.as_deref())
-                .map_err(BuildError::Register)?,
-        );
         bind(&map.fd, ifindex)?;
         Ok(PacketRing {
             map: Arc::new(map),
@@ -618,7 +638,8 @@ fn block_iova(iovas: Option<&[Iova]>, b: usize, block_size: usize) -> Option<Iov
 }
 
 /// The ring's memory and socket, shared by the ring and every block's
-/// release; unmapped and closed when the last of them goes.
+/// release; unregistered (then unmapped) and closed when the last of them
+/// goes.
 struct Mapping {
     base: NonNull<u8>,
     len: usize,
@@ -630,10 +651,56 @@ struct Mapping {
     /// Blocks given back (by any thread).
     returned: AtomicU64,
     block_iova: Box<[Option<Iova>]>,
-    /// Unregistered (in `drop`) before the memory is unmapped.
+    /// The registration with the provider (`None`: the tests' rings).
+    /// Dropping it unregisters the range at once, or after the last lease a
+    /// user took on it; the provider's hold on `memory` goes with it.
+    #[allow(dead_code)] // held for its drop
     registration: Option<ExternalMem>,
-    /// Closed after the memory is unmapped (fields drop after `drop`).
+    /// The memory, unmapped when the last of its holders goes: this
+    /// mapping (so the ring and every block's release) and the provider's
+    /// registration (so every lease). The provider may go first.
+    #[allow(dead_code)] // held for its drop
+    memory: Arc<RingMemory>,
+    /// The socket; closed after the registration is dropped.
     fd: OwnedFd,
+}
+
+/// The provider's hold on the ring's memory (an owned registration).
+struct SharedRing(Arc<RingMemory>);
+
+impl AsMut<[u8]> for SharedRing {
+    /// The ring's bytes, for the provider's registration, which takes them
+    /// once, while the socket is not bound (the kernel writes nothing into
+    /// the ring then), and keeps only their address and length.
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `base..base+len` is the mapping, readable and writable,
+        // live while this `Arc` is; nothing else accesses it while the
+        // borrow lives (see above).
+        unsafe { std::slice::from_raw_parts_mut(self.0.base.as_ptr(), self.0.len) }
+    }
+}
+
+/// The mapped ring; unmapped when dropped.
+#[derive(Debug)]
+struct RingMemory {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a mapping of this process, valid on any thread; the value only
+// unmaps it (its bytes are reached through `Mapping` and `SharedRing`).
+unsafe impl Send for RingMemory {}
+// SAFETY: `&RingMemory` gives only the address and length.
+unsafe impl Sync for RingMemory {}
+
+impl Drop for RingMemory {
+    fn drop(&mut self) {
+        // SAFETY: `base..base+len` is our mapping, and this is the last
+        // `Arc` of it: the `Mapping` is gone (so the ring and every block's
+        // release), and the provider's registration too (after the last
+        // lease on the range, or with the provider).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
 }
 
 // SAFETY: the mapping is shared memory whose blocks are reached only by the
@@ -681,18 +748,6 @@ impl Mapping {
         // Release: pairs with the Acquire loads in `blocks_with_app` and
         // `stats`, which so count a block back only after its status is.
         self.returned.fetch_add(1, Ordering::Release);
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // Unregister first: the provider must not translate addresses that
-        // are about to be unmapped.
-        drop(self.registration.take());
-        // SAFETY: `base..base+len` is our mapping; no block is with the
-        // application (each holds an `Arc` of us) and the ring is gone.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-        // `fd` closes after this, when the fields drop.
     }
 }
 
@@ -760,8 +815,10 @@ pub struct RingStats {
     pub non_matching: u64,
     /// Frames the kernel cut short (longer than the room in a block).
     pub truncated: u64,
-    /// Frame headers that did not lie inside their block (the rest of that
-    /// block was skipped).
+    /// Frame headers or frames that did not lie inside their block, or
+    /// links to a next frame that would overlap them (the rest of that
+    /// block was skipped), and frames longer than an mbuf's buffer (that
+    /// frame skipped).
     pub malformed: u64,
     /// Times a burst stopped because the pool had no mbuf.
     pub no_mbuf: u64,
@@ -829,10 +886,34 @@ impl PacketRing {
         (self.handed_out - back) as usize
     }
 
+    /// Whether the ring is part way through a block: it holds that block's
+    /// reference (counted in [`blocks_with_app`](Self::blocks_with_app))
+    /// until it has handed out the block's last frame, or is dropped.
+    ///
+    /// ```no_run
+    /// // Needs root (CAP_NET_RAW) and an interface; see the module docs.
+    /// # let provider = pktmem::hugemem::Provider::builder().build().unwrap();
+    /// # let pool = pktmem::mbuf::PktPool::builder(63).data_room(0).build_on(&provider).unwrap();
+    /// # let mut cache = pool.cache();
+    /// use pktmem::net::af_packet::PacketRing;
+    /// let mut ring = PacketRing::builder().build(1, &provider).unwrap();
+    /// let mut burst = Vec::new();
+    /// ring.rx_burst(&pool, &mut cache, &mut burst, 1);
+    /// drop(burst);
+    /// // Every block handed out is back, but the one the ring is reading.
+    /// assert_eq!(ring.blocks_with_app(), usize::from(ring.holds_block()));
+    /// ```
+    pub fn holds_block(&self) -> bool {
+        self.cur.is_some()
+    }
+
     /// Receives up to `max` frames as mbufs of `pool` (taken through
     /// `cache`), appended to `out`; returns how many. Never blocks (see
     /// [`wait`](Self::wait)). Stops early when no block is ready or the
-    /// pool runs dry (the frame stays for the next call).
+    /// pool runs dry (the frame stays for the next call). `pool` must not
+    /// be a pinned pool (its mbufs have a buffer of their own and take no
+    /// external one: every frame would be skipped, counted as
+    /// [`RingStats::malformed`]).
     pub fn rx_burst(
         &mut self,
         pool: &PktPool,
@@ -846,7 +927,9 @@ impl PacketRing {
     /// [`rx_burst`](Self::rx_burst) keeping only the frames `keep` accepts
     /// (it sees each frame's bytes, from the Ethernet header); the others
     /// take no mbuf and are counted as [`RingStats::non_matching`]. `max`
-    /// counts kept frames.
+    /// counts kept frames. One call reads at most as many blocks as the
+    /// ring has, so it returns even while the kernel keeps filling blocks
+    /// with frames `keep` refuses.
     pub fn rx_burst_filtered(
         &mut self,
         pool: &PktPool,
@@ -867,9 +950,12 @@ impl PacketRing {
         mut keep: impl FnMut(&[u8]) -> bool,
     ) -> usize {
         let mut got = 0;
+        // Blocks opened by this call: at most one round of the ring.
+        let mut opened = 0;
         while got < max {
             let Some(cur) = self.cur.as_mut() else {
-                if self.open_block() {
+                if opened < self.map.with_app.len() && self.open_block() {
+                    opened += 1;
                     continue;
                 }
                 break;
@@ -883,7 +969,9 @@ impl PacketRing {
             let bs = self.map.block_size;
             let block = self.map.block(cur.block);
             let hdr_len = size_of::<libc::tpacket3_hdr>();
-            if cur.next < FIRST_FRAME || cur.next + hdr_len > bs {
+            // Once past this check `cur.next < bs` (and `advance` keeps
+            // it at most `bs`): no sum below wraps.
+            if cur.next < FIRST_FRAME || cur.next.checked_add(hdr_len).map_or(true, |e| e > bs) {
                 self.counters.malformed += 1;
                 cur.left = 0;
                 continue;
@@ -895,19 +983,23 @@ impl PacketRing {
                 unsafe { std::ptr::read_unaligned(block.add(cur.next).cast()) };
             let start = cur.next + usize::from(h.tp_mac);
             let snap = h.tp_snaplen as usize;
-            if snap == 0 || start + snap > bs || start < cur.next + hdr_len {
+            // The kernel puts the link-layer address (`sockaddr_ll`) between
+            // the header and the frame: a frame starts `TPACKET3_HDRLEN` or
+            // more after its header, and takes that much room or more.
+            let end = start.saturating_add(snap);
+            if snap == 0 || end > bs || usize::from(h.tp_mac) < MIN_MAC_OFFSET {
                 self.counters.malformed += 1;
                 cur.left = 0;
                 continue;
             }
-            // SAFETY: `start..start+snap` is inside the block, ours (as
+            // SAFETY: `start..end` is inside the block, ours (as
             // above); nothing writes it while this borrow lives (the kernel
             // does not touch a block we own, and mbufs of it are read-only
             // while it is shared).
             let bytes = unsafe { std::slice::from_raw_parts(block.add(start), snap) };
             if !keep(bytes) {
                 self.counters.non_matching += 1;
-                if advance(cur, &h, &mut self.counters) {
+                if advance(cur, &h, end, bs, &mut self.counters) {
                     self.cur = None;
                 }
                 continue;
@@ -916,20 +1008,20 @@ impl PacketRing {
                 self.counters.no_mbuf += 1;
                 break;
             };
-            let Ok(sub) = cur.ext.slice(start..start + snap) else {
+            let Ok(sub) = cur.ext.slice(start..end) else {
                 // A frame longer than an mbuf's buffer (the count cannot
                 // be at its maximum: see `MAX_BLOCK_SIZE`): skipped.
                 self.counters.malformed += 1;
-                if advance(cur, &h, &mut self.counters) {
+                if advance(cur, &h, end, bs, &mut self.counters) {
                     self.cur = None;
                 }
                 continue;
             };
             if m.attach_extbuf(sub).is_err() || m.grow_tail(snap).is_err() {
-                // A fresh mbuf takes any external buffer: unreachable, but
-                // counted rather than trusted.
+                // A fresh mbuf of a pool that is not pinned takes any
+                // external buffer; a pinned pool's is external already.
                 self.counters.malformed += 1;
-                if advance(cur, &h, &mut self.counters) {
+                if advance(cur, &h, end, bs, &mut self.counters) {
                     self.cur = None;
                 }
                 continue;
@@ -944,7 +1036,7 @@ impl PacketRing {
             self.counters.frames += 1;
             out.push(m);
             got += 1;
-            if advance(cur, &h, &mut self.counters) {
+            if advance(cur, &h, end, bs, &mut self.counters) {
                 // The block's last frame: the ring's reference goes now, so
                 // the block goes back with the last mbuf of its frames, on
                 // whichever thread drops it.
@@ -1028,14 +1120,17 @@ impl PacketRing {
     /// The kernel reports the socket readable while the block before the
     /// one it is filling is not back with it: while the application holds
     /// that block, `poll` cannot wait for the next one, and this sleeps in
-    /// steps of 200 µs instead of spinning.
+    /// steps of 200 µs instead of spinning. A timeout too long for the
+    /// clock (`Duration::MAX`) waits for as long as it takes.
     pub fn wait(&self, timeout: Duration) -> Result<bool, WaitError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if self.cur.as_ref().is_some_and(|c| c.left > 0) || self.next_ready() {
                 return Ok(true);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return Ok(false);
             }
@@ -1110,27 +1205,395 @@ impl PacketRing {
     }
 }
 
-/// Moves past the frame whose header is `h`: to the next one, or to the end
-/// of the block after the last; `true` when the block is done.
-fn advance(cur: &mut Current, h: &libc::tpacket3_hdr, counters: &mut Counters) -> bool {
+/// Moves past the frame whose header is `h` and whose bytes end at
+/// `frame_end` (inside the block): to the next one, or to the end of the
+/// block after the last; `true` when the block is done.
+///
+/// The next header must start at or after `frame_end`, inside the block:
+/// frames never overlap (the kernel links each to the next after its
+/// bytes), so a block's frames are disjoint and take more than
+/// [`MIN_MAC_OFFSET`] bytes each, which bounds the references one block
+/// needs. A link back into this frame (or none, or one past the block)
+/// ends the block as malformed. So `cur.next` never exceeds the block size.
+fn advance(
+    cur: &mut Current,
+    h: &libc::tpacket3_hdr,
+    frame_end: usize,
+    block_size: usize,
+    counters: &mut Counters,
+) -> bool {
     cur.left -= 1;
     if cur.left == 0 {
         return true;
     }
-    let step = h.tp_next_offset as usize;
-    if step == 0 {
-        // More frames announced, but no link to them.
-        counters.malformed += 1;
-        cur.left = 0;
-        return true;
+    match cur.next.checked_add(h.tp_next_offset as usize) {
+        Some(next) if (frame_end..=block_size).contains(&next) => {
+            cur.next = next;
+            false
+        }
+        _ => {
+            // More frames announced, but no link to them past this one.
+            counters.malformed += 1;
+            cur.left = 0;
+            true
+        }
     }
-    cur.next += step;
-    false
 }
 
 impl AsFd for PacketRing {
     /// The packet socket (for an event loop; the ring keeps owning it).
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.map.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The frame walk against a hostile "kernel": a ring over anonymous
+    //! memory (no socket: the fd is `/dev/null`) whose blocks the test
+    //! writes, then hands over by storing `TP_STATUS_USER` with Release as
+    //! the kernel does. Needs no privilege.
+
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    const BS: usize = 8192;
+    const HDR: usize = size_of::<libc::tpacket3_hdr>();
+
+    /// A ring of `blocks` blocks of `BS` bytes over anonymous memory.
+    fn fake_ring(blocks: usize) -> PacketRing {
+        let len = BS * blocks;
+        // SAFETY: a new private anonymous mapping; nothing else is there.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        let fd: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        let map = Mapping {
+            base: NonNull::new(base.cast()).unwrap(),
+            len,
+            block_size: BS,
+            with_app: (0..blocks).map(|_| AtomicBool::new(false)).collect(),
+            returned: AtomicU64::new(0),
+            block_iova: vec![None; blocks].into_boxed_slice(),
+            registration: None,
+            memory: Arc::new(RingMemory {
+                base: NonNull::new(base.cast()).unwrap(),
+                len,
+            }),
+            fd,
+        };
+        PacketRing {
+            map: Arc::new(map),
+            ifindex: 1,
+            next_block: 0,
+            cur: None,
+            handed_out: 0,
+            counters: Counters::default(),
+            kernel: KernelStats::default(),
+        }
+    }
+
+    /// One frame header as the test's kernel writes it.
+    struct Frame {
+        at: usize,
+        mac: u16,
+        snap: u32,
+        next: u32,
+        fill: u8,
+    }
+
+    /// A well-formed frame at `at` of `snap` bytes of `fill`, linked to the
+    /// next one after it (aligned to 8, as the kernel does).
+    fn frame(at: usize, snap: u32, fill: u8) -> Frame {
+        let mac = 82u16; // the kernel's offset for Ethernet
+        let next = (u32::from(mac) + snap + 7) & !7;
+        Frame {
+            at,
+            mac,
+            snap,
+            next,
+            fill,
+        }
+    }
+
+    /// Writes block `b` (which must be the kernel's: status KERNEL, not
+    /// handed out) with `frames`, `num_pkts` and the first offset, then
+    /// hands it to the ring.
+    fn publish(ring: &PacketRing, b: usize, num_pkts: u32, first: u32, frames: &[Frame]) {
+        // SAFETY: the tests publish only blocks that are the kernel's.
+        unsafe { publish_map(&ring.map, b, num_pkts, first, frames) };
+    }
+
+    /// [`publish`] on the mapping.
+    ///
+    /// # Safety
+    /// - block `b` is the test kernel's: not with the ring (asserted) and
+    ///   nobody else writes it meanwhile.
+    unsafe fn publish_map(map: &Mapping, b: usize, num_pkts: u32, first: u32, frames: &[Frame]) {
+        assert!(!map.with_app[b].load(Ordering::Acquire));
+        let block = map.block(b);
+        let desc = offset_of!(libc::tpacket_block_desc, hdr);
+        // SAFETY: block `b` is the test kernel's (not handed out); every
+        // write below lies inside it (the frames are placed in it by the
+        // tests; asserted).
+        unsafe {
+            std::ptr::write_bytes(block, 0, BS);
+            block
+                .add(desc + offset_of!(libc::tpacket_hdr_v1, num_pkts))
+                .cast::<u32>()
+                .write_unaligned(num_pkts);
+            block
+                .add(desc + offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt))
+                .cast::<u32>()
+                .write_unaligned(first);
+            for f in frames {
+                assert!(f.at + HDR <= BS);
+                let mut h: libc::tpacket3_hdr = std::mem::zeroed();
+                h.tp_next_offset = f.next;
+                h.tp_snaplen = f.snap;
+                h.tp_len = f.snap;
+                h.tp_mac = f.mac;
+                block
+                    .add(f.at)
+                    .cast::<libc::tpacket3_hdr>()
+                    .write_unaligned(h);
+                let start = f.at + usize::from(f.mac);
+                let n = (f.snap as usize).min(BS.saturating_sub(start));
+                if start < BS {
+                    std::ptr::write_bytes(block.add(start), f.fill, n);
+                }
+            }
+        }
+        // Release: as the kernel's store after its write barrier; pairs
+        // with the ring's Acquire load of the status.
+        map.status(b).store(libc::TP_STATUS_USER, Ordering::Release);
+    }
+
+    fn pool() -> (PktPool, Cache) {
+        let pool = PktPool::builder(255)
+            .data_room(0)
+            .build_anonymous()
+            .unwrap();
+        let cache = pool.cache();
+        (pool, cache)
+    }
+
+    /// Receives everything ready.
+    fn take(ring: &mut PacketRing, pool: &PktPool, cache: &mut Cache) -> Vec<Mbuf> {
+        let mut out = Vec::new();
+        while ring.rx_burst(pool, cache, &mut out, 64) > 0 {}
+        out
+    }
+
+    fn back_with_kernel(ring: &PacketRing, b: usize) -> bool {
+        !ring.map.with_app[b].load(Ordering::Acquire)
+            && ring.map.status(b).load(Ordering::Acquire) == libc::TP_STATUS_KERNEL
+    }
+
+    #[test]
+    fn well_formed_frames_become_mbufs_and_the_block_goes_back_with_the_last() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        let f0 = frame(FIRST_FRAME, 60, 0xa0);
+        let f1 = frame(FIRST_FRAME + f0.next as usize, 1500, 0xa1);
+        let f2 = frame(f1.at + f1.next as usize, 100, 0xa2);
+        publish(&ring, 0, 3, FIRST_FRAME as u32, &[f0, f1, f2]);
+        let got = take(&mut ring, &pool, &mut cache);
+        let seen: Vec<(usize, u8)> = got.iter().map(|m| (m.data_len(), m.data()[0])).collect();
+        assert_eq!(seen, [(60, 0xa0), (1500, 0xa1), (100, 0xa2)]);
+        assert!(got
+            .iter()
+            .all(|m| m.data().iter().all(|&b| b == m.data()[0])));
+        assert_eq!(ring.counters.malformed, 0);
+        assert_eq!(ring.blocks_with_app(), 1);
+        drop(got);
+        assert!(back_with_kernel(&ring, 0));
+        assert_eq!(ring.blocks_with_app(), 0);
+        drop(cache);
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn the_block_being_read_stays_until_its_last_frame_is_handed_out() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        let f0 = frame(FIRST_FRAME, 60, 1);
+        let f1 = frame(FIRST_FRAME + f0.next as usize, 60, 2);
+        publish(&ring, 0, 2, FIRST_FRAME as u32, &[f0, f1]);
+        let mut out = Vec::new();
+        assert!(!ring.holds_block());
+        assert_eq!(ring.rx_burst(&pool, &mut cache, &mut out, 1), 1);
+        out.clear();
+        assert!(ring.holds_block());
+        assert_eq!(ring.blocks_with_app(), 1, "the ring's reference keeps it");
+        assert!(!back_with_kernel(&ring, 0));
+        assert_eq!(ring.rx_burst(&pool, &mut cache, &mut out, 1), 1);
+        assert!(!ring.holds_block(), "its last frame is out");
+        out.clear();
+        assert!(back_with_kernel(&ring, 0));
+        assert_eq!(ring.blocks_with_app(), 0);
+    }
+
+    #[test]
+    fn waiting_without_end_returns_when_a_block_is_ready() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        assert!(!ring.wait(Duration::from_millis(1)).unwrap());
+        publish(
+            &ring,
+            0,
+            1,
+            FIRST_FRAME as u32,
+            &[frame(FIRST_FRAME, 64, 7)],
+        );
+        // Too long for the clock: no overflow, and back at once.
+        assert!(ring.wait(Duration::MAX).unwrap());
+        let got = take(&mut ring, &pool, &mut cache);
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn a_filtered_burst_returns_while_the_kernel_keeps_refilling() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        let frames = [frame(FIRST_FRAME, 64, 1)];
+        publish(&ring, 0, 1, FIRST_FRAME as u32, &frames);
+        publish(&ring, 1, 1, FIRST_FRAME as u32, &frames);
+        // The test's kernel refills every block the ring gives back, from
+        // inside the filter (which refuses everything), up to 1000 times.
+        let map = Arc::clone(&ring.map);
+        let mut refills = 0;
+        let mut out = Vec::new();
+        let n = ring.rx_burst_filtered(&pool, &mut cache, &mut out, 64, |_| {
+            for b in 0..2 {
+                if refills < 1000 && !map.with_app[b].load(Ordering::Acquire) {
+                    refills += 1;
+                    // SAFETY: the block is back with the (test) kernel.
+                    unsafe { publish_map(&map, b, 1, FIRST_FRAME as u32, &frames) };
+                }
+            }
+            false
+        });
+        assert_eq!(n, 0);
+        assert!(
+            ring.handed_out <= 2,
+            "one call read {} blocks of a 2-block ring",
+            ring.handed_out
+        );
+        drop(map);
+    }
+
+    #[test]
+    fn an_empty_block_goes_straight_back() {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        publish(&ring, 0, 0, FIRST_FRAME as u32, &[]);
+        assert!(take(&mut ring, &pool, &mut cache).is_empty());
+        assert!(back_with_kernel(&ring, 0));
+        assert_eq!((ring.handed_out, ring.blocks_with_app()), (1, 0));
+    }
+
+    /// Each hostile block: the frames before the bad one are delivered, the
+    /// bad one is counted, nothing past it is read, and the block goes back
+    /// once the delivered mbufs are gone.
+    fn hostile(num_pkts: u32, first: u32, frames: &[Frame], delivered: &[(usize, u8)]) {
+        let mut ring = fake_ring(2);
+        let (pool, mut cache) = pool();
+        publish(&ring, 0, num_pkts, first, frames);
+        let got = take(&mut ring, &pool, &mut cache);
+        let seen: Vec<(usize, u8)> = got.iter().map(|m| (m.data_len(), m.data()[0])).collect();
+        assert_eq!(seen, delivered);
+        assert_eq!(ring.counters.malformed, 1, "one malformed count");
+        assert!(ring.cur.is_none(), "the rest of the block was skipped");
+        drop(got);
+        assert!(back_with_kernel(&ring, 0), "the block went back");
+        // The ring moves on to the next block.
+        publish(
+            &ring,
+            1,
+            1,
+            FIRST_FRAME as u32,
+            &[frame(FIRST_FRAME, 64, 0xee)],
+        );
+        let next = take(&mut ring, &pool, &mut cache);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].data()[0], 0xee);
+        drop(next);
+        drop(cache);
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn a_link_into_the_frame_itself_ends_the_block() {
+        // Frame 0's link points inside its own bytes: frame 1 would overlap
+        // it (its header over frame 0's data).
+        let mut f0 = frame(FIRST_FRAME, 400, 0xb0);
+        f0.next = 200;
+        let f1 = frame(FIRST_FRAME + 200, 64, 0xb1);
+        // Written after frame 0: its header is intact, over frame 0's bytes.
+        hostile(2, FIRST_FRAME as u32, &[f0, f1], &[(400, 0xb0)]);
+    }
+
+    #[test]
+    fn a_zero_link_ends_the_block() {
+        let mut f0 = frame(FIRST_FRAME, 64, 0xc0);
+        f0.next = 0;
+        hostile(5, FIRST_FRAME as u32, &[f0], &[(64, 0xc0)]);
+    }
+
+    #[test]
+    fn a_frame_starting_inside_its_header_is_refused() {
+        // Bytes right after the 48-byte header, with no link-layer address:
+        // no kernel does that (and frames that small would need more
+        // references than a block has).
+        let mut f0 = frame(FIRST_FRAME, 64, 0xd0);
+        f0.mac = HDR as u16;
+        hostile(1, FIRST_FRAME as u32, &[f0], &[]);
+    }
+
+    #[test]
+    fn a_frame_running_past_the_block_is_refused() {
+        let f0 = frame(FIRST_FRAME, 64, 0xd1);
+        let f1 = frame(BS - 200, 1000, 0xd2);
+        let mut f0 = f0;
+        f0.next = (f1.at - FIRST_FRAME) as u32;
+        hostile(2, FIRST_FRAME as u32, &[f0, f1], &[(64, 0xd1)]);
+    }
+
+    #[test]
+    fn a_link_past_the_block_or_a_huge_count_ends_the_walk() {
+        // More frames announced than fit, the last link far past the end
+        // (it would wrap a 32-bit sum).
+        let f0 = frame(FIRST_FRAME, 64, 0xe0);
+        let mut f1 = frame(FIRST_FRAME + f0.next as usize, 64, 0xe1);
+        f1.next = u32::MAX;
+        hostile(
+            u32::MAX,
+            FIRST_FRAME as u32,
+            &[f0, f1],
+            &[(64, 0xe0), (64, 0xe1)],
+        );
+    }
+
+    #[test]
+    fn a_first_offset_inside_the_descriptor_or_past_the_block_is_refused() {
+        hostile(1, 8, &[], &[]);
+        hostile(1, u32::MAX, &[], &[]);
+        hostile(1, (BS - HDR + 1) as u32, &[], &[]);
+    }
+
+    #[test]
+    fn an_empty_frame_is_refused() {
+        let f0 = frame(FIRST_FRAME, 64, 0xf1);
+        let f1 = frame(FIRST_FRAME + f0.next as usize, 0, 0xf2);
+        hostile(2, FIRST_FRAME as u32, &[f0, f1], &[(64, 0xf1)]);
     }
 }

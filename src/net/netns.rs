@@ -7,7 +7,9 @@
 //! off, so the kernel sends no router solicitations onto the link).
 //! Dropping the guard deletes the namespace, which deletes the pair; pairs
 //! left by a process that died without dropping its guard (SIGKILL) are
-//! removed by the next `create`. [`VethPair::in_namespace`] runs a closure
+//! removed by the next `create` (even when a live process has its pid
+//! now: the name holds the process's start time too). Names are picked so
+//! that concurrent processes never take (or delete) each other's. [`VethPair::in_namespace`] runs a closure
 //! on a thread that has joined the namespace (to send from the far end).
 //!
 //! The interfaces are made with `ip` (iproute2), as an administrator would.
@@ -21,7 +23,8 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Prefix of every namespace this module makes (`<prefix><pid>-<n>`).
+/// Prefix of every namespace this module makes
+/// (`<prefix><pid>-<process start>-<n>`).
 const PREFIX: &str = "pktmem-";
 
 /// A veth pair whose far end lives in a network namespace of its own; both
@@ -141,24 +144,66 @@ fn parse_mac(show: &str) -> Option<[u8; 6]> {
     Some(mac)
 }
 
-/// Deletes namespaces of this module whose process is gone.
+/// Whether `e` says a name is taken (`ip` reports `EEXIST` so).
+fn exists_error(e: &NetnsError) -> bool {
+    matches!(e, NetnsError::Command { stderr, .. } if stderr.contains("File exists"))
+}
+
+/// When process `pid` started (clock ticks after boot, `/proc/<pid>/stat`
+/// field 22), if it is alive: with its pid, what tells a process from a
+/// later one that reuses the pid.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (in parentheses, which may hold
+    // anything): field 3 onwards; the start time is field 22.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether namespace `name` was left by a process of this module that is
+/// gone. Names are `<prefix><pid>-<start>-<n>` (`start`: the process's
+/// start time, so a later process reusing the pid is told apart); older
+/// ones `<prefix><pid>-<n>`, gone with the pid only.
+fn is_stale(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(PREFIX) else {
+        return false;
+    };
+    let mut parts = rest.split('-');
+    let (Some(pid), Some(second), third) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), second.parse::<u64>()) else {
+        return false;
+    };
+    match third.map(str::parse::<u64>) {
+        // `<pid>-<start>-<n>`: stale unless that very process lives.
+        Some(Ok(_)) if parts.next().is_none() => second.parse().ok() != start_ticks(pid),
+        // `<pid>-<n>`.
+        None => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
+}
+
+/// Deletes namespaces of this module whose process is gone (or whose pid
+/// a later process reuses).
 fn remove_stale() {
+    if start_ticks(std::process::id()).is_none() {
+        // No /proc to tell by: every process would look gone.
+        return;
+    }
     let Ok(list) = ip(&["netns", "list"]) else {
         return;
     };
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(PREFIX) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if is_stale(name) {
             let _ = ip(&["netns", "del", name]);
         }
     }
 }
+
+/// Names tried before `create` gives up on a taken one.
+const NAME_TRIES: u32 = 32;
 
 impl VethPair {
     /// Makes a namespace, a veth pair with one end in it, addresses
@@ -168,32 +213,69 @@ impl VethPair {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         remove_stale();
         let pid = std::process::id();
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let ns = format!("{PREFIX}{pid}-{n}");
-        // Interface names are at most 15 bytes: a short tag from pid and n.
-        let tag = (pid.wrapping_mul(31).wrapping_add(n)) % 100_000;
-        let host_if = format!("pkh{tag}");
-        let peer_if = format!("pkp{tag}");
-        // A /30 in 10.0.0.0/8 picked from the same tag (one per pair).
-        let net = (tag * 4) % (1 << 22);
-        let base = 0x0a00_0000u32 | (net << 2);
-        let host_addr = Ipv4Addr::from(base | 1);
-        let peer_addr = Ipv4Addr::from(base | 2);
-
-        ip(&["netns", "add", &ns])?;
+        let start = start_ticks(pid).unwrap_or(0);
+        // A namespace of this name exists only if a process with this pid
+        // and start made it (ours never repeat a name): one in another pid
+        // namespace, never ours to delete; the next name.
+        let mut tries = 0;
+        let (ns, n) = loop {
+            let n = SEQ.fetch_add(1, Ordering::Relaxed);
+            let ns = format!("{PREFIX}{pid}-{start}-{n}");
+            match ip(&["netns", "add", &ns]) {
+                Ok(_) => break (ns, n),
+                Err(e) if exists_error(&e) && tries + 1 < NAME_TRIES => tries += 1,
+                Err(e) => return Err(e),
+            }
+        };
         // From here on the guard removes the namespace (and the pair with it).
         let mut pair = VethPair {
             ns,
-            host_if,
-            peer_if,
+            host_if: String::new(),
+            peer_if: String::new(),
             host_ifindex: 0,
             host_mac: [0; 6],
             peer_mac: [0; 6],
-            host_addr,
-            peer_addr,
+            host_addr: Ipv4Addr::UNSPECIFIED,
+            peer_addr: Ipv4Addr::UNSPECIFIED,
         };
+        pair.add_link(pid, n)?;
         pair.plumb()?;
         Ok(pair)
+    }
+
+    /// Makes the veth pair, named (and addressed) from a tag of `pid` and
+    /// `n`; a name another process's pair has (tags of different pids can
+    /// meet) is never touched: the next tag is tried.
+    fn add_link(&mut self, pid: u32, n: u32) -> Result<(), NetnsError> {
+        let mut tag = (pid.wrapping_mul(31).wrapping_add(n)) % 100_000;
+        let mut tries = 0;
+        loop {
+            // Interface names are at most 15 bytes: `pkh` and the tag.
+            let (h, p) = (format!("pkh{tag}"), format!("pkp{tag}"));
+            match ip(&["link", "add", &h, "type", "veth", "peer", "name", &p]) {
+                Ok(_) => {
+                    // A /30 in 10.0.0.0/8 picked from the tag (one per pair).
+                    let base = 0x0a00_0000u32 | (tag << 4);
+                    self.host_addr = Ipv4Addr::from(base | 1);
+                    self.peer_addr = Ipv4Addr::from(base | 2);
+                    // The guard deletes the host end (only now: ours), as
+                    // long as the name has this index.
+                    self.host_ifindex = ifindex(&h).inspect_err(|_| {
+                        let _ = ip(&["link", "del", &h]);
+                    })?;
+                    self.host_if = h;
+                    self.peer_if = p;
+                    return Ok(());
+                }
+                Err(e) if exists_error(&e) && tries + 1 < NAME_TRIES => {
+                    tries += 1;
+                    // A stride prime to 100,000: a run of taken tags (one
+                    // process's pairs) is left at once.
+                    tag = (tag + 7_919) % 100_000;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn plumb(&mut self) -> Result<(), NetnsError> {
@@ -202,9 +284,6 @@ impl VethPair {
             self.host_if.as_str(),
             self.peer_if.as_str(),
         );
-        // A leftover host end of the same name (a pid reused) goes first.
-        let _ = ip(&["link", "del", h]);
-        ip(&["link", "add", h, "type", "veth", "peer", "name", p])?;
         ip(&["link", "set", p, "netns", ns])?;
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{h}/disable_ipv6"), "1");
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
@@ -226,19 +305,6 @@ impl VethPair {
         ip(&["-n", ns, "link", "set", p, "up"])?;
         self.host_mac = parse_mac(&ip(&["link", "show", h])?).unwrap_or_default();
         self.peer_mac = parse_mac(&ip(&["-n", ns, "link", "show", p])?).unwrap_or_default();
-        let name = CString::new(h).map_err(|_| NetnsError::Command {
-            command: "if_nametoindex".into(),
-            stderr: "interface name has a NUL".into(),
-        })?;
-        // SAFETY: `name` is a NUL-terminated string that outlives the call.
-        let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if idx == 0 {
-            return Err(NetnsError::Sys {
-                call: "if_nametoindex",
-                err: std::io::Error::last_os_error(),
-            });
-        }
-        self.host_ifindex = idx;
         Ok(())
     }
 
@@ -307,6 +373,22 @@ impl VethPair {
     }
 }
 
+/// The index of interface `name` (of this process's namespace).
+fn ifindex(name: &str) -> Result<u32, NetnsError> {
+    let c = CString::new(name).map_err(|_| NetnsError::Command {
+        command: "if_nametoindex".into(),
+        stderr: "interface name has a NUL".into(),
+    })?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(NetnsError::Sys {
+            call: "if_nametoindex",
+            err: std::io::Error::last_os_error(),
+        }),
+        i => Ok(i),
+    }
+}
+
 /// Moves the calling thread into the network namespace at `path`.
 fn enter(path: &str) -> Result<(), NetnsError> {
     let file = std::fs::File::open(path).map_err(|err| NetnsError::Sys {
@@ -326,9 +408,17 @@ fn enter(path: &str) -> Result<(), NetnsError> {
 
 impl Drop for VethPair {
     fn drop(&mut self) {
-        // Deleting the namespace deletes the far end and with it the pair.
+        // Deleting the namespace deletes the far end and with it the pair
+        // (once nothing holds the namespace); the host end is deleted too,
+        // in case something does. Only a host end this guard made: a
+        // `create` that failed before has none.
         let _ = ip(&["netns", "del", &self.ns]);
-        let _ = ip(&["link", "del", &self.host_if]);
+        // Still ours only if the name still has our index: once the pair
+        // is gone another process's pair may take the name (interface
+        // indexes are not reused soon).
+        if !self.host_if.is_empty() && ifindex(&self.host_if).ok() == Some(self.host_ifindex) {
+            let _ = ip(&["link", "del", &self.host_if]);
+        }
     }
 }
 
