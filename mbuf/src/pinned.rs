@@ -134,6 +134,18 @@ impl PinnedArea {
     /// be unregistered under the pool), and looks up each buffer's IOVA
     /// once, here: allocation does no lookup.
     ///
+    /// `unsafe` because registering memory is safe (it only records an
+    /// address range), so the registration cannot tell who else writes the
+    /// range: the ring memory of a kernel packet socket, a device's BAR, or
+    /// another pool's buffers may be registered too, and a pinned pool hands
+    /// out writable mbufs over it. [`from_chunk`](Self::from_chunk) is the
+    /// safe way for provider memory (the pool owns the chunk).
+    ///
+    /// # Safety
+    /// - `addr..addr + len` is accessed only through the pool's mbufs (no
+    ///   other code, device or kernel writes or reads it meanwhile) from
+    ///   now until the pool and every mbuf of it are gone.
+    ///
     /// ```
     /// use pktmem_hugemem::{Iova, Provider};
     /// use pktmem_mbuf::{PinnedArea, PktPool};
@@ -142,7 +154,10 @@ impl PinnedArea {
     /// let at = map.as_ptr() as *mut u8;
     /// let iovas: Vec<Iova> = (0..8).map(|i| Iova(0x10_0000 + i * 4096)).collect();
     /// let reg = provider.register_external_owned(map, 4096, Some(&iovas)).unwrap();
-    /// let area = PinnedArea::from_external(&provider, at, 8 * 4096, 2048, "rx pool").unwrap();
+    /// // SAFETY: the map is the registration's now, and nothing but the
+    /// // pool's mbufs touches it.
+    /// let area = unsafe { PinnedArea::from_external(&provider, at, 8 * 4096, 2048, "rx pool") }
+    ///     .unwrap();
     /// let pool = PktPool::builder(16).pinned([area]).build_anonymous().unwrap();
     /// let m = pool.alloc_default().unwrap();
     /// assert_eq!(m.buf_iova(), Some(Iova(0x10_0000)));
@@ -150,7 +165,7 @@ impl PinnedArea {
     /// drop(m);
     /// drop(pool);
     /// ```
-    pub fn from_external(
+    pub unsafe fn from_external(
         provider: &Provider,
         addr: *mut u8,
         len: usize,
@@ -484,12 +499,15 @@ mod tests {
         let map = memmap2::MmapMut::map_anon(3 * 4096).unwrap();
         let at = map.as_ptr().cast_mut();
         let _reg = p.register_external_owned(map, 4096, Some(&iovas)).unwrap();
-        let e = PinnedArea::from_external(&p, at, 3 * 4096, 3 * 4096, "test").unwrap_err();
+        // SAFETY: the map is the registration's; only this test's areas use it.
+        let e =
+            unsafe { PinnedArea::from_external(&p, at, 3 * 4096, 3 * 4096, "test") }.unwrap_err();
         assert!(
             matches!(e, PinnedAreaError::NotIovaContiguous { buffer: 0 }),
             "{e}"
         );
-        let area = PinnedArea::from_external(&p, at, 3 * 4096, 4096, "test").unwrap();
+        // SAFETY: as above.
+        let area = unsafe { PinnedArea::from_external(&p, at, 3 * 4096, 4096, "test") }.unwrap();
         assert_eq!(
             (0..3).map(|i| area.buffer_iova(i)).collect::<Vec<_>>(),
             [0x10000, 0x90000, 0x12000]

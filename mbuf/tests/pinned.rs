@@ -308,7 +308,9 @@ fn pinned_over_a_registered_map() {
     let reg = provider()
         .register_external_owned(map, 4096, Some(&iovas))
         .unwrap();
-    let area = PinnedArea::from_external(provider(), at, 16 * ELT, ELT, "pinned test").unwrap();
+    // SAFETY: the registered map is used only through this area's pool.
+    let area =
+        unsafe { PinnedArea::from_external(provider(), at, 16 * ELT, ELT, "pinned test") }.unwrap();
     assert_eq!(area.buffers(), 16);
     let pool = PktPool::builder(16)
         .pinned([area])
@@ -338,7 +340,8 @@ fn pinned_over_a_registered_map() {
     drop(ms);
     // An element size that does not divide the length, or a range nobody
     // registered: typed errors.
-    let e = PinnedArea::from_external(provider(), at, 100, 0, "x").unwrap_err();
+    // SAFETY: refused, so no area exists to reach the memory.
+    let e = unsafe { PinnedArea::from_external(provider(), at, 100, 0, "x") }.unwrap_err();
     assert!(
         matches!(
             e,
@@ -350,7 +353,9 @@ fn pinned_over_a_registered_map() {
         "{e:?}"
     );
     let mut other = vec![0u8; 8192];
-    let e = PinnedArea::from_external(provider(), other.as_mut_ptr(), 4096, 2048, "x").unwrap_err();
+    // SAFETY: refused, so no area exists to reach the memory.
+    let e = unsafe { PinnedArea::from_external(provider(), other.as_mut_ptr(), 4096, 2048, "x") }
+        .unwrap_err();
     assert!(matches!(e, pktmem_mbuf::PinnedAreaError::Lease(_)), "{e:?}");
 }
 
@@ -369,11 +374,13 @@ fn buffers_across_discontiguous_pages_are_refused() {
         .register_external_owned(map, 4096, Some(&iovas))
         .unwrap();
     // 2 buffers of 8 KiB: the first spans pages 0-1 (fine), the second 2-3.
-    let a = PinnedArea::from_external(provider(), at, 4 * 4096, 8192, "t").unwrap();
+    // SAFETY: the registered map is used only through this area's pool.
+    let a = unsafe { PinnedArea::from_external(provider(), at, 4 * 4096, 8192, "t") }.unwrap();
     assert_eq!(a.buffers(), 2);
     drop(a);
     // Buffers of 6 KiB: the second spans pages 1-2, which do not follow.
-    let e = PinnedArea::from_external(provider(), at, 2 * 6144, 6144, "t").unwrap_err();
+    // SAFETY: refused, so no area exists to reach the memory.
+    let e = unsafe { PinnedArea::from_external(provider(), at, 2 * 6144, 6144, "t") }.unwrap_err();
     assert!(
         matches!(
             e,

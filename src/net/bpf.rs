@@ -60,7 +60,7 @@
 //! assert_eq!(prog.test_run(&[0u8; 64])?, XdpAction::Pass);
 //! let ifindex = 2; // e.g. from if_nametoindex("eth0")
 //! let link = prog.attach(ifindex, XdpMode::Skb)?;
-//! // ... bind an AF_XDP socket to (ifindex, 0), then: map.insert(0, socket.as_fd())?;
+//! // ... bind an AF_XDP socket to (ifindex, 0), then: socket.insert_into(&map)?;
 //! drop(link); // detached
 //! # Ok(()) }
 //! ```

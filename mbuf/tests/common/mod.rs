@@ -186,7 +186,9 @@ pub fn mmap_area(n: usize, elt: usize) -> PinnedArea {
     let reg = provider()
         .register_external_owned(map, 4096, Some(&iovas))
         .unwrap();
-    let area = PinnedArea::from_external(provider(), at, len, elt, "mbuf test pool").unwrap();
+    // SAFETY: the registered map is used only through this pool's mbufs.
+    let area =
+        unsafe { PinnedArea::from_external(provider(), at, len, elt, "mbuf test pool") }.unwrap();
     // Unregistered (and the map dropped) once the pool's lease goes.
     drop(reg);
     area
