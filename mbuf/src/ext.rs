@@ -186,6 +186,39 @@ fn raw_iova(iova: Option<Iova>) -> u64 {
     iova.map_or(NO_IOVA, |i| i.0)
 }
 
+/// A heap shared info that owns `owner` (dropped at the release), with the
+/// address and length of the owner's bytes; `Empty` (the owner dropped
+/// here) when it has none, or what `check` says about the length.
+fn owner_info<O, L>(
+    owner: O,
+    check: impl FnOnce(usize) -> Result<L, ExtBufError>,
+) -> Result<(NonNull<SharedHdr>, NonNull<u8>, L), ExtBufError>
+where
+    O: AsMut<[u8]> + Send + 'static,
+{
+    let mut b = Box::new(Shared {
+        hdr: SharedHdr::new(release_owner::<O>, std::ptr::null_mut()),
+        extra: owner,
+    });
+    // The bytes' address, taken once the owner sits where it stays.
+    let bytes = b.extra.as_mut();
+    let len = check(bytes.len())?;
+    let addr = NonNull::new(bytes.as_mut_ptr()).ok_or(ExtBufError::Empty)?;
+    Ok((NonNull::from(Box::leak(b)).cast(), addr, len))
+}
+
+/// A heap shared info whose release calls `free(addr)`.
+fn callback_info<F>(addr: NonNull<u8>, free: F) -> NonNull<SharedHdr>
+where
+    F: FnOnce(NonNull<u8>) + Send + 'static,
+{
+    let b = Box::new(Shared {
+        hdr: SharedHdr::new(release_callback::<F>, std::ptr::null_mut()),
+        extra: (addr, free),
+    });
+    NonNull::from(Box::leak(b)).cast()
+}
+
 impl ExtBuf {
     /// An external buffer owned by `owner` (a `Vec<u8>`, a boxed array, a
     /// memory map, a device buffer handle: anything that derefs to bytes and
@@ -204,15 +237,7 @@ impl ExtBuf {
     where
         O: AsMut<[u8]> + Send + 'static,
     {
-        let mut b = Box::new(Shared {
-            hdr: SharedHdr::new(release_owner::<O>, std::ptr::null_mut()),
-            extra: owner,
-        });
-        // The bytes' address, taken once the owner sits where it stays.
-        let bytes = b.extra.as_mut();
-        let len = check_len(bytes.len())?;
-        let addr = NonNull::new(bytes.as_mut_ptr()).ok_or(ExtBufError::Empty)?;
-        let shinfo = NonNull::from(Box::leak(b)).cast::<SharedHdr>();
+        let (shinfo, addr, len) = owner_info(owner, check_len)?;
         Ok(ExtBuf {
             shinfo,
             addr,
@@ -261,12 +286,8 @@ impl ExtBuf {
         F: FnOnce(NonNull<u8>) + Send + 'static,
     {
         let len = check_len(len)?;
-        let b = Box::new(Shared {
-            hdr: SharedHdr::new(release_callback::<F>, std::ptr::null_mut()),
-            extra: (addr, free),
-        });
         Ok(ExtBuf {
-            shinfo: NonNull::from(Box::leak(b)).cast(),
+            shinfo: callback_info(addr, free),
             addr,
             iova: raw_iova(iova),
             len,
@@ -574,18 +595,16 @@ impl ExtRegion {
     where
         O: AsMut<[u8]> + Send + 'static,
     {
-        let mut b = Box::new(Shared {
-            hdr: SharedHdr::new(release_owner::<O>, std::ptr::null_mut()),
-            extra: owner,
-        });
-        let bytes = b.extra.as_mut();
-        let len = bytes.len();
-        if len == 0 {
-            return Err(ExtBufError::Empty);
-        }
-        let addr = NonNull::new(bytes.as_mut_ptr()).ok_or(ExtBufError::Empty)?;
+        let nonempty = |len| {
+            if len == 0 {
+                Err(ExtBufError::Empty)
+            } else {
+                Ok(len)
+            }
+        };
+        let (shinfo, addr, len) = owner_info(owner, nonempty)?;
         Ok(ExtRegion {
-            shinfo: NonNull::from(Box::leak(b)).cast(),
+            shinfo,
             addr,
             iova: raw_iova(iova),
             len,
@@ -626,12 +645,8 @@ impl ExtRegion {
         if len == 0 {
             return Err(ExtBufError::Empty);
         }
-        let b = Box::new(Shared {
-            hdr: SharedHdr::new(release_callback::<F>, std::ptr::null_mut()),
-            extra: (addr, free),
-        });
         Ok(ExtRegion {
-            shinfo: NonNull::from(Box::leak(b)).cast(),
+            shinfo: callback_info(addr, free),
             addr,
             iova: raw_iova(iova),
             len,
