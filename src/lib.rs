@@ -14,6 +14,7 @@
 //! | [`ring`] | `pktmem-ring` | fixed-capacity lock-free rings of owned values, ends typed by their sync mode |
 //! | [`mempool`] | `pktmem-mempool` | pools of fixed-size objects behind per-core caches, one object handle ([`mempool::Obj`]) |
 //! | [`mbuf`] | `pktmem-mbuf` | packet buffers: pools, chains, clones, external and pinned buffers |
+//! | [`net`] | this package (feature `net`, default) | kernel packet rings feeding mbufs: `TPACKET_V3` (`af_packet`), `AF_XDP` over a UMEM in provider memory (`xdp`), the XDP redirect program (`bpf`), veth pairs in namespaces (`netns`) |
 //!
 //! # What to reach for first
 //!
@@ -24,6 +25,7 @@
 //! | the fast path to a pool | a [`mempool::Cache`] per thread: `pool.get(&mut cache)` |
 //! | packet buffers | [`mbuf::PktPool::builder`]`(n).build_on(&provider)`, `pool.alloc(&mut cache)` → [`mbuf::Mbuf`] |
 //! | to move values between threads | [`ring::Ring::new`]`(n)` (holds exactly `n`), `.split()` for ends |
+//! | frames from a kernel packet ring | `net::af_packet::PacketRing` (`TPACKET_V3`), `net::xdp::XskSocket` (`AF_XDP`) |
 //! | one error type for `?` | [`Error`] |
 //!
 //! # The ten-line program
