@@ -32,6 +32,14 @@ fn or_skip<T>(what: &str, r: Result<T, BpfError>) -> Option<T> {
     }
 }
 
+/// A map of `entries` slots and the redirect program over it, or `None`
+/// (said as SKIP) as [`or_skip`].
+fn program_or_skip(entries: u32) -> Option<(XskMap, RedirectProgram)> {
+    let map = or_skip("XskMap::new", XskMap::new(entries))?;
+    let prog = or_skip("RedirectProgram::load", RedirectProgram::load(&map))?;
+    Some((map, prog))
+}
+
 fn veth_or_skip() -> Option<VethPair> {
     match VethPair::create() {
         Ok(v) => Some(v),
@@ -141,10 +149,7 @@ fn map_rejects_bad_slots_and_sockets_that_are_not_xsks() {
 #[test]
 fn the_program_passes_frames_while_the_map_is_empty() {
     let _s = serial();
-    let Some(map) = or_skip("XskMap::new", XskMap::new(2)) else {
-        return;
-    };
-    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+    let Some((_, prog)) = program_or_skip(2) else {
         return;
     };
     assert_eq!(prog.map().entries(), 2);
@@ -174,10 +179,7 @@ fn the_program_passes_frames_while_the_map_is_empty() {
 #[test]
 fn attach_in_skb_mode_shows_on_the_link_and_drop_detaches() {
     let _s = serial();
-    let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
-        return;
-    };
-    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+    let Some((_, prog)) = program_or_skip(1) else {
         return;
     };
     let Some(veth) = veth_or_skip() else {
@@ -236,10 +238,7 @@ fn attach_in_skb_mode_shows_on_the_link_and_drop_detaches() {
 #[test]
 fn attach_to_a_missing_interface_is_a_typed_error() {
     let _s = serial();
-    let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
-        return;
-    };
-    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+    let Some((_, prog)) = program_or_skip(1) else {
         return;
     };
     for ifindex in [0, 0x7fff_fff0] {
@@ -263,10 +262,7 @@ fn loading_twice_and_dropping_in_any_order_leaks_no_descriptor() {
     let _ = open_fds();
     let before = open_fds();
     {
-        let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
-            return;
-        };
-        let Some(a) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+        let Some((map, a)) = program_or_skip(1) else {
             return;
         };
         let b = RedirectProgram::load(&map).unwrap();
@@ -332,10 +328,7 @@ fn rx_queues(ifname: &str) -> u32 {
 #[test]
 fn each_queue_uses_its_own_slot_and_a_closed_socket_leaves_it() {
     let _s = serial();
-    let Some(map) = or_skip("XskMap::new", XskMap::new(2)) else {
-        return;
-    };
-    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+    let Some((map, prog)) = program_or_skip(2) else {
         return;
     };
     let Some(xsk) = xdp_socket() else {
@@ -419,10 +412,7 @@ fn on_a_live_link_empty_slots_pass_and_filled_slots_redirect() {
         return;
     };
     let queues = rx_queues(veth.host_ifname()).max(1);
-    let Some(map) = or_skip("XskMap::new", XskMap::new(queues)) else {
-        return;
-    };
-    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+    let Some((map, prog)) = program_or_skip(queues) else {
         return;
     };
     let Some(xsk) = xdp_socket() else {
@@ -463,10 +453,7 @@ fn handles_are_send_and_sync_and_close_on_exec() {
     send_sync::<BpfError>();
 
     let _s = serial();
-    let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
-        return;
-    };
-    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+    let Some((map, prog)) = program_or_skip(1) else {
         return;
     };
     let cloexec = |fd: std::os::fd::BorrowedFd<'_>| {
@@ -505,10 +492,7 @@ fn handles_are_send_and_sync_and_close_on_exec() {
 #[test]
 fn a_link_whose_interface_went_first_drops_cleanly() {
     let _s = serial();
-    let Some(map) = or_skip("XskMap::new", XskMap::new(1)) else {
-        return;
-    };
-    let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+    let Some((_, prog)) = program_or_skip(1) else {
         return;
     };
     let before = open_fds();
@@ -539,10 +523,7 @@ fn many_loads_and_drops_leave_the_descriptor_count_unchanged() {
     let before = open_fds();
     let frame = frame();
     for i in 0..200u32 {
-        let Some(map) = or_skip("XskMap::new", XskMap::new(1 + i % 8)) else {
-            return;
-        };
-        let Some(prog) = or_skip("RedirectProgram::load", RedirectProgram::load(&map)) else {
+        let Some((map, prog)) = program_or_skip(1 + i % 8) else {
             return;
         };
         assert_eq!(prog.test_run(&frame).unwrap(), XdpAction::Pass);
