@@ -1522,6 +1522,20 @@ mod tests {
         (inside, outside)
     }
 
+    /// One RX descriptor of 60 bytes for each frame the kernel holds, as
+    /// the kernel writes them after receiving into all of them.
+    fn every_fill_frame_received(xsk: &XskSocket) -> Vec<XdpDesc> {
+        let (inside, _) = split(xsk);
+        inside
+            .iter()
+            .map(|&f| XdpDesc {
+                addr: xsk.geo.fill_addr(f) + 256,
+                len: 60,
+                options: 0,
+            })
+            .collect()
+    }
+
     /// A hostile "kernel" (descriptors written into the real RX ring of a
     /// socket no program feeds): each bad class is counted and never handed
     /// out; a frame named twice or never given to the kernel is refused; a
@@ -1594,15 +1608,7 @@ mod tests {
                 return;
             };
             assert_eq!(xsk.rx_in_kernel(), target);
-            let (inside, _) = split(&xsk);
-            let descs: Vec<XdpDesc> = inside
-                .iter()
-                .map(|&f| XdpDesc {
-                    addr: xsk.geo.fill_addr(f) + 256,
-                    len: 60,
-                    options: 0,
-                })
-                .collect();
+            let descs = every_fill_frame_received(&xsk);
             xsk.rx.inject(&descs);
             let mut out = Vec::new();
             assert_eq!(xsk.rx_burst(&mut out, 64), target);
@@ -1631,15 +1637,7 @@ mod tests {
         };
         // The kernel takes every fill frame (none left to it): the next
         // RX call would refill...
-        let (inside, _) = split(&xsk);
-        let descs: Vec<XdpDesc> = inside
-            .iter()
-            .map(|&f| XdpDesc {
-                addr: xsk.geo.fill_addr(f) + 256,
-                len: 60,
-                options: 0,
-            })
-            .collect();
+        let descs = every_fill_frame_received(&xsk);
         xsk.rx.inject(&descs);
         let mut out = Vec::new();
         assert_eq!(xsk.rx_burst(&mut out, 64), 32);
