@@ -76,15 +76,16 @@
 //! # Ok(()) }
 //! ```
 
+mod error;
+mod ledger;
 mod ring;
 mod socket;
 mod sys;
 mod umem;
 
-pub use socket::{
-    probe_umem_reg, BadDescCounts, BindMode, KernelStats, Ledger, LedgerError, StatsError,
-    XskBuilder, XskCounters, XskError, XskSocket,
-};
+pub use error::{StatsError, XskError};
+pub use ledger::{BadDescCounts, KernelStats, Ledger, LedgerError, XskCounters};
+pub use socket::{probe_umem_reg, BindMode, XskBuilder, XskSocket};
 pub use umem::{
     ChunkMode, DescError, RxFrame, UmemConfig, UmemConfigError, UmemGeometry, UmemMemoryError,
     KERNEL_RESERVED, MAX_FRAME_SIZE, MIN_FRAME_SIZE, UMEM_PAGE, XDP_PACKET_HEADROOM,
