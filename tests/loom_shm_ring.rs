@@ -98,7 +98,10 @@ fn assert_drained(m: &Mem, c: &mut ShmConsumer, n: u64) {
     let mut out = [Desc::default(); 2];
     assert_eq!(c.dequeue_burst(&mut out).unwrap(), 0, "nothing made up");
     // SAFETY: as in `At::producer`.
-    assert_eq!(unsafe { shm_ring_indices(m.ptr(), m.len()) }.unwrap(), (n, n));
+    assert_eq!(
+        unsafe { shm_ring_indices(m.ptr(), m.len()) }.unwrap(),
+        (n, n)
+    );
 }
 
 /// A producer thread sends 1, 2, 3 through a ring of 2 (bursts of what
