@@ -133,6 +133,7 @@ mod info;
 mod iova;
 mod node;
 mod provider;
+pub mod share;
 mod small;
 mod sync;
 mod sys;
