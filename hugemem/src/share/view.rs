@@ -125,61 +125,18 @@ impl ListSlot {
             ));
         }
         let (pages, reserve_u) = (pages as usize, reserve as usize);
-        let table_len = (pages * 8).div_ceil(4096) * 4096;
-        let table = sys::alloc_table(table_len).map_err(|e| map_err(0, table_len as u64, e))?;
-        let free_table = || {
-            // SAFETY: just allocated, nothing references it.
-            unsafe { sys::free_table(table, table_len) };
-        };
         let page = page_size as usize;
-        let mut local = None;
-        if same_va_wanted {
-            match sys::reserve_at(exp_base as usize, reserve_u) {
-                Ok(true) => local = Some(exp_base as usize),
-                Ok(false) => {}
-                Err(e) => {
-                    free_table();
-                    return Err(map_err(exp_base, reserve, e));
-                }
-            }
-        }
-        let (local_base, same_va) = if let Some(b) = local {
-            (b, true)
-        } else {
-            let got = match sys::reserve_anywhere(reserve_u, page) {
-                Ok(b) => b,
-                Err(e) => {
-                    free_table();
-                    return Err(map_err(0, reserve, e));
-                }
-            };
-            let overlaps =
-                |b: usize| (b as u64) < exp_base + reserve && exp_base < (b + reserve_u) as u64;
-            if !same_va_wanted && overlaps(got) {
-                // Asked to relocate and the kernel chose the exporter's
-                // range: keep this one while taking another, then drop it.
-                let second = sys::reserve_anywhere(reserve_u, page);
-                // SAFETY: our own reservation, unused.
-                unsafe { sys::release(got, reserve_u) };
-                match second {
-                    Ok(b) if !overlaps(b) => (b, false),
-                    Ok(b) => {
-                        // SAFETY: as above.
-                        unsafe { sys::release(b, reserve_u) };
-                        free_table();
-                        return Err(map_err(
-                            exp_base,
-                            reserve,
-                            std::io::Error::other("no VA apart from the exporter's"),
-                        ));
-                    }
-                    Err(e) => {
-                        free_table();
-                        return Err(map_err(0, reserve, e));
-                    }
-                }
-            } else {
-                (got, got as u64 == exp_base)
+        // The reservation first: any mapping made before it (the table)
+        // could land in the exporter's range.
+        let (local_base, same_va) = reserve_va(exp_base, reserve_u, page, same_va_wanted)
+            .map_err(|(va, e)| map_err(va, reserve, e))?;
+        let table_len = (pages * 8).div_ceil(4096) * 4096;
+        let table = match sys::alloc_table(table_len) {
+            Ok(t) => t,
+            Err(e) => {
+                // SAFETY: our reservation, just made and unused.
+                unsafe { sys::release(local_base, reserve_u) };
+                return Err(map_err(0, table_len as u64, e));
             }
         };
         Ok(ListSlot {
@@ -273,7 +230,8 @@ impl ListSlot {
         let mut runs: Vec<(usize, usize)> = Vec::new();
         for p in first..first + count {
             // Release: pairs with the Acquire loads in the lookups (a reader
-            // that sees 0 does not use the page).
+            // that sees 0 does not use the page); Acquire: pairs with the
+            // Release store in `map` (single writer, so only for form).
             let old = self.entry(p).swap(0, Ordering::AcqRel);
             if old & MAPPED != 0 {
                 match runs.last_mut() {
@@ -314,6 +272,54 @@ impl ListSlot {
         // Acquire: pairs with the Release stores in `map`.
         (a..=b).all(|p| self.entry(p).load(Ordering::Acquire) & MAPPED != 0)
     }
+}
+
+/// Reserves `len` bytes for a list the exporter has at `exp_base`: there
+/// when `same_va_wanted` and free, else anywhere (and never overlapping
+/// the exporter's range when relocation was asked for). The base, and
+/// whether it is the exporter's.
+fn reserve_va(
+    exp_base: u64,
+    len: usize,
+    page: usize,
+    same_va_wanted: bool,
+) -> Result<(usize, bool), (u64, std::io::Error)> {
+    if same_va_wanted {
+        match sys::reserve_at(exp_base as usize, len) {
+            Ok(true) => return Ok((exp_base as usize, true)),
+            Ok(false) => {}
+            Err(e) => return Err((exp_base, e)),
+        }
+    }
+    let overlaps = |b: usize| (b as u64) < exp_base + len as u64 && exp_base < (b + len) as u64;
+    let got = sys::reserve_anywhere(len, page).map_err(|e| (0, e))?;
+    if same_va_wanted || !overlaps(got) {
+        return Ok((got, got as u64 == exp_base));
+    }
+    // Asked to relocate and the kernel chose (part of) the exporter's
+    // range: keep what overlaps while taking more, then give it back.
+    let mut held = vec![got];
+    let mut found = None;
+    for _ in 0..8 {
+        match sys::reserve_anywhere(len, page) {
+            Ok(b) if !overlaps(b) => {
+                found = Some(b);
+                break;
+            }
+            Ok(b) => held.push(b),
+            Err(_) => break,
+        }
+    }
+    for b in held {
+        // SAFETY: our own reservations, unused.
+        unsafe { sys::release(b, len) };
+    }
+    found.map(|b| (b, false)).ok_or_else(|| {
+        (
+            exp_base,
+            std::io::Error::other("no VA apart from the exporter's"),
+        )
+    })
 }
 
 impl Drop for ListSlot {
