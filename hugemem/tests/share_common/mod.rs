@@ -93,6 +93,19 @@ impl Peer {
     /// Runs `entry` (the `#[ignore]`d peer test of the calling test binary)
     /// in a new process with `env`.
     pub fn spawn(entry: &str, env: &[(&str, String)]) -> Peer {
+        let mut p = Peer::start(entry, env);
+        p.wait_hello();
+        p
+    }
+
+    /// Waits for the peer's first line (into `hello`).
+    pub fn wait_hello(&mut self) -> &str {
+        self.hello = self.next_line(Duration::from_secs(30));
+        &self.hello
+    }
+
+    /// As [`spawn`](Self::spawn), without waiting for the first line.
+    pub fn start(entry: &str, env: &[(&str, String)]) -> Peer {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args([
             entry,
@@ -122,14 +135,12 @@ impl Peer {
                 }
             }
         });
-        let mut p = Peer {
+        Peer {
             child: Some(child),
             stdin,
             lines: rx,
             hello: String::new(),
-        };
-        p.hello = p.next_line(Duration::from_secs(30));
-        p
+        }
     }
 
     fn next_line(&mut self, t: Duration) -> String {
