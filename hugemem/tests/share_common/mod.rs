@@ -48,15 +48,44 @@ pub fn pagemap_pa(va: usize) -> Option<u64> {
     (e >> 63 == 1 && pfn != 0).then(|| pfn * 4096 + (va % 4096) as u64)
 }
 
-/// `/proc/self/maps`, less the lines that a running test harness moves
-/// by itself (the heap's end, thread stacks come and go only on spawn).
+/// `/proc/self/maps`, with adjacent anonymous mappings merged into one
+/// range whatever their protections (a malloc arena moves the line between
+/// its used and reserved parts as it grows), and the heap's end left out.
+/// A leaked reservation or table still shows: a new range, or a merged
+/// range that grew.
 pub fn maps() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .filter(|l| !l.ends_with("[heap]"))
-        .map(str::to_string)
-        .collect()
+    let text = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mut out: Vec<String> = Vec::new();
+    let mut anon: Option<(u64, u64)> = None;
+    for l in text.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let (a, b) = w[0].split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        if w.len() <= 5 {
+            anon = match anon {
+                Some((s, e)) if e == a => Some((s, b)),
+                Some((s, e)) => {
+                    out.push(format!("{s:x}-{e:x} anon"));
+                    Some((a, b))
+                }
+                None => Some((a, b)),
+            };
+            continue;
+        }
+        if let Some((s, e)) = anon.take() {
+            out.push(format!("{s:x}-{e:x} anon"));
+        }
+        if !l.ends_with("[heap]") {
+            out.push(l.to_string());
+        }
+    }
+    if let Some((s, e)) = anon {
+        out.push(format!("{s:x}-{e:x} anon"));
+    }
+    out
 }
 
 /// The open fds of this process.
