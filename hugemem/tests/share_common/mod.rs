@@ -57,29 +57,29 @@ pub fn maps() -> Vec<String> {
     let text = std::fs::read_to_string("/proc/self/maps").unwrap();
     let mut out: Vec<String> = Vec::new();
     let mut anon: Option<(u64, u64)> = None;
-    for l in text.lines() {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        let (a, b) = w[0].split_once('-').unwrap();
-        let (a, b) = (
-            u64::from_str_radix(a, 16).unwrap(),
-            u64::from_str_radix(b, 16).unwrap(),
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (lo, hi) = fields[0].split_once('-').unwrap();
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).unwrap(),
+            u64::from_str_radix(hi, 16).unwrap(),
         );
-        if w.len() <= 5 {
+        if fields.len() <= 5 {
             anon = match anon {
-                Some((s, e)) if e == a => Some((s, b)),
-                Some((s, e)) => {
-                    out.push(format!("{s:x}-{e:x} anon"));
-                    Some((a, b))
+                Some((start, end)) if end == lo => Some((start, hi)),
+                Some((start, end)) => {
+                    out.push(format!("{start:x}-{end:x} anon"));
+                    Some((lo, hi))
                 }
-                None => Some((a, b)),
+                None => Some((lo, hi)),
             };
             continue;
         }
-        if let Some((s, e)) = anon.take() {
-            out.push(format!("{s:x}-{e:x} anon"));
+        if let Some((start, end)) = anon.take() {
+            out.push(format!("{start:x}-{end:x} anon"));
         }
-        if !l.ends_with("[heap]") {
-            out.push(l.to_string());
+        if !line.ends_with("[heap]") {
+            out.push(line.to_string());
         }
     }
     if let Some((s, e)) = anon {
