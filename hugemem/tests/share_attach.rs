@@ -235,12 +235,13 @@ fn translation_is_checked_and_timed() {
     use pktmem_hugemem::share::{Attachment, Placement};
     use std::hint::black_box;
     use std::time::Instant;
+    const N: usize = 2_000_000;
 
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let c = p.alloc(64 << 20).unwrap();
-    let exp = Exporter::builder(&p).unbound().unwrap();
+    let provider = Provider::builder().quiet(true).build().unwrap();
+    let chunk = provider.alloc(64 << 20).unwrap();
+    let exp = Exporter::builder(&provider).unbound().unwrap();
     let fd = exp.connect_pair().unwrap();
-    let a = std::thread::spawn(move || {
+    let peer = std::thread::spawn(move || {
         Attachment::builder("timing")
             .placement(Placement::Relocate)
             .from_fd(fd)
@@ -248,14 +249,14 @@ fn translation_is_checked_and_timed() {
     .join()
     .unwrap()
     .unwrap();
-    let base = c.as_ptr().as_ptr() as u64;
-    let place = a.placement();
-    let l = place
+    let base = chunk.as_ptr().as_ptr() as u64;
+    let place = peer.placement();
+    let list = place
         .iter()
         .find(|l| l.exporter_base <= base && base < l.exporter_base + l.reserve as u64)
         .unwrap();
-    assert!(!l.same_va);
-    let delta = (l.local_base as u64).wrapping_sub(l.exporter_base);
+    assert!(!list.same_va);
+    let delta = (list.local_base as u64).wrapping_sub(list.exporter_base);
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         x ^= x << 13;
@@ -266,24 +267,26 @@ fn translation_is_checked_and_timed() {
     for _ in 0..10_000 {
         let va = next();
         assert_eq!(
-            a.to_local(va, 1).map(|q| q.as_ptr() as u64),
+            peer.to_local(va, 1).map(|q| q.as_ptr() as u64),
             Some(va.wrapping_add(delta))
         );
-        assert_eq!(a.iova(va), p.virt2iova(va as *const u8));
-        assert_eq!(a.to_exporter(va.wrapping_add(delta) as *const u8), Some(va));
+        assert_eq!(peer.iova(va), provider.virt2iova(va as *const u8));
+        assert_eq!(
+            peer.to_exporter(va.wrapping_add(delta) as *const u8),
+            Some(va)
+        );
     }
-    const N: usize = 2_000_000;
     let addrs: Vec<u64> = (0..N).map(|_| next()).collect();
     let t = Instant::now();
     let mut acc = 0u64;
     for &va in &addrs {
-        acc = acc.wrapping_add(black_box(a.iova(va)).map_or(0, |i| i.0));
-        acc = acc.wrapping_add(black_box(a.to_local(va, 1)).map_or(0, |q| q.as_ptr() as u64));
+        acc = acc.wrapping_add(black_box(peer.iova(va)).map_or(0, |i| i.0));
+        acc = acc.wrapping_add(black_box(peer.to_local(va, 1)).map_or(0, |q| q.as_ptr() as u64));
     }
     let peer_ns = t.elapsed().as_nanos() as f64 / N as f64;
     let t = Instant::now();
     for &va in &addrs {
-        acc = acc.wrapping_add(black_box(p.virt2iova(va as *const u8)).map_or(0, |i| i.0));
+        acc = acc.wrapping_add(black_box(provider.virt2iova(va as *const u8)).map_or(0, |i| i.0));
     }
     let own_ns = t.elapsed().as_nanos() as f64 / N as f64;
     black_box(acc);
