@@ -22,6 +22,16 @@ fn share_peer() {
     share_common::peer_main();
 }
 
+/// The tests of this file run one at a time: one compares the process's
+/// `HugetlbPages`, which the others move.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A provider of 2 MiB hugepages only, or `None` (after a SKIP line).
 fn huge_provider(what: &str) -> Option<Provider> {
     let free = pktmem_hugemem::inventory()
@@ -74,6 +84,7 @@ fn has(peer: &mut Peer, va: usize, len: usize) -> bool {
 
 #[test]
 fn growth_and_shrink_while_attached() {
+    let _serial = serial();
     let Some(p) = huge_provider("growth and shrink") else {
         return;
     };
@@ -112,7 +123,7 @@ fn growth_and_shrink_while_attached() {
     // Shrink: held in the exporter while the peer cannot ack.
     let hugetlb_before = process_hugetlb_bytes().unwrap();
     let backing_before = backing_bytes(&p);
-    peer.signal(libc::SIGSTOP);
+    peer.stop();
     let t0 = Instant::now();
     drop(grown);
     assert!(
@@ -150,6 +161,7 @@ fn growth_and_shrink_while_attached() {
 
 #[test]
 fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
+    let _serial = serial();
     let Some(p) = huge_provider("peer death") else {
         return;
     };
@@ -174,7 +186,7 @@ fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
 
     // Stopped, it cannot ack the Unmap: cut off after the ack timeout,
     // but alive, so the pages stay held.
-    peer.signal(libc::SIGSTOP);
+    peer.stop();
     drop(chunk);
     assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Gone { pid }));
     std::thread::sleep(Duration::from_millis(200));
@@ -196,6 +208,10 @@ fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
         Duration::from_secs(5),
         || p.page_of(cva).is_none(),
     );
+    // Watchers run after the state is set (and waiters woken).
+    wait_until("the watcher saw Exited", Duration::from_secs(5), || {
+        log.lock().unwrap().len() >= 3
+    });
     assert_eq!(
         *log.lock().unwrap(),
         [
@@ -220,6 +236,7 @@ fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
 
 #[test]
 fn a_taken_role_is_refused_then_granted_once_its_holder_exits() {
+    let _serial = serial();
     let p = Provider::builder().quiet(true).build().unwrap();
     let _c = p.alloc(4096).unwrap();
     let path = sock_path("taken");

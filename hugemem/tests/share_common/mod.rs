@@ -206,6 +206,30 @@ impl Peer {
         assert_eq!(r, 0, "kill({}, {sig})", self.pid());
     }
 
+    /// Stops the peer (SIGSTOP) and waits until every thread of it is stopped.
+    pub fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+            let all_stopped = tasks.filter_map(Result::ok).all(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                // The state follows the parenthesised command name.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T'))
+            });
+            if all_stopped {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "peer {} did not stop",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Tells the peer to detach and exit; its exit status.
     pub fn quit(mut self) -> std::process::ExitStatus {
         let _ = self.cmd("quit");
