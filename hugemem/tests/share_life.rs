@@ -273,3 +273,28 @@ fn a_taken_role_is_refused_then_granted_once_its_holder_exits() {
     assert_ne!(third.pid(), first_pid);
     assert!(third.quit().success());
 }
+
+#[test]
+fn a_peer_started_first_retries_until_the_exporter_binds() {
+    let _serial = serial();
+    let path = sock_path("later");
+    let _ = std::fs::remove_file(&path);
+    let mut peer = Peer::start(
+        PEER,
+        &[
+            (ENV_SOCK, path.display().to_string()),
+            (ENV_RETRY, "1".into()),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300)); // several failed connects
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let c = p.alloc(4096).unwrap();
+    let _exp = Exporter::builder(&p).bind(&path).unwrap();
+    assert!(
+        peer.wait_hello().starts_with("attached 1 1"),
+        "{}",
+        peer.hello
+    );
+    assert!(has(&mut peer, c.as_ptr().as_ptr() as usize, 4096));
+    assert!(peer.quit().success());
+}

@@ -1,0 +1,156 @@
+//! The exporter and a peer in one process (a thread attached over
+//! `connect_pair`), as the shared-pool tests use them: detach and attach
+//! again (generation + 1), the directory (publish, update, withdraw,
+//! `wait_for`), growth seen at once, the peer limit, and the exporter
+//! going away under an attachment.
+
+use std::time::Duration;
+
+use pktmem_hugemem::share::{
+    AttachError, Attachment, Exporter, Placement, PublishError, RefuseReason, RoleState,
+};
+use pktmem_hugemem::Provider;
+
+fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
+    let fd = exp.connect_pair().unwrap();
+    let role = role.to_string();
+    std::thread::spawn(move || {
+        Attachment::builder(&role)
+            .placement(Placement::Relocate)
+            .from_fd(fd)
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn detach_and_attach_again_bumps_the_generation() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let _c = p.alloc(4096).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let role = exp.role("w").unwrap();
+    let me = std::process::id();
+    for g in 1..=3 {
+        let a = attach(&exp, "w").unwrap();
+        assert_eq!(
+            (a.generation(), a.role_slot(), a.exporter_pid()),
+            (g, 1, me)
+        );
+        assert_eq!(role.state(), RoleState::Attached { pid: me });
+        // While attached, the role is taken.
+        match attach(&exp, "w") {
+            Err(AttachError::Refused {
+                reason: RefuseReason::RoleTaken,
+                text,
+            }) => assert!(text.contains(&me.to_string()), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        drop(a);
+        assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Gone { pid: me }));
+    }
+    assert_eq!(role.generation(), 3);
+    let roles = exp.roles();
+    assert_eq!(roles.len(), 1);
+    assert_eq!((roles[0].name.as_str(), roles[0].generation), ("w", 3));
+    // A second role gets the next slot.
+    let b = attach(&exp, "other").unwrap();
+    assert_eq!(b.role_slot(), 2);
+}
+
+#[test]
+fn the_directory_follows_publish_update_and_withdraw() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let before = exp.publish("a/before", b"1").unwrap();
+    let a = attach(&exp, "w").unwrap();
+    assert_eq!(
+        a.lookup("a/before").as_deref(),
+        Some(&b"1"[..]),
+        "in the snapshot"
+    );
+    let after = exp.publish("a/after", b"2").unwrap();
+    let got = a.wait_for("a/after", Duration::from_secs(5), |_| true);
+    assert_eq!(got.as_deref(), Some(&b"2"[..]));
+    after.update(b"3").unwrap();
+    let got = a.wait_for("a/after", Duration::from_secs(5), |v| v == b"3");
+    assert_eq!(got.as_deref(), Some(&b"3"[..]));
+    assert!(matches!(
+        after.update(&vec![0; pktmem_hugemem::share::wire::MAX_PAYLOAD + 1]),
+        Err(PublishError::TooLarge { .. })
+    ));
+    drop(before);
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while a.lookup("a/before").is_some() {
+        assert!(std::time::Instant::now() < end, "withdrawn");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        a.wait_for("never", Duration::from_millis(20), |_| true),
+        None
+    );
+    // The name is free again.
+    let _again = exp.publish("a/before", b"4").unwrap();
+}
+
+#[test]
+fn growth_is_mapped_before_alloc_returns() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let a = attach(&exp, "w").unwrap();
+    assert!(a.placement().is_empty(), "nothing mapped yet");
+    for len in [4096, 2 << 20, 6 << 20] {
+        let c = p.alloc(len).unwrap();
+        let va = c.as_ptr().as_ptr() as u64;
+        let local = a.to_local(va, len).expect("mapped at once");
+        assert_eq!(a.to_exporter(local.as_ptr()), Some(va));
+        assert_eq!(a.iova(va), p.virt2iova(va as *const u8));
+        // SAFETY: mapped in both views of the same pages; raw accesses.
+        unsafe {
+            local.as_ptr().add(len - 1).write_volatile(0x5a);
+            assert_eq!(c.as_ptr().as_ptr().add(len - 1).read_volatile(), 0x5a);
+        }
+        drop(c);
+        // The free is held until the peer's thread acked the Unmap.
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while a.to_local(va, 1).is_some() {
+            assert!(std::time::Instant::now() < end, "unmapped in the peer");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+#[test]
+fn the_peer_limit_refuses_more() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).max_peers(1).unbound().unwrap();
+    let _a = attach(&exp, "one").unwrap();
+    match attach(&exp, "two") {
+        Err(AttachError::Refused {
+            reason: RefuseReason::TooManyPeers,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_attachment_outlives_its_exporter() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let c = p.alloc(4096).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let a = attach(&exp, "w").unwrap();
+    assert!(a.is_connected());
+    drop(exp); // Bye
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while a.is_connected() {
+        assert!(std::time::Instant::now() < end, "told");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(a.last_error(), None, "a clean Bye");
+    // Still mapped until dropped.
+    assert!(a.to_local(c.as_ptr().as_ptr() as u64, 4096).is_some());
+    drop(a);
+    // A provider that was never exportable is refused.
+    let heap = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    assert!(Exporter::builder(&heap).unbound().is_err());
+}
