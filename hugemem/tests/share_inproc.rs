@@ -154,3 +154,60 @@ fn an_attachment_outlives_its_exporter() {
     let heap = Provider::builder().heap_backed(1 << 20).build().unwrap();
     assert!(Exporter::builder(&heap).unbound().is_err());
 }
+
+#[test]
+fn sockets_by_path_and_abstract_name() {
+    use pktmem_hugemem::share::{Backoff, ExportError};
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let _c = p.alloc(4096).unwrap();
+    // A stale socket file (nobody listens) is replaced; a live one is not.
+    let path =
+        std::env::temp_dir().join(format!("pktmem-share-inproc-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists(), "stale file left behind");
+    let exp = Exporter::builder(&p).bind(&path).unwrap();
+    match Exporter::builder(&p).bind(&path) {
+        Err(ExportError::BadAddress { why, .. }) => assert!(why.contains("live"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let path2 = path.clone();
+    let a = std::thread::spawn(move || Attachment::builder("w").connect(&path2))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.generation(), 1);
+    drop(a);
+    drop(exp);
+    assert!(!path.exists(), "removed with the exporter");
+
+    let name = format!("pktmem-share-inproc-{}", std::process::id());
+    let exp = Exporter::builder(&p).bind_abstract(&name).unwrap();
+    assert_eq!(exp.socket_path(), None);
+    let n2 = name.clone();
+    let a = std::thread::spawn(move || Attachment::builder("w").connect_abstract(&n2))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(a.is_connected());
+    drop((a, exp));
+
+    // Nobody there: one attempt, or retries until the deadline.
+    match Attachment::builder("w").connect_abstract(&name) {
+        Err(AttachError::Connect { attempts: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let t = std::time::Instant::now();
+    let r = Attachment::builder("w")
+        .retry(Backoff {
+            first: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+            deadline: Some(Duration::from_millis(150)),
+        })
+        .connect_abstract(&name);
+    match r {
+        Err(AttachError::Connect { attempts, .. }) => assert!(attempts >= 4, "{attempts}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
