@@ -21,6 +21,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Where an attachment maps the exporter's lists.
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let c = p.alloc(4096)?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let fd = exp.connect_pair().unwrap();
+/// // In this very process the exporter's range is taken: SameVaIfFree
+/// // falls back to relocation by itself.
+/// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;
+/// assert_eq!(a.placement_mode(), Placement::SameVaIfFree);
+/// assert!(!a.same_va());
+/// let l = a.placement()[0];
+/// assert!(!l.same_va && l.local_base != l.exporter_base as usize);
+/// # drop(c);
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Placement {
     /// At the exporter's addresses when that range is free here
@@ -38,6 +56,15 @@ pub enum Placement {
 /// has passed, or for ever when it is `None`. Retried: no socket at the
 /// path yet, connection refused, a full backlog, and a role whose previous
 /// holder the exporter still counts as alive.
+///
+/// ```
+/// use pktmem_hugemem::share::{AttachError, Attachment, Backoff};
+/// use std::time::Duration;
+/// let b = Backoff { deadline: Some(Duration::from_millis(50)), ..Backoff::default() };
+/// assert_eq!((b.first, b.max), (Duration::from_millis(10), Duration::from_secs(1)));
+/// let e = Attachment::builder("w").retry(b).connect_abstract("pktmem-doc-nobody").unwrap_err();
+/// assert!(matches!(e, AttachError::Connect { attempts, .. } if attempts > 1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
     /// The first wait.
@@ -62,6 +89,29 @@ impl Default for Backoff {
 /// Builds an [`Attachment`]: [`Attachment::builder`]`(role)`, options, then
 /// [`connect`](Self::connect), [`connect_abstract`](Self::connect_abstract)
 /// or [`from_fd`](Self::from_fd).
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Backoff, Exporter, Placement};
+/// use pktmem_hugemem::Provider;
+/// use std::time::Duration;
+/// let path = std::env::temp_dir().join(format!("pktmem-doc-ab-{}.sock", std::process::id()));
+/// let p2 = path.clone();
+/// // The peer may start first: it retries until the exporter listens.
+/// let peer = std::thread::spawn(move || {
+///     Attachment::builder("worker")
+///         .placement(Placement::Relocate)
+///         .retry(Backoff { deadline: Some(Duration::from_secs(10)), ..Backoff::default() })
+///         .handshake_timeout(Duration::from_secs(5))
+///         .connect(&p2)
+/// });
+/// std::thread::sleep(Duration::from_millis(30));
+/// let p = Provider::builder().quiet(true).build()?;
+/// let exp = Exporter::builder(&p).bind(&path)?;
+/// let a = peer.join().unwrap()?;
+/// assert_eq!((a.role(), a.generation()), ("worker", 1));
+/// # drop(exp);
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct AttachBuilder {

@@ -34,6 +34,23 @@ pub(crate) const MAX_LIST_PAGES: u64 = 1 << 26;
 
 /// Where one list of the exporter's memory is in this process
 /// ([`Attachment::placement`](super::Attachment::placement)).
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let c = p.alloc(3 << 20)?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let fd = exp.connect_pair().unwrap();
+/// let a = std::thread::spawn(move || Attachment::builder("w").placement(Placement::Relocate).from_fd(fd))
+///     .join().unwrap()?;
+/// let l = a.placement()[0];
+/// assert_eq!(l.mapped_pages * l.page_size, p.mapped_bytes());
+/// let va = c.as_ptr().as_ptr() as u64;
+/// let local = a.to_local(va, 1).unwrap().as_ptr() as usize;
+/// assert_eq!(local - l.local_base, (va - l.exporter_base) as usize); // offset mode
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListPlacement {
     /// The exporter's list id.
@@ -54,6 +71,24 @@ pub struct ListPlacement {
 
 /// A mapped page, as [`Attachment::walk_pages`](super::Attachment::walk_pages)
 /// reports it (a read-only record: a copy of the table's state).
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let _c = p.alloc(5 << 20)?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let fd = exp.connect_pair().unwrap();
+/// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;
+/// let mut n = 0;
+/// a.walk_pages(|pg| {
+///     assert_eq!(pg.iova, p.virt2iova(pg.exp_va as *const u8));
+///     assert_eq!(a.to_exporter(pg.local_va as *const u8), Some(pg.exp_va));
+///     n += pg.len;
+/// });
+/// assert_eq!(n, p.mapped_bytes());
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerPage {
     /// The exporter's list id.
