@@ -211,3 +211,27 @@ fn sockets_by_path_and_abstract_name() {
     }
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
+    use std::sync::{Arc, Mutex};
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let kept: Arc<Mutex<Vec<pktmem_hugemem::Chunk>>> = Arc::default();
+    let (k2, weak) = (kept.clone(), p.downgrade());
+    // Runs on the I/O thread: growth from there is announced without waiting.
+    let _w = exp.role("w").unwrap().on_change(move |_| {
+        if let Some(p) = weak.upgrade() {
+            k2.lock().unwrap().push(p.alloc(2 << 20).unwrap());
+        }
+    });
+    let a = attach(&exp, "w").unwrap();
+    let va = kept.lock().unwrap()[0].as_ptr().as_ptr() as u64;
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while a.to_local(va, 2 << 20).is_none() {
+        assert!(std::time::Instant::now() < end, "announced later");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(a);
+    kept.lock().unwrap().clear();
+}
