@@ -299,3 +299,41 @@ fn translation_is_checked_and_timed() {
         ),
     );
 }
+
+#[test]
+fn a_one_gib_page_is_shared_too() {
+    let p = Provider::builder()
+        .page_sizes(&[PageSize::Huge1G])
+        .allow_small_page_fallback(false)
+        .quiet(true)
+        .build()
+        .unwrap();
+    let c = match p.alloc(1 << 30) {
+        Ok(c) => c,
+        Err(e) => {
+            skip(format_args!(
+                "1 GiB page sharing: no 1 GiB page to be had ({e})"
+            ));
+            return;
+        }
+    };
+    let base = c.as_ptr().as_ptr() as usize;
+    // SAFETY: our chunk; shared memory written by raw pointer.
+    unsafe { (base as *mut u64).write_volatile(pattern(base as u64)) };
+    let path = sock_path("1g");
+    let _exp = Exporter::builder(&p).bind(&path).unwrap();
+    let mut peer = Peer::spawn(
+        PEER,
+        &[
+            (ENV_SOCK, path.display().to_string()),
+            (ENV_PLACE, "relocate".into()),
+        ],
+    );
+    assert!(peer.hello.starts_with("attached"), "{}", peer.hello);
+    let places = peer.cmd("placement");
+    assert!(places[0].starts_with("place 0 40000000 "), "{places:?}");
+    assert_eq!(check_every_page(&p, &mut peer, |_| Some(false)), 1);
+    peer_writes(&mut peer, std::slice::from_ref(&c));
+    assert!(peer.quit().success());
+    drop(c);
+}
