@@ -240,7 +240,23 @@ fn translation_is_checked_and_timed() {
     let provider = Provider::builder().quiet(true).build().unwrap();
     let chunk = provider.alloc(64 << 20).unwrap();
     let exp = Exporter::builder(&provider).unbound().unwrap();
+    // Growth with nobody attached, as the baseline.
+    let median_alloc_us = |check: &dyn Fn(&pktmem_hugemem::Chunk)| {
+        let mut v: Vec<f64> = (0..15)
+            .map(|_| {
+                let t = Instant::now();
+                let c = provider.alloc(2 << 20).unwrap();
+                let us = t.elapsed().as_secs_f64() * 1e6;
+                check(&c);
+                us
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let alone_us = median_alloc_us(&|_| ());
     let fd = exp.connect_pair().unwrap();
+    let t = Instant::now();
     let peer = std::thread::spawn(move || {
         Attachment::builder("timing")
             .placement(Placement::Relocate)
@@ -249,6 +265,16 @@ fn translation_is_checked_and_timed() {
     .join()
     .unwrap()
     .unwrap();
+    let attach_us = t.elapsed().as_secs_f64() * 1e6;
+    // Growth and shrink with one peer: Map sent and acked before alloc
+    // returns; the free returns at once (held until the Unmap ack).
+    let t = Instant::now();
+    let grown = provider.alloc(2 << 20).unwrap();
+    let grow_us = t.elapsed().as_secs_f64() * 1e6;
+    assert!(peer
+        .to_local(grown.as_ptr().as_ptr() as u64, 2 << 20)
+        .is_some());
+    drop(grown);
     let base = chunk.as_ptr().as_ptr() as u64;
     let place = peer.placement();
     let list = place
@@ -294,7 +320,7 @@ fn translation_is_checked_and_timed() {
     let _ = std::io::Write::write_fmt(
         &mut err,
         format_args!(
-            "TIMING peer iova+to_local {peer_ns:.2} ns/lookup, provider virt2iova {own_ns:.2} ns/lookup ({} lists)\n",
+            "TIMING peer iova+to_local {peer_ns:.2} ns/lookup, provider virt2iova {own_ns:.2} ns/lookup ({} lists); attach (64 MiB, in-process) {attach_us:.0} us; 2 MiB alloc (median of 15) alone {alone_us:.0} us, with one peer {grow_us:.0} us\n",
             place.len()
         ),
     );
