@@ -298,3 +298,45 @@ fn a_peer_started_first_retries_until_the_exporter_binds() {
     assert!(has(&mut peer, c.as_ptr().as_ptr() as usize, 4096));
     assert!(peer.quit().success());
 }
+
+#[test]
+fn growth_cuts_off_a_peer_that_does_not_ack() {
+    let _serial = serial();
+    let Some(p) = huge_provider("growth ack timeout") else {
+        return;
+    };
+    let _base = p.alloc(MB2).unwrap();
+    let path = sock_path("noack");
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_millis(300))
+        .bind(&path)
+        .unwrap();
+    let role = exp.role("worker").unwrap();
+    let peer = Peer::spawn(PEER, &[(ENV_SOCK, path.display().to_string())]);
+    let pid = peer.pid();
+    assert_eq!(role.state(), RoleState::Attached { pid });
+    peer.stop();
+    let t = Instant::now();
+    let grown = p.alloc(MB2).unwrap();
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "growth waited {waited:?} for the stopped peer, then went on"
+    );
+    assert_eq!(
+        role.state(),
+        RoleState::Gone { pid },
+        "cut off, still alive"
+    );
+    // Nobody to wait for now: growth is immediate again.
+    let t = Instant::now();
+    let more = p.alloc(MB2).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    peer.kill();
+    assert!(role.wait_exited(Duration::from_secs(5)));
+    drop((grown, more));
+}
