@@ -182,7 +182,9 @@ fn produce(name: &str, shm: &Shm, total: u64, mut alive: impl FnMut() -> bool) -
     // Acquire: pairs with the consumer's Release store of DONE (its SUM
     // store is visible after).
     while shm.ctrl(DONE).load(Ordering::Acquire) == 0 {
-        if !alive() {
+        // Acquire: as above (the consumer may have said done and exited
+        // between the two loads).
+        if !alive() && shm.ctrl(DONE).load(Ordering::Acquire) == 0 {
             eprintln!("compare/shared: {name}: the consumer died");
             return None;
         }
