@@ -581,7 +581,10 @@ impl Drop for Exporter {
 
 impl ExportBuilder {
     /// How long a peer may take to ack a message before it is cut off
-    /// (default 2 s). Growth waits at most about this long per peer.
+    /// (default 2 s). Growth waits at most about this long per peer. The
+    /// I/O thread never waits on a peer's socket: what a peer does not read
+    /// is queued for it, and a peer with more than 8 MiB waiting is cut
+    /// off at once.
     pub fn ack_timeout(mut self, d: Duration) -> Self {
         self.ack_timeout = d;
         self

@@ -14,6 +14,8 @@ use crate::{IovaMode, Provider};
 
 /// Pages per `Map` message the exporter sends.
 const MAP_CHUNK: usize = 4096;
+/// Most bytes queued for one peer that does not read; past this it is cut off.
+const MAX_QUEUED: usize = 8 << 20;
 /// Most connections that have not said Hello yet.
 const MAX_WAITING_HELLO: usize = 64;
 /// How often peers without a pidfd are checked for exit.
@@ -124,6 +126,17 @@ struct Conn {
     hello_by: Instant,
     /// The peer said Bye: it maps nothing of ours any more.
     unmapped: bool,
+    /// Messages (and their fd) the socket had no room for yet, in order.
+    out: std::collections::VecDeque<(Vec<u8>, Option<OwnedFd>)>,
+    /// Bytes in `out`.
+    out_bytes: usize,
+}
+
+/// What one attempt to send gave.
+enum Sent {
+    Done,
+    Full,
+    Failed,
 }
 
 struct MapWait {
@@ -206,7 +219,14 @@ impl Io {
                         }
                     }
                     Tag::Listener => self.accept(),
-                    Tag::Sock(id) => self.readable(id),
+                    Tag::Sock(id) => {
+                        if p.revents & libc::POLLOUT != 0 {
+                            self.flush(id);
+                        }
+                        if p.revents & !libc::POLLOUT != 0 {
+                            self.readable(id);
+                        }
+                    }
                     Tag::Pid(id) => self.exited(id),
                 }
             }
@@ -223,7 +243,8 @@ impl Io {
         }
         for c in &self.conns {
             if let Some(s) = &c.sock {
-                p.push(sys::pollfd(s, libc::POLLIN));
+                let out = if c.out.is_empty() { 0 } else { libc::POLLOUT };
+                p.push(sys::pollfd(s, libc::POLLIN | out));
                 t.push(Tag::Sock(c.id));
             }
             if let Some(pf) = &c.pidfd {
@@ -285,7 +306,7 @@ impl Io {
         }
         for c in &self.conns {
             if let Some(s) = &c.sock {
-                let _ = sys::send(s, &Message::Bye.encode(), &[]);
+                let _ = sys::send_flags(s, &Message::Bye.encode(), &[], true);
             }
         }
         for w in self.map_waits.drain(..) {
@@ -307,9 +328,6 @@ impl Io {
     }
 
     fn add_conn(&mut self, sock: OwnedFd) {
-        if sys::set_send_timeout(&sock, self.sh.ack_timeout).is_err() {
-            return;
-        }
         let pid = sys::peer_pid(&sock).unwrap_or(0);
         let id = self.next_conn;
         self.next_conn += 1;
@@ -324,6 +342,8 @@ impl Io {
             pending: std::collections::VecDeque::new(),
             hello_by: Instant::now() + self.sh.ack_timeout,
             unmapped: false,
+            out: std::collections::VecDeque::new(),
+            out_bytes: 0,
         });
     }
 
@@ -344,21 +364,54 @@ impl Io {
         }
     }
 
-    /// Sends `m` (with `fds`) on connection `id`; a seq-bearing message is
-    /// numbered here and awaited. False (and the connection closed) on failure.
-    fn send(&mut self, id: u64, m: &Message, fds: &[std::os::fd::BorrowedFd<'_>]) -> bool {
+    /// Sends `m` (with `fd`) on connection `id`, or queues it behind what
+    /// the socket had no room for (sent as it drains; the I/O thread never
+    /// waits on a peer). A seq-bearing message is awaited from now on. False
+    /// (and the connection closed) on failure or when too much is queued.
+    fn send(&mut self, id: u64, m: &Message, fd: Option<OwnedFd>) -> bool {
         let Some(c) = self.conns.iter_mut().find(|c| c.id == id) else {
             return false;
         };
-        let Some(s) = &c.sock else { return false };
-        if sys::send(s, &m.encode(), fds).is_ok() {
-            if let Some(seq) = m.seq() {
-                c.pending.push_back((seq, Instant::now()));
-            }
-            return true;
+        let Some(sock) = &c.sock else { return false };
+        let bytes = m.encode();
+        if let Some(seq) = m.seq() {
+            c.pending.push_back((seq, Instant::now()));
         }
-        self.close(id, Close::Lost);
-        false
+        let sent = if c.out.is_empty() {
+            try_send(sock, &bytes, fd.as_ref())
+        } else {
+            Sent::Full
+        };
+        match sent {
+            Sent::Done => true,
+            Sent::Full if c.out_bytes + bytes.len() <= MAX_QUEUED => {
+                c.out_bytes += bytes.len();
+                c.out.push_back((bytes, fd));
+                true
+            }
+            Sent::Full | Sent::Failed => {
+                self.close(id, Close::Lost);
+                false
+            }
+        }
+    }
+
+    /// Sends what was queued for `id`, as far as the socket takes it.
+    fn flush(&mut self, id: u64) {
+        let Some(c) = self.conns.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        let Some(sock) = &c.sock else { return };
+        while let Some((bytes, fd)) = c.out.front() {
+            match try_send(sock, bytes, fd.as_ref()) {
+                Sent::Done => {
+                    c.out_bytes -= bytes.len();
+                    c.out.pop_front();
+                }
+                Sent::Full => return,
+                Sent::Failed => return self.close(id, Close::Lost),
+            }
+        }
     }
 
     fn take_seq(&mut self, id: u64) -> u64 {
@@ -418,10 +471,11 @@ impl Io {
             base_va: l.base as u64,
             reserve_len: l.reserve as u64,
         };
-        // The fd is borrowed from our table for the send only.
-        let fd = self.lists[li].fd.try_clone();
-        let Ok(fd) = fd else { return false };
-        self.send(conn, &m, &[fd.as_fd()])
+        // A duplicate travels (or waits in the queue) with the message.
+        let Ok(fd) = self.lists[li].fd.try_clone() else {
+            return false;
+        };
+        self.send(conn, &m, Some(fd))
     }
 
     /// Sends Map messages for pages `[first, first + count)` of list `li`
@@ -451,7 +505,7 @@ impl Io {
                 first_page: p as u64,
                 iovas,
             };
-            if !self.send(conn, &m, &[]) {
+            if !self.send(conn, &m, None) {
                 return None;
             }
             last = Some(seq);
@@ -503,7 +557,7 @@ impl Io {
                 first_page: first as u64,
                 count: count as u32,
             };
-            if self.send(c, &m, &[]) {
+            if self.send(c, &m, None) {
                 acks.push((c, seq));
             }
         }
@@ -543,7 +597,7 @@ impl Io {
                 name: name.to_string(),
             },
         };
-        self.send(conn, &m, &[]);
+        self.send(conn, &m, None);
     }
 
     fn readable(&mut self, id: u64) {
@@ -598,7 +652,7 @@ impl Io {
         };
         if let Some(c) = self.conn(id) {
             if let Some(s) = &c.sock {
-                let _ = sys::send(s, &m.encode(), &[]);
+                let _ = sys::send_flags(s, &m.encode(), &[], true);
             }
         }
         self.conns.retain(|c| c.id != id);
@@ -685,7 +739,7 @@ impl Io {
             iova_mode: u8::from(self.sh.provider.iova_mode() == IovaMode::Va),
             lists: self.lists.len() as u16,
         };
-        if !self.send(id, &welcome, &[]) {
+        if !self.send(id, &welcome, None) {
             return;
         }
         for li in 0..self.lists.len() {
@@ -727,7 +781,7 @@ impl Io {
             self.send_entry(id, &n);
         }
         let seq = self.take_seq(id);
-        self.send(id, &Message::Ready { seq }, &[]);
+        self.send(id, &Message::Ready { seq }, None);
     }
 
     fn ack(&mut self, id: u64, seq: u64) {
@@ -855,4 +909,14 @@ impl Io {
 /// Whether the role's current holder is `pid` (Attached or Gone).
 fn role_held_by(role: &RoleInner, pid: u32) -> bool {
     matches!(*lock(&role.state), RoleState::Attached { pid: p } | RoleState::Gone { pid: p } if p == pid)
+}
+
+/// One non-blocking send of `bytes` (with `fd`).
+fn try_send(sock: &OwnedFd, bytes: &[u8], fd: Option<&OwnedFd>) -> Sent {
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = fd.iter().map(|f| f.as_fd()).collect();
+    match sys::send_flags(sock, bytes, &fds, true) {
+        Ok(()) => Sent::Done,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Sent::Full,
+        Err(_) => Sent::Failed,
+    }
 }
