@@ -296,7 +296,7 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
     drop(a);
     // More than a peer may have waiting (a burst the I/O thread may queue
     // at once) cuts it off at once.
-    let mute2 = exp.connect_pair().unwrap();
+    let flooded = exp.connect_pair().unwrap();
     let hello2 = Message::Hello {
         min_version: 1,
         max_version: 1,
@@ -305,18 +305,20 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
     }
     .encode();
     // SAFETY: writes `hello2` on our socket.
-    let n = unsafe { libc::send(mute2.as_raw_fd(), hello2.as_ptr().cast(), hello2.len(), 0) };
+    let n = unsafe { libc::send(flooded.as_raw_fd(), hello2.as_ptr().cast(), hello2.len(), 0) };
     assert_eq!(n, hello2.len() as isize);
-    let mute2_role = exp.role("mute2").unwrap();
-    assert!(mute2_role.wait_attached(Duration::from_secs(5)).is_some());
+    let flooded_role = exp.role("mute2").unwrap();
+    assert!(flooded_role.wait_attached(Duration::from_secs(5)).is_some());
     let t = std::time::Instant::now();
     for i in 0..140 {
         pubs.push(exp.publish(&format!("more/{i}"), &big).unwrap());
     }
-    assert!(mute2_role.wait_state(Duration::from_secs(2), |s| matches!(
-        s,
-        RoleState::Gone { .. }
-    )));
+    assert!(
+        flooded_role.wait_state(Duration::from_secs(2), |s| matches!(
+            s,
+            RoleState::Gone { .. }
+        ))
+    );
     assert!(
         t.elapsed() < Duration::from_secs(2),
         "before its ack timeout"
