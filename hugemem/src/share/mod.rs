@@ -94,6 +94,12 @@
 //! * A peer's pid comes from the socket (`SO_PEERCRED`); for a socket pair
 //!   made by the exporter (which names the exporter itself) it is the pid
 //!   the peer's `Hello` gives, unverified.
+//! * The peer checks every fd's size when it is announced, but the
+//!   exporter's memfds are not sealed (the provider creates them without
+//!   `MFD_ALLOW_SEALING`): an exporter that later truncates one makes the
+//!   peer's accesses to the lost range fault (`SIGBUS`). Peers trust the
+//!   exporter's process that far; every message and descriptor is still
+//!   checked.
 //! * Any peer that can reach the socket may attach and declare roles:
 //!   guard the socket's path (permissions) or use
 //!   [`Exporter::connect_pair`].
