@@ -324,3 +324,33 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
         "before its ack timeout"
     );
 }
+
+#[test]
+fn roles_are_bounded() {
+    use pktmem_hugemem::share::{RoleError, MAX_ROLES};
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    for i in 0..MAX_ROLES {
+        assert_eq!(
+            usize::from(exp.role(&format!("r{i}")).unwrap().slot()),
+            i + 1
+        );
+    }
+    assert_eq!(
+        exp.role("r7").unwrap().slot(),
+        8,
+        "an existing role is found"
+    );
+    assert_eq!(
+        exp.role("one-more").unwrap_err(),
+        RoleError::TooMany { max: MAX_ROLES }
+    );
+    // A peer naming a new role now is refused.
+    match attach(&exp, "late") {
+        Err(AttachError::Refused {
+            reason: RefuseReason::BadRole,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -494,7 +494,7 @@ pub enum RoleError {
         /// The name.
         name: String,
     },
-    /// Every role slot is taken (`u16::MAX` roles).
+    /// Every role slot is taken ([`MAX_ROLES`](super::MAX_ROLES) roles).
     TooMany {
         /// The most roles an exporter has.
         max: usize,

@@ -153,6 +153,8 @@ pub mod wire;
 
 pub use attach::{AttachBuilder, Attachment, Backoff, Placement};
 pub use error::{AttachError, ExportError, ProtocolError, PublishError, RoleError, ShareError};
-pub use export::{ExportBuilder, Exporter, Publication, Role, RoleInfo, RoleState, RoleWatch};
+pub use export::{
+    ExportBuilder, Exporter, Publication, Role, RoleInfo, RoleState, RoleWatch, MAX_ROLES,
+};
 pub use view::{ListPlacement, PeerPage};
 pub use wire::RefuseReason;
