@@ -535,6 +535,11 @@ impl Exporter {
                     name: name.to_string(),
                 });
             }
+            if dir.len() >= wire::MAX_ENTRIES {
+                return Err(PublishError::Full {
+                    max: wire::MAX_ENTRIES,
+                });
+            }
             dir.insert(name.to_string(), (id, payload.to_vec()));
         }
         let _ = self.shared.push(Cmd::Publish {

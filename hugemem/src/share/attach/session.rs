@@ -165,7 +165,15 @@ impl Session {
                 slot.unmap(first, *count as usize);
             }
             Message::Publish { name, payload, .. } => {
-                lock(&inner.dir).insert(name.clone(), payload.clone());
+                let mut dir = lock(&inner.dir);
+                if dir.len() >= wire::MAX_ENTRIES && !dir.contains_key(name) {
+                    return Err(unexpected(format!(
+                        "a directory of more than {} entries",
+                        wire::MAX_ENTRIES
+                    )));
+                }
+                dir.insert(name.clone(), payload.clone());
+                drop(dir);
                 inner.dir_changed.notify_all();
             }
             Message::Withdraw { name, .. } => {

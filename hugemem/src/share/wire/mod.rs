@@ -92,6 +92,8 @@ pub const MAX_ROLE_LEN: usize = 64;
 pub const MAX_NAME_LEN: usize = 255;
 /// Largest published payload, in bytes (a `Publish` with the longest name fits one message).
 pub const MAX_PAYLOAD: usize = MAX_MESSAGE - HEADER_LEN - 8 - 2 - MAX_NAME_LEN - 4;
+/// Most directory entries an exporter publishes (and a peer keeps).
+pub const MAX_ENTRIES: usize = 4096;
 /// Most pages in one `Map`.
 pub const MAX_MAP_PAGES: usize = (MAX_MESSAGE - HEADER_LEN - 22) / 8;
 /// Highest byte (exclusive) of a reservation: the 47-bit user address space.
