@@ -57,7 +57,8 @@
 //! reservations at most 2⁴⁷ bytes ending below 2⁴⁷, at most [`MAX_LISTS`]
 //! lists, not overlapping, ids not repeated; fd counts; the fd's size at
 //! least the reservation and its block size the page size; Map/Unmap inside
-//! the list; IOVAs page aligned.
+//! the list; IOVAs page aligned; seqs increasing; at most [`MAX_ENTRIES`]
+//! directory entries.
 //!
 //! ```
 //! use pktmem_hugemem::share::wire::{Kind, Message, VERSION};
