@@ -619,6 +619,13 @@ impl Io {
         let role = c.role.clone();
         let pid = c.pid;
         let watch_exit = c.pidfd.is_some() || pid != own;
+        // The role first: whoever a cut-off releases (a growth waiting for
+        // this peer) finds the role Gone already.
+        if let Some(role) = &role {
+            if role_held_by(role, pid) {
+                role.set_state(RoleState::Gone { pid });
+            }
+        }
         for w in &mut self.map_waits {
             w.waiting.retain(|&(cid, _)| cid != id);
         }
@@ -637,17 +644,10 @@ impl Io {
             }
         }
         self.finish_releases();
-        let Some(role) = role else {
+        if role.is_none() || !watch_exit {
+            // Never granted; or this very process (a thread attached over a
+            // socket pair), which never "exits" while we run.
             self.conns.retain(|c| c.id != id);
-            return;
-        };
-        if !watch_exit {
-            // This very process (a thread attached over a socket pair): it
-            // never "exits" while we run.
-            self.conns.retain(|c| c.id != id);
-        }
-        if role_held_by(&role, pid) {
-            role.set_state(RoleState::Gone { pid });
         }
     }
 
