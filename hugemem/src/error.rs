@@ -664,6 +664,8 @@ pub enum HugememError {
     Translate(TranslateError),
     /// From registering a DMA mapper.
     DmaRegister(crate::DmaRegisterError),
+    /// From sharing memory with other processes ([`share`](crate::share)).
+    Share(crate::share::ShareError),
 }
 
 macro_rules! umbrella {
@@ -701,6 +703,7 @@ umbrella!(
     Lease(LeaseError),
     Translate(TranslateError),
     DmaRegister(crate::DmaRegisterError),
+    Share(crate::share::ShareError),
 );
 
 #[cfg(test)]
