@@ -59,7 +59,7 @@ pub(crate) struct Meta {
 
 impl Meta {
     pub(crate) fn encode(self) -> u64 {
-        debug_assert!(self.off <= u32::from(u16::MAX));
+        debug_assert!(u16::try_from(self.off).is_ok());
         u64::from(self.off) | u64::from(self.len) << 16 | u64::from(self.flags) << 48
     }
 
@@ -522,7 +522,14 @@ mod tests {
         g.check().unwrap();
         assert_eq!(g.index(0x10_0000), Ok(0));
         assert_eq!(g.index(0x10_0000 + 7 * 2048), Ok(7));
-        for bad in [0, 0x10_0000 - 2048, 0x10_0000 + 8 * 2048, 0x10_0001, 0x10_0000 + 64, u64::MAX] {
+        for bad in [
+            0,
+            0x10_0000 - 2048,
+            0x10_0000 + 8 * 2048,
+            0x10_0001,
+            0x10_0000 + 64,
+            u64::MAX,
+        ] {
             assert_eq!(g.index(bad), Err(Reject::OutOfPool), "{bad:#x}");
         }
     }
@@ -547,9 +554,30 @@ mod tests {
         let ok = geo();
         assert_eq!(Geometry { count: 0, ..ok }.check(), Err(("count", 0)));
         assert_eq!(Geometry { stride: 96, ..ok }.check(), Err(("stride", 96)));
-        assert_eq!(Geometry { data_room: 4096, ..ok }.check(), Err(("data_room", 4096)));
-        assert_eq!(Geometry { headroom: 2001, ..ok }.check(), Err(("headroom", 2001)));
-        assert_eq!(Geometry { base: 0x10_0040, ..ok }.check(), Err(("base", 0x10_0040)));
+        assert_eq!(
+            Geometry {
+                data_room: 4096,
+                ..ok
+            }
+            .check(),
+            Err(("data_room", 4096))
+        );
+        assert_eq!(
+            Geometry {
+                headroom: 2001,
+                ..ok
+            }
+            .check(),
+            Err(("headroom", 2001))
+        );
+        assert_eq!(
+            Geometry {
+                base: 0x10_0040,
+                ..ok
+            }
+            .check(),
+            Err(("base", 0x10_0040))
+        );
         let top = u64::MAX - 2047;
         assert_eq!(Geometry { base: top, ..ok }.check(), Err(("base", top)));
     }

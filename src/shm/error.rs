@@ -62,7 +62,10 @@ impl fmt::Display for BuildError {
                 write!(f, "shared pool of {count} buffers: must be 1..={max}")
             }
             Self::DataRoom { data_room, max } => {
-                write!(f, "shared pool data room of {data_room} B: must be 1..={max}")
+                write!(
+                    f,
+                    "shared pool data room of {data_room} B: must be 1..={max}"
+                )
             }
             Self::Headroom {
                 headroom,

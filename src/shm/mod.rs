@@ -154,8 +154,8 @@
 //!     Ok(got)
 //! });
 //!
-//! let (mut sent, mut back, mut inbox) = (0u32, 0u64, Vec::new());
-//! while back < 45 {
+//! let (mut sent, mut echoes, mut sum, mut inbox) = (0u32, 0, 0u64, Vec::new());
+//! while echoes < 10 {
 //!     port.service(); // lends, takes back returns, grants the peer
 //!     if sent < 10 {
 //!         let mut b = pool.alloc()?;
@@ -165,20 +165,18 @@
 //!     port.recv_burst(&mut inbox, 32);
 //!     for b in inbox.drain(..) {
 //!         let mut v = [0u8; 4];
-//!         b.read(0, &mut v)?;
-//!         back += u64::from(u32::from_le_bytes(v)) + 1; // 1 + 2 + ... + 10
+//!         b.read(0, &mut v)?; // validated descriptor, volatile copy
+//!         sum += u64::from(u32::from_le_bytes(v));
+//!         echoes += 1;
 //!     }
 //! }
-//! assert_eq!(peer.join().unwrap()?, 45); // 0 + 1 + ... + 9
-//! while pool.counts().lent_total() > port.stats().lent as usize - port.stats().returned as usize {
-//!     port.service();
-//! }
-//! port.service();
-//! let c = pool.counts();
-//! assert_eq!(c.exporter_out, 0);
-//! assert_eq!(c.lost, 0);
+//! assert_eq!(peer.join().unwrap()?, 45); // 0 + 1 + ... + 9, seen by the peer
+//! assert_eq!(sum, 45); // and echoed back
+//! port.service(); // takes back what the peer gave back on its way out
+//! assert_eq!(pool.counts().lent_total(), port.in_rings()); // only the lend stock is out
+//! assert_eq!(port.close(), 64); // the peer thread is done: the stock comes back
+//! assert!(pool.is_full());
 //! pool.audit()?;
-//! println!("{c:?}");
 //! # Ok(())
 //! # }
 //! ```

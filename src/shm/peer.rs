@@ -168,13 +168,10 @@ impl PeerCore {
             if k == 0 {
                 return;
             }
-            let sent = match ret.enqueue_burst(&descs[..k]) {
-                Ok(s) => s,
-                Err(_) => {
-                    bump(&self.counters.corrupt_ring, 1);
-                    0
-                }
-            };
+            let sent = ret.enqueue_burst(&descs[..k]).unwrap_or_else(|_| {
+                bump(&self.counters.corrupt_ring, 1);
+                0
+            });
             for d in &descs[sent..k] {
                 // Valid by construction: we made them from indices.
                 self.put_free(((d.addr - self.geo.base) / u64::from(self.geo.stride)) as u32);
@@ -353,7 +350,8 @@ impl PeerPool {
             });
         };
         let (geo, ports) = parse_pool(&pe, &raw)?;
-        let entry = port_of(&ports, slot).ok_or_else(|| OpenError::NotPublished { entry: pe.clone() })?;
+        let entry =
+            port_of(&ports, slot).ok_or_else(|| OpenError::NotPublished { entry: pe.clone() })?;
         if entry.granted != want {
             // A later generation holds the role: this attachment is stale.
             return Err(OpenError::Timeout {
@@ -390,14 +388,14 @@ impl PeerPool {
             })?;
             rings[i] = RingMem { ptr, len };
         }
-        // SAFETY (both attaches): the rings are mapped while `att` lives,
-        // which the core keeps; the exporter granted this generation, so
-        // no earlier holder of the role uses these ends any more (it
-        // exited), and this process makes one lend consumer and one return
-        // producer per pool (here).
+        // SAFETY: the rings are mapped while `att` lives, which the core
+        // keeps; the exporter granted this generation, so no earlier holder
+        // of the role uses these ends any more (it exited or left), and this
+        // process makes one lend consumer and one return producer per pool
+        // (here).
         let lend = unsafe { ShmConsumer::attach(rings[LEND].ptr, rings[LEND].len) }
             .map_err(OpenError::Ring)?;
-        // SAFETY: as above.
+        // SAFETY: as for the lend consumer, for the return producer.
         let ret = unsafe { ShmProducer::attach(rings[RET].ptr, rings[RET].len) }
             .map_err(OpenError::Ring)?;
         let free = Ring::new(geo.count as usize).map_err(|_| OpenError::BadEntry {
@@ -534,25 +532,24 @@ impl PeerPool {
             return Err(PeerPortError::Taken);
         }
         let r = self.core.rings;
-        // SAFETY (both): the rings are mapped while the core lives (the port
-        // keeps it); the flag makes these the process's only down consumer
-        // and up producer; the exporter granted this generation at open.
+        // SAFETY: the rings are mapped while the core lives (the port keeps
+        // it); the flag makes these the process's only down consumer and up
+        // producer; the exporter granted this generation at open.
         let down = unsafe { ShmConsumer::attach(r[DOWN].ptr, r[DOWN].len) };
         // SAFETY: as above.
         let up = unsafe { ShmProducer::attach(r[UP].ptr, r[UP].len) };
-        match (down, up) {
-            (Ok(down), Ok(up)) => Ok(PeerPort {
+        if let (Ok(down), Ok(up)) = (down, up) {
+            Ok(PeerPort {
                 core: Arc::clone(&self.core),
                 down,
                 up,
                 scratch: Vec::with_capacity(BATCH),
-            }),
-            _ => {
-                bump(&self.core.counters.corrupt_ring, 1);
-                // Release: pairs with the Acquire swap above.
-                self.core.port_taken.store(false, Ordering::Release);
-                Err(PeerPortError::Taken)
-            }
+            })
+        } else {
+            bump(&self.core.counters.corrupt_ring, 1);
+            // Release: pairs with the Acquire swap above.
+            self.core.port_taken.store(false, Ordering::Release);
+            Err(PeerPortError::Taken)
         }
     }
 }
@@ -578,13 +575,11 @@ impl PeerPort {
     /// `bufs` (as many as the up ring has room for, up to the first that is
     /// not of this pool's peer side) and returns how many left.
     pub fn send_burst(&mut self, bufs: &mut Vec<SharedBuf>) -> usize {
-        let room = match self.up.free_space() {
-            Ok(f) => f as usize,
-            Err(_) => {
-                bump(&self.core.counters.corrupt_ring, 1);
-                return 0;
-            }
+        let Ok(room) = self.up.free_space() else {
+            bump(&self.core.counters.corrupt_ring, 1);
+            return 0;
         };
+        let room = room as usize;
         let mine = Home::Peer(Arc::clone(&self.core));
         let n = bufs
             .iter()
@@ -622,12 +617,9 @@ impl PeerPort {
             let want = (max - n).min(BATCH);
             self.scratch.clear();
             self.scratch.resize(want, Desc::default());
-            let got = match self.down.dequeue_burst(&mut self.scratch) {
-                Ok(g) => g,
-                Err(_) => {
-                    bump(&self.core.counters.corrupt_ring, 1);
-                    break;
-                }
+            let Ok(got) = self.down.dequeue_burst(&mut self.scratch) else {
+                bump(&self.core.counters.corrupt_ring, 1);
+                break;
             };
             for i in 0..got {
                 let d = self.scratch[i];

@@ -145,8 +145,10 @@ impl PoolCore {
     }
 
     fn publish(&self, dir: &Directory) -> Result<(), PublishError> {
-        dir.publication
-            .update(&encode_pool_entry(&self.geo, dir.ports.values().map(|(_, e)| e)))
+        dir.publication.update(&encode_pool_entry(
+            &self.geo,
+            dir.ports.values().map(|(_, e)| e),
+        ))
     }
 
     /// Adds a port's record; `false` when the role already has one.
@@ -214,7 +216,7 @@ impl SharedPoolBuilder {
     /// ([`PeerPool::open`](super::PeerPool::open)); 1..=48 bytes of
     /// `[A-Za-z0-9._-]`.
     pub fn name(mut self, name: &str) -> Self {
-        self.name = name.to_owned();
+        name.clone_into(&mut self.name);
         self
     }
 
@@ -253,13 +255,10 @@ impl SharedPoolBuilder {
             return Err(BuildError::Name { name: self.name });
         }
         let stride = self.data_room.next_power_of_two().max(64);
-        let bytes = self
-            .count
-            .checked_mul(stride)
-            .ok_or(BuildError::Count {
-                count: self.count,
-                max: usize::MAX / stride,
-            })?;
+        let bytes = self.count.checked_mul(stride).ok_or(BuildError::Count {
+            count: self.count,
+            max: usize::MAX / stride,
+        })?;
         let chunk = exporter
             .provider()
             .alloc_with(&AllocRequest::new(bytes).align(stride))
@@ -422,7 +421,7 @@ impl SharedPool {
     /// towards the peer, return and up back), published for the peer as a
     /// record of the pool's entry. One port per role and pool.
     pub fn port(&self, role: &Role, config: PortConfig) -> Result<Port, PortError> {
-        Port::new(Arc::clone(&self.core), role, config)
+        Port::new(&self.core, role, config)
     }
 
     /// Where the buffers are now (see [`SharedCounts`]).

@@ -274,7 +274,11 @@ fn consumer(m: RingMem) -> Result<ShmConsumer, ShmRingError> {
 }
 
 impl Port {
-    pub(crate) fn new(pool: Arc<PoolCore>, role: &Role, config: PortConfig) -> Result<Port, PortError> {
+    pub(crate) fn new(
+        pool: &Arc<PoolCore>,
+        role: &Role,
+        config: PortConfig,
+    ) -> Result<Port, PortError> {
         let cap = config.rings;
         if !cap.is_power_of_two() || !(2..=MAX_RING).contains(&cap) {
             return Err(PortError::RingCapacity { capacity: cap });
@@ -314,7 +318,7 @@ impl Port {
             lend: config.lend,
         };
         let mut port = Port {
-            pool: Arc::clone(&pool),
+            pool: Arc::clone(pool),
             role: role.clone(),
             slot,
             config,
@@ -419,12 +423,9 @@ impl Port {
         loop {
             self.scratch.clear();
             self.scratch.resize(BATCH, Desc::default());
-            let got = match self.ret.dequeue_burst(&mut self.scratch) {
-                Ok(got) => got,
-                Err(_) => {
-                    self.ring_fault();
-                    return None;
-                }
+            let Ok(got) = self.ret.dequeue_burst(&mut self.scratch) else {
+                self.ring_fault();
+                return None;
             };
             for i in 0..got {
                 let d = self.scratch[i];
@@ -455,12 +456,9 @@ impl Port {
 
     /// Tops the lend ring up to the target; returns how many were lent.
     fn refill(&mut self) -> usize {
-        let free = match self.lend.free_space() {
-            Ok(f) => f,
-            Err(_) => {
-                self.ring_fault();
-                return 0;
-            }
+        let Ok(free) = self.lend.free_space() else {
+            self.ring_fault();
+            return 0;
         };
         let queued = self.config.rings - free;
         let want = self.config.lend.saturating_sub(queued) as usize;
@@ -517,13 +515,11 @@ impl Port {
         if self.broken {
             return 0;
         }
-        let room = match self.down.free_space() {
-            Ok(f) => f as usize,
-            Err(_) => {
-                self.ring_fault();
-                return 0;
-            }
+        let Ok(room) = self.down.free_space() else {
+            self.ring_fault();
+            return 0;
         };
+        let room = room as usize;
         let mine = Home::Exporter(Arc::clone(&self.pool));
         let n = bufs
             .iter()
@@ -563,12 +559,9 @@ impl Port {
             let want = (max - n).min(BATCH);
             self.scratch.clear();
             self.scratch.resize(want, Desc::default());
-            let got = match self.up.dequeue_burst(&mut self.scratch) {
-                Ok(g) => g,
-                Err(_) => {
-                    self.ring_fault();
-                    break;
-                }
+            let Ok(got) = self.up.dequeue_burst(&mut self.scratch) else {
+                self.ring_fault();
+                break;
             };
             for i in 0..got {
                 let d = self.scratch[i];
@@ -698,7 +691,9 @@ impl Port {
             (self.down.position(), &self.down_shadow)
         };
         match self.indices(ring) {
-            Ok((head, shared)) if shared == tail && head <= tail && tail - head <= self.mask() + 1 => {
+            Ok((head, shared))
+                if shared == tail && head <= tail && tail - head <= self.mask() + 1 =>
+            {
                 for pos in head..tail {
                     keep.insert(shadow[(pos & self.mask()) as usize]);
                 }
@@ -768,7 +763,10 @@ impl Drop for Port {
         // With no holder left, nothing can consume the rings, which go
         // with the port: everything lent to the role comes back. Otherwise
         // it stays counted as lent.
-        if matches!(self.role.state(), RoleState::Exited { .. } | RoleState::Vacant) {
+        if matches!(
+            self.role.state(),
+            RoleState::Exited { .. } | RoleState::Vacant
+        ) {
             self.take_back_all();
         }
         if self.registered {

@@ -41,6 +41,8 @@ pub(crate) unsafe fn read_bytes(src: *const u8, dst: &mut [u8]) {
         for i in 0..head {
             *d.add(i) = ptr::read_volatile(src.add(i));
         }
+        // Aligned: `head` bytes were moved to get to an 8-byte boundary.
+        #[allow(clippy::cast_ptr_alignment)]
         let words = src.add(head).cast::<u64>();
         for w in 0..body {
             // `words` is 8-byte aligned (`head` bytes were taken to get there).
@@ -70,6 +72,8 @@ pub(crate) unsafe fn write_bytes(dst: *mut u8, src: &[u8]) {
         for i in 0..head {
             ptr::write_volatile(dst.add(i), *s.add(i));
         }
+        // Aligned: `head` bytes were moved to get to an 8-byte boundary.
+        #[allow(clippy::cast_ptr_alignment)]
         let words = dst.add(head).cast::<u64>();
         for w in 0..body {
             let v = ptr::read_unaligned(s.add(head + w * WORD).cast::<u64>());
@@ -97,6 +101,8 @@ pub(crate) unsafe fn fill_bytes(dst: *mut u8, len: usize, byte: u8) {
         for i in 0..head {
             ptr::write_volatile(dst.add(i), byte);
         }
+        // Aligned: `head` bytes were moved to get to an 8-byte boundary.
+        #[allow(clippy::cast_ptr_alignment)]
         let words = dst.add(head).cast::<u64>();
         for w in 0..body {
             ptr::write_volatile(words.add(w), word);
