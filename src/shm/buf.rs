@@ -178,17 +178,24 @@ impl Home {
 /// exporter's pool, or the peer's local list, whose excess goes back to
 /// the exporter in batches).
 ///
-/// ```no_run
-/// # // needs an exporter: see the module example for a full run
-/// # fn f(pool: &pktmem::shm::SharedPool) -> Result<(), pktmem::shm::ShmError> {
+/// ```
+/// use pktmem::hugemem::{share::Exporter, Provider};
+/// use pktmem::shm::{DataError, SharedPool};
+/// let provider = Provider::builder().quiet(true).build()?;
+/// let exporter = Exporter::builder(&provider).unbound()?;
+/// let pool = SharedPool::builder(64, 2048).build(&exporter)?;
 /// let mut b = pool.alloc()?;
-/// b.extend_from(b"hello")?;
-/// b.prepend(2)?;
+/// b.extend_from(b"hello")?; // append + volatile copy in
+/// b.prepend(2)?; // from the headroom
 /// b.write(0, &[0xab, 0xcd])?;
 /// let mut out = [0u8; 7];
-/// b.read(0, &mut out)?;
+/// b.read(0, &mut out)?; // volatile copy out
 /// assert_eq!(&out, b"\xab\xcdhello");
-/// # Ok(()) }
+/// assert_eq!(b.write(6, b"xy"), Err(DataError::OutsideData { offset: 6, len: 2, data_len: 7 }));
+/// let _raw: *mut u8 = b.as_ptr(); // for DMA descriptors: never make a slice of it
+/// drop(b); // back to the free list
+/// assert!(pool.is_full());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SharedBuf {
     /// Invariant: `ptr..ptr + geometry.data_room` is mapped in this process

@@ -66,8 +66,6 @@ struct RingMem {
 /// every buffer out of it in this process.
 pub(crate) struct PeerCore {
     pub(crate) geo: Geometry,
-    /// Keeps the memory mapped (buffers and rings).
-    att: Arc<Attachment>,
     /// Local start of buffer 0. Invariant: `local..local + geo.len()` is
     /// mapped while `att` lives (checked with `to_local` at open; the pool
     /// chunk stays mapped while the exporter's pool lives).
@@ -87,6 +85,9 @@ pub(crate) struct PeerCore {
     /// Set by [`PeerPool::abandon`]: dropped buffers are not given back.
     abandoned: AtomicBool,
     counters: Counters,
+    /// Keeps the memory mapped (buffers and rings). Last: dropped after the
+    /// ring ends.
+    att: Arc<Attachment>,
 }
 
 // SAFETY: the raw pointers name shared memory reached only by volatile
@@ -186,7 +187,8 @@ impl PeerCore {
         }
     }
 
-    /// Takes a batch from the lend ring into the free list; returns how many.
+    /// Takes a batch from the lend ring into the free list; returns how
+    /// many descriptors it read (the valid ones went to the free list).
     fn borrow(&self) -> Result<usize, AllocError> {
         let mut lend = self.lend.lock().unwrap_or_else(PoisonError::into_inner);
         let mut descs = [Desc::default(); BATCH];
@@ -208,7 +210,7 @@ impl PeerCore {
         // Relaxed: as in `flush`.
         self.held.fetch_add(n, Ordering::Relaxed);
         bump(&self.counters.borrowed, n as u64);
-        Ok(n)
+        Ok(got)
     }
 }
 
@@ -233,17 +235,36 @@ impl Drop for PeerCore {
 /// Every descriptor from the exporter is checked against the pool's
 /// geometry before a byte behind it is touched. Cheap to clone.
 ///
-/// ```no_run
-/// # // needs an exporter: the module example runs this end to end
+/// A peer process attaches by socket path (`Attachment::builder("worker")
+/// .connect(path)`); here a thread of the same process stands in for it,
+/// over a socket pair:
+///
+/// ```
 /// use std::sync::Arc;
-/// use pktmem::hugemem::share::Attachment;
-/// use pktmem::shm::PeerPool;
-/// let att = Arc::new(Attachment::builder("worker").connect("/run/pktmem.sock")?);
-/// let pool = PeerPool::open(&att, "pkts")?; // waits for the exporter's grant
-/// let mut port = pool.port()?;
-/// let mut b = pool.alloc()?;
-/// b.extend_from(b"hi")?;
-/// port.send_burst(&mut vec![b]);
+/// use pktmem::hugemem::share::{Attachment, Exporter};
+/// use pktmem::hugemem::Provider;
+/// use pktmem::shm::{PeerPool, PortConfig, SharedPool};
+/// let provider = Provider::builder().quiet(true).build()?;
+/// let exporter = Exporter::builder(&provider).unbound()?;
+/// let pool = SharedPool::builder(256, 2048).build(&exporter)?;
+/// let mut port = pool.port(&exporter.role("worker")?, PortConfig::default().lend(32))?;
+/// let fd = exporter.connect_pair()?;
+/// let peer = std::thread::spawn(move || -> Result<(), pktmem::shm::ShmError> {
+///     let att = Arc::new(Attachment::builder("worker").from_fd(fd).expect("attach"));
+///     let pool = PeerPool::open(&att, "pkts")?; // waits for the exporter's grant
+///     let mut port = pool.port()?;
+///     let mut b = pool.alloc()?; // from the lend ring, through a local cache
+///     b.extend_from(b"hi")?;
+///     assert_eq!(port.send_burst(&mut vec![b]), 1);
+///     Ok(())
+/// });
+/// let mut inbox = Vec::new();
+/// while inbox.is_empty() {
+///     port.service(); // grants the peer's generation, keeps lending
+///     port.recv_burst(&mut inbox, 8);
+/// }
+/// peer.join().unwrap()?;
+/// assert_eq!(inbox[0].copy_to_vec(), b"hi");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -556,10 +577,11 @@ impl PeerPool {
 
 /// A peer's packet port: receives what the exporter sends down, sends up.
 pub struct PeerPort {
-    core: Arc<PeerCore>,
     down: ShmConsumer,
     up: ShmProducer,
     scratch: Vec<Desc>,
+    /// Last: keeps the rings mapped until the ends are gone.
+    core: Arc<PeerCore>,
 }
 
 impl fmt::Debug for PeerPort {

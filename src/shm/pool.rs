@@ -337,16 +337,21 @@ impl SharedCounts {
 /// buffers to it and carries packets both ways. Cheap to clone (one
 /// `Arc`).
 ///
-/// ```no_run
-/// # // needs an exporter: the module example runs this end to end
+/// ```
 /// use pktmem::hugemem::{share::Exporter, Provider};
 /// use pktmem::shm::{PortConfig, SharedPool};
-/// let provider = Provider::builder().build()?;
-/// let exporter = Exporter::builder(&provider).unbound()?;
+/// let provider = Provider::builder().quiet(true).build()?;
+/// let exporter = Exporter::builder(&provider).unbound()?; // or .bind(path)
 /// let pool = SharedPool::builder(4096, 2048).name("pkts").build(&exporter)?;
+/// assert_eq!((pool.count(), pool.stride()), (4096, 2048));
 /// let role = exporter.role("worker")?;
-/// let mut port = pool.port(&role, PortConfig::default().lend(256).rings(1024))?;
-/// port.service(); // lends 256 buffers to "worker"
+/// let port = pool.port(&role, PortConfig::default().lend(256).rings(1024))?;
+/// let c = pool.counts();
+/// assert_eq!(c.lent, vec![("worker".to_string(), 256)]); // the lend ring's stock
+/// assert_eq!(c.free, 4096 - 256);
+/// pool.audit()?;
+/// assert_eq!(port.close(), 256); // no peer came: the stock comes back
+/// assert!(pool.is_full());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]

@@ -217,9 +217,6 @@ pub struct Port {
     role: Role,
     slot: u32,
     config: PortConfig,
-    /// The rings' memory (exported, peer-writable: reached only by the
-    /// ring ends' atomics).
-    _mem: Chunk,
     rings: [RingMem; 4],
     entry: PortEntry,
     lend: ShmProducer,
@@ -238,9 +235,16 @@ pub struct Port {
     registered: bool,
     stats: PortStats,
     scratch: Vec<Desc>,
+    /// The rings' memory (exported, peer-writable: reached only by the
+    /// ring ends' atomics). Last: dropped after the ends.
+    _mem: Chunk,
 }
 
-// The ring ends are `Send`; the rest is owned data and Arcs.
+// SAFETY: the only non-`Send` fields are the `RingMem` pointers, which
+// point into `_mem`, a chunk the port owns and moves with it; the ring ends
+// are `Send`, the rest is owned data and Arcs of `Sync` cores.
+unsafe impl Send for Port {}
+
 impl fmt::Debug for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Port")
