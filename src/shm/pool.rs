@@ -523,3 +523,81 @@ impl fmt::Debug for SharedPool {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hugemem::Provider;
+
+    fn pool() -> (SharedPool, Exporter) {
+        let p = Provider::builder().quiet(true).build().unwrap();
+        let e = Exporter::builder(&p).unbound().unwrap();
+        (SharedPool::builder(16, 100).build(&e).unwrap(), e)
+    }
+
+    /// The audit can fail: each break of the books is named.
+    #[test]
+    fn audit_names_what_is_wrong() {
+        let (pool, _e) = pool();
+        assert_eq!(pool.stride(), 128);
+        pool.audit().unwrap();
+        // A buffer in the free list twice (0 taken out to make room).
+        assert_eq!(pool.core.take_free(), Some(0));
+        pool.core.put_free(3);
+        assert_eq!(
+            pool.audit(),
+            Err(AuditError::FreeList {
+                index: 3,
+                why: "twice"
+            })
+        );
+        while pool.core.take_free().is_some() {}
+        for i in 0..16 {
+            pool.core.put_free(i);
+        }
+        pool.audit().unwrap();
+        // Free but lent.
+        pool.core.ledger.lend(5, 2).unwrap();
+        assert_eq!(
+            pool.audit(),
+            Err(AuditError::FreeButLent { index: 5, slot: 2 })
+        );
+        pool.core.ledger.take_back(5, 2).unwrap();
+        // Lost: taken from the free list and never accounted for.
+        let idx = pool.core.take_free().unwrap();
+        match pool.audit() {
+            Err(AuditError::Lost {
+                total: 16,
+                free: 15,
+                exporter_out: 0,
+                lent: 0,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(pool.counts().lost, 1);
+        pool.core.put_free(idx);
+        pool.audit().unwrap();
+    }
+
+    #[test]
+    fn build_refuses_bad_geometry() {
+        let p = Provider::builder().quiet(true).build().unwrap();
+        let e = Exporter::builder(&p).unbound().unwrap();
+        let err = |b: SharedPoolBuilder| b.build(&e).unwrap_err().to_string();
+        assert_eq!(
+            err(SharedPool::builder(0, 2048)),
+            format!("shared pool of 0 buffers: must be 1..={}", u32::MAX)
+        );
+        assert_eq!(
+            err(SharedPool::builder(4, 70_000)),
+            "shared pool data room of 70000 B: must be 1..=65535"
+        );
+        assert_eq!(
+            err(SharedPool::builder(4, 64).headroom(65)),
+            "shared pool headroom of 65 B is larger than the data room of 64 B"
+        );
+        assert!(err(SharedPool::builder(4, 64).name("a/b")).contains("\"a/b\""));
+        let ok = SharedPool::builder(4, 1).build(&e).unwrap();
+        assert_eq!((ok.stride(), ok.data_room()), (64, 1));
+    }
+}
