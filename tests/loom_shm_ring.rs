@@ -5,6 +5,15 @@
 //! words of every descriptor as written (a slot read before its store was
 //! visible would show the zero `init_shm_ring` wrote); and restarts: an end
 //! dropped mid-stream and attached again continues where it left off.
+//!
+//! What these catch: weakening the producer's Release store of the tail or
+//! the consumer's Acquire load of it to Relaxed fails every model (the
+//! consumer reads a slot's previous descriptor). The other pair — the
+//! consumer's Release store of the head after its slot loads, the
+//! producer's Acquire load of it before overwriting — forbids a slot load
+//! reading a store made after it (load buffering), which loom does not
+//! model: weakening those passes here, and is argued by the pairing
+//! comments in the source instead.
 
 #![cfg(loom)]
 

@@ -14,6 +14,8 @@ use crate::{IovaMode, Provider};
 
 /// Pages per `Map` message the exporter sends.
 const MAP_CHUNK: usize = 4096;
+/// Most connections that have not said Hello yet.
+const MAX_WAITING_HELLO: usize = 64;
 /// How often peers without a pidfd are checked for exit.
 const EXIT_POLL: Duration = Duration::from_millis(100);
 
@@ -329,7 +331,14 @@ impl Io {
         loop {
             let Some(l) = &self.listener else { return };
             match sys::accept(l) {
-                Ok(Some(s)) => self.add_conn(s),
+                Ok(Some(s)) => {
+                    // Connections yet to say Hello are bounded: a flood of
+                    // them is closed at once (each gets an EOF).
+                    let waiting = self.conns.iter().filter(|c| c.role.is_none()).count();
+                    if waiting < MAX_WAITING_HELLO {
+                        self.add_conn(s);
+                    }
+                }
                 Ok(None) | Err(_) => return,
             }
         }
