@@ -204,6 +204,12 @@ mod pool;
 mod port;
 mod volatile;
 
+/// The atomics the ledger uses (`tests/loom_shm_ledger.rs` compiles
+/// `ledger.rs` against loom's instead).
+mod sync {
+    pub(crate) use std::sync::atomic;
+}
+
 pub use buf::{SharedBuf, MAX_DATA_ROOM};
 pub use error::{
     AllocError, AuditError, BuildError, CopyError, DataError, OpenError, PeerPortError, PortError,
