@@ -847,3 +847,42 @@ fn peer_refuses_bad_entries() {
     drop(att);
     r.finish();
 }
+
+/// A burst stops at the first buffer that is not this side's of this pool:
+/// it stays in the caller's Vec, untouched.
+#[test]
+fn foreign_buffers_stay_with_the_caller() {
+    let mut r = rig();
+    let peer = peer(&mut r);
+    let mut pport = peer.port().unwrap();
+    let other = SharedPool::builder(8, 256)
+        .name("other")
+        .build(&r.exporter)
+        .unwrap();
+    let mut mixed = vec![
+        r.pool.alloc().unwrap(),
+        other.alloc().unwrap(),
+        r.pool.alloc().unwrap(),
+    ];
+    assert_eq!(r.port.send_burst(&mut mixed), 1);
+    assert_eq!(mixed.len(), 2);
+    assert_eq!(
+        mixed[0].data_room(),
+        256,
+        "the other pool's buffer stopped the burst"
+    );
+    // An exporter-side buffer cannot be sent by the peer, nor the reverse.
+    let mut theirs = vec![mixed.pop().unwrap()];
+    assert_eq!(pport.send_burst(&mut theirs), 0);
+    let mut mine = vec![peer.alloc().unwrap()];
+    assert_eq!(r.port.send_burst(&mut mine), 0);
+    assert_eq!((theirs.len(), mine.len()), (1, 1));
+    assert_eq!(r.port.stats().rejected.total(), 0);
+    let mut got = Vec::new();
+    assert_eq!(pport.recv_burst(&mut got, 8), 1);
+    drop((got, theirs, mine, mixed, pport, peer));
+    assert!(other.is_full());
+    r.port.service();
+    check_books(&r);
+    r.finish();
+}

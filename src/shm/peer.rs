@@ -602,13 +602,11 @@ impl PeerPort {
             return 0;
         };
         let room = room as usize;
-        let mine = Home::Peer(Arc::clone(&self.core));
         let n = bufs
             .iter()
             .take(room)
-            .take_while(|b| b.home().same(&mine))
+            .take_while(|b| b.home().is_peer(&self.core))
             .count();
-        drop(mine);
         self.scratch.clear();
         let mut idxs = Vec::with_capacity(n);
         for b in bufs.drain(..n) {

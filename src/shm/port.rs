@@ -13,7 +13,7 @@ use crate::ring::shared::{
     ShmProducer, ShmRingError,
 };
 
-use super::buf::{Home, Reject, SharedBuf};
+use super::buf::{Reject, SharedBuf};
 use super::error::PortError;
 use super::ledger::{IndexSet, TakeBack};
 use super::pool::{PoolCore, ENTRY_VERSION};
@@ -524,13 +524,11 @@ impl Port {
             return 0;
         };
         let room = room as usize;
-        let mine = Home::Exporter(Arc::clone(&self.pool));
         let n = bufs
             .iter()
             .take(room)
-            .take_while(|b| b.home().same(&mine))
+            .take_while(|b| b.home().is_exporter_of(&self.pool))
             .count();
-        drop(mine);
         let pos = self.down.position();
         self.scratch.clear();
         for (i, b) in bufs.drain(..n).enumerate() {
