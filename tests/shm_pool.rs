@@ -886,3 +886,38 @@ fn foreign_buffers_stay_with_the_caller() {
     check_books(&r);
     r.finish();
 }
+
+#[test]
+fn port_config_refused_with_the_numbers() {
+    let r = rig();
+    let role = r.exporter.role("cfg").unwrap();
+    let e = r
+        .pool
+        .port(&role, PortConfig::default().rings(1000))
+        .unwrap_err();
+    assert!(
+        matches!(e, PortError::RingCapacity { capacity: 1000 }),
+        "{e}"
+    );
+    let e = r
+        .pool
+        .port(&role, PortConfig::default().lend(300).rings(256))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "port lend target 300: must be 1..=256 (ring capacity 256, pool of 512)"
+    );
+    let e = r
+        .pool
+        .port(&role, PortConfig::default().lend(0))
+        .unwrap_err();
+    assert!(matches!(e, PortError::LendTarget { lend: 0, .. }), "{e}");
+    // Nothing half-built: the role can still get its port, nothing was lent.
+    assert_eq!(r.pool.counts().lent.len(), 1);
+    let p = r
+        .pool
+        .port(&role, PortConfig::default().lend(8).rings(16))
+        .unwrap();
+    assert_eq!(p.close(), 8);
+    r.finish();
+}
