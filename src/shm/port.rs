@@ -765,15 +765,18 @@ impl Drop for Port {
         // With no holder left, nothing can consume the rings, which go
         // with the port: everything lent to the role comes back. Otherwise
         // it stays counted as lent.
+        // A port that never registered (it lost a race for its role) owns
+        // nothing: the ledger's entries for the slot are the winner's.
+        if !self.registered {
+            return;
+        }
         if matches!(
             self.role.state(),
             RoleState::Exited { .. } | RoleState::Vacant
         ) {
             self.take_back_all();
         }
-        if self.registered {
-            self.pool.remove_port(self.slot);
-        }
+        self.pool.remove_port(self.slot);
     }
 }
 
