@@ -321,6 +321,16 @@ fn burst_round_trip_cost() {
         "{rounds} round trips of 32: {:.1} ns per packet per crossing",
         took.as_nanos() as f64 / crossings
     );
+    // An idle service (nothing to take back, the lend ring full): what a
+    // loop that calls it every round pays.
+    let t1 = Instant::now();
+    for _ in 0..rounds * 10 {
+        assert!(!port.service());
+    }
+    eprintln!(
+        "idle service: {:.1} ns",
+        t1.elapsed().as_nanos() as f64 / f64::from(rounds * 10)
+    );
     let s = port.stats();
     assert_eq!(
         (s.sent, s.received),
