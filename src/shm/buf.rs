@@ -183,7 +183,7 @@ impl Home {
 /// ```
 /// use pktmem::hugemem::{share::Exporter, Provider};
 /// use pktmem::shm::{DataError, SharedPool};
-/// let provider = Provider::builder().quiet(true).build()?;
+/// let provider = Provider::builder().exportable().quiet(true).build()?;
 /// let exporter = Exporter::builder(&provider).unbound()?;
 /// let pool = SharedPool::builder(64, 2048).build(&exporter)?;
 /// let mut b = pool.alloc()?;

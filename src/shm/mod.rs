@@ -121,7 +121,7 @@
 //! use pktmem::shm::{PeerPool, PortConfig, SharedPool};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let provider = Provider::builder().quiet(true).build()?;
+//! let provider = Provider::builder().exportable().quiet(true).build()?;
 //! let exporter = Exporter::builder(&provider).unbound()?;
 //! let pool = SharedPool::builder(1024, 2048).name("pkts").build(&exporter)?;
 //! let role = exporter.role("worker")?;

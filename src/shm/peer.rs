@@ -244,7 +244,7 @@ impl Drop for PeerCore {
 /// use pktmem::hugemem::share::{Attachment, Exporter};
 /// use pktmem::hugemem::Provider;
 /// use pktmem::shm::{PeerPool, PortConfig, SharedPool};
-/// let provider = Provider::builder().quiet(true).build()?;
+/// let provider = Provider::builder().exportable().quiet(true).build()?;
 /// let exporter = Exporter::builder(&provider).unbound()?;
 /// let pool = SharedPool::builder(256, 2048).build(&exporter)?;
 /// let mut port = pool.port(&exporter.role("worker")?, PortConfig::default().lend(32))?;

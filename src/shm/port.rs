@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::hugemem::share::{Role, RoleState};
-use crate::hugemem::{AllocRequest, Chunk};
+use crate::hugemem::{AllocRequest, SharedChunk};
 use crate::ring::shared::{
     init_shm_ring, shm_ring_bytes, shm_ring_indices, shm_ring_read_slot, Desc, ShmConsumer,
     ShmProducer, ShmRingError,
@@ -237,7 +237,7 @@ pub struct Port {
     scratch: Vec<Desc>,
     /// The rings' memory (exported, peer-writable: reached only by the
     /// ring ends' atomics). Last: dropped after the ends.
-    _mem: Chunk,
+    _mem: SharedChunk,
 }
 
 // SAFETY: the only non-`Send` fields are the `RingMem` pointers, which
@@ -303,7 +303,7 @@ impl Port {
         let one = shm_ring_bytes(cap).next_multiple_of(128);
         let mem = pool
             .provider()
-            .alloc_with(&AllocRequest::new(4 * one))
+            .alloc_shared(&AllocRequest::new(4 * one))
             .map_err(PortError::Alloc)?;
         let rings: [RingMem; 4] = std::array::from_fn(|i| RingMem {
             // SAFETY: `i * one < 4 * one`, the chunk's length.
