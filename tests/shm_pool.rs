@@ -35,7 +35,11 @@ struct Rig {
 }
 
 fn rig() -> Rig {
-    let provider = Provider::builder().exportable().quiet(true).build().expect("provider");
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .expect("provider");
     let exporter = Exporter::builder(&provider).unbound().expect("exporter");
     let pool = SharedPool::builder(N, ROOM)
         .name("pkts")

@@ -57,7 +57,11 @@ fn check_stamp(b: &SharedBuf) -> u64 {
 #[test]
 fn random_operations_keep_exact_books() {
     const N: usize = 300;
-    let provider = Provider::builder().exportable().quiet(true).build().unwrap();
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(N, 1024).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();
@@ -224,7 +228,11 @@ fn threads_on_both_sides() {
     } else {
         50_000
     };
-    let provider = Provider::builder().exportable().quiet(true).build().unwrap();
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(N, 2048).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();
@@ -295,7 +303,11 @@ fn burst_round_trip_cost() {
     } else {
         2000
     };
-    let provider = Provider::builder().exportable().quiet(true).build().unwrap();
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(1024, 2048).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();

@@ -530,7 +530,11 @@ mod tests {
     use crate::hugemem::Provider;
 
     fn pool() -> (SharedPool, Exporter) {
-        let p = Provider::builder().exportable().quiet(true).build().unwrap();
+        let p = Provider::builder()
+            .exportable()
+            .quiet(true)
+            .build()
+            .unwrap();
         let e = Exporter::builder(&p).unbound().unwrap();
         (SharedPool::builder(16, 100).build(&e).unwrap(), e)
     }
@@ -581,7 +585,11 @@ mod tests {
 
     #[test]
     fn build_refuses_bad_geometry() {
-        let p = Provider::builder().exportable().quiet(true).build().unwrap();
+        let p = Provider::builder()
+            .exportable()
+            .quiet(true)
+            .build()
+            .unwrap();
         let e = Exporter::builder(&p).unbound().unwrap();
         let err = |b: SharedPoolBuilder| b.build(&e).unwrap_err().to_string();
         assert_eq!(
