@@ -14,6 +14,7 @@
 //! | [`ring`] | `pktmem-ring` | fixed-capacity lock-free rings of owned values, ends typed by their sync mode |
 //! | [`mempool`] | `pktmem-mempool` | pools of fixed-size objects behind per-core caches, one object handle ([`mempool::Obj`]) |
 //! | [`mbuf`] | `pktmem-mbuf` | packet buffers: pools, chains, clones, external and pinned buffers |
+//! | [`shm`] | this package | packet buffers shared with other processes: pools in exported memory, a port of four rings per peer role, an ownership ledger, reclaim of a dead peer's buffers, resume on restart |
 //! | [`net`] | this package (feature `net`, default) | kernel packet rings feeding mbufs: `TPACKET_V3` (`af_packet`), `AF_XDP` over a UMEM in provider memory (`xdp`), the XDP redirect program (`bpf`), veth pairs in namespaces (`netns`) |
 //!
 //! # What to reach for first
@@ -115,6 +116,7 @@ pub use pktmem_ring as ring;
 
 #[cfg(feature = "net")]
 pub mod net;
+pub mod shm;
 
 /// Every pktmem error, for `?` in programs that use several crates.
 ///
@@ -147,6 +149,8 @@ pub enum Error {
     /// [`net`].
     #[cfg(feature = "net")]
     Net(net::NetError),
+    /// From shared packet-buffer pools and their ports ([`shm`]).
+    Shm(shm::ShmError),
 }
 
 impl fmt::Display for Error {
@@ -158,6 +162,7 @@ impl fmt::Display for Error {
             Error::Mbuf(e) => write!(f, "mbuf: {e}"),
             #[cfg(feature = "net")]
             Error::Net(e) => write!(f, "net: {e}"),
+            Error::Shm(e) => write!(f, "shm: {e}"),
         }
     }
 }
@@ -171,6 +176,7 @@ impl std::error::Error for Error {
             Error::Mbuf(e) => Some(e),
             #[cfg(feature = "net")]
             Error::Net(e) => Some(e),
+            Error::Shm(e) => Some(e),
         }
     }
 }
@@ -202,6 +208,22 @@ from_errors!(Hugemem, hugemem::HugememError:
     hugemem::UnregisterError,
     hugemem::LeaseError,
     hugemem::TranslateError,
+    hugemem::share::ShareError,
+    hugemem::share::ExportError,
+    hugemem::share::AttachError,
+    hugemem::share::PublishError,
+    hugemem::share::RoleError,
+    hugemem::share::ProtocolError,
+);
+from_errors!(Shm, shm::ShmError:
+    shm::BuildError,
+    shm::PortError,
+    shm::AllocError,
+    shm::DataError,
+    shm::CopyError,
+    shm::OpenError,
+    shm::PeerPortError,
+    shm::AuditError,
 );
 from_errors!(Ring, ring::RingError: ring::BuildError, ring::RingFull, ring::RingEmpty);
 from_errors!(Mempool, mempool::MempoolError:
