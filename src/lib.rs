@@ -225,7 +225,12 @@ from_errors!(Shm, shm::ShmError:
     shm::PeerPortError,
     shm::AuditError,
 );
-from_errors!(Ring, ring::RingError: ring::BuildError, ring::RingFull, ring::RingEmpty);
+from_errors!(Ring, ring::RingError:
+    ring::BuildError,
+    ring::RingFull,
+    ring::RingEmpty,
+    ring::shared::ShmRingError,
+);
 from_errors!(Mempool, mempool::MempoolError:
     mempool::BuildError,
     mempool::CreateError,

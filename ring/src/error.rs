@@ -204,6 +204,10 @@ pub enum RingError {
     Full(RingFull),
     /// An all-or-nothing dequeue found too few elements.
     Empty(RingEmpty),
+    /// A ring in shared memory ([`shared`](crate::shared)) refused an
+    /// operation (bad layout, full, empty, an index the other process
+    /// corrupted).
+    Shared(crate::shared::ShmRingError),
 }
 
 impl fmt::Display for RingError {
@@ -212,6 +216,7 @@ impl fmt::Display for RingError {
             RingError::Build(e) => e.fmt(f),
             RingError::Full(e) => e.fmt(f),
             RingError::Empty(e) => e.fmt(f),
+            RingError::Shared(e) => e.fmt(f),
         }
     }
 }
@@ -222,7 +227,14 @@ impl std::error::Error for RingError {
             RingError::Build(e) => Some(e),
             RingError::Full(e) => Some(e),
             RingError::Empty(e) => Some(e),
+            RingError::Shared(e) => Some(e),
         }
+    }
+}
+
+impl From<crate::shared::ShmRingError> for RingError {
+    fn from(e: crate::shared::ShmRingError) -> Self {
+        RingError::Shared(e)
     }
 }
 

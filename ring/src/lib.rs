@@ -11,6 +11,7 @@
 //! | ends to hand to threads, typed by mode | [`Producer<T, M>`](Producer), [`Consumer<T, M>`](Consumer) from [`Ring::split`] |
 //! | to read or write in place (peek, zero-copy) | an end of mode [`Single`] or [`Hts`]: `enqueue_start` / `dequeue_start` give a [`WriteGuard`] / [`ReadGuard`] |
 //! | the slots in hugepages, a memory map, your memory | [`RingBuilder::build_on`] with a [`RingMemory`] |
+//! | a ring between two processes, in memory both map (one producer process, one consumer process) | [`shared`]: [`shared::init_shm_ring`], [`shared::ShmProducer`] / [`shared::ShmConsumer`] of 16-byte [`shared::Desc`]s, safe against a crashed or hostile other side |
 //! | `?` over every ring error | [`RingError`] |
 //!
 //! # Model
