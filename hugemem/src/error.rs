@@ -655,6 +655,8 @@ pub enum HugememError {
     Translate(TranslateError),
     /// From registering a DMA mapper.
     DmaRegister(crate::DmaRegisterError),
+    /// From sharing memory with other processes ([`share`](crate::share)).
+    Share(crate::share::ShareError),
 }
 
 macro_rules! umbrella {
@@ -692,6 +694,7 @@ umbrella!(
     Lease(LeaseError),
     Translate(TranslateError),
     DmaRegister(crate::DmaRegisterError),
+    Share(crate::share::ShareError),
 );
 
 #[cfg(test)]

@@ -32,6 +32,7 @@
 //! | small blocks (rings, headers) | [`Provider::small_heap`] → [`SmallHeap::alloc`] → [`SmallBlock`] |
 //! | memory found by name | [`Provider::zone_reserve`] → [`Zone`] (a named chunk), [`Provider::zone_lookup`] |
 //! | to be told of mappings | [`Provider::register_event_callback`] → [`EventGuard`] |
+//! | to keep freed pages mapped until someone outside lets go (a peer process, a device) | [`Provider::register_release_gate`] → [`ReleaseGateGuard`]; the gate keeps [`ReleaseHold`]s |
 //! | to cap growth | [`ProviderBuilder::limit`], [`Provider::register_validator`] → [`ValidatorGuard`] |
 //! | device memory translated | [`Provider::register_external`] (or [`register_external_owned`](Provider::register_external_owned)) → [`ExternalMem`]; users hold [`ExternalLease`]s |
 //! | chunks carved from device memory | [`Provider::create_heap`] → [`ExternalHeap`], fed by [`add_owned`](ExternalHeap::add_owned) (or the unsafe [`add_memory`](ExternalHeap::add_memory)) |
@@ -90,6 +91,11 @@
 //!   its memory is handed out and unmapped after its last user has let go,
 //!   before the pages go back; a mapper's refusal fails the allocation
 //!   ([`AllocError::DmaMap`]) with the pages rolled back.
+//! * **Release gates** ([`Provider::register_release_gate`]): every run of
+//!   own pages about to go back to the system is offered to the gates
+//!   (after its Free event); a gate that keeps the [`ReleaseHold`] keeps the
+//!   pages mapped and out of use until the last hold drops. Sharing uses it
+//!   so that no page is punched while another process still maps it.
 //! * **Limits**: `min_keep` bytes are mapped at build and never given back;
 //!   `limit` caps mapped bytes; validators may refuse growth past a threshold.
 //! * **Sharing groundwork**: fd-backed lists map file offset = VA offset, and
@@ -133,6 +139,7 @@ mod info;
 mod iova;
 mod node;
 mod provider;
+pub mod share;
 mod small;
 mod sync;
 mod sys;
@@ -152,8 +159,8 @@ pub use node::Node;
 pub use provider::{
     DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError, EventGuard, EventKind,
     ExternalHeap, ExternalId, ExternalLease, ExternalMem, GrowthQuery, ListInfo, MemEvent,
-    PageSource, Provider, ProviderBuilder, ProviderInfo, Region, VaRun, ValidatorGuard,
-    WeakProvider, Zone, ZoneInfo,
+    PageSource, Provider, ProviderBuilder, ProviderInfo, Region, ReleaseGateGuard, ReleaseHold,
+    VaRun, ValidatorGuard, WeakProvider, Zone, ZoneInfo,
 };
 pub use small::{SmallBlock, SmallHeap};
 pub use sys::node_of;

@@ -204,7 +204,7 @@ impl ProviderBuilder {
         // Relaxed: only uniqueness matters (no other memory is published with it).
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let p = Provider {
-            inner: Arc::new(Inner::new(id, self, iova_mode, None)),
+            inner: Arc::new_cyclic(|me| Inner::new(id, self, iova_mode, None, me.clone())),
         };
         if min_keep > 0 {
             // Mapped now, freed at once: the free keeps it (mapped <= min_keep).

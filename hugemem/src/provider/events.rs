@@ -418,7 +418,15 @@ impl Inner {
     pub(super) fn settle<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Option<PanicPayload> {
         loop {
             let evs = std::mem::take(&mut st.pending_events);
-            let unmaps = std::mem::take(&mut st.pending_unmap);
+            let unmaps: Vec<(usize, usize, usize, usize, usize)> =
+                std::mem::take(&mut st.pending_unmap)
+                    .into_iter()
+                    .map(|(li, s, c)| {
+                        let seg = &st.lists[li].seg;
+                        (li, s, c, seg.base + (s << seg.shift), c << seg.shift)
+                    })
+                    .collect();
+            let released = std::mem::take(&mut st.pending_release);
             let removals = std::mem::take(&mut st.pending_removal);
             let deferred: Vec<Deferred> = DEFERRED.with(|d| {
                 let mut d = d.borrow_mut();
@@ -427,7 +435,12 @@ impl Inner {
                 *d = rest;
                 mine.into_iter().map(|(_, r)| r).collect()
             });
-            if evs.is_empty() && unmaps.is_empty() && removals.is_empty() && deferred.is_empty() {
+            if evs.is_empty()
+                && unmaps.is_empty()
+                && released.is_empty()
+                && removals.is_empty()
+                && deferred.is_empty()
+            {
                 let owners = std::mem::take(&mut st.released_owners);
                 drop(st);
                 drop(owners); // their drops may use this provider
@@ -435,8 +448,11 @@ impl Inner {
             }
             drop(st);
             self.fire(&evs);
+            // Held runs stay `Freeing` (counted in `releasing`) until their
+            // last hold drops and queues them in `pending_release`.
+            let unmaps = self.gate(unmaps);
             st = lock(&self.state);
-            for (li, s, c) in unmaps {
+            for (li, s, c) in unmaps.into_iter().chain(released) {
                 self.unmap_pages(&mut st, li, s, c);
                 st.releasing -= c << st.lists[li].seg.shift;
             }
@@ -453,6 +469,7 @@ impl Inner {
                         super::external::drop_registration_locked(&mut st, id);
                     }
                     Deferred::DropMapper(entry) => self.drop_mapper_locked(&mut st, &entry),
+                    Deferred::ReleaseHeld(run) => st.pending_release.push(run),
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! | `alloc.rs` | allocation (choosing a list, growing it, limits) and free |
 //! | `backing.rs` | where pages come from: creating a list's backing, mapping and unmapping page runs |
 //! | `events.rs` | event callbacks and growth validators, and how they fire |
+//! | `gate.rs` | release gates: runs of pages held mapped until something outside says they may go |
 //! | `dma.rs` | DMA mappers: told about every range mapped and unmapped |
 //! | `external.rs` | external memory: registrations and leases |
 //! | `heap.rs` | heaps of external memory serving chunks and zones |
@@ -36,6 +37,7 @@ mod builder;
 mod dma;
 mod events;
 mod external;
+mod gate;
 mod heap;
 mod introspect;
 mod page_list;
@@ -45,6 +47,7 @@ pub use builder::{PageSource, ProviderBuilder};
 pub use dma::{DmaMapError, DmaMapper, DmaMapperGuard, DmaRange, DmaRegisterError};
 pub use events::{EventGuard, EventKind, GrowthQuery, MemEvent, ValidatorGuard};
 pub use external::{ExternalId, ExternalLease, ExternalMem};
+pub use gate::{ReleaseGateGuard, ReleaseHold};
 pub use heap::ExternalHeap;
 pub(crate) use heap::HeapRef;
 pub use introspect::{ListInfo, ProviderInfo, Region, VaRun};
@@ -73,8 +76,11 @@ struct State {
     releasing: usize,
     /// Events queued under the lock, fired by `settle` once it is released.
     pending_events: Vec<MemEvent>,
-    /// Page runs `(list, first, count)` to unmap after their Free events.
+    /// Page runs `(list, first, count)` to unmap after their Free events
+    /// (offered to the release gates first).
     pending_unmap: Vec<(usize, usize, usize)>,
+    /// Page runs whose last release hold dropped: unmapped with no gate asked.
+    pending_release: Vec<(usize, usize, usize)>,
     /// External lists to remove after their Free events.
     pending_removal: Vec<usize>,
     /// Owners of removed external lists, dropped by `settle` unlocked.
@@ -84,12 +90,17 @@ struct State {
 }
 
 pub(crate) struct Inner {
+    /// This allocation, for what must find the provider again later
+    /// without keeping it alive (release holds).
+    me: Weak<Inner>,
     id: u64,
     cfg: ProviderBuilder,
     pub(crate) iova_mode: IovaMode,
     pub(crate) table: SegmentTable,
     state: Mutex<State>,
     events: Mutex<Vec<Arc<EventEntry>>>,
+    /// Release gates (`gate.rs`), their own lock: asked with none held.
+    gates: Mutex<Vec<Arc<gate::GateEntry>>>,
     /// Live zones by name (their own lock: a zone dropped anywhere, even
     /// inside a validator, only takes this one).
     zones: Mutex<BTreeMap<String, ZoneInfo>>,
@@ -120,6 +131,8 @@ enum Deferred {
     DropRegistration(RegId),
     /// A DMA mapper's guard dropped.
     DropMapper(Arc<dma::MapperEntry>),
+    /// The last release hold of a run `(list, first, count)` dropped.
+    ReleaseHeld((usize, usize, usize)),
 }
 
 /// Why the provider refuses any work: it could not be built, or the call
@@ -264,12 +277,15 @@ impl Provider {
         GLOBAL.get_or_init(|| match Provider::builder().build() {
             Ok(p) => p,
             Err(e) => Provider {
-                inner: Arc::new(Inner::new(
-                    u64::MAX,
-                    ProviderBuilder::default(),
-                    IovaMode::Va,
-                    Some(e.to_string()),
-                )),
+                inner: Arc::new_cyclic(|me| {
+                    Inner::new(
+                        u64::MAX,
+                        ProviderBuilder::default(),
+                        IovaMode::Va,
+                        Some(e.to_string()),
+                        me.clone(),
+                    )
+                }),
             },
         })
     }
@@ -440,14 +456,17 @@ impl Inner {
         cfg: ProviderBuilder,
         iova_mode: IovaMode,
         init_error: Option<String>,
+        me: Weak<Inner>,
     ) -> Inner {
         Inner {
+            me,
             id,
             cfg,
             iova_mode,
             table: SegmentTable::new(),
             state: Mutex::new(State::default()),
             events: Mutex::new(Vec::new()),
+            gates: Mutex::new(Vec::new()),
             zones: Mutex::new(BTreeMap::new()),
             init_error,
             small: Mutex::new(Weak::new()),

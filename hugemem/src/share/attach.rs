@@ -1,0 +1,804 @@
+//! The peer side: [`Attachment`] and [`AttachBuilder`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::error::{AttachError, ProtocolError};
+use super::sys;
+use super::view::{check_new_list, ListPlacement, ListSlot, PeerPage, PeerTable};
+use super::wire::{self, Kind, Message, RefuseReason, VERSION};
+use crate::sync::{AtomicBool, Ordering};
+use crate::{Iova, IovaMode};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Where an attachment maps the exporter's lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// At the exporter's addresses when that range is free here
+    /// (`MAP_FIXED_NOREPLACE`), so exporter pointers work unchanged;
+    /// anywhere otherwise (then translate with
+    /// [`Attachment::to_local`]). Each list is placed on its own.
+    #[default]
+    SameVaIfFree,
+    /// Never at the exporter's addresses (for tests of the translated mode).
+    Relocate,
+}
+
+/// How [`AttachBuilder::connect`] retries: wait `first`, then twice as
+/// long each time up to `max`, until `deadline` (from the first attempt)
+/// has passed, or for ever when it is `None`. Retried: no socket at the
+/// path yet, connection refused, a full backlog, and a role whose previous
+/// holder the exporter still counts as alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first wait.
+    pub first: Duration,
+    /// The longest wait.
+    pub max: Duration,
+    /// Give up after this long (`None`: never).
+    pub deadline: Option<Duration>,
+}
+
+impl Default for Backoff {
+    /// 10 ms, doubling to 1 s, for ever.
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+            deadline: None,
+        }
+    }
+}
+
+/// Builds an [`Attachment`]: [`Attachment::builder`]`(role)`, options, then
+/// [`connect`](Self::connect), [`connect_abstract`](Self::connect_abstract)
+/// or [`from_fd`](Self::from_fd).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct AttachBuilder {
+    role: String,
+    placement: Placement,
+    retry: Option<Backoff>,
+    handshake_timeout: Duration,
+}
+
+/// The state the attachment's thread and its users share.
+struct Inner {
+    table: PeerTable,
+    dir: Mutex<BTreeMap<String, Vec<u8>>>,
+    dir_changed: Condvar,
+    connected: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    sock: OwnedFd,
+    stop: OwnedFd,
+    role: String,
+    slot: u16,
+    generation: u64,
+    exporter_pid: u32,
+    iova_mode: IovaMode,
+    placement: Placement,
+}
+
+/// A peer's attachment to an exporter's memory: every list mapped here,
+/// translation both ways, the published directory, kept up to date by a
+/// background thread (growth, shrink, publications).
+///
+/// `Send + Sync`; dropping it stops the thread, unmaps everything, closes
+/// every fd it received and says `Bye`.
+///
+/// Memory reached through it is shared with the exporter (and other
+/// peers), who may write it at any time: read and write it through raw
+/// pointers (volatile or atomic accesses), never through `&`/`&mut`
+/// references. An address stays valid until the exporter withdraws its
+/// page (the exporter only does so for memory it freed) or the attachment
+/// drops.
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let c = p.alloc(4 << 20)?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let _cfg = exp.publish("cfg", b"hello")?;
+/// let fd = exp.connect_pair().unwrap();
+/// // Usually another process; a thread of this one shows the same.
+/// let peer = std::thread::spawn(move || {
+///     let a = Attachment::builder("worker").placement(Placement::Relocate).from_fd(fd)?;
+///     assert!(!a.same_va());
+///     assert_eq!(a.lookup("cfg").as_deref(), Some(&b"hello"[..]));
+///     let va = c.as_ptr().as_ptr() as u64;
+///     let local = a.to_local(va, c.len()).expect("mapped");
+///     assert_eq!(a.to_exporter(local.as_ptr()), Some(va));
+///     // SAFETY: the page is mapped here; shared memory is read by raw pointer.
+///     let b = unsafe { local.as_ptr().read_volatile() };
+///     assert_eq!(b, 0);
+///     Ok::<_, pktmem_hugemem::HugememError>(a.generation())
+/// });
+/// assert_eq!(peer.join().unwrap()?, 1);
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
+pub struct Attachment {
+    inner: Arc<Inner>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attachment")
+            .field("role", &self.inner.role)
+            .field("slot", &self.inner.slot)
+            .field("generation", &self.inner.generation)
+            .field("exporter_pid", &self.inner.exporter_pid)
+            .field("connected", &self.is_connected())
+            .field("placement", &self.placement())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Attachment {
+    /// A builder for an attachment as `role` (1..=64 characters of
+    /// `[A-Za-z0-9._-]`).
+    pub fn builder(role: &str) -> AttachBuilder {
+        AttachBuilder {
+            role: role.to_string(),
+            placement: Placement::default(),
+            retry: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The role granted.
+    pub fn role(&self) -> &str {
+        &self.inner.role
+    }
+
+    /// The role's slot in the exporter (1-based, stable for the exporter's life).
+    pub fn role_slot(&self) -> u16 {
+        self.inner.slot
+    }
+
+    /// The role's generation granted to this attachment (1 for the first
+    /// holder, + 1 for every later one).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation
+    }
+
+    /// The exporter's pid (in its own PID namespace).
+    pub fn exporter_pid(&self) -> u32 {
+        self.inner.exporter_pid
+    }
+
+    /// The exporter's IOVA mode: what [`iova`](Self::iova) returns.
+    pub fn iova_mode(&self) -> IovaMode {
+        self.inner.iova_mode
+    }
+
+    /// Whether the connection is up: false once the exporter said `Bye`,
+    /// closed, or broke the protocol ([`last_error`](Self::last_error)).
+    /// The memory stays mapped either way until the attachment drops.
+    pub fn is_connected(&self) -> bool {
+        // Acquire: pairs with the Release store when the thread ends.
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// The placement asked for.
+    pub fn placement_mode(&self) -> Placement {
+        self.inner.placement
+    }
+
+    /// Where each list is, here and in the exporter.
+    pub fn placement(&self) -> Vec<ListPlacement> {
+        self.inner.table.iter().map(ListSlot::placement).collect()
+    }
+
+    /// Whether every list sits at the exporter's addresses (then exporter
+    /// addresses are valid pointers here, and [`to_local`](Self::to_local)
+    /// is the identity on mapped memory).
+    pub fn same_va(&self) -> bool {
+        self.inner.table.iter().all(|s| s.same_va)
+    }
+
+    /// The local address of the exporter's `exp_va`, if the whole of
+    /// `[exp_va, exp_va + len)` is mapped here (`len` 0 counts as 1). No
+    /// lock, no system call: a scan of the lists and one table load per
+    /// page spanned.
+    #[inline]
+    pub fn to_local(&self, exp_va: u64, len: usize) -> Option<NonNull<u8>> {
+        self.inner.table.to_local(exp_va, len)
+    }
+
+    /// The exporter's address of the local `local`, if mapped here.
+    #[inline]
+    pub fn to_exporter(&self, local: *const u8) -> Option<u64> {
+        self.inner.table.to_exporter(local as usize)
+    }
+
+    /// The IOVA of the exporter's `exp_va`, if mapped and the exporter gave one.
+    #[inline]
+    pub fn iova(&self, exp_va: u64) -> Option<Iova> {
+        self.inner.table.iova(exp_va)
+    }
+
+    /// Calls `f` with a record of every page mapped here.
+    pub fn walk_pages(&self, f: impl FnMut(&PeerPage)) {
+        self.inner.table.walk(f);
+    }
+
+    /// The payload published under `name`, now.
+    pub fn lookup(&self, name: &str) -> Option<Vec<u8>> {
+        lock(&self.inner.dir).get(name).cloned()
+    }
+
+    /// Waits up to `timeout` for a payload under `name` that `pred` accepts.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&[u8]) -> bool,
+    ) -> Option<Vec<u8>> {
+        let end = Instant::now() + timeout;
+        let mut dir = lock(&self.inner.dir);
+        loop {
+            if let Some(v) = dir.get(name).filter(|v| pred(v)) {
+                return Some(v.clone());
+            }
+            let left = end.checked_duration_since(Instant::now())?;
+            if left.is_zero() {
+                return None;
+            }
+            dir = self
+                .inner
+                .dir_changed
+                .wait_timeout(dir, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Why the connection ended, if it ended on an error.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.inner.last_error).clone()
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        sys::eventfd_signal(&self.inner.stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        // The thread is gone: this is the last handle.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.table = PeerTable::new(); // unmaps everything, closes the fds
+        }
+        // Bye says everything is unmapped; a closed connection ignores it.
+        let _ = sys::send(&self.inner.sock, &Message::Bye.encode(), &[]);
+    }
+}
+
+impl AttachBuilder {
+    /// Where to map the lists (default [`Placement::SameVaIfFree`]).
+    pub fn placement(mut self, p: Placement) -> Self {
+        self.placement = p;
+        self
+    }
+
+    /// Retry connecting as `b` says (default: one attempt).
+    pub fn retry(mut self, b: Backoff) -> Self {
+        self.retry = Some(b);
+        self
+    }
+
+    /// How long the whole handshake may take once connected (default 10 s).
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.handshake_timeout = d;
+        self
+    }
+
+    /// Connects to an exporter bound at `path`.
+    pub fn connect(self, path: impl AsRef<Path>) -> Result<Attachment, AttachError> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = path.as_ref();
+        let addr = path.display().to_string();
+        self.connect_to(&addr, path.as_os_str().as_bytes(), false)
+    }
+
+    /// Connects to an exporter bound at the abstract name `name`.
+    pub fn connect_abstract(self, name: &str) -> Result<Attachment, AttachError> {
+        self.connect_to(&format!("@{name}"), name.as_bytes(), true)
+    }
+
+    /// Attaches over a connected socket (from
+    /// [`Exporter::connect_pair`](super::Exporter::connect_pair), perhaps
+    /// inherited by a child process). The fd is consumed: closed on failure.
+    pub fn from_fd(self, fd: OwnedFd) -> Result<Attachment, AttachError> {
+        self.check_role()?;
+        self.attach(fd)
+    }
+
+    fn check_role(&self) -> Result<(), AttachError> {
+        if wire::valid_role(&self.role) {
+            Ok(())
+        } else {
+            Err(AttachError::BadRole {
+                role: self.role.clone(),
+            })
+        }
+    }
+
+    fn connect_to(
+        self,
+        shown: &str,
+        raw: &[u8],
+        abstract_name: bool,
+    ) -> Result<Attachment, AttachError> {
+        self.check_role()?;
+        let addr = sys::sockaddr(raw, abstract_name).map_err(|source| AttachError::Connect {
+            addr: shown.to_string(),
+            attempts: 0,
+            source,
+        })?;
+        let start = Instant::now();
+        let mut wait = self.retry.map_or(Duration::ZERO, |b| b.first);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match sys::connect(&addr) {
+                Ok(sock) => match self.attach(sock) {
+                    Err(
+                        e @ AttachError::Refused {
+                            reason: RefuseReason::RoleTaken,
+                            ..
+                        },
+                    ) => e,
+                    r => return r,
+                },
+                Err(source) => {
+                    let again = matches!(
+                        source.raw_os_error(),
+                        Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN)
+                    );
+                    let e = AttachError::Connect {
+                        addr: shown.to_string(),
+                        attempts,
+                        source,
+                    };
+                    if !again {
+                        return Err(e);
+                    }
+                    e
+                }
+            };
+            let Some(b) = self.retry else {
+                return Err(err);
+            };
+            if b.deadline.is_some_and(|d| start.elapsed() + wait > d) {
+                return Err(err);
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(b.max).max(Duration::from_millis(1));
+        }
+    }
+
+    /// The handshake over `sock`, then the thread.
+    // One sequence: hello, welcome, snapshot, thread; split, it reads worse.
+    #[allow(clippy::too_many_lines)]
+    fn attach(&self, sock: OwnedFd) -> Result<Attachment, AttachError> {
+        let deadline = Instant::now() + self.handshake_timeout;
+        let io = |op| move |source| AttachError::Io { op, source };
+        sys::set_send_timeout(&sock, self.handshake_timeout.max(Duration::from_secs(1)))
+            .map_err(io("setsockopt (SO_SNDTIMEO)"))?;
+        let hello = Message::Hello {
+            min_version: VERSION,
+            max_version: VERSION,
+            pid: std::process::id(),
+            role: self.role.clone(),
+        };
+        sys::send(&sock, &hello.encode(), &[]).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPIPE | libc::ECONNRESET) => AttachError::ExporterGone { during: "hello" },
+            _ => AttachError::Io {
+                op: "send (Hello)",
+                source: e,
+            },
+        })?;
+        let mut buf = vec![0u8; wire::MAX_MESSAGE + 1];
+        let (first, _) = recv_until(&sock, &mut buf, deadline, self.handshake_timeout, "welcome")?;
+        let (slot, generation, exporter_pid, iova_mode, lists) = match first {
+            Message::Refuse {
+                reason: RefuseReason::Version,
+                ours_min,
+                ours_max,
+                ..
+            } => {
+                return Err(AttachError::VersionMismatch {
+                    ours: VERSION..=VERSION,
+                    theirs: ours_min..=ours_max,
+                })
+            }
+            Message::Refuse { reason, text, .. } => {
+                return Err(AttachError::Refused { reason, text })
+            }
+            Message::Welcome { version, .. } if version != VERSION => {
+                return Err(AttachError::VersionMismatch {
+                    ours: VERSION..=VERSION,
+                    theirs: version..=version,
+                })
+            }
+            Message::Welcome {
+                role_slot,
+                generation,
+                exporter_pid,
+                iova_mode,
+                lists,
+                ..
+            } => (
+                role_slot,
+                generation,
+                exporter_pid,
+                if iova_mode == 0 {
+                    IovaMode::Pa
+                } else {
+                    IovaMode::Va
+                },
+                lists,
+            ),
+            m => {
+                return Err(ProtocolError::Unexpected {
+                    kind: m.kind(),
+                    why: "the first answer must be Welcome or Refuse".into(),
+                }
+                .into())
+            }
+        };
+        let stop = sys::eventfd().map_err(io("eventfd"))?;
+        let inner = Inner {
+            table: PeerTable::new(),
+            dir: Mutex::new(BTreeMap::new()),
+            dir_changed: Condvar::new(),
+            connected: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            sock,
+            stop,
+            role: self.role.clone(),
+            slot,
+            generation,
+            exporter_pid,
+            iova_mode,
+            placement: self.placement,
+        };
+        // On any error below `inner` drops: lists unmapped, fds closed.
+        let mut session = Session { last_seq: 0 };
+        loop {
+            let (m, fds) = recv_until(
+                &inner.sock,
+                &mut buf,
+                deadline,
+                self.handshake_timeout,
+                "the initial snapshot",
+            )?;
+            let ready = matches!(m, Message::Ready { .. });
+            if ready && inner.table.len() != usize::from(lists) {
+                return Err(ProtocolError::Unexpected {
+                    kind: Kind::Ready,
+                    why: format!(
+                        "Welcome announced {lists} list(s), {} came",
+                        inner.table.len()
+                    ),
+                }
+                .into());
+            }
+            if matches!(m, Message::Bye) {
+                return Err(AttachError::ExporterGone {
+                    during: "the initial snapshot",
+                });
+            }
+            session.apply(&inner, &m, fds, true)?;
+            if ready {
+                break;
+            }
+        }
+        // Peers read acks only once connected: a send timeout keeps a
+        // stalled exporter from blocking the thread for ever.
+        sys::set_send_timeout(&inner.sock, Duration::from_secs(5))
+            .map_err(io("setsockopt (SO_SNDTIMEO)"))?;
+        let inner = Arc::new(inner);
+        let t_inner = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pktmem-attach-{}", self.role))
+            .spawn(move || run(&t_inner, session, buf))
+            .map_err(io("spawn (attachment thread)"))?;
+        Ok(Attachment {
+            inner,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Receives and decodes one message, waiting until `deadline`.
+fn recv_until(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    deadline: Instant,
+    timeout: Duration,
+    during: &'static str,
+) -> Result<(Message, Vec<OwnedFd>), AttachError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(AttachError::Timeout {
+                waited: timeout,
+                during,
+            });
+        }
+        let mut p = [sys::pollfd(sock, libc::POLLIN)];
+        sys::poll(&mut p, Some(left)).map_err(|source| AttachError::Io { op: "poll", source })?;
+        if p[0].revents == 0 {
+            continue;
+        }
+        if let Some(r) = recv_one(sock, buf)? {
+            return Ok(r);
+        }
+    }
+}
+
+/// Receives one message without waiting (`None`: nothing there); closes
+/// every fd on any error.
+fn recv_one(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+) -> Result<Option<(Message, Vec<OwnedFd>)>, AttachError> {
+    let r = match sys::recv(sock, buf, true) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
+            return Err(AttachError::ExporterGone { during: "receive" })
+        }
+        Err(source) => {
+            return Err(AttachError::Io {
+                op: "recvmsg",
+                source,
+            })
+        }
+    };
+    if r.len == 0 && r.fds.is_empty() {
+        return Err(AttachError::ExporterGone { during: "receive" });
+    }
+    if r.truncated {
+        return Err(ProtocolError::TooLong {
+            max: wire::MAX_MESSAGE,
+        }
+        .into());
+    }
+    // On a decoding error the fds drop (close) with `r`.
+    let m = Message::decode(&buf[..r.len])?;
+    if r.fds_truncated || r.fds.len() != m.kind().fds() || r.fds.len() > wire::MAX_FDS {
+        return Err(ProtocolError::Fds {
+            kind: Some(m.kind()),
+            got: r.fds.len(),
+            expected: m.kind().fds(),
+        }
+        .into());
+    }
+    Ok(Some((m, r.fds)))
+}
+
+/// The conversation's state kept across messages.
+struct Session {
+    last_seq: u64,
+}
+
+impl Session {
+    /// Checks and applies one message; acks it if it has a seq.
+    // One arm per message kind, each a few checks long.
+    #[allow(clippy::too_many_lines)]
+    fn apply(
+        &mut self,
+        inner: &Inner,
+        m: &Message,
+        mut fds: Vec<OwnedFd>,
+        in_snapshot: bool,
+    ) -> Result<(), AttachError> {
+        let kind = m.kind();
+        let unexpected =
+            |why: String| AttachError::Protocol(ProtocolError::Unexpected { kind, why });
+        let field = |field: &'static str, value: u64, expected: String| {
+            AttachError::Protocol(ProtocolError::Field {
+                kind,
+                field,
+                value,
+                expected,
+            })
+        };
+        if let Some(seq) = m.seq() {
+            if seq <= self.last_seq {
+                return Err(field(
+                    "seq",
+                    seq,
+                    format!("more than the last seq {}", self.last_seq),
+                ));
+            }
+        }
+        match m {
+            Message::List {
+                list,
+                page_size,
+                base_va,
+                reserve_len,
+            } => {
+                check_new_list(&inner.table, *list, *base_va, *reserve_len).map_err(unexpected)?;
+                let fd = fds.pop().ok_or(ProtocolError::Fds {
+                    kind: Some(kind),
+                    got: 0,
+                    expected: 1,
+                })?;
+                let (size, blksize) = sys::fd_size(&fd).map_err(|source| AttachError::Io {
+                    op: "fstat (list fd)",
+                    source,
+                })?;
+                if size < *reserve_len {
+                    return Err(AttachError::FdTooSmall {
+                        list: *list,
+                        need: *reserve_len,
+                        have: size,
+                    });
+                }
+                if blksize != *page_size {
+                    return Err(AttachError::FdPageSize {
+                        list: *list,
+                        page_size: *page_size,
+                        blksize,
+                    });
+                }
+                let slot = ListSlot::new(
+                    *list,
+                    *page_size,
+                    *base_va,
+                    *reserve_len,
+                    fd,
+                    inner.placement == Placement::SameVaIfFree,
+                )?;
+                inner.table.push(slot);
+            }
+            Message::Map {
+                list,
+                first_page,
+                iovas,
+                ..
+            } => {
+                let slot = inner
+                    .table
+                    .get(*list)
+                    .ok_or_else(|| unexpected(format!("Map of list {list}, never announced")))?;
+                let first = check_range(slot, *first_page, iovas.len() as u64)
+                    .map_err(|e| field("first_page", *first_page, e))?;
+                let ps = slot.page_size() as u64;
+                if let Some(bad) = iovas
+                    .iter()
+                    .find(|&&i| i != Iova::BAD.0 && (i % ps != 0 || i & 0xfff != 0))
+                {
+                    return Err(field(
+                        "iova",
+                        *bad,
+                        format!("a multiple of the page size {ps}"),
+                    ));
+                }
+                slot.map(first, iovas)?;
+            }
+            Message::Unmap {
+                list,
+                first_page,
+                count,
+                ..
+            } => {
+                let slot = inner
+                    .table
+                    .get(*list)
+                    .ok_or_else(|| unexpected(format!("Unmap of list {list}, never announced")))?;
+                let first = check_range(slot, *first_page, u64::from(*count))
+                    .map_err(|e| field("first_page", *first_page, e))?;
+                slot.unmap(first, *count as usize);
+            }
+            Message::Publish { name, payload, .. } => {
+                lock(&inner.dir).insert(name.clone(), payload.clone());
+                inner.dir_changed.notify_all();
+            }
+            Message::Withdraw { name, .. } => {
+                lock(&inner.dir).remove(name);
+                inner.dir_changed.notify_all();
+            }
+            Message::Ready { .. } if in_snapshot => {}
+            Message::Ready { .. } => return Err(unexpected("a second Ready".into())),
+            Message::Bye => {}
+            Message::Hello { .. }
+            | Message::Refuse { .. }
+            | Message::Welcome { .. }
+            | Message::Ack { .. } => {
+                return Err(unexpected("not after the handshake started".into()))
+            }
+        }
+        if let Some(seq) = m.seq() {
+            self.last_seq = seq;
+            sys::send(&inner.sock, &Message::Ack { seq }.encode(), &[]).map_err(|e| {
+                match e.raw_os_error() {
+                    Some(libc::EPIPE | libc::ECONNRESET) => {
+                        AttachError::ExporterGone { during: "ack" }
+                    }
+                    _ => AttachError::Io {
+                        op: "send (Ack)",
+                        source: e,
+                    },
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// `first_page` as an index, if `[first_page, first_page + count)` lies in the list.
+fn check_range(slot: &ListSlot, first_page: u64, count: u64) -> Result<usize, String> {
+    let pages = slot.pages() as u64;
+    match first_page.checked_add(count) {
+        Some(end) if end <= pages => Ok(first_page as usize),
+        _ => Err(format!(
+            "a range of {count} page(s) inside the list's {pages}"
+        )),
+    }
+}
+
+/// The attachment's thread: applies what the exporter sends until stopped,
+/// told `Bye`, disconnected or given something invalid.
+fn run(inner: &Inner, mut session: Session, mut buf: Vec<u8>) {
+    let end = |why: Option<String>| {
+        if let Some(w) = why {
+            *lock(&inner.last_error) = Some(w);
+            // The exporter must notice: no more acks from here.
+            // SAFETY: shutdown on our own socket.
+            unsafe { libc::shutdown(inner.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        // Release: pairs with the Acquire load in `is_connected`.
+        inner.connected.store(false, Ordering::Release);
+        inner.dir_changed.notify_all();
+    };
+    loop {
+        let mut p = [
+            sys::pollfd(&inner.sock, libc::POLLIN),
+            sys::pollfd(&inner.stop, libc::POLLIN),
+        ];
+        if let Err(e) = sys::poll(&mut p, None) {
+            return end(Some(format!("poll failed: {e}")));
+        }
+        if p[1].revents != 0 {
+            return; // dropped: `Drop` says Bye
+        }
+        if p[0].revents == 0 {
+            continue;
+        }
+        match recv_one(&inner.sock, &mut buf) {
+            Ok(None) => {}
+            Ok(Some((Message::Bye, _))) | Err(AttachError::ExporterGone { .. }) => {
+                return end(None)
+            }
+            Ok(Some((m, fds))) => {
+                if let Err(e) = session.apply(inner, &m, fds, false) {
+                    return end(Some(e.to_string()));
+                }
+            }
+            Err(e) => return end(Some(e.to_string())),
+        }
+    }
+}
+
+// The attachment is used from any thread.
+const _: () = {
+    const fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Attachment>();
+};

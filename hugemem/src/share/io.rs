@@ -1,0 +1,862 @@
+//! The exporter's I/O thread: one `poll` over the listener, every peer's
+//! socket and pidfd, and an eventfd for commands (growth, shrink,
+//! publications, new socket pairs, stop). It never allocates from the
+//! exported provider, so growth that waits for it cannot deadlock.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::export::{lock, RoleInner, RoleState, Shared};
+use super::sys;
+use super::wire::{self, Kind, Message, RefuseReason, VERSION};
+use crate::{IovaMode, Provider};
+
+/// Pages per `Map` message the exporter sends.
+const MAP_CHUNK: usize = 4096;
+/// How often peers without a pidfd are checked for exit.
+const EXIT_POLL: Duration = Duration::from_millis(100);
+
+/// A one-shot completion a caller waits on.
+pub(super) struct Done {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Done {
+    pub(super) fn new() -> Arc<Done> {
+        Arc::new(Done {
+            flag: Mutex::new(false),
+            cv: Condvar::new(),
+        })
+    }
+
+    pub(super) fn set(&self) {
+        *lock(&self.flag) = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until set or `timeout` passed; whether it was set.
+    pub(super) fn wait(&self, timeout: Duration) -> bool {
+        let g = lock(&self.flag);
+        let (g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |set| !*set)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g
+    }
+}
+
+/// Sets a [`Done`] when dropped: the hold of a run whose release waits
+/// for the peers (the provider's Free event waits on it).
+pub(super) struct DoneOnDrop(pub(super) Arc<Done>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+/// What other threads ask of the I/O thread.
+pub(super) enum Cmd {
+    /// Pages `[va, va + len)` were mapped: tell every peer, then set `done`.
+    Map {
+        va: usize,
+        len: usize,
+        done: Option<Arc<Done>>,
+    },
+    /// Pages `[va, va + len)` are to go: tell every peer; drop `hold` once
+    /// each acked or exited.
+    Release {
+        va: usize,
+        len: usize,
+        hold: Box<dyn Send>,
+    },
+    /// The directory entry `name` changed (or went).
+    Publish { name: String },
+    /// A new connection (from `connect_pair`).
+    Conn(OwnedFd),
+    /// Say Bye to everyone, release everything, end.
+    Stop,
+}
+
+/// What keeps the exporter's release hook registered.
+pub(super) type GateGuard = crate::EventGuard;
+
+/// Registers the release hook: each run of own pages about to be unmapped
+/// is held until every peer that had it acked its `Unmap` or exited.
+pub(super) fn register_gate(provider: &Provider, weak: Weak<Shared>) -> GateGuard {
+    provider
+        .register_event_callback(move |e| {
+            if e.kind != crate::EventKind::Free || e.external {
+                return;
+            }
+            let Some(sh) = weak.upgrade() else {
+                return;
+            };
+            let done = Done::new();
+            let cmd = Cmd::Release {
+                va: e.va,
+                len: e.len,
+                hold: Box::new(DoneOnDrop(done.clone())),
+            };
+            // On the I/O thread nothing can be waited for; and a peer that
+            // neither acks nor exits cannot block a free for ever.
+            if sh.push(cmd).is_ok() && sh.io_thread.get() != Some(&std::thread::current().id()) {
+                done.wait(sh.ack_timeout * 2 + Duration::from_secs(1));
+            }
+        })
+        .labeled("pktmem share: hold released pages")
+}
+
+/// A list announced to peers.
+struct ExpList {
+    id: u16,
+    page_size: usize,
+    shift: u32,
+    base: usize,
+    reserve: usize,
+    fd: OwnedFd,
+}
+
+/// One connection (and, after it closed, its process until it exits).
+struct Conn {
+    id: u64,
+    /// `None` once closed.
+    sock: Option<OwnedFd>,
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+    role: Option<Arc<RoleInner>>,
+    next_seq: u64,
+    acked: u64,
+    /// Seqs sent and not acked, with when they were sent.
+    pending: std::collections::VecDeque<(u64, Instant)>,
+    /// A connection that has not said Hello by then is dropped.
+    hello_by: Instant,
+    /// The peer said Bye: it maps nothing of ours any more.
+    unmapped: bool,
+}
+
+struct MapWait {
+    done: Arc<Done>,
+    waiting: Vec<(u64, u64)>,
+}
+
+struct Release {
+    list: u16,
+    first: usize,
+    count: usize,
+    _hold: Box<dyn Send>,
+    /// (conn, seq) that must ack.
+    acks: Vec<(u64, u64)>,
+    /// Conns (closed, without Bye) whose process must exit first.
+    exits: Vec<u64>,
+}
+
+pub(super) struct Io {
+    sh: Arc<Shared>,
+    listener: Option<OwnedFd>,
+    lists: Vec<ExpList>,
+    conns: Vec<Conn>,
+    next_conn: u64,
+    map_waits: Vec<MapWait>,
+    releases: Vec<Release>,
+    buf: Vec<u8>,
+    own_pid: u32,
+}
+
+#[derive(Clone, Copy)]
+enum Tag {
+    Wake,
+    Listener,
+    Sock(u64),
+    Pid(u64),
+}
+
+/// Why a connection ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// The peer said Bye: it unmapped everything.
+    Bye,
+    /// Closed, cut off or broke the protocol: it may still map the memory.
+    Lost,
+}
+
+impl Io {
+    pub(super) fn new(sh: Arc<Shared>, listener: Option<OwnedFd>) -> Io {
+        Io {
+            sh,
+            listener,
+            lists: Vec::new(),
+            conns: Vec::new(),
+            next_conn: 1,
+            map_waits: Vec::new(),
+            releases: Vec::new(),
+            buf: vec![0; wire::MAX_MESSAGE + 1],
+            own_pid: std::process::id(),
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let _ = self.sh.io_thread.set(std::thread::current().id());
+        loop {
+            let (mut pfds, tags) = self.poll_set();
+            let timeout = self.next_timeout();
+            if sys::poll(&mut pfds, timeout).is_err() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for (p, tag) in pfds.iter().zip(tags) {
+                if p.revents == 0 {
+                    continue;
+                }
+                match tag {
+                    Tag::Wake => {
+                        sys::eventfd_drain(&self.sh.wake);
+                        if !self.commands() {
+                            return self.stop();
+                        }
+                    }
+                    Tag::Listener => self.accept(),
+                    Tag::Sock(id) => self.readable(id),
+                    Tag::Pid(id) => self.exited(id),
+                }
+            }
+            self.check_timeouts();
+        }
+    }
+
+    fn poll_set(&self) -> (Vec<libc::pollfd>, Vec<Tag>) {
+        let mut p = vec![sys::pollfd(&self.sh.wake, libc::POLLIN)];
+        let mut t = vec![Tag::Wake];
+        if let Some(l) = &self.listener {
+            p.push(sys::pollfd(l, libc::POLLIN));
+            t.push(Tag::Listener);
+        }
+        for c in &self.conns {
+            if let Some(s) = &c.sock {
+                p.push(sys::pollfd(s, libc::POLLIN));
+                t.push(Tag::Sock(c.id));
+            }
+            if let Some(pf) = &c.pidfd {
+                p.push(sys::pollfd(pf, libc::POLLIN));
+                t.push(Tag::Pid(c.id));
+            }
+        }
+        (p, t)
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut t: Option<Instant> = None;
+        let mut upd = |i: Instant| t = Some(t.map_or(i, |x| x.min(i)));
+        for c in &self.conns {
+            if c.sock.is_some() {
+                if c.role.is_none() {
+                    upd(c.hello_by);
+                }
+                if let Some(&(_, sent)) = c.pending.front() {
+                    upd(sent + self.sh.ack_timeout);
+                }
+            } else if c.pidfd.is_none() && c.pid != self.own_pid {
+                upd(now + EXIT_POLL);
+            }
+        }
+        t.map(|i| i.saturating_duration_since(now))
+    }
+
+    /// Runs the queued commands; false on Stop.
+    fn commands(&mut self) -> bool {
+        loop {
+            let Some(cmd) = lock(&self.sh.cmds).pop_front() else {
+                return true;
+            };
+            match cmd {
+                Cmd::Map { va, len, done } => self.announce_map(va, len, done),
+                Cmd::Release { va, len, hold } => self.announce_release(va, len, hold),
+                Cmd::Publish { name } => {
+                    let ids: Vec<u64> = self.live_granted().collect();
+                    for id in ids {
+                        self.send_entry(id, &name);
+                    }
+                }
+                Cmd::Conn(fd) => self.add_conn(fd),
+                Cmd::Stop => return false,
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        *lock(&self.sh.closed) = true;
+        // Commands queued meanwhile: holds drop (pages go), waiters wake.
+        let rest: Vec<Cmd> = lock(&self.sh.cmds).drain(..).collect();
+        for c in rest {
+            if let Cmd::Map { done: Some(d), .. } = c {
+                d.set();
+            }
+        }
+        for c in &self.conns {
+            if let Some(s) = &c.sock {
+                let _ = sys::send(s, &Message::Bye.encode(), &[]);
+            }
+        }
+        for w in self.map_waits.drain(..) {
+            w.done.set();
+        }
+        self.releases.clear();
+        self.conns.clear();
+    }
+
+    fn live_granted(&self) -> impl Iterator<Item = u64> + '_ {
+        self.conns
+            .iter()
+            .filter(|c| c.sock.is_some() && c.role.is_some())
+            .map(|c| c.id)
+    }
+
+    fn conn(&mut self, id: u64) -> Option<&mut Conn> {
+        self.conns.iter_mut().find(|c| c.id == id)
+    }
+
+    fn add_conn(&mut self, sock: OwnedFd) {
+        if sys::set_send_timeout(&sock, self.sh.ack_timeout).is_err() {
+            return;
+        }
+        let pid = sys::peer_pid(&sock).unwrap_or(0);
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.conns.push(Conn {
+            id,
+            sock: Some(sock),
+            pid,
+            pidfd: None,
+            role: None,
+            next_seq: 1,
+            acked: 0,
+            pending: std::collections::VecDeque::new(),
+            hello_by: Instant::now() + self.sh.ack_timeout,
+            unmapped: false,
+        });
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(l) = &self.listener else { return };
+            match sys::accept(l) {
+                Ok(Some(s)) => self.add_conn(s),
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    /// Sends `m` (with `fds`) on connection `id`; a seq-bearing message is
+    /// numbered here and awaited. False (and the connection closed) on failure.
+    fn send(&mut self, id: u64, m: &Message, fds: &[std::os::fd::BorrowedFd<'_>]) -> bool {
+        let Some(c) = self.conns.iter_mut().find(|c| c.id == id) else {
+            return false;
+        };
+        let Some(s) = &c.sock else { return false };
+        if sys::send(s, &m.encode(), fds).is_ok() {
+            if let Some(seq) = m.seq() {
+                c.pending.push_back((seq, Instant::now()));
+            }
+            return true;
+        }
+        self.close(id, Close::Lost);
+        false
+    }
+
+    fn take_seq(&mut self, id: u64) -> u64 {
+        let c = self.conn(id).expect("live connection");
+        let s = c.next_seq;
+        c.next_seq += 1;
+        s
+    }
+
+    /// The exported list holding `va`, announced to every peer first if new.
+    fn list_of(&mut self, va: usize) -> Option<usize> {
+        if let Some(i) = self
+            .lists
+            .iter()
+            .position(|l| va.wrapping_sub(l.base) < l.reserve)
+        {
+            return Some(i);
+        }
+        let info = self
+            .sh
+            .provider
+            .lists()
+            .into_iter()
+            .find(|l| !l.external && l.shareable && va.wrapping_sub(l.va) < l.va_len)?;
+        if self.lists.len() >= wire::MAX_LISTS {
+            return None;
+        }
+        let region = self
+            .sh
+            .provider
+            .regions()
+            .into_iter()
+            .find(|r| r.va.wrapping_sub(info.va) < info.va_len)?;
+        let fd = sys::dup(region.fd).ok()?;
+        let id = u16::try_from(info.id).ok()?;
+        self.lists.push(ExpList {
+            id,
+            page_size: info.page_size,
+            shift: info.page_size.trailing_zeros(),
+            base: info.va,
+            reserve: info.va_len,
+            fd,
+        });
+        let li = self.lists.len() - 1;
+        let ids: Vec<u64> = self.live_granted().collect();
+        for c in ids {
+            self.send_list(c, li);
+        }
+        Some(li)
+    }
+
+    fn send_list(&mut self, conn: u64, li: usize) -> bool {
+        let l = &self.lists[li];
+        let m = Message::List {
+            list: l.id,
+            page_size: l.page_size as u64,
+            base_va: l.base as u64,
+            reserve_len: l.reserve as u64,
+        };
+        // The fd is borrowed from our table for the send only.
+        let fd = self.lists[li].fd.try_clone();
+        let Ok(fd) = fd else { return false };
+        self.send(conn, &m, &[fd.as_fd()])
+    }
+
+    /// Sends Map messages for pages `[first, first + count)` of list `li`
+    /// to `conn`; the last seq sent.
+    fn send_map(&mut self, conn: u64, li: usize, first: usize, count: usize) -> Option<u64> {
+        let (id, base, shift) = {
+            let l = &self.lists[li];
+            (l.id, l.base, l.shift)
+        };
+        let mut last = None;
+        let mut p = first;
+        while p < first + count {
+            let n = (first + count - p).min(MAP_CHUNK);
+            let iovas = (p..p + n)
+                .map(|i| {
+                    crate::Iova::to_raw(
+                        self.sh
+                            .provider
+                            .virt2iova((base + (i << shift)) as *const u8),
+                    )
+                })
+                .collect();
+            let seq = self.take_seq(conn);
+            let m = Message::Map {
+                seq,
+                list: id,
+                first_page: p as u64,
+                iovas,
+            };
+            if !self.send(conn, &m, &[]) {
+                return None;
+            }
+            last = Some(seq);
+            p += n;
+        }
+        last
+    }
+
+    fn announce_map(&mut self, va: usize, len: usize, done: Option<Arc<Done>>) {
+        let mut waiting = Vec::new();
+        if let Some(li) = self.list_of(va) {
+            let (base, shift) = (self.lists[li].base, self.lists[li].shift);
+            let first = (va - base) >> shift;
+            let count = len >> shift;
+            let ids: Vec<u64> = self.live_granted().collect();
+            for c in ids {
+                if let Some(seq) = self.send_map(c, li, first, count) {
+                    waiting.push((c, seq));
+                }
+            }
+        }
+        if let Some(done) = done {
+            if waiting.is_empty() {
+                done.set();
+            } else {
+                self.map_waits.push(MapWait { done, waiting });
+            }
+        }
+    }
+
+    fn announce_release(&mut self, va: usize, len: usize, hold: Box<dyn Send>) {
+        let Some(li) = self
+            .lists
+            .iter()
+            .position(|l| va.wrapping_sub(l.base) < l.reserve)
+        else {
+            return; // never announced: no peer maps it
+        };
+        let (id, base, shift) = (self.lists[li].id, self.lists[li].base, self.lists[li].shift);
+        let first = (va - base) >> shift;
+        let count = len >> shift;
+        let mut acks = Vec::new();
+        let ids: Vec<u64> = self.live_granted().collect();
+        for c in ids {
+            let seq = self.take_seq(c);
+            let m = Message::Unmap {
+                seq,
+                list: id,
+                first_page: first as u64,
+                count: count as u32,
+            };
+            if self.send(c, &m, &[]) {
+                acks.push((c, seq));
+            }
+        }
+        // Peers that went without Bye may still map the pages.
+        let exits: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|c| c.sock.is_none() && c.role.is_some() && !c.unmapped)
+            .map(|c| c.id)
+            .collect();
+        // A peer cut off while sending above is now among `exits`.
+        acks.retain(|(c, _)| !exits.contains(c));
+        if !acks.is_empty() || !exits.is_empty() {
+            self.releases.push(Release {
+                list: id,
+                first,
+                count,
+                _hold: hold,
+                acks,
+                exits,
+            });
+        }
+    }
+
+    /// Sends the directory entry `name` (Publish, or Withdraw if gone).
+    fn send_entry(&mut self, conn: u64, name: &str) {
+        let payload = lock(&self.sh.dir).get(name).map(|e| e.1.clone());
+        let seq = self.take_seq(conn);
+        let m = match payload {
+            Some(payload) => Message::Publish {
+                seq,
+                name: name.to_string(),
+                payload,
+            },
+            None => Message::Withdraw {
+                seq,
+                name: name.to_string(),
+            },
+        };
+        self.send(conn, &m, &[]);
+    }
+
+    fn readable(&mut self, id: u64) {
+        let Some(c) = self.conns.iter().find(|c| c.id == id) else {
+            return;
+        };
+        let Some(sock) = &c.sock else { return };
+        let r = match sys::recv(sock, &mut self.buf, true) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => return self.close(id, Close::Lost),
+        };
+        if r.len == 0 && r.fds.is_empty() {
+            return self.close(id, Close::Lost);
+        }
+        // Peers send no fds: any that came are closed with `r`.
+        if r.truncated || !r.fds.is_empty() || r.fds_truncated {
+            return self.close(id, Close::Lost);
+        }
+        let granted = c.role.is_some();
+        let msg = Message::decode(&self.buf[..r.len]);
+        match msg {
+            Ok(Message::Hello {
+                min_version,
+                max_version,
+                pid,
+                role,
+            }) if !granted => self.hello(id, min_version, max_version, pid, &role),
+            Err(super::error::ProtocolError::Text {
+                kind: Kind::Hello,
+                field: "role",
+                ..
+            }) if !granted => {
+                self.refuse(
+                    id,
+                    RefuseReason::BadRole,
+                    "role must be 1..=64 of [A-Za-z0-9._-]",
+                );
+            }
+            Ok(Message::Ack { seq }) if granted => self.ack(id, seq),
+            Ok(Message::Bye) => self.close(id, Close::Bye),
+            _ => self.close(id, Close::Lost),
+        }
+    }
+
+    fn refuse(&mut self, id: u64, reason: RefuseReason, text: &str) {
+        let m = Message::Refuse {
+            reason,
+            ours_min: VERSION,
+            ours_max: VERSION,
+            text: text.to_string(),
+        };
+        if let Some(c) = self.conn(id) {
+            if let Some(s) = &c.sock {
+                let _ = sys::send(s, &m.encode(), &[]);
+            }
+        }
+        self.conns.retain(|c| c.id != id);
+    }
+
+    fn hello(&mut self, id: u64, min_v: u16, max_v: u16, hello_pid: u32, role: &str) {
+        if !(min_v..=max_v).contains(&VERSION) {
+            return self.refuse(
+                id,
+                RefuseReason::Version,
+                &format!("asked for {min_v}..={max_v}, we speak {VERSION}..={VERSION}"),
+            );
+        }
+        let live = self
+            .conns
+            .iter()
+            .filter(|c| c.sock.is_some() && c.role.is_some())
+            .count();
+        if live >= self.sh.max_peers {
+            return self.refuse(
+                id,
+                RefuseReason::TooManyPeers,
+                &format!("{live} peers attached, at most {}", self.sh.max_peers),
+            );
+        }
+        let Ok(r) = self.sh.role_get_or_create(role) else {
+            return self.refuse(id, RefuseReason::BadRole, "no role slot left");
+        };
+        let own = self.own_pid;
+        let pid = {
+            let c = self.conn(id).expect("the connection being read");
+            // A socket pair made here names this process; its peer says who it is.
+            if c.pid == own || c.pid == 0 {
+                c.pid = hello_pid;
+            }
+            c.pid
+        };
+        let holder = *lock(&r.state);
+        match holder {
+            RoleState::Attached { pid: p } => {
+                return self.refuse(id, RefuseReason::RoleTaken, &format!("held by pid {p}"))
+            }
+            RoleState::Gone { pid: p } if p != pid => {
+                return self.refuse(
+                    id,
+                    RefuseReason::RoleTaken,
+                    &format!("held by pid {p}, which has not exited"),
+                )
+            }
+            _ => {}
+        }
+        let pidfd = if pid == own {
+            None
+        } else {
+            sys::pidfd_open(pid).ok()
+        };
+        // Every fd-backed list with pages, announced to the other peers
+        // (this one is not granted yet: it gets them in its snapshot).
+        let mut pages: Vec<crate::PageInfo> = Vec::new();
+        self.sh.provider.walk_pages(|p| {
+            if !p.external {
+                pages.push(*p);
+            }
+        });
+        for p in &pages {
+            let _ = self.list_of(p.va);
+        }
+        let generation = r.grant(pid);
+        {
+            let c = self.conn(id).expect("the connection being read");
+            c.role = Some(r.clone());
+            c.pidfd = pidfd;
+        }
+        self.snapshot(id, r.slot, generation, &pages);
+    }
+
+    /// The initial snapshot: Welcome, List × n, Map × k, Publish × m, Ready.
+    fn snapshot(&mut self, id: u64, slot: u16, generation: u64, pages: &[crate::PageInfo]) {
+        let welcome = Message::Welcome {
+            version: VERSION,
+            role_slot: slot,
+            generation,
+            exporter_pid: self.own_pid,
+            iova_mode: u8::from(self.sh.provider.iova_mode() == IovaMode::Va),
+            lists: self.lists.len() as u16,
+        };
+        if !self.send(id, &welcome, &[]) {
+            return;
+        }
+        for li in 0..self.lists.len() {
+            if !self.send_list(id, li) {
+                return;
+            }
+        }
+        // Mapped pages, in runs, less those being released.
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new(); // (list index, first, count)
+        for p in pages {
+            let Some(li) = self
+                .lists
+                .iter()
+                .position(|l| p.va.wrapping_sub(l.base) < l.reserve)
+            else {
+                continue;
+            };
+            let l = &self.lists[li];
+            let i = (p.va - l.base) >> l.shift;
+            if self
+                .releases
+                .iter()
+                .any(|r| r.list == l.id && (r.first..r.first + r.count).contains(&i))
+            {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((rl, f, c)) if *rl == li && *f + *c == i => *c += 1,
+                _ => runs.push((li, i, 1)),
+            }
+        }
+        for (li, first, count) in runs {
+            if self.send_map(id, li, first, count).is_none() {
+                return;
+            }
+        }
+        let names: Vec<String> = lock(&self.sh.dir).keys().cloned().collect();
+        for n in names {
+            self.send_entry(id, &n);
+        }
+        let seq = self.take_seq(id);
+        self.send(id, &Message::Ready { seq }, &[]);
+    }
+
+    fn ack(&mut self, id: u64, seq: u64) {
+        let Some(c) = self.conn(id) else { return };
+        if seq <= c.acked || seq >= c.next_seq {
+            return self.close(id, Close::Lost);
+        }
+        c.acked = seq;
+        while c.pending.front().is_some_and(|&(s, _)| s <= seq) {
+            c.pending.pop_front();
+        }
+        for w in &mut self.map_waits {
+            w.waiting.retain(|&(cid, s)| cid != id || s > seq);
+        }
+        self.map_waits.retain(|w| {
+            let open = !w.waiting.is_empty();
+            if !open {
+                w.done.set();
+            }
+            open
+        });
+        for r in &mut self.releases {
+            r.acks.retain(|&(cid, s)| cid != id || s > seq);
+        }
+        self.finish_releases();
+    }
+
+    /// Drops the holds nobody waits on any more.
+    fn finish_releases(&mut self) {
+        self.releases
+            .retain(|r| !r.acks.is_empty() || !r.exits.is_empty());
+    }
+
+    fn close(&mut self, id: u64, how: Close) {
+        let own = self.own_pid;
+        let Some(c) = self.conn(id) else { return };
+        if c.sock.take().is_none() {
+            return;
+        }
+        c.pending.clear();
+        c.unmapped = how == Close::Bye;
+        let role = c.role.clone();
+        let pid = c.pid;
+        let watch_exit = c.pidfd.is_some() || pid != own;
+        for w in &mut self.map_waits {
+            w.waiting.retain(|&(cid, _)| cid != id);
+        }
+        self.map_waits.retain(|w| {
+            let open = !w.waiting.is_empty();
+            if !open {
+                w.done.set();
+            }
+            open
+        });
+        for r in &mut self.releases {
+            let had = r.acks.iter().any(|&(cid, _)| cid == id);
+            r.acks.retain(|&(cid, _)| cid != id);
+            if had && how == Close::Lost && watch_exit {
+                r.exits.push(id);
+            }
+        }
+        self.finish_releases();
+        let Some(role) = role else {
+            self.conns.retain(|c| c.id != id);
+            return;
+        };
+        if !watch_exit {
+            // This very process (a thread attached over a socket pair): it
+            // never "exits" while we run.
+            self.conns.retain(|c| c.id != id);
+        }
+        if role_held_by(&role, pid) {
+            role.set_state(RoleState::Gone { pid });
+        }
+    }
+
+    fn exited(&mut self, id: u64) {
+        self.close(id, Close::Lost);
+        let Some(pos) = self.conns.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let c = self.conns.remove(pos);
+        for r in &mut self.releases {
+            r.exits.retain(|&cid| cid != id);
+        }
+        self.finish_releases();
+        if let Some(role) = c.role {
+            let newer = self.conns.iter().any(|o| {
+                o.role.as_ref().is_some_and(|r| Arc::ptr_eq(r, &role)) && o.sock.is_some()
+            });
+            if !newer && role_held_by(&role, c.pid) {
+                role.set_state(RoleState::Exited { pid: c.pid });
+            }
+        }
+    }
+
+    fn check_timeouts(&mut self) {
+        let now = Instant::now();
+        let t = self.sh.ack_timeout;
+        let late: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|c| {
+                c.sock.is_some()
+                    && ((c.role.is_none() && now >= c.hello_by)
+                        || c.pending.front().is_some_and(|&(_, sent)| now >= sent + t))
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in late {
+            self.close(id, Close::Lost);
+        }
+        let gone: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|c| c.sock.is_none() && c.pidfd.is_none() && !sys::process_alive(c.pid))
+            .map(|c| c.id)
+            .collect();
+        for id in gone {
+            self.exited(id);
+        }
+    }
+}
+
+/// Whether the role's current holder is `pid` (Attached or Gone).
+fn role_held_by(role: &RoleInner, pid: u32) -> bool {
+    matches!(*lock(&role.state), RoleState::Attached { pid: p } | RoleState::Gone { pid: p } if p == pid)
+}

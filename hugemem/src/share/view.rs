@@ -1,0 +1,485 @@
+//! The peer's view of the exporter's memory: per list a reservation in this
+//! process, the list's fd, and a flat per-page table; translation scans the
+//! (at most [`MAX_LISTS`]) lists and loads one entry, with no lock and no
+//! system call.
+//!
+//! ```text
+//!  slots[0..used]  (AtomicPtr, published once, freed when the view drops)
+//!   └─ ListSlot: exp_base, local_base, reserve, shift, fd
+//!        entries[page] (AtomicU64, process-private):
+//!          0                     unmapped
+//!          iova | MAPPED         mapped, IOVA (page aligned)
+//!          MAPPED | NO_IOVA      mapped, no IOVA
+//! ```
+//!
+//! One writer at a time (the attach handshake, then the attachment's
+//! thread): Map maps the pages into the reservation, then stores the
+//! entries with Release; Unmap clears the entries (Release), then puts the
+//! range back to `PROT_NONE`. Lookups load with Acquire.
+
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+
+use super::error::AttachError;
+use super::sys;
+use super::wire::{MAX_LISTS, MAX_VA};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::Iova;
+
+const MAPPED: u64 = 1;
+const NO_IOVA: u64 = 2;
+/// Most pages per list (the table of 2²⁶ entries is 512 MiB of VA, backed
+/// only where written).
+pub(crate) const MAX_LIST_PAGES: u64 = 1 << 26;
+
+/// Where one list of the exporter's memory is in this process
+/// ([`Attachment::placement`](super::Attachment::placement)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListPlacement {
+    /// The exporter's list id.
+    pub list: u16,
+    /// Page size in bytes.
+    pub page_size: usize,
+    /// Where the list's reservation starts in the exporter.
+    pub exporter_base: u64,
+    /// Where it starts here.
+    pub local_base: usize,
+    /// Its length in bytes.
+    pub reserve: usize,
+    /// Pages mapped here now.
+    pub mapped_pages: usize,
+    /// Whether it sits at the exporter's addresses (pointers valid unchanged).
+    pub same_va: bool,
+}
+
+/// A mapped page, as [`Attachment::walk_pages`](super::Attachment::walk_pages)
+/// reports it (a read-only record: a copy of the table's state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerPage {
+    /// The exporter's list id.
+    pub list: u16,
+    /// The page's address in the exporter.
+    pub exp_va: u64,
+    /// Its address here.
+    pub local_va: usize,
+    /// Its length (the page size).
+    pub len: usize,
+    /// Its IOVA, as the exporter gave it.
+    pub iova: Option<Iova>,
+}
+
+/// One list: its reservation here, its fd, its page table.
+pub(crate) struct ListSlot {
+    pub(crate) id: u16,
+    pub(crate) shift: u32,
+    pub(crate) exp_base: u64,
+    pub(crate) local_base: usize,
+    pub(crate) reserve: usize,
+    pub(crate) same_va: bool,
+    pub(crate) fd: OwnedFd,
+    /// `pages` entries in an anonymous mapping of `table_len` bytes,
+    /// process-private, owned by the slot.
+    entries: NonNull<AtomicU64>,
+    pages: usize,
+    table_len: usize,
+    /// Pages mapped now.
+    mapped: AtomicUsize,
+    /// One past the highest page ever mapped (bounds walks).
+    hwm: AtomicUsize,
+}
+
+// SAFETY: the raw table pointer is owned by the slot (freed in Drop) and
+// only accessed through atomics; everything else is plain data.
+unsafe impl Send for ListSlot {}
+// SAFETY: as above; shared access is atomic loads only.
+unsafe impl Sync for ListSlot {}
+
+impl ListSlot {
+    /// Reserves the list's VA here: at `exp_base` when `same_va_wanted`
+    /// and free, else anywhere (never overlapping `[exp_base, +reserve)`
+    /// when `!same_va_wanted`, so relocation is real), and its table.
+    pub(crate) fn new(
+        id: u16,
+        page_size: u64,
+        exp_base: u64,
+        reserve: u64,
+        fd: OwnedFd,
+        same_va_wanted: bool,
+    ) -> Result<ListSlot, AttachError> {
+        let shift = page_size.trailing_zeros();
+        let pages = reserve >> shift;
+        let map_err = |va: u64, len: u64, source| AttachError::Map {
+            list: id,
+            va,
+            len,
+            source,
+        };
+        if pages > MAX_LIST_PAGES {
+            return Err(map_err(
+                exp_base,
+                reserve,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{pages} pages, at most {MAX_LIST_PAGES} per list"),
+                ),
+            ));
+        }
+        let (pages, reserve_u) = (pages as usize, reserve as usize);
+        let table_len = (pages * 8).div_ceil(4096) * 4096;
+        let table = sys::alloc_table(table_len).map_err(|e| map_err(0, table_len as u64, e))?;
+        let free_table = || {
+            // SAFETY: just allocated, nothing references it.
+            unsafe { sys::free_table(table, table_len) };
+        };
+        let page = page_size as usize;
+        let mut local = None;
+        if same_va_wanted {
+            match sys::reserve_at(exp_base as usize, reserve_u) {
+                Ok(true) => local = Some(exp_base as usize),
+                Ok(false) => {}
+                Err(e) => {
+                    free_table();
+                    return Err(map_err(exp_base, reserve, e));
+                }
+            }
+        }
+        let (local_base, same_va) = if let Some(b) = local {
+            (b, true)
+        } else {
+            let got = match sys::reserve_anywhere(reserve_u, page) {
+                Ok(b) => b,
+                Err(e) => {
+                    free_table();
+                    return Err(map_err(0, reserve, e));
+                }
+            };
+            let overlaps =
+                |b: usize| (b as u64) < exp_base + reserve && exp_base < (b + reserve_u) as u64;
+            if !same_va_wanted && overlaps(got) {
+                // Asked to relocate and the kernel chose the exporter's
+                // range: keep this one while taking another, then drop it.
+                let second = sys::reserve_anywhere(reserve_u, page);
+                // SAFETY: our own reservation, unused.
+                unsafe { sys::release(got, reserve_u) };
+                match second {
+                    Ok(b) if !overlaps(b) => (b, false),
+                    Ok(b) => {
+                        // SAFETY: as above.
+                        unsafe { sys::release(b, reserve_u) };
+                        free_table();
+                        return Err(map_err(
+                            exp_base,
+                            reserve,
+                            std::io::Error::other("no VA apart from the exporter's"),
+                        ));
+                    }
+                    Err(e) => {
+                        free_table();
+                        return Err(map_err(0, reserve, e));
+                    }
+                }
+            } else {
+                (got, got as u64 == exp_base)
+            }
+        };
+        Ok(ListSlot {
+            id,
+            shift,
+            exp_base,
+            local_base,
+            reserve: reserve_u,
+            same_va,
+            fd,
+            // SAFETY: alloc_table never returns 0 (mmap failure is an error).
+            entries: unsafe { NonNull::new_unchecked(table as *mut AtomicU64) },
+            pages,
+            table_len,
+            mapped: AtomicUsize::new(0),
+            hwm: AtomicUsize::new(0),
+        })
+    }
+
+    #[inline]
+    fn entry(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < self.pages);
+        // SAFETY: `i < pages` (callers check against `reserve`), the table
+        // holds `pages` zero-initialised AtomicU64 and lives as long as `self`;
+        // it is private to this process.
+        unsafe { &*self.entries.as_ptr().add(i) }
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        1 << self.shift
+    }
+
+    pub(crate) fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Maps pages `[first, first + iovas.len())` (already checked to lie
+    /// inside the list and to have page-aligned IOVAs); pages mapped
+    /// already only get their IOVA updated.
+    pub(crate) fn map(&self, first: usize, iovas: &[u64]) -> Result<(), AttachError> {
+        let ps = self.page_size();
+        let mut i = 0;
+        while i < iovas.len() {
+            // Relaxed: this thread is the table's only writer.
+            if self.entry(first + i).load(Ordering::Relaxed) & MAPPED != 0 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            // Relaxed: as above.
+            while i < iovas.len() && self.entry(first + i).load(Ordering::Relaxed) & MAPPED == 0 {
+                i += 1;
+            }
+            let addr = self.local_base + ((first + start) << self.shift);
+            let len = (i - start) * ps;
+            let off = ((first + start) << self.shift) as u64;
+            // SAFETY: the range is inside this slot's reservation, and its
+            // pages are unmapped here (entries zero), so nothing can
+            // legitimately reference it.
+            unsafe { sys::map_shared_fixed(addr, len, &self.fd, off) }.map_err(|source| {
+                AttachError::Map {
+                    list: self.id,
+                    va: addr as u64,
+                    len: len as u64,
+                    source,
+                }
+            })?;
+            // Relaxed: single writer; readers only bound their walk by it.
+            self.mapped.fetch_add(i - start, Ordering::Relaxed);
+        }
+        for (k, &raw) in iovas.iter().enumerate() {
+            let e = match Iova::from_raw(raw) {
+                Some(iova) => iova.0 | MAPPED,
+                None => MAPPED | NO_IOVA,
+            };
+            // Release: pairs with the Acquire loads in the lookups, so a
+            // reader that sees the entry sees the mapping made above.
+            self.entry(first + k).store(e, Ordering::Release);
+        }
+        let end = first + iovas.len();
+        // Relaxed: single writer.
+        if self.hwm.load(Ordering::Relaxed) < end {
+            // Release: pairs with the Acquire load in `walk`.
+            self.hwm.store(end, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Unmaps pages `[first, first + count)` (checked to lie inside the list).
+    pub(crate) fn unmap(&self, first: usize, count: usize) {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for p in first..first + count {
+            // Release: pairs with the Acquire loads in the lookups (a reader
+            // that sees 0 does not use the page).
+            let old = self.entry(p).swap(0, Ordering::AcqRel);
+            if old & MAPPED != 0 {
+                match runs.last_mut() {
+                    Some((s, c)) if *s + *c == p => *c += 1,
+                    _ => runs.push((p, 1)),
+                }
+            }
+        }
+        for (s, c) in runs {
+            // SAFETY: inside our reservation; the exporter withdrew the
+            // pages (the caller of `to_local` was told in the docs that
+            // addresses of withdrawn pages stop being valid).
+            let _ = unsafe {
+                sys::unmap_to_reserved(self.local_base + (s << self.shift), c << self.shift)
+            };
+            // Relaxed: single writer.
+            self.mapped.fetch_sub(c, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn placement(&self) -> ListPlacement {
+        ListPlacement {
+            list: self.id,
+            page_size: self.page_size(),
+            exporter_base: self.exp_base,
+            local_base: self.local_base,
+            reserve: self.reserve,
+            // Relaxed: a count for reports.
+            mapped_pages: self.mapped.load(Ordering::Relaxed),
+            same_va: self.same_va,
+        }
+    }
+
+    /// Whether every page of `[off, off + len)` (len ≥ 1, inside) is mapped.
+    #[inline]
+    fn all_mapped(&self, off: usize, len: usize) -> bool {
+        let (a, b) = (off >> self.shift, (off + len - 1) >> self.shift);
+        // Acquire: pairs with the Release stores in `map`.
+        (a..=b).all(|p| self.entry(p).load(Ordering::Acquire) & MAPPED != 0)
+    }
+}
+
+impl Drop for ListSlot {
+    fn drop(&mut self) {
+        // SAFETY: the reservation and the table are this slot's; the slot
+        // is dropped only once no lookup can reach it (`PeerTable` drop).
+        unsafe {
+            sys::release(self.local_base, self.reserve);
+            sys::free_table(self.entries.as_ptr() as usize, self.table_len);
+        }
+    }
+}
+
+/// The lists of one attachment.
+pub(crate) struct PeerTable {
+    /// Each non-null slot is a `Box<ListSlot>` leaked into the table and
+    /// freed only by the table's drop: a pointer read here is valid for as
+    /// long as the `&PeerTable` it was read through.
+    slots: [AtomicPtr<ListSlot>; MAX_LISTS],
+    used: AtomicUsize,
+}
+
+impl PeerTable {
+    pub(crate) fn new() -> PeerTable {
+        PeerTable {
+            slots: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes a new list (the caller checked there is room and the id
+    /// is new). Single writer.
+    pub(crate) fn push(&self, slot: ListSlot) {
+        // Relaxed: single writer.
+        let n = self.used.load(Ordering::Relaxed);
+        assert!(n < MAX_LISTS, "checked by the caller");
+        // Release: pairs with the Acquire load in `iter`, publishing the slot's fields.
+        self.slots[n].store(Box::into_raw(Box::new(slot)), Ordering::Release);
+        // Release: pairs with the Acquire load of `used` in `iter`.
+        self.used.store(n + 1, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ListSlot> + '_ {
+        // Acquire: pairs with the Release store of `used` in `push`.
+        let n = self.used.load(Ordering::Acquire).min(MAX_LISTS);
+        self.slots[..n].iter().filter_map(|s| {
+            // Acquire: pairs with the Release store in `push`.
+            let p = s.load(Ordering::Acquire);
+            // SAFETY: non-null slots are live boxes (invariant on `slots`).
+            (!p.is_null()).then(|| unsafe { &*p })
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub(crate) fn get(&self, id: u16) -> Option<&ListSlot> {
+        self.iter().find(|s| s.id == id)
+    }
+
+    /// Whether `[base, base + len)` of the exporter overlaps a known list.
+    pub(crate) fn overlaps(&self, base: u64, len: u64) -> Option<u16> {
+        self.iter()
+            .find(|s| base < s.exp_base + s.reserve as u64 && s.exp_base < base + len)
+            .map(|s| s.id)
+    }
+
+    #[inline]
+    pub(crate) fn to_local(&self, exp_va: u64, len: usize) -> Option<NonNull<u8>> {
+        for s in self.iter() {
+            let off = exp_va.wrapping_sub(s.exp_base);
+            if off < s.reserve as u64 {
+                let off = off as usize;
+                let len = len.max(1);
+                if len > s.reserve - off || !s.all_mapped(off, len) {
+                    return None;
+                }
+                return NonNull::new((s.local_base + off) as *mut u8);
+            }
+        }
+        None
+    }
+
+    #[inline]
+    pub(crate) fn to_exporter(&self, local: usize) -> Option<u64> {
+        for s in self.iter() {
+            let off = local.wrapping_sub(s.local_base);
+            if off < s.reserve {
+                return s.all_mapped(off, 1).then(|| s.exp_base + off as u64);
+            }
+        }
+        None
+    }
+
+    #[inline]
+    pub(crate) fn iova(&self, exp_va: u64) -> Option<Iova> {
+        for s in self.iter() {
+            let off = exp_va.wrapping_sub(s.exp_base);
+            if off < s.reserve as u64 {
+                // Acquire: pairs with the Release stores in `map`.
+                let e = s.entry((off >> s.shift) as usize).load(Ordering::Acquire);
+                if e & MAPPED == 0 || e & NO_IOVA != 0 {
+                    return None;
+                }
+                let mask = (1u64 << s.shift) - 1;
+                return Some(Iova((e & !0xfff) + (off & mask)));
+            }
+        }
+        None
+    }
+
+    pub(crate) fn walk(&self, mut f: impl FnMut(&PeerPage)) {
+        for s in self.iter() {
+            // Acquire: pairs with the Release store in `map`.
+            let hwm = s.hwm.load(Ordering::Acquire).min(s.pages);
+            for p in 0..hwm {
+                // Acquire: pairs with the Release stores in `map`.
+                let e = s.entry(p).load(Ordering::Acquire);
+                if e & MAPPED == 0 {
+                    continue;
+                }
+                f(&PeerPage {
+                    list: s.id,
+                    exp_va: s.exp_base + ((p as u64) << s.shift),
+                    local_va: s.local_base + (p << s.shift),
+                    len: s.page_size(),
+                    iova: (e & NO_IOVA == 0).then_some(Iova(e & !0xfff)),
+                });
+            }
+        }
+    }
+}
+
+impl Drop for PeerTable {
+    fn drop(&mut self) {
+        for s in &self.slots {
+            // Relaxed: `&mut self`, no other access.
+            let p = s.swap(std::ptr::null_mut(), Ordering::Relaxed);
+            if !p.is_null() {
+                // SAFETY: leaked by `push`, freed once here.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
+/// Checks a list announcement against the lists already known.
+pub(crate) fn check_new_list(
+    table: &PeerTable,
+    list: u16,
+    base: u64,
+    reserve: u64,
+) -> Result<(), String> {
+    if table.get(list).is_some() {
+        return Err(format!("list {list} announced twice"));
+    }
+    if table.len() >= MAX_LISTS {
+        return Err(format!("more than {MAX_LISTS} lists"));
+    }
+    if let Some(other) = table.overlaps(base, reserve) {
+        return Err(format!(
+            "list {list} at {base:#x}+{reserve:#x} overlaps list {other}"
+        ));
+    }
+    debug_assert!(base + reserve <= MAX_VA);
+    Ok(())
+}
