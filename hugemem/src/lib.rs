@@ -37,6 +37,7 @@
 //! | device memory translated | [`Provider::register_external`] (or [`register_external_owned`](Provider::register_external_owned)) → [`ExternalMem`]; users hold [`ExternalLease`]s |
 //! | chunks carved from device memory | [`Provider::create_heap`] → [`ExternalHeap`], fed by [`add_owned`](ExternalHeap::add_owned) (or the unsafe [`add_memory`](ExternalHeap::add_memory)) |
 //! | a device (IOMMU, VFIO container) to reach the memory | [`Provider::register_dma_mapper`]([`DmaMapper`]) → [`DmaMapperGuard`] |
+//! | memory shared with another process (a separate binary), translated both ways | [`share::Exporter`] (exporter side), [`share::Attachment`] (peer side); [`share`] explains the model |
 //! | an error type for `?` | [`HugememError`] (each call returns its own: [`AllocError`], ...) |
 //!
 //! # The model

@@ -124,6 +124,7 @@ mod mode;
 mod ops;
 mod raw;
 mod ring;
+pub mod shared;
 mod sync;
 
 pub use buffer::{Sink, Source};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{AttachError, ProtocolError};
 use super::sys;
-use super::view::{check_new_list, ListPlacement, ListSlot, PeerPage, PeerTable};
+use super::view::{place, ListPlacement, ListSlot, PeerPage, PeerTable, PendingList};
 use super::wire::{self, Kind, Message, RefuseReason, VERSION};
 use crate::sync::{AtomicBool, Ordering};
 use crate::{Iova, IovaMode};
@@ -21,6 +21,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Where an attachment maps the exporter's lists.
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let c = p.alloc(4096)?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let fd = exp.connect_pair().unwrap();
+/// // In this very process the exporter's range is taken: SameVaIfFree
+/// // falls back to relocation by itself.
+/// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;
+/// assert_eq!(a.placement_mode(), Placement::SameVaIfFree);
+/// assert!(!a.same_va());
+/// let l = a.placement()[0];
+/// assert!(!l.same_va && l.local_base != l.exporter_base as usize);
+/// # drop(c);
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Placement {
     /// At the exporter's addresses when that range is free here
@@ -38,6 +56,15 @@ pub enum Placement {
 /// has passed, or for ever when it is `None`. Retried: no socket at the
 /// path yet, connection refused, a full backlog, and a role whose previous
 /// holder the exporter still counts as alive.
+///
+/// ```
+/// use pktmem_hugemem::share::{AttachError, Attachment, Backoff};
+/// use std::time::Duration;
+/// let b = Backoff { deadline: Some(Duration::from_millis(50)), ..Backoff::default() };
+/// assert_eq!((b.first, b.max), (Duration::from_millis(10), Duration::from_secs(1)));
+/// let e = Attachment::builder("w").retry(b).connect_abstract("pktmem-doc-nobody").unwrap_err();
+/// assert!(matches!(e, AttachError::Connect { attempts, .. } if attempts > 1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
     /// The first wait.
@@ -62,6 +89,29 @@ impl Default for Backoff {
 /// Builds an [`Attachment`]: [`Attachment::builder`]`(role)`, options, then
 /// [`connect`](Self::connect), [`connect_abstract`](Self::connect_abstract)
 /// or [`from_fd`](Self::from_fd).
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Backoff, Exporter, Placement};
+/// use pktmem_hugemem::Provider;
+/// use std::time::Duration;
+/// let path = std::env::temp_dir().join(format!("pktmem-doc-ab-{}.sock", std::process::id()));
+/// let p2 = path.clone();
+/// // The peer may start first: it retries until the exporter listens.
+/// let peer = std::thread::spawn(move || {
+///     Attachment::builder("worker")
+///         .placement(Placement::Relocate)
+///         .retry(Backoff { deadline: Some(Duration::from_secs(10)), ..Backoff::default() })
+///         .handshake_timeout(Duration::from_secs(5))
+///         .connect(&p2)
+/// });
+/// std::thread::sleep(Duration::from_millis(30));
+/// let p = Provider::builder().quiet(true).build()?;
+/// let exp = Exporter::builder(&p).bind(&path)?;
+/// let a = peer.join().unwrap()?;
+/// assert_eq!((a.role(), a.generation()), ("worker", 1));
+/// # drop(exp);
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct AttachBuilder {
@@ -476,6 +526,29 @@ impl AttachBuilder {
             placement: self.placement,
         };
         // On any error below `inner` drops: lists unmapped, fds closed.
+        // The lists come first, all placed together (same-VA attempts
+        // before relocations, so that no relocated list takes another's range).
+        let mut pending = Vec::new();
+        for k in 0..lists {
+            let (m, mut fds) = recv_until(
+                &inner.sock,
+                &mut buf,
+                deadline,
+                self.handshake_timeout,
+                "the list table",
+            )?;
+            if !matches!(m, Message::List { .. }) {
+                return Err(ProtocolError::Unexpected {
+                    kind: m.kind(),
+                    why: format!("Welcome announced {lists} list(s), this came after {k}"),
+                }
+                .into());
+            }
+            pending.push(check_list(&inner.table, &pending, &m, fds.pop())?);
+        }
+        for slot in place(pending, self.placement == Placement::SameVaIfFree, &[])? {
+            inner.table.push(slot);
+        }
         let mut session = Session { last_seq: 0 };
         loop {
             let (m, fds) = recv_until(
@@ -628,45 +701,12 @@ impl Session {
             }
         }
         match m {
-            Message::List {
-                list,
-                page_size,
-                base_va,
-                reserve_len,
-            } => {
-                check_new_list(&inner.table, *list, *base_va, *reserve_len).map_err(unexpected)?;
-                let fd = fds.pop().ok_or(ProtocolError::Fds {
-                    kind: Some(kind),
-                    got: 0,
-                    expected: 1,
-                })?;
-                let (size, blksize) = sys::fd_size(&fd).map_err(|source| AttachError::Io {
-                    op: "fstat (list fd)",
-                    source,
-                })?;
-                if size < *reserve_len {
-                    return Err(AttachError::FdTooSmall {
-                        list: *list,
-                        need: *reserve_len,
-                        have: size,
-                    });
+            Message::List { .. } => {
+                let l = check_list(&inner.table, &[], m, fds.pop())?;
+                let known = inner.table.exporter_ranges();
+                for slot in place(vec![l], inner.placement == Placement::SameVaIfFree, &known)? {
+                    inner.table.push(slot);
                 }
-                if blksize != *page_size {
-                    return Err(AttachError::FdPageSize {
-                        list: *list,
-                        page_size: *page_size,
-                        blksize,
-                    });
-                }
-                let slot = ListSlot::new(
-                    *list,
-                    *page_size,
-                    *base_va,
-                    *reserve_len,
-                    fd,
-                    inner.placement == Placement::SameVaIfFree,
-                )?;
-                inner.table.push(slot);
             }
             Message::Map {
                 list,
@@ -741,6 +781,78 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Checks a list announcement (ids and ranges against the lists known and
+/// those pending, the fd against the list): the list to place.
+fn check_list(
+    table: &PeerTable,
+    pending: &[PendingList],
+    m: &Message,
+    fd: Option<OwnedFd>,
+) -> Result<PendingList, AttachError> {
+    let &Message::List {
+        list,
+        page_size,
+        base_va,
+        reserve_len,
+    } = m
+    else {
+        unreachable!("called for List messages");
+    };
+    let unexpected = |why: String| {
+        AttachError::Protocol(ProtocolError::Unexpected {
+            kind: Kind::List,
+            why,
+        })
+    };
+    let known = table
+        .iter()
+        .map(|s| (s.id, s.exp_base, s.reserve as u64))
+        .chain(pending.iter().map(|p| (p.id, p.exp_base, p.reserve)));
+    for (id, base, len) in known {
+        if id == list {
+            return Err(unexpected(format!("list {list} announced twice")));
+        }
+        if base_va < base + len && base < base_va + reserve_len {
+            return Err(unexpected(format!(
+                "list {list} at {base_va:#x}+{reserve_len:#x} overlaps list {id} at {base:#x}+{len:#x}"
+            )));
+        }
+    }
+    if table.len() + pending.len() >= wire::MAX_LISTS {
+        return Err(unexpected(format!("more than {} lists", wire::MAX_LISTS)));
+    }
+    let fd = fd.ok_or(ProtocolError::Fds {
+        kind: Some(Kind::List),
+        got: 0,
+        expected: 1,
+    })?;
+    let (size, blksize) = sys::fd_size(&fd).map_err(|source| AttachError::Io {
+        op: "fstat (list fd)",
+        source,
+    })?;
+    if size < reserve_len {
+        return Err(AttachError::FdTooSmall {
+            list,
+            need: reserve_len,
+            have: size,
+        });
+    }
+    if blksize != page_size {
+        return Err(AttachError::FdPageSize {
+            list,
+            page_size,
+            blksize,
+        });
+    }
+    Ok(PendingList {
+        id: list,
+        page_size,
+        exp_base: base_va,
+        reserve: reserve_len,
+        fd,
+    })
 }
 
 /// `first_page` as an index, if `[first_page, first_page + count)` lies in the list.

@@ -82,7 +82,15 @@ impl Shared {
     }
 }
 
-/// Where a role's holder is.
+/// Where a role's holder is: `Vacant` → `Attached` → `Gone` (connection
+/// closed) → `Exited` (process gone) → `Attached` again (generation + 1).
+///
+/// ```
+/// use pktmem_hugemem::share::RoleState;
+/// let s = RoleState::Gone { pid: 42 };
+/// assert!(matches!(s, RoleState::Gone { pid: 42 }));
+/// assert_ne!(s, RoleState::Exited { pid: 42 });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoleState {
     /// Never held, or released with `Bye` and the process gone.
@@ -108,6 +116,18 @@ pub enum RoleState {
 
 /// A snapshot of a role, as [`Exporter::roles`] and
 /// [`Role::on_change`] give it.
+///
+/// ```
+/// use pktmem_hugemem::share::{Exporter, RoleState};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// exp.role("a")?;
+/// exp.role("b")?;
+/// let r = exp.roles();
+/// assert_eq!((r[1].name.as_str(), r[1].slot, r[1].generation, r[1].state), ("b", 2, 0, RoleState::Vacant));
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleInfo {
     /// The role's name.
@@ -275,6 +295,23 @@ impl Role {
 
 /// The registration of a [`Role::on_change`] callback: dropping it
 /// unregisters the callback.
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter, RoleState};
+/// use pktmem_hugemem::Provider;
+/// use std::sync::{Arc, Mutex};
+/// let p = Provider::builder().quiet(true).build()?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let seen: Arc<Mutex<Vec<RoleState>>> = Arc::default();
+/// let s = seen.clone();
+/// let watch = exp.role("w")?.on_change(move |info| s.lock().unwrap().push(info.state));
+/// let fd = exp.connect_pair().unwrap();
+/// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;
+/// assert_eq!(seen.lock().unwrap()[0], RoleState::Attached { pid: std::process::id() });
+/// drop(watch); // no more calls
+/// # drop(a);
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[must_use = "dropping the guard unregisters the callback at once"]
 pub struct RoleWatch {
     role: Weak<RoleInner>,
@@ -300,6 +337,22 @@ impl Drop for RoleWatch {
 /// A published payload: peers see it in their directory
 /// ([`Attachment::lookup`](super::Attachment::lookup)); dropping it
 /// withdraws it.
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter};
+/// use pktmem_hugemem::Provider;
+/// use std::time::Duration;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let cfg = exp.publish("cfg", b"v1")?;
+/// let fd = exp.connect_pair().unwrap();
+/// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;
+/// assert_eq!(a.lookup("cfg").as_deref(), Some(&b"v1"[..]));
+/// cfg.update(b"v2")?;
+/// assert!(a.wait_for("cfg", Duration::from_secs(5), |v| v == b"v2").is_some());
+/// drop(cfg); // withdrawn
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[must_use = "dropping the publication withdraws it at once"]
 pub struct Publication {
     shared: Weak<Shared>,
@@ -367,6 +420,19 @@ fn check_payload(name: &str, payload: &[u8]) -> Result<(), PublishError> {
 }
 
 /// Builds an [`Exporter`].
+///
+/// ```
+/// use pktmem_hugemem::share::Exporter;
+/// use pktmem_hugemem::Provider;
+/// use std::time::Duration;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let exp = Exporter::builder(&p)
+///     .ack_timeout(Duration::from_millis(500)) // a peer that does not ack is cut off
+///     .max_peers(4)
+///     .bind_abstract(&format!("pktmem-doc-eb-{}", std::process::id()))?;
+/// assert!(exp.socket_path().is_none());
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct ExportBuilder {

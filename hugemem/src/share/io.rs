@@ -14,6 +14,8 @@ use crate::{IovaMode, Provider};
 
 /// Pages per `Map` message the exporter sends.
 const MAP_CHUNK: usize = 4096;
+/// Most connections that have not said Hello yet.
+const MAX_WAITING_HELLO: usize = 64;
 /// How often peers without a pidfd are checked for exit.
 const EXIT_POLL: Duration = Duration::from_millis(100);
 
@@ -47,16 +49,6 @@ impl Done {
     }
 }
 
-/// Sets a [`Done`] when dropped: the hold of a run whose release waits
-/// for the peers (the provider's Free event waits on it).
-pub(super) struct DoneOnDrop(pub(super) Arc<Done>);
-
-impl Drop for DoneOnDrop {
-    fn drop(&mut self) {
-        self.0.set();
-    }
-}
-
 /// What other threads ask of the I/O thread.
 pub(super) enum Cmd {
     /// Pages `[va, va + len)` were mapped: tell every peer, then set `done`.
@@ -80,33 +72,30 @@ pub(super) enum Cmd {
     Stop,
 }
 
-/// What keeps the exporter's release hook registered.
-pub(super) type GateGuard = crate::EventGuard;
+/// What keeps the exporter's release gate registered.
+pub(super) type GateGuard = crate::ReleaseGateGuard;
 
-/// Registers the release hook: each run of own pages about to be unmapped
-/// is held until every peer that had it acked its `Unmap` or exited.
+/// Registers the release gate: each run of own pages about to be unmapped
+/// is held (the provider keeps it mapped and out of use) until every peer
+/// that had it acked its `Unmap` or exited. Never blocks the freeing
+/// thread.
 pub(super) fn register_gate(provider: &Provider, weak: Weak<Shared>) -> GateGuard {
     provider
-        .register_event_callback(move |e| {
-            if e.kind != crate::EventKind::Free || e.external {
+        .register_release_gate(move |e, hold| {
+            if e.external {
                 return;
             }
             let Some(sh) = weak.upgrade() else {
                 return;
             };
-            let done = Done::new();
-            let cmd = Cmd::Release {
-                va: e.va,
-                len: e.len,
-                hold: Box::new(DoneOnDrop(done.clone())),
-            };
-            // On the I/O thread nothing can be waited for; and a peer that
-            // neither acks nor exits cannot block a free for ever.
-            if sh.push(cmd).is_ok() && sh.io_thread.get() != Some(&std::thread::current().id()) {
-                done.wait(sh.ack_timeout * 2 + Duration::from_secs(1));
-            }
+            // The I/O thread gone: the command (and the hold) drops, the run goes.
+            let _ = sh.push(Cmd::Release {
+                va: hold.va(),
+                len: hold.len(),
+                hold: Box::new(hold),
+            });
         })
-        .labeled("pktmem share: hold released pages")
+        .labeled("pktmem share: held until peers unmap")
 }
 
 /// A list announced to peers.
@@ -342,7 +331,14 @@ impl Io {
         loop {
             let Some(l) = &self.listener else { return };
             match sys::accept(l) {
-                Ok(Some(s)) => self.add_conn(s),
+                Ok(Some(s)) => {
+                    // Connections yet to say Hello are bounded: a flood of
+                    // them is closed at once (each gets an EOF).
+                    let waiting = self.conns.iter().filter(|c| c.role.is_none()).count();
+                    if waiting < MAX_WAITING_HELLO {
+                        self.add_conn(s);
+                    }
+                }
                 Ok(None) | Err(_) => return,
             }
         }

@@ -22,7 +22,7 @@ use std::ptr::NonNull;
 
 use super::error::AttachError;
 use super::sys;
-use super::wire::{MAX_LISTS, MAX_VA};
+use super::wire::MAX_LISTS;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::Iova;
 
@@ -34,6 +34,23 @@ pub(crate) const MAX_LIST_PAGES: u64 = 1 << 26;
 
 /// Where one list of the exporter's memory is in this process
 /// ([`Attachment::placement`](super::Attachment::placement)).
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let c = p.alloc(3 << 20)?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let fd = exp.connect_pair().unwrap();
+/// let a = std::thread::spawn(move || Attachment::builder("w").placement(Placement::Relocate).from_fd(fd))
+///     .join().unwrap()?;
+/// let l = a.placement()[0];
+/// assert_eq!(l.mapped_pages * l.page_size, p.mapped_bytes());
+/// let va = c.as_ptr().as_ptr() as u64;
+/// let local = a.to_local(va, 1).unwrap().as_ptr() as usize;
+/// assert_eq!(local - l.local_base, (va - l.exporter_base) as usize); // offset mode
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListPlacement {
     /// The exporter's list id.
@@ -54,6 +71,24 @@ pub struct ListPlacement {
 
 /// A mapped page, as [`Attachment::walk_pages`](super::Attachment::walk_pages)
 /// reports it (a read-only record: a copy of the table's state).
+///
+/// ```
+/// use pktmem_hugemem::share::{Attachment, Exporter};
+/// use pktmem_hugemem::Provider;
+/// let p = Provider::builder().quiet(true).build()?;
+/// let _c = p.alloc(5 << 20)?;
+/// let exp = Exporter::builder(&p).unbound()?;
+/// let fd = exp.connect_pair().unwrap();
+/// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;
+/// let mut n = 0;
+/// a.walk_pages(|pg| {
+///     assert_eq!(pg.iova, p.virt2iova(pg.exp_va as *const u8));
+///     assert_eq!(a.to_exporter(pg.local_va as *const u8), Some(pg.exp_va));
+///     n += pg.len;
+/// });
+/// assert_eq!(n, p.mapped_bytes());
+/// # Ok::<(), pktmem_hugemem::HugememError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerPage {
     /// The exporter's list id.
@@ -77,6 +112,8 @@ pub(crate) struct ListSlot {
     pub(crate) reserve: usize,
     pub(crate) same_va: bool,
     pub(crate) fd: OwnedFd,
+    /// The list's VA here (released after the table, when the slot drops).
+    _va: Reservation,
     /// `pages` entries in an anonymous mapping of `table_len` bytes,
     /// process-private, owned by the slot.
     entries: NonNull<AtomicU64>,
@@ -95,101 +132,26 @@ unsafe impl Send for ListSlot {}
 unsafe impl Sync for ListSlot {}
 
 impl ListSlot {
-    /// Reserves the list's VA here: at `exp_base` when `same_va_wanted`
-    /// and free, else anywhere (never overlapping `[exp_base, +reserve)`
-    /// when `!same_va_wanted`, so relocation is real), and its table.
-    pub(crate) fn new(
-        id: u16,
-        page_size: u64,
-        exp_base: u64,
-        reserve: u64,
-        fd: OwnedFd,
-        same_va_wanted: bool,
-    ) -> Result<ListSlot, AttachError> {
-        let shift = page_size.trailing_zeros();
-        let pages = reserve >> shift;
-        let map_err = |va: u64, len: u64, source| AttachError::Map {
-            list: id,
-            va,
-            len,
-            source,
-        };
-        if pages > MAX_LIST_PAGES {
-            return Err(map_err(
-                exp_base,
-                reserve,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{pages} pages, at most {MAX_LIST_PAGES} per list"),
-                ),
-            ));
-        }
-        let (pages, reserve_u) = (pages as usize, reserve as usize);
+    /// The slot of `l`, placed at `va`: allocates its page table.
+    fn new(l: PendingList, va: Reservation) -> Result<ListSlot, AttachError> {
+        let shift = l.page_size.trailing_zeros();
+        let pages = (l.reserve >> shift) as usize;
         let table_len = (pages * 8).div_ceil(4096) * 4096;
-        let table = sys::alloc_table(table_len).map_err(|e| map_err(0, table_len as u64, e))?;
-        let free_table = || {
-            // SAFETY: just allocated, nothing references it.
-            unsafe { sys::free_table(table, table_len) };
-        };
-        let page = page_size as usize;
-        let mut local = None;
-        if same_va_wanted {
-            match sys::reserve_at(exp_base as usize, reserve_u) {
-                Ok(true) => local = Some(exp_base as usize),
-                Ok(false) => {}
-                Err(e) => {
-                    free_table();
-                    return Err(map_err(exp_base, reserve, e));
-                }
-            }
-        }
-        let (local_base, same_va) = if let Some(b) = local {
-            (b, true)
-        } else {
-            let got = match sys::reserve_anywhere(reserve_u, page) {
-                Ok(b) => b,
-                Err(e) => {
-                    free_table();
-                    return Err(map_err(0, reserve, e));
-                }
-            };
-            let overlaps =
-                |b: usize| (b as u64) < exp_base + reserve && exp_base < (b + reserve_u) as u64;
-            if !same_va_wanted && overlaps(got) {
-                // Asked to relocate and the kernel chose the exporter's
-                // range: keep this one while taking another, then drop it.
-                let second = sys::reserve_anywhere(reserve_u, page);
-                // SAFETY: our own reservation, unused.
-                unsafe { sys::release(got, reserve_u) };
-                match second {
-                    Ok(b) if !overlaps(b) => (b, false),
-                    Ok(b) => {
-                        // SAFETY: as above.
-                        unsafe { sys::release(b, reserve_u) };
-                        free_table();
-                        return Err(map_err(
-                            exp_base,
-                            reserve,
-                            std::io::Error::other("no VA apart from the exporter's"),
-                        ));
-                    }
-                    Err(e) => {
-                        free_table();
-                        return Err(map_err(0, reserve, e));
-                    }
-                }
-            } else {
-                (got, got as u64 == exp_base)
-            }
-        };
+        let table = sys::alloc_table(table_len).map_err(|source| AttachError::Map {
+            list: l.id,
+            va: 0,
+            len: table_len as u64,
+            source,
+        })?;
         Ok(ListSlot {
-            id,
+            id: l.id,
             shift,
-            exp_base,
-            local_base,
-            reserve: reserve_u,
-            same_va,
-            fd,
+            exp_base: l.exp_base,
+            local_base: va.base,
+            reserve: va.len,
+            same_va: va.same_va,
+            fd: l.fd,
+            _va: va,
             // SAFETY: alloc_table never returns 0 (mmap failure is an error).
             entries: unsafe { NonNull::new_unchecked(table as *mut AtomicU64) },
             pages,
@@ -273,7 +235,8 @@ impl ListSlot {
         let mut runs: Vec<(usize, usize)> = Vec::new();
         for p in first..first + count {
             // Release: pairs with the Acquire loads in the lookups (a reader
-            // that sees 0 does not use the page).
+            // that sees 0 does not use the page); Acquire: pairs with the
+            // Release store in `map` (single writer, so only for form).
             let old = self.entry(p).swap(0, Ordering::AcqRel);
             if old & MAPPED != 0 {
                 match runs.last_mut() {
@@ -316,14 +279,142 @@ impl ListSlot {
     }
 }
 
+/// A list announced (and checked), not placed yet.
+pub(crate) struct PendingList {
+    pub(crate) id: u16,
+    pub(crate) page_size: u64,
+    pub(crate) exp_base: u64,
+    pub(crate) reserve: u64,
+    pub(crate) fd: OwnedFd,
+}
+
+/// A `PROT_NONE` reservation of ours, released when dropped.
+struct Reservation {
+    base: usize,
+    len: usize,
+    same_va: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: our reservation; whoever mapped into it (a slot) is gone.
+        unsafe { sys::release(self.base, self.len) };
+    }
+}
+
+/// Places `lists` (every list of a snapshot, or one announced later) and
+/// builds their slots. Every same-VA attempt (when `same_va_wanted`) comes
+/// first, then the relocations, which avoid every exporter range of
+/// `lists` and `known` (so a relocated list cannot take the range another
+/// list wants), then the tables (so no table takes such a range either).
+/// On failure everything reserved is released and the fds are closed.
+pub(crate) fn place(
+    lists: Vec<PendingList>,
+    same_va_wanted: bool,
+    known: &[(u64, u64)],
+) -> Result<Vec<ListSlot>, AttachError> {
+    let map_err = |l: &PendingList, va: u64, source| AttachError::Map {
+        list: l.id,
+        va,
+        len: l.reserve,
+        source,
+    };
+    for l in &lists {
+        let pages = l.reserve >> l.page_size.trailing_zeros();
+        if pages > MAX_LIST_PAGES {
+            return Err(map_err(
+                l,
+                l.exp_base,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{pages} pages, at most {MAX_LIST_PAGES} per list"),
+                ),
+            ));
+        }
+    }
+    let avoid: Vec<(u64, u64)> = known
+        .iter()
+        .copied()
+        .chain(lists.iter().map(|l| (l.exp_base, l.reserve)))
+        .collect();
+    let mut placed: Vec<Option<Reservation>> = Vec::with_capacity(lists.len());
+    for l in &lists {
+        let r = if same_va_wanted {
+            match sys::reserve_at(l.exp_base as usize, l.reserve as usize) {
+                Ok(true) => Some(Reservation {
+                    base: l.exp_base as usize,
+                    len: l.reserve as usize,
+                    same_va: true,
+                }),
+                Ok(false) => None,
+                Err(e) => return Err(map_err(l, l.exp_base, e)),
+            }
+        } else {
+            None
+        };
+        placed.push(r);
+    }
+    for (l, r) in lists.iter().zip(placed.iter_mut()) {
+        if r.is_none() {
+            let len = l.reserve as usize;
+            let base = relocate(len, l.page_size as usize, &avoid).map_err(|e| map_err(l, 0, e))?;
+            *r = Some(Reservation {
+                base,
+                len,
+                same_va: false,
+            });
+        }
+    }
+    lists
+        .into_iter()
+        .zip(placed)
+        .map(|(l, r)| ListSlot::new(l, r.expect("placed above")))
+        .collect()
+}
+
+/// Reserves `len` bytes anywhere, aligned to `page`, overlapping none of
+/// the `avoid` ranges (reservations that do are kept while trying again,
+/// then given back).
+fn relocate(len: usize, page: usize, avoid: &[(u64, u64)]) -> std::io::Result<usize> {
+    let overlaps = |b: usize| {
+        avoid
+            .iter()
+            .any(|&(base, l)| (b as u64) < base + l && base < (b + len) as u64)
+    };
+    let mut held = Vec::new();
+    let mut found = None;
+    for _ in 0..16 {
+        let b = match sys::reserve_anywhere(len, page) {
+            Ok(b) => b,
+            Err(e) => {
+                found = Some(Err(e));
+                break;
+            }
+        };
+        if overlaps(b) {
+            held.push(b);
+        } else {
+            found = Some(Ok(b));
+            break;
+        }
+    }
+    for b in held {
+        // SAFETY: our own reservations, unused.
+        unsafe { sys::release(b, len) };
+    }
+    found.unwrap_or_else(|| {
+        Err(std::io::Error::other(
+            "no VA apart from the exporter's lists",
+        ))
+    })
+}
+
 impl Drop for ListSlot {
     fn drop(&mut self) {
-        // SAFETY: the reservation and the table are this slot's; the slot
-        // is dropped only once no lookup can reach it (`PeerTable` drop).
-        unsafe {
-            sys::release(self.local_base, self.reserve);
-            sys::free_table(self.entries.as_ptr() as usize, self.table_len);
-        }
+        // SAFETY: the table is this slot's; the slot is dropped only once
+        // no lookup can reach it (`PeerTable` drop). The reservation (and
+        // what is mapped in it) goes with the `_va` field, after this.
+        unsafe { sys::free_table(self.entries.as_ptr() as usize, self.table_len) };
     }
 }
 
@@ -372,15 +463,15 @@ impl PeerTable {
         self.iter().count()
     }
 
-    pub(crate) fn get(&self, id: u16) -> Option<&ListSlot> {
-        self.iter().find(|s| s.id == id)
+    /// The exporter ranges of the lists known.
+    pub(crate) fn exporter_ranges(&self) -> Vec<(u64, u64)> {
+        self.iter()
+            .map(|s| (s.exp_base, s.reserve as u64))
+            .collect()
     }
 
-    /// Whether `[base, base + len)` of the exporter overlaps a known list.
-    pub(crate) fn overlaps(&self, base: u64, len: u64) -> Option<u16> {
-        self.iter()
-            .find(|s| base < s.exp_base + s.reserve as u64 && s.exp_base < base + len)
-            .map(|s| s.id)
+    pub(crate) fn get(&self, id: u16) -> Option<&ListSlot> {
+        self.iter().find(|s| s.id == id)
     }
 
     #[inline]
@@ -460,26 +551,4 @@ impl Drop for PeerTable {
             }
         }
     }
-}
-
-/// Checks a list announcement against the lists already known.
-pub(crate) fn check_new_list(
-    table: &PeerTable,
-    list: u16,
-    base: u64,
-    reserve: u64,
-) -> Result<(), String> {
-    if table.get(list).is_some() {
-        return Err(format!("list {list} announced twice"));
-    }
-    if table.len() >= MAX_LISTS {
-        return Err(format!("more than {MAX_LISTS} lists"));
-    }
-    if let Some(other) = table.overlaps(base, reserve) {
-        return Err(format!(
-            "list {list} at {base:#x}+{reserve:#x} overlaps list {other}"
-        ));
-    }
-    debug_assert!(base + reserve <= MAX_VA);
-    Ok(())
 }

@@ -1,0 +1,237 @@
+//! The exporter and a peer in one process (a thread attached over
+//! `connect_pair`), as the shared-pool tests use them: detach and attach
+//! again (generation + 1), the directory (publish, update, withdraw,
+//! `wait_for`), growth seen at once, the peer limit, and the exporter
+//! going away under an attachment.
+
+use std::time::Duration;
+
+use pktmem_hugemem::share::{
+    AttachError, Attachment, Exporter, Placement, PublishError, RefuseReason, RoleState,
+};
+use pktmem_hugemem::Provider;
+
+fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
+    let fd = exp.connect_pair().unwrap();
+    let role = role.to_string();
+    std::thread::spawn(move || {
+        Attachment::builder(&role)
+            .placement(Placement::Relocate)
+            .from_fd(fd)
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn detach_and_attach_again_bumps_the_generation() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let _c = p.alloc(4096).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let role = exp.role("w").unwrap();
+    let me = std::process::id();
+    for g in 1..=3 {
+        let a = attach(&exp, "w").unwrap();
+        assert_eq!(
+            (a.generation(), a.role_slot(), a.exporter_pid()),
+            (g, 1, me)
+        );
+        assert_eq!(role.state(), RoleState::Attached { pid: me });
+        // While attached, the role is taken.
+        match attach(&exp, "w") {
+            Err(AttachError::Refused {
+                reason: RefuseReason::RoleTaken,
+                text,
+            }) => assert!(text.contains(&me.to_string()), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        drop(a);
+        assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Gone { pid: me }));
+    }
+    assert_eq!(role.generation(), 3);
+    let roles = exp.roles();
+    assert_eq!(roles.len(), 1);
+    assert_eq!((roles[0].name.as_str(), roles[0].generation), ("w", 3));
+    // A second role gets the next slot.
+    let b = attach(&exp, "other").unwrap();
+    assert_eq!(b.role_slot(), 2);
+}
+
+#[test]
+fn the_directory_follows_publish_update_and_withdraw() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let before = exp.publish("a/before", b"1").unwrap();
+    let a = attach(&exp, "w").unwrap();
+    assert_eq!(
+        a.lookup("a/before").as_deref(),
+        Some(&b"1"[..]),
+        "in the snapshot"
+    );
+    let after = exp.publish("a/after", b"2").unwrap();
+    let got = a.wait_for("a/after", Duration::from_secs(5), |_| true);
+    assert_eq!(got.as_deref(), Some(&b"2"[..]));
+    after.update(b"3").unwrap();
+    let got = a.wait_for("a/after", Duration::from_secs(5), |v| v == b"3");
+    assert_eq!(got.as_deref(), Some(&b"3"[..]));
+    assert!(matches!(
+        after.update(&vec![0; pktmem_hugemem::share::wire::MAX_PAYLOAD + 1]),
+        Err(PublishError::TooLarge { .. })
+    ));
+    drop(before);
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while a.lookup("a/before").is_some() {
+        assert!(std::time::Instant::now() < end, "withdrawn");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        a.wait_for("never", Duration::from_millis(20), |_| true),
+        None
+    );
+    // The name is free again.
+    let _again = exp.publish("a/before", b"4").unwrap();
+}
+
+#[test]
+fn growth_is_mapped_before_alloc_returns() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let a = attach(&exp, "w").unwrap();
+    assert!(a.placement().is_empty(), "nothing mapped yet");
+    for len in [4096, 2 << 20, 6 << 20] {
+        let c = p.alloc(len).unwrap();
+        let va = c.as_ptr().as_ptr() as u64;
+        let local = a.to_local(va, len).expect("mapped at once");
+        assert_eq!(a.to_exporter(local.as_ptr()), Some(va));
+        assert_eq!(a.iova(va), p.virt2iova(va as *const u8));
+        // SAFETY: mapped in both views of the same pages; raw accesses.
+        unsafe {
+            local.as_ptr().add(len - 1).write_volatile(0x5a);
+            assert_eq!(c.as_ptr().as_ptr().add(len - 1).read_volatile(), 0x5a);
+        }
+        drop(c);
+        // The free is held until the peer's thread acked the Unmap.
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while a.to_local(va, 1).is_some() {
+            assert!(std::time::Instant::now() < end, "unmapped in the peer");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+#[test]
+fn the_peer_limit_refuses_more() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).max_peers(1).unbound().unwrap();
+    let _a = attach(&exp, "one").unwrap();
+    match attach(&exp, "two") {
+        Err(AttachError::Refused {
+            reason: RefuseReason::TooManyPeers,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_attachment_outlives_its_exporter() {
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let c = p.alloc(4096).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let a = attach(&exp, "w").unwrap();
+    assert!(a.is_connected());
+    drop(exp); // Bye
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while a.is_connected() {
+        assert!(std::time::Instant::now() < end, "told");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(a.last_error(), None, "a clean Bye");
+    // Still mapped until dropped.
+    assert!(a.to_local(c.as_ptr().as_ptr() as u64, 4096).is_some());
+    drop(a);
+    // A provider that was never exportable is refused.
+    let heap = Provider::builder().heap_backed(1 << 20).build().unwrap();
+    assert!(Exporter::builder(&heap).unbound().is_err());
+}
+
+#[test]
+fn sockets_by_path_and_abstract_name() {
+    use pktmem_hugemem::share::{Backoff, ExportError};
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let _c = p.alloc(4096).unwrap();
+    // A stale socket file (nobody listens) is replaced; a live one is not.
+    let path =
+        std::env::temp_dir().join(format!("pktmem-share-inproc-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists(), "stale file left behind");
+    let exp = Exporter::builder(&p).bind(&path).unwrap();
+    match Exporter::builder(&p).bind(&path) {
+        Err(ExportError::BadAddress { why, .. }) => assert!(why.contains("live"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let path2 = path.clone();
+    let a = std::thread::spawn(move || Attachment::builder("w").connect(&path2))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.generation(), 1);
+    drop(a);
+    drop(exp);
+    assert!(!path.exists(), "removed with the exporter");
+
+    let name = format!("pktmem-share-inproc-{}", std::process::id());
+    let exp = Exporter::builder(&p).bind_abstract(&name).unwrap();
+    assert_eq!(exp.socket_path(), None);
+    let n2 = name.clone();
+    let a = std::thread::spawn(move || Attachment::builder("w").connect_abstract(&n2))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(a.is_connected());
+    drop((a, exp));
+
+    // Nobody there: one attempt, or retries until the deadline.
+    match Attachment::builder("w").connect_abstract(&name) {
+        Err(AttachError::Connect { attempts: 1, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let t = std::time::Instant::now();
+    let r = Attachment::builder("w")
+        .retry(Backoff {
+            first: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+            deadline: Some(Duration::from_millis(150)),
+        })
+        .connect_abstract(&name);
+    match r {
+        Err(AttachError::Connect { attempts, .. }) => assert!(attempts >= 4, "{attempts}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
+    use std::sync::{Arc, Mutex};
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let kept: Arc<Mutex<Vec<pktmem_hugemem::Chunk>>> = Arc::default();
+    let (k2, weak) = (kept.clone(), p.downgrade());
+    // Runs on the I/O thread: growth from there is announced without waiting.
+    let _w = exp.role("w").unwrap().on_change(move |_| {
+        if let Some(p) = weak.upgrade() {
+            k2.lock().unwrap().push(p.alloc(2 << 20).unwrap());
+        }
+    });
+    let a = attach(&exp, "w").unwrap();
+    let va = kept.lock().unwrap()[0].as_ptr().as_ptr() as u64;
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while a.to_local(va, 2 << 20).is_none() {
+        assert!(std::time::Instant::now() < end, "announced later");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(a);
+    kept.lock().unwrap().clear();
+}
