@@ -14,6 +14,7 @@
 //! | [`ring`] | `pktmem-ring` | fixed-capacity lock-free rings of owned values, ends typed by their sync mode |
 //! | [`mempool`] | `pktmem-mempool` | pools of fixed-size objects behind per-core caches, one object handle ([`mempool::Obj`]) |
 //! | [`mbuf`] | `pktmem-mbuf` | packet buffers: pools, chains, clones, external and pinned buffers |
+//! | [`shm`] | this package | packet buffers shared with other processes: pools in exported memory, a port of four rings per peer role, an ownership ledger, reclaim of a dead peer's buffers, resume on restart |
 //! | [`net`] | this package (feature `net`, default) | kernel packet rings feeding mbufs: `TPACKET_V3` (`af_packet`), `AF_XDP` over a UMEM in provider memory (`xdp`), the XDP redirect program (`bpf`), veth pairs in namespaces (`netns`) |
 //!
 //! # What to reach for first
@@ -115,6 +116,7 @@ pub use pktmem_ring as ring;
 
 #[cfg(feature = "net")]
 pub mod net;
+pub mod shm;
 
 /// Every pktmem error, for `?` in programs that use several crates.
 ///
