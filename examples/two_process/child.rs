@@ -120,11 +120,10 @@ impl PeerChild {
         self.lines()
     }
 
-    /// The first line starting with `prefix`, with the prefix removed.
+    /// What follows `prefix` in the first line that has it (see
+    /// [`find_line`]).
     pub fn line(&self, prefix: &str) -> Option<String> {
-        self.lines()
-            .iter()
-            .find_map(|l| l.strip_prefix(prefix).map(str::to_string))
+        find_line(&self.lines(), prefix).map(str::to_string)
     }
 }
 
@@ -140,6 +139,18 @@ impl Drop for PeerChild {
             let _ = r.join();
         }
     }
+}
+
+/// What follows `prefix` in the first of `lines` that has it at its start
+/// or after a space (a test harness may print its own words before the
+/// child's first line).
+pub fn find_line<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
+    lines.iter().find_map(|l| {
+        l.strip_prefix(prefix).or_else(|| {
+            l.find(&format!(" {prefix}"))
+                .map(|at| &l[at + 1 + prefix.len()..])
+        })
+    })
 }
 
 /// Parses `key=value` words of a line into a lookup.
