@@ -521,11 +521,16 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "  pool        {}/{} free, {} with the exporter, lent {:?}, lost {}; audit: {}",
+        "  pool        {}/{} free, {} with the exporter, {} lent (ledger{}), lost {}; audit: {}",
         counts.free,
         counts.total,
         counts.exporter_out,
-        counts.lent,
+        counts.lent_total(),
+        if counts.lent_total() == 0 {
+            " all zero".to_string()
+        } else {
+            format!(": {:?}", counts.lent)
+        },
         counts.lost,
         match &audit {
             Ok(()) => "ok".to_string(),
