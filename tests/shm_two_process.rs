@@ -57,7 +57,7 @@ struct Rig {
     roles: Vec<Role>,
     exporter: Exporter,
     dir: SocketDir,
-    provider: Provider,
+    _provider: Provider,
 }
 
 fn rig(roles: &[&str], pool_size: usize, hub: HubConfig) -> Rig {
@@ -90,7 +90,7 @@ fn rig(roles: &[&str], pool_size: usize, hub: HubConfig) -> Rig {
         roles,
         exporter,
         dir,
-        provider,
+        _provider: provider,
     }
 }
 
@@ -98,7 +98,6 @@ impl Rig {
     fn peer_config(&self, role: usize) -> PeerConfig {
         let mut c = PeerConfig::new(self.dir.socket(), self.roles[role].name());
         c.deadline = Duration::from_secs(60);
-        c.avoid = hub::exporter_ranges(&self.provider);
         c
     }
 

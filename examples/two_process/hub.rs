@@ -259,9 +259,3 @@ pub fn page_table(provider: &Provider) -> Vec<u8> {
     }
     out
 }
-
-/// The exporter's address ranges (each list's whole reservation), for a
-/// relocated peer to keep clear ([`PeerConfig::avoid`](crate::peer::PeerConfig)).
-pub fn exporter_ranges(provider: &Provider) -> Vec<(usize, usize)> {
-    provider.lists().iter().map(|l| (l.va, l.va_len)).collect()
-}

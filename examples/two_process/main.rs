@@ -252,7 +252,6 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
 
     let mut pcfg = PeerConfig::new(socket.clone(), role.name());
     pcfg.relocate = args.relocate;
-    pcfg.avoid = hub::exporter_ranges(&provider);
     pcfg.hold = args.hold;
     pcfg.burst = args.burst;
     pcfg.deadline = Duration::from_secs(if short { 60 } else { 600 });

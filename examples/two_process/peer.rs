@@ -43,10 +43,6 @@ pub struct PeerConfig {
     pub cpu: Option<usize>,
     /// Give up after this long.
     pub deadline: Duration,
-    /// The exporter's address ranges (start, length): with `relocate`, the
-    /// peer occupies them while it attaches, so the kernel cannot choose
-    /// them for the attachment's reservations.
-    pub avoid: Vec<(usize, usize)>,
 }
 
 impl PeerConfig {
@@ -62,7 +58,6 @@ impl PeerConfig {
             burst: 32,
             cpu: None,
             deadline: Duration::from_secs(120),
-            avoid: Vec::new(),
         }
     }
 
@@ -84,14 +79,6 @@ impl PeerConfig {
                 self.deadline.as_millis().to_string(),
             ),
         ];
-        if !self.avoid.is_empty() {
-            let ranges: Vec<String> = self
-                .avoid
-                .iter()
-                .map(|(a, l)| format!("{a:x}+{l:x}"))
-                .collect();
-            v.push(("PKTMEM_2P_AVOID".into(), ranges.join(",")));
-        }
         if let Some(c) = self.cpu {
             v.push(("PKTMEM_2P_CPU".into(), c.to_string()));
         }
@@ -123,64 +110,7 @@ impl PeerConfig {
             c.deadline = Duration::from_millis(n);
         }
         c.cpu = num("PKTMEM_2P_CPU").map(|n| n as usize);
-        c.avoid = get("PKTMEM_2P_AVOID")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|r| {
-                let (a, l) = r.split_once('+')?;
-                Some((
-                    usize::from_str_radix(a, 16).ok()?,
-                    usize::from_str_radix(l, 16).ok()?,
-                ))
-            })
-            .collect();
         Some(c)
-    }
-}
-
-/// An inaccessible reservation of address space (`PROT_NONE`), unmapped
-/// on drop.
-#[derive(Debug)]
-struct VaBlock {
-    at: usize,
-    len: usize,
-}
-
-impl VaBlock {
-    /// Reserves exactly `[at, at + len)`; `None` if any of it is in use.
-    fn at(at: usize, len: usize) -> Option<VaBlock> {
-        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping;
-        // a fresh PROT_NONE anonymous mapping is touched by nobody.
-        let got = unsafe {
-            libc::mmap(
-                at as *mut libc::c_void,
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE
-                    | libc::MAP_ANONYMOUS
-                    | libc::MAP_NORESERVE
-                    | libc::MAP_FIXED_NOREPLACE,
-                -1,
-                0,
-            )
-        };
-        if got == libc::MAP_FAILED {
-            return None;
-        }
-        if got as usize != at {
-            // An old kernel took the address as a hint only.
-            // SAFETY: the mapping just made, used by nothing.
-            unsafe { libc::munmap(got, len) };
-            return None;
-        }
-        Some(VaBlock { at, len })
-    }
-}
-
-impl Drop for VaBlock {
-    fn drop(&mut self) {
-        // SAFETY: our own reservation; nothing was mapped into it.
-        unsafe { libc::munmap(self.at as *mut libc::c_void, self.len) };
     }
 }
 
@@ -390,16 +320,6 @@ pub fn run(cfg: &PeerConfig) -> Result<PeerReport, String> {
         let ok = child::pin(c);
         println!("peer-pin cpu={c} ok={}", u8::from(ok));
     }
-    // Relocated: the exporter's ranges are taken here first, so neither
-    // same-VA placement nor the kernel's choice can land on them.
-    let blocks: Vec<VaBlock> = if cfg.relocate {
-        cfg.avoid
-            .iter()
-            .filter_map(|&(at, len)| VaBlock::at(at, len))
-            .collect()
-    } else {
-        Vec::new()
-    };
     let att = Attachment::builder(&cfg.role)
         .placement(if cfg.relocate {
             Placement::Relocate
@@ -413,7 +333,6 @@ pub fn run(cfg: &PeerConfig) -> Result<PeerReport, String> {
         .connect(&cfg.socket)
         .map_err(|e| format!("attach to {}: {e}", cfg.socket.display()))?;
     let att = Arc::new(att);
-    drop(blocks);
     let mut r = PeerReport {
         generation: att.generation(),
         same_va: att.same_va(),
