@@ -371,6 +371,7 @@ fn flows(relocate: bool) {
     let a_at_kill = rig.hubs[0].a_sent;
     let pid1 = c1.pid();
     c1.sigkill().unwrap();
+    rig.hubs[0].peer_died();
     assert!(
         rig.wait_exited(0, pid1, Duration::from_secs(10)),
         "role state after the kill: {:?}",
@@ -474,14 +475,19 @@ impl Rng {
 /// burst) — with the pool audited after each; an eleventh finishes the run
 /// and everything comes home.
 #[test]
+#[allow(clippy::too_many_lines)] // one scenario, step by step
 fn sigkill_at_random_points() {
-    let rounds = 10;
+    // PKTMEM_2P_ROUNDS=100 for a longer run.
+    let rounds = std::env::var("PKTMEM_2P_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10u64);
     let mut rng = Rng::new();
     let mut rig = rig(
         &["victim"],
         2048,
         HubConfig {
-            a_total: 200 * rounds + 1000,
+            a_total: 400 * rounds + 1000,
             window: 256,
             burst: 32,
         },
@@ -505,14 +511,17 @@ fn sigkill_at_random_points() {
             _ => {
                 wait_line(&mut rig, &c, "peer-ready ", Duration::from_secs(20));
                 let want = rig.hubs[0].a_answered + 1 + rng.below(300);
+                // (or until nothing is left to answer: the budget is spent)
                 rig.drive(true, false, Duration::from_secs(20), |r| {
-                    r.hubs[0].a_answered >= want
+                    let h = &r.hubs[0];
+                    h.a_answered >= want || (h.a_sent == h.a_total() && h.a_outstanding.is_empty())
                 });
                 kills_in_traffic += 1;
             }
         }
         let st0 = rig.hubs[0].stats();
         c.sigkill().unwrap();
+        rig.hubs[0].peer_died();
         let attached = rig.roles[0].generation() > gen_before || c.line("peer-attach ").is_some();
         if attached {
             assert!(

@@ -39,6 +39,10 @@ pub struct Hub {
     /// Answers to `A` packets, checked.
     pub a_answered: u64,
     last_answer: Option<u64>,
+    /// `A` packets below this were sent before the last peer death: each is
+    /// either queued for the next generation or went with the dead one, so
+    /// they no longer count against the window.
+    window_floor: u64,
     /// `B` packets from the peer, per generation: (checked, next sequence
     /// number expected).
     pub b_seen: HashMap<u32, (u64, u64)>,
@@ -75,6 +79,7 @@ impl Hub {
             a_outstanding: BTreeSet::new(),
             a_answered: 0,
             last_answer: None,
+            window_floor: 0,
             b_seen: HashMap::new(),
             echoes: 0,
             fin_sent: false,
@@ -115,8 +120,9 @@ impl Hub {
         self.rx = rx;
         let mut made = 0;
         if originate {
+            let mut in_flight = self.a_outstanding.range(self.window_floor..).count();
             while self.a_sent < self.cfg.a_total
-                && self.a_outstanding.len() < self.cfg.window
+                && in_flight < self.cfg.window
                 && made < self.cfg.burst
             {
                 let Ok(mut b) = pool.alloc() else {
@@ -132,6 +138,7 @@ impl Hub {
                 self.a_sent += 1;
                 self.pending.push(b);
                 made += 1;
+                in_flight += 1;
             }
         }
         if finish && !self.fin_sent && self.a_sent == self.cfg.a_total {
@@ -198,6 +205,18 @@ impl Hub {
             Flow::FinRep => self.fin_back = true,
             _ => unreachable!("up flows only"),
         }
+    }
+
+    /// The peer died: what it took is lost, what waits in the rings goes to
+    /// its successor; either way the `A` packets sent so far stop counting
+    /// against the window (else the lost ones would close it for good).
+    pub fn peer_died(&mut self) {
+        self.window_floor = self.a_sent;
+    }
+
+    /// `A` packets to send in all.
+    pub fn a_total(&self) -> u64 {
+        self.cfg.a_total
     }
 
     /// `B` packets checked, all generations.

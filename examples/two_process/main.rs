@@ -335,6 +335,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
                     g.attach = Kv::parse(&child.line("peer-attach").unwrap_or_default());
                     child.sigkill()?;
                     t_kill = Instant::now();
+                    hub.peer_died();
                     println!(
                         "two_process: SIGKILLed peer generation 1 (pid {}) after {} A packets, {} answered; \
                          the ledger has {} buffers lent to it",
@@ -580,7 +581,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     );
     check(hub.fin_back, "the Fin was not answered".into());
     check(
-        hub.a_answered + a_lost == hub.a_sent && hub.a_sent == a_total,
+        hub.a_answered + a_lost == hub.a_sent && hub.a_sent == hub.a_total(),
         format!(
             "A: {} sent, {} answered, {a_lost} missing",
             hub.a_sent, hub.a_answered
