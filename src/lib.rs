@@ -149,6 +149,8 @@ pub enum Error {
     /// [`net`].
     #[cfg(feature = "net")]
     Net(net::NetError),
+    /// From shared packet-buffer pools and their ports ([`shm`]).
+    Shm(shm::ShmError),
 }
 
 impl fmt::Display for Error {
@@ -160,6 +162,7 @@ impl fmt::Display for Error {
             Error::Mbuf(e) => write!(f, "mbuf: {e}"),
             #[cfg(feature = "net")]
             Error::Net(e) => write!(f, "net: {e}"),
+            Error::Shm(e) => write!(f, "shm: {e}"),
         }
     }
 }
@@ -173,6 +176,7 @@ impl std::error::Error for Error {
             Error::Mbuf(e) => Some(e),
             #[cfg(feature = "net")]
             Error::Net(e) => Some(e),
+            Error::Shm(e) => Some(e),
         }
     }
 }
@@ -204,6 +208,22 @@ from_errors!(Hugemem, hugemem::HugememError:
     hugemem::UnregisterError,
     hugemem::LeaseError,
     hugemem::TranslateError,
+    hugemem::share::ShareError,
+    hugemem::share::ExportError,
+    hugemem::share::AttachError,
+    hugemem::share::PublishError,
+    hugemem::share::RoleError,
+    hugemem::share::ProtocolError,
+);
+from_errors!(Shm, shm::ShmError:
+    shm::BuildError,
+    shm::PortError,
+    shm::AllocError,
+    shm::DataError,
+    shm::CopyError,
+    shm::OpenError,
+    shm::PeerPortError,
+    shm::AuditError,
 );
 from_errors!(Ring, ring::RingError: ring::BuildError, ring::RingFull, ring::RingEmpty);
 from_errors!(Mempool, mempool::MempoolError:

@@ -35,7 +35,11 @@ struct Rig {
 }
 
 fn rig() -> Rig {
-    let provider = Provider::builder().quiet(true).build().expect("provider");
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .expect("provider");
     let exporter = Exporter::builder(&provider).unbound().expect("exporter");
     let pool = SharedPool::builder(N, ROOM)
         .name("pkts")
@@ -845,5 +849,79 @@ fn peer_refuses_bad_entries() {
         "{e}"
     );
     drop(att);
+    r.finish();
+}
+
+/// A burst stops at the first buffer that is not this side's of this pool:
+/// it stays in the caller's Vec, untouched.
+#[test]
+fn foreign_buffers_stay_with_the_caller() {
+    let mut r = rig();
+    let peer = peer(&mut r);
+    let mut pport = peer.port().unwrap();
+    let other = SharedPool::builder(8, 256)
+        .name("other")
+        .build(&r.exporter)
+        .unwrap();
+    let mut mixed = vec![
+        r.pool.alloc().unwrap(),
+        other.alloc().unwrap(),
+        r.pool.alloc().unwrap(),
+    ];
+    assert_eq!(r.port.send_burst(&mut mixed), 1);
+    assert_eq!(mixed.len(), 2);
+    assert_eq!(
+        mixed[0].data_room(),
+        256,
+        "the other pool's buffer stopped the burst"
+    );
+    // An exporter-side buffer cannot be sent by the peer, nor the reverse.
+    let mut theirs = vec![mixed.pop().unwrap()];
+    assert_eq!(pport.send_burst(&mut theirs), 0);
+    let mut mine = vec![peer.alloc().unwrap()];
+    assert_eq!(r.port.send_burst(&mut mine), 0);
+    assert_eq!((theirs.len(), mine.len()), (1, 1));
+    assert_eq!(r.port.stats().rejected.total(), 0);
+    let mut got = Vec::new();
+    assert_eq!(pport.recv_burst(&mut got, 8), 1);
+    drop((got, theirs, mine, mixed, pport, peer));
+    assert!(other.is_full());
+    r.port.service();
+    check_books(&r);
+    r.finish();
+}
+
+#[test]
+fn port_config_refused_with_the_numbers() {
+    let r = rig();
+    let role = r.exporter.role("cfg").unwrap();
+    let e = r
+        .pool
+        .port(&role, PortConfig::default().rings(1000))
+        .unwrap_err();
+    assert!(
+        matches!(e, PortError::RingCapacity { capacity: 1000 }),
+        "{e}"
+    );
+    let e = r
+        .pool
+        .port(&role, PortConfig::default().lend(300).rings(256))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "port lend target 300: must be 1..=256 (ring capacity 256, pool of 512)"
+    );
+    let e = r
+        .pool
+        .port(&role, PortConfig::default().lend(0))
+        .unwrap_err();
+    assert!(matches!(e, PortError::LendTarget { lend: 0, .. }), "{e}");
+    // Nothing half-built: the role can still get its port, nothing was lent.
+    assert_eq!(r.pool.counts().lent.len(), 1);
+    let p = r
+        .pool
+        .port(&role, PortConfig::default().lend(8).rings(16))
+        .unwrap();
+    assert_eq!(p.close(), 8);
     r.finish();
 }

@@ -57,7 +57,11 @@ fn check_stamp(b: &SharedBuf) -> u64 {
 #[test]
 fn random_operations_keep_exact_books() {
     const N: usize = 300;
-    let provider = Provider::builder().quiet(true).build().unwrap();
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(N, 1024).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();
@@ -224,7 +228,11 @@ fn threads_on_both_sides() {
     } else {
         50_000
     };
-    let provider = Provider::builder().quiet(true).build().unwrap();
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(N, 2048).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();
@@ -282,4 +290,69 @@ fn threads_on_both_sides() {
         "{total} down, {back} up in {took:?} ({:.0} ns per packet, payloads checked on both sides); {s:?}",
         took.as_nanos() as f64 / (total + back) as f64
     );
+}
+
+/// The layer's own cost, one thread, no payload touched: bursts of 32
+/// exporter → peer → exporter (validation, ledger, handles, both rings).
+/// Prints ns per packet per crossing; the numbers are only meaningful in a
+/// release build on a quiet machine.
+#[test]
+fn burst_round_trip_cost() {
+    let rounds: u32 = if std::env::var_os("PKTMEM_EXAMPLE_SHORT").is_some() {
+        200
+    } else {
+        2000
+    };
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let exporter = Exporter::builder(&provider).unbound().unwrap();
+    let pool = SharedPool::builder(1024, 2048).build(&exporter).unwrap();
+    let role = exporter.role("worker").unwrap();
+    let mut port = pool
+        .port(&role, PortConfig::default().lend(64).rings(256))
+        .unwrap();
+    let att = attach(&exporter);
+    port.service();
+    let peer = PeerPool::open(&att, "pkts").unwrap();
+    let mut peer_port = peer.port().unwrap();
+    let mut bufs = Vec::with_capacity(32);
+    pool.alloc_burst(&mut bufs, 32);
+    let t0 = Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(port.send_burst(&mut bufs), 32);
+        assert_eq!(peer_port.recv_burst(&mut bufs, 32), 32);
+        assert_eq!(peer_port.send_burst(&mut bufs), 32);
+        assert_eq!(port.recv_burst(&mut bufs, 32), 32);
+    }
+    let took = t0.elapsed();
+    let crossings = f64::from(rounds) * 32.0 * 2.0;
+    eprintln!(
+        "{rounds} round trips of 32: {:.1} ns per packet per crossing",
+        took.as_nanos() as f64 / crossings
+    );
+    // An idle service (nothing to take back, the lend ring full): what a
+    // loop that calls it every round pays.
+    let t1 = Instant::now();
+    for _ in 0..rounds * 10 {
+        assert!(!port.service());
+    }
+    eprintln!(
+        "idle service: {:.1} ns",
+        t1.elapsed().as_nanos() as f64 / f64::from(rounds * 10)
+    );
+    let s = port.stats();
+    assert_eq!(
+        (s.sent, s.received),
+        (u64::from(rounds) * 32, u64::from(rounds) * 32)
+    );
+    assert_eq!(s.rejected.total(), 0);
+    drop(bufs);
+    drop(peer_port);
+    drop(peer);
+    port.service();
+    port.close();
+    assert!(pool.is_full());
 }

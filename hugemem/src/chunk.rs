@@ -143,6 +143,11 @@ impl AllocRequest {
         self.heap = Some(heap.heap_ref());
         self
     }
+
+    /// Whether the request names a heap of external memory.
+    pub(crate) fn has_heap(&self) -> bool {
+        self.heap.is_some()
+    }
 }
 
 /// One page of a chunk or list.
@@ -322,6 +327,84 @@ impl Chunk {
     /// The provider the chunk came from.
     pub fn provider(&self) -> &Provider {
         &self.provider
+    }
+}
+
+/// Memory that other processes may write at any time: a chunk of an
+/// exportable provider ([`Provider::alloc_shared`]). It has everything a
+/// [`Chunk`] has except slices: its bytes are reached through raw
+/// pointers only (volatile or atomic accesses, or copies), since a
+/// reference to memory another process changes is undefined behaviour.
+/// Freed on drop, like a chunk.
+///
+/// ```
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build().unwrap();
+/// let c = p.alloc_shared(&AllocRequest::new(3 << 20))?;
+/// assert!(c.pages().all(|pg| p.virt2iova(pg.va as *const u8) == pg.iova));
+/// let last = c.as_ptr().as_ptr().wrapping_add(c.len() - 1);
+/// // SAFETY: inside the chunk; written and read through raw pointers.
+/// unsafe { last.write_volatile(7) };
+/// assert_eq!(unsafe { last.read_volatile() }, 7);
+/// # Ok::<(), pktmem_hugemem::AllocError>(())
+/// ```
+#[derive(Debug)]
+pub struct SharedChunk(pub(crate) Chunk);
+
+impl SharedChunk {
+    /// First byte.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.0.as_ptr()
+    }
+
+    /// Bytes asked for.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: zero-length chunks are refused.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes of the pages under the chunk (`len` rounded up to pages).
+    pub fn mapped_len(&self) -> usize {
+        self.0.mapped_len()
+    }
+
+    /// Page size of the chunk's pages, in bytes.
+    pub fn page_size(&self) -> usize {
+        self.0.page_size()
+    }
+
+    /// IOVA of the first byte.
+    pub fn iova(&self) -> Option<Iova> {
+        self.0.iova()
+    }
+
+    /// IOVA of byte `offset` (`None` past the mapped pages).
+    pub fn iova_at(&self, offset: usize) -> Option<Iova> {
+        self.0.iova_at(offset)
+    }
+
+    /// Whether the whole chunk is one IOVA run.
+    pub fn is_iova_contiguous(&self) -> bool {
+        self.0.is_iova_contiguous()
+    }
+
+    /// Each page of the chunk.
+    pub fn pages(&self) -> impl Iterator<Item = PageInfo> + '_ {
+        self.0.pages()
+    }
+
+    /// Maximal IOVA-contiguous runs, in VA order.
+    pub fn segments(&self) -> impl Iterator<Item = IovaRun> {
+        self.0.segments()
+    }
+
+    /// The provider the chunk came from.
+    pub fn provider(&self) -> &Provider {
+        self.0.provider()
     }
 }
 

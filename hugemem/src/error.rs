@@ -176,6 +176,11 @@ pub enum AllocError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The provider is exportable: its memory may be written by other
+    /// processes, so it hands out no [`Chunk`](crate::Chunk) with slices
+    /// (nor zones, small blocks or pools over them); allocate with
+    /// [`Provider::alloc_shared`](crate::Provider::alloc_shared).
+    Exportable,
     /// A validator refused growth past its threshold.
     RefusedByValidator {
         /// The validator's label, if it was given one.
@@ -273,6 +278,10 @@ impl fmt::Display for AllocError {
                 bytes(*requested),
                 bytes(*mapped),
                 bytes(*limit)
+            ),
+            AllocError::Exportable => f.write_str(
+                "the provider is exportable (other processes may write its memory): \
+                 it hands out no slices; allocate with Provider::alloc_shared",
             ),
             AllocError::RefusedByValidator {
                 label,

@@ -27,6 +27,7 @@
 //! | you want | use |
 //! |---|---|
 //! | a provider | [`Provider::builder`]`()...`[`build`](ProviderBuilder::build)`()` (or [`Provider::global`], the process-wide one) |
+//! | memory another process may map and write (see `share`) | [`ProviderBuilder::exportable`], then [`Provider::alloc_shared`] → [`SharedChunk`] (raw pointers, no slices) |
 //! | memory | [`Provider::alloc`] / [`alloc_with`](Provider::alloc_with)([`AllocRequest`]) → [`Chunk`], freed on drop |
 //! | its IOVAs | [`Chunk::iova`], [`Chunk::segments`] ([`IovaRun`]s), [`Provider::virt2iova`] (`Option<Iova>`) |
 //! | small blocks (rings, headers) | [`Provider::small_heap`] → [`SmallHeap::alloc`] → [`SmallBlock`] |
@@ -146,7 +147,7 @@ mod sync;
 mod sys;
 mod table;
 
-pub use chunk::{AllocRequest, Chunk, IovaRun, PageInfo};
+pub use chunk::{AllocRequest, Chunk, IovaRun, PageInfo, SharedChunk};
 pub use error::{
     AllocError, BuildError, HugememError, LeaseError, RegisterError, TranslateError,
     UnregisterError, ZoneError,

@@ -11,6 +11,7 @@ use crate::Node;
 
 const MFD_CLOEXEC: libc::c_uint = 0x1;
 const MFD_HUGETLB: libc::c_uint = 0x4;
+const MFD_ALLOW_SEALING: libc::c_uint = 0x2;
 const HUGE_SHIFT: u32 = 26;
 
 /// Reserves `len` bytes of VA aligned to `align` with no memory behind it
@@ -96,7 +97,7 @@ pub(crate) fn create_backing(
     let fd = match dir {
         None => {
             let name = CString::new(format!("pktmem-{tag}")).unwrap_or_default();
-            let mut flags = MFD_CLOEXEC;
+            let mut flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
             if huge {
                 flags |= MFD_HUGETLB | (page_shift << HUGE_SHIFT);
             }
@@ -138,6 +139,16 @@ pub(crate) fn create_backing(
     // SAFETY: plain syscall on an fd we own.
     if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
         return Err(OsError::last("ftruncate"));
+    }
+    if dir.is_none() {
+        // The size never changes again: sealed, so that a process the fd
+        // is shared with cannot shrink the file under our mappings (a
+        // SIGBUS here) nor grow it. Hole punching stays possible (ours).
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: plain syscall on an fd we own.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(OsError::last("fcntl(F_ADD_SEALS)"));
+        }
     }
     Ok(fd)
 }

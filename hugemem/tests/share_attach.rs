@@ -156,12 +156,35 @@ fn same_va_attach_translates_every_page() {
     let mut peer = Peer::spawn(PEER, &[(ENV_SOCK, path.display().to_string())]);
     assert!(peer.hello.starts_with("attached 1 1"), "{}", peer.hello);
     let places = peer.cmd("placement");
-    assert_eq!(places.len(), 2, "two lists: {places:?}");
+    // Two lists (2 MiB and 4 KiB), or one when there are no hugepages.
+    let lists = if chunks[0].page_size() == 4096 { 1 } else { 2 };
+    assert_eq!(places.len(), lists, "{places:?}");
+    // Same VA wherever the exporter's range is free in the peer; a list
+    // whose range the peer's own mappings (its libraries, stacks, heap:
+    // ASLR) happen to take moves by itself, and still translates.
+    let mut moved = Vec::new();
+    for l in &places {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w[7] == "true" {
+            continue;
+        }
+        let why = peer.cmd(&format!("taken {} {}", w[3], w[5]));
+        assert!(
+            why[0].starts_with("taken "),
+            "list {} moved though its range is free: {l} {why:?}",
+            w[1]
+        );
+        skip(format_args!(
+            "same VA for list {}: its range is taken in the peer ({})",
+            w[1], why[0]
+        ));
+        moved.push(u64::from_str_radix(w[3], 16).unwrap());
+    }
     assert!(
-        places.iter().all(|l| l.ends_with(" true")),
-        "same VA: {places:?}"
+        moved.len() < places.len(),
+        "at least one list at the same VA: {places:?}"
     );
-    let n = check_every_page(&p, &mut peer, |_| Some(true));
+    let n = check_every_page(&p, &mut peer, |base| Some(!moved.contains(&base)));
     assert!(n >= 5 + 4, "{n} pages");
     peer_writes(&mut peer, &chunks);
     assert!(peer.quit().success());
@@ -212,16 +235,25 @@ fn occupied_va_falls_back_to_relocation() {
         peer.hello
     );
     let places = peer.cmd("placement");
+    // The taken list moves; the others stay unless the peer's own mappings
+    // happen to take their ranges too (ASLR), checked in its maps.
+    let mut moved = Vec::new();
     for l in &places {
         let w: Vec<&str> = l.split_whitespace().collect();
         let base = u64::from_str_radix(w[3], 16).unwrap();
-        assert_eq!(
-            w[7] == "true",
-            base != big.va as u64,
-            "only the taken list moves: {l}"
-        );
+        if base == big.va as u64 {
+            assert_eq!(w[7], "false", "the taken list moves: {l}");
+            moved.push(base);
+        } else if w[7] == "false" {
+            let why = peer.cmd(&format!("taken {} {}", w[3], w[5]));
+            assert!(
+                why[0].starts_with("taken "),
+                "moved though free: {l} {why:?}"
+            );
+            moved.push(base);
+        }
     }
-    check_every_page(&p, &mut peer, |base| Some(base != big.va as u64));
+    check_every_page(&p, &mut peer, |base| Some(!moved.contains(&base)));
     peer_writes(&mut peer, &chunks);
     assert!(peer.quit().success());
 }

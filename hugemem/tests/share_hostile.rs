@@ -753,3 +753,88 @@ fn a_real_exporter_refuses_bad_peers() {
             pktmem_hugemem::share::RoleState::Gone { .. }
         )));
 }
+
+#[test]
+fn a_directory_flood_is_refused_on_both_sides() {
+    let _serial = serial();
+    // The exporter publishes at most MAX_ENTRIES names.
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let pubs: Vec<_> = (0..wire::MAX_ENTRIES)
+        .map(|i| exp.publish(&format!("n/{i}"), b"").unwrap())
+        .collect();
+    assert_eq!(
+        exp.publish("n/more", b"").unwrap_err(),
+        pktmem_hugemem::share::PublishError::Full {
+            max: wire::MAX_ENTRIES
+        }
+    );
+    drop(pubs);
+    // A fake exporter sending more is refused by the peer. (Written from a
+    // thread: a socket holds only a few messages.)
+    let (ours, theirs) = pair();
+    let writer = std::thread::spawn(move || {
+        let mut script = vec![welcome(0).0];
+        for i in 0..=wire::MAX_ENTRIES as u64 {
+            script.push(
+                Message::Publish {
+                    seq: i + 1,
+                    name: format!("n/{i}"),
+                    payload: vec![],
+                }
+                .encode(),
+            );
+        }
+        let drain = |fd: &OwnedFd| {
+            // Drain the peer's acks (a real exporter reads them).
+            let mut buf = [0u8; 64];
+            // SAFETY: reads into `buf`, without waiting.
+            while unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    64,
+                    libc::MSG_DONTWAIT,
+                )
+            } > 0
+            {}
+        };
+        'script: for bytes in script {
+            loop {
+                // SAFETY: writes `bytes` on our socket, without waiting.
+                let n = unsafe {
+                    libc::send(
+                        ours.as_raw_fd(),
+                        bytes.as_ptr().cast(),
+                        bytes.len(),
+                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                    )
+                };
+                drain(&ours);
+                if n >= 0 {
+                    break;
+                }
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                    break 'script; // the peer gave up
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        ours
+    });
+    let r = Attachment::builder("worker")
+        .handshake_timeout(Duration::from_secs(20))
+        .from_fd(theirs);
+    let e = protocol(r);
+    assert!(
+        matches!(
+            e,
+            ProtocolError::Unexpected {
+                kind: Kind::Publish,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    drop(writer.join().unwrap());
+}

@@ -235,3 +235,122 @@ fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
     drop(a);
     kept.lock().unwrap().clear();
 }
+
+#[test]
+fn a_peer_that_stops_reading_does_not_stall_the_others() {
+    use pktmem_hugemem::share::wire::{Message, MAX_PAYLOAD};
+    use std::os::fd::AsRawFd;
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_secs(3))
+        .unbound()
+        .unwrap();
+    // A raw peer: says Hello, then never reads (nor acks) anything.
+    let mute = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: std::process::id(),
+        role: "mute".into(),
+    }
+    .encode();
+    // SAFETY: writes `hello` on our socket.
+    let n = unsafe { libc::send(mute.as_raw_fd(), hello.as_ptr().cast(), hello.len(), 0) };
+    assert_eq!(n, hello.len() as isize);
+    let mute_role = exp.role("mute").unwrap();
+    assert!(mute_role.wait_attached(Duration::from_secs(5)).is_some());
+    let a = attach(&exp, "w").unwrap();
+    // Far more than the mute peer's socket holds (6 MiB: queued for it,
+    // under the 8 MiB a peer may have waiting).
+    let t = std::time::Instant::now();
+    let big = vec![7u8; MAX_PAYLOAD];
+    let mut pubs = Vec::new();
+    for i in 0..100 {
+        pubs.push(exp.publish(&format!("big/{i}"), &big).unwrap());
+    }
+    let got = a.wait_for("big/99", Duration::from_secs(20), |v| {
+        v.len() == MAX_PAYLOAD
+    });
+    assert!(
+        got.is_some(),
+        "the reading peer got everything: {:?}",
+        a.last_error()
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "not held up by the mute peer ({:?}; it is cut off only after 3 s)",
+        t.elapsed()
+    );
+    assert_eq!(
+        mute_role.state(),
+        RoleState::Attached {
+            pid: std::process::id()
+        }
+    );
+    // The mute one is cut off once its acks are overdue.
+    assert!(mute_role.wait_state(Duration::from_secs(10), |s| matches!(
+        s,
+        RoleState::Gone { .. }
+    )));
+    assert!(a.is_connected());
+    drop(a);
+    // More than a peer may have waiting (a burst the I/O thread may queue
+    // at once) cuts it off at once.
+    let flooded = exp.connect_pair().unwrap();
+    let hello2 = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: std::process::id(),
+        role: "mute2".into(),
+    }
+    .encode();
+    // SAFETY: writes `hello2` on our socket.
+    let n = unsafe { libc::send(flooded.as_raw_fd(), hello2.as_ptr().cast(), hello2.len(), 0) };
+    assert_eq!(n, hello2.len() as isize);
+    let flooded_role = exp.role("mute2").unwrap();
+    assert!(flooded_role.wait_attached(Duration::from_secs(5)).is_some());
+    let t = std::time::Instant::now();
+    for i in 0..140 {
+        pubs.push(exp.publish(&format!("more/{i}"), &big).unwrap());
+    }
+    assert!(
+        flooded_role.wait_state(Duration::from_secs(2), |s| matches!(
+            s,
+            RoleState::Gone { .. }
+        ))
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "before its ack timeout"
+    );
+}
+
+#[test]
+fn roles_are_bounded() {
+    use pktmem_hugemem::share::{RoleError, MAX_ROLES};
+    let p = Provider::builder().quiet(true).build().unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    for i in 0..MAX_ROLES {
+        assert_eq!(
+            usize::from(exp.role(&format!("r{i}")).unwrap().slot()),
+            i + 1
+        );
+    }
+    assert_eq!(
+        exp.role("r7").unwrap().slot(),
+        8,
+        "an existing role is found"
+    );
+    assert_eq!(
+        exp.role("one-more").unwrap_err(),
+        RoleError::TooMany { max: MAX_ROLES }
+    );
+    // A peer naming a new role now is refused.
+    match attach(&exp, "late") {
+        Err(AttachError::Refused {
+            reason: RefuseReason::BadRole,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}

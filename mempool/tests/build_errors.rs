@@ -87,3 +87,25 @@ fn bad_input_is_typed() {
     ));
     assert!(std::error::Error::source(&m).is_some());
 }
+
+#[test]
+fn a_pool_on_an_exportable_provider_is_refused() {
+    // Its headers (pool pointer, IOVA) and ring would sit in memory other
+    // processes may write: the provider hands out no chunk for them.
+    let p = pktmem_hugemem::Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let err = Mempool::builder(64, 64)
+        .name("shared")
+        .build_on(&p)
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, CreateError::Populate(_) | CreateError::Build(_)),
+        "{err:?}"
+    );
+    assert!(msg.contains("exportable"), "{msg}");
+    assert_eq!(p.mapped_bytes(), 0, "nothing left mapped");
+}

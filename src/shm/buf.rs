@@ -154,12 +154,14 @@ impl Home {
         }
     }
 
-    pub(crate) fn same(&self, other: &Home) -> bool {
-        match (self, other) {
-            (Home::Exporter(a), Home::Exporter(b)) => Arc::ptr_eq(a, b),
-            (Home::Peer(a), Home::Peer(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
+    /// Whether this is the exporter side of `pool`.
+    pub(crate) fn is_exporter_of(&self, pool: &Arc<PoolCore>) -> bool {
+        matches!(self, Home::Exporter(p) if Arc::ptr_eq(p, pool))
+    }
+
+    /// Whether this is the peer side `core`.
+    pub(crate) fn is_peer(&self, core: &Arc<PeerCore>) -> bool {
+        matches!(self, Home::Peer(p) if Arc::ptr_eq(p, core))
     }
 }
 
@@ -181,7 +183,7 @@ impl Home {
 /// ```
 /// use pktmem::hugemem::{share::Exporter, Provider};
 /// use pktmem::shm::{DataError, SharedPool};
-/// let provider = Provider::builder().quiet(true).build()?;
+/// let provider = Provider::builder().exportable().quiet(true).build()?;
 /// let exporter = Exporter::builder(&provider).unbound()?;
 /// let pool = SharedPool::builder(64, 2048).build(&exporter)?;
 /// let mut b = pool.alloc()?;

@@ -54,12 +54,15 @@
 //!   as on the peer: there is no `&[u8]` of a shared buffer anywhere.
 //!   Conversions to and from a private [`Mbuf`](crate::mbuf::Mbuf) are
 //!   copies ([`SharedBuf::copy_to_mbuf`], [`SharedBuf::write_from`]).
-//! * **Directory entries.** The pool publishes `shm/pool/<name>` (magic,
-//!   version, base, count, stride, data room, headroom) and each port
-//!   `shm/port/<name>/<role>` (the granted generation, ring capacity and
-//!   size, the four rings' exporter VAs, the lend target), all
-//!   little-endian; the peer validates both and checks every range is
-//!   mapped before using it.
+//! * **Directory entry.** The pool publishes one entry in the exporter's
+//!   directory, `shm/pool/<name>`, little-endian: a 40-byte header (magic
+//!   `"SHMP"`, version 1, base u64, count, stride, data room, headroom,
+//!   number of port records, reserved: u32 each) and a 72-byte record per
+//!   port (magic `"SHPT"`, version, granted generation u64, role slot,
+//!   ring capacity, bytes per ring u64, the lend, return, down and up
+//!   rings' exporter VAs u64, lend target, reserved). The peer validates
+//!   every field and checks every range it names is mapped before using
+//!   it.
 //!
 //! # Death, reclaim, restart
 //!
@@ -118,7 +121,7 @@
 //! use pktmem::shm::{PeerPool, PortConfig, SharedPool};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let provider = Provider::builder().quiet(true).build()?;
+//! let provider = Provider::builder().exportable().quiet(true).build()?;
 //! let exporter = Exporter::builder(&provider).unbound()?;
 //! let pool = SharedPool::builder(1024, 2048).name("pkts").build(&exporter)?;
 //! let role = exporter.role("worker")?;
@@ -200,6 +203,12 @@ mod peer;
 mod pool;
 mod port;
 mod volatile;
+
+/// The atomics the ledger uses (`tests/loom_shm_ledger.rs` compiles
+/// `ledger.rs` against loom's instead).
+mod sync {
+    pub(crate) use std::sync::atomic;
+}
 
 pub use buf::{SharedBuf, MAX_DATA_ROOM};
 pub use error::{

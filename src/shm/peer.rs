@@ -244,7 +244,7 @@ impl Drop for PeerCore {
 /// use pktmem::hugemem::share::{Attachment, Exporter};
 /// use pktmem::hugemem::Provider;
 /// use pktmem::shm::{PeerPool, PortConfig, SharedPool};
-/// let provider = Provider::builder().quiet(true).build()?;
+/// let provider = Provider::builder().exportable().quiet(true).build()?;
 /// let exporter = Exporter::builder(&provider).unbound()?;
 /// let pool = SharedPool::builder(256, 2048).build(&exporter)?;
 /// let mut port = pool.port(&exporter.role("worker")?, PortConfig::default().lend(32))?;
@@ -602,13 +602,11 @@ impl PeerPort {
             return 0;
         };
         let room = room as usize;
-        let mine = Home::Peer(Arc::clone(&self.core));
         let n = bufs
             .iter()
             .take(room)
-            .take_while(|b| b.home().same(&mine))
+            .take_while(|b| b.home().is_peer(&self.core))
             .count();
-        drop(mine);
         self.scratch.clear();
         let mut idxs = Vec::with_capacity(n);
         for b in bufs.drain(..n) {

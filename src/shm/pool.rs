@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::hugemem::share::{Exporter, Publication, PublishError, Role};
-use crate::hugemem::{AllocRequest, Chunk, Iova};
+use crate::hugemem::{AllocRequest, Iova, SharedChunk};
 use crate::ring::Ring;
 
 use super::buf::{Geometry, Home, Meta, SharedBuf, MAX_DATA_ROOM};
@@ -73,7 +73,7 @@ pub(crate) struct PoolCore {
     pub(crate) name: String,
     /// The buffers' memory: one chunk of the exported provider. Never
     /// reached as a slice (the peers write it): raw pointers only.
-    chunk: Chunk,
+    chunk: SharedChunk,
     pub(crate) ledger: Ledger,
     /// Indices of the buffers with the exporter and not in its hands.
     /// Invariant: each index at most once (it enters only from a handle
@@ -261,7 +261,7 @@ impl SharedPoolBuilder {
         })?;
         let chunk = exporter
             .provider()
-            .alloc_with(&AllocRequest::new(bytes).align(stride))
+            .alloc_shared(&AllocRequest::new(bytes).align(stride))
             .map_err(BuildError::Alloc)?;
         if stride > chunk.page_size() {
             return Err(BuildError::Stride {
@@ -340,7 +340,7 @@ impl SharedCounts {
 /// ```
 /// use pktmem::hugemem::{share::Exporter, Provider};
 /// use pktmem::shm::{PortConfig, SharedPool};
-/// let provider = Provider::builder().quiet(true).build()?;
+/// let provider = Provider::builder().exportable().quiet(true).build()?;
 /// let exporter = Exporter::builder(&provider).unbound()?; // or .bind(path)
 /// let pool = SharedPool::builder(4096, 2048).name("pkts").build(&exporter)?;
 /// assert_eq!((pool.count(), pool.stride()), (4096, 2048));
@@ -530,7 +530,11 @@ mod tests {
     use crate::hugemem::Provider;
 
     fn pool() -> (SharedPool, Exporter) {
-        let p = Provider::builder().quiet(true).build().unwrap();
+        let p = Provider::builder()
+            .exportable()
+            .quiet(true)
+            .build()
+            .unwrap();
         let e = Exporter::builder(&p).unbound().unwrap();
         (SharedPool::builder(16, 100).build(&e).unwrap(), e)
     }
@@ -581,7 +585,11 @@ mod tests {
 
     #[test]
     fn build_refuses_bad_geometry() {
-        let p = Provider::builder().quiet(true).build().unwrap();
+        let p = Provider::builder()
+            .exportable()
+            .quiet(true)
+            .build()
+            .unwrap();
         let e = Exporter::builder(&p).unbound().unwrap();
         let err = |b: SharedPoolBuilder| b.build(&e).unwrap_err().to_string();
         assert_eq!(

@@ -7,13 +7,13 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::hugemem::share::{Role, RoleState};
-use crate::hugemem::{AllocRequest, Chunk};
+use crate::hugemem::{AllocRequest, SharedChunk};
 use crate::ring::shared::{
     init_shm_ring, shm_ring_bytes, shm_ring_indices, shm_ring_read_slot, Desc, ShmConsumer,
     ShmProducer, ShmRingError,
 };
 
-use super::buf::{Home, Reject, SharedBuf};
+use super::buf::{Reject, SharedBuf};
 use super::error::PortError;
 use super::ledger::{IndexSet, TakeBack};
 use super::pool::{PoolCore, ENTRY_VERSION};
@@ -237,7 +237,7 @@ pub struct Port {
     scratch: Vec<Desc>,
     /// The rings' memory (exported, peer-writable: reached only by the
     /// ring ends' atomics). Last: dropped after the ends.
-    _mem: Chunk,
+    _mem: SharedChunk,
 }
 
 // SAFETY: the only non-`Send` fields are the `RingMem` pointers, which
@@ -303,7 +303,7 @@ impl Port {
         let one = shm_ring_bytes(cap).next_multiple_of(128);
         let mem = pool
             .provider()
-            .alloc_with(&AllocRequest::new(4 * one))
+            .alloc_shared(&AllocRequest::new(4 * one))
             .map_err(PortError::Alloc)?;
         let rings: [RingMem; 4] = std::array::from_fn(|i| RingMem {
             // SAFETY: `i * one < 4 * one`, the chunk's length.
@@ -524,13 +524,11 @@ impl Port {
             return 0;
         };
         let room = room as usize;
-        let mine = Home::Exporter(Arc::clone(&self.pool));
         let n = bufs
             .iter()
             .take(room)
-            .take_while(|b| b.home().same(&mine))
+            .take_while(|b| b.home().is_exporter_of(&self.pool))
             .count();
-        drop(mine);
         let pos = self.down.position();
         self.scratch.clear();
         for (i, b) in bufs.drain(..n).enumerate() {
@@ -767,15 +765,18 @@ impl Drop for Port {
         // With no holder left, nothing can consume the rings, which go
         // with the port: everything lent to the role comes back. Otherwise
         // it stays counted as lent.
+        // A port that never registered (it lost a race for its role) owns
+        // nothing: the ledger's entries for the slot are the winner's.
+        if !self.registered {
+            return;
+        }
         if matches!(
             self.role.state(),
             RoleState::Exited { .. } | RoleState::Vacant
         ) {
             self.take_back_all();
         }
-        if self.registered {
-            self.pool.remove_port(self.slot);
-        }
+        self.pool.remove_port(self.slot);
     }
 }
 

@@ -55,6 +55,7 @@ pub struct ProviderBuilder {
     pub(super) iova_mode: Option<IovaMode>,
     pub(super) source: PageSource,
     pub(super) quiet: bool,
+    pub(super) exportable: bool,
 }
 
 /// The index of `ps` in per-size arrays such as `va_reserve`.
@@ -77,6 +78,7 @@ impl Default for ProviderBuilder {
             iova_mode: None,
             source: PageSource::Memfd,
             quiet: false,
+            exportable: false,
         }
     }
 }
@@ -174,6 +176,32 @@ impl ProviderBuilder {
         self
     }
 
+    /// Makes the provider *exportable*: its memory may be shared with other
+    /// processes (`share::Exporter`), which can
+    /// write any of it at any time. Such memory must never be reached
+    /// through `&[u8]`/`&mut [u8]` (a reference to memory another process
+    /// changes is undefined behaviour), so an exportable provider hands out
+    /// no [`Chunk`](crate::Chunk): [`Provider::alloc`], [`Provider::alloc_with`],
+    /// zones and the small heap (hence mempools and packet pools built on
+    /// it) are refused with [`AllocError::Exportable`](crate::AllocError::Exportable);
+    /// its memory comes as [`SharedChunk`](crate::SharedChunk)s from
+    /// [`Provider::alloc_shared`], which give raw pointers only. Keep the
+    /// process's private memory in another provider.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocError, AllocRequest, Provider};
+    /// let p = Provider::builder().exportable().quiet(true).build().unwrap();
+    /// assert!(p.is_exportable());
+    /// assert!(matches!(p.alloc(4096), Err(AllocError::Exportable)));
+    /// let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    /// // SAFETY: the chunk's memory, written through a raw pointer.
+    /// unsafe { c.as_ptr().as_ptr().write_volatile(1) };
+    /// ```
+    pub fn exportable(mut self) -> Self {
+        self.exportable = true;
+        self
+    }
+
     /// Builds the provider: detects the IOVA mode and maps `min_keep` bytes.
     ///
     /// ```
@@ -209,7 +237,7 @@ impl ProviderBuilder {
         if min_keep > 0 {
             // Mapped now, freed at once: the free keeps it (mapped <= min_keep).
             let c = p
-                .alloc(min_keep)
+                .alloc_chunk(&crate::AllocRequest::new(min_keep))
                 .map_err(|source| BuildError::MinKeep { min_keep, source })?;
             drop(c);
         }

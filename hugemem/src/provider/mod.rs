@@ -28,7 +28,7 @@ use crate::sync::{Mutex, MutexGuard};
 use crate::table::{Segment, SegmentTable};
 use crate::{
     AllocError, AllocRequest, Chunk, Iova, IovaMode, LeaseError, PageInfo, RegisterError,
-    UnregisterError,
+    SharedChunk, UnregisterError,
 };
 
 mod alloc;
@@ -346,6 +346,37 @@ impl Provider {
     /// assert!(c.is_iova_contiguous());
     /// ```
     pub fn alloc_with(&self, req: &AllocRequest) -> Result<Chunk, AllocError> {
+        // External memory (a heap's) is never exported: its chunks may have slices.
+        if self.inner.cfg.exportable && !req.has_heap() {
+            return Err(AllocError::Exportable);
+        }
+        self.alloc_chunk(req)
+    }
+
+    /// Allocates as `req` says, memory that other processes may write: a
+    /// [`SharedChunk`] gives raw pointers, never slices. The way to get
+    /// memory from an exportable provider ([`ProviderBuilder::exportable`]);
+    /// works on any provider.
+    ///
+    /// ```
+    /// use pktmem_hugemem::{AllocRequest, Provider};
+    /// let p = Provider::builder().exportable().quiet(true).build().unwrap();
+    /// let c = p.alloc_shared(&AllocRequest::new(10_000))?;
+    /// assert_eq!(c.len(), 10_000);
+    /// assert_eq!(p.virt2iova(c.as_ptr().as_ptr()), c.iova());
+    /// # Ok::<(), pktmem_hugemem::AllocError>(())
+    /// ```
+    pub fn alloc_shared(&self, req: &AllocRequest) -> Result<SharedChunk, AllocError> {
+        self.alloc_chunk(req).map(SharedChunk)
+    }
+
+    /// Whether the provider was built [`exportable`](ProviderBuilder::exportable).
+    pub fn is_exportable(&self) -> bool {
+        self.inner.cfg.exportable
+    }
+
+    /// Allocation with no exportability check.
+    pub(crate) fn alloc_chunk(&self, req: &AllocRequest) -> Result<Chunk, AllocError> {
         let raw = self.inner.alloc_raw(req)?;
         let seg = lock(&self.inner.state).lists[raw.list].seg.clone();
         Ok(Chunk {

@@ -452,6 +452,11 @@ pub enum PublishError {
         /// The name.
         name: String,
     },
+    /// The directory holds [`MAX_ENTRIES`](super::wire::MAX_ENTRIES) entries already.
+    Full {
+        /// The most entries.
+        max: usize,
+    },
 }
 
 impl fmt::Display for PublishError {
@@ -469,6 +474,7 @@ impl fmt::Display for PublishError {
                 )
             }
             PublishError::Exists { name } => write!(f, "{name:?} is published already"),
+            PublishError::Full { max } => write!(f, "the directory holds {max} entries already"),
         }
     }
 }
@@ -494,7 +500,7 @@ pub enum RoleError {
         /// The name.
         name: String,
     },
-    /// Every role slot is taken (`u16::MAX` roles).
+    /// Every role slot is taken ([`MAX_ROLES`](super::MAX_ROLES) roles).
     TooMany {
         /// The most roles an exporter has.
         max: usize,

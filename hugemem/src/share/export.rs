@@ -20,6 +20,10 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Most roles one exporter has (peers declare roles by attaching: a bound
+/// on what they can make it keep).
+pub const MAX_ROLES: usize = 1024;
+
 /// What the exporter and its callbacks share with the I/O thread.
 pub(super) struct Shared {
     pub(super) provider: Provider,
@@ -63,11 +67,10 @@ impl Shared {
         if let Some(r) = roles.iter().find(|r| r.name == name) {
             return Ok(r.clone());
         }
-        let Ok(slot) = u16::try_from(roles.len() + 1) else {
-            return Err(RoleError::TooMany {
-                max: usize::from(u16::MAX),
-            });
-        };
+        if roles.len() >= MAX_ROLES {
+            return Err(RoleError::TooMany { max: MAX_ROLES });
+        }
+        let slot = (roles.len() + 1) as u16; // <= MAX_ROLES, which fits
         let r = Arc::new(RoleInner {
             name: name.to_string(),
             slot,
@@ -532,6 +535,11 @@ impl Exporter {
                     name: name.to_string(),
                 });
             }
+            if dir.len() >= wire::MAX_ENTRIES {
+                return Err(PublishError::Full {
+                    max: wire::MAX_ENTRIES,
+                });
+            }
             dir.insert(name.to_string(), (id, payload.to_vec()));
         }
         let _ = self.shared.push(Cmd::Publish {
@@ -581,7 +589,10 @@ impl Drop for Exporter {
 
 impl ExportBuilder {
     /// How long a peer may take to ack a message before it is cut off
-    /// (default 2 s). Growth waits at most about this long per peer.
+    /// (default 2 s). Growth waits at most about this long per peer. The
+    /// I/O thread never waits on a peer's socket: what a peer does not read
+    /// is queued for it, and a peer with more than 8 MiB waiting is cut
+    /// off at once.
     pub fn ack_timeout(mut self, d: Duration) -> Self {
         self.ack_timeout = d;
         self

@@ -181,6 +181,16 @@ pub(crate) fn peer_pid(fd: &OwnedFd) -> io::Result<u32> {
 
 /// Sends one message with `fds` attached (`SCM_RIGHTS`); never raises `SIGPIPE`.
 pub(crate) fn send(fd: &OwnedFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    send_flags(fd, bytes, fds, false)
+}
+
+/// As [`send`]; with `dontwait`, a full socket is `WouldBlock` instead of a wait.
+pub(crate) fn send_flags(
+    fd: &OwnedFd,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    dontwait: bool,
+) -> io::Result<()> {
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
@@ -216,8 +226,9 @@ pub(crate) fn send(fd: &OwnedFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Re
         }
     }
     loop {
+        let flags = libc::MSG_NOSIGNAL | if dontwait { libc::MSG_DONTWAIT } else { 0 };
         // SAFETY: `msg` points to live buffers described by their lengths.
-        let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) };
         if r >= 0 {
             if r.unsigned_abs() != bytes.len() {
                 return Err(io::Error::from(io::ErrorKind::WriteZero));

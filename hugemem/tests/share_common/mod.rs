@@ -388,6 +388,22 @@ pub fn peer_main() {
                     "no"
                 });
             }
+            ["taken", va, len] => {
+                // What in this process overlaps [va, va + len), if anything.
+                let va = u64::from_str_radix(va, 16).unwrap();
+                let len = u64::from_str_radix(len, 16).unwrap();
+                let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+                let hit = maps.lines().find(|l| {
+                    let r = l.split_whitespace().next().unwrap();
+                    let (lo, hi) = r.split_once('-').unwrap();
+                    let (lo, hi) = (
+                        u64::from_str_radix(lo, 16).unwrap(),
+                        u64::from_str_radix(hi, 16).unwrap(),
+                    );
+                    lo < va + len && va < hi
+                });
+                say(&hit.map_or("free".to_string(), |l| format!("taken {l}")));
+            }
             ["lookup", name] => match a.lookup(name) {
                 Some(v) => say(&format!("val {}", String::from_utf8_lossy(&v))),
                 None => say("none"),

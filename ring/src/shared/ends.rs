@@ -237,14 +237,16 @@ impl ShmProducer {
         if descs.is_empty() {
             return;
         }
-        let mut pos = self.tail;
-        for d in descs {
-            let (addr, meta) = self.raw.slot(pos);
-            // Relaxed: published by the Release store of the tail below.
-            addr.store(d.addr, Ordering::Relaxed);
-            meta.store(d.meta, Ordering::Relaxed);
-            pos = pos.wrapping_add(1);
+        let (a, b) = self.raw.runs(self.tail, descs.len());
+        let (da, db) = descs.split_at(a.len() / 2);
+        for (words, descs) in [(a, da), (b, db)] {
+            for (w, d) in words.chunks_exact(2).zip(descs) {
+                // Relaxed: published by the Release store of the tail below.
+                w[0].store(d.addr, Ordering::Relaxed);
+                w[1].store(d.meta, Ordering::Relaxed);
+            }
         }
+        let pos = self.tail.wrapping_add(descs.len() as u64);
         self.tail = pos;
         // Release: pairs with the consumer's Acquire load of the tail
         // (`ShmConsumer::reload_tail`, and attach): the slot stores above
@@ -364,18 +366,20 @@ impl ShmConsumer {
         if out.is_empty() {
             return;
         }
-        let mut pos = self.head;
-        for d in out.iter_mut() {
-            let (addr, meta) = self.raw.slot(pos);
-            // Relaxed: ordered after the Acquire load of the tail that
-            // showed this slot published, and before the Release store of
-            // the head below.
-            *d = Desc {
-                addr: addr.load(Ordering::Relaxed),
-                meta: meta.load(Ordering::Relaxed),
-            };
-            pos = pos.wrapping_add(1);
+        let (a, b) = self.raw.runs(self.head, out.len());
+        let (oa, ob) = out.split_at_mut(a.len() / 2);
+        for (words, out) in [(a, oa), (b, ob)] {
+            for (w, d) in words.chunks_exact(2).zip(out.iter_mut()) {
+                // Relaxed: ordered after the Acquire load of the tail that
+                // showed these slots published, and before the Release
+                // store of the head below.
+                *d = Desc {
+                    addr: w[0].load(Ordering::Relaxed),
+                    meta: w[1].load(Ordering::Relaxed),
+                };
+            }
         }
+        let pos = self.head.wrapping_add(out.len() as u64);
         self.head = pos;
         // Release: pairs with the producer's Acquire load of the head
         // (`ShmProducer::reload_head`, and attach): our slot loads above

@@ -249,6 +249,30 @@ impl Raw {
     }
 }
 
+impl Raw {
+    /// The slot words of `n <= capacity` descriptors from index `pos` on,
+    /// as two runs (the second non-empty when the run wraps round the
+    /// array): `2 × n` words in all, `addr` then `meta` for each.
+    #[inline(always)]
+    pub(crate) fn runs(&self, pos: u64, n: usize) -> (&[AtomicU64], &[AtomicU64]) {
+        let cap = self.capacity as usize;
+        let n = n.min(cap);
+        let start = (pos & self.mask) as usize;
+        let first = n.min(cap - start);
+        // SAFETY: `start + first <= capacity` and `n - first <= capacity`,
+        // so both runs are inside the checked slot array; aligned; atomic
+        // access only (the type invariant), so shared slices of atomics
+        // are sound while another process stores to them.
+        unsafe {
+            let slots = self.slots.as_ptr();
+            (
+                std::slice::from_raw_parts(slots.add(start * 2), first * 2),
+                std::slice::from_raw_parts(slots, (n - first) * 2),
+            )
+        }
+    }
+}
+
 /// Writes the initial value of a `u64` word: under std a Relaxed store
 /// into the existing word (memory handed to us is initialised bytes, a
 /// valid atomic), under loom a new loom atomic written there, which is how

@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 use super::export::{lock, RoleInner, RoleState, Shared};
 use super::sys;
 use super::wire::{self, Kind, Message, RefuseReason, VERSION};
-use crate::{IovaMode, Provider};
+use crate::Provider;
+
+mod handshake;
 
 /// Pages per `Map` message the exporter sends.
 const MAP_CHUNK: usize = 4096;
+/// Most bytes queued for one peer that does not read; past this it is cut off.
+const MAX_QUEUED: usize = 8 << 20;
 /// Most connections that have not said Hello yet.
 const MAX_WAITING_HELLO: usize = 64;
 /// How often peers without a pidfd are checked for exit.
@@ -124,6 +128,17 @@ struct Conn {
     hello_by: Instant,
     /// The peer said Bye: it maps nothing of ours any more.
     unmapped: bool,
+    /// Messages (and their fd) the socket had no room for yet, in order.
+    out: std::collections::VecDeque<(Vec<u8>, Option<OwnedFd>)>,
+    /// Bytes in `out`.
+    out_bytes: usize,
+}
+
+/// What one attempt to send gave.
+enum Sent {
+    Done,
+    Full,
+    Failed,
 }
 
 struct MapWait {
@@ -206,7 +221,14 @@ impl Io {
                         }
                     }
                     Tag::Listener => self.accept(),
-                    Tag::Sock(id) => self.readable(id),
+                    Tag::Sock(id) => {
+                        if p.revents & libc::POLLOUT != 0 {
+                            self.flush(id);
+                        }
+                        if p.revents & !libc::POLLOUT != 0 {
+                            self.readable(id);
+                        }
+                    }
                     Tag::Pid(id) => self.exited(id),
                 }
             }
@@ -223,7 +245,8 @@ impl Io {
         }
         for c in &self.conns {
             if let Some(s) = &c.sock {
-                p.push(sys::pollfd(s, libc::POLLIN));
+                let out = if c.out.is_empty() { 0 } else { libc::POLLOUT };
+                p.push(sys::pollfd(s, libc::POLLIN | out));
                 t.push(Tag::Sock(c.id));
             }
             if let Some(pf) = &c.pidfd {
@@ -285,7 +308,7 @@ impl Io {
         }
         for c in &self.conns {
             if let Some(s) = &c.sock {
-                let _ = sys::send(s, &Message::Bye.encode(), &[]);
+                let _ = sys::send_flags(s, &Message::Bye.encode(), &[], true);
             }
         }
         for w in self.map_waits.drain(..) {
@@ -307,9 +330,6 @@ impl Io {
     }
 
     fn add_conn(&mut self, sock: OwnedFd) {
-        if sys::set_send_timeout(&sock, self.sh.ack_timeout).is_err() {
-            return;
-        }
         let pid = sys::peer_pid(&sock).unwrap_or(0);
         let id = self.next_conn;
         self.next_conn += 1;
@@ -324,6 +344,8 @@ impl Io {
             pending: std::collections::VecDeque::new(),
             hello_by: Instant::now() + self.sh.ack_timeout,
             unmapped: false,
+            out: std::collections::VecDeque::new(),
+            out_bytes: 0,
         });
     }
 
@@ -344,21 +366,54 @@ impl Io {
         }
     }
 
-    /// Sends `m` (with `fds`) on connection `id`; a seq-bearing message is
-    /// numbered here and awaited. False (and the connection closed) on failure.
-    fn send(&mut self, id: u64, m: &Message, fds: &[std::os::fd::BorrowedFd<'_>]) -> bool {
+    /// Sends `m` (with `fd`) on connection `id`, or queues it behind what
+    /// the socket had no room for (sent as it drains; the I/O thread never
+    /// waits on a peer). A seq-bearing message is awaited from now on. False
+    /// (and the connection closed) on failure or when too much is queued.
+    fn send(&mut self, id: u64, m: &Message, fd: Option<OwnedFd>) -> bool {
         let Some(c) = self.conns.iter_mut().find(|c| c.id == id) else {
             return false;
         };
-        let Some(s) = &c.sock else { return false };
-        if sys::send(s, &m.encode(), fds).is_ok() {
-            if let Some(seq) = m.seq() {
-                c.pending.push_back((seq, Instant::now()));
-            }
-            return true;
+        let Some(sock) = &c.sock else { return false };
+        let bytes = m.encode();
+        if let Some(seq) = m.seq() {
+            c.pending.push_back((seq, Instant::now()));
         }
-        self.close(id, Close::Lost);
-        false
+        let sent = if c.out.is_empty() {
+            try_send(sock, &bytes, fd.as_ref())
+        } else {
+            Sent::Full
+        };
+        match sent {
+            Sent::Done => true,
+            Sent::Full if c.out_bytes + bytes.len() <= MAX_QUEUED => {
+                c.out_bytes += bytes.len();
+                c.out.push_back((bytes, fd));
+                true
+            }
+            Sent::Full | Sent::Failed => {
+                self.close(id, Close::Lost);
+                false
+            }
+        }
+    }
+
+    /// Sends what was queued for `id`, as far as the socket takes it.
+    fn flush(&mut self, id: u64) {
+        let Some(c) = self.conns.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        let Some(sock) = &c.sock else { return };
+        while let Some((bytes, fd)) = c.out.front() {
+            match try_send(sock, bytes, fd.as_ref()) {
+                Sent::Done => {
+                    c.out_bytes -= bytes.len();
+                    c.out.pop_front();
+                }
+                Sent::Full => return,
+                Sent::Failed => return self.close(id, Close::Lost),
+            }
+        }
     }
 
     fn take_seq(&mut self, id: u64) -> u64 {
@@ -418,10 +473,11 @@ impl Io {
             base_va: l.base as u64,
             reserve_len: l.reserve as u64,
         };
-        // The fd is borrowed from our table for the send only.
-        let fd = self.lists[li].fd.try_clone();
-        let Ok(fd) = fd else { return false };
-        self.send(conn, &m, &[fd.as_fd()])
+        // A duplicate travels (or waits in the queue) with the message.
+        let Ok(fd) = self.lists[li].fd.try_clone() else {
+            return false;
+        };
+        self.send(conn, &m, Some(fd))
     }
 
     /// Sends Map messages for pages `[first, first + count)` of list `li`
@@ -451,7 +507,7 @@ impl Io {
                 first_page: p as u64,
                 iovas,
             };
-            if !self.send(conn, &m, &[]) {
+            if !self.send(conn, &m, None) {
                 return None;
             }
             last = Some(seq);
@@ -503,7 +559,7 @@ impl Io {
                 first_page: first as u64,
                 count: count as u32,
             };
-            if self.send(c, &m, &[]) {
+            if self.send(c, &m, None) {
                 acks.push((c, seq));
             }
         }
@@ -543,216 +599,7 @@ impl Io {
                 name: name.to_string(),
             },
         };
-        self.send(conn, &m, &[]);
-    }
-
-    fn readable(&mut self, id: u64) {
-        let Some(c) = self.conns.iter().find(|c| c.id == id) else {
-            return;
-        };
-        let Some(sock) = &c.sock else { return };
-        let r = match sys::recv(sock, &mut self.buf, true) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(_) => return self.close(id, Close::Lost),
-        };
-        if r.len == 0 && r.fds.is_empty() {
-            return self.close(id, Close::Lost);
-        }
-        // Peers send no fds: any that came are closed with `r`.
-        if r.truncated || !r.fds.is_empty() || r.fds_truncated {
-            return self.close(id, Close::Lost);
-        }
-        let granted = c.role.is_some();
-        let msg = Message::decode(&self.buf[..r.len]);
-        match msg {
-            Ok(Message::Hello {
-                min_version,
-                max_version,
-                pid,
-                role,
-            }) if !granted => self.hello(id, min_version, max_version, pid, &role),
-            Err(super::error::ProtocolError::Text {
-                kind: Kind::Hello,
-                field: "role",
-                ..
-            }) if !granted => {
-                self.refuse(
-                    id,
-                    RefuseReason::BadRole,
-                    "role must be 1..=64 of [A-Za-z0-9._-]",
-                );
-            }
-            Ok(Message::Ack { seq }) if granted => self.ack(id, seq),
-            Ok(Message::Bye) => self.close(id, Close::Bye),
-            _ => self.close(id, Close::Lost),
-        }
-    }
-
-    fn refuse(&mut self, id: u64, reason: RefuseReason, text: &str) {
-        let m = Message::Refuse {
-            reason,
-            ours_min: VERSION,
-            ours_max: VERSION,
-            text: text.to_string(),
-        };
-        if let Some(c) = self.conn(id) {
-            if let Some(s) = &c.sock {
-                let _ = sys::send(s, &m.encode(), &[]);
-            }
-        }
-        self.conns.retain(|c| c.id != id);
-    }
-
-    fn hello(&mut self, id: u64, min_v: u16, max_v: u16, hello_pid: u32, role: &str) {
-        if !(min_v..=max_v).contains(&VERSION) {
-            return self.refuse(
-                id,
-                RefuseReason::Version,
-                &format!("asked for {min_v}..={max_v}, we speak {VERSION}..={VERSION}"),
-            );
-        }
-        let live = self
-            .conns
-            .iter()
-            .filter(|c| c.sock.is_some() && c.role.is_some())
-            .count();
-        if live >= self.sh.max_peers {
-            return self.refuse(
-                id,
-                RefuseReason::TooManyPeers,
-                &format!("{live} peers attached, at most {}", self.sh.max_peers),
-            );
-        }
-        let Ok(r) = self.sh.role_get_or_create(role) else {
-            return self.refuse(id, RefuseReason::BadRole, "no role slot left");
-        };
-        let own = self.own_pid;
-        let pid = {
-            let c = self.conn(id).expect("the connection being read");
-            // A socket pair made here names this process; its peer says who it is.
-            if c.pid == own || c.pid == 0 {
-                c.pid = hello_pid;
-            }
-            c.pid
-        };
-        let holder = *lock(&r.state);
-        match holder {
-            RoleState::Attached { pid: p } => {
-                return self.refuse(id, RefuseReason::RoleTaken, &format!("held by pid {p}"))
-            }
-            RoleState::Gone { pid: p } if p != pid => {
-                return self.refuse(
-                    id,
-                    RefuseReason::RoleTaken,
-                    &format!("held by pid {p}, which has not exited"),
-                )
-            }
-            _ => {}
-        }
-        let pidfd = if pid == own {
-            None
-        } else {
-            sys::pidfd_open(pid).ok()
-        };
-        // Every fd-backed list with pages, announced to the other peers
-        // (this one is not granted yet: it gets them in its snapshot).
-        let mut pages: Vec<crate::PageInfo> = Vec::new();
-        self.sh.provider.walk_pages(|p| {
-            if !p.external {
-                pages.push(*p);
-            }
-        });
-        for p in &pages {
-            let _ = self.list_of(p.va);
-        }
-        let generation = r.grant(pid);
-        {
-            let c = self.conn(id).expect("the connection being read");
-            c.role = Some(r.clone());
-            c.pidfd = pidfd;
-        }
-        self.snapshot(id, r.slot, generation, &pages);
-    }
-
-    /// The initial snapshot: Welcome, List × n, Map × k, Publish × m, Ready.
-    fn snapshot(&mut self, id: u64, slot: u16, generation: u64, pages: &[crate::PageInfo]) {
-        let welcome = Message::Welcome {
-            version: VERSION,
-            role_slot: slot,
-            generation,
-            exporter_pid: self.own_pid,
-            iova_mode: u8::from(self.sh.provider.iova_mode() == IovaMode::Va),
-            lists: self.lists.len() as u16,
-        };
-        if !self.send(id, &welcome, &[]) {
-            return;
-        }
-        for li in 0..self.lists.len() {
-            if !self.send_list(id, li) {
-                return;
-            }
-        }
-        // Mapped pages, in runs, less those being released.
-        let mut runs: Vec<(usize, usize, usize)> = Vec::new(); // (list index, first, count)
-        for p in pages {
-            let Some(li) = self
-                .lists
-                .iter()
-                .position(|l| p.va.wrapping_sub(l.base) < l.reserve)
-            else {
-                continue;
-            };
-            let l = &self.lists[li];
-            let i = (p.va - l.base) >> l.shift;
-            if self
-                .releases
-                .iter()
-                .any(|r| r.list == l.id && (r.first..r.first + r.count).contains(&i))
-            {
-                continue;
-            }
-            match runs.last_mut() {
-                Some((rl, f, c)) if *rl == li && *f + *c == i => *c += 1,
-                _ => runs.push((li, i, 1)),
-            }
-        }
-        for (li, first, count) in runs {
-            if self.send_map(id, li, first, count).is_none() {
-                return;
-            }
-        }
-        let names: Vec<String> = lock(&self.sh.dir).keys().cloned().collect();
-        for n in names {
-            self.send_entry(id, &n);
-        }
-        let seq = self.take_seq(id);
-        self.send(id, &Message::Ready { seq }, &[]);
-    }
-
-    fn ack(&mut self, id: u64, seq: u64) {
-        let Some(c) = self.conn(id) else { return };
-        if seq <= c.acked || seq >= c.next_seq {
-            return self.close(id, Close::Lost);
-        }
-        c.acked = seq;
-        while c.pending.front().is_some_and(|&(s, _)| s <= seq) {
-            c.pending.pop_front();
-        }
-        for w in &mut self.map_waits {
-            w.waiting.retain(|&(cid, s)| cid != id || s > seq);
-        }
-        self.map_waits.retain(|w| {
-            let open = !w.waiting.is_empty();
-            if !open {
-                w.done.set();
-            }
-            open
-        });
-        for r in &mut self.releases {
-            r.acks.retain(|&(cid, s)| cid != id || s > seq);
-        }
-        self.finish_releases();
+        self.send(conn, &m, None);
     }
 
     /// Drops the holds nobody waits on any more.
@@ -772,6 +619,13 @@ impl Io {
         let role = c.role.clone();
         let pid = c.pid;
         let watch_exit = c.pidfd.is_some() || pid != own;
+        // The role first: whoever a cut-off releases (a growth waiting for
+        // this peer) finds the role Gone already.
+        if let Some(role) = &role {
+            if role_held_by(role, pid) {
+                role.set_state(RoleState::Gone { pid });
+            }
+        }
         for w in &mut self.map_waits {
             w.waiting.retain(|&(cid, _)| cid != id);
         }
@@ -790,17 +644,10 @@ impl Io {
             }
         }
         self.finish_releases();
-        let Some(role) = role else {
+        if role.is_none() || !watch_exit {
+            // Never granted; or this very process (a thread attached over a
+            // socket pair), which never "exits" while we run.
             self.conns.retain(|c| c.id != id);
-            return;
-        };
-        if !watch_exit {
-            // This very process (a thread attached over a socket pair): it
-            // never "exits" while we run.
-            self.conns.retain(|c| c.id != id);
-        }
-        if role_held_by(&role, pid) {
-            role.set_state(RoleState::Gone { pid });
         }
     }
 
@@ -855,4 +702,14 @@ impl Io {
 /// Whether the role's current holder is `pid` (Attached or Gone).
 fn role_held_by(role: &RoleInner, pid: u32) -> bool {
     matches!(*lock(&role.state), RoleState::Attached { pid: p } | RoleState::Gone { pid: p } if p == pid)
+}
+
+/// One non-blocking send of `bytes` (with `fd`).
+fn try_send(sock: &OwnedFd, bytes: &[u8], fd: Option<&OwnedFd>) -> Sent {
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = fd.iter().map(|f| f.as_fd()).collect();
+    match sys::send_flags(sock, bytes, &fds, true) {
+        Ok(()) => Sent::Done,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Sent::Full,
+        Err(_) => Sent::Failed,
+    }
 }
