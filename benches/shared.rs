@@ -95,8 +95,25 @@ fn one_thread(c: &mut Criterion) {
     g.finish();
 }
 
+/// Pins the calling thread to `cpu` (unpinned, both threads may share a
+/// core and every burst waits for a context switch); a failure only costs
+/// precision.
+fn pin(cpu: usize) {
+    // SAFETY: `set` is a plain bitmask we own, initialised by CPU_ZERO, and
+    // sched_setaffinity only reads `size_of::<cpu_set_t>()` bytes of it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("shared bench: could not pin a thread to cpu {cpu}");
+        }
+    }
+}
+
 /// Streams `iters × ROUNDS × BULK` descriptors from this thread (`put`) to
 /// a scoped consumer thread (`get`), checking the sum; returns the time.
+/// Producer on cpu 0, consumer on cpu 1, as in the compare bench.
 fn stream<P, C>(iters: u64, mut put: P, mut get: C) -> Duration
 where
     P: FnMut(&[Desc]) -> usize,
@@ -106,6 +123,7 @@ where
     let ready = std::sync::Barrier::new(2);
     std::thread::scope(|s| {
         let h = s.spawn(|| {
+            pin(1);
             ready.wait();
             let mut out = [Desc::default(); BULK];
             let (mut got, mut sum) = (0u64, 0u64);
@@ -117,6 +135,7 @@ where
             sum
         });
         let src = [Desc::new(1, 0); BULK];
+        pin(0);
         ready.wait();
         let start = Instant::now();
         let mut sent = 0u64;
