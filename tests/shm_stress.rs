@@ -54,14 +54,19 @@ fn check_stamp(b: &SharedBuf) -> u64 {
     seq
 }
 
-#[test]
-fn random_operations_keep_exact_books() {
-    const N: usize = 300;
-    let provider = Provider::builder()
+/// Memory to share (raw-pointer chunks only).
+fn exportable_provider() -> Provider {
+    Provider::builder()
         .exportable()
         .quiet(true)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn random_operations_keep_exact_books() {
+    const N: usize = 300;
+    let provider = exportable_provider();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(N, 1024).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();
@@ -228,11 +233,7 @@ fn threads_on_both_sides() {
     } else {
         50_000
     };
-    let provider = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let provider = exportable_provider();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(N, 2048).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();
@@ -303,11 +304,7 @@ fn burst_round_trip_cost() {
     } else {
         2000
     };
-    let provider = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let provider = exportable_provider();
     let exporter = Exporter::builder(&provider).unbound().unwrap();
     let pool = SharedPool::builder(1024, 2048).build(&exporter).unwrap();
     let role = exporter.role("worker").unwrap();
