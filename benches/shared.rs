@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pktmem::hugemem::share::{Attachment, Exporter, Placement};
-use pktmem::hugemem::Provider;
+use pktmem::hugemem::{AllocRequest, Provider};
 use pktmem::ring::shared::{init_shm_ring, shm_ring_bytes, Desc, ShmConsumer, ShmProducer};
 use pktmem::ring::{Consumer, Producer, Ring, Single};
 
@@ -178,11 +178,11 @@ fn two_threads(c: &mut Criterion) {
 }
 
 fn translate(c: &mut Criterion) {
-    let p = match Provider::builder().quiet(true).build() {
+    let p = match Provider::builder().exportable().quiet(true).build() {
         Ok(p) => p,
         Err(e) => return eprintln!("shared/translate: provider: {e}"),
     };
-    let Ok(chunk) = p.alloc(LEN) else {
+    let Ok(chunk) = p.alloc_shared(&AllocRequest::new(LEN)) else {
         return eprintln!("shared/translate: cannot allocate 64 MiB");
     };
     let exp = match Exporter::builder(&p).unbound() {

@@ -61,7 +61,11 @@ struct Rig {
 }
 
 fn rig(roles: &[&str], pool_size: usize, hub: HubConfig) -> Rig {
-    let provider = Provider::builder().quiet(true).build().unwrap();
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let dir = SocketDir::new("shm-2p-test").unwrap();
     let exporter = Exporter::builder(&provider).bind(dir.socket()).unwrap();
     let pool = SharedPool::builder(pool_size, 2048)

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pktmem::hugemem::share::{Attachment, Exporter, Placement};
-use pktmem::hugemem::Provider;
+use pktmem::hugemem::{AllocRequest, Provider};
 use pktmem::ring::shared::{init_shm_ring, shm_ring_bytes, Desc, ShmConsumer, ShmProducer};
 
 use crate::{ns_per, pin, row};
@@ -244,14 +244,14 @@ pub fn peer_main() -> bool {
 /// The translation row: a relocated attachment to an exported provider.
 #[allow(clippy::many_single_char_names)]
 fn translate(iters: u64) {
-    let p = match Provider::builder().quiet(true).build() {
+    let p = match Provider::builder().exportable().quiet(true).build() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("compare/shared: shared_translate_lookup: provider: {e}");
             return;
         }
     };
-    let c = match p.alloc(LEN) {
+    let c = match p.alloc_shared(&AllocRequest::new(LEN)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("compare/shared: shared_translate_lookup: cannot allocate 64 MiB: {e}");

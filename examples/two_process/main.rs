@@ -208,7 +208,8 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         .into());
     }
     let t_start = Instant::now();
-    let mut pb = Provider::builder();
+    // Memory other processes may write: raw-pointer chunks only.
+    let mut pb = Provider::builder().exportable();
     if args.small_pages {
         pb = pb.small_pages_only();
     }
