@@ -81,6 +81,29 @@
 //! [`PeerPool::open`] waits for that grant, then resumes the rings at their
 //! published indices: the queued lend buffers and down packets are its.
 //!
+//! # Memory outlives the exporter's objects while a peer may use it
+//!
+//! The exporter never frees a port's rings or a pool's buffers while a
+//! peer that may still use them lives: the memory of a pool or port stays
+//! mapped, unused, until every peer that could use it has exited. A
+//! dropped (or [closed](Port::close)) [`Port`] whose role's holder is
+//! `Attached` or `Gone` withdraws its record and keeps its rings allocated
+//! until that holder is seen to exit (role `Exited` or `Vacant`, or the
+//! role granted to another process); the buffers lent to the role stay
+//! counted as lent, and a new port for the role continues from the
+//! generation the old one granted and reclaims them once that holder
+//! exited. A dropped [`SharedPool`] withdraws `shm/pool/<name>` first, then
+//! keeps its buffers until every role that had a port on it is done the
+//! same way (or the exporter and every handle of those roles are gone).
+//! What remains on the peer: a peer that keeps using a pool or port the
+//! exporter dropped sees the old memory, never someone else's (the pages
+//! are not reused until it exited); it gets no more loans or packets, and
+//! a new [`PeerPool::open`] of a withdrawn pool fails with a typed error.
+//! A role's holder in the exporter's own process (a thread attached over a
+//! socket pair) never reaches `Exited`: what it was given stays allocated
+//! until the exporter goes; [`Port::close_as_exited`] takes its buffers
+//! back when you know it stopped.
+//!
 //! # What a peer sees, what it costs, what it cannot do
 //!
 //! * **Sees**: the whole exported provider mapped (same VA when free,
@@ -199,6 +222,7 @@
 mod buf;
 mod error;
 mod ledger;
+mod park;
 mod peer;
 mod pool;
 mod port;

@@ -67,8 +67,12 @@ struct RingMem {
 pub(crate) struct PeerCore {
     pub(crate) geo: Geometry,
     /// Local start of buffer 0. Invariant: `local..local + geo.len()` is
-    /// mapped while `att` lives (checked with `to_local` at open; the pool
-    /// chunk stays mapped while the exporter's pool lives).
+    /// mapped while `att` lives (checked with `to_local` at open). The
+    /// attachment unmaps a range only on the exporter's `Unmap`, which
+    /// follows the exporter freeing it, and the exporter frees a pool's
+    /// chunk only once no role that had a port on it has a holder that can
+    /// still use it (its `Drop` parks the chunk until each has exited):
+    /// this process, holding the role, keeps it mapped.
     local: NonNull<u8>,
     /// Free buffers of this process (each index at most once: it enters
     /// from a dropped handle or a validated lend descriptor).
@@ -410,7 +414,9 @@ impl PeerPool {
             rings[i] = RingMem { ptr, len };
         }
         // SAFETY: the rings are mapped while `att` lives, which the core
-        // keeps; the exporter granted this generation, so no earlier holder
+        // keeps (the exporter frees a port's rings only once the role's
+        // holder, this process, exited: the port's `Drop` parks them until
+        // then); the exporter granted this generation, so no earlier holder
         // of the role uses these ends any more (it exited or left), and this
         // process makes one lend consumer and one return producer per pool
         // (here).
@@ -554,7 +560,8 @@ impl PeerPool {
         }
         let r = self.core.rings;
         // SAFETY: the rings are mapped while the core lives (the port keeps
-        // it); the flag makes these the process's only down consumer and up
+        // it; the exporter parks a dropped port's rings until this role's
+        // holder exited, see `PeerCore::local`); the flag makes these the process's only down consumer and up
         // producer; the exporter granted this generation at open.
         let down = unsafe { ShmConsumer::attach(r[DOWN].ptr, r[DOWN].len) };
         // SAFETY: as above.

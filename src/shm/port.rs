@@ -16,6 +16,7 @@ use crate::ring::shared::{
 use super::buf::{Reject, SharedBuf};
 use super::error::PortError;
 use super::ledger::{IndexSet, TakeBack};
+use super::park::park;
 use super::pool::{PoolCore, ENTRY_VERSION};
 
 /// `"SHPT"`: a port entry.
@@ -209,9 +210,14 @@ struct RingMem {
 ///
 /// Dropping the port withdraws its entry; buffers still lent to the role
 /// are reclaimed then if its process has exited, and stay counted as lent
-/// otherwise. Its ring memory goes back to the provider (whose release
-/// gate keeps the pages until every peer has unmapped them): drop a port
-/// only when its role's peer is gone.
+/// otherwise (a later port for the role continues from the generation
+/// this one granted and reclaims them once that holder exited). The ring
+/// memory goes back to the provider only when no holder of the role can
+/// use it any more: while the role's holder has not been seen to exit
+/// (`Attached` or `Gone`), the memory of the port stays mapped, unused,
+/// until it has exited (or the exporter and every handle of the role are
+/// gone). A peer that keeps using the rings then sees the old memory,
+/// never someone else's.
 pub struct Port {
     pool: Arc<PoolCore>,
     role: Role,
@@ -236,12 +242,13 @@ pub struct Port {
     stats: PortStats,
     scratch: Vec<Desc>,
     /// The rings' memory (exported, peer-writable: reached only by the
-    /// ring ends' atomics). Last: dropped after the ends.
-    _mem: SharedChunk,
+    /// ring ends' atomics). Always `Some` until drop, which frees it only
+    /// once no holder of the role can use it (else parks it).
+    mem: Option<SharedChunk>,
 }
 
 // SAFETY: the only non-`Send` fields are the `RingMem` pointers, which
-// point into `_mem`, a chunk the port owns and moves with it; the ring ends
+// point into `mem`, a chunk the port owns and moves with it; the ring ends
 // are `Send`, the rest is owned data and Arcs of `Sync` cores.
 unsafe impl Send for Port {}
 
@@ -313,8 +320,11 @@ impl Port {
         for r in rings {
             init_ring(r, cap).map_err(PortError::Ring)?;
         }
+        // A predecessor's grant continues: its holder's buffers (still lent
+        // to the slot) are reclaimed once that holder exited.
+        let (granted, reclaimed) = pool.past_grant(slot);
         let entry = PortEntry {
-            granted: 0,
+            granted,
             slot,
             capacity: cap,
             ring_bytes: one as u64,
@@ -330,18 +340,21 @@ impl Port {
             ret: consumer(rings[RET]).map_err(PortError::Ring)?,
             down: producer(rings[DOWN]).map_err(PortError::Ring)?,
             up: consumer(rings[UP]).map_err(PortError::Ring)?,
-            _mem: mem,
+            mem: Some(mem),
             rings,
             entry,
             lend_shadow: vec![0; cap as usize].into_boxed_slice(),
             down_shadow: vec![0; cap as usize].into_boxed_slice(),
-            reclaimed: 0,
+            reclaimed,
             broken: false,
             registered: false,
-            stats: PortStats::default(),
+            stats: PortStats {
+                granted,
+                ..PortStats::default()
+            },
             scratch: Vec::with_capacity(BATCH),
         };
-        match pool.add_port(role.name(), entry) {
+        match pool.add_port(role, entry) {
             Ok(true) => port.registered = true,
             Ok(false) => {
                 return Err(PortError::RoleTaken {
@@ -616,11 +629,31 @@ impl Port {
         self.reclaim()
     }
 
-    /// Closes the port for a role whose holder will never come back (its
-    /// process exited, or a peer thread of this process was joined):
-    /// every buffer lent to the role comes back, those queued in the
-    /// rings too, since the rings go with the port. Returns how many.
+    /// Closes the port. When the role's holder is gone for good (state
+    /// `Exited` or `Vacant`), every buffer lent to the role comes back,
+    /// those queued in the rings too, since the rings go with the port;
+    /// returns how many. While a holder may still use the rings
+    /// (`Attached`, `Gone`), this is a drop: nothing is taken back (the
+    /// buffers stay counted as lent, a later port for the role reclaims
+    /// them once the holder exited), the ring memory stays mapped until
+    /// then, and it returns 0.
     pub fn close(mut self) -> usize {
+        if !holder_done(self.role.state()) {
+            return 0;
+        }
+        self.drain_returns();
+        self.take_back_all()
+    }
+
+    /// Closes the port as if its role's holder had exited: every buffer
+    /// lent to the role comes back now (as
+    /// [`reclaim_as_exited`](Self::reclaim_as_exited), for a holder you
+    /// know will never touch the pool again: a peer thread of this process
+    /// whose objects are dropped, a child you killed and reaped). The ring
+    /// memory is still freed only once the holder is seen to go (parked
+    /// until then), so a holder that does run on never touches freed
+    /// memory; only the ledger's exactness is lost. Returns how many.
+    pub fn close_as_exited(mut self) -> usize {
         self.drain_returns();
         self.take_back_all()
     }
@@ -762,22 +795,30 @@ impl Port {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        // With no holder left, nothing can consume the rings, which go
-        // with the port: everything lent to the role comes back. Otherwise
-        // it stays counted as lent.
         // A port that never registered (it lost a race for its role) owns
-        // nothing: the ledger's entries for the slot are the winner's.
+        // nothing but fresh rings no peer was told of: the ledger's entries
+        // for the slot are the winner's.
         if !self.registered {
             return;
         }
-        if matches!(
-            self.role.state(),
-            RoleState::Exited { .. } | RoleState::Vacant
-        ) {
+        // Withdraw first: a holder that is not seen attached after this
+        // cannot have found the rings.
+        self.pool
+            .remove_port(self.slot, self.entry.granted, self.reclaimed);
+        // With no holder left, nothing can consume the rings: everything
+        // lent to the role comes back. Otherwise it stays counted as lent.
+        if holder_done(self.role.state()) {
             self.take_back_all();
         }
-        self.pool.remove_port(self.slot);
+        if let Some(mem) = self.mem.take() {
+            park(mem, std::slice::from_ref(&self.role));
+        }
     }
+}
+
+/// The role's holder can no longer use what it was given.
+fn holder_done(s: RoleState) -> bool {
+    matches!(s, RoleState::Exited { .. } | RoleState::Vacant)
 }
 
 #[cfg(test)]
