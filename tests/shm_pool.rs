@@ -593,8 +593,10 @@ fn open_waits_for_the_grant_and_times_out_typed() {
 /// A peer that "dies" holding buffers everywhere — cache, hands, a
 /// half-read down ring, packets sent up and not yet received — and a
 /// restarted peer that resumes the rings. In one process the role cannot
-/// reach `Exited`; the new generation's attach is what makes the exporter
-/// reclaim (as it would after a real exit, `tests/shm_two_process.rs`).
+/// reach `Exited`, and a same-process re-attach is no proof the old
+/// objects are gone (review B1): the exporter waits, and the test, which
+/// dropped them, says so with `reclaim_as_exited` (a real exit needs
+/// nothing: `tests/shm_two_process.rs`).
 #[test]
 fn dead_peer_reclaimed_exactly_and_restart_resumes() {
     let mut r = rig();
@@ -638,6 +640,10 @@ fn dead_peer_reclaimed_exactly_and_restart_resumes() {
     // The restart: generation 2; service reclaims, then grants.
     let att2 = attach(&r.exporter, "worker");
     assert_eq!(att2.generation(), 2);
+    r.port.service();
+    let s = r.port.stats();
+    assert_eq!((s.reclaims, s.granted), (0, 1), "same process: no reclaim");
+    r.port.reclaim_as_exited();
     r.port.service();
     let s = r.port.stats();
     assert_eq!(s.reclaims, 1);
@@ -719,6 +725,9 @@ fn corrupt_ring_counted_then_relaid_at_reclaim() {
     // The next generation: reclaim (the up ring laid out afresh), grant.
     drop(p);
     let att = attach(&r.exporter, "worker");
+    r.port.service();
+    assert_eq!(r.port.stats().reclaims, 0, "same process: no reclaim");
+    r.port.reclaim_as_exited();
     r.port.service();
     let s = r.port.stats();
     assert_eq!((s.reclaims, s.granted), (1, 2));

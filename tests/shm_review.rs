@@ -5,11 +5,11 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pktmem::hugemem::share::{Attachment, Exporter, Placement, Role, RoleState};
 use pktmem::hugemem::Provider;
-use pktmem::shm::{PeerPool, Port, PortConfig, SharedPool};
+use pktmem::shm::{OpenError, PeerPool, Port, PortConfig, SharedPool};
 
 struct Rig {
     port: Option<Port>,
@@ -156,4 +156,63 @@ fn b3_close_with_live_peer_keeps_loans_and_generation() {
     assert_eq!(c.lent_total(), 64 + 8, "{c:?}");
     drop((held, peer));
     r.port = Some(p2);
+}
+
+fn wait_state(role: &Role, pred: impl Fn(RoleState) -> bool) {
+    let t = Instant::now();
+    while !pred(role.state()) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(pred(role.state()), "role state {:?}", role.state());
+}
+
+/// B1: the connection is cut (role `Gone`, same pid) while the old
+/// `PeerPool` lives with buffers in hand, and the process re-attaches
+/// (generation 2): no reclaim, no buffer of the old holder's goes back to
+/// the exporter, the new generation is not granted (typed timeout); once
+/// the old objects are dropped and the exporter is told so, it is.
+#[test]
+fn b1_no_reclaim_while_the_old_holder_lives() {
+    let mut r = rig();
+    let (att1, dup) = attach(&r.exporter);
+    r.port().service();
+    let peer1 = PeerPool::open(&att1, "pkts").expect("open");
+    let hands: Vec<_> = (0..5).map(|_| peer1.alloc().expect("buffer")).collect();
+    // SAFETY: `dup` is a valid socket fd owned here.
+    assert_eq!(unsafe { libc::shutdown(dup.as_raw_fd(), libc::SHUT_RDWR) }, 0);
+    wait_state(&r.role, |s| matches!(s, RoleState::Gone { .. }));
+    let (att2, _dup2) = attach(&r.exporter);
+    assert_eq!(att2.generation(), 2);
+    for _ in 0..3 {
+        r.port().service();
+    }
+    let s = r.port().stats();
+    assert_eq!((s.reclaims, s.reclaimed, s.granted), (0, 0, 1), "{s:?}");
+    let lent = r.pool().counts().lent_total();
+    assert!(lent >= 64 + 5, "{lent}");
+    let mut ex = Vec::new();
+    r.pool().alloc_burst(&mut ex, 512);
+    let twice = ex
+        .iter()
+        .filter(|b| hands.iter().any(|h| h.index() == b.index()))
+        .count();
+    assert_eq!(twice, 0, "buffers owned by the old holder and the exporter");
+    assert_eq!(ex.len(), 512 - lent, "what was lent stays lent");
+    drop(ex);
+    let e = PeerPool::open_timeout(&att2, "pkts", Duration::from_millis(100)).unwrap_err();
+    assert!(
+        matches!(e, OpenError::Timeout { want: 2, granted: 1, .. }),
+        "{e}"
+    );
+    // The old objects go; the exporter is told (in one process the role
+    // never reaches `Exited`), then grants generation 2.
+    drop((hands, peer1));
+    r.port().reclaim_as_exited();
+    r.port().service();
+    assert_eq!(r.port().stats().granted, 2);
+    let peer2 = PeerPool::open(&att2, "pkts").expect("open gen 2");
+    let b = peer2.alloc().expect("a loan for gen 2");
+    drop((b, peer2));
+    r.port().service();
+    assert_eq!(r.pool().counts().lost, 0);
 }

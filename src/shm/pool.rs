@@ -54,16 +54,19 @@ pub(crate) fn encode_pool_entry<'a>(
     v
 }
 
+/// What a role's last port had granted: (generation, generation
+/// reclaimed, the process granted).
+pub(crate) type Past = (u64, u64, Option<u32>);
+
 /// The pool's directory entry and the ports it describes.
 struct Directory {
     /// `None` once withdrawn (the pool going).
     publication: Option<Publication>,
     /// Role slot → (role name, its port's record).
     ports: BTreeMap<u32, (String, PortEntry)>,
-    /// Role slot → (generation granted, generation reclaimed) by its last
-    /// port, kept when that port went: a new port for the role continues
-    /// from there.
-    past: BTreeMap<u32, (u64, u64)>,
+    /// Role slot → what its last port had granted, kept when that port
+    /// went: a new port for the role continues from there.
+    past: BTreeMap<u32, Past>,
     /// Every role that had a port on the pool: the processes that may use
     /// its buffers.
     users: Vec<Role>,
@@ -180,11 +183,10 @@ impl PoolCore {
         }
     }
 
-    /// (generation granted, generation reclaimed) by the role slot's last
-    /// port, `(0, 0)` for none.
-    pub(crate) fn past_grant(&self, slot: u32) -> (u64, u64) {
+    /// What the role slot's last port had granted (`(0, 0, None)`: none).
+    pub(crate) fn past_grant(&self, slot: u32) -> Past {
         let dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
-        dir.past.get(&slot).copied().unwrap_or((0, 0))
+        dir.past.get(&slot).copied().unwrap_or((0, 0, None))
     }
 
     /// Adds a port's record; `false` when the role already has one.
@@ -215,9 +217,9 @@ impl PoolCore {
 
     /// Withdraws a port's record, remembering what it had granted and
     /// reclaimed for the next port of the role.
-    pub(crate) fn remove_port(&self, slot: u32, granted: u64, reclaimed: u64) {
+    pub(crate) fn remove_port(&self, slot: u32, granted: u64, reclaimed: u64, holder: Option<u32>) {
         let mut dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
-        dir.past.insert(slot, (granted, reclaimed));
+        dir.past.insert(slot, (granted, reclaimed, holder));
         if dir.ports.remove(&slot).is_some() {
             // A failed update leaves the record; nobody is granted anything new.
             let _ = self.publish(&dir);

@@ -235,6 +235,8 @@ pub struct Port {
     up: ShmConsumer,
     /// The generation whose holder's buffers were reclaimed last.
     reclaimed: u64,
+    /// The process granted `entry.granted` (`None`: none granted yet).
+    holder: Option<u32>,
     /// A ring was found corrupt: the rings are left alone until reclaim.
     broken: bool,
     /// The port's record is in the pool's entry (removed on drop).
@@ -322,7 +324,7 @@ impl Port {
         }
         // A predecessor's grant continues: its holder's buffers (still lent
         // to the slot) are reclaimed once that holder exited.
-        let (granted, reclaimed) = pool.past_grant(slot);
+        let (granted, reclaimed, holder) = pool.past_grant(slot);
         let entry = PortEntry {
             granted,
             slot,
@@ -346,6 +348,7 @@ impl Port {
             lend_shadow: vec![0; cap as usize].into_boxed_slice(),
             down_shadow: vec![0; cap as usize].into_boxed_slice(),
             reclaimed,
+            holder,
             broken: false,
             registered: false,
             stats: PortStats {
@@ -392,26 +395,39 @@ impl Port {
     }
 
     /// One round of upkeep; returns whether anything moved. In order: if
-    /// the role's holder has exited or left with `Bye` (or a newer
-    /// generation holds the role)
-    /// and its buffers were not reclaimed yet, reclaim them; grant the
-    /// role's current generation once reclaimed; take back what the return
-    /// ring holds; top the lend ring up to its target.
+    /// the process granted the role last has exited and its buffers were
+    /// not reclaimed yet, reclaim them; grant the role's current generation
+    /// once reclaimed; take back what the return ring holds; top the lend
+    /// ring up to its target.
+    ///
+    /// A new generation alone is not an exit: the exporter grants the role
+    /// again to the *same* process while its old connection is merely
+    /// `Gone` (it reconnected), and that process may still hold the old
+    /// generation's pool with buffers in its cache and hands. Its new
+    /// generation is therefore granted only once it has exited (which a
+    /// restarted process has), or once you call
+    /// [`reclaim_as_exited`](Self::reclaim_as_exited) knowing its old
+    /// objects are gone; until then its new
+    /// [`PeerPool::open`](super::PeerPool::open) waits and times out with a
+    /// typed error.
     pub fn service(&mut self) -> bool {
         let mut moved = false;
         let state = self.role.state();
         let generation = self.role.generation();
         let granted = self.entry.granted;
-        if granted != 0
-            && self.reclaimed < granted
-            && (matches!(state, RoleState::Exited { .. } | RoleState::Vacant)
-                || generation > granted)
-        {
+        if granted != 0 && self.reclaimed < granted && self.holder_exited(state) {
             moved |= self.reclaim() > 0;
         }
+        let state = self.role.state();
         if generation > granted && (granted == 0 || self.reclaimed == granted) {
-            self.grant(generation);
-            moved = true;
+            // Grant only with the new holder known (the state follows the
+            // generation's increment by a moment).
+            if let RoleState::Attached { pid } | RoleState::Gone { pid } = state {
+                if self.role.generation() == generation {
+                    self.grant(generation, pid);
+                    moved = true;
+                }
+            }
         }
         if !self.broken {
             moved |= self.drain_returns().is_some_and(|n| n > 0);
@@ -420,12 +436,27 @@ impl Port {
         moved
     }
 
-    /// Publishes that generation `g` of the role may use the rings.
-    fn grant(&mut self, g: u64) {
+    /// Whether the process granted the role last can no longer use what it
+    /// was given, by the role's state now: it exited (or left with `Bye`
+    /// and went: `Vacant`), or another process holds the role (which the
+    /// exporter grants only after the old holder exited).
+    fn holder_exited(&self, state: RoleState) -> bool {
+        match state {
+            RoleState::Exited { .. } | RoleState::Vacant => true,
+            RoleState::Attached { pid } | RoleState::Gone { pid } => {
+                self.holder.is_some_and(|h| h != pid)
+            }
+        }
+    }
+
+    /// Publishes that generation `g` of the role, held by process `pid`,
+    /// may use the rings.
+    fn grant(&mut self, g: u64, pid: u32) {
         let prev = self.entry.granted;
         self.entry.granted = g;
         if self.pool.update_port(self.entry).is_ok() {
             self.stats.granted = g;
+            self.holder = Some(pid);
         } else {
             // The peer keeps waiting (and times out with a typed error
             // naming both generations); the next service tries again.
@@ -804,7 +835,7 @@ impl Drop for Port {
         // Withdraw first: a holder that is not seen attached after this
         // cannot have found the rings.
         self.pool
-            .remove_port(self.slot, self.entry.granted, self.reclaimed);
+            .remove_port(self.slot, self.entry.granted, self.reclaimed, self.holder);
         // With no holder left, nothing can consume the rings: everything
         // lent to the role comes back. Otherwise it stays counted as lent.
         if holder_done(self.role.state()) {
