@@ -216,3 +216,24 @@ fn b1_no_reclaim_while_the_old_holder_lives() {
     r.port().service();
     assert_eq!(r.pool().counts().lost, 0);
 }
+
+/// B4: one `PeerPool` per pool, role and process: a second open is a
+/// typed error while the first lives, and fine after it dropped.
+#[test]
+fn b4_second_open_refused_while_the_first_lives() {
+    let mut r = rig();
+    let (att, _dup) = attach(&r.exporter);
+    r.port().service();
+    let first = PeerPool::open(&att, "pkts").expect("open");
+    let e = PeerPool::open(&att, "pkts").unwrap_err();
+    assert!(
+        matches!(&e, OpenError::AlreadyOpen { entry, slot: 1 } if entry == "shm/pool/pkts"),
+        "{e}"
+    );
+    let b = first.alloc().expect("buffer");
+    drop((b, first));
+    let again = PeerPool::open(&att, "pkts").expect("open again");
+    drop(again);
+    r.port().service();
+    r.pool().audit().expect("audit");
+}

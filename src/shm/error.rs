@@ -355,6 +355,15 @@ pub enum OpenError {
     Ring(ShmRingError),
     /// The exporter is gone.
     ExporterGone,
+    /// This process already has the pool open for the role (one
+    /// [`PeerPool`](super::PeerPool) per pool, role and process while it
+    /// lives: its lend and return rings have one end each here).
+    AlreadyOpen {
+        /// The pool's entry.
+        entry: String,
+        /// The role slot.
+        slot: u16,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -389,6 +398,10 @@ impl fmt::Display for OpenError {
             ),
             Self::Ring(e) => write!(f, "port ring: {e}"),
             Self::ExporterGone => write!(f, "the exporter is gone"),
+            Self::AlreadyOpen { entry, slot } => write!(
+                f,
+                "{entry:?} is already open in this process for role slot {slot} (drop that PeerPool first)"
+            ),
         }
     }
 }

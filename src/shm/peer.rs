@@ -19,6 +19,34 @@ use super::port::{PortEntry, Rejected, DOWN, LEND, PORT_ENTRY_LEN, RET, UP};
 
 /// Descriptors moved per ring call.
 const BATCH: usize = 32;
+
+/// The pools open in this process: (exporter pid, pool base at the
+/// exporter, role slot), one entry per live [`PeerCore`]. A second open of
+/// the same key would attach a second lend consumer and return producer to
+/// the same SPSC rings.
+static OPEN: Mutex<Vec<(u32, u64, u16)>> = Mutex::new(Vec::new());
+
+/// A key in [`OPEN`], removed on drop.
+struct OpenMark((u32, u64, u16));
+
+impl OpenMark {
+    fn take(key: (u32, u64, u16)) -> Option<OpenMark> {
+        let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.contains(&key) {
+            return None;
+        }
+        open.push(key);
+        Some(OpenMark(key))
+    }
+}
+
+impl Drop for OpenMark {
+    fn drop(&mut self) {
+        OPEN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k| *k != self.0);
+    }
+}
 /// How long [`PeerPool::open`] waits for the entries and the grant.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -89,6 +117,8 @@ pub(crate) struct PeerCore {
     /// Set by [`PeerPool::abandon`]: dropped buffers are not given back.
     abandoned: AtomicBool,
     counters: Counters,
+    /// This process's one open of the pool for the role (see [`OPEN`]).
+    _open: OpenMark,
     /// Keeps the memory mapped (buffers and rings). Last: dropped after the
     /// ring ends.
     att: Arc<Attachment>,
@@ -413,13 +443,20 @@ impl PeerPool {
             })?;
             rings[i] = RingMem { ptr, len };
         }
+        let mark = OpenMark::take((att.exporter_pid(), geo.base, slot)).ok_or_else(|| {
+            OpenError::AlreadyOpen {
+                entry: pe.clone(),
+                slot,
+            }
+        })?;
         // SAFETY: the rings are mapped while `att` lives, which the core
         // keeps (the exporter frees a port's rings only once the role's
         // holder, this process, exited: the port's `Drop` parks them until
         // then); the exporter granted this generation, so no earlier holder
-        // of the role uses these ends any more (it exited or left), and this
-        // process makes one lend consumer and one return producer per pool
-        // (here).
+        // of the role uses these ends any more (it exited), and this
+        // process has one lend consumer and one return producer per pool
+        // and role: `mark`, held by the core, is the one entry of `OPEN`
+        // for them.
         let lend = unsafe { ShmConsumer::attach(rings[LEND].ptr, rings[LEND].len) }
             .map_err(OpenError::Ring)?;
         // SAFETY: as for the lend consumer, for the return producer.
@@ -444,6 +481,7 @@ impl PeerPool {
                 port_taken: AtomicBool::new(false),
                 abandoned: AtomicBool::new(false),
                 counters: Counters::default(),
+                _open: mark,
             }),
         })
     }
