@@ -4,11 +4,14 @@
 //! service rounds.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pktmem::hugemem::share::{Attachment, Exporter, Placement, Role, RoleState};
 use pktmem::hugemem::Provider;
+use pktmem::ring::shared::{Desc, ShmProducer};
 use pktmem::shm::{OpenError, PeerPool, Port, PortConfig, SharedPool};
 
 struct Rig {
@@ -179,7 +182,8 @@ fn b1_no_reclaim_while_the_old_holder_lives() {
     let peer1 = PeerPool::open(&att1, "pkts").expect("open");
     let hands: Vec<_> = (0..5).map(|_| peer1.alloc().expect("buffer")).collect();
     // SAFETY: `dup` is a valid socket fd owned here.
-    assert_eq!(unsafe { libc::shutdown(dup.as_raw_fd(), libc::SHUT_RDWR) }, 0);
+    let rc = unsafe { libc::shutdown(dup.as_raw_fd(), libc::SHUT_RDWR) };
+    assert_eq!(rc, 0, "shutdown");
     wait_state(&r.role, |s| matches!(s, RoleState::Gone { .. }));
     let (att2, _dup2) = attach(&r.exporter);
     assert_eq!(att2.generation(), 2);
@@ -201,7 +205,14 @@ fn b1_no_reclaim_while_the_old_holder_lives() {
     drop(ex);
     let e = PeerPool::open_timeout(&att2, "pkts", Duration::from_millis(100)).unwrap_err();
     assert!(
-        matches!(e, OpenError::Timeout { want: 2, granted: 1, .. }),
+        matches!(
+            e,
+            OpenError::Timeout {
+                want: 2,
+                granted: 1,
+                ..
+            }
+        ),
         "{e}"
     );
     // The old objects go; the exporter is told (in one process the role
@@ -236,4 +247,52 @@ fn b4_second_open_refused_while_the_first_lives() {
     drop(again);
     r.port().service();
     r.pool().audit().expect("audit");
+}
+
+/// B2: a peer that keeps its return ring full (here a thread with a raw
+/// return producer enqueueing junk as fast as it can) cannot keep
+/// `service` in its drain: each call handles at most one ring's worth.
+#[test]
+fn b2_one_service_drains_at_most_one_ring() {
+    let mut r = rig();
+    let (att, _dup) = attach(&r.exporter);
+    r.port().service();
+    // The return ring from the directory entry (layout in `pktmem::shm`):
+    // the first port record starts at byte 40; bytes per ring at +24, the
+    // return ring's VA at +40.
+    let e = att.lookup("shm/pool/pkts").expect("entry");
+    let at = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().expect("8 bytes"));
+    let len = usize::try_from(at(40 + 24)).expect("len");
+    let mem = att.to_local(at(40 + 40), len).expect("mapped");
+    let addr = mem.as_ptr() as usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = Arc::clone(&stop);
+    let flood = std::thread::spawn(move || {
+        let ptr = NonNull::new(addr as *mut u8).expect("non-null");
+        // SAFETY: the return ring, mapped while `att` (kept by the test
+        // until the thread is joined) lives; this is its only producer.
+        let mut ret = unsafe { ShmProducer::attach(ptr, len) }.expect("producer");
+        let junk = [Desc { addr: 1, meta: 0 }; 64];
+        let mut sent = 0u64;
+        while !st.load(Ordering::Relaxed) {
+            match ret.enqueue_burst(&junk) {
+                Ok(n) => sent += n as u64,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let mut most = 0;
+    for _ in 0..500 {
+        let before = r.port().stats().rejected.out_of_pool;
+        r.port().service();
+        most = most.max(r.port().stats().rejected.out_of_pool - before);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = flood.join().expect("flooder");
+    assert!(sent > 256, "the flooder ran ({sent})");
+    assert!(most > 0, "the junk was seen");
+    assert!(most <= 256, "one service drained {most} (ring of 256)");
+    drop(att);
 }

@@ -464,13 +464,20 @@ impl Port {
         }
     }
 
-    /// Takes back the buffers in the return ring; returns how many, or
-    /// `None` when its indices are corrupt (the port is then broken).
+    /// Takes back the buffers in the return ring, at most one ring's worth
+    /// of descriptors per call (a peer that keeps the ring full cannot keep
+    /// the caller here: the rest waits for the next call); returns how many
+    /// descriptors it handled (taken back or refused: `service` reports
+    /// them as movement, so a caller looping while it moves comes back), or
+    /// `None` when its indices are corrupt (the port is then broken). One ring's worth is all a ring holds at once, so a
+    /// dead producer's ring is drained completely.
     fn drain_returns(&mut self) -> Option<usize> {
-        let mut n = 0;
+        let mut read = 0usize;
+        let cap = self.config.rings as usize;
         loop {
+            let want = BATCH.min(cap - read);
             self.scratch.clear();
-            self.scratch.resize(BATCH, Desc::default());
+            self.scratch.resize(want, Desc::default());
             let Ok(got) = self.ret.dequeue_burst(&mut self.scratch) else {
                 self.ring_fault();
                 return None;
@@ -483,14 +490,14 @@ impl Port {
                         Ok(()) => {
                             self.pool.put_free(idx);
                             self.stats.returned += 1;
-                            n += 1;
                         }
                         Err(e) => self.count_take_back(e),
                     },
                 }
             }
-            if got < BATCH {
-                return Some(n);
+            read += got;
+            if got < want || read >= cap {
+                return Some(read);
             }
         }
     }
