@@ -5,13 +5,13 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pktmem::hugemem::share::{Attachment, Exporter, Placement, Role, RoleState};
 use pktmem::hugemem::Provider;
-use pktmem::ring::shared::{Desc, ShmProducer};
+use pktmem::ring::shared::{shm_ring_indices, shm_ring_read_slot, Desc, ShmConsumer, ShmProducer};
 use pktmem::shm::{OpenError, PeerPool, Port, PortConfig, SharedPool};
 
 struct Rig {
@@ -267,6 +267,8 @@ fn b2_one_service_drains_at_most_one_ring() {
     let addr = mem.as_ptr() as usize;
     let stop = Arc::new(AtomicBool::new(false));
     let st = Arc::clone(&stop);
+    let count = Arc::new(AtomicU64::new(0));
+    let ct = Arc::clone(&count);
     let flood = std::thread::spawn(move || {
         let ptr = NonNull::new(addr as *mut u8).expect("non-null");
         // SAFETY: the return ring, mapped while `att` (kept by the test
@@ -276,23 +278,141 @@ fn b2_one_service_drains_at_most_one_ring() {
         let mut sent = 0u64;
         while !st.load(Ordering::Relaxed) {
             match ret.enqueue_burst(&junk) {
-                Ok(n) => sent += n as u64,
+                Ok(n) => {
+                    sent += n as u64;
+                    ct.store(sent, Ordering::Relaxed);
+                }
                 Err(_) => break,
             }
         }
         sent
     });
-    std::thread::sleep(Duration::from_millis(20));
     let mut most = 0;
-    for _ in 0..500 {
+    let t = Instant::now();
+    // Until the flooder has refilled the ring many times (two busy cores
+    // are shared: give it time).
+    while count.load(Ordering::Relaxed) < 16 * 256 && t.elapsed() < Duration::from_secs(10) {
         let before = r.port().stats().rejected.out_of_pool;
         r.port().service();
         most = most.max(r.port().stats().rejected.out_of_pool - before);
     }
     stop.store(true, Ordering::Relaxed);
     let sent = flood.join().expect("flooder");
-    assert!(sent > 256, "the flooder ran ({sent})");
+    assert!(sent >= 16 * 256, "the flooder ran ({sent})");
     assert!(most > 0, "the junk was seen");
     assert!(most <= 256, "one service drained {most} (ring of 256)");
     drop(att);
+}
+
+/// The first port record's ring `i` (0 lend, 1 return, 2 down, 3 up) in
+/// `att`'s mapping: (local start, bytes).
+fn ring_of(att: &Attachment, i: usize) -> (NonNull<u8>, usize) {
+    let e = att.lookup("shm/pool/pkts").expect("entry");
+    let at = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().expect("8 bytes"));
+    let len = usize::try_from(at(40 + 24)).expect("len");
+    (att.to_local(at(40 + 32 + 8 * i), len).expect("mapped"), len)
+}
+
+/// R1: a holder that rewrote the lend ring's unconsumed slots before dying
+/// (to name a buffer the exporter holds): its successor reads exactly the
+/// exporter's kept entries, from the exporter's private shadow.
+#[test]
+fn r1_successor_reads_the_kept_entries_not_the_dead_holders_slots() {
+    let mut r = rig();
+    let (att1, _dup) = attach(&r.exporter);
+    r.port().service();
+    let (mem, len) = ring_of(&att1, 0);
+    // SAFETY: the lend ring, mapped while `att1` lives; its only consumer.
+    let mut lend = unsafe { ShmConsumer::attach(mem, len) }.expect("consumer");
+    let mut took = vec![Desc::default(); 10];
+    assert_eq!(lend.dequeue_burst(&mut took).expect("dequeue"), 10);
+    // SAFETY: as above (reads of the mapped ring).
+    let (head, tail) = unsafe { shm_ring_indices(mem, len) }.expect("indices");
+    assert_eq!((head, tail), (10, 64));
+    // SAFETY: as above.
+    let read = |pos: u64| unsafe { shm_ring_read_slot(mem, len, pos) }.expect("slot");
+    let kept: Vec<u64> = (head..tail).map(|p| read(p).addr).collect();
+    // The exporter's own buffer, which the dead holder names in every slot.
+    let mine = r.pool().alloc().expect("exporter buffer");
+    let forged = r.pool().base() + u64::from(mine.index()) * r.pool().stride() as u64;
+    let slots = len - 256 * 16;
+    for pos in head..tail {
+        let word = slots + (pos as usize & 255) * 16;
+        // SAFETY: an 8-byte aligned word of the mapped ring's slot array
+        // (the chunk is page aligned, the slots 16-byte records).
+        #[allow(clippy::cast_ptr_alignment)]
+        unsafe {
+            mem.as_ptr().add(word).cast::<u64>().write_volatile(forged);
+        }
+        assert_eq!(read(pos).addr, forged, "the slot word at {word}");
+    }
+    // The holder "dies" (its connection goes).
+    drop((lend, att1));
+    wait_state(&r.role, |s| matches!(s, RoleState::Gone { .. }));
+    let (att2, _dup2) = attach(&r.exporter);
+    r.port().service();
+    r.port().reclaim_as_exited();
+    r.port().service();
+    assert_eq!(r.port().stats().granted, 2);
+    // The 54 left plus the 10 the first service topped up.
+    assert_eq!(r.port().stats().resumed_in_rings, 64);
+    let (succ_mem, succ_len) = ring_of(&att2, 0);
+    // SAFETY: the lend ring in `att2`'s mapping; its only consumer now.
+    let mut lend2 = unsafe { ShmConsumer::attach(succ_mem, succ_len) }.expect("consumer");
+    let mut got = vec![Desc::default(); 256];
+    let n = lend2.dequeue_burst(&mut got).expect("dequeue");
+    assert!(n >= 54, "{n}");
+    let addrs: Vec<u64> = got[..54].iter().map(|d| d.addr).collect();
+    assert_eq!(addrs, kept, "the successor reads the kept entries");
+    assert!(got[..n].iter().all(|d| d.addr != forged));
+    drop((mine, att2));
+}
+
+/// N1: a corrupt return ring is counted once per detection (service, then
+/// reclaim: not twice in the reclaim), and the port works after reclaim
+/// laid it out again.
+#[test]
+// The ring memory is page aligned (a provider chunk): 8-byte words.
+#[allow(clippy::cast_ptr_alignment)]
+fn n1_corrupt_return_ring_counted_once_per_reclaim() {
+    let mut r = rig();
+    let (att1, _dup) = attach(&r.exporter);
+    r.port().service();
+    let (mem, len) = ring_of(&att1, 1);
+    // SAFETY: the return ring, mapped while `att1` lives; its only producer.
+    let mut ret = unsafe { ShmProducer::attach(mem, len) }.expect("producer");
+    ret.enqueue_bulk(&[Desc { addr: 1, meta: 0 }; 3])
+        .expect("enqueue");
+    let header = len - 256 * 16;
+    let words: Vec<usize> = (1..header / 8)
+        // SAFETY: 8-byte aligned words of the mapped ring's header.
+        .filter(|&i| unsafe { mem.as_ptr().cast::<u64>().add(i).read_volatile() } == 3)
+        .collect();
+    assert_eq!(words.len(), 1, "the tail word: {words:?}");
+    // SAFETY: as above; the tail jumps past head + capacity.
+    unsafe { mem.as_ptr().cast::<u64>().add(words[0]).write_volatile(300) };
+    r.port().service();
+    assert_eq!(r.port().stats().rejected.corrupt_ring, 1);
+    drop((ret, att1));
+    wait_state(&r.role, |s| matches!(s, RoleState::Gone { .. }));
+    let (att2, _dup2) = attach(&r.exporter);
+    r.port().reclaim_as_exited();
+    assert_eq!(
+        r.port().stats().rejected.corrupt_ring,
+        2,
+        "reclaim's drain counts it once"
+    );
+    r.port().service();
+    assert_eq!(r.port().stats().granted, 2);
+    let peer = PeerPool::open(&att2, "pkts").expect("open gen 2");
+    let b = peer.alloc().expect("loan");
+    drop(b);
+    peer.flush(true);
+    r.port().service();
+    assert!(
+        r.port().stats().returned > 0,
+        "the relaid return ring works"
+    );
+    drop(peer);
+    r.pool().audit().expect("audit");
 }

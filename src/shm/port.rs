@@ -192,6 +192,14 @@ pub struct PortStats {
     pub granted: u64,
 }
 
+/// What the exporter enqueued at one position of an E→P ring (its
+/// private copy).
+#[derive(Clone, Copy, Default)]
+struct Shadow {
+    idx: u32,
+    meta: u64,
+}
+
 /// One ring of the port: its memory in the ring chunk.
 #[derive(Clone, Copy)]
 struct RingMem {
@@ -226,12 +234,14 @@ pub struct Port {
     rings: [RingMem; 4],
     entry: PortEntry,
     lend: ShmProducer,
-    /// `lend_shadow[pos & mask]`: the buffer enqueued at lend position `pos`.
-    lend_shadow: Box<[u32]>,
+    /// `lend_shadow[pos & mask]`: the buffer enqueued at lend position
+    /// `pos` (exporter-private: what the successor of a dead holder is
+    /// given back is read from here, never from the shared slots).
+    lend_shadow: Box<[Shadow]>,
     ret: ShmConsumer,
     down: ShmProducer,
-    /// As `lend_shadow`, for the down ring.
-    down_shadow: Box<[u32]>,
+    /// As `lend_shadow`, for the down ring (with each packet's window).
+    down_shadow: Box<[Shadow]>,
     up: ShmConsumer,
     /// The generation whose holder's buffers were reclaimed last.
     reclaimed: u64,
@@ -345,8 +355,8 @@ impl Port {
             mem: Some(mem),
             rings,
             entry,
-            lend_shadow: vec![0; cap as usize].into_boxed_slice(),
-            down_shadow: vec![0; cap as usize].into_boxed_slice(),
+            lend_shadow: vec![Shadow::default(); cap as usize].into_boxed_slice(),
+            down_shadow: vec![Shadow::default(); cap as usize].into_boxed_slice(),
             reclaimed,
             holder,
             broken: false,
@@ -528,7 +538,7 @@ impl Port {
                 let lent = self.pool.ledger.lend(idx, self.slot);
                 debug_assert!(lent.is_ok(), "a free buffer {idx} was lent");
                 let at = (pos + self.scratch.len() as u64) & self.mask();
-                self.lend_shadow[at as usize] = idx;
+                self.lend_shadow[at as usize] = Shadow { idx, meta: 0 };
                 self.scratch.push(Desc {
                     addr: self.pool.geo.addr(idx),
                     meta: 0,
@@ -587,7 +597,8 @@ impl Port {
             self.pool.handle_gone();
             let lent = self.pool.ledger.lend(idx, self.slot);
             debug_assert!(lent.is_ok(), "an exporter-held buffer {idx} was lent");
-            self.down_shadow[((pos + i as u64) & self.mask()) as usize] = idx;
+            self.down_shadow[((pos + i as u64) & self.mask()) as usize] =
+                Shadow { idx, meta: d.meta };
             self.scratch.push(d);
         }
         if n > 0 && self.down.enqueue_bulk(&self.scratch).is_err() {
@@ -731,15 +742,29 @@ impl Port {
         //    received (validated, left for `recv_burst`) stay queued for the
         //    next holder: they stay lent.
         let mut keep = IndexSet::new(self.pool.geo.count);
-        corrupt[LEND] = !self.keep_shadowed(&mut keep, LEND);
-        corrupt[DOWN] = !self.keep_shadowed(&mut keep, DOWN);
+        let lend = self.keep_shadowed(&mut keep, LEND);
+        let down = self.keep_shadowed(&mut keep, DOWN);
+        corrupt[LEND] = lend.is_none();
+        corrupt[DOWN] = down.is_none();
         corrupt[UP] = !self.keep_up(&mut keep);
+        // The healthy E→P rings are laid out again with exactly the kept
+        // entries, from our shadow (review R1: never the slots or head the
+        // dead holder could rewrite).
+        let mut failed = false;
+        for (ring, kept) in [(LEND, lend), (DOWN, down)] {
+            if let Some(kept) = kept {
+                failed |= !self.relay_kept(ring, &kept);
+            }
+        }
         // A corrupt ring is laid out afresh (its holder is gone): none of
-        // its entries are kept.
+        // its entries are kept. A corrupt return ring was counted by
+        // `drain_returns` already.
         for (ring, &bad) in corrupt.iter().enumerate() {
             if bad {
-                self.stats.rejected.corrupt_ring += 1;
-                self.relayout(ring, cap);
+                if ring != RET {
+                    self.stats.rejected.corrupt_ring += 1;
+                }
+                failed |= !self.relayout(ring, cap);
             }
         }
         let pool = Arc::clone(&self.pool);
@@ -751,29 +776,70 @@ impl Port {
         self.stats.resumed_in_rings += keep.len() as u64;
         self.stats.reclaims += 1;
         self.reclaimed = self.entry.granted;
-        self.broken = false;
+        // Broken only if a ring could not be laid out again (review N1).
+        self.broken = failed;
         n
     }
 
-    /// Adds the buffers queued in E→P ring `ring` to `keep`; `false` (and
-    /// nothing added) when its indices do not agree with ours.
-    fn keep_shadowed(&self, keep: &mut IndexSet, ring: usize) -> bool {
-        let (tail, shadow) = if ring == LEND {
-            (self.lend.position(), &self.lend_shadow)
+    /// Adds the buffers queued in E→P ring `ring` to `keep` and returns
+    /// them in ring order (from our shadow); `None` (and nothing added)
+    /// when its indices do not agree with ours: the shared tail must be our
+    /// private tail, and the shared head between the last head we saw (it
+    /// never goes back) and that tail.
+    fn keep_shadowed(&self, keep: &mut IndexSet, ring: usize) -> Option<Vec<Shadow>> {
+        let (p, shadow) = if ring == LEND {
+            (&self.lend, &self.lend_shadow)
         } else {
-            (self.down.position(), &self.down_shadow)
+            (&self.down, &self.down_shadow)
         };
+        let tail = p.position();
         match self.indices(ring) {
             Ok((head, shared))
-                if shared == tail && head <= tail && tail - head <= self.mask() + 1 =>
+                if shared == tail
+                    && head >= p.peer_position()
+                    && head <= tail
+                    && tail - head <= self.mask() + 1 =>
             {
-                for pos in head..tail {
-                    keep.insert(shadow[(pos & self.mask()) as usize]);
+                let kept: Vec<Shadow> = (head..tail)
+                    .map(|pos| shadow[(pos & self.mask()) as usize])
+                    .collect();
+                for e in &kept {
+                    keep.insert(e.idx);
                 }
-                true
+                Some(kept)
             }
-            _ => false,
+            _ => None,
         }
+    }
+
+    /// Lays E→P ring `ring` out afresh and enqueues `kept` (its entries
+    /// the dead holder had not consumed, from our shadow): the successor
+    /// reads exactly what the ledger kept, with our windows, whatever the
+    /// dead holder wrote into the slots or the head. `false` when the ring
+    /// could not be laid out or filled (the port is then broken).
+    fn relay_kept(&mut self, ring: usize, kept: &[Shadow]) -> bool {
+        if !self.relayout(ring, self.config.rings) {
+            return false;
+        }
+        let mask = self.mask();
+        let geo = self.pool.geo;
+        let descs: Vec<Desc> = kept
+            .iter()
+            .map(|e| Desc {
+                addr: geo.addr(e.idx),
+                meta: e.meta,
+            })
+            .collect();
+        let (p, shadow) = if ring == LEND {
+            (&mut self.lend, &mut self.lend_shadow)
+        } else {
+            (&mut self.down, &mut self.down_shadow)
+        };
+        for (i, e) in kept.iter().enumerate() {
+            shadow[(i as u64 & mask) as usize] = *e;
+        }
+        // At most `capacity` entries into an empty ring of ours.
+        p.enqueue_bulk(&descs).is_ok()
     }
 
     /// Adds the buffers the up ring holds for us to `keep` (descriptors that
@@ -815,19 +881,17 @@ impl Port {
     }
 
     /// Lays ring `ring` out afresh and re-attaches this side's end (its
-    /// holder has exited). A failure leaves the port broken (counted).
-    fn relayout(&mut self, ring: usize, cap: u32) {
+    /// holder has exited); `false` on failure (the caller leaves the port
+    /// broken).
+    fn relayout(&mut self, ring: usize, cap: u32) -> bool {
         let m = self.rings[ring];
-        let ok = init_ring(m, cap).is_ok()
+        init_ring(m, cap).is_ok()
             && match ring {
                 LEND => producer(m).map(|p| self.lend = p).is_ok(),
                 RET => consumer(m).map(|c| self.ret = c).is_ok(),
                 DOWN => producer(m).map(|p| self.down = p).is_ok(),
                 _ => consumer(m).map(|c| self.up = c).is_ok(),
-            };
-        if !ok {
-            self.broken = true;
-        }
+            }
     }
 }
 
