@@ -676,10 +676,10 @@ fn dead_peer_reclaimed_exactly_and_restart_resumes() {
     r.finish();
 }
 
-#[test]
-fn handles_cross_threads() {
-    fn send<T: Send>() {}
-    fn sync<T: Sync>() {}
+// The handles' thread bounds, checked at compile time.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn sync<T: Sync>() {}
     send::<SharedPool>();
     sync::<SharedPool>();
     send::<Port>();
@@ -688,6 +688,44 @@ fn handles_cross_threads() {
     send::<PeerPool>();
     sync::<PeerPool>();
     send::<pktmem::shm::PeerPort>();
+};
+
+/// Buffers cross threads for real: a peer buffer written here is read and
+/// rewritten on another thread, sent up from there, and received here
+/// with the other thread's bytes; an exporter buffer dropped on another
+/// thread goes back to the free list.
+#[test]
+fn handles_cross_threads() {
+    let mut r = rig();
+    let p = peer(&mut r);
+    let mut b = p.alloc().unwrap();
+    b.extend_from(b"from main").unwrap();
+    let pool = p.clone();
+    let (b, sent) = std::thread::spawn(move || {
+        assert_eq!(b.copy_to_vec(), b"from main");
+        let mut b = b;
+        b.write(0, b"FROM").unwrap();
+        let mut port = pool.port().unwrap();
+        let mut up = vec![pool.alloc().unwrap()];
+        up[0].extend_from(b"thread").unwrap();
+        let sent = port.send_burst(&mut up);
+        (b, sent)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(sent, 1);
+    assert_eq!(b.copy_to_vec(), b"FROM main");
+    let mut inbox = Vec::new();
+    assert_eq!(r.port.recv_burst(&mut inbox, 4), 1);
+    assert_eq!(inbox[0].copy_to_vec(), b"thread");
+    let free = r.pool.counts().free;
+    let e = inbox.pop().unwrap();
+    std::thread::spawn(move || drop(e)).join().unwrap();
+    assert_eq!(r.pool.counts().free, free + 1, "dropped on another thread");
+    drop((b, p));
+    r.port.service();
+    check_books(&r);
+    r.finish();
 }
 
 /// A peer that scribbles on its up ring's tail: the exporter counts a

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pktmem::hugemem::share::{Attachment, Exporter, Placement, Role, RoleState};
 use pktmem::hugemem::Provider;
 use pktmem::ring::shared::{shm_ring_indices, shm_ring_read_slot, Desc, ShmConsumer, ShmProducer};
-use pktmem::shm::{OpenError, PeerPool, Port, PortConfig, SharedPool};
+use pktmem::shm::{OpenError, PeerPool, PeerPortError, Port, PortConfig, SharedPool};
 
 struct Rig {
     port: Option<Port>,
@@ -415,4 +415,28 @@ fn n1_corrupt_return_ring_counted_once_per_reclaim() {
     );
     drop(peer);
     r.pool().audit().expect("audit");
+}
+
+/// N3: a port whose down ring is not a ring (its header rewritten) is
+/// refused with the ring error, not `Taken`; the pool can try again.
+#[test]
+// The ring memory is page aligned (a provider chunk): 8-byte words.
+#[allow(clippy::cast_ptr_alignment)]
+fn n3_corrupt_port_ring_is_a_ring_error() {
+    let mut r = rig();
+    let (att, _dup) = attach(&r.exporter);
+    r.port().service();
+    let peer = PeerPool::open(&att, "pkts").expect("open");
+    let (mem, _) = ring_of(&att, 2);
+    // SAFETY: the down ring's first (magic) word, mapped while `att` lives.
+    let magic = unsafe { mem.as_ptr().cast::<u64>().read_volatile() };
+    // SAFETY: as above.
+    unsafe { mem.as_ptr().cast::<u64>().write_volatile(!magic) };
+    let e = peer.port().unwrap_err();
+    assert!(matches!(e, PeerPortError::Ring(_)), "{e}");
+    assert_eq!(peer.stats().rejected.corrupt_ring, 1);
+    // SAFETY: as above.
+    unsafe { mem.as_ptr().cast::<u64>().write_volatile(magic) };
+    assert!(peer.port().is_ok(), "not left taken");
+    drop(peer);
 }

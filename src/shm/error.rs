@@ -422,17 +422,28 @@ pub enum PeerPortError {
     /// The port is already in use in this process (one live
     /// [`PeerPort`](super::PeerPort) per pool: its rings have one end here).
     Taken,
+    /// The down or up ring failed its header check (the exporter's memory
+    /// is not a ring: a corrupt or foreign entry).
+    Ring(ShmRingError),
 }
 
 impl fmt::Display for PeerPortError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Taken => write!(f, "the pool's port is already in use in this process"),
+            Self::Ring(e) => write!(f, "the port's packet ring: {e}"),
         }
     }
 }
 
-impl std::error::Error for PeerPortError {}
+impl std::error::Error for PeerPortError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Ring(e) => Some(e),
+            Self::Taken => None,
+        }
+    }
+}
 
 /// What [`SharedPool::audit`](super::SharedPool::audit) found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

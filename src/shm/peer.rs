@@ -74,6 +74,8 @@ struct Counters {
     sent: AtomicU64,
     received: AtomicU64,
     out_of_pool: AtomicU64,
+    /// A buffer lent again while this process already had it.
+    not_lent: AtomicU64,
     bad_window: AtomicU64,
     corrupt_ring: AtomicU64,
 }
@@ -159,9 +161,15 @@ impl PeerCore {
     }
 
     fn put_free(&self, idx: u32) {
-        // `count` slots, each index at most once (field invariant) unless
-        // the exporter lent one buffer twice; then the extra is dropped.
-        let _ = self.free.enqueue(idx);
+        let _ = self.put_new(idx);
+    }
+
+    /// Puts a buffer just received in the free list; `false` when the list
+    /// was full: the exporter lent one buffer twice (`count` slots, each
+    /// index at most once otherwise: the field invariant), and the extra is
+    /// dropped.
+    fn put_new(&self, idx: u32) -> bool {
+        self.free.enqueue(idx).is_ok()
     }
 
     fn is_abandoned(&self) -> bool {
@@ -234,17 +242,16 @@ impl PeerCore {
         let mut n = 0;
         for d in &descs[..got] {
             match self.geo.index(d.addr) {
-                Ok(idx) => {
-                    self.put_free(idx);
-                    n += 1;
-                }
+                Ok(idx) if self.put_new(idx) => n += 1,
+                // Lent twice: not counted as held (review N4).
+                Ok(_) => bump(&self.counters.not_lent, 1),
                 Err(_) => bump(&self.counters.out_of_pool, 1),
             }
         }
         // Relaxed: as in `flush`.
         self.held.fetch_add(n, Ordering::Relaxed);
         bump(&self.counters.borrowed, n as u64);
-        Ok(got)
+        Ok(n)
     }
 }
 
@@ -580,6 +587,7 @@ impl PeerPool {
             received: l(&c.received),
             rejected: Rejected {
                 out_of_pool: l(&c.out_of_pool),
+                not_lent: l(&c.not_lent),
                 bad_window: l(&c.bad_window),
                 corrupt_ring: l(&c.corrupt_ring),
                 ..Rejected::default()
@@ -604,18 +612,19 @@ impl PeerPool {
         let down = unsafe { ShmConsumer::attach(r[DOWN].ptr, r[DOWN].len) };
         // SAFETY: as above.
         let up = unsafe { ShmProducer::attach(r[UP].ptr, r[UP].len) };
-        if let (Ok(down), Ok(up)) = (down, up) {
-            Ok(PeerPort {
+        match (down, up) {
+            (Ok(down), Ok(up)) => Ok(PeerPort {
                 core: Arc::clone(&self.core),
                 down,
                 up,
                 scratch: Vec::with_capacity(BATCH),
-            })
-        } else {
-            bump(&self.core.counters.corrupt_ring, 1);
-            // Release: pairs with the Acquire swap above.
-            self.core.port_taken.store(false, Ordering::Release);
-            Err(PeerPortError::Taken)
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                bump(&self.core.counters.corrupt_ring, 1);
+                // Release: pairs with the Acquire swap above.
+                self.core.port_taken.store(false, Ordering::Release);
+                Err(PeerPortError::Ring(e))
+            }
         }
     }
 }

@@ -561,15 +561,18 @@ impl Port {
         n
     }
 
-    /// Takes back the loans recorded in `scratch` (an enqueue that failed).
+    /// Takes back the loans recorded in `scratch` (an enqueue that failed);
+    /// `scratch` keeps its allocation (review N5).
     fn undo_lends(&mut self) {
-        for d in std::mem::take(&mut self.scratch) {
+        for i in 0..self.scratch.len() {
+            let d = self.scratch[i];
             if let Ok(idx) = self.pool.geo.index(d.addr) {
                 if self.pool.ledger.take_back(idx, self.slot).is_ok() {
                     self.pool.put_free(idx);
                 }
             }
         }
+        self.scratch.clear();
     }
 
     /// Sends packets to the peer: takes buffers from the front of `bufs`
