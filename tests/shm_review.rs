@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pktmem::hugemem::share::{Attachment, Exporter, Placement, Role, RoleState};
 use pktmem::hugemem::Provider;
 use pktmem::ring::shared::{shm_ring_indices, shm_ring_read_slot, Desc, ShmConsumer, ShmProducer};
-use pktmem::shm::{OpenError, PeerPool, PeerPortError, Port, PortConfig, SharedPool};
+use pktmem::shm::{AllocError, OpenError, PeerPool, PeerPortError, Port, PortConfig, SharedPool};
 
 struct Rig {
     port: Option<Port>,
@@ -86,20 +86,40 @@ fn s1_port_dropped_under_live_peer_keeps_rings_mapped() {
     let mut held = peer.alloc().expect("a lent buffer");
     drop(r.port.take());
     settle();
-    let mut v = Vec::new();
-    assert_eq!(pport.recv_burst(&mut v, 8), 0);
+    let mut inbox = Vec::new();
+    assert_eq!(pport.recv_burst(&mut inbox, 8), 0);
     // The lend ring is still there (no refill any more, but readable).
     let more: Vec<_> = (0..8).filter_map(|_| peer.alloc().ok()).collect();
     assert_eq!(more.len(), 8, "the lend ring stock is still readable");
     held.set_len(12).expect("len");
     held.write(0, b"still mapped").expect("write");
-    let mut b = [0u8; 12];
-    held.read(0, &mut b).expect("read");
-    assert_eq!(&b, b"still mapped");
+    let mut bytes = [0u8; 12];
+    held.read(0, &mut bytes).expect("read");
+    assert_eq!(&bytes, b"still mapped");
     // The buffers stay lent to the role (its holder lives).
-    let c = r.pool().counts();
-    assert_eq!(c.lent_total(), 64, "{c:?}");
-    drop((more, held, pport, peer));
+    let counts = r.pool().counts();
+    assert_eq!(counts.lent_total(), 64, "{counts:?}");
+    // The peer is told, with typed errors, where it asks.
+    assert!(peer.is_withdrawn());
+    drop(pport);
+    assert!(
+        matches!(peer.port(), Err(PeerPortError::Withdrawn { .. })),
+        "port of a withdrawn pool"
+    );
+    let mut rest = Vec::new();
+    let err = loop {
+        match peer.alloc() {
+            Ok(b) => rest.push(b),
+            Err(err) => break err,
+        }
+    };
+    assert!(matches!(err, AllocError::Withdrawn { .. }), "{err}");
+    assert_eq!(
+        rest.len() + more.len() + 1,
+        64,
+        "the whole stock, then the error"
+    );
+    drop((rest, more, held, peer));
 }
 
 /// S1: the exporter drops the pool (and its port) while the peer holds
@@ -152,6 +172,10 @@ fn b3_close_with_live_peer_keeps_loans_and_generation() {
         .pool()
         .port(&r.role, PortConfig::default().lend(8).rings(64))
         .expect("port again");
+    assert!(
+        peer.is_withdrawn(),
+        "the old rings are no longer the role's port"
+    );
     assert_eq!(p2.stats().granted, granted, "continues the old grant");
     p2.service();
     assert_eq!(p2.stats().reclaims, 0, "its holder lives: no reclaim");

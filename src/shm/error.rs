@@ -181,6 +181,12 @@ pub enum AllocError {
     },
     /// The lend ring's indices are corrupt (the other side wrote them).
     Ring(ShmRingError),
+    /// Nothing left here, and the exporter withdrew the pool or this
+    /// role's port (peer side): no more loans will come.
+    Withdrawn {
+        /// The pool's directory entry.
+        entry: String,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -191,6 +197,10 @@ impl fmt::Display for AllocError {
                 "no free buffer in a shared pool of {total} ({out} out on the other side or in hand)"
             ),
             Self::Ring(e) => write!(f, "lend ring: {e}"),
+            Self::Withdrawn { entry } => write!(
+                f,
+                "no buffer left here and the exporter withdrew {entry:?} or this role's port in it"
+            ),
         }
     }
 }
@@ -199,7 +209,7 @@ impl std::error::Error for AllocError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Ring(e) => Some(e),
-            Self::Exhausted { .. } => None,
+            Self::Exhausted { .. } | Self::Withdrawn { .. } => None,
         }
     }
 }
@@ -422,6 +432,12 @@ pub enum PeerPortError {
     /// The port is already in use in this process (one live
     /// [`PeerPort`](super::PeerPort) per pool: its rings have one end here).
     Taken,
+    /// The exporter withdrew the pool or this role's port since the pool
+    /// was opened.
+    Withdrawn {
+        /// The pool's directory entry.
+        entry: String,
+    },
     /// The down or up ring failed its header check (the exporter's memory
     /// is not a ring: a corrupt or foreign entry).
     Ring(ShmRingError),
@@ -432,6 +448,10 @@ impl fmt::Display for PeerPortError {
         match self {
             Self::Taken => write!(f, "the pool's port is already in use in this process"),
             Self::Ring(e) => write!(f, "the port's packet ring: {e}"),
+            Self::Withdrawn { entry } => write!(
+                f,
+                "the exporter withdrew {entry:?} or this role's port in it (open the pool again)"
+            ),
         }
     }
 }
@@ -440,7 +460,7 @@ impl std::error::Error for PeerPortError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Ring(e) => Some(e),
-            Self::Taken => None,
+            Self::Taken | Self::Withdrawn { .. } => None,
         }
     }
 }

@@ -121,6 +121,13 @@ pub(crate) struct PeerCore {
     counters: Counters,
     /// This process's one open of the pool for the role (see [`OPEN`]).
     _open: OpenMark,
+    /// The pool's directory entry, this role's slot and generation, and
+    /// the rings' exporter VAs as opened: the port is withdrawn when the
+    /// entry no longer has this record.
+    entry: String,
+    slot: u16,
+    generation: u64,
+    ring_vas: [u64; 4],
     /// Keeps the memory mapped (buffers and rings). Last: dropped after the
     /// ring ends.
     att: Arc<Attachment>,
@@ -170,6 +177,20 @@ impl PeerCore {
     /// dropped.
     fn put_new(&self, idx: u32) -> bool {
         self.free.enqueue(idx).is_ok()
+    }
+
+    /// Whether the exporter withdrew the pool or this port (its entry
+    /// gone, or no longer naming these rings for this generation). A
+    /// directory lookup: for slow paths only.
+    fn withdrawn(&self) -> bool {
+        let Some(raw) = self.att.lookup(&self.entry) else {
+            return true;
+        };
+        !parse_pool(&self.entry, &raw).is_ok_and(|(g, ports)| {
+            g == self.geo
+                && port_of(&ports, self.slot)
+                    .is_some_and(|p| p.rings == self.ring_vas && p.granted == self.generation)
+        })
     }
 
     fn is_abandoned(&self) -> bool {
@@ -470,7 +491,7 @@ impl PeerPool {
         let ret = unsafe { ShmProducer::attach(rings[RET].ptr, rings[RET].len) }
             .map_err(OpenError::Ring)?;
         let free = Ring::new(geo.count as usize).map_err(|_| OpenError::BadEntry {
-            entry: pe,
+            entry: pe.clone(),
             field: "count",
             value: geo.count.into(),
         })?;
@@ -489,8 +510,24 @@ impl PeerPool {
                 abandoned: AtomicBool::new(false),
                 counters: Counters::default(),
                 _open: mark,
+                entry: pe,
+                slot,
+                generation: want,
+                ring_vas: entry.rings,
             }),
         })
+    }
+
+    /// Whether the exporter withdrew the pool or this role's port since
+    /// it was opened (the pool's entry gone, or its record no longer naming
+    /// these rings for this generation). The memory stays mapped and is
+    /// never reused while this process holds the role (the exporter parks
+    /// it), so buffers in hand stay readable; no more loans or packets
+    /// come. A directory lookup (a lock and a copy of the entry): poll it
+    /// on slow paths. [`alloc`](Self::alloc) with nothing left and
+    /// [`port`](Self::port) check it themselves.
+    pub fn is_withdrawn(&self) -> bool {
+        self.core.withdrawn()
     }
 
     /// Buffers of the pool.
@@ -515,6 +552,11 @@ impl PeerPool {
                 return Ok(self.core.handle(idx, self.core.fresh_meta()));
             }
             if self.core.borrow()? == 0 {
+                if self.core.withdrawn() {
+                    return Err(AllocError::Withdrawn {
+                        entry: self.core.entry.clone(),
+                    });
+                }
                 return Err(AllocError::Exhausted {
                     total: self.core.geo.count,
                     // Relaxed: a snapshot for the message.
@@ -599,6 +641,11 @@ impl PeerPool {
     /// producer, resumed at their published indices. One at a time per
     /// pool in a process.
     pub fn port(&self) -> Result<PeerPort, PeerPortError> {
+        if self.core.withdrawn() {
+            return Err(PeerPortError::Withdrawn {
+                entry: self.core.entry.clone(),
+            });
+        }
         // AcqRel: Acquire pairs with the Release store in `PeerPort::drop`
         // (the previous port's ends are gone); Release orders nothing else.
         if self.core.port_taken.swap(true, Ordering::AcqRel) {

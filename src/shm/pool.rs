@@ -470,6 +470,12 @@ impl SharedPool {
     /// The port for `role`: four rings in exported memory (lend and down
     /// towards the peer, return and up back), published for the peer as a
     /// record of the pool's entry. One port per role and pool.
+    ///
+    /// `role` must be a role of the exporter the pool was built on: the
+    /// port knows it only by its slot, and a role of another exporter is
+    /// not detected (the share layer gives a `Role` no identity of its
+    /// exporter yet); its slot would mix with this exporter's role of that
+    /// number in the ledger and the entry.
     pub fn port(&self, role: &Role, config: PortConfig) -> Result<Port, PortError> {
         Port::new(&self.core, role, config)
     }
