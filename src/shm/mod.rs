@@ -216,9 +216,10 @@
 //! |---|---|
 //! | `pool.rs` | [`SharedPool`]: the buffers' chunk, free list, ledger, counts, audit, the pool entry |
 //! | `port.rs` | [`Port`]: the four rings, lending, packets, reclaim, the grant |
-//! | `peer.rs` | [`PeerPool`], [`PeerPort`]: open, local free list, lend/return batches |
+//! | `peer.rs` | [`PeerPool`], [`PeerPort`]: open (one per pool, role and process), local free list, lend/return batches, withdrawal checks |
 //! | `buf.rs` | [`SharedBuf`], the geometry and descriptor checks |
 //! | `ledger.rs` | the ownership ledger and reclaim |
+//! | `park.rs` | memory of a dropped pool or port kept until every peer that could use it has exited |
 //! | `volatile.rs` | the byte copies to and from shared memory |
 //! | `error.rs` | one error type per operation, [`ShmError`] |
 
