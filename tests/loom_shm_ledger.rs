@@ -78,3 +78,75 @@ fn loan_races_reclaim_of_another_role() {
         assert_eq!((l.holder(0), l.holder(1)), (2, 0));
     });
 }
+
+/// What can really race (review T3): `Port::reclaim` (on the port's
+/// thread) puts each buffer it takes back into the exporter's free list,
+/// while on other threads another role's port lends whatever it finds
+/// free (`refill`: take a free index, `lend` it, which must succeed: the
+/// code debug-asserts it), the application allocates (`SharedPool::alloc`:
+/// take a free index, ledger untouched) and drops an exporter-held buffer
+/// (`put`: back to the free list). The free list is modelled as a locked
+/// queue (the real one is the ring crate's MPMC ring, with its own loom
+/// model; both publish an index with Release and take it with Acquire).
+/// Every buffer ends in exactly one place; a buffer kept for the next
+/// holder (in the keep set) is never freed; nothing lent to role 2 is
+/// reclaimed for role 1.
+#[test]
+fn reclaim_feeds_the_free_list_racing_lend_alloc_and_put() {
+    use loom::sync::Mutex;
+    use std::collections::VecDeque;
+    loom::model(|| {
+        // Buffers 0, 1: lent to role 1 (1 is kept: still queued in its
+        // rings); 2: in the exporter's hands (a handle).
+        let l = Arc::new(Ledger::new(3));
+        l.lend(0, 1).unwrap();
+        l.lend(1, 1).unwrap();
+        let free: Arc<Mutex<VecDeque<u32>>> = Arc::new(Mutex::new(VecDeque::new()));
+        let rec = {
+            let (l, free) = (Arc::clone(&l), Arc::clone(&free));
+            thread::spawn(move || {
+                let mut keep = IndexSet::new(3);
+                keep.insert(1);
+                l.reclaim(1, &keep, |i| free.lock().unwrap().push_back(i))
+            })
+        };
+        let other_port = {
+            let (l, free) = (Arc::clone(&l), Arc::clone(&free));
+            thread::spawn(move || {
+                let got = free.lock().unwrap().pop_front();
+                if let Some(i) = got {
+                    assert_eq!(l.lend(i, 2), Ok(()), "a free buffer {i} is lendable");
+                }
+                got
+            })
+        };
+        let app = {
+            let free = Arc::clone(&free);
+            thread::spawn(move || {
+                // Drop the handle of buffer 2, then allocate one.
+                free.lock().unwrap().push_back(2);
+                free.lock().unwrap().pop_front()
+            })
+        };
+        let n = rec.join().unwrap();
+        let lent2 = other_port.join().unwrap();
+        let in_hand = app.join().unwrap();
+        assert_eq!(n, 1, "only buffer 0 is reclaimed");
+        assert_eq!(l.holder(1), 1, "the kept buffer stays lent to role 1");
+        let mut seen = [0usize; 3];
+        for &i in free.lock().unwrap().iter() {
+            assert_eq!(l.holder(i), 0, "a free buffer {i} is with the exporter");
+            seen[i as usize] += 1;
+        }
+        if let Some(i) = lent2 {
+            assert_eq!(l.holder(i), 2);
+            seen[i as usize] += 1;
+        }
+        if let Some(i) = in_hand {
+            assert_eq!(l.holder(i), 0);
+            seen[i as usize] += 1;
+        }
+        // 0 and 2 are each in exactly one place (free, lent to 2, in hand).
+        assert_eq!((seen[0], seen[1], seen[2]), (1, 0, 1), "{seen:?}");
+    });
+}

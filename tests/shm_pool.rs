@@ -76,11 +76,13 @@ fn peer(r: &mut Rig) -> PeerPool {
 }
 
 impl Rig {
-    /// Closes the port (its peers are gone) and checks every buffer came
-    /// back; returns how many the close took back.
+    /// Closes the port (its peers, threads of this process, are gone for
+    /// good, but their role never reaches `Exited`: hence `close_as_exited`)
+    /// and checks every buffer came back; returns how many the close took
+    /// back.
     fn finish(self) -> usize {
         let Rig { port, pool, .. } = self;
-        let n = port.close();
+        let n = port.close_as_exited();
         let c = pool.counts();
         assert!(pool.is_full(), "not every buffer came back: {c:?}");
         pool.audit().expect("audit");
@@ -453,7 +455,7 @@ fn a_buffer_of_another_role_is_refused() {
     drop((op, o));
     other_port.service();
     check_books(&r);
-    assert_eq!(other_port.close(), 16);
+    assert_eq!(other_port.close_as_exited(), 16);
     drop(worker);
     r.finish();
 }
@@ -591,8 +593,10 @@ fn open_waits_for_the_grant_and_times_out_typed() {
 /// A peer that "dies" holding buffers everywhere — cache, hands, a
 /// half-read down ring, packets sent up and not yet received — and a
 /// restarted peer that resumes the rings. In one process the role cannot
-/// reach `Exited`; the new generation's attach is what makes the exporter
-/// reclaim (as it would after a real exit, `tests/shm_two_process.rs`).
+/// reach `Exited`, and a same-process re-attach is no proof the old
+/// objects are gone (review B1): the exporter waits, and the test, which
+/// dropped them, says so with `reclaim_as_exited` (a real exit needs
+/// nothing: `tests/shm_two_process.rs`).
 #[test]
 fn dead_peer_reclaimed_exactly_and_restart_resumes() {
     let mut r = rig();
@@ -638,6 +642,10 @@ fn dead_peer_reclaimed_exactly_and_restart_resumes() {
     assert_eq!(att2.generation(), 2);
     r.port.service();
     let s = r.port.stats();
+    assert_eq!((s.reclaims, s.granted), (0, 1), "same process: no reclaim");
+    r.port.reclaim_as_exited();
+    r.port.service();
+    let s = r.port.stats();
     assert_eq!(s.reclaims, 1);
     assert_eq!(s.granted, 2);
     assert_eq!(s.reclaimed as usize, lent_before - stock - 3);
@@ -668,10 +676,10 @@ fn dead_peer_reclaimed_exactly_and_restart_resumes() {
     r.finish();
 }
 
-#[test]
-fn handles_cross_threads() {
-    fn send<T: Send>() {}
-    fn sync<T: Sync>() {}
+// The handles' thread bounds, checked at compile time.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn sync<T: Sync>() {}
     send::<SharedPool>();
     sync::<SharedPool>();
     send::<Port>();
@@ -680,6 +688,44 @@ fn handles_cross_threads() {
     send::<PeerPool>();
     sync::<PeerPool>();
     send::<pktmem::shm::PeerPort>();
+};
+
+/// Buffers cross threads for real: a peer buffer written here is read and
+/// rewritten on another thread, sent up from there, and received here
+/// with the other thread's bytes; an exporter buffer dropped on another
+/// thread goes back to the free list.
+#[test]
+fn handles_cross_threads() {
+    let mut r = rig();
+    let p = peer(&mut r);
+    let mut b = p.alloc().unwrap();
+    b.extend_from(b"from main").unwrap();
+    let pool = p.clone();
+    let (b, sent) = std::thread::spawn(move || {
+        assert_eq!(b.copy_to_vec(), b"from main");
+        let mut b = b;
+        b.write(0, b"FROM").unwrap();
+        let mut port = pool.port().unwrap();
+        let mut up = vec![pool.alloc().unwrap()];
+        up[0].extend_from(b"thread").unwrap();
+        let sent = port.send_burst(&mut up);
+        (b, sent)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(sent, 1);
+    assert_eq!(b.copy_to_vec(), b"FROM main");
+    let mut inbox = Vec::new();
+    assert_eq!(r.port.recv_burst(&mut inbox, 4), 1);
+    assert_eq!(inbox[0].copy_to_vec(), b"thread");
+    let free = r.pool.counts().free;
+    let e = inbox.pop().unwrap();
+    std::thread::spawn(move || drop(e)).join().unwrap();
+    assert_eq!(r.pool.counts().free, free + 1, "dropped on another thread");
+    drop((b, p));
+    r.port.service();
+    check_books(&r);
+    r.finish();
 }
 
 /// A peer that scribbles on its up ring's tail: the exporter counts a
@@ -717,6 +763,9 @@ fn corrupt_ring_counted_then_relaid_at_reclaim() {
     // The next generation: reclaim (the up ring laid out afresh), grant.
     drop(p);
     let att = attach(&r.exporter, "worker");
+    r.port.service();
+    assert_eq!(r.port.stats().reclaims, 0, "same process: no reclaim");
+    r.port.reclaim_as_exited();
     r.port.service();
     let s = r.port.stats();
     assert_eq!((s.reclaims, s.granted), (1, 2));

@@ -167,7 +167,7 @@ fn random_operations_keep_exact_books() {
     drop(peer);
     port.service();
     assert_eq!(pool.counts().lent_total(), port.in_rings());
-    port.close();
+    port.close_as_exited();
     assert!(pool.is_full(), "{:?}", pool.counts());
     pool.audit().unwrap();
 }
@@ -284,7 +284,7 @@ fn threads_on_both_sides() {
     assert_eq!(s.rejected.total(), 0);
     assert_eq!((s.sent, s.received), (total, back));
     assert_eq!(pool.counts().lent_total(), port.in_rings());
-    port.close();
+    port.close_as_exited();
     assert!(pool.is_full(), "{:?}", pool.counts());
     pool.audit().unwrap();
     eprintln!(
@@ -350,6 +350,6 @@ fn burst_round_trip_cost() {
     drop(peer_port);
     drop(peer);
     port.service();
-    port.close();
+    port.close_as_exited();
     assert!(pool.is_full());
 }

@@ -181,6 +181,12 @@ pub enum AllocError {
     },
     /// The lend ring's indices are corrupt (the other side wrote them).
     Ring(ShmRingError),
+    /// Nothing left here, and the exporter withdrew the pool or this
+    /// role's port (peer side): no more loans will come.
+    Withdrawn {
+        /// The pool's directory entry.
+        entry: String,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -191,6 +197,10 @@ impl fmt::Display for AllocError {
                 "no free buffer in a shared pool of {total} ({out} out on the other side or in hand)"
             ),
             Self::Ring(e) => write!(f, "lend ring: {e}"),
+            Self::Withdrawn { entry } => write!(
+                f,
+                "no buffer left here and the exporter withdrew {entry:?} or this role's port in it"
+            ),
         }
     }
 }
@@ -199,7 +209,7 @@ impl std::error::Error for AllocError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Ring(e) => Some(e),
-            Self::Exhausted { .. } => None,
+            Self::Exhausted { .. } | Self::Withdrawn { .. } => None,
         }
     }
 }
@@ -355,6 +365,15 @@ pub enum OpenError {
     Ring(ShmRingError),
     /// The exporter is gone.
     ExporterGone,
+    /// This process already has the pool open for the role (one
+    /// [`PeerPool`](super::PeerPool) per pool, role and process while it
+    /// lives: its lend and return rings have one end each here).
+    AlreadyOpen {
+        /// The pool's entry.
+        entry: String,
+        /// The role slot.
+        slot: u16,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -389,6 +408,10 @@ impl fmt::Display for OpenError {
             ),
             Self::Ring(e) => write!(f, "port ring: {e}"),
             Self::ExporterGone => write!(f, "the exporter is gone"),
+            Self::AlreadyOpen { entry, slot } => write!(
+                f,
+                "{entry:?} is already open in this process for role slot {slot} (drop that PeerPool first)"
+            ),
         }
     }
 }
@@ -409,17 +432,38 @@ pub enum PeerPortError {
     /// The port is already in use in this process (one live
     /// [`PeerPort`](super::PeerPort) per pool: its rings have one end here).
     Taken,
+    /// The exporter withdrew the pool or this role's port since the pool
+    /// was opened.
+    Withdrawn {
+        /// The pool's directory entry.
+        entry: String,
+    },
+    /// The down or up ring failed its header check (the exporter's memory
+    /// is not a ring: a corrupt or foreign entry).
+    Ring(ShmRingError),
 }
 
 impl fmt::Display for PeerPortError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Taken => write!(f, "the pool's port is already in use in this process"),
+            Self::Ring(e) => write!(f, "the port's packet ring: {e}"),
+            Self::Withdrawn { entry } => write!(
+                f,
+                "the exporter withdrew {entry:?} or this role's port in it (open the pool again)"
+            ),
         }
     }
 }
 
-impl std::error::Error for PeerPortError {}
+impl std::error::Error for PeerPortError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Ring(e) => Some(e),
+            Self::Taken | Self::Withdrawn { .. } => None,
+        }
+    }
+}
 
 /// What [`SharedPool::audit`](super::SharedPool::audit) found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -81,6 +81,29 @@
 //! [`PeerPool::open`] waits for that grant, then resumes the rings at their
 //! published indices: the queued lend buffers and down packets are its.
 //!
+//! # Memory outlives the exporter's objects while a peer may use it
+//!
+//! The exporter never frees a port's rings or a pool's buffers while a
+//! peer that may still use them lives: the memory of a pool or port stays
+//! mapped, unused, until every peer that could use it has exited. A
+//! dropped (or [closed](Port::close)) [`Port`] whose role's holder is
+//! `Attached` or `Gone` withdraws its record and keeps its rings allocated
+//! until that holder is seen to exit (role `Exited` or `Vacant`, or the
+//! role granted to another process); the buffers lent to the role stay
+//! counted as lent, and a new port for the role continues from the
+//! generation the old one granted and reclaims them once that holder
+//! exited. A dropped [`SharedPool`] withdraws `shm/pool/<name>` first, then
+//! keeps its buffers until every role that had a port on it is done the
+//! same way (or the exporter and every handle of those roles are gone).
+//! What remains on the peer: a peer that keeps using a pool or port the
+//! exporter dropped sees the old memory, never someone else's (the pages
+//! are not reused until it exited); it gets no more loans or packets, and
+//! a new [`PeerPool::open`] of a withdrawn pool fails with a typed error.
+//! A role's holder in the exporter's own process (a thread attached over a
+//! socket pair) never reaches `Exited`: what it was given stays allocated
+//! until the exporter goes; [`Port::close_as_exited`] takes its buffers
+//! back when you know it stopped.
+//!
 //! # What a peer sees, what it costs, what it cannot do
 //!
 //! * **Sees**: the whole exported provider mapped (same VA when free,
@@ -177,7 +200,10 @@
 //! assert_eq!(sum, 45); // and echoed back
 //! port.service(); // takes back what the peer gave back on its way out
 //! assert_eq!(pool.counts().lent_total(), port.in_rings()); // only the lend stock is out
-//! assert_eq!(port.close(), 64); // the peer thread is done: the stock comes back
+//! // The peer thread is done: the stock comes back. (A thread of this
+//! // process never reaches `Exited`, so `close` would keep it lent and
+//! // the rings parked; we know it stopped.)
+//! assert_eq!(port.close_as_exited(), 64);
 //! assert!(pool.is_full());
 //! pool.audit()?;
 //! # Ok(())
@@ -190,15 +216,17 @@
 //! |---|---|
 //! | `pool.rs` | [`SharedPool`]: the buffers' chunk, free list, ledger, counts, audit, the pool entry |
 //! | `port.rs` | [`Port`]: the four rings, lending, packets, reclaim, the grant |
-//! | `peer.rs` | [`PeerPool`], [`PeerPort`]: open, local free list, lend/return batches |
+//! | `peer.rs` | [`PeerPool`], [`PeerPort`]: open (one per pool, role and process), local free list, lend/return batches, withdrawal checks |
 //! | `buf.rs` | [`SharedBuf`], the geometry and descriptor checks |
 //! | `ledger.rs` | the ownership ledger and reclaim |
+//! | `park.rs` | memory of a dropped pool or port kept until every peer that could use it has exited |
 //! | `volatile.rs` | the byte copies to and from shared memory |
 //! | `error.rs` | one error type per operation, [`ShmError`] |
 
 mod buf;
 mod error;
 mod ledger;
+mod park;
 mod peer;
 mod pool;
 mod port;

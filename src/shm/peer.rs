@@ -19,6 +19,34 @@ use super::port::{PortEntry, Rejected, DOWN, LEND, PORT_ENTRY_LEN, RET, UP};
 
 /// Descriptors moved per ring call.
 const BATCH: usize = 32;
+
+/// The pools open in this process: (exporter pid, pool base at the
+/// exporter, role slot), one entry per live [`PeerCore`]. A second open of
+/// the same key would attach a second lend consumer and return producer to
+/// the same SPSC rings.
+static OPEN: Mutex<Vec<(u32, u64, u16)>> = Mutex::new(Vec::new());
+
+/// A key in [`OPEN`], removed on drop.
+struct OpenMark((u32, u64, u16));
+
+impl OpenMark {
+    fn take(key: (u32, u64, u16)) -> Option<OpenMark> {
+        let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.contains(&key) {
+            return None;
+        }
+        open.push(key);
+        Some(OpenMark(key))
+    }
+}
+
+impl Drop for OpenMark {
+    fn drop(&mut self) {
+        OPEN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k| *k != self.0);
+    }
+}
 /// How long [`PeerPool::open`] waits for the entries and the grant.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -46,6 +74,8 @@ struct Counters {
     sent: AtomicU64,
     received: AtomicU64,
     out_of_pool: AtomicU64,
+    /// A buffer lent again while this process already had it.
+    not_lent: AtomicU64,
     bad_window: AtomicU64,
     corrupt_ring: AtomicU64,
 }
@@ -67,8 +97,12 @@ struct RingMem {
 pub(crate) struct PeerCore {
     pub(crate) geo: Geometry,
     /// Local start of buffer 0. Invariant: `local..local + geo.len()` is
-    /// mapped while `att` lives (checked with `to_local` at open; the pool
-    /// chunk stays mapped while the exporter's pool lives).
+    /// mapped while `att` lives (checked with `to_local` at open). The
+    /// attachment unmaps a range only on the exporter's `Unmap`, which
+    /// follows the exporter freeing it, and the exporter frees a pool's
+    /// chunk only once no role that had a port on it has a holder that can
+    /// still use it (its `Drop` parks the chunk until each has exited):
+    /// this process, holding the role, keeps it mapped.
     local: NonNull<u8>,
     /// Free buffers of this process (each index at most once: it enters
     /// from a dropped handle or a validated lend descriptor).
@@ -85,6 +119,15 @@ pub(crate) struct PeerCore {
     /// Set by [`PeerPool::abandon`]: dropped buffers are not given back.
     abandoned: AtomicBool,
     counters: Counters,
+    /// This process's one open of the pool for the role (see [`OPEN`]).
+    _open: OpenMark,
+    /// The pool's directory entry, this role's slot and generation, and
+    /// the rings' exporter VAs as opened: the port is withdrawn when the
+    /// entry no longer has this record.
+    entry: String,
+    slot: u16,
+    generation: u64,
+    ring_vas: [u64; 4],
     /// Keeps the memory mapped (buffers and rings). Last: dropped after the
     /// ring ends.
     att: Arc<Attachment>,
@@ -125,9 +168,29 @@ impl PeerCore {
     }
 
     fn put_free(&self, idx: u32) {
-        // `count` slots, each index at most once (field invariant) unless
-        // the exporter lent one buffer twice; then the extra is dropped.
-        let _ = self.free.enqueue(idx);
+        let _ = self.put_new(idx);
+    }
+
+    /// Puts a buffer just received in the free list; `false` when the list
+    /// was full: the exporter lent one buffer twice (`count` slots, each
+    /// index at most once otherwise: the field invariant), and the extra is
+    /// dropped.
+    fn put_new(&self, idx: u32) -> bool {
+        self.free.enqueue(idx).is_ok()
+    }
+
+    /// Whether the exporter withdrew the pool or this port (its entry
+    /// gone, or no longer naming these rings for this generation). A
+    /// directory lookup: for slow paths only.
+    fn withdrawn(&self) -> bool {
+        let Some(raw) = self.att.lookup(&self.entry) else {
+            return true;
+        };
+        !parse_pool(&self.entry, &raw).is_ok_and(|(g, ports)| {
+            g == self.geo
+                && port_of(&ports, self.slot)
+                    .is_some_and(|p| p.rings == self.ring_vas && p.granted == self.generation)
+        })
     }
 
     fn is_abandoned(&self) -> bool {
@@ -200,17 +263,16 @@ impl PeerCore {
         let mut n = 0;
         for d in &descs[..got] {
             match self.geo.index(d.addr) {
-                Ok(idx) => {
-                    self.put_free(idx);
-                    n += 1;
-                }
+                Ok(idx) if self.put_new(idx) => n += 1,
+                // Lent twice: not counted as held (review N4).
+                Ok(_) => bump(&self.counters.not_lent, 1),
                 Err(_) => bump(&self.counters.out_of_pool, 1),
             }
         }
         // Relaxed: as in `flush`.
         self.held.fetch_add(n, Ordering::Relaxed);
         bump(&self.counters.borrowed, n as u64);
-        Ok(got)
+        Ok(n)
     }
 }
 
@@ -409,18 +471,27 @@ impl PeerPool {
             })?;
             rings[i] = RingMem { ptr, len };
         }
+        let mark = OpenMark::take((att.exporter_pid(), geo.base, slot)).ok_or_else(|| {
+            OpenError::AlreadyOpen {
+                entry: pe.clone(),
+                slot,
+            }
+        })?;
         // SAFETY: the rings are mapped while `att` lives, which the core
-        // keeps; the exporter granted this generation, so no earlier holder
-        // of the role uses these ends any more (it exited or left), and this
-        // process makes one lend consumer and one return producer per pool
-        // (here).
+        // keeps (the exporter frees a port's rings only once the role's
+        // holder, this process, exited: the port's `Drop` parks them until
+        // then); the exporter granted this generation, so no earlier holder
+        // of the role uses these ends any more (it exited), and this
+        // process has one lend consumer and one return producer per pool
+        // and role: `mark`, held by the core, is the one entry of `OPEN`
+        // for them.
         let lend = unsafe { ShmConsumer::attach(rings[LEND].ptr, rings[LEND].len) }
             .map_err(OpenError::Ring)?;
         // SAFETY: as for the lend consumer, for the return producer.
         let ret = unsafe { ShmProducer::attach(rings[RET].ptr, rings[RET].len) }
             .map_err(OpenError::Ring)?;
         let free = Ring::new(geo.count as usize).map_err(|_| OpenError::BadEntry {
-            entry: pe,
+            entry: pe.clone(),
             field: "count",
             value: geo.count.into(),
         })?;
@@ -438,8 +509,25 @@ impl PeerPool {
                 port_taken: AtomicBool::new(false),
                 abandoned: AtomicBool::new(false),
                 counters: Counters::default(),
+                _open: mark,
+                entry: pe,
+                slot,
+                generation: want,
+                ring_vas: entry.rings,
             }),
         })
+    }
+
+    /// Whether the exporter withdrew the pool or this role's port since
+    /// it was opened (the pool's entry gone, or its record no longer naming
+    /// these rings for this generation). The memory stays mapped and is
+    /// never reused while this process holds the role (the exporter parks
+    /// it), so buffers in hand stay readable; no more loans or packets
+    /// come. A directory lookup (a lock and a copy of the entry): poll it
+    /// on slow paths. [`alloc`](Self::alloc) with nothing left and
+    /// [`port`](Self::port) check it themselves.
+    pub fn is_withdrawn(&self) -> bool {
+        self.core.withdrawn()
     }
 
     /// Buffers of the pool.
@@ -464,6 +552,11 @@ impl PeerPool {
                 return Ok(self.core.handle(idx, self.core.fresh_meta()));
             }
             if self.core.borrow()? == 0 {
+                if self.core.withdrawn() {
+                    return Err(AllocError::Withdrawn {
+                        entry: self.core.entry.clone(),
+                    });
+                }
                 return Err(AllocError::Exhausted {
                     total: self.core.geo.count,
                     // Relaxed: a snapshot for the message.
@@ -536,6 +629,7 @@ impl PeerPool {
             received: l(&c.received),
             rejected: Rejected {
                 out_of_pool: l(&c.out_of_pool),
+                not_lent: l(&c.not_lent),
                 bad_window: l(&c.bad_window),
                 corrupt_ring: l(&c.corrupt_ring),
                 ..Rejected::default()
@@ -547,6 +641,11 @@ impl PeerPool {
     /// producer, resumed at their published indices. One at a time per
     /// pool in a process.
     pub fn port(&self) -> Result<PeerPort, PeerPortError> {
+        if self.core.withdrawn() {
+            return Err(PeerPortError::Withdrawn {
+                entry: self.core.entry.clone(),
+            });
+        }
         // AcqRel: Acquire pairs with the Release store in `PeerPort::drop`
         // (the previous port's ends are gone); Release orders nothing else.
         if self.core.port_taken.swap(true, Ordering::AcqRel) {
@@ -554,23 +653,25 @@ impl PeerPool {
         }
         let r = self.core.rings;
         // SAFETY: the rings are mapped while the core lives (the port keeps
-        // it); the flag makes these the process's only down consumer and up
+        // it; the exporter parks a dropped port's rings until this role's
+        // holder exited, see `PeerCore::local`); the flag makes these the process's only down consumer and up
         // producer; the exporter granted this generation at open.
         let down = unsafe { ShmConsumer::attach(r[DOWN].ptr, r[DOWN].len) };
         // SAFETY: as above.
         let up = unsafe { ShmProducer::attach(r[UP].ptr, r[UP].len) };
-        if let (Ok(down), Ok(up)) = (down, up) {
-            Ok(PeerPort {
+        match (down, up) {
+            (Ok(down), Ok(up)) => Ok(PeerPort {
                 core: Arc::clone(&self.core),
                 down,
                 up,
                 scratch: Vec::with_capacity(BATCH),
-            })
-        } else {
-            bump(&self.core.counters.corrupt_ring, 1);
-            // Release: pairs with the Acquire swap above.
-            self.core.port_taken.store(false, Ordering::Release);
-            Err(PeerPortError::Taken)
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                bump(&self.core.counters.corrupt_ring, 1);
+                // Release: pairs with the Acquire swap above.
+                self.core.port_taken.store(false, Ordering::Release);
+                Err(PeerPortError::Ring(e))
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +15,7 @@ use crate::ring::Ring;
 use super::buf::{Geometry, Home, Meta, SharedBuf, MAX_DATA_ROOM};
 use super::error::{AllocError, AuditError, BuildError, PortError};
 use super::ledger::Ledger;
+use super::park::park;
 use super::port::{Port, PortConfig, PortEntry, PORT_ENTRY_LEN};
 
 /// Layout version of the directory entry (`shm/pool/<name>`).
@@ -52,11 +54,22 @@ pub(crate) fn encode_pool_entry<'a>(
     v
 }
 
+/// What a role's last port had granted: (generation, generation
+/// reclaimed, the process granted).
+pub(crate) type Past = (u64, u64, Option<u32>);
+
 /// The pool's directory entry and the ports it describes.
 struct Directory {
-    publication: Publication,
+    /// `None` once withdrawn (the pool going).
+    publication: Option<Publication>,
     /// Role slot → (role name, its port's record).
     ports: BTreeMap<u32, (String, PortEntry)>,
+    /// Role slot → what its last port had granted, kept when that port
+    /// went: a new port for the role continues from there.
+    past: BTreeMap<u32, Past>,
+    /// Every role that had a port on the pool: the processes that may use
+    /// its buffers.
+    users: Vec<Role>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -72,8 +85,9 @@ pub(crate) struct PoolCore {
     pub(crate) geo: Geometry,
     pub(crate) name: String,
     /// The buffers' memory: one chunk of the exported provider. Never
-    /// reached as a slice (the peers write it): raw pointers only.
-    chunk: SharedChunk,
+    /// reached as a slice (the peers write it): raw pointers only. Taken
+    /// only in `drop` (freed, or parked while a user may still use it).
+    chunk: ManuallyDrop<SharedChunk>,
     pub(crate) ledger: Ledger,
     /// Indices of the buffers with the exporter and not in its hands.
     /// Invariant: each index at most once (it enters only from a handle
@@ -83,6 +97,21 @@ pub(crate) struct PoolCore {
     exporter_out: AtomicUsize,
     /// The directory entry, with a record per live port.
     dir: Mutex<Directory>,
+}
+
+impl Drop for PoolCore {
+    /// Withdraws the pool's entry first (a peer that opens after this
+    /// cannot find it), then frees the buffers once no role that had a
+    /// port on the pool can use them: the memory of a pool stays mapped,
+    /// unused, until every peer that could use it has exited.
+    fn drop(&mut self) {
+        let dir = self.dir.get_mut().unwrap_or_else(PoisonError::into_inner);
+        drop(dir.publication.take());
+        let users = std::mem::take(&mut dir.users);
+        // SAFETY: `chunk` is taken here only, in drop, and not used after.
+        let chunk = unsafe { ManuallyDrop::take(&mut self.chunk) };
+        park(chunk, &users);
+    }
 }
 
 impl PoolCore {
@@ -145,22 +174,34 @@ impl PoolCore {
     }
 
     fn publish(&self, dir: &Directory) -> Result<(), PublishError> {
-        dir.publication.update(&encode_pool_entry(
-            &self.geo,
-            dir.ports.values().map(|(_, e)| e),
-        ))
+        match &dir.publication {
+            Some(p) => p.update(&encode_pool_entry(
+                &self.geo,
+                dir.ports.values().map(|(_, e)| e),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// What the role slot's last port had granted (`(0, 0, None)`: none).
+    pub(crate) fn past_grant(&self, slot: u32) -> Past {
+        let dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
+        dir.past.get(&slot).copied().unwrap_or((0, 0, None))
     }
 
     /// Adds a port's record; `false` when the role already has one.
-    pub(crate) fn add_port(&self, name: &str, entry: PortEntry) -> Result<bool, PublishError> {
+    pub(crate) fn add_port(&self, role: &Role, entry: PortEntry) -> Result<bool, PublishError> {
         let mut dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
         if dir.ports.contains_key(&entry.slot) {
             return Ok(false);
         }
-        dir.ports.insert(entry.slot, (name.to_owned(), entry));
+        dir.ports
+            .insert(entry.slot, (role.name().to_owned(), entry));
         let r = self.publish(&dir);
         if r.is_err() {
             dir.ports.remove(&entry.slot);
+        } else if !dir.users.iter().any(|u| u.slot() == role.slot()) {
+            dir.users.push(role.clone());
         }
         r.map(|()| true)
     }
@@ -174,9 +215,11 @@ impl PoolCore {
         self.publish(&dir)
     }
 
-    /// Withdraws a port's record.
-    pub(crate) fn remove_port(&self, slot: u32) {
+    /// Withdraws a port's record, remembering what it had granted and
+    /// reclaimed for the next port of the role.
+    pub(crate) fn remove_port(&self, slot: u32, granted: u64, reclaimed: u64, holder: Option<u32>) {
         let mut dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
+        dir.past.insert(slot, (granted, reclaimed, holder));
         if dir.ports.remove(&slot).is_some() {
             // A failed update leaves the record; nobody is granted anything new.
             let _ = self.publish(&dir);
@@ -289,13 +332,15 @@ impl SharedPoolBuilder {
             core: Arc::new(PoolCore {
                 geo,
                 name: self.name,
-                chunk,
+                chunk: ManuallyDrop::new(chunk),
                 ledger: Ledger::new(geo.count),
                 free,
                 exporter_out: AtomicUsize::new(0),
                 dir: Mutex::new(Directory {
-                    publication,
+                    publication: Some(publication),
                     ports: BTreeMap::new(),
+                    past: BTreeMap::new(),
+                    users: Vec::new(),
                 }),
             }),
         })
@@ -425,6 +470,12 @@ impl SharedPool {
     /// The port for `role`: four rings in exported memory (lend and down
     /// towards the peer, return and up back), published for the peer as a
     /// record of the pool's entry. One port per role and pool.
+    ///
+    /// `role` must be a role of the exporter the pool was built on: the
+    /// port knows it only by its slot, and a role of another exporter is
+    /// not detected (the share layer gives a `Role` no identity of its
+    /// exporter yet); its slot would mix with this exporter's role of that
+    /// number in the ledger and the entry.
     pub fn port(&self, role: &Role, config: PortConfig) -> Result<Port, PortError> {
         Port::new(&self.core, role, config)
     }

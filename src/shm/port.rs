@@ -16,6 +16,7 @@ use crate::ring::shared::{
 use super::buf::{Reject, SharedBuf};
 use super::error::PortError;
 use super::ledger::{IndexSet, TakeBack};
+use super::park::park;
 use super::pool::{PoolCore, ENTRY_VERSION};
 
 /// `"SHPT"`: a port entry.
@@ -191,6 +192,14 @@ pub struct PortStats {
     pub granted: u64,
 }
 
+/// What the exporter enqueued at one position of an E→P ring (its
+/// private copy).
+#[derive(Clone, Copy, Default)]
+struct Shadow {
+    idx: u32,
+    meta: u64,
+}
+
 /// One ring of the port: its memory in the ring chunk.
 #[derive(Clone, Copy)]
 struct RingMem {
@@ -209,9 +218,14 @@ struct RingMem {
 ///
 /// Dropping the port withdraws its entry; buffers still lent to the role
 /// are reclaimed then if its process has exited, and stay counted as lent
-/// otherwise. Its ring memory goes back to the provider (whose release
-/// gate keeps the pages until every peer has unmapped them): drop a port
-/// only when its role's peer is gone.
+/// otherwise (a later port for the role continues from the generation
+/// this one granted and reclaims them once that holder exited). The ring
+/// memory goes back to the provider only when no holder of the role can
+/// use it any more: while the role's holder has not been seen to exit
+/// (`Attached` or `Gone`), the memory of the port stays mapped, unused,
+/// until it has exited (or the exporter and every handle of the role are
+/// gone). A peer that keeps using the rings then sees the old memory,
+/// never someone else's.
 pub struct Port {
     pool: Arc<PoolCore>,
     role: Role,
@@ -220,15 +234,19 @@ pub struct Port {
     rings: [RingMem; 4],
     entry: PortEntry,
     lend: ShmProducer,
-    /// `lend_shadow[pos & mask]`: the buffer enqueued at lend position `pos`.
-    lend_shadow: Box<[u32]>,
+    /// `lend_shadow[pos & mask]`: the buffer enqueued at lend position
+    /// `pos` (exporter-private: what the successor of a dead holder is
+    /// given back is read from here, never from the shared slots).
+    lend_shadow: Box<[Shadow]>,
     ret: ShmConsumer,
     down: ShmProducer,
-    /// As `lend_shadow`, for the down ring.
-    down_shadow: Box<[u32]>,
+    /// As `lend_shadow`, for the down ring (with each packet's window).
+    down_shadow: Box<[Shadow]>,
     up: ShmConsumer,
     /// The generation whose holder's buffers were reclaimed last.
     reclaimed: u64,
+    /// The process granted `entry.granted` (`None`: none granted yet).
+    holder: Option<u32>,
     /// A ring was found corrupt: the rings are left alone until reclaim.
     broken: bool,
     /// The port's record is in the pool's entry (removed on drop).
@@ -236,12 +254,13 @@ pub struct Port {
     stats: PortStats,
     scratch: Vec<Desc>,
     /// The rings' memory (exported, peer-writable: reached only by the
-    /// ring ends' atomics). Last: dropped after the ends.
-    _mem: SharedChunk,
+    /// ring ends' atomics). Always `Some` until drop, which frees it only
+    /// once no holder of the role can use it (else parks it).
+    mem: Option<SharedChunk>,
 }
 
 // SAFETY: the only non-`Send` fields are the `RingMem` pointers, which
-// point into `_mem`, a chunk the port owns and moves with it; the ring ends
+// point into `mem`, a chunk the port owns and moves with it; the ring ends
 // are `Send`, the rest is owned data and Arcs of `Sync` cores.
 unsafe impl Send for Port {}
 
@@ -313,8 +332,11 @@ impl Port {
         for r in rings {
             init_ring(r, cap).map_err(PortError::Ring)?;
         }
+        // A predecessor's grant continues: its holder's buffers (still lent
+        // to the slot) are reclaimed once that holder exited.
+        let (granted, reclaimed, holder) = pool.past_grant(slot);
         let entry = PortEntry {
-            granted: 0,
+            granted,
             slot,
             capacity: cap,
             ring_bytes: one as u64,
@@ -330,18 +352,22 @@ impl Port {
             ret: consumer(rings[RET]).map_err(PortError::Ring)?,
             down: producer(rings[DOWN]).map_err(PortError::Ring)?,
             up: consumer(rings[UP]).map_err(PortError::Ring)?,
-            _mem: mem,
+            mem: Some(mem),
             rings,
             entry,
-            lend_shadow: vec![0; cap as usize].into_boxed_slice(),
-            down_shadow: vec![0; cap as usize].into_boxed_slice(),
-            reclaimed: 0,
+            lend_shadow: vec![Shadow::default(); cap as usize].into_boxed_slice(),
+            down_shadow: vec![Shadow::default(); cap as usize].into_boxed_slice(),
+            reclaimed,
+            holder,
             broken: false,
             registered: false,
-            stats: PortStats::default(),
+            stats: PortStats {
+                granted,
+                ..PortStats::default()
+            },
             scratch: Vec::with_capacity(BATCH),
         };
-        match pool.add_port(role.name(), entry) {
+        match pool.add_port(role, entry) {
             Ok(true) => port.registered = true,
             Ok(false) => {
                 return Err(PortError::RoleTaken {
@@ -379,26 +405,39 @@ impl Port {
     }
 
     /// One round of upkeep; returns whether anything moved. In order: if
-    /// the role's holder has exited or left with `Bye` (or a newer
-    /// generation holds the role)
-    /// and its buffers were not reclaimed yet, reclaim them; grant the
-    /// role's current generation once reclaimed; take back what the return
-    /// ring holds; top the lend ring up to its target.
+    /// the process granted the role last has exited and its buffers were
+    /// not reclaimed yet, reclaim them; grant the role's current generation
+    /// once reclaimed; take back what the return ring holds; top the lend
+    /// ring up to its target.
+    ///
+    /// A new generation alone is not an exit: the exporter grants the role
+    /// again to the *same* process while its old connection is merely
+    /// `Gone` (it reconnected), and that process may still hold the old
+    /// generation's pool with buffers in its cache and hands. Its new
+    /// generation is therefore granted only once it has exited (which a
+    /// restarted process has), or once you call
+    /// [`reclaim_as_exited`](Self::reclaim_as_exited) knowing its old
+    /// objects are gone; until then its new
+    /// [`PeerPool::open`](super::PeerPool::open) waits and times out with a
+    /// typed error.
     pub fn service(&mut self) -> bool {
         let mut moved = false;
         let state = self.role.state();
         let generation = self.role.generation();
         let granted = self.entry.granted;
-        if granted != 0
-            && self.reclaimed < granted
-            && (matches!(state, RoleState::Exited { .. } | RoleState::Vacant)
-                || generation > granted)
-        {
+        if granted != 0 && self.reclaimed < granted && self.holder_exited(state) {
             moved |= self.reclaim() > 0;
         }
+        let state = self.role.state();
         if generation > granted && (granted == 0 || self.reclaimed == granted) {
-            self.grant(generation);
-            moved = true;
+            // Grant only with the new holder known (the state follows the
+            // generation's increment by a moment).
+            if let RoleState::Attached { pid } | RoleState::Gone { pid } = state {
+                if self.role.generation() == generation {
+                    self.grant(generation, pid);
+                    moved = true;
+                }
+            }
         }
         if !self.broken {
             moved |= self.drain_returns().is_some_and(|n| n > 0);
@@ -407,12 +446,27 @@ impl Port {
         moved
     }
 
-    /// Publishes that generation `g` of the role may use the rings.
-    fn grant(&mut self, g: u64) {
+    /// Whether the process granted the role last can no longer use what it
+    /// was given, by the role's state now: it exited (or left with `Bye`
+    /// and went: `Vacant`), or another process holds the role (which the
+    /// exporter grants only after the old holder exited).
+    fn holder_exited(&self, state: RoleState) -> bool {
+        match state {
+            RoleState::Exited { .. } | RoleState::Vacant => true,
+            RoleState::Attached { pid } | RoleState::Gone { pid } => {
+                self.holder.is_some_and(|h| h != pid)
+            }
+        }
+    }
+
+    /// Publishes that generation `g` of the role, held by process `pid`,
+    /// may use the rings.
+    fn grant(&mut self, g: u64, pid: u32) {
         let prev = self.entry.granted;
         self.entry.granted = g;
         if self.pool.update_port(self.entry).is_ok() {
             self.stats.granted = g;
+            self.holder = Some(pid);
         } else {
             // The peer keeps waiting (and times out with a typed error
             // naming both generations); the next service tries again.
@@ -420,13 +474,20 @@ impl Port {
         }
     }
 
-    /// Takes back the buffers in the return ring; returns how many, or
-    /// `None` when its indices are corrupt (the port is then broken).
+    /// Takes back the buffers in the return ring, at most one ring's worth
+    /// of descriptors per call (a peer that keeps the ring full cannot keep
+    /// the caller here: the rest waits for the next call); returns how many
+    /// descriptors it handled (taken back or refused: `service` reports
+    /// them as movement, so a caller looping while it moves comes back), or
+    /// `None` when its indices are corrupt (the port is then broken). One ring's worth is all a ring holds at once, so a
+    /// dead producer's ring is drained completely.
     fn drain_returns(&mut self) -> Option<usize> {
-        let mut n = 0;
+        let mut read = 0usize;
+        let cap = self.config.rings as usize;
         loop {
+            let want = BATCH.min(cap - read);
             self.scratch.clear();
-            self.scratch.resize(BATCH, Desc::default());
+            self.scratch.resize(want, Desc::default());
             let Ok(got) = self.ret.dequeue_burst(&mut self.scratch) else {
                 self.ring_fault();
                 return None;
@@ -439,14 +500,14 @@ impl Port {
                         Ok(()) => {
                             self.pool.put_free(idx);
                             self.stats.returned += 1;
-                            n += 1;
                         }
                         Err(e) => self.count_take_back(e),
                     },
                 }
             }
-            if got < BATCH {
-                return Some(n);
+            read += got;
+            if got < want || read >= cap {
+                return Some(read);
             }
         }
     }
@@ -477,7 +538,7 @@ impl Port {
                 let lent = self.pool.ledger.lend(idx, self.slot);
                 debug_assert!(lent.is_ok(), "a free buffer {idx} was lent");
                 let at = (pos + self.scratch.len() as u64) & self.mask();
-                self.lend_shadow[at as usize] = idx;
+                self.lend_shadow[at as usize] = Shadow { idx, meta: 0 };
                 self.scratch.push(Desc {
                     addr: self.pool.geo.addr(idx),
                     meta: 0,
@@ -500,15 +561,18 @@ impl Port {
         n
     }
 
-    /// Takes back the loans recorded in `scratch` (an enqueue that failed).
+    /// Takes back the loans recorded in `scratch` (an enqueue that failed);
+    /// `scratch` keeps its allocation (review N5).
     fn undo_lends(&mut self) {
-        for d in std::mem::take(&mut self.scratch) {
+        for i in 0..self.scratch.len() {
+            let d = self.scratch[i];
             if let Ok(idx) = self.pool.geo.index(d.addr) {
                 if self.pool.ledger.take_back(idx, self.slot).is_ok() {
                     self.pool.put_free(idx);
                 }
             }
         }
+        self.scratch.clear();
     }
 
     /// Sends packets to the peer: takes buffers from the front of `bufs`
@@ -536,7 +600,8 @@ impl Port {
             self.pool.handle_gone();
             let lent = self.pool.ledger.lend(idx, self.slot);
             debug_assert!(lent.is_ok(), "an exporter-held buffer {idx} was lent");
-            self.down_shadow[((pos + i as u64) & self.mask()) as usize] = idx;
+            self.down_shadow[((pos + i as u64) & self.mask()) as usize] =
+                Shadow { idx, meta: d.meta };
             self.scratch.push(d);
         }
         if n > 0 && self.down.enqueue_bulk(&self.scratch).is_err() {
@@ -616,11 +681,31 @@ impl Port {
         self.reclaim()
     }
 
-    /// Closes the port for a role whose holder will never come back (its
-    /// process exited, or a peer thread of this process was joined):
-    /// every buffer lent to the role comes back, those queued in the
-    /// rings too, since the rings go with the port. Returns how many.
+    /// Closes the port. When the role's holder is gone for good (state
+    /// `Exited` or `Vacant`), every buffer lent to the role comes back,
+    /// those queued in the rings too, since the rings go with the port;
+    /// returns how many. While a holder may still use the rings
+    /// (`Attached`, `Gone`), this is a drop: nothing is taken back (the
+    /// buffers stay counted as lent, a later port for the role reclaims
+    /// them once the holder exited), the ring memory stays mapped until
+    /// then, and it returns 0.
     pub fn close(mut self) -> usize {
+        if !holder_done(self.role.state()) {
+            return 0;
+        }
+        self.drain_returns();
+        self.take_back_all()
+    }
+
+    /// Closes the port as if its role's holder had exited: every buffer
+    /// lent to the role comes back now (as
+    /// [`reclaim_as_exited`](Self::reclaim_as_exited), for a holder you
+    /// know will never touch the pool again: a peer thread of this process
+    /// whose objects are dropped, a child you killed and reaped). The ring
+    /// memory is still freed only once the holder is seen to go (parked
+    /// until then), so a holder that does run on never touches freed
+    /// memory; only the ledger's exactness is lost. Returns how many.
+    pub fn close_as_exited(mut self) -> usize {
         self.drain_returns();
         self.take_back_all()
     }
@@ -660,15 +745,29 @@ impl Port {
         //    received (validated, left for `recv_burst`) stay queued for the
         //    next holder: they stay lent.
         let mut keep = IndexSet::new(self.pool.geo.count);
-        corrupt[LEND] = !self.keep_shadowed(&mut keep, LEND);
-        corrupt[DOWN] = !self.keep_shadowed(&mut keep, DOWN);
+        let lend = self.keep_shadowed(&mut keep, LEND);
+        let down = self.keep_shadowed(&mut keep, DOWN);
+        corrupt[LEND] = lend.is_none();
+        corrupt[DOWN] = down.is_none();
         corrupt[UP] = !self.keep_up(&mut keep);
+        // The healthy E→P rings are laid out again with exactly the kept
+        // entries, from our shadow (review R1: never the slots or head the
+        // dead holder could rewrite).
+        let mut failed = false;
+        for (ring, kept) in [(LEND, lend), (DOWN, down)] {
+            if let Some(kept) = kept {
+                failed |= !self.relay_kept(ring, &kept);
+            }
+        }
         // A corrupt ring is laid out afresh (its holder is gone): none of
-        // its entries are kept.
+        // its entries are kept. A corrupt return ring was counted by
+        // `drain_returns` already.
         for (ring, &bad) in corrupt.iter().enumerate() {
             if bad {
-                self.stats.rejected.corrupt_ring += 1;
-                self.relayout(ring, cap);
+                if ring != RET {
+                    self.stats.rejected.corrupt_ring += 1;
+                }
+                failed |= !self.relayout(ring, cap);
             }
         }
         let pool = Arc::clone(&self.pool);
@@ -680,29 +779,70 @@ impl Port {
         self.stats.resumed_in_rings += keep.len() as u64;
         self.stats.reclaims += 1;
         self.reclaimed = self.entry.granted;
-        self.broken = false;
+        // Broken only if a ring could not be laid out again (review N1).
+        self.broken = failed;
         n
     }
 
-    /// Adds the buffers queued in E→P ring `ring` to `keep`; `false` (and
-    /// nothing added) when its indices do not agree with ours.
-    fn keep_shadowed(&self, keep: &mut IndexSet, ring: usize) -> bool {
-        let (tail, shadow) = if ring == LEND {
-            (self.lend.position(), &self.lend_shadow)
+    /// Adds the buffers queued in E→P ring `ring` to `keep` and returns
+    /// them in ring order (from our shadow); `None` (and nothing added)
+    /// when its indices do not agree with ours: the shared tail must be our
+    /// private tail, and the shared head between the last head we saw (it
+    /// never goes back) and that tail.
+    fn keep_shadowed(&self, keep: &mut IndexSet, ring: usize) -> Option<Vec<Shadow>> {
+        let (p, shadow) = if ring == LEND {
+            (&self.lend, &self.lend_shadow)
         } else {
-            (self.down.position(), &self.down_shadow)
+            (&self.down, &self.down_shadow)
         };
+        let tail = p.position();
         match self.indices(ring) {
             Ok((head, shared))
-                if shared == tail && head <= tail && tail - head <= self.mask() + 1 =>
+                if shared == tail
+                    && head >= p.peer_position()
+                    && head <= tail
+                    && tail - head <= self.mask() + 1 =>
             {
-                for pos in head..tail {
-                    keep.insert(shadow[(pos & self.mask()) as usize]);
+                let kept: Vec<Shadow> = (head..tail)
+                    .map(|pos| shadow[(pos & self.mask()) as usize])
+                    .collect();
+                for e in &kept {
+                    keep.insert(e.idx);
                 }
-                true
+                Some(kept)
             }
-            _ => false,
+            _ => None,
         }
+    }
+
+    /// Lays E→P ring `ring` out afresh and enqueues `kept` (its entries
+    /// the dead holder had not consumed, from our shadow): the successor
+    /// reads exactly what the ledger kept, with our windows, whatever the
+    /// dead holder wrote into the slots or the head. `false` when the ring
+    /// could not be laid out or filled (the port is then broken).
+    fn relay_kept(&mut self, ring: usize, kept: &[Shadow]) -> bool {
+        if !self.relayout(ring, self.config.rings) {
+            return false;
+        }
+        let mask = self.mask();
+        let geo = self.pool.geo;
+        let descs: Vec<Desc> = kept
+            .iter()
+            .map(|e| Desc {
+                addr: geo.addr(e.idx),
+                meta: e.meta,
+            })
+            .collect();
+        let (p, shadow) = if ring == LEND {
+            (&mut self.lend, &mut self.lend_shadow)
+        } else {
+            (&mut self.down, &mut self.down_shadow)
+        };
+        for (i, e) in kept.iter().enumerate() {
+            shadow[(i as u64 & mask) as usize] = *e;
+        }
+        // At most `capacity` entries into an empty ring of ours.
+        p.enqueue_bulk(&descs).is_ok()
     }
 
     /// Adds the buffers the up ring holds for us to `keep` (descriptors that
@@ -744,40 +884,46 @@ impl Port {
     }
 
     /// Lays ring `ring` out afresh and re-attaches this side's end (its
-    /// holder has exited). A failure leaves the port broken (counted).
-    fn relayout(&mut self, ring: usize, cap: u32) {
+    /// holder has exited); `false` on failure (the caller leaves the port
+    /// broken).
+    fn relayout(&mut self, ring: usize, cap: u32) -> bool {
         let m = self.rings[ring];
-        let ok = init_ring(m, cap).is_ok()
+        init_ring(m, cap).is_ok()
             && match ring {
                 LEND => producer(m).map(|p| self.lend = p).is_ok(),
                 RET => consumer(m).map(|c| self.ret = c).is_ok(),
                 DOWN => producer(m).map(|p| self.down = p).is_ok(),
                 _ => consumer(m).map(|c| self.up = c).is_ok(),
-            };
-        if !ok {
-            self.broken = true;
-        }
+            }
     }
 }
 
 impl Drop for Port {
     fn drop(&mut self) {
-        // With no holder left, nothing can consume the rings, which go
-        // with the port: everything lent to the role comes back. Otherwise
-        // it stays counted as lent.
         // A port that never registered (it lost a race for its role) owns
-        // nothing: the ledger's entries for the slot are the winner's.
+        // nothing but fresh rings no peer was told of: the ledger's entries
+        // for the slot are the winner's.
         if !self.registered {
             return;
         }
-        if matches!(
-            self.role.state(),
-            RoleState::Exited { .. } | RoleState::Vacant
-        ) {
+        // Withdraw first: a holder that is not seen attached after this
+        // cannot have found the rings.
+        self.pool
+            .remove_port(self.slot, self.entry.granted, self.reclaimed, self.holder);
+        // With no holder left, nothing can consume the rings: everything
+        // lent to the role comes back. Otherwise it stays counted as lent.
+        if holder_done(self.role.state()) {
             self.take_back_all();
         }
-        self.pool.remove_port(self.slot);
+        if let Some(mem) = self.mem.take() {
+            park(mem, std::slice::from_ref(&self.role));
+        }
     }
+}
+
+/// The role's holder can no longer use what it was given.
+fn holder_done(s: RoleState) -> bool {
+    matches!(s, RoleState::Exited { .. } | RoleState::Vacant)
 }
 
 #[cfg(test)]
