@@ -9,7 +9,7 @@ use std::time::Duration;
 use pktmem_hugemem::share::{
     AttachError, Attachment, Exporter, Placement, PublishError, RefuseReason, RoleState,
 };
-use pktmem_hugemem::Provider;
+use pktmem_hugemem::{AllocRequest, Provider};
 
 fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
     let fd = exp.connect_pair().unwrap();
@@ -25,8 +25,12 @@ fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
 
 #[test]
 fn detach_and_attach_again_bumps_the_generation() {
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let _c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let role = exp.role("w").unwrap();
     let me = std::process::id();
@@ -59,7 +63,11 @@ fn detach_and_attach_again_bumps_the_generation() {
 
 #[test]
 fn the_directory_follows_publish_update_and_withdraw() {
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let before = exp.publish("a/before", b"1").unwrap();
     let a = attach(&exp, "w").unwrap();
@@ -94,12 +102,16 @@ fn the_directory_follows_publish_update_and_withdraw() {
 
 #[test]
 fn growth_is_mapped_before_alloc_returns() {
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let a = attach(&exp, "w").unwrap();
     assert!(a.placement().is_empty(), "nothing mapped yet");
     for len in [4096, 2 << 20, 6 << 20] {
-        let c = p.alloc(len).unwrap();
+        let c = p.alloc_shared(&AllocRequest::new(len)).unwrap();
         let va = c.as_ptr().as_ptr() as u64;
         let local = a.to_local(va, len).expect("mapped at once");
         assert_eq!(a.to_exporter(local.as_ptr()), Some(va));
@@ -121,7 +133,11 @@ fn growth_is_mapped_before_alloc_returns() {
 
 #[test]
 fn the_peer_limit_refuses_more() {
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).max_peers(1).unbound().unwrap();
     let _a = attach(&exp, "one").unwrap();
     match attach(&exp, "two") {
@@ -135,8 +151,12 @@ fn the_peer_limit_refuses_more() {
 
 #[test]
 fn an_attachment_outlives_its_exporter() {
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let a = attach(&exp, "w").unwrap();
     assert!(a.is_connected());
@@ -156,10 +176,41 @@ fn an_attachment_outlives_its_exporter() {
 }
 
 #[test]
+fn a_provider_that_is_not_exportable_is_refused() {
+    use pktmem_hugemem::share::ExportError;
+    // Its chunks have safe slices: memory a peer writes must not.
+    let private = Provider::builder().quiet(true).build().unwrap();
+    let _c = private.alloc(4096).unwrap();
+    let e = Exporter::builder(&private).unbound().unwrap_err();
+    assert!(matches!(e, ExportError::NotExportable), "{e:?}");
+    assert!(
+        e.to_string().contains("ProviderBuilder::exportable()"),
+        "{e}"
+    );
+    let path = std::env::temp_dir().join(format!("pktmem-notexp-{}.sock", std::process::id()));
+    assert!(matches!(
+        Exporter::builder(&private).bind(&path),
+        Err(ExportError::NotExportable)
+    ));
+    assert!(!path.exists(), "nothing bound");
+    // The same memory source, built exportable, is accepted.
+    let shared = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    assert!(Exporter::builder(&shared).unbound().is_ok());
+}
+
+#[test]
 fn sockets_by_path_and_abstract_name() {
     use pktmem_hugemem::share::{Backoff, ExportError};
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let _c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     // A stale socket file (nobody listens) is replaced; a live one is not.
     let path =
         std::env::temp_dir().join(format!("pktmem-share-inproc-{}.sock", std::process::id()));
@@ -215,14 +266,20 @@ fn sockets_by_path_and_abstract_name() {
 #[test]
 fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
     use std::sync::{Arc, Mutex};
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
-    let kept: Arc<Mutex<Vec<pktmem_hugemem::Chunk>>> = Arc::default();
+    let kept: Arc<Mutex<Vec<pktmem_hugemem::SharedChunk>>> = Arc::default();
     let (k2, weak) = (kept.clone(), p.downgrade());
     // Runs on the I/O thread: growth from there is announced without waiting.
     let _w = exp.role("w").unwrap().on_change(move |_| {
         if let Some(p) = weak.upgrade() {
-            k2.lock().unwrap().push(p.alloc(2 << 20).unwrap());
+            k2.lock()
+                .unwrap()
+                .push(p.alloc_shared(&AllocRequest::new(2 << 20)).unwrap());
         }
     });
     let a = attach(&exp, "w").unwrap();
@@ -240,7 +297,11 @@ fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
 fn a_peer_that_stops_reading_does_not_stall_the_others() {
     use pktmem_hugemem::share::wire::{Message, MAX_PAYLOAD};
     use std::os::fd::AsRawFd;
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_secs(3))
         .unbound()
@@ -328,7 +389,11 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
 #[test]
 fn roles_are_bounded() {
     use pktmem_hugemem::share::{RoleError, MAX_ROLES};
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     for i in 0..MAX_ROLES {
         assert_eq!(

@@ -123,7 +123,7 @@ pub enum RoleState {
 /// ```
 /// use pktmem_hugemem::share::{Exporter, RoleState};
 /// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// exp.role("a")?;
 /// exp.role("b")?;
@@ -199,7 +199,7 @@ impl RoleInner {
 /// use pktmem_hugemem::share::{Attachment, Exporter, RoleState};
 /// use pktmem_hugemem::Provider;
 /// use std::time::Duration;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let role = exp.role("worker")?;
 /// assert_eq!((role.state(), role.generation()), (RoleState::Vacant, 0));
@@ -303,7 +303,7 @@ impl Role {
 /// use pktmem_hugemem::share::{Attachment, Exporter, RoleState};
 /// use pktmem_hugemem::Provider;
 /// use std::sync::{Arc, Mutex};
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let seen: Arc<Mutex<Vec<RoleState>>> = Arc::default();
 /// let s = seen.clone();
@@ -345,7 +345,7 @@ impl Drop for RoleWatch {
 /// use pktmem_hugemem::share::{Attachment, Exporter};
 /// use pktmem_hugemem::Provider;
 /// use std::time::Duration;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let cfg = exp.publish("cfg", b"v1")?;
 /// let fd = exp.connect_pair().unwrap();
@@ -428,7 +428,7 @@ fn check_payload(name: &str, payload: &[u8]) -> Result<(), PublishError> {
 /// use pktmem_hugemem::share::Exporter;
 /// use pktmem_hugemem::Provider;
 /// use std::time::Duration;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p)
 ///     .ack_timeout(Duration::from_millis(500)) // a peer that does not ack is cut off
 ///     .max_peers(4)
@@ -463,7 +463,7 @@ pub struct ExportBuilder {
 /// ```
 /// use pktmem_hugemem::share::Exporter;
 /// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let path = std::env::temp_dir().join(format!("pktmem-doc-{}.sock", std::process::id()));
 /// let exp = Exporter::builder(&p).bind(&path)?;
 /// assert_eq!(exp.socket_path(), Some(path.as_path()));
@@ -663,7 +663,9 @@ impl ExportBuilder {
         let info = self.provider.info();
         let shareable = info.init_error.is_none()
             && matches!(info.source, PageSource::Memfd | PageSource::Hugetlbfs(_));
-        if shareable {
+        if shareable && !self.provider.is_exportable() {
+            Err(ExportError::NotExportable)
+        } else if shareable {
             Ok(())
         } else {
             Err(ExportError::NotShareable {

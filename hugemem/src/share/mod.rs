@@ -16,8 +16,16 @@
 //! # The model
 //!
 //! * **A whole provider is shared, by fd.** Make a provider for what is to
-//!   be shared and export it ([`Exporter::builder`]); everything else the
-//!   process has stays private. Each fd-backed page-size list is one region
+//!   be shared, [`exportable`](crate::ProviderBuilder::exportable), and
+//!   export it ([`Exporter::builder`]; a provider that is not exportable is
+//!   refused with [`ExportError::NotExportable`]); everything else the
+//!   process has stays private. An exportable provider hands out only
+//!   [`SharedChunk`](crate::SharedChunk)s
+//!   ([`Provider::alloc_shared`](crate::Provider::alloc_shared)): raw
+//!   pointers, no slices, no mempools, zones or small heap, because *every*
+//!   page of it is peer-writable for as long as a peer holds the memfd
+//!   (not only the pages announced so far, and also after the exporter
+//!   drops: the peer keeps its fd). Each fd-backed page-size list is one region
 //!   (its memfd, file offset = VA offset), so a provider shares as at most
 //!   three regions, however much it grows. Peers need no hugetlbfs mount,
 //!   no path, no common binary, and may live in other mount or PID
@@ -94,12 +102,13 @@
 //! * A peer's pid comes from the socket (`SO_PEERCRED`); for a socket pair
 //!   made by the exporter (which names the exporter itself) it is the pid
 //!   the peer's `Hello` gives, unverified.
-//! * The peer checks every fd's size when it is announced, but the
-//!   exporter's memfds are not sealed (the provider creates them without
-//!   `MFD_ALLOW_SEALING`): an exporter that later truncates one makes the
-//!   peer's accesses to the lost range fault (`SIGBUS`). Peers trust the
-//!   exporter's process that far; every message and descriptor is still
-//!   checked.
+//! * The provider's memfds are sealed against shrinking and growing
+//!   (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), so neither side can
+//!   truncate them under the other's mappings; a hostile peer's
+//!   `ftruncate` fails. Punching holes (`fallocate(PUNCH_HOLE)`) cannot be
+//!   sealed off without forbidding writes: a peer that may write the
+//!   memory may also zero it, and the exporter's code must treat what it
+//!   reads there as untrusted. Hugetlbfs-file providers are not sealed.
 //! * Any peer that can reach the socket may attach and declare roles:
 //!   guard the socket's path (permissions) or use
 //!   [`Exporter::connect_pair`].
@@ -112,11 +121,11 @@
 //!
 //! ```
 //! use pktmem_hugemem::share::{Attachment, Exporter, Placement, RoleState};
-//! use pktmem_hugemem::Provider;
+//! use pktmem_hugemem::{AllocRequest, Provider};
 //! use std::time::Duration;
 //!
-//! let p = Provider::builder().quiet(true).build()?;
-//! let first = p.alloc(2 << 20)?;
+//! let p = Provider::builder().exportable().quiet(true).build()?;
+//! let first = p.alloc_shared(&AllocRequest::new(2 << 20))?;
 //! let exp = Exporter::builder(&p).unbound()?;
 //! let role = exp.role("worker")?;
 //! let _where = exp.publish("rings/worker", &(first.as_ptr().as_ptr() as u64).to_le_bytes())?;
@@ -136,7 +145,7 @@
 //! assert_eq!(unsafe { first.as_ptr().as_ptr().read_volatile() }, 42);
 //!
 //! // Growth: the allocation returns once the peer mapped the new pages.
-//! let more = p.alloc(4 << 20)?;
+//! let more = p.alloc_shared(&AllocRequest::new(4 << 20))?;
 //! assert!(a.to_local(more.as_ptr().as_ptr() as u64, more.len()).is_some());
 //! drop(a); // Bye: the role is free for the next holder
 //! assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Gone { pid: std::process::id() }));

@@ -37,9 +37,9 @@ pub(crate) const MAX_LIST_PAGES: u64 = 1 << 26;
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let c = p.alloc(3 << 20)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let c = p.alloc_shared(&AllocRequest::new(3 << 20))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let fd = exp.connect_pair().unwrap();
 /// let a = std::thread::spawn(move || Attachment::builder("w").placement(Placement::Relocate).from_fd(fd))
@@ -74,9 +74,9 @@ pub struct ListPlacement {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let _c = p.alloc(5 << 20)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let _c = p.alloc_shared(&AllocRequest::new(5 << 20))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let fd = exp.connect_pair().unwrap();
 /// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;

@@ -28,9 +28,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let c = p.alloc(4096)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let c = p.alloc_shared(&AllocRequest::new(4096))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let fd = exp.connect_pair().unwrap();
 /// // In this very process the exporter's range is taken: SameVaIfFree
@@ -96,7 +96,7 @@ impl Default for Backoff {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Backoff, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
+/// use pktmem_hugemem::{AllocRequest, Provider};
 /// use std::time::Duration;
 /// let path = std::env::temp_dir().join(format!("pktmem-doc-ab-{}.sock", std::process::id()));
 /// let p2 = path.clone();
@@ -109,7 +109,7 @@ impl Default for Backoff {
 ///         .connect(&p2)
 /// });
 /// std::thread::sleep(Duration::from_millis(30));
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).bind(&path)?;
 /// let a = peer.join().unwrap()?;
 /// assert_eq!((a.role(), a.generation()), ("worker", 1));
@@ -158,9 +158,9 @@ struct Inner {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let c = p.alloc(4 << 20)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let c = p.alloc_shared(&AllocRequest::new(4 << 20))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let _cfg = exp.publish("cfg", b"hello")?;
 /// let fd = exp.connect_pair().unwrap();
