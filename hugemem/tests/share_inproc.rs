@@ -419,3 +419,147 @@ fn roles_are_bounded() {
         other => panic!("{other:?}"),
     }
 }
+
+/// F8 / F4a: a snapshot far larger than the 8 MiB a peer may have queued
+/// (160 publications of the largest payload, 10 MiB) attaches an
+/// in-process peer (it used to cut the peer off mid-snapshot and panic the
+/// I/O thread), and growth afterwards is not stalled.
+#[test]
+fn a_snapshot_larger_than_the_queue_cap_attaches() {
+    use pktmem_hugemem::share::wire::MAX_PAYLOAD;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_secs(2))
+        .unbound()
+        .unwrap();
+    let mut pubs = Vec::new();
+    for i in 0..160u8 {
+        pubs.push(
+            exp.publish(&format!("big/{i}"), &vec![i; MAX_PAYLOAD])
+                .unwrap(),
+        );
+    }
+    let role = exp.role("w").unwrap();
+    let a = attach(&exp, "w").expect("attached with the whole directory");
+    for i in [0u8, 77, 159] {
+        let v = a.lookup(&format!("big/{i}")).expect("in the snapshot");
+        assert_eq!(v.len(), MAX_PAYLOAD);
+        assert!(v.iter().all(|&b| b == i));
+    }
+    assert_eq!(
+        role.state(),
+        RoleState::Attached {
+            pid: std::process::id()
+        }
+    );
+    assert!(exp.is_running());
+    // Growth is acked at once, not waited out.
+    let t = std::time::Instant::now();
+    let more = p.alloc_shared(&AllocRequest::new(2 << 20)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(a
+        .to_local(more.as_ptr().as_ptr() as u64, more.len())
+        .is_some());
+    assert_eq!(
+        role.state(),
+        RoleState::Attached {
+            pid: std::process::id()
+        }
+    );
+}
+
+/// F4b: ack timers run from when a message was sent, not queued: a peer
+/// that reads (and acks) steadily behind a deep queue is not cut off, even
+/// though reading all of it takes several ack timeouts.
+#[test]
+fn a_peer_reading_steadily_behind_a_deep_queue_is_not_cut_off() {
+    use pktmem_hugemem::share::wire::{Message, MAX_MESSAGE, MAX_PAYLOAD};
+    use std::os::fd::AsRawFd;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_millis(300))
+        .unbound()
+        .unwrap();
+    let s = exp.connect_pair().unwrap();
+    let send = |m: &Message| {
+        let b = m.encode();
+        // SAFETY: writes `b` on our socket.
+        let n = unsafe { libc::send(s.as_raw_fd(), b.as_ptr().cast(), b.len(), 0) };
+        assert_eq!(n, b.len() as isize);
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let recv = |buf: &mut Vec<u8>| -> Option<Message> {
+        let mut pfd = libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 2000) };
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe {
+            libc::recv(
+                s.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        (n > 0).then(|| Message::decode(&buf[..n.unsigned_abs()]).unwrap())
+    };
+    send(&Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: std::process::id(),
+        role: "slow".into(),
+    });
+    let role = exp.role("slow").unwrap();
+    let ack = |m: &Message| {
+        if let Some(seq) = m.seq() {
+            send(&Message::Ack { seq });
+        }
+    };
+    loop {
+        let m = recv(&mut buf).expect("snapshot");
+        ack(&m);
+        if matches!(m, Message::Ready { .. }) {
+            break;
+        }
+    }
+    // 100 x 64 KiB queued at once, far more than the socket holds.
+    let big = vec![1u8; MAX_PAYLOAD];
+    let pubs: Vec<_> = (0..100)
+        .map(|i| exp.publish(&format!("q/{i}"), &big).unwrap())
+        .collect();
+    let t = std::time::Instant::now();
+    let mut got = 0;
+    while got < 100 {
+        let m = recv(&mut buf).expect("cut off while reading steadily");
+        std::thread::sleep(Duration::from_millis(15));
+        ack(&m);
+        if matches!(m, Message::Publish { .. }) {
+            got += 1;
+        }
+    }
+    assert!(
+        t.elapsed() > Duration::from_millis(600),
+        "read in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        role.state(),
+        RoleState::Attached {
+            pid: std::process::id()
+        }
+    );
+    drop(pubs);
+}

@@ -47,6 +47,14 @@ pub enum ExportError {
     /// [`Chunk`](crate::Chunk)s with safe slices, which memory another
     /// process writes must never have.
     NotExportable,
+    /// [`ack_timeout`](super::ExportBuilder::ack_timeout) is too short to
+    /// be met (every peer would be cut off at once).
+    AckTimeout {
+        /// The timeout asked for.
+        given: Duration,
+        /// The shortest accepted.
+        min: Duration,
+    },
     /// The socket address is unusable (empty, too long, holds a NUL byte),
     /// or a live exporter listens there already.
     BadAddress {
@@ -76,6 +84,10 @@ impl fmt::Display for ExportError {
             ),
             ExportError::NotExportable => f.write_str(
                 "the provider is not exportable: build it with ProviderBuilder::exportable() (its memory then comes from Provider::alloc_shared, as raw-pointer SharedChunks that other processes may write)"
+            ),
+            ExportError::AckTimeout { given, min } => write!(
+                f,
+                "ack timeout {given:?} is shorter than the {min:?} a peer needs at least"
             ),
             ExportError::BadAddress { addr, why } => {
                 write!(f, "cannot export at {addr:?}: {why}")

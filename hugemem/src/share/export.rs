@@ -13,7 +13,7 @@ use super::error::{ExportError, PublishError, RoleError};
 use super::io::{Cmd, Done, Io};
 use super::sys;
 use super::wire;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::{EventGuard, EventKind, PageSource, Provider};
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -24,6 +24,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// on what they can make it keep).
 pub const MAX_ROLES: usize = 1024;
 
+/// The shortest [`ExportBuilder::ack_timeout`] accepted.
+const MIN_ACK_TIMEOUT: Duration = Duration::from_millis(1);
+
 /// What the exporter and its callbacks share with the I/O thread.
 pub(super) struct Shared {
     pub(super) provider: Provider,
@@ -31,6 +34,10 @@ pub(super) struct Shared {
     pub(super) wake: OwnedFd,
     /// Set once the I/O thread stopped taking commands.
     pub(super) closed: Mutex<bool>,
+    /// Set (before `closed`) when the I/O thread died of a panic: nobody
+    /// watches the peers any more, so pages freed from then on are never
+    /// returned (a peer may still map them).
+    pub(super) dead: AtomicBool,
     pub(super) roles: Mutex<Vec<Arc<RoleInner>>>,
     /// Published payloads by name: (publication id, payload).
     pub(super) dir: Mutex<BTreeMap<String, (u64, Vec<u8>)>>,
@@ -51,6 +58,11 @@ impl Shared {
         drop(closed);
         sys::eventfd_signal(&self.wake);
         Ok(())
+    }
+
+    /// Whether the I/O thread still takes commands.
+    pub(super) fn running(&self) -> bool {
+        !*lock(&self.closed)
     }
 
     fn on_io_thread(&self) -> bool {
@@ -213,6 +225,7 @@ impl RoleInner {
 #[derive(Clone)]
 pub struct Role {
     pub(super) inner: Arc<RoleInner>,
+    pub(super) shared: Weak<Shared>,
 }
 
 impl fmt::Debug for Role {
@@ -222,6 +235,13 @@ impl fmt::Debug for Role {
 }
 
 impl Role {
+    /// Whether the exporter still serves this role: false once it was
+    /// dropped or its I/O thread failed (then no peer is attached, no
+    /// growth is announced and no exit is noticed any more).
+    pub fn exporter_running(&self) -> bool {
+        self.shared.upgrade().is_some_and(|sh| sh.running())
+    }
+
     /// The role's name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -472,7 +492,7 @@ pub struct ExportBuilder {
 /// # Ok::<(), pktmem_hugemem::HugememError>(())
 /// ```
 pub struct Exporter {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     path: Option<PathBuf>,
     guards: Vec<EventGuard>,
@@ -498,6 +518,15 @@ impl Exporter {
         }
     }
 
+    /// Whether the I/O thread runs. False only if it failed (a bug: it
+    /// does not panic on anything a peer sends); then every peer was
+    /// disconnected (roles `Gone`), growth is no longer announced nor
+    /// waited for, and pages freed from then on stay held (never returned,
+    /// as a peer may still map them) until the provider drops.
+    pub fn is_running(&self) -> bool {
+        self.shared.running()
+    }
+
     /// The exported provider.
     pub fn provider(&self) -> &Provider {
         &self.shared.provider
@@ -508,6 +537,7 @@ impl Exporter {
     pub fn role(&self, name: &str) -> Result<Role, RoleError> {
         Ok(Role {
             inner: self.shared.role_get_or_create(name)?,
+            shared: Arc::downgrade(&self.shared),
         })
     }
 
@@ -591,8 +621,21 @@ impl ExportBuilder {
     /// How long a peer may take to ack a message before it is cut off
     /// (default 2 s). Growth waits at most about this long per peer. The
     /// I/O thread never waits on a peer's socket: what a peer does not read
-    /// is queued for it, and a peer with more than 8 MiB waiting is cut
-    /// off at once.
+    /// is queued for it, and a peer with more than 8 MiB waiting (beyond
+    /// its initial snapshot) is cut off at once. A message's timer starts
+    /// when it was handed to the socket, or, while it waits in the queue,
+    /// when the peer last read. Shorter than 1 ms: building fails with
+    /// [`ExportError::AckTimeout`].
+    ///
+    /// ```
+    /// use pktmem_hugemem::share::{ExportError, Exporter};
+    /// use pktmem_hugemem::Provider;
+    /// use std::time::Duration;
+    /// let p = Provider::builder().exportable().quiet(true).build()?;
+    /// let e = Exporter::builder(&p).ack_timeout(Duration::ZERO).unbound().unwrap_err();
+    /// assert!(matches!(e, ExportError::AckTimeout { .. }), "{e}");
+    /// # Ok::<(), pktmem_hugemem::HugememError>(())
+    /// ```
     pub fn ack_timeout(mut self, d: Duration) -> Self {
         self.ack_timeout = d;
         self
@@ -660,6 +703,12 @@ impl ExportBuilder {
     }
 
     fn check(&self) -> Result<(), ExportError> {
+        if self.ack_timeout < MIN_ACK_TIMEOUT {
+            return Err(ExportError::AckTimeout {
+                given: self.ack_timeout,
+                min: MIN_ACK_TIMEOUT,
+            });
+        }
         let info = self.provider.info();
         let shareable = info.init_error.is_none()
             && matches!(info.source, PageSource::Memfd | PageSource::Hugetlbfs(_));
@@ -697,6 +746,7 @@ impl ExportBuilder {
             cmds: Mutex::new(VecDeque::new()),
             wake: sys::eventfd().map_err(io_err("eventfd"))?,
             closed: Mutex::new(false),
+            dead: AtomicBool::new(false),
             roles: Mutex::new(Vec::new()),
             dir: Mutex::new(BTreeMap::new()),
             next_pub: AtomicU64::new(1),

@@ -89,7 +89,7 @@ impl Io {
         };
         let own = self.own_pid;
         let pid = {
-            let c = self.conn(id).expect("the connection being read");
+            let Some(c) = self.conn(id) else { return };
             // A socket pair made here names this process; its peer says who it is.
             if c.pid == own || c.pid == 0 {
                 c.pid = hello_pid;
@@ -128,7 +128,7 @@ impl Io {
         }
         let generation = r.grant(pid);
         {
-            let c = self.conn(id).expect("the connection being read");
+            let Some(c) = self.conn(id) else { return };
             c.role = Some(r.clone());
             c.pidfd = pidfd;
         }
@@ -151,6 +151,10 @@ impl Io {
             iova_mode: u8::from(self.sh.provider.iova_mode() == IovaMode::Va),
             lists: self.lists.len() as u16,
         };
+        // The lists and pages are sent whatever the queue cap.
+        if let Some(c) = self.conn(id) {
+            c.allowance = usize::MAX;
+        }
         if !self.send(id, &welcome, None) {
             return;
         }
@@ -188,12 +192,15 @@ impl Io {
                 return;
             }
         }
-        let names: Vec<String> = lock(&self.sh.dir).keys().cloned().collect();
-        for n in names {
-            self.send_entry(id, &n);
-        }
-        let seq = self.take_seq(id);
-        self.send(id, &Message::Ready { seq }, None);
+        // The lists and pages may queue (bounded by the provider's size);
+        // the directory (up to MAX_ENTRIES × MAX_PAYLOAD) is produced as
+        // the socket drains, then Ready.
+        let names: std::collections::VecDeque<String> =
+            lock(&self.sh.dir).keys().cloned().collect();
+        let Some(c) = self.conn(id) else { return };
+        c.allowance = c.out_bytes;
+        c.snap = Some(names);
+        self.pump(id);
     }
 
     pub(super) fn ack(&mut self, id: u64, seq: u64) {

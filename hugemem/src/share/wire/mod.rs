@@ -48,7 +48,13 @@
 //! list), `Map` (growth: the exporter waits for the ack, and disconnects a
 //! peer that does not ack in time), `Unmap` (shrink: the pages stay in the
 //! exporter until every peer acked or exited), `Publish`, `Withdraw`. Either
-//! side ends with `Bye`; a peer's `Bye` says it unmapped everything.
+//! side ends with `Bye`; a peer's `Bye` says it unmapped everything. The
+//! exporter's `Bye` (and a `Refuse`) is sent without waiting and may
+//! overtake messages still queued for a slow peer (or be lost if its socket
+//! is full): the connection ends either way. The directory part of the
+//! initial snapshot is produced as the peer reads, so a growth `Map` or a
+//! new `Publish` may arrive between the snapshot's `Publish`es (before
+//! `Ready`).
 //!
 //! Validation on receipt (by [`Message::decode`] for one message, by the
 //! attachment for the conversation): the header; known kind; body length
