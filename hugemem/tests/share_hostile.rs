@@ -967,3 +967,73 @@ fn a_directory_flood_is_refused_on_both_sides() {
     );
     drop(writer.join().unwrap());
 }
+
+/// F11: an attach that fails after the Hello says `Bye` (once it unmapped
+/// and closed everything), so the role is not left held by this process.
+#[test]
+fn a_failed_attach_says_bye() {
+    // Against a fake exporter: after FdTooSmall the next message it reads
+    // (after the Hello) is Bye.
+    leaves_nothing_behind(|| {
+        let (ours, theirs) = pair();
+        for Msg(bytes, fds) in [
+            welcome(1),
+            with_fd(
+                &list(3, 4096, BASE, 1 << 21),
+                memfd(1 << 20, false).unwrap(),
+            ),
+        ] {
+            let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+            send_raw(&ours, &bytes, &raw);
+        }
+        let r = Attachment::builder("worker")
+            .handshake_timeout(Duration::from_millis(300))
+            .from_fd(theirs);
+        assert!(matches!(r, Err(AttachError::FdTooSmall { .. })), "{r:?}");
+        assert!(matches!(recv(&ours), Some(Message::Hello { .. })));
+        assert_eq!(recv(&ours), Some(Message::Bye), "no Bye after the failure");
+        assert_eq!(recv(&ours), None, "then closed");
+    });
+    // Against a real exporter: granted, then the peer gives up (a
+    // handshake timeout shorter than anything): the role is free at once
+    // for another holder.
+    let _serial = serial();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p
+        .alloc_shared(&pktmem_hugemem::AllocRequest::new(4096))
+        .unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let role = exp.role("w").unwrap();
+    let r = Attachment::builder("w")
+        .handshake_timeout(Duration::from_nanos(1))
+        .from_fd(exp.connect_pair().unwrap());
+    assert!(matches!(r, Err(AttachError::Timeout { .. })), "{r:?}");
+    let t = std::time::Instant::now();
+    while role.generation() == 0 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        role.wait_state(Duration::from_secs(5), |s| s
+            == pktmem_hugemem::share::RoleState::Vacant),
+        "{:?}",
+        role.state()
+    );
+    assert_eq!(role.generation(), 1, "it had been granted");
+    // Another process (a raw Hello naming another pid) is granted.
+    let s = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: 12345,
+        role: "w".into(),
+    };
+    send_raw(&s, &hello.encode(), &[]);
+    assert!(
+        matches!(recv(&s), Some(Message::Welcome { generation: 2, .. })),
+        "the role is still blocked"
+    );
+}

@@ -98,7 +98,8 @@ impl Shared {
 }
 
 /// Where a role's holder is: `Vacant` → `Attached` → `Gone` (connection
-/// closed) → `Exited` (process gone) → `Attached` again (generation + 1).
+/// closed) → `Exited` (process gone) → `Attached` again (generation + 1);
+/// `Attached` → `Vacant` when the peer leaves with `Bye`.
 ///
 /// ```
 /// use pktmem_hugemem::share::RoleState;
@@ -108,7 +109,8 @@ impl Shared {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoleState {
-    /// Never held, or released with `Bye` and the process gone.
+    /// Never held, or left with `Bye`: the peer unmapped everything (as it
+    /// says: a peer is trusted that far), so what it had may be reclaimed.
     Vacant,
     /// Held by the process `pid`, connected.
     Attached {

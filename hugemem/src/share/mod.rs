@@ -52,7 +52,10 @@
 //!   map them: its pages wait for its exit.)
 //! * **Roles and generations.** A peer attaches as a role ("worker"); one
 //!   live process holds a role at a time, a second is refused
-//!   ([`RefuseReason::RoleTaken`]). When the connection goes without `Bye`
+//!   ([`RefuseReason::RoleTaken`]). A peer that leaves with `Bye` (an
+//!   [`Attachment`] dropped, or an attach that failed after the exporter
+//!   granted it) has unmapped everything: the role is
+//!   [`RoleState::Vacant`] at once. When the connection goes without `Bye`
 //!   the role is [`RoleState::Gone`]; when the process has exited (its
 //!   pidfd, from the socket's `SO_PEERCRED`) it is [`RoleState::Exited`],
 //!   and a new attach is granted with generation + 1. Upper layers key
@@ -148,7 +151,7 @@
 //! let more = p.alloc_shared(&AllocRequest::new(4 << 20))?;
 //! assert!(a.to_local(more.as_ptr().as_ptr() as u64, more.len()).is_some());
 //! drop(a); // Bye: the role is free for the next holder
-//! assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Gone { pid: std::process::id() }));
+//! assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Vacant));
 //! # Ok::<(), pktmem_hugemem::HugememError>(())
 //! ```
 

@@ -335,7 +335,8 @@ impl Drop for Attachment {
             inner.table = PeerTable::new(); // unmaps everything, closes the fds
         }
         // Bye says everything is unmapped; a closed connection ignores it.
-        let _ = sys::send(&self.inner.sock, &Message::Bye.encode(), &[]);
+        // Without waiting: a stalled exporter must not hold up the drop.
+        let _ = sys::send_flags(&self.inner.sock, &Message::Bye.encode(), &[], true);
     }
 }
 
@@ -443,10 +444,23 @@ impl AttachBuilder {
         }
     }
 
-    /// The handshake over `sock`, then the thread.
+    /// The handshake over `sock`, then the thread. On failure, once
+    /// everything received is unmapped and closed, says `Bye` (without
+    /// waiting): the exporter may have granted the role already, and
+    /// without it the role would stay held by this process (F11).
+    fn attach(&self, sock: OwnedFd) -> Result<Attachment, AttachError> {
+        // A second descriptor of the socket outlives `handshake`'s cleanup.
+        let bye = sock.try_clone().ok();
+        let r = self.handshake(sock);
+        if let (Err(_), Some(b)) = (&r, &bye) {
+            let _ = sys::send_flags(b, &Message::Bye.encode(), &[], true);
+        }
+        r
+    }
+
     // One sequence: hello, welcome, snapshot, thread; split, it reads worse.
     #[allow(clippy::too_many_lines)]
-    fn attach(&self, sock: OwnedFd) -> Result<Attachment, AttachError> {
+    fn handshake(&self, sock: OwnedFd) -> Result<Attachment, AttachError> {
         let deadline = Instant::now() + self.handshake_timeout;
         let io = |op| move |source| AttachError::Io { op, source };
         sys::set_send_timeout(&sock, self.handshake_timeout.max(Duration::from_secs(1)))

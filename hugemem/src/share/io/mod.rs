@@ -728,9 +728,16 @@ impl Io {
     fn close(&mut self, id: u64, how: Close) {
         let own = self.own_pid;
         let Some(c) = self.conn(id) else { return };
-        if c.sock.take().is_none() {
-            return;
-        }
+        let Some(sock) = c.sock.take() else { return };
+        // A peer that said Bye and closed at once makes our sends fail
+        // before its Bye is read: look for it among what is still queued.
+        let how = if how == Close::Lost && c.role.is_some() && said_bye(&sock, &mut self.buf) {
+            Close::Bye
+        } else {
+            how
+        };
+        drop(sock);
+        let Some(c) = self.conn(id) else { return };
         c.pending.clear();
         // Queued messages (and the memfd duplicates some carry) go now.
         c.out.clear();
@@ -744,7 +751,13 @@ impl Io {
         // this peer) finds the role Gone already.
         if let Some(role) = &role {
             if role_held_by(role, pid) {
-                role.set_state(RoleState::Gone { pid });
+                // Bye: the peer unmapped everything (its word; a peer that
+                // lies could as well keep its fd): the role is free at once.
+                role.set_state(if how == Close::Bye {
+                    RoleState::Vacant
+                } else {
+                    RoleState::Gone { pid }
+                });
             }
         }
         for w in &mut self.map_waits {
@@ -765,7 +778,7 @@ impl Io {
             }
         }
         self.finish_releases();
-        if role.is_none() || !watch_exit {
+        if role.is_none() || !watch_exit || how == Close::Bye {
             // Never granted; or this very process (a thread attached over a
             // socket pair), which never "exits" while we run.
             self.conns.retain(|c| c.id != id);
@@ -822,6 +835,22 @@ impl Io {
             self.exited(id);
         }
     }
+}
+
+/// Whether a `Bye` waits among the next messages queued on `sock` (read
+/// without waiting, at most a bounded number; anything else is dropped).
+fn said_bye(sock: &OwnedFd, buf: &mut [u8]) -> bool {
+    for _ in 0..64 {
+        match sys::recv(sock, buf, true) {
+            Ok(r) if r.len > 0 && !r.truncated => {
+                if matches!(Message::decode(&buf[..r.len]), Ok(Message::Bye)) {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Whether the role's current holder is `pid` (Attached or Gone).
