@@ -564,3 +564,47 @@ fn a_peer_reading_steadily_behind_a_deep_queue_is_not_cut_off() {
     );
     drop(pubs);
 }
+
+/// F6: the peer's mappings are not inherited by a fork (`MADV_DONTFORK`,
+/// `dc` in smaps), so a peer's exit means nothing maps its pages any more.
+#[test]
+fn the_peers_mappings_are_not_inherited_by_fork() {
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let a = attach(&exp, "w").unwrap();
+    let local = a
+        .to_local(c.as_ptr().as_ptr() as u64, 4096)
+        .expect("mapped")
+        .as_ptr() as usize;
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut flags = None;
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ') {
+            if let Some((lo, hi)) = range.split_once('-') {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
+                    inside = (lo..hi).contains(&local);
+                    continue;
+                }
+            }
+        }
+        if inside {
+            if let Some(f) = line.strip_prefix("VmFlags:") {
+                flags = Some(f.to_string());
+            }
+        }
+    }
+    let flags = flags.expect("the peer's mapping in smaps");
+    assert!(
+        flags.split_whitespace().any(|f| f == "dc"),
+        "VmFlags:{flags}"
+    );
+    drop(a);
+}

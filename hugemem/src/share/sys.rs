@@ -482,6 +482,15 @@ pub(crate) unsafe fn map_shared_fixed(
         let _ = unsafe { crate::sys::unmap_to_reserved(addr, len) };
         return Err(e);
     }
+    // Not inherited by a fork (F6): once this process exited, nothing
+    // maps what it mapped, which is what the exporter's pidfd watch assumes.
+    // SAFETY: advice on the mapping just made.
+    if unsafe { libc::madvise(addr as *mut _, len, libc::MADV_DONTFORK) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: the same range, still the caller's.
+        let _ = unsafe { crate::sys::unmap_to_reserved(addr, len) };
+        return Err(e);
+    }
     Ok(())
 }
 
