@@ -608,3 +608,49 @@ fn the_peers_mappings_are_not_inherited_by_fork() {
     );
     drop(a);
 }
+
+/// F3: a peer over a socket pair names its own pid, unverified; when its
+/// connection goes without Bye the role stays Gone (its holds kept) even
+/// after a process of that pid exits: never Exited on a guess.
+#[test]
+fn an_unverified_pid_is_never_declared_exited() {
+    use pktmem_hugemem::share::wire::Message;
+    use std::os::fd::AsRawFd;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    // A real process whose pid the peer claims, gone soon.
+    let mut child = std::process::Command::new("sleep")
+        .arg("0.2")
+        .spawn()
+        .unwrap();
+    let claimed = child.id();
+    let s = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: claimed,
+        role: "liar".into(),
+    }
+    .encode();
+    // SAFETY: writes `hello` on our socket.
+    let n = unsafe { libc::send(s.as_raw_fd(), hello.as_ptr().cast(), hello.len(), 0) };
+    assert_eq!(n, hello.len() as isize);
+    let role = exp.role("liar").unwrap();
+    assert!(role.wait_attached(Duration::from_secs(5)).is_some());
+    assert_eq!(role.state(), RoleState::Attached { pid: claimed });
+    drop(s); // no Bye
+    assert!(role.wait_state(Duration::from_secs(5), |st| st
+        == RoleState::Gone { pid: claimed }));
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        role.state(),
+        RoleState::Gone { pid: claimed },
+        "declared exited on the pid the peer claimed"
+    );
+}

@@ -592,8 +592,10 @@ impl Exporter {
     /// A socket connected to this exporter, for a peer that cannot reach
     /// the listener: a thread of this process, or a child that inherits it
     /// (clear its close-on-exec flag, `FD_CLOEXEC`, for that; the fd is
-    /// close-on-exec as returned). The peer's pid is taken from its `Hello`
-    /// when the socket's credentials name this process.
+    /// close-on-exec as returned). The socket's credentials name this
+    /// process, so the peer's pid is the one its `Hello` gives, unverified:
+    /// it is never declared exited, and if it goes without `Bye` its role
+    /// stays `Gone` and its pages held until the exporter drops.
     pub fn connect_pair(&self) -> std::io::Result<OwnedFd> {
         let (ours, theirs) = sys::seqpacket_pair()?;
         self.shared

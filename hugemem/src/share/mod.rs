@@ -57,7 +57,7 @@
 //!   granted it) has unmapped everything: the role is
 //!   [`RoleState::Vacant`] at once. When the connection goes without `Bye`
 //!   the role is [`RoleState::Gone`]; when the process has exited (its
-//!   pidfd, from the socket's `SO_PEERCRED`) it is [`RoleState::Exited`],
+//!   pidfd, from the socket's `SO_PEERPIDFD`) it is [`RoleState::Exited`],
 //!   and a new attach is granted with generation + 1. Upper layers key
 //!   what belongs to a peer (rings, lent buffers) on the role, so a
 //!   restarted peer finds it again; [`Role::on_change`] tells them when
@@ -102,9 +102,17 @@
 //! * Dropping the [`Exporter`] releases every page it was holding back,
 //!   whether or not peers still map them; a peer must stop using memory
 //!   once [`Attachment::is_connected`] is false.
-//! * A peer's pid comes from the socket (`SO_PEERCRED`); for a socket pair
-//!   made by the exporter (which names the exporter itself) it is the pid
-//!   the peer's `Hello` gives, unverified.
+//! * A peer's process is known only when the kernel names it: a peer that
+//!   connected to the listener is watched through `SO_PEERPIDFD` (Linux
+//!   6.5+; else `pidfd_open` of the `SO_PEERCRED` pid). A peer over a
+//!   socket pair ([`Exporter::connect_pair`]: its credentials name the
+//!   exporter) or in a PID namespace the exporter cannot see (pid 0) is
+//!   known only by the pid its `Hello` gives, which is never trusted for
+//!   exit: when such a peer's connection goes without `Bye` its role stays
+//!   [`RoleState::Gone`] and every page it may map stays held until the
+//!   [`Exporter`] drops (never [`RoleState::Exited`] on a guess; the same
+//!   claimed pid may attach again). Peers that restart should connect to
+//!   the listener, or leave with `Bye`.
 //! * The provider's memfds are sealed against shrinking and growing
 //!   (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), so neither side can
 //!   truncate them under the other's mappings; a hostile peer's

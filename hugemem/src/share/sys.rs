@@ -179,6 +179,30 @@ pub(crate) fn peer_pid(fd: &OwnedFd) -> io::Result<u32> {
     Ok(u32::try_from(cred.pid).unwrap_or(0))
 }
 
+/// A pidfd of the process that made the socket's other end
+/// (`SO_PEERPIDFD`, Linux 6.5+): race-free, unlike a pid. `None` when the
+/// kernel has no such option or the peer is not visible here.
+pub(crate) fn peer_pidfd(fd: &OwnedFd) -> Option<OwnedFd> {
+    const SO_PEERPIDFD: libc::c_int = 77;
+    let mut pidfd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `pidfd`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            std::ptr::from_mut(&mut pidfd).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || pidfd < 0 {
+        return None;
+    }
+    // SAFETY: a new fd the kernel just gave us.
+    Some(unsafe { OwnedFd::from_raw_fd(pidfd) })
+}
+
 /// Sends one message with `fds` attached (`SCM_RIGHTS`); never raises `SIGPIPE`.
 pub(crate) fn send(fd: &OwnedFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     send_flags(fd, bytes, fds, false)

@@ -87,14 +87,15 @@ impl Io {
         let Ok(r) = self.sh.role_get_or_create(role) else {
             return self.refuse(id, RefuseReason::BadRole, "no role slot left");
         };
-        let own = self.own_pid;
-        let pid = {
+        let (pid, verified) = {
             let Some(c) = self.conn(id) else { return };
-            // A socket pair made here names this process; its peer says who it is.
-            if c.pid == own || c.pid == 0 {
+            // A socket pair made here names this process, a peer in a PID
+            // namespace we cannot see is 0: its Hello says who it is,
+            // unverified (never watched for exit).
+            if !c.verified {
                 c.pid = hello_pid;
             }
-            c.pid
+            (c.pid, c.verified)
         };
         let holder = *lock(&r.state);
         match holder {
@@ -110,10 +111,15 @@ impl Io {
             }
             _ => {}
         }
-        let pidfd = if pid == own {
-            None
+        let pidfd = if verified {
+            // SO_PEERPIDFD names the very process; pidfd_open of the
+            // kernel's pid is the fallback before Linux 6.5.
+            match self.conn(id).and_then(|c| c.peer_pidfd.take()) {
+                Some(fd) => Some(fd),
+                None => sys::pidfd_open(pid).ok(),
+            }
         } else {
-            sys::pidfd_open(pid).ok()
+            None
         };
         // Every fd-backed list with pages, announced to the other peers
         // (this one is not granted yet: it gets them in its snapshot).

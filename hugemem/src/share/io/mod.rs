@@ -129,6 +129,13 @@ struct Conn {
     /// `None` once closed.
     sock: Option<OwnedFd>,
     pid: u32,
+    /// The kernel named the peer's process (`SO_PEERPIDFD` / `SO_PEERCRED`
+    /// of a socket it connected). Otherwise (a socket pair we made, a peer
+    /// in a PID namespace we cannot see) `pid` is what its Hello said:
+    /// never watched for exit, never declared `Exited` (F3).
+    verified: bool,
+    /// From `SO_PEERPIDFD` when the socket gave one (until the grant).
+    peer_pidfd: Option<OwnedFd>,
     pidfd: Option<OwnedFd>,
     role: Option<Arc<RoleInner>>,
     next_seq: u64,
@@ -303,7 +310,7 @@ impl Io {
                     Some(&(_, None)) => upd(c.stalled_since + self.sh.ack_timeout),
                     None => {}
                 }
-            } else if c.pidfd.is_none() && c.pid != self.own_pid {
+            } else if c.verified && c.pidfd.is_none() {
                 upd(now + EXIT_POLL);
             }
         }
@@ -399,12 +406,20 @@ impl Io {
 
     fn add_conn(&mut self, sock: OwnedFd) {
         let pid = sys::peer_pid(&sock).unwrap_or(0);
+        let verified = pid != 0 && pid != self.own_pid;
+        let peer_pidfd = if verified {
+            sys::peer_pidfd(&sock)
+        } else {
+            None
+        };
         let id = self.next_conn;
         self.next_conn += 1;
         self.conns.push(Conn {
             id,
             sock: Some(sock),
             pid,
+            verified,
+            peer_pidfd,
             pidfd: None,
             role: None,
             next_seq: 1,
@@ -726,7 +741,6 @@ impl Io {
     }
 
     fn close(&mut self, id: u64, how: Close) {
-        let own = self.own_pid;
         let Some(c) = self.conn(id) else { return };
         let Some(sock) = c.sock.take() else { return };
         // A peer that said Bye and closed at once makes our sends fail
@@ -746,7 +760,6 @@ impl Io {
         c.unmapped = how == Close::Bye;
         let role = c.role.clone();
         let pid = c.pid;
-        let watch_exit = c.pidfd.is_some() || pid != own;
         // The role first: whoever a cut-off releases (a growth waiting for
         // this peer) finds the role Gone already.
         if let Some(role) = &role {
@@ -773,12 +786,16 @@ impl Io {
         for r in &mut self.releases {
             let had = r.acks.iter().any(|&(cid, _)| cid == id);
             r.acks.retain(|&(cid, _)| cid != id);
-            if had && how == Close::Lost && watch_exit {
+            if had && how == Close::Lost {
+                // Released when its process exits (or, unverified, never
+                // before the exporter drops).
                 r.exits.push(id);
             }
         }
         self.finish_releases();
-        if role.is_none() || !watch_exit || how == Close::Bye {
+        // Otherwise kept: a process the kernel named until it exits, an
+        // unverified one (and its holds) until the exporter drops.
+        if role.is_none() || how == Close::Bye {
             // Never granted; or this very process (a thread attached over a
             // socket pair), which never "exits" while we run.
             self.conns.retain(|c| c.id != id);
@@ -828,7 +845,9 @@ impl Io {
         let gone: Vec<u64> = self
             .conns
             .iter()
-            .filter(|c| c.sock.is_none() && c.pidfd.is_none() && !sys::process_alive(c.pid))
+            .filter(|c| {
+                c.sock.is_none() && c.verified && c.pidfd.is_none() && !sys::process_alive(c.pid)
+            })
             .map(|c| c.id)
             .collect();
         for id in gone {
