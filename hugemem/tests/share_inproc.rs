@@ -654,3 +654,75 @@ fn an_unverified_pid_is_never_declared_exited() {
         "declared exited on the pid the peer claimed"
     );
 }
+
+/// F7: only this uid and root may attach unless the builder allows more.
+/// Needs root: a thread takes another effective uid (for itself only,
+/// the raw `setresuid` system call) while it connects.
+#[test]
+fn another_user_is_refused_unless_allowed() {
+    use pktmem_hugemem::share::ExportBuilder;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIP: another_user_is_refused_unless_allowed needs root (to connect as another uid)"
+        );
+        return;
+    }
+    let nobody: u32 = 65534;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let attach_as = |name: String, uid: u32| {
+        std::thread::spawn(move || {
+            let set = |euid: u32| {
+                // SAFETY: changes this thread's effective uid only (the raw
+                // system call, not libc's process-wide wrapper); the saved
+                // uid stays 0, so it can go back.
+                let r = unsafe { libc::syscall(libc::SYS_setresuid, -1i32, euid, -1i32) };
+                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            };
+            set(uid);
+            let r = Attachment::builder("w").connect_abstract(&name);
+            // Its thread (if any) was made with this uid; drop it as such.
+            let r = r.map(drop);
+            set(0);
+            r
+        })
+        .join()
+        .unwrap()
+    };
+    let run = |b: ExportBuilder, tag: &str| {
+        let name = format!("pktmem-uid-{tag}-{}", std::process::id());
+        let exp = b.bind_abstract(&name).unwrap();
+        let r = attach_as(name, nobody);
+        let roles = exp.roles();
+        (r, roles)
+    };
+    let (r, roles) = run(Exporter::builder(&p), "default");
+    match r {
+        Err(AttachError::Refused {
+            reason: RefuseReason::NotAllowed,
+            text,
+        }) => assert!(text.contains("allow_uid"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        roles.is_empty(),
+        "a refused stranger declared a role: {roles:?}"
+    );
+    let (r, _) = run(Exporter::builder(&p).allow_uid(nobody), "allowed");
+    assert!(r.is_ok(), "{r:?}");
+    let (r, _) = run(Exporter::builder(&p).allow_any_user(), "any");
+    assert!(r.is_ok(), "{r:?}");
+    // Our own uid (root here) still attaches by default.
+    let (r, _) = {
+        let name = format!("pktmem-uid-self-{}", std::process::id());
+        let exp = Exporter::builder(&p).bind_abstract(&name).unwrap();
+        let r = Attachment::builder("w").connect_abstract(&name).map(drop);
+        (r, exp.roles())
+    };
+    assert!(r.is_ok(), "{r:?}");
+}

@@ -24,6 +24,21 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// on what they can make it keep).
 pub const MAX_ROLES: usize = 1024;
 
+/// Which users may attach.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Users {
+    any: bool,
+    uids: Vec<u32>,
+}
+
+impl Users {
+    /// Whether a peer of effective uid `uid` may attach: ours, root, or
+    /// allowed by the builder.
+    pub(super) fn allows(&self, uid: u32) -> bool {
+        self.any || uid == 0 || uid == sys::euid() || self.uids.contains(&uid)
+    }
+}
+
 /// The shortest [`ExportBuilder::ack_timeout`] accepted.
 const MIN_ACK_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -44,6 +59,8 @@ pub(super) struct Shared {
     pub(super) next_pub: AtomicU64,
     pub(super) ack_timeout: Duration,
     pub(super) max_peers: usize,
+    /// Who may attach, besides this process's uid and root.
+    pub(super) users: Users,
     pub(super) io_thread: OnceLock<ThreadId>,
 }
 
@@ -464,6 +481,7 @@ pub struct ExportBuilder {
     provider: Provider,
     ack_timeout: Duration,
     max_peers: usize,
+    users: Users,
 }
 
 /// A provider's memory, exported to other processes over a Unix socket.
@@ -517,6 +535,7 @@ impl Exporter {
             provider: provider.clone(),
             ack_timeout: Duration::from_secs(2),
             max_peers: 16,
+            users: Users::default(),
         }
     }
 
@@ -645,6 +664,32 @@ impl ExportBuilder {
         self
     }
 
+    /// Lets processes of user `uid` attach too. By default only this
+    /// process's (effective) uid and root may: anyone else is refused
+    /// ([`RefuseReason::NotAllowed`](super::RefuseReason::NotAllowed))
+    /// before anything is sent. This matters most for
+    /// [`bind_abstract`](Self::bind_abstract): an abstract name has no
+    /// permissions, every process in the network namespace can connect.
+    ///
+    /// ```
+    /// use pktmem_hugemem::share::Exporter;
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().exportable().quiet(true).build()?;
+    /// let exp = Exporter::builder(&p).allow_uid(1000).allow_uid(1001).unbound()?;
+    /// # Ok::<(), pktmem_hugemem::HugememError>(())
+    /// ```
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        self.users.uids.push(uid);
+        self
+    }
+
+    /// Lets processes of every user attach (the socket's own permissions,
+    /// if any, are then the only guard).
+    pub fn allow_any_user(mut self) -> Self {
+        self.users.any = true;
+        self
+    }
+
     /// Most peers attached at once (default 16); more are refused.
     pub fn max_peers(mut self, n: usize) -> Self {
         self.max_peers = n;
@@ -756,6 +801,7 @@ impl ExportBuilder {
             next_pub: AtomicU64::new(1),
             ack_timeout: self.ack_timeout,
             max_peers: self.max_peers,
+            users: self.users.clone(),
             io_thread: OnceLock::new(),
         });
         // Callbacks first, then the I/O thread's first look at the pages:

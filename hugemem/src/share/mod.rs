@@ -120,9 +120,14 @@
 //!   sealed off without forbidding writes: a peer that may write the
 //!   memory may also zero it, and the exporter's code must treat what it
 //!   reads there as untrusted. Hugetlbfs-file providers are not sealed.
-//! * Any peer that can reach the socket may attach and declare roles:
-//!   guard the socket's path (permissions) or use
-//!   [`Exporter::connect_pair`].
+//! * Who may attach is checked by user only: a peer whose effective uid
+//!   (`SO_PEERCRED`) is neither this process's nor root's is refused
+//!   ([`RefuseReason::NotAllowed`], before any role is declared or fd
+//!   sent) unless [`ExportBuilder::allow_uid`] /
+//!   [`ExportBuilder::allow_any_user`] allow it. Processes of an allowed
+//!   user get every list's memfd; an abstract name
+//!   ([`ExportBuilder::bind_abstract`]) is reachable from the whole network
+//!   namespace, a path socket as its file's permissions say.
 //!
 //! # Example
 //!

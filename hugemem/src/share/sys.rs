@@ -179,6 +179,30 @@ pub(crate) fn peer_pid(fd: &OwnedFd) -> io::Result<u32> {
     Ok(u32::try_from(cred.pid).unwrap_or(0))
 }
 
+/// The effective uid of the socket's other end (`SO_PEERCRED`).
+pub(crate) fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
+    // SAFETY: ucred is plain data; zero is valid.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::from_mut(&mut cred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(cred.uid)
+}
+
+/// This process's effective uid.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// A pidfd of the process that made the socket's other end
 /// (`SO_PEERPIDFD`, Linux 6.5+): race-free, unlike a pid. `None` when the
 /// kernel has no such option or the peer is not visible here.

@@ -65,6 +65,13 @@ impl Io {
     }
 
     pub(super) fn hello(&mut self, id: u64, min_v: u16, max_v: u16, hello_pid: u32, role: &str) {
+        if !self.conn(id).is_some_and(|c| c.allowed) {
+            return self.refuse(
+                id,
+                RefuseReason::NotAllowed,
+                "this user may not attach (ExportBuilder::allow_uid)",
+            );
+        }
         if !(min_v..=max_v).contains(&VERSION) {
             return self.refuse(
                 id,

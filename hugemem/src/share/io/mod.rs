@@ -129,6 +129,8 @@ struct Conn {
     /// `None` once closed.
     sock: Option<OwnedFd>,
     pid: u32,
+    /// The peer's uid may attach (see `ExportBuilder::allow_uid`).
+    allowed: bool,
     /// The kernel named the peer's process (`SO_PEERPIDFD` / `SO_PEERCRED`
     /// of a socket it connected). Otherwise (a socket pair we made, a peer
     /// in a PID namespace we cannot see) `pid` is what its Hello said:
@@ -406,6 +408,8 @@ impl Io {
 
     fn add_conn(&mut self, sock: OwnedFd) {
         let pid = sys::peer_pid(&sock).unwrap_or(0);
+        // Unknown credentials count as a stranger's.
+        let allowed = sys::peer_uid(&sock).is_ok_and(|u| self.sh.users.allows(u));
         let verified = pid != 0 && pid != self.own_pid;
         let peer_pidfd = if verified {
             sys::peer_pidfd(&sock)
@@ -418,6 +422,7 @@ impl Io {
             id,
             sock: Some(sock),
             pid,
+            allowed,
             verified,
             peer_pidfd,
             pidfd: None,

@@ -172,6 +172,8 @@ pub enum RefuseReason {
     BadRole,
     /// 4: the exporter has as many peers as it takes.
     TooManyPeers,
+    /// 5: the peer's user may not attach (its uid is not allowed).
+    NotAllowed,
     /// A code this version does not know.
     Other(u16),
 }
@@ -184,6 +186,7 @@ impl RefuseReason {
             RefuseReason::RoleTaken => 2,
             RefuseReason::BadRole => 3,
             RefuseReason::TooManyPeers => 4,
+            RefuseReason::NotAllowed => 5,
             RefuseReason::Other(n) => n,
         }
     }
@@ -195,6 +198,7 @@ impl RefuseReason {
             2 => RefuseReason::RoleTaken,
             3 => RefuseReason::BadRole,
             4 => RefuseReason::TooManyPeers,
+            5 => RefuseReason::NotAllowed,
             n => RefuseReason::Other(n),
         }
     }
@@ -207,6 +211,7 @@ impl fmt::Display for RefuseReason {
             RefuseReason::RoleTaken => write!(f, "role taken"),
             RefuseReason::BadRole => write!(f, "bad role name"),
             RefuseReason::TooManyPeers => write!(f, "too many peers"),
+            RefuseReason::NotAllowed => write!(f, "user not allowed"),
             RefuseReason::Other(n) => write!(f, "reason {n}"),
         }
     }
