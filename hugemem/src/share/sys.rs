@@ -509,6 +509,7 @@ pub(crate) unsafe fn map_shared_fixed(
     len: usize,
     fd: &OwnedFd,
     off: u64,
+    hole: &mut bool,
 ) -> io::Result<()> {
     let off =
         libc::off_t::try_from(off).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -527,7 +528,9 @@ pub(crate) unsafe fn map_shared_fixed(
         let e = io::Error::last_os_error();
         // The failed MAP_FIXED may have unmapped the range: reserve it again.
         // SAFETY: the same range, still the caller's.
-        let _ = unsafe { crate::sys::unmap_to_reserved(addr, len) };
+        if unsafe { crate::sys::unmap_to_reserved(addr, len) }.is_err() {
+            *hole = true;
+        }
         return Err(e);
     }
     // Not inherited by a fork (F6): once this process exited, nothing
@@ -536,7 +539,9 @@ pub(crate) unsafe fn map_shared_fixed(
     if unsafe { libc::madvise(addr as *mut _, len, libc::MADV_DONTFORK) } != 0 {
         let e = io::Error::last_os_error();
         // SAFETY: the same range, still the caller's.
-        let _ = unsafe { crate::sys::unmap_to_reserved(addr, len) };
+        if unsafe { crate::sys::unmap_to_reserved(addr, len) }.is_err() {
+            *hole = true;
+        }
         return Err(e);
     }
     Ok(())
