@@ -726,3 +726,51 @@ fn another_user_is_refused_unless_allowed() {
     };
     assert!(r.is_ok(), "{r:?}");
 }
+
+/// F5: pages a peer was told to unmap but has not acked stay held when the
+/// exporter drops (they used to be unmapped and punched under the peer).
+#[test]
+fn pages_a_peer_may_still_map_outlive_the_exporter() {
+    use pktmem_hugemem::share::wire::Message;
+    use std::os::fd::AsRawFd;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_secs(30))
+        .unbound()
+        .unwrap();
+    let keep = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let chunk = p.alloc_shared(&AllocRequest::new(16 << 20)).unwrap();
+    // A raw peer that reads nothing and acks nothing.
+    let mute = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: std::process::id(),
+        role: "mute".into(),
+    }
+    .encode();
+    // SAFETY: writes `hello` on our socket.
+    let n = unsafe { libc::send(mute.as_raw_fd(), hello.as_ptr().cast(), hello.len(), 0) };
+    assert_eq!(n, hello.len() as isize);
+    assert!(exp
+        .role("mute")
+        .unwrap()
+        .wait_attached(Duration::from_secs(5))
+        .is_some());
+    let mapped = p.mapped_bytes();
+    drop(chunk); // Unmap sent, never acked: held
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(p.mapped_bytes(), mapped, "held while the Unmap is unacked");
+    drop(exp);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        p.mapped_bytes(),
+        mapped,
+        "released under a peer that may map it"
+    );
+    drop((mute, keep));
+}

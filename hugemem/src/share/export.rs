@@ -495,10 +495,11 @@ pub struct ExportBuilder {
 /// directory of named payloads ([`publish`](Self::publish)) and tracks
 /// [`Role`]s.
 ///
-/// Dropping it says `Bye` to every peer, stops the I/O thread and releases
-/// every page it was holding back (a peer still mapping them must stop
-/// using them: its [`is_connected`](super::Attachment::is_connected) is
-/// false by then).
+/// Dropping it says `Bye` to every peer and stops the I/O thread; pages it
+/// was holding back for a peer that had not acked their `Unmap` stay held
+/// (mapped, never reused) for the provider's life. A peer must stop using
+/// the memory once its [`is_connected`](super::Attachment::is_connected)
+/// is false.
 ///
 /// ```
 /// use pktmem_hugemem::share::Exporter;

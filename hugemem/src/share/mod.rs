@@ -99,9 +99,12 @@
 //! * A peer that stops reading is cut off once its acks are overdue
 //!   ([`ExportBuilder::ack_timeout`]) or more than 8 MiB waits for it; the
 //!   pages it had stay held until its process exits.
-//! * Dropping the [`Exporter`] releases every page it was holding back,
-//!   whether or not peers still map them; a peer must stop using memory
-//!   once [`Attachment::is_connected`] is false.
+//! * Dropping the [`Exporter`] keeps every page it was holding back for a
+//!   peer that had not acked its `Unmap` (nor left with `Bye`, nor exited):
+//!   those stay mapped in the exporter and out of use for the provider's
+//!   life, a leak rather than pages punched under a peer. Pages freed
+//!   after the exporter dropped are not held; a peer must stop using
+//!   memory once [`Attachment::is_connected`] is false.
 //! * A peer's process is known only when the kernel names it: a peer that
 //!   connected to the listener is watched through `SO_PEERPIDFD` (Linux
 //!   6.5+; else `pidfd_open` of the `SO_PEERCRED` pid). A peer over a

@@ -391,7 +391,12 @@ impl Io {
         for w in self.map_waits.drain(..) {
             w.done.set();
         }
-        self.releases.clear();
+        // Pages a peer has not acked the Unmap of, nor exited, may still be
+        // mapped there (F5): they stay held (mapped here, never reused)
+        // for the provider's life rather than be punched under the peer.
+        for r in self.releases.drain(..) {
+            std::mem::forget(r.hold);
+        }
         self.conns.clear();
     }
 
