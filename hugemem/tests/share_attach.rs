@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use pktmem_hugemem::share::Exporter;
-use pktmem_hugemem::{AllocRequest, Chunk, IovaMode, PageSize, Provider};
+use pktmem_hugemem::{AllocRequest, IovaMode, PageSize, Provider, SharedChunk};
 
 mod share_common;
 use share_common::{is_root, pagemap_pa, skip, sock_path, Peer, ENV_OCCUPY, ENV_PLACE, ENV_SOCK};
@@ -27,19 +27,23 @@ fn pattern(va: u64) -> u64 {
 
 /// A provider with pages in a 2 MiB list (or 4 KiB when no hugepages) and
 /// a 4 KiB list, each page's first word set to `pattern`.
-fn exported_memory() -> (Provider, Vec<Chunk>) {
-    let p = Provider::builder().quiet(true).build().unwrap();
+fn exported_memory() -> (Provider, Vec<SharedChunk>) {
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let mut chunks = vec![
-        p.alloc(6 << 20).unwrap(),
-        p.alloc_with(
+        p.alloc_shared(&AllocRequest::new(6 << 20)).unwrap(),
+        p.alloc_shared(
             &AllocRequest::new(5 * 4096)
                 .page_size(PageSize::Small4K)
                 .require_page_size(true),
         )
         .unwrap(),
     ];
-    let gap = p.alloc(2 << 20).unwrap();
-    chunks.push(p.alloc(2 << 20).unwrap());
+    let gap = p.alloc_shared(&AllocRequest::new(2 << 20)).unwrap();
+    chunks.push(p.alloc_shared(&AllocRequest::new(2 << 20)).unwrap());
     drop(gap); // a hole: the peer's map has runs
     for c in &mut chunks {
         let ps = c.page_size();
@@ -138,7 +142,7 @@ fn check_every_page(p: &Provider, peer: &mut Peer, same_va: impl Fn(u64) -> Opti
 }
 
 /// The peer writes a word in each chunk; the exporter reads it.
-fn peer_writes(peer: &mut Peer, chunks: &[Chunk]) {
+fn peer_writes(peer: &mut Peer, chunks: &[SharedChunk]) {
     for (i, c) in chunks.iter().enumerate() {
         let va = c.as_ptr().as_ptr() as u64 + 64;
         let v = 0xfeed_0000 + i as u64;
@@ -269,15 +273,19 @@ fn translation_is_checked_and_timed() {
     use std::time::Instant;
     const N: usize = 2_000_000;
 
-    let provider = Provider::builder().quiet(true).build().unwrap();
-    let chunk = provider.alloc(64 << 20).unwrap();
+    let provider = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let chunk = provider.alloc_shared(&AllocRequest::new(64 << 20)).unwrap();
     let exp = Exporter::builder(&provider).unbound().unwrap();
     // Growth with nobody attached, as the baseline.
-    let median_alloc_us = |check: &dyn Fn(&pktmem_hugemem::Chunk)| {
+    let median_alloc_us = |check: &dyn Fn(&pktmem_hugemem::SharedChunk)| {
         let mut v: Vec<f64> = (0..15)
             .map(|_| {
                 let t = Instant::now();
-                let c = provider.alloc(2 << 20).unwrap();
+                let c = provider.alloc_shared(&AllocRequest::new(2 << 20)).unwrap();
                 let us = t.elapsed().as_secs_f64() * 1e6;
                 check(&c);
                 us
@@ -301,7 +309,7 @@ fn translation_is_checked_and_timed() {
     // Growth and shrink with one peer: Map sent and acked before alloc
     // returns; the free returns at once (held until the Unmap ack).
     let t = Instant::now();
-    let grown = provider.alloc(2 << 20).unwrap();
+    let grown = provider.alloc_shared(&AllocRequest::new(2 << 20)).unwrap();
     let grow_us = t.elapsed().as_secs_f64() * 1e6;
     assert!(peer
         .to_local(grown.as_ptr().as_ptr() as u64, 2 << 20)
@@ -361,12 +369,13 @@ fn translation_is_checked_and_timed() {
 #[test]
 fn a_one_gib_page_is_shared_too() {
     let p = Provider::builder()
+        .exportable()
         .page_sizes(&[PageSize::Huge1G])
         .allow_small_page_fallback(false)
         .quiet(true)
         .build()
         .unwrap();
-    let c = match p.alloc(1 << 30) {
+    let c = match p.alloc_shared(&AllocRequest::new(1 << 30)) {
         Ok(c) => c,
         Err(e) => {
             skip(format_args!(

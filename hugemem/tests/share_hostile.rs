@@ -683,7 +683,11 @@ fn recv(sock: &OwnedFd) -> Option<Message> {
 #[test]
 fn a_real_exporter_refuses_bad_peers() {
     let _serial = serial();
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let hello = |lo, hi, role: &str| Message::Hello {
         min_version: lo,
@@ -754,11 +758,136 @@ fn a_real_exporter_refuses_bad_peers() {
         )));
 }
 
+/// Receives one message with its fds (waiting up to 5 s).
+fn recv_fds(sock: &OwnedFd) -> Option<(Message, Vec<OwnedFd>)> {
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd.
+    unsafe { libc::poll(&mut p, 1, 5000) };
+    let mut buf = vec![0u8; wire::MAX_MESSAGE];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data; zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: `msg` points at live buffers of the lengths given.
+    let n = unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    let mut fds = Vec::new();
+    // SAFETY: walking the control buffer the kernel filled, by its macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let k = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..k {
+                    let raw = data.add(i * 4).cast::<[u8; 4]>().read_unaligned();
+                    fds.push(OwnedFd::from_raw_fd(RawFd::from_ne_bytes(raw)));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Some((Message::decode(&buf[..n.unsigned_abs()]).unwrap(), fds))
+}
+
+/// F2: a hostile peer cannot change the size of the memfd it was sent
+/// (shrinking it would SIGBUS the exporter's next touch of the lost pages).
+#[test]
+fn a_peer_cannot_truncate_the_memory_it_was_sent() {
+    let _serial = serial();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let c = p
+        .alloc_shared(&pktmem_hugemem::AllocRequest::new(64 << 10))
+        .unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let s = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: std::process::id(),
+        role: "w".into(),
+    };
+    send_raw(&s, &hello.encode(), &[]);
+    let mut memfds = Vec::new();
+    while let Some((m, fds)) = recv_fds(&s) {
+        if matches!(m, Message::List { .. }) {
+            assert_eq!(fds.len(), 1, "{m:?}");
+            memfds.extend(fds);
+        }
+        if matches!(m, Message::Ready { .. }) {
+            break;
+        }
+    }
+    assert!(!memfds.is_empty(), "no list received");
+    for fd in &memfds {
+        // SAFETY: stat is plain data; zero is valid.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat on our fd into a live stat.
+        let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+        assert_eq!(r, 0);
+        for len in [0, st.st_size / 2, st.st_size + (1 << 30)] {
+            // SAFETY: plain syscall on our fd.
+            let r = unsafe { libc::ftruncate(fd.as_raw_fd(), len) };
+            let err = std::io::Error::last_os_error();
+            assert_eq!(r, -1, "ftruncate({len}) of a received memfd succeeded");
+            assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+        }
+        // SAFETY: plain syscall on our fd.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        assert_eq!(
+            seals & (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL),
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+            "seals {seals:#x}"
+        );
+        // The seals themselves cannot be removed or widened.
+        // SAFETY: plain syscall on our fd.
+        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_WRITE) };
+        assert_eq!(r, -1, "F_SEAL_SEAL is set");
+    }
+    // The exporter is alive and its memory intact.
+    let base = c.as_ptr().as_ptr();
+    // SAFETY: inside our live shared chunk; raw volatile accesses only.
+    unsafe {
+        base.write_volatile(7);
+        base.add(c.len() - 1).write_volatile(9);
+        assert_eq!(base.read_volatile(), 7);
+        assert_eq!(base.add(c.len() - 1).read_volatile(), 9);
+    }
+    drop(s);
+}
+
 #[test]
 fn a_directory_flood_is_refused_on_both_sides() {
     let _serial = serial();
     // The exporter publishes at most MAX_ENTRIES names.
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let pubs: Vec<_> = (0..wire::MAX_ENTRIES)
         .map(|i| exp.publish(&format!("n/{i}"), b"").unwrap())
@@ -837,4 +966,74 @@ fn a_directory_flood_is_refused_on_both_sides() {
         "{e}"
     );
     drop(writer.join().unwrap());
+}
+
+/// F11: an attach that fails after the Hello says `Bye` (once it unmapped
+/// and closed everything), so the role is not left held by this process.
+#[test]
+fn a_failed_attach_says_bye() {
+    // Against a fake exporter: after FdTooSmall the next message it reads
+    // (after the Hello) is Bye.
+    leaves_nothing_behind(|| {
+        let (ours, theirs) = pair();
+        for Msg(bytes, fds) in [
+            welcome(1),
+            with_fd(
+                &list(3, 4096, BASE, 1 << 21),
+                memfd(1 << 20, false).unwrap(),
+            ),
+        ] {
+            let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+            send_raw(&ours, &bytes, &raw);
+        }
+        let r = Attachment::builder("worker")
+            .handshake_timeout(Duration::from_millis(300))
+            .from_fd(theirs);
+        assert!(matches!(r, Err(AttachError::FdTooSmall { .. })), "{r:?}");
+        assert!(matches!(recv(&ours), Some(Message::Hello { .. })));
+        assert_eq!(recv(&ours), Some(Message::Bye), "no Bye after the failure");
+        assert_eq!(recv(&ours), None, "then closed");
+    });
+    // Against a real exporter: granted, then the peer gives up (a
+    // handshake timeout shorter than anything): the role is free at once
+    // for another holder.
+    let _serial = serial();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p
+        .alloc_shared(&pktmem_hugemem::AllocRequest::new(4096))
+        .unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let role = exp.role("w").unwrap();
+    let r = Attachment::builder("w")
+        .handshake_timeout(Duration::from_nanos(1))
+        .from_fd(exp.connect_pair().unwrap());
+    assert!(matches!(r, Err(AttachError::Timeout { .. })), "{r:?}");
+    let t = std::time::Instant::now();
+    while role.generation() == 0 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        role.wait_state(Duration::from_secs(5), |s| s
+            == pktmem_hugemem::share::RoleState::Vacant),
+        "{:?}",
+        role.state()
+    );
+    assert_eq!(role.generation(), 1, "it had been granted");
+    // Another process (a raw Hello naming another pid) is granted.
+    let s = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: 12345,
+        role: "w".into(),
+    };
+    send_raw(&s, &hello.encode(), &[]);
+    assert!(
+        matches!(recv(&s), Some(Message::Welcome { generation: 2, .. })),
+        "the role is still blocked"
+    );
 }

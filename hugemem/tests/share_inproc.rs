@@ -9,7 +9,7 @@ use std::time::Duration;
 use pktmem_hugemem::share::{
     AttachError, Attachment, Exporter, Placement, PublishError, RefuseReason, RoleState,
 };
-use pktmem_hugemem::Provider;
+use pktmem_hugemem::{AllocRequest, Provider};
 
 fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
     let fd = exp.connect_pair().unwrap();
@@ -25,8 +25,12 @@ fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
 
 #[test]
 fn detach_and_attach_again_bumps_the_generation() {
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let _c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let role = exp.role("w").unwrap();
     let me = std::process::id();
@@ -46,7 +50,8 @@ fn detach_and_attach_again_bumps_the_generation() {
             other => panic!("{other:?}"),
         }
         drop(a);
-        assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Gone { pid: me }));
+        // Bye: the peer unmapped everything, the role is free.
+        assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Vacant));
     }
     assert_eq!(role.generation(), 3);
     let roles = exp.roles();
@@ -59,7 +64,11 @@ fn detach_and_attach_again_bumps_the_generation() {
 
 #[test]
 fn the_directory_follows_publish_update_and_withdraw() {
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let before = exp.publish("a/before", b"1").unwrap();
     let a = attach(&exp, "w").unwrap();
@@ -94,12 +103,16 @@ fn the_directory_follows_publish_update_and_withdraw() {
 
 #[test]
 fn growth_is_mapped_before_alloc_returns() {
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let a = attach(&exp, "w").unwrap();
     assert!(a.placement().is_empty(), "nothing mapped yet");
     for len in [4096, 2 << 20, 6 << 20] {
-        let c = p.alloc(len).unwrap();
+        let c = p.alloc_shared(&AllocRequest::new(len)).unwrap();
         let va = c.as_ptr().as_ptr() as u64;
         let local = a.to_local(va, len).expect("mapped at once");
         assert_eq!(a.to_exporter(local.as_ptr()), Some(va));
@@ -121,7 +134,11 @@ fn growth_is_mapped_before_alloc_returns() {
 
 #[test]
 fn the_peer_limit_refuses_more() {
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).max_peers(1).unbound().unwrap();
     let _a = attach(&exp, "one").unwrap();
     match attach(&exp, "two") {
@@ -135,8 +152,12 @@ fn the_peer_limit_refuses_more() {
 
 #[test]
 fn an_attachment_outlives_its_exporter() {
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let a = attach(&exp, "w").unwrap();
     assert!(a.is_connected());
@@ -156,10 +177,41 @@ fn an_attachment_outlives_its_exporter() {
 }
 
 #[test]
+fn a_provider_that_is_not_exportable_is_refused() {
+    use pktmem_hugemem::share::ExportError;
+    // Its chunks have safe slices: memory a peer writes must not.
+    let private = Provider::builder().quiet(true).build().unwrap();
+    let _c = private.alloc(4096).unwrap();
+    let e = Exporter::builder(&private).unbound().unwrap_err();
+    assert!(matches!(e, ExportError::NotExportable), "{e:?}");
+    assert!(
+        e.to_string().contains("ProviderBuilder::exportable()"),
+        "{e}"
+    );
+    let path = std::env::temp_dir().join(format!("pktmem-notexp-{}.sock", std::process::id()));
+    assert!(matches!(
+        Exporter::builder(&private).bind(&path),
+        Err(ExportError::NotExportable)
+    ));
+    assert!(!path.exists(), "nothing bound");
+    // The same memory source, built exportable, is accepted.
+    let shared = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    assert!(Exporter::builder(&shared).unbound().is_ok());
+}
+
+#[test]
 fn sockets_by_path_and_abstract_name() {
     use pktmem_hugemem::share::{Backoff, ExportError};
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let _c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     // A stale socket file (nobody listens) is replaced; a live one is not.
     let path =
         std::env::temp_dir().join(format!("pktmem-share-inproc-{}.sock", std::process::id()));
@@ -215,14 +267,20 @@ fn sockets_by_path_and_abstract_name() {
 #[test]
 fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
     use std::sync::{Arc, Mutex};
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
-    let kept: Arc<Mutex<Vec<pktmem_hugemem::Chunk>>> = Arc::default();
+    let kept: Arc<Mutex<Vec<pktmem_hugemem::SharedChunk>>> = Arc::default();
     let (k2, weak) = (kept.clone(), p.downgrade());
     // Runs on the I/O thread: growth from there is announced without waiting.
     let _w = exp.role("w").unwrap().on_change(move |_| {
         if let Some(p) = weak.upgrade() {
-            k2.lock().unwrap().push(p.alloc(2 << 20).unwrap());
+            k2.lock()
+                .unwrap()
+                .push(p.alloc_shared(&AllocRequest::new(2 << 20)).unwrap());
         }
     });
     let a = attach(&exp, "w").unwrap();
@@ -240,7 +298,11 @@ fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
 fn a_peer_that_stops_reading_does_not_stall_the_others() {
     use pktmem_hugemem::share::wire::{Message, MAX_PAYLOAD};
     use std::os::fd::AsRawFd;
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_secs(3))
         .unbound()
@@ -328,7 +390,11 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
 #[test]
 fn roles_are_bounded() {
     use pktmem_hugemem::share::{RoleError, MAX_ROLES};
-    let p = Provider::builder().quiet(true).build().unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     for i in 0..MAX_ROLES {
         assert_eq!(
@@ -353,4 +419,358 @@ fn roles_are_bounded() {
         }) => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// F8 / F4a: a snapshot far larger than the 8 MiB a peer may have queued
+/// (160 publications of the largest payload, 10 MiB) attaches an
+/// in-process peer (it used to cut the peer off mid-snapshot and panic the
+/// I/O thread), and growth afterwards is not stalled.
+#[test]
+fn a_snapshot_larger_than_the_queue_cap_attaches() {
+    use pktmem_hugemem::share::wire::MAX_PAYLOAD;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_secs(2))
+        .unbound()
+        .unwrap();
+    let mut pubs = Vec::new();
+    for i in 0..160u8 {
+        pubs.push(
+            exp.publish(&format!("big/{i}"), &vec![i; MAX_PAYLOAD])
+                .unwrap(),
+        );
+    }
+    let role = exp.role("w").unwrap();
+    let a = attach(&exp, "w").expect("attached with the whole directory");
+    for i in [0u8, 77, 159] {
+        let v = a.lookup(&format!("big/{i}")).expect("in the snapshot");
+        assert_eq!(v.len(), MAX_PAYLOAD);
+        assert!(v.iter().all(|&b| b == i));
+    }
+    assert_eq!(
+        role.state(),
+        RoleState::Attached {
+            pid: std::process::id()
+        }
+    );
+    assert!(exp.is_running());
+    // Growth is acked at once, not waited out.
+    let t = std::time::Instant::now();
+    let more = p.alloc_shared(&AllocRequest::new(2 << 20)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(a
+        .to_local(more.as_ptr().as_ptr() as u64, more.len())
+        .is_some());
+    assert_eq!(
+        role.state(),
+        RoleState::Attached {
+            pid: std::process::id()
+        }
+    );
+}
+
+/// F4b: ack timers run from when a message was sent, not queued: a peer
+/// that reads (and acks) steadily behind a deep queue is not cut off, even
+/// though reading all of it takes several ack timeouts.
+#[test]
+fn a_peer_reading_steadily_behind_a_deep_queue_is_not_cut_off() {
+    use pktmem_hugemem::share::wire::{Message, MAX_MESSAGE, MAX_PAYLOAD};
+    use std::os::fd::AsRawFd;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_millis(300))
+        .unbound()
+        .unwrap();
+    let s = exp.connect_pair().unwrap();
+    let send = |m: &Message| {
+        let b = m.encode();
+        // SAFETY: writes `b` on our socket.
+        let n = unsafe { libc::send(s.as_raw_fd(), b.as_ptr().cast(), b.len(), 0) };
+        assert_eq!(n, b.len() as isize);
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let recv = |buf: &mut Vec<u8>| -> Option<Message> {
+        let mut pfd = libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 2000) };
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe {
+            libc::recv(
+                s.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        (n > 0).then(|| Message::decode(&buf[..n.unsigned_abs()]).unwrap())
+    };
+    send(&Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: std::process::id(),
+        role: "slow".into(),
+    });
+    let role = exp.role("slow").unwrap();
+    let ack = |m: &Message| {
+        if let Some(seq) = m.seq() {
+            send(&Message::Ack { seq });
+        }
+    };
+    loop {
+        let m = recv(&mut buf).expect("snapshot");
+        ack(&m);
+        if matches!(m, Message::Ready { .. }) {
+            break;
+        }
+    }
+    // 100 x 64 KiB queued at once, far more than the socket holds.
+    let big = vec![1u8; MAX_PAYLOAD];
+    let pubs: Vec<_> = (0..100)
+        .map(|i| exp.publish(&format!("q/{i}"), &big).unwrap())
+        .collect();
+    let t = std::time::Instant::now();
+    let mut got = 0;
+    while got < 100 {
+        let m = recv(&mut buf).expect("cut off while reading steadily");
+        std::thread::sleep(Duration::from_millis(15));
+        ack(&m);
+        if matches!(m, Message::Publish { .. }) {
+            got += 1;
+        }
+    }
+    assert!(
+        t.elapsed() > Duration::from_millis(600),
+        "read in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        role.state(),
+        RoleState::Attached {
+            pid: std::process::id()
+        }
+    );
+    drop(pubs);
+}
+
+/// F6: the peer's mappings are not inherited by a fork (`MADV_DONTFORK`,
+/// `dc` in smaps), so a peer's exit means nothing maps its pages any more.
+#[test]
+fn the_peers_mappings_are_not_inherited_by_fork() {
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    let a = attach(&exp, "w").unwrap();
+    let local = a
+        .to_local(c.as_ptr().as_ptr() as u64, 4096)
+        .expect("mapped")
+        .as_ptr() as usize;
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut flags = None;
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ') {
+            if let Some((lo, hi)) = range.split_once('-') {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
+                    inside = (lo..hi).contains(&local);
+                    continue;
+                }
+            }
+        }
+        if inside {
+            if let Some(f) = line.strip_prefix("VmFlags:") {
+                flags = Some(f.to_string());
+            }
+        }
+    }
+    let flags = flags.expect("the peer's mapping in smaps");
+    assert!(
+        flags.split_whitespace().any(|f| f == "dc"),
+        "VmFlags:{flags}"
+    );
+    drop(a);
+}
+
+/// F3: a peer over a socket pair names its own pid, unverified; when its
+/// connection goes without Bye the role stays Gone (its holds kept) even
+/// after a process of that pid exits: never Exited on a guess.
+#[test]
+fn an_unverified_pid_is_never_declared_exited() {
+    use pktmem_hugemem::share::wire::Message;
+    use std::os::fd::AsRawFd;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let exp = Exporter::builder(&p).unbound().unwrap();
+    // A real process whose pid the peer claims, gone soon.
+    let mut child = std::process::Command::new("sleep")
+        .arg("0.2")
+        .spawn()
+        .unwrap();
+    let claimed = child.id();
+    let s = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: claimed,
+        role: "liar".into(),
+    }
+    .encode();
+    // SAFETY: writes `hello` on our socket.
+    let n = unsafe { libc::send(s.as_raw_fd(), hello.as_ptr().cast(), hello.len(), 0) };
+    assert_eq!(n, hello.len() as isize);
+    let role = exp.role("liar").unwrap();
+    assert!(role.wait_attached(Duration::from_secs(5)).is_some());
+    assert_eq!(role.state(), RoleState::Attached { pid: claimed });
+    drop(s); // no Bye
+    assert!(role.wait_state(Duration::from_secs(5), |st| st
+        == RoleState::Gone { pid: claimed }));
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        role.state(),
+        RoleState::Gone { pid: claimed },
+        "declared exited on the pid the peer claimed"
+    );
+}
+
+/// F7: only this uid and root may attach unless the builder allows more.
+/// Needs root: a thread takes another effective uid (for itself only,
+/// the raw `setresuid` system call) while it connects.
+#[test]
+fn another_user_is_refused_unless_allowed() {
+    use pktmem_hugemem::share::ExportBuilder;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIP: another_user_is_refused_unless_allowed needs root (to connect as another uid)"
+        );
+        return;
+    }
+    let nobody: u32 = 65534;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let attach_as = |name: String, uid: u32| {
+        std::thread::spawn(move || {
+            let set = |euid: u32| {
+                // SAFETY: changes this thread's effective uid only (the raw
+                // system call, not libc's process-wide wrapper); the saved
+                // uid stays 0, so it can go back.
+                let r = unsafe { libc::syscall(libc::SYS_setresuid, -1i32, euid, -1i32) };
+                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            };
+            set(uid);
+            let r = Attachment::builder("w").connect_abstract(&name);
+            // Its thread (if any) was made with this uid; drop it as such.
+            let r = r.map(drop);
+            set(0);
+            r
+        })
+        .join()
+        .unwrap()
+    };
+    let run = |b: ExportBuilder, tag: &str| {
+        let name = format!("pktmem-uid-{tag}-{}", std::process::id());
+        let exp = b.bind_abstract(&name).unwrap();
+        let r = attach_as(name, nobody);
+        let roles = exp.roles();
+        (r, roles)
+    };
+    let (r, roles) = run(Exporter::builder(&p), "default");
+    match r {
+        Err(AttachError::Refused {
+            reason: RefuseReason::NotAllowed,
+            text,
+        }) => assert!(text.contains("allow_uid"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        roles.is_empty(),
+        "a refused stranger declared a role: {roles:?}"
+    );
+    let (r, _) = run(Exporter::builder(&p).allow_uid(nobody), "allowed");
+    assert!(r.is_ok(), "{r:?}");
+    let (r, _) = run(Exporter::builder(&p).allow_any_user(), "any");
+    assert!(r.is_ok(), "{r:?}");
+    // Our own uid (root here) still attaches by default.
+    let (r, _) = {
+        let name = format!("pktmem-uid-self-{}", std::process::id());
+        let exp = Exporter::builder(&p).bind_abstract(&name).unwrap();
+        let r = Attachment::builder("w").connect_abstract(&name).map(drop);
+        (r, exp.roles())
+    };
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// F5: pages a peer was told to unmap but has not acked stay held when the
+/// exporter drops (they used to be unmapped and punched under the peer).
+#[test]
+fn pages_a_peer_may_still_map_outlive_the_exporter() {
+    use pktmem_hugemem::share::wire::Message;
+    use std::os::fd::AsRawFd;
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let exp = Exporter::builder(&p)
+        .ack_timeout(Duration::from_secs(30))
+        .unbound()
+        .unwrap();
+    let keep = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
+    let chunk = p.alloc_shared(&AllocRequest::new(16 << 20)).unwrap();
+    // A raw peer that reads nothing and acks nothing.
+    let mute = exp.connect_pair().unwrap();
+    let hello = Message::Hello {
+        min_version: 1,
+        max_version: 1,
+        pid: std::process::id(),
+        role: "mute".into(),
+    }
+    .encode();
+    // SAFETY: writes `hello` on our socket.
+    let n = unsafe { libc::send(mute.as_raw_fd(), hello.as_ptr().cast(), hello.len(), 0) };
+    assert_eq!(n, hello.len() as isize);
+    assert!(exp
+        .role("mute")
+        .unwrap()
+        .wait_attached(Duration::from_secs(5))
+        .is_some());
+    let mapped = p.mapped_bytes();
+    drop(chunk); // Unmap sent, never acked: held
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(p.mapped_bytes(), mapped, "held while the Unmap is unacked");
+    drop(exp);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        p.mapped_bytes(),
+        mapped,
+        "released under a peer that may map it"
+    );
+    drop((mute, keep));
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pktmem_hugemem::share::{Exporter, RoleState};
-use pktmem_hugemem::{process_hugetlb_bytes, PageSize, Provider};
+use pktmem_hugemem::{process_hugetlb_bytes, AllocRequest, PageSize, Provider};
 
 mod share_common;
 use share_common::{skip, sock_path, Peer, ENV_RETRY, ENV_SOCK};
@@ -46,6 +46,7 @@ fn huge_provider(what: &str) -> Option<Provider> {
     }
     Some(
         Provider::builder()
+            .exportable()
             .page_sizes(&[PageSize::Huge2M])
             .allow_small_page_fallback(false)
             .quiet(true)
@@ -88,7 +89,7 @@ fn growth_and_shrink_while_attached() {
     let Some(p) = huge_provider("growth and shrink") else {
         return;
     };
-    let first = p.alloc(MB2).unwrap();
+    let first = p.alloc_shared(&AllocRequest::new(MB2)).unwrap();
     let path = sock_path("grow");
     let _exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_secs(20))
@@ -99,7 +100,7 @@ fn growth_and_shrink_while_attached() {
     assert!(has(&mut peer, first.as_ptr().as_ptr() as usize, MB2));
 
     // Growth: mapped in the peer before `alloc` returns.
-    let grown = p.alloc(3 * MB2).unwrap();
+    let grown = p.alloc_shared(&AllocRequest::new(3 * MB2)).unwrap();
     let gva = grown.as_ptr().as_ptr() as usize;
     assert!(has(&mut peer, gva, 3 * MB2), "the new pages, at once");
     let iovas: Vec<String> = peer
@@ -165,7 +166,7 @@ fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
     let Some(p) = huge_provider("peer death") else {
         return;
     };
-    let _base = p.alloc(MB2).unwrap();
+    let _base = p.alloc_shared(&AllocRequest::new(MB2)).unwrap();
     let path = sock_path("kill");
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_millis(500))
@@ -180,7 +181,7 @@ fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
     let pid = peer.pid();
     assert!(peer.hello.starts_with("attached 1 1"), "{}", peer.hello);
     assert_eq!(role.state(), RoleState::Attached { pid });
-    let chunk = p.alloc(MB2).unwrap();
+    let chunk = p.alloc_shared(&AllocRequest::new(MB2)).unwrap();
     let cva = chunk.as_ptr().as_ptr() as usize;
     assert!(has(&mut peer, cva, MB2));
 
@@ -237,8 +238,12 @@ fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
 #[test]
 fn a_taken_role_is_refused_then_granted_once_its_holder_exits() {
     let _serial = serial();
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let _c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let path = sock_path("taken");
     let exp = Exporter::builder(&p).bind(&path).unwrap();
     let env = [(ENV_SOCK, path.display().to_string())];
@@ -287,8 +292,12 @@ fn a_peer_started_first_retries_until_the_exporter_binds() {
         ],
     );
     std::thread::sleep(Duration::from_millis(300)); // several failed connects
-    let p = Provider::builder().quiet(true).build().unwrap();
-    let c = p.alloc(4096).unwrap();
+    let p = Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap();
+    let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let _exp = Exporter::builder(&p).bind(&path).unwrap();
     assert!(
         peer.wait_hello().starts_with("attached 1 1"),
@@ -305,7 +314,7 @@ fn growth_cuts_off_a_peer_that_does_not_ack() {
     let Some(p) = huge_provider("growth ack timeout") else {
         return;
     };
-    let _base = p.alloc(MB2).unwrap();
+    let _base = p.alloc_shared(&AllocRequest::new(MB2)).unwrap();
     let path = sock_path("noack");
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_millis(300))
@@ -317,7 +326,7 @@ fn growth_cuts_off_a_peer_that_does_not_ack() {
     assert_eq!(role.state(), RoleState::Attached { pid });
     peer.stop();
     let t = Instant::now();
-    let grown = p.alloc(MB2).unwrap();
+    let grown = p.alloc_shared(&AllocRequest::new(MB2)).unwrap();
     let waited = t.elapsed();
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
@@ -330,7 +339,7 @@ fn growth_cuts_off_a_peer_that_does_not_ack() {
     );
     // Nobody to wait for now: growth is immediate again.
     let t = Instant::now();
-    let more = p.alloc(MB2).unwrap();
+    let more = p.alloc_shared(&AllocRequest::new(MB2)).unwrap();
     assert!(
         t.elapsed() < Duration::from_millis(250),
         "{:?}",

@@ -26,6 +26,11 @@ use super::wire::{Kind, RefuseReason};
 /// let e = Exporter::builder(&heap).unbound().unwrap_err();
 /// assert!(matches!(e, ExportError::NotShareable { .. }));
 /// println!("{e}");
+/// // Memory others may write must never be reachable through slices:
+/// let private = Provider::builder().quiet(true).build()?;
+/// let e = Exporter::builder(&private).unbound().unwrap_err();
+/// assert!(matches!(e, ExportError::NotExportable));
+/// assert!(e.to_string().contains("ProviderBuilder::exportable()"));
 /// # Ok::<(), pktmem_hugemem::HugememError>(())
 /// ```
 #[derive(Debug)]
@@ -36,6 +41,19 @@ pub enum ExportError {
     NotShareable {
         /// Its page source, as `Debug` prints it.
         source: String,
+    },
+    /// The provider was not built
+    /// [`exportable`](crate::ProviderBuilder::exportable): it hands out
+    /// [`Chunk`](crate::Chunk)s with safe slices, which memory another
+    /// process writes must never have.
+    NotExportable,
+    /// [`ack_timeout`](super::ExportBuilder::ack_timeout) is too short to
+    /// be met (every peer would be cut off at once).
+    AckTimeout {
+        /// The timeout asked for.
+        given: Duration,
+        /// The shortest accepted.
+        min: Duration,
     },
     /// The socket address is unusable (empty, too long, holds a NUL byte),
     /// or a live exporter listens there already.
@@ -63,6 +81,13 @@ impl fmt::Display for ExportError {
             ExportError::NotShareable { source } => write!(
                 f,
                 "the provider cannot be shared: its pages ({source}) have no fd another process could map (use the memfd or hugetlbfs page source)"
+            ),
+            ExportError::NotExportable => f.write_str(
+                "the provider is not exportable: build it with ProviderBuilder::exportable() (its memory then comes from Provider::alloc_shared, as raw-pointer SharedChunks that other processes may write)"
+            ),
+            ExportError::AckTimeout { given, min } => write!(
+                f,
+                "ack timeout {given:?} is shorter than the {min:?} a peer needs at least"
             ),
             ExportError::BadAddress { addr, why } => {
                 write!(f, "cannot export at {addr:?}: {why}")
@@ -423,7 +448,7 @@ impl From<ProtocolError> for AttachError {
 /// ```
 /// use pktmem_hugemem::share::{Exporter, PublishError};
 /// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let _a = exp.publish("cfg", b"v1")?;
 /// assert!(matches!(exp.publish("cfg", b"v2"), Err(PublishError::Exists { .. })));
@@ -486,7 +511,7 @@ impl std::error::Error for PublishError {}
 /// ```
 /// use pktmem_hugemem::share::{Exporter, RoleError};
 /// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// assert!(matches!(exp.role(""), Err(RoleError::BadName { .. })));
 /// assert_eq!(exp.role("worker")?.slot(), 1);

@@ -13,7 +13,7 @@ use super::error::{ExportError, PublishError, RoleError};
 use super::io::{Cmd, Done, Io};
 use super::sys;
 use super::wire;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::{EventGuard, EventKind, PageSource, Provider};
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -24,6 +24,24 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// on what they can make it keep).
 pub const MAX_ROLES: usize = 1024;
 
+/// Which users may attach.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Users {
+    any: bool,
+    uids: Vec<u32>,
+}
+
+impl Users {
+    /// Whether a peer of effective uid `uid` may attach: ours, root, or
+    /// allowed by the builder.
+    pub(super) fn allows(&self, uid: u32) -> bool {
+        self.any || uid == 0 || uid == sys::euid() || self.uids.contains(&uid)
+    }
+}
+
+/// The shortest [`ExportBuilder::ack_timeout`] accepted.
+const MIN_ACK_TIMEOUT: Duration = Duration::from_millis(1);
+
 /// What the exporter and its callbacks share with the I/O thread.
 pub(super) struct Shared {
     pub(super) provider: Provider,
@@ -31,12 +49,18 @@ pub(super) struct Shared {
     pub(super) wake: OwnedFd,
     /// Set once the I/O thread stopped taking commands.
     pub(super) closed: Mutex<bool>,
+    /// Set (before `closed`) when the I/O thread died of a panic: nobody
+    /// watches the peers any more, so pages freed from then on are never
+    /// returned (a peer may still map them).
+    pub(super) dead: AtomicBool,
     pub(super) roles: Mutex<Vec<Arc<RoleInner>>>,
     /// Published payloads by name: (publication id, payload).
     pub(super) dir: Mutex<BTreeMap<String, (u64, Vec<u8>)>>,
     pub(super) next_pub: AtomicU64,
     pub(super) ack_timeout: Duration,
     pub(super) max_peers: usize,
+    /// Who may attach, besides this process's uid and root.
+    pub(super) users: Users,
     pub(super) io_thread: OnceLock<ThreadId>,
 }
 
@@ -51,6 +75,11 @@ impl Shared {
         drop(closed);
         sys::eventfd_signal(&self.wake);
         Ok(())
+    }
+
+    /// Whether the I/O thread still takes commands.
+    pub(super) fn running(&self) -> bool {
+        !*lock(&self.closed)
     }
 
     fn on_io_thread(&self) -> bool {
@@ -86,7 +115,8 @@ impl Shared {
 }
 
 /// Where a role's holder is: `Vacant` → `Attached` → `Gone` (connection
-/// closed) → `Exited` (process gone) → `Attached` again (generation + 1).
+/// closed) → `Exited` (process gone) → `Attached` again (generation + 1);
+/// `Attached` → `Vacant` when the peer leaves with `Bye`.
 ///
 /// ```
 /// use pktmem_hugemem::share::RoleState;
@@ -96,7 +126,8 @@ impl Shared {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoleState {
-    /// Never held, or released with `Bye` and the process gone.
+    /// Never held, or left with `Bye`: the peer unmapped everything (as it
+    /// says: a peer is trusted that far), so what it had may be reclaimed.
     Vacant,
     /// Held by the process `pid`, connected.
     Attached {
@@ -123,7 +154,7 @@ pub enum RoleState {
 /// ```
 /// use pktmem_hugemem::share::{Exporter, RoleState};
 /// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// exp.role("a")?;
 /// exp.role("b")?;
@@ -199,7 +230,7 @@ impl RoleInner {
 /// use pktmem_hugemem::share::{Attachment, Exporter, RoleState};
 /// use pktmem_hugemem::Provider;
 /// use std::time::Duration;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let role = exp.role("worker")?;
 /// assert_eq!((role.state(), role.generation()), (RoleState::Vacant, 0));
@@ -213,6 +244,7 @@ impl RoleInner {
 #[derive(Clone)]
 pub struct Role {
     pub(super) inner: Arc<RoleInner>,
+    pub(super) shared: Weak<Shared>,
 }
 
 impl fmt::Debug for Role {
@@ -222,6 +254,13 @@ impl fmt::Debug for Role {
 }
 
 impl Role {
+    /// Whether the exporter still serves this role: false once it was
+    /// dropped or its I/O thread failed (then no peer is attached, no
+    /// growth is announced and no exit is noticed any more).
+    pub fn exporter_running(&self) -> bool {
+        self.shared.upgrade().is_some_and(|sh| sh.running())
+    }
+
     /// The role's name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -303,7 +342,7 @@ impl Role {
 /// use pktmem_hugemem::share::{Attachment, Exporter, RoleState};
 /// use pktmem_hugemem::Provider;
 /// use std::sync::{Arc, Mutex};
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let seen: Arc<Mutex<Vec<RoleState>>> = Arc::default();
 /// let s = seen.clone();
@@ -345,7 +384,7 @@ impl Drop for RoleWatch {
 /// use pktmem_hugemem::share::{Attachment, Exporter};
 /// use pktmem_hugemem::Provider;
 /// use std::time::Duration;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let cfg = exp.publish("cfg", b"v1")?;
 /// let fd = exp.connect_pair().unwrap();
@@ -428,7 +467,7 @@ fn check_payload(name: &str, payload: &[u8]) -> Result<(), PublishError> {
 /// use pktmem_hugemem::share::Exporter;
 /// use pktmem_hugemem::Provider;
 /// use std::time::Duration;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p)
 ///     .ack_timeout(Duration::from_millis(500)) // a peer that does not ack is cut off
 ///     .max_peers(4)
@@ -442,6 +481,7 @@ pub struct ExportBuilder {
     provider: Provider,
     ack_timeout: Duration,
     max_peers: usize,
+    users: Users,
 }
 
 /// A provider's memory, exported to other processes over a Unix socket.
@@ -455,15 +495,16 @@ pub struct ExportBuilder {
 /// directory of named payloads ([`publish`](Self::publish)) and tracks
 /// [`Role`]s.
 ///
-/// Dropping it says `Bye` to every peer, stops the I/O thread and releases
-/// every page it was holding back (a peer still mapping them must stop
-/// using them: its [`is_connected`](super::Attachment::is_connected) is
-/// false by then).
+/// Dropping it says `Bye` to every peer and stops the I/O thread; pages it
+/// was holding back for a peer that had not acked their `Unmap` stay held
+/// (mapped, never reused) for the provider's life. A peer must stop using
+/// the memory once its [`is_connected`](super::Attachment::is_connected)
+/// is false.
 ///
 /// ```
 /// use pktmem_hugemem::share::Exporter;
 /// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let path = std::env::temp_dir().join(format!("pktmem-doc-{}.sock", std::process::id()));
 /// let exp = Exporter::builder(&p).bind(&path)?;
 /// assert_eq!(exp.socket_path(), Some(path.as_path()));
@@ -472,7 +513,7 @@ pub struct ExportBuilder {
 /// # Ok::<(), pktmem_hugemem::HugememError>(())
 /// ```
 pub struct Exporter {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     path: Option<PathBuf>,
     guards: Vec<EventGuard>,
@@ -495,7 +536,17 @@ impl Exporter {
             provider: provider.clone(),
             ack_timeout: Duration::from_secs(2),
             max_peers: 16,
+            users: Users::default(),
         }
+    }
+
+    /// Whether the I/O thread runs. False only if it failed (a bug: it
+    /// does not panic on anything a peer sends); then every peer was
+    /// disconnected (roles `Gone`), growth is no longer announced nor
+    /// waited for, and pages freed from then on stay held (never returned,
+    /// as a peer may still map them) until the provider drops.
+    pub fn is_running(&self) -> bool {
+        self.shared.running()
     }
 
     /// The exported provider.
@@ -508,6 +559,7 @@ impl Exporter {
     pub fn role(&self, name: &str) -> Result<Role, RoleError> {
         Ok(Role {
             inner: self.shared.role_get_or_create(name)?,
+            shared: Arc::downgrade(&self.shared),
         })
     }
 
@@ -560,8 +612,10 @@ impl Exporter {
     /// A socket connected to this exporter, for a peer that cannot reach
     /// the listener: a thread of this process, or a child that inherits it
     /// (clear its close-on-exec flag, `FD_CLOEXEC`, for that; the fd is
-    /// close-on-exec as returned). The peer's pid is taken from its `Hello`
-    /// when the socket's credentials name this process.
+    /// close-on-exec as returned). The socket's credentials name this
+    /// process, so the peer's pid is the one its `Hello` gives, unverified:
+    /// it is never declared exited, and if it goes without `Bye` its role
+    /// stays `Gone` and its pages held until the exporter drops.
     pub fn connect_pair(&self) -> std::io::Result<OwnedFd> {
         let (ours, theirs) = sys::seqpacket_pair()?;
         self.shared
@@ -591,10 +645,49 @@ impl ExportBuilder {
     /// How long a peer may take to ack a message before it is cut off
     /// (default 2 s). Growth waits at most about this long per peer. The
     /// I/O thread never waits on a peer's socket: what a peer does not read
-    /// is queued for it, and a peer with more than 8 MiB waiting is cut
-    /// off at once.
+    /// is queued for it, and a peer with more than 8 MiB waiting (beyond
+    /// its initial snapshot) is cut off at once. A message's timer starts
+    /// when it was handed to the socket, or, while it waits in the queue,
+    /// when the peer last read. Shorter than 1 ms: building fails with
+    /// [`ExportError::AckTimeout`].
+    ///
+    /// ```
+    /// use pktmem_hugemem::share::{ExportError, Exporter};
+    /// use pktmem_hugemem::Provider;
+    /// use std::time::Duration;
+    /// let p = Provider::builder().exportable().quiet(true).build()?;
+    /// let e = Exporter::builder(&p).ack_timeout(Duration::ZERO).unbound().unwrap_err();
+    /// assert!(matches!(e, ExportError::AckTimeout { .. }), "{e}");
+    /// # Ok::<(), pktmem_hugemem::HugememError>(())
+    /// ```
     pub fn ack_timeout(mut self, d: Duration) -> Self {
         self.ack_timeout = d;
+        self
+    }
+
+    /// Lets processes of user `uid` attach too. By default only this
+    /// process's (effective) uid and root may: anyone else is refused
+    /// ([`RefuseReason::NotAllowed`](super::RefuseReason::NotAllowed))
+    /// before anything is sent. This matters most for
+    /// [`bind_abstract`](Self::bind_abstract): an abstract name has no
+    /// permissions, every process in the network namespace can connect.
+    ///
+    /// ```
+    /// use pktmem_hugemem::share::Exporter;
+    /// use pktmem_hugemem::Provider;
+    /// let p = Provider::builder().exportable().quiet(true).build()?;
+    /// let exp = Exporter::builder(&p).allow_uid(1000).allow_uid(1001).unbound()?;
+    /// # Ok::<(), pktmem_hugemem::HugememError>(())
+    /// ```
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        self.users.uids.push(uid);
+        self
+    }
+
+    /// Lets processes of every user attach (the socket's own permissions,
+    /// if any, are then the only guard).
+    pub fn allow_any_user(mut self) -> Self {
+        self.users.any = true;
         self
     }
 
@@ -660,10 +753,18 @@ impl ExportBuilder {
     }
 
     fn check(&self) -> Result<(), ExportError> {
+        if self.ack_timeout < MIN_ACK_TIMEOUT {
+            return Err(ExportError::AckTimeout {
+                given: self.ack_timeout,
+                min: MIN_ACK_TIMEOUT,
+            });
+        }
         let info = self.provider.info();
         let shareable = info.init_error.is_none()
             && matches!(info.source, PageSource::Memfd | PageSource::Hugetlbfs(_));
-        if shareable {
+        if shareable && !self.provider.is_exportable() {
+            Err(ExportError::NotExportable)
+        } else if shareable {
             Ok(())
         } else {
             Err(ExportError::NotShareable {
@@ -695,11 +796,13 @@ impl ExportBuilder {
             cmds: Mutex::new(VecDeque::new()),
             wake: sys::eventfd().map_err(io_err("eventfd"))?,
             closed: Mutex::new(false),
+            dead: AtomicBool::new(false),
             roles: Mutex::new(Vec::new()),
             dir: Mutex::new(BTreeMap::new()),
             next_pub: AtomicU64::new(1),
             ack_timeout: self.ack_timeout,
             max_peers: self.max_peers,
+            users: self.users.clone(),
             io_thread: OnceLock::new(),
         });
         // Callbacks first, then the I/O thread's first look at the pages:

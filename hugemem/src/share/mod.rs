@@ -16,8 +16,16 @@
 //! # The model
 //!
 //! * **A whole provider is shared, by fd.** Make a provider for what is to
-//!   be shared and export it ([`Exporter::builder`]); everything else the
-//!   process has stays private. Each fd-backed page-size list is one region
+//!   be shared, [`exportable`](crate::ProviderBuilder::exportable), and
+//!   export it ([`Exporter::builder`]; a provider that is not exportable is
+//!   refused with [`ExportError::NotExportable`]); everything else the
+//!   process has stays private. An exportable provider hands out only
+//!   [`SharedChunk`](crate::SharedChunk)s
+//!   ([`Provider::alloc_shared`](crate::Provider::alloc_shared)): raw
+//!   pointers, no slices, no mempools, zones or small heap, because *every*
+//!   page of it is peer-writable for as long as a peer holds the memfd
+//!   (not only the pages announced so far, and also after the exporter
+//!   drops: the peer keeps its fd). Each fd-backed page-size list is one region
 //!   (its memfd, file offset = VA offset), so a provider shares as at most
 //!   three regions, however much it grows. Peers need no hugetlbfs mount,
 //!   no path, no common binary, and may live in other mount or PID
@@ -44,9 +52,12 @@
 //!   map them: its pages wait for its exit.)
 //! * **Roles and generations.** A peer attaches as a role ("worker"); one
 //!   live process holds a role at a time, a second is refused
-//!   ([`RefuseReason::RoleTaken`]). When the connection goes without `Bye`
+//!   ([`RefuseReason::RoleTaken`]). A peer that leaves with `Bye` (an
+//!   [`Attachment`] dropped, or an attach that failed after the exporter
+//!   granted it) has unmapped everything: the role is
+//!   [`RoleState::Vacant`] at once. When the connection goes without `Bye`
 //!   the role is [`RoleState::Gone`]; when the process has exited (its
-//!   pidfd, from the socket's `SO_PEERCRED`) it is [`RoleState::Exited`],
+//!   pidfd, from the socket's `SO_PEERPIDFD`) it is [`RoleState::Exited`],
 //!   and a new attach is granted with generation + 1. Upper layers key
 //!   what belongs to a peer (rings, lent buffers) on the role, so a
 //!   restarted peer finds it again; [`Role::on_change`] tells them when
@@ -88,21 +99,38 @@
 //! * A peer that stops reading is cut off once its acks are overdue
 //!   ([`ExportBuilder::ack_timeout`]) or more than 8 MiB waits for it; the
 //!   pages it had stay held until its process exits.
-//! * Dropping the [`Exporter`] releases every page it was holding back,
-//!   whether or not peers still map them; a peer must stop using memory
-//!   once [`Attachment::is_connected`] is false.
-//! * A peer's pid comes from the socket (`SO_PEERCRED`); for a socket pair
-//!   made by the exporter (which names the exporter itself) it is the pid
-//!   the peer's `Hello` gives, unverified.
-//! * The peer checks every fd's size when it is announced, but the
-//!   exporter's memfds are not sealed (the provider creates them without
-//!   `MFD_ALLOW_SEALING`): an exporter that later truncates one makes the
-//!   peer's accesses to the lost range fault (`SIGBUS`). Peers trust the
-//!   exporter's process that far; every message and descriptor is still
-//!   checked.
-//! * Any peer that can reach the socket may attach and declare roles:
-//!   guard the socket's path (permissions) or use
-//!   [`Exporter::connect_pair`].
+//! * Dropping the [`Exporter`] keeps every page it was holding back for a
+//!   peer that had not acked its `Unmap` (nor left with `Bye`, nor exited):
+//!   those stay mapped in the exporter and out of use for the provider's
+//!   life, a leak rather than pages punched under a peer. Pages freed
+//!   after the exporter dropped are not held; a peer must stop using
+//!   memory once [`Attachment::is_connected`] is false.
+//! * A peer's process is known only when the kernel names it: a peer that
+//!   connected to the listener is watched through `SO_PEERPIDFD` (Linux
+//!   6.5+; else `pidfd_open` of the `SO_PEERCRED` pid). A peer over a
+//!   socket pair ([`Exporter::connect_pair`]: its credentials name the
+//!   exporter) or in a PID namespace the exporter cannot see (pid 0) is
+//!   known only by the pid its `Hello` gives, which is never trusted for
+//!   exit: when such a peer's connection goes without `Bye` its role stays
+//!   [`RoleState::Gone`] and every page it may map stays held until the
+//!   [`Exporter`] drops (never [`RoleState::Exited`] on a guess; the same
+//!   claimed pid may attach again). Peers that restart should connect to
+//!   the listener, or leave with `Bye`.
+//! * The provider's memfds are sealed against shrinking and growing
+//!   (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), so neither side can
+//!   truncate them under the other's mappings; a hostile peer's
+//!   `ftruncate` fails. Punching holes (`fallocate(PUNCH_HOLE)`) cannot be
+//!   sealed off without forbidding writes: a peer that may write the
+//!   memory may also zero it, and the exporter's code must treat what it
+//!   reads there as untrusted. Hugetlbfs-file providers are not sealed.
+//! * Who may attach is checked by user only: a peer whose effective uid
+//!   (`SO_PEERCRED`) is neither this process's nor root's is refused
+//!   ([`RefuseReason::NotAllowed`], before any role is declared or fd
+//!   sent) unless [`ExportBuilder::allow_uid`] /
+//!   [`ExportBuilder::allow_any_user`] allow it. Processes of an allowed
+//!   user get every list's memfd; an abstract name
+//!   ([`ExportBuilder::bind_abstract`]) is reachable from the whole network
+//!   namespace, a path socket as its file's permissions say.
 //!
 //! # Example
 //!
@@ -112,11 +140,11 @@
 //!
 //! ```
 //! use pktmem_hugemem::share::{Attachment, Exporter, Placement, RoleState};
-//! use pktmem_hugemem::Provider;
+//! use pktmem_hugemem::{AllocRequest, Provider};
 //! use std::time::Duration;
 //!
-//! let p = Provider::builder().quiet(true).build()?;
-//! let first = p.alloc(2 << 20)?;
+//! let p = Provider::builder().exportable().quiet(true).build()?;
+//! let first = p.alloc_shared(&AllocRequest::new(2 << 20))?;
 //! let exp = Exporter::builder(&p).unbound()?;
 //! let role = exp.role("worker")?;
 //! let _where = exp.publish("rings/worker", &(first.as_ptr().as_ptr() as u64).to_le_bytes())?;
@@ -136,10 +164,10 @@
 //! assert_eq!(unsafe { first.as_ptr().as_ptr().read_volatile() }, 42);
 //!
 //! // Growth: the allocation returns once the peer mapped the new pages.
-//! let more = p.alloc(4 << 20)?;
+//! let more = p.alloc_shared(&AllocRequest::new(4 << 20))?;
 //! assert!(a.to_local(more.as_ptr().as_ptr() as u64, more.len()).is_some());
 //! drop(a); // Bye: the role is free for the next holder
-//! assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Gone { pid: std::process::id() }));
+//! assert!(role.wait_state(Duration::from_secs(5), |s| s == RoleState::Vacant));
 //! # Ok::<(), pktmem_hugemem::HugememError>(())
 //! ```
 

@@ -179,6 +179,54 @@ pub(crate) fn peer_pid(fd: &OwnedFd) -> io::Result<u32> {
     Ok(u32::try_from(cred.pid).unwrap_or(0))
 }
 
+/// The effective uid of the socket's other end (`SO_PEERCRED`).
+pub(crate) fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
+    // SAFETY: ucred is plain data; zero is valid.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::from_mut(&mut cred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(cred.uid)
+}
+
+/// This process's effective uid.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// A pidfd of the process that made the socket's other end
+/// (`SO_PEERPIDFD`, Linux 6.5+): race-free, unlike a pid. `None` when the
+/// kernel has no such option or the peer is not visible here.
+pub(crate) fn peer_pidfd(fd: &OwnedFd) -> Option<OwnedFd> {
+    const SO_PEERPIDFD: libc::c_int = 77;
+    let mut pidfd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `pidfd`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            std::ptr::from_mut(&mut pidfd).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || pidfd < 0 {
+        return None;
+    }
+    // SAFETY: a new fd the kernel just gave us.
+    Some(unsafe { OwnedFd::from_raw_fd(pidfd) })
+}
+
 /// Sends one message with `fds` attached (`SCM_RIGHTS`); never raises `SIGPIPE`.
 pub(crate) fn send(fd: &OwnedFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     send_flags(fd, bytes, fds, false)
@@ -461,6 +509,7 @@ pub(crate) unsafe fn map_shared_fixed(
     len: usize,
     fd: &OwnedFd,
     off: u64,
+    hole: &mut bool,
 ) -> io::Result<()> {
     let off =
         libc::off_t::try_from(off).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -479,7 +528,20 @@ pub(crate) unsafe fn map_shared_fixed(
         let e = io::Error::last_os_error();
         // The failed MAP_FIXED may have unmapped the range: reserve it again.
         // SAFETY: the same range, still the caller's.
-        let _ = unsafe { crate::sys::unmap_to_reserved(addr, len) };
+        if unsafe { crate::sys::unmap_to_reserved(addr, len) }.is_err() {
+            *hole = true;
+        }
+        return Err(e);
+    }
+    // Not inherited by a fork (F6): once this process exited, nothing
+    // maps what it mapped, which is what the exporter's pidfd watch assumes.
+    // SAFETY: advice on the mapping just made.
+    if unsafe { libc::madvise(addr as *mut _, len, libc::MADV_DONTFORK) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: the same range, still the caller's.
+        if unsafe { crate::sys::unmap_to_reserved(addr, len) }.is_err() {
+            *hole = true;
+        }
         return Err(e);
     }
     Ok(())

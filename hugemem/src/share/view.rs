@@ -23,7 +23,7 @@ use std::ptr::NonNull;
 use super::error::AttachError;
 use super::sys;
 use super::wire::MAX_LISTS;
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::Iova;
 
 const MAPPED: u64 = 1;
@@ -37,9 +37,9 @@ pub(crate) const MAX_LIST_PAGES: u64 = 1 << 26;
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let c = p.alloc(3 << 20)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let c = p.alloc_shared(&AllocRequest::new(3 << 20))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let fd = exp.connect_pair().unwrap();
 /// let a = std::thread::spawn(move || Attachment::builder("w").placement(Placement::Relocate).from_fd(fd))
@@ -74,9 +74,9 @@ pub struct ListPlacement {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let _c = p.alloc(5 << 20)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let _c = p.alloc_shared(&AllocRequest::new(5 << 20))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let fd = exp.connect_pair().unwrap();
 /// let a = std::thread::spawn(move || Attachment::builder("w").from_fd(fd)).join().unwrap()?;
@@ -113,7 +113,7 @@ pub(crate) struct ListSlot {
     pub(crate) same_va: bool,
     pub(crate) fd: OwnedFd,
     /// The list's VA here (released after the table, when the slot drops).
-    _va: Reservation,
+    va_range: Reservation,
     /// `pages` entries in an anonymous mapping of `table_len` bytes,
     /// process-private, owned by the slot.
     entries: NonNull<AtomicU64>,
@@ -151,7 +151,7 @@ impl ListSlot {
             reserve: va.len,
             same_va: va.same_va,
             fd: l.fd,
-            _va: va,
+            va_range: va,
             // SAFETY: alloc_table never returns 0 (mmap failure is an error).
             entries: unsafe { NonNull::new_unchecked(table as *mut AtomicU64) },
             pages,
@@ -198,16 +198,19 @@ impl ListSlot {
             let addr = self.local_base + ((first + start) << self.shift);
             let len = (i - start) * ps;
             let off = ((first + start) << self.shift) as u64;
+            let mut hole = false;
             // SAFETY: the range is inside this slot's reservation, and its
             // pages are unmapped here (entries zero), so nothing can
             // legitimately reference it.
-            unsafe { sys::map_shared_fixed(addr, len, &self.fd, off) }.map_err(|source| {
-                AttachError::Map {
-                    list: self.id,
-                    va: addr as u64,
-                    len: len as u64,
-                    source,
-                }
+            let r = unsafe { sys::map_shared_fixed(addr, len, &self.fd, off, &mut hole) };
+            if hole {
+                self.va_range.poison();
+            }
+            r.map_err(|source| AttachError::Map {
+                list: self.id,
+                va: addr as u64,
+                len: len as u64,
+                source,
             })?;
             // Relaxed: single writer; readers only bound their walk by it.
             self.mapped.fetch_add(i - start, Ordering::Relaxed);
@@ -249,9 +252,13 @@ impl ListSlot {
             // SAFETY: inside our reservation; the exporter withdrew the
             // pages (the caller of `to_local` was told in the docs that
             // addresses of withdrawn pages stop being valid).
-            let _ = unsafe {
+            let r = unsafe {
                 sys::unmap_to_reserved(self.local_base + (s << self.shift), c << self.shift)
             };
+            if r.is_err() {
+                // The range may be a hole something else maps into later.
+                self.va_range.poison();
+            }
             // Relaxed: single writer.
             self.mapped.fetch_sub(c, Ordering::Relaxed);
         }
@@ -293,11 +300,27 @@ struct Reservation {
     base: usize,
     len: usize,
     same_va: bool,
+    /// A failed re-reserve left a hole in the range (F13): another mapping
+    /// of this process may sit there now, so the range is never unmapped
+    /// (its VA is leaked instead).
+    poisoned: AtomicBool,
+}
+
+impl Reservation {
+    fn poison(&self) {
+        // Relaxed: read only by the drop, after the thread that sets it ended.
+        self.poisoned.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        // SAFETY: our reservation; whoever mapped into it (a slot) is gone.
+        // Relaxed: see `poison`; `&mut self` orders it.
+        if self.poisoned.load(Ordering::Relaxed) {
+            return;
+        }
+        // SAFETY: our reservation, whole (not poisoned); whoever mapped into
+        // it (a slot) is gone.
         unsafe { sys::release(self.base, self.len) };
     }
 }
@@ -345,6 +368,7 @@ pub(crate) fn place(
                     base: l.exp_base as usize,
                     len: l.reserve as usize,
                     same_va: true,
+                    poisoned: AtomicBool::new(false),
                 }),
                 Ok(false) => None,
                 Err(e) => return Err(map_err(l, l.exp_base, e)),
@@ -362,6 +386,7 @@ pub(crate) fn place(
                 base,
                 len,
                 same_va: false,
+                poisoned: AtomicBool::new(false),
             });
         }
     }
@@ -413,7 +438,7 @@ impl Drop for ListSlot {
     fn drop(&mut self) {
         // SAFETY: the table is this slot's; the slot is dropped only once
         // no lookup can reach it (`PeerTable` drop). The reservation (and
-        // what is mapped in it) goes with the `_va` field, after this.
+        // what is mapped in it) goes with the `va_range` field, after this.
         unsafe { sys::free_table(self.entries.as_ptr() as usize, self.table_len) };
     }
 }

@@ -28,9 +28,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let c = p.alloc(4096)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let c = p.alloc_shared(&AllocRequest::new(4096))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let fd = exp.connect_pair().unwrap();
 /// // In this very process the exporter's range is taken: SameVaIfFree
@@ -96,7 +96,7 @@ impl Default for Backoff {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Backoff, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
+/// use pktmem_hugemem::{AllocRequest, Provider};
 /// use std::time::Duration;
 /// let path = std::env::temp_dir().join(format!("pktmem-doc-ab-{}.sock", std::process::id()));
 /// let p2 = path.clone();
@@ -109,7 +109,7 @@ impl Default for Backoff {
 ///         .connect(&p2)
 /// });
 /// std::thread::sleep(Duration::from_millis(30));
-/// let p = Provider::builder().quiet(true).build()?;
+/// let p = Provider::builder().exportable().quiet(true).build()?;
 /// let exp = Exporter::builder(&p).bind(&path)?;
 /// let a = peer.join().unwrap()?;
 /// assert_eq!((a.role(), a.generation()), ("worker", 1));
@@ -158,9 +158,9 @@ struct Inner {
 ///
 /// ```
 /// use pktmem_hugemem::share::{Attachment, Exporter, Placement};
-/// use pktmem_hugemem::Provider;
-/// let p = Provider::builder().quiet(true).build()?;
-/// let c = p.alloc(4 << 20)?;
+/// use pktmem_hugemem::{AllocRequest, Provider};
+/// let p = Provider::builder().exportable().quiet(true).build()?;
+/// let c = p.alloc_shared(&AllocRequest::new(4 << 20))?;
 /// let exp = Exporter::builder(&p).unbound()?;
 /// let _cfg = exp.publish("cfg", b"hello")?;
 /// let fd = exp.connect_pair().unwrap();
@@ -335,7 +335,8 @@ impl Drop for Attachment {
             inner.table = PeerTable::new(); // unmaps everything, closes the fds
         }
         // Bye says everything is unmapped; a closed connection ignores it.
-        let _ = sys::send(&self.inner.sock, &Message::Bye.encode(), &[]);
+        // Without waiting: a stalled exporter must not hold up the drop.
+        let _ = sys::send_flags(&self.inner.sock, &Message::Bye.encode(), &[], true);
     }
 }
 
@@ -443,10 +444,23 @@ impl AttachBuilder {
         }
     }
 
-    /// The handshake over `sock`, then the thread.
+    /// The handshake over `sock`, then the thread. On failure, once
+    /// everything received is unmapped and closed, says `Bye` (without
+    /// waiting): the exporter may have granted the role already, and
+    /// without it the role would stay held by this process (F11).
+    fn attach(&self, sock: OwnedFd) -> Result<Attachment, AttachError> {
+        // A second descriptor of the socket outlives `handshake`'s cleanup.
+        let bye = sock.try_clone().ok();
+        let r = self.handshake(sock);
+        if let (Err(_), Some(b)) = (&r, &bye) {
+            let _ = sys::send_flags(b, &Message::Bye.encode(), &[], true);
+        }
+        r
+    }
+
     // One sequence: hello, welcome, snapshot, thread; split, it reads worse.
     #[allow(clippy::too_many_lines)]
-    fn attach(&self, sock: OwnedFd) -> Result<Attachment, AttachError> {
+    fn handshake(&self, sock: OwnedFd) -> Result<Attachment, AttachError> {
         let deadline = Instant::now() + self.handshake_timeout;
         let io = |op| move |source| AttachError::Io { op, source };
         sys::set_send_timeout(&sock, self.handshake_timeout.max(Duration::from_secs(1)))

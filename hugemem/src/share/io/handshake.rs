@@ -65,6 +65,13 @@ impl Io {
     }
 
     pub(super) fn hello(&mut self, id: u64, min_v: u16, max_v: u16, hello_pid: u32, role: &str) {
+        if !self.conn(id).is_some_and(|c| c.allowed) {
+            return self.refuse(
+                id,
+                RefuseReason::NotAllowed,
+                "this user may not attach (ExportBuilder::allow_uid)",
+            );
+        }
         if !(min_v..=max_v).contains(&VERSION) {
             return self.refuse(
                 id,
@@ -87,14 +94,15 @@ impl Io {
         let Ok(r) = self.sh.role_get_or_create(role) else {
             return self.refuse(id, RefuseReason::BadRole, "no role slot left");
         };
-        let own = self.own_pid;
-        let pid = {
-            let c = self.conn(id).expect("the connection being read");
-            // A socket pair made here names this process; its peer says who it is.
-            if c.pid == own || c.pid == 0 {
+        let (pid, verified) = {
+            let Some(c) = self.conn(id) else { return };
+            // A socket pair made here names this process, a peer in a PID
+            // namespace we cannot see is 0: its Hello says who it is,
+            // unverified (never watched for exit).
+            if !c.verified {
                 c.pid = hello_pid;
             }
-            c.pid
+            (c.pid, c.verified)
         };
         let holder = *lock(&r.state);
         match holder {
@@ -110,10 +118,15 @@ impl Io {
             }
             _ => {}
         }
-        let pidfd = if pid == own {
-            None
+        let pidfd = if verified {
+            // SO_PEERPIDFD names the very process; pidfd_open of the
+            // kernel's pid is the fallback before Linux 6.5.
+            match self.conn(id).and_then(|c| c.peer_pidfd.take()) {
+                Some(fd) => Some(fd),
+                None => sys::pidfd_open(pid).ok(),
+            }
         } else {
-            sys::pidfd_open(pid).ok()
+            None
         };
         // Every fd-backed list with pages, announced to the other peers
         // (this one is not granted yet: it gets them in its snapshot).
@@ -128,7 +141,7 @@ impl Io {
         }
         let generation = r.grant(pid);
         {
-            let c = self.conn(id).expect("the connection being read");
+            let Some(c) = self.conn(id) else { return };
             c.role = Some(r.clone());
             c.pidfd = pidfd;
         }
@@ -151,6 +164,10 @@ impl Io {
             iova_mode: u8::from(self.sh.provider.iova_mode() == IovaMode::Va),
             lists: self.lists.len() as u16,
         };
+        // The lists and pages are sent whatever the queue cap.
+        if let Some(c) = self.conn(id) {
+            c.allowance = usize::MAX;
+        }
         if !self.send(id, &welcome, None) {
             return;
         }
@@ -188,12 +205,15 @@ impl Io {
                 return;
             }
         }
-        let names: Vec<String> = lock(&self.sh.dir).keys().cloned().collect();
-        for n in names {
-            self.send_entry(id, &n);
-        }
-        let seq = self.take_seq(id);
-        self.send(id, &Message::Ready { seq }, None);
+        // The lists and pages may queue (bounded by the provider's size);
+        // the directory (up to MAX_ENTRIES × MAX_PAYLOAD) is produced as
+        // the socket drains, then Ready.
+        let names: std::collections::VecDeque<String> =
+            lock(&self.sh.dir).keys().cloned().collect();
+        let Some(c) = self.conn(id) else { return };
+        c.allowance = c.out_bytes;
+        c.snap = Some(names);
+        self.pump(id);
     }
 
     pub(super) fn ack(&mut self, id: u64, seq: u64) {

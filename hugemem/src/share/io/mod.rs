@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::export::{lock, RoleInner, RoleState, Shared};
 use super::sys;
 use super::wire::{self, Kind, Message, RefuseReason, VERSION};
+use crate::sync::Ordering;
 use crate::Provider;
 
 mod handshake;
@@ -74,6 +75,9 @@ pub(super) enum Cmd {
     Conn(OwnedFd),
     /// Say Bye to everyone, release everything, end.
     Stop,
+    /// Panics the I/O thread (tests of what its death leaves).
+    #[cfg(test)]
+    Panic,
 }
 
 /// What keeps the exporter's release gate registered.
@@ -92,12 +96,19 @@ pub(super) fn register_gate(provider: &Provider, weak: Weak<Shared>) -> GateGuar
             let Some(sh) = weak.upgrade() else {
                 return;
             };
-            // The I/O thread gone: the command (and the hold) drops, the run goes.
-            let _ = sh.push(Cmd::Release {
+            let cmd = Cmd::Release {
                 va: hold.va(),
                 len: hold.len(),
                 hold: Box::new(hold),
-            });
+            };
+            if let Err(cmd) = sh.push(cmd) {
+                // Acquire: pairs with the Release store in `Io::died`.
+                if sh.dead.load(Ordering::Acquire) {
+                    // Nobody watches the peers: keep the pages for ever.
+                    std::mem::forget(cmd);
+                }
+                // Stopped normally: the command (and the hold) drops, the run goes.
+            }
         })
         .labeled("pktmem share: held until peers unmap")
 }
@@ -118,20 +129,40 @@ struct Conn {
     /// `None` once closed.
     sock: Option<OwnedFd>,
     pid: u32,
+    /// The peer's uid may attach (see `ExportBuilder::allow_uid`).
+    allowed: bool,
+    /// The kernel named the peer's process (`SO_PEERPIDFD` / `SO_PEERCRED`
+    /// of a socket it connected). Otherwise (a socket pair we made, a peer
+    /// in a PID namespace we cannot see) `pid` is what its Hello said:
+    /// never watched for exit, never declared `Exited` (F3).
+    verified: bool,
+    /// From `SO_PEERPIDFD` when the socket gave one (until the grant).
+    peer_pidfd: Option<OwnedFd>,
     pidfd: Option<OwnedFd>,
     role: Option<Arc<RoleInner>>,
     next_seq: u64,
     acked: u64,
-    /// Seqs sent and not acked, with when they were sent.
-    pending: std::collections::VecDeque<(u64, Instant)>,
+    /// Seqs sent and not acked, with when they were sent (`None`: still
+    /// queued in `out`, its ack timer not started).
+    pending: std::collections::VecDeque<(u64, Option<Instant>)>,
+    /// When the socket last stopped taking what we send (`out` went from
+    /// empty to not): a peer that reads nothing for an ack timeout since is
+    /// cut off even if none of its pending messages was sent yet.
+    stalled_since: Instant,
     /// A connection that has not said Hello by then is dropped.
     hello_by: Instant,
     /// The peer said Bye: it maps nothing of ours any more.
     unmapped: bool,
-    /// Messages (and their fd) the socket had no room for yet, in order.
-    out: std::collections::VecDeque<(Vec<u8>, Option<OwnedFd>)>,
+    /// Messages (their fd, their seq) the socket had no room for yet, in order.
+    out: std::collections::VecDeque<(Vec<u8>, Option<OwnedFd>, Option<u64>)>,
     /// Bytes in `out`.
     out_bytes: usize,
+    /// Bytes the queue may hold beyond [`MAX_QUEUED`]: the initial
+    /// snapshot's lists and pages (bounded by the provider's size).
+    allowance: usize,
+    /// The directory part of the initial snapshot still to send (produced
+    /// as the socket drains, never queued at once); then Ready.
+    snap: Option<std::collections::VecDeque<String>>,
 }
 
 /// What one attempt to send gave.
@@ -150,7 +181,7 @@ struct Release {
     list: u16,
     first: usize,
     count: usize,
-    _hold: Box<dyn Send>,
+    hold: Box<dyn Send>,
     /// (conn, seq) that must ack.
     acks: Vec<(u64, u64)>,
     /// Conns (closed, without Bye) whose process must exit first.
@@ -203,6 +234,16 @@ impl Io {
 
     pub(super) fn run(mut self) {
         let _ = self.sh.io_thread.set(std::thread::current().id());
+        // Nothing here panics on a peer's input; should a bug panic anyway,
+        // the exporter must not look alive (growth waiting on us for ever).
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve())) {
+            Ok(()) => self.stop(),
+            Err(_) => self.died(),
+        }
+    }
+
+    /// The poll loop, until Stop.
+    fn serve(&mut self) {
         loop {
             let (mut pfds, tags) = self.poll_set();
             let timeout = self.next_timeout();
@@ -217,7 +258,7 @@ impl Io {
                     Tag::Wake => {
                         sys::eventfd_drain(&self.sh.wake);
                         if !self.commands() {
-                            return self.stop();
+                            return;
                         }
                     }
                     Tag::Listener => self.accept(),
@@ -266,10 +307,12 @@ impl Io {
                 if c.role.is_none() {
                     upd(c.hello_by);
                 }
-                if let Some(&(_, sent)) = c.pending.front() {
-                    upd(sent + self.sh.ack_timeout);
+                match c.pending.front() {
+                    Some(&(_, Some(sent))) => upd(sent + self.sh.ack_timeout),
+                    Some(&(_, None)) => upd(c.stalled_since + self.sh.ack_timeout),
+                    None => {}
                 }
-            } else if c.pidfd.is_none() && c.pid != self.own_pid {
+            } else if c.verified && c.pidfd.is_none() {
                 upd(now + EXIT_POLL);
             }
         }
@@ -293,7 +336,41 @@ impl Io {
                 }
                 Cmd::Conn(fd) => self.add_conn(fd),
                 Cmd::Stop => return false,
+                #[cfg(test)]
+                Cmd::Panic => panic!("pktmem share test: the I/O thread panics"),
             }
+        }
+    }
+
+    /// After a panic: refuse commands, wake every waiter, disconnect every
+    /// peer, and keep every page held back (and every one freed later: see
+    /// the gate), since nobody will see the peers unmap or exit.
+    fn died(mut self) {
+        // Release: pairs with the Acquire load in the gate, which runs
+        // after `push` failed, i.e. after `closed` below was set.
+        self.sh.dead.store(true, Ordering::Release);
+        *lock(&self.sh.closed) = true;
+        let rest: Vec<Cmd> = lock(&self.sh.cmds).drain(..).collect();
+        for c in rest {
+            match c {
+                Cmd::Map { done: Some(d), .. } => d.set(),
+                Cmd::Release { hold, .. } => std::mem::forget(hold),
+                _ => {}
+            }
+        }
+        for w in self.map_waits.drain(..) {
+            w.done.set();
+        }
+        for r in self.releases.drain(..) {
+            std::mem::forget(r.hold);
+        }
+        for c in self.conns.drain(..) {
+            if let (Some(role), Some(_)) = (&c.role, &c.sock) {
+                if role_held_by(role, c.pid) {
+                    role.set_state(RoleState::Gone { pid: c.pid });
+                }
+            }
+            // The socket closes here: the peer sees the exporter gone.
         }
     }
 
@@ -314,7 +391,12 @@ impl Io {
         for w in self.map_waits.drain(..) {
             w.done.set();
         }
-        self.releases.clear();
+        // Pages a peer has not acked the Unmap of, nor exited, may still be
+        // mapped there (F5): they stay held (mapped here, never reused)
+        // for the provider's life rather than be punched under the peer.
+        for r in self.releases.drain(..) {
+            std::mem::forget(r.hold);
+        }
         self.conns.clear();
     }
 
@@ -331,21 +413,35 @@ impl Io {
 
     fn add_conn(&mut self, sock: OwnedFd) {
         let pid = sys::peer_pid(&sock).unwrap_or(0);
+        // Unknown credentials count as a stranger's.
+        let allowed = sys::peer_uid(&sock).is_ok_and(|u| self.sh.users.allows(u));
+        let verified = pid != 0 && pid != self.own_pid;
+        let peer_pidfd = if verified {
+            sys::peer_pidfd(&sock)
+        } else {
+            None
+        };
         let id = self.next_conn;
         self.next_conn += 1;
         self.conns.push(Conn {
             id,
             sock: Some(sock),
             pid,
+            allowed,
+            verified,
+            peer_pidfd,
             pidfd: None,
             role: None,
             next_seq: 1,
             acked: 0,
             pending: std::collections::VecDeque::new(),
+            stalled_since: Instant::now(),
             hello_by: Instant::now() + self.sh.ack_timeout,
             unmapped: false,
             out: std::collections::VecDeque::new(),
             out_bytes: 0,
+            allowance: 0,
+            snap: None,
         });
     }
 
@@ -376,19 +472,29 @@ impl Io {
         };
         let Some(sock) = &c.sock else { return false };
         let bytes = m.encode();
-        if let Some(seq) = m.seq() {
-            c.pending.push_back((seq, Instant::now()));
-        }
+        let seq = m.seq();
         let sent = if c.out.is_empty() {
             try_send(sock, &bytes, fd.as_ref())
         } else {
             Sent::Full
         };
         match sent {
-            Sent::Done => true,
-            Sent::Full if c.out_bytes + bytes.len() <= MAX_QUEUED => {
+            Sent::Done => {
+                // The ack timer runs from when the peer could read it.
+                if let Some(seq) = seq {
+                    c.pending.push_back((seq, None));
+                }
+                true
+            }
+            Sent::Full if c.out_bytes + bytes.len() <= MAX_QUEUED.saturating_add(c.allowance) => {
+                if c.out.is_empty() {
+                    c.stalled_since = Instant::now();
+                }
+                if let Some(seq) = seq {
+                    c.pending.push_back((seq, None));
+                }
                 c.out_bytes += bytes.len();
-                c.out.push_back((bytes, fd));
+                c.out.push_back((bytes, fd, seq));
                 true
             }
             Sent::Full | Sent::Failed => {
@@ -398,15 +504,23 @@ impl Io {
         }
     }
 
-    /// Sends what was queued for `id`, as far as the socket takes it.
+    /// Sends what was queued for `id`, as far as the socket takes it, then
+    /// more of its initial snapshot.
     fn flush(&mut self, id: u64) {
         let Some(c) = self.conns.iter_mut().find(|c| c.id == id) else {
             return;
         };
         let Some(sock) = &c.sock else { return };
-        while let Some((bytes, fd)) = c.out.front() {
+        while let Some((bytes, fd, seq)) = c.out.front() {
             match try_send(sock, bytes, fd.as_ref()) {
                 Sent::Done => {
+                    let now = Instant::now();
+                    c.stalled_since = now;
+                    if let Some(seq) = *seq {
+                        if let Some(p) = c.pending.iter_mut().find(|p| p.0 == seq) {
+                            p.1 = Some(now);
+                        }
+                    }
                     c.out_bytes -= bytes.len();
                     c.out.pop_front();
                 }
@@ -414,13 +528,36 @@ impl Io {
                 Sent::Failed => return self.close(id, Close::Lost),
             }
         }
+        self.pump(id);
     }
 
-    fn take_seq(&mut self, id: u64) -> u64 {
-        let c = self.conn(id).expect("live connection");
+    /// Sends directory entries of `id`'s initial snapshot while its socket
+    /// takes them without queueing, then Ready.
+    pub(super) fn pump(&mut self, id: u64) {
+        loop {
+            let Some(c) = self.conn(id) else { return };
+            if c.sock.is_none() || !c.out.is_empty() {
+                return;
+            }
+            let Some(names) = &mut c.snap else { return };
+            let Some(n) = names.pop_front() else {
+                c.snap = None;
+                let Some(seq) = self.take_seq(id) else { return };
+                self.send(id, &Message::Ready { seq }, None);
+                return;
+            };
+            if !self.send_entry(id, &n) {
+                return;
+            }
+        }
+    }
+
+    /// The next seq of connection `id` (`None`: it is gone).
+    fn take_seq(&mut self, id: u64) -> Option<u64> {
+        let c = self.conn(id)?;
         let s = c.next_seq;
         c.next_seq += 1;
-        s
+        Some(s)
     }
 
     /// The exported list holding `va`, announced to every peer first if new.
@@ -500,7 +637,7 @@ impl Io {
                     )
                 })
                 .collect();
-            let seq = self.take_seq(conn);
+            let seq = self.take_seq(conn)?;
             let m = Message::Map {
                 seq,
                 list: id,
@@ -552,7 +689,9 @@ impl Io {
         let mut acks = Vec::new();
         let ids: Vec<u64> = self.live_granted().collect();
         for c in ids {
-            let seq = self.take_seq(c);
+            let Some(seq) = self.take_seq(c) else {
+                continue;
+            };
             let m = Message::Unmap {
                 seq,
                 list: id,
@@ -577,17 +716,20 @@ impl Io {
                 list: id,
                 first,
                 count,
-                _hold: hold,
+                hold,
                 acks,
                 exits,
             });
         }
     }
 
-    /// Sends the directory entry `name` (Publish, or Withdraw if gone).
-    fn send_entry(&mut self, conn: u64, name: &str) {
+    /// Sends the directory entry `name` (Publish, or Withdraw if gone);
+    /// false (the connection gone) if it could not.
+    fn send_entry(&mut self, conn: u64, name: &str) -> bool {
         let payload = lock(&self.sh.dir).get(name).map(|e| e.1.clone());
-        let seq = self.take_seq(conn);
+        let Some(seq) = self.take_seq(conn) else {
+            return false;
+        };
         let m = match payload {
             Some(payload) => Message::Publish {
                 seq,
@@ -599,7 +741,7 @@ impl Io {
                 name: name.to_string(),
             },
         };
-        self.send(conn, &m, None);
+        self.send(conn, &m, None)
     }
 
     /// Drops the holds nobody waits on any more.
@@ -609,21 +751,36 @@ impl Io {
     }
 
     fn close(&mut self, id: u64, how: Close) {
-        let own = self.own_pid;
         let Some(c) = self.conn(id) else { return };
-        if c.sock.take().is_none() {
-            return;
-        }
+        let Some(sock) = c.sock.take() else { return };
+        // A peer that said Bye and closed at once makes our sends fail
+        // before its Bye is read: look for it among what is still queued.
+        let how = if how == Close::Lost && c.role.is_some() && said_bye(&sock, &mut self.buf) {
+            Close::Bye
+        } else {
+            how
+        };
+        drop(sock);
+        let Some(c) = self.conn(id) else { return };
         c.pending.clear();
+        // Queued messages (and the memfd duplicates some carry) go now.
+        c.out.clear();
+        c.out_bytes = 0;
+        c.snap = None;
         c.unmapped = how == Close::Bye;
         let role = c.role.clone();
         let pid = c.pid;
-        let watch_exit = c.pidfd.is_some() || pid != own;
         // The role first: whoever a cut-off releases (a growth waiting for
         // this peer) finds the role Gone already.
         if let Some(role) = &role {
             if role_held_by(role, pid) {
-                role.set_state(RoleState::Gone { pid });
+                // Bye: the peer unmapped everything (its word; a peer that
+                // lies could as well keep its fd): the role is free at once.
+                role.set_state(if how == Close::Bye {
+                    RoleState::Vacant
+                } else {
+                    RoleState::Gone { pid }
+                });
             }
         }
         for w in &mut self.map_waits {
@@ -639,12 +796,16 @@ impl Io {
         for r in &mut self.releases {
             let had = r.acks.iter().any(|&(cid, _)| cid == id);
             r.acks.retain(|&(cid, _)| cid != id);
-            if had && how == Close::Lost && watch_exit {
+            if had && how == Close::Lost {
+                // Released when its process exits (or, unverified, never
+                // before the exporter drops).
                 r.exits.push(id);
             }
         }
         self.finish_releases();
-        if role.is_none() || !watch_exit {
+        // Otherwise kept: a process the kernel named until it exits, an
+        // unverified one (and its holds) until the exporter drops.
+        if role.is_none() || how == Close::Bye {
             // Never granted; or this very process (a thread attached over a
             // socket pair), which never "exits" while we run.
             self.conns.retain(|c| c.id != id);
@@ -680,7 +841,11 @@ impl Io {
             .filter(|c| {
                 c.sock.is_some()
                     && ((c.role.is_none() && now >= c.hello_by)
-                        || c.pending.front().is_some_and(|&(_, sent)| now >= sent + t))
+                        || match c.pending.front() {
+                            Some(&(_, Some(sent))) => now >= sent + t,
+                            Some(&(_, None)) => now >= c.stalled_since + t,
+                            None => false,
+                        })
             })
             .map(|c| c.id)
             .collect();
@@ -690,13 +855,31 @@ impl Io {
         let gone: Vec<u64> = self
             .conns
             .iter()
-            .filter(|c| c.sock.is_none() && c.pidfd.is_none() && !sys::process_alive(c.pid))
+            .filter(|c| {
+                c.sock.is_none() && c.verified && c.pidfd.is_none() && !sys::process_alive(c.pid)
+            })
             .map(|c| c.id)
             .collect();
         for id in gone {
             self.exited(id);
         }
     }
+}
+
+/// Whether a `Bye` waits among the next messages queued on `sock` (read
+/// without waiting, at most a bounded number; anything else is dropped).
+fn said_bye(sock: &OwnedFd, buf: &mut [u8]) -> bool {
+    for _ in 0..64 {
+        match sys::recv(sock, buf, true) {
+            Ok(r) if r.len > 0 && !r.truncated => {
+                if matches!(Message::decode(&buf[..r.len]), Ok(Message::Bye)) {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Whether the role's current holder is `pid` (Attached or Gone).
@@ -713,3 +896,6 @@ fn try_send(sock: &OwnedFd, bytes: &[u8], fd: Option<&OwnedFd>) -> Sent {
         Err(_) => Sent::Failed,
     }
 }
+
+#[cfg(test)]
+mod tests;

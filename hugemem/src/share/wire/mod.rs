@@ -48,7 +48,13 @@
 //! list), `Map` (growth: the exporter waits for the ack, and disconnects a
 //! peer that does not ack in time), `Unmap` (shrink: the pages stay in the
 //! exporter until every peer acked or exited), `Publish`, `Withdraw`. Either
-//! side ends with `Bye`; a peer's `Bye` says it unmapped everything.
+//! side ends with `Bye`; a peer's `Bye` says it unmapped everything. The
+//! exporter's `Bye` (and a `Refuse`) is sent without waiting and may
+//! overtake messages still queued for a slow peer (or be lost if its socket
+//! is full): the connection ends either way. The directory part of the
+//! initial snapshot is produced as the peer reads, so a growth `Map` or a
+//! new `Publish` may arrive between the snapshot's `Publish`es (before
+//! `Ready`).
 //!
 //! Validation on receipt (by [`Message::decode`] for one message, by the
 //! attachment for the conversation): the header; known kind; body length
@@ -166,6 +172,8 @@ pub enum RefuseReason {
     BadRole,
     /// 4: the exporter has as many peers as it takes.
     TooManyPeers,
+    /// 5: the peer's user may not attach (its uid is not allowed).
+    NotAllowed,
     /// A code this version does not know.
     Other(u16),
 }
@@ -178,6 +186,7 @@ impl RefuseReason {
             RefuseReason::RoleTaken => 2,
             RefuseReason::BadRole => 3,
             RefuseReason::TooManyPeers => 4,
+            RefuseReason::NotAllowed => 5,
             RefuseReason::Other(n) => n,
         }
     }
@@ -189,6 +198,7 @@ impl RefuseReason {
             2 => RefuseReason::RoleTaken,
             3 => RefuseReason::BadRole,
             4 => RefuseReason::TooManyPeers,
+            5 => RefuseReason::NotAllowed,
             n => RefuseReason::Other(n),
         }
     }
@@ -201,6 +211,7 @@ impl fmt::Display for RefuseReason {
             RefuseReason::RoleTaken => write!(f, "role taken"),
             RefuseReason::BadRole => write!(f, "bad role name"),
             RefuseReason::TooManyPeers => write!(f, "too many peers"),
+            RefuseReason::NotAllowed => write!(f, "user not allowed"),
             RefuseReason::Other(n) => write!(f, "reason {n}"),
         }
     }
