@@ -372,7 +372,10 @@ fn r1_successor_reads_the_kept_entries_not_the_dead_holders_slots() {
     }
     // The holder "dies" (its connection goes).
     drop((lend, att1));
-    wait_state(&r.role, |s| matches!(s, RoleState::Gone { .. }));
+    // A dropped attachment says Bye: its role is Vacant at once.
+    wait_state(&r.role, |s| {
+        matches!(s, RoleState::Gone { .. } | RoleState::Vacant)
+    });
     let (att2, _dup2) = attach(&r.exporter);
     r.port().service();
     r.port().reclaim_as_exited();
@@ -418,7 +421,10 @@ fn n1_corrupt_return_ring_counted_once_per_reclaim() {
     r.port().service();
     assert_eq!(r.port().stats().rejected.corrupt_ring, 1);
     drop((ret, att1));
-    wait_state(&r.role, |s| matches!(s, RoleState::Gone { .. }));
+    // A dropped attachment says Bye: its role is Vacant at once.
+    wait_state(&r.role, |s| {
+        matches!(s, RoleState::Gone { .. } | RoleState::Vacant)
+    });
     let (att2, _dup2) = attach(&r.exporter);
     r.port().reclaim_as_exited();
     assert_eq!(
