@@ -10,7 +10,10 @@ use pktmem_hugemem::share::Exporter;
 use pktmem_hugemem::{AllocRequest, IovaMode, PageSize, Provider, SharedChunk};
 
 mod share_common;
-use share_common::{is_root, pagemap_pa, skip, sock_path, Peer, ENV_OCCUPY, ENV_PLACE, ENV_SOCK};
+use share_common::{
+    exportable_provider, is_root, pagemap_pa, skip, sock_path, Peer, ENV_OCCUPY, ENV_PLACE,
+    ENV_SOCK,
+};
 
 const PEER: &str = "share_peer";
 
@@ -28,11 +31,7 @@ fn pattern(va: u64) -> u64 {
 /// A provider with pages in a 2 MiB list (or 4 KiB when no hugepages) and
 /// a 4 KiB list, each page's first word set to `pattern`.
 fn exported_memory() -> (Provider, Vec<SharedChunk>) {
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let mut chunks = vec![
         p.alloc_shared(&AllocRequest::new(6 << 20)).unwrap(),
         p.alloc_shared(
@@ -273,11 +272,7 @@ fn translation_is_checked_and_timed() {
     use std::time::Instant;
     const N: usize = 2_000_000;
 
-    let provider = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let provider = exportable_provider();
     let chunk = provider.alloc_shared(&AllocRequest::new(64 << 20)).unwrap();
     let exp = Exporter::builder(&provider).unbound().unwrap();
     // Growth with nobody attached, as the baseline.

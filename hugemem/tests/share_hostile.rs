@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use pktmem_hugemem::share::wire::{self, Kind, Message, RefuseReason};
 use pktmem_hugemem::share::{AttachError, Attachment, Exporter, ProtocolError};
-use pktmem_hugemem::{Iova, Provider};
+use pktmem_hugemem::Iova;
 
 mod share_common;
-use share_common::{fds, maps};
+use share_common::{exportable_provider, fds, maps};
 
 /// The tests of this file run one at a time: one compares the process's
 /// maps and fds before and after.
@@ -683,11 +683,7 @@ fn recv(sock: &OwnedFd) -> Option<Message> {
 #[test]
 fn a_real_exporter_refuses_bad_peers() {
     let _serial = serial();
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let hello = |lo, hi, role: &str| Message::Hello {
         min_version: lo,
@@ -814,11 +810,7 @@ fn recv_fds(sock: &OwnedFd) -> Option<(Message, Vec<OwnedFd>)> {
 #[test]
 fn a_peer_cannot_truncate_the_memory_it_was_sent() {
     let _serial = serial();
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let c = p
         .alloc_shared(&pktmem_hugemem::AllocRequest::new(64 << 10))
         .unwrap();
@@ -883,11 +875,7 @@ fn a_peer_cannot_truncate_the_memory_it_was_sent() {
 fn a_directory_flood_is_refused_on_both_sides() {
     let _serial = serial();
     // The exporter publishes at most MAX_ENTRIES names.
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let pubs: Vec<_> = (0..wire::MAX_ENTRIES)
         .map(|i| exp.publish(&format!("n/{i}"), b"").unwrap())
@@ -998,11 +986,7 @@ fn a_failed_attach_says_bye() {
     // handshake timeout shorter than anything): the role is free at once
     // for another holder.
     let _serial = serial();
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let _c = p
         .alloc_shared(&pktmem_hugemem::AllocRequest::new(4096))
         .unwrap();

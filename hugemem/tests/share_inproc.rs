@@ -11,6 +11,9 @@ use pktmem_hugemem::share::{
 };
 use pktmem_hugemem::{AllocRequest, Provider};
 
+mod share_common;
+use share_common::exportable_provider;
+
 fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
     let fd = exp.connect_pair().unwrap();
     let role = role.to_string();
@@ -25,11 +28,7 @@ fn attach(exp: &Exporter, role: &str) -> Result<Attachment, AttachError> {
 
 #[test]
 fn detach_and_attach_again_bumps_the_generation() {
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let role = exp.role("w").unwrap();
@@ -64,11 +63,7 @@ fn detach_and_attach_again_bumps_the_generation() {
 
 #[test]
 fn the_directory_follows_publish_update_and_withdraw() {
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let before = exp.publish("a/before", b"1").unwrap();
     let a = attach(&exp, "w").unwrap();
@@ -103,11 +98,7 @@ fn the_directory_follows_publish_update_and_withdraw() {
 
 #[test]
 fn growth_is_mapped_before_alloc_returns() {
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let a = attach(&exp, "w").unwrap();
     assert!(a.placement().is_empty(), "nothing mapped yet");
@@ -134,11 +125,7 @@ fn growth_is_mapped_before_alloc_returns() {
 
 #[test]
 fn the_peer_limit_refuses_more() {
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p).max_peers(1).unbound().unwrap();
     let _a = attach(&exp, "one").unwrap();
     match attach(&exp, "two") {
@@ -152,11 +139,7 @@ fn the_peer_limit_refuses_more() {
 
 #[test]
 fn an_attachment_outlives_its_exporter() {
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let a = attach(&exp, "w").unwrap();
@@ -195,22 +178,14 @@ fn a_provider_that_is_not_exportable_is_refused() {
     ));
     assert!(!path.exists(), "nothing bound");
     // The same memory source, built exportable, is accepted.
-    let shared = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let shared = exportable_provider();
     assert!(Exporter::builder(&shared).unbound().is_ok());
 }
 
 #[test]
 fn sockets_by_path_and_abstract_name() {
     use pktmem_hugemem::share::{Backoff, ExportError};
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     // A stale socket file (nobody listens) is replaced; a live one is not.
     let path =
@@ -267,11 +242,7 @@ fn sockets_by_path_and_abstract_name() {
 #[test]
 fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
     use std::sync::{Arc, Mutex};
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let kept: Arc<Mutex<Vec<pktmem_hugemem::SharedChunk>>> = Arc::default();
     let (k2, weak) = (kept.clone(), p.downgrade());
@@ -298,11 +269,7 @@ fn a_watcher_that_allocates_does_not_deadlock_the_io_thread() {
 fn a_peer_that_stops_reading_does_not_stall_the_others() {
     use pktmem_hugemem::share::wire::{Message, MAX_PAYLOAD};
     use std::os::fd::AsRawFd;
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_secs(3))
         .unbound()
@@ -390,11 +357,7 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
 #[test]
 fn roles_are_bounded() {
     use pktmem_hugemem::share::{RoleError, MAX_ROLES};
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p).unbound().unwrap();
     for i in 0..MAX_ROLES {
         assert_eq!(
@@ -428,11 +391,7 @@ fn roles_are_bounded() {
 #[test]
 fn a_snapshot_larger_than_the_queue_cap_attaches() {
     use pktmem_hugemem::share::wire::MAX_PAYLOAD;
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_secs(2))
@@ -481,11 +440,7 @@ fn a_snapshot_larger_than_the_queue_cap_attaches() {
 fn a_peer_reading_steadily_behind_a_deep_queue_is_not_cut_off() {
     use pktmem_hugemem::share::wire::{Message, MAX_MESSAGE, MAX_PAYLOAD};
     use std::os::fd::AsRawFd;
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_millis(300))
         .unbound()
@@ -569,11 +524,7 @@ fn a_peer_reading_steadily_behind_a_deep_queue_is_not_cut_off() {
 /// `dc` in smaps), so a peer's exit means nothing maps its pages any more.
 #[test]
 fn the_peers_mappings_are_not_inherited_by_fork() {
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     let a = attach(&exp, "w").unwrap();
@@ -616,11 +567,7 @@ fn the_peers_mappings_are_not_inherited_by_fork() {
 fn an_unverified_pid_is_never_declared_exited() {
     use pktmem_hugemem::share::wire::Message;
     use std::os::fd::AsRawFd;
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let exp = Exporter::builder(&p).unbound().unwrap();
     // A real process whose pid the peer claims, gone soon.
@@ -669,11 +616,7 @@ fn another_user_is_refused_unless_allowed() {
         return;
     }
     let nobody: u32 = 65534;
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let attach_as = |name: String, uid: u32| {
         std::thread::spawn(move || {
@@ -733,11 +676,7 @@ fn another_user_is_refused_unless_allowed() {
 fn pages_a_peer_may_still_map_outlive_the_exporter() {
     use pktmem_hugemem::share::wire::Message;
     use std::os::fd::AsRawFd;
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let exp = Exporter::builder(&p)
         .ack_timeout(Duration::from_secs(30))
         .unbound()

@@ -11,7 +11,7 @@ use pktmem_hugemem::share::{Exporter, RoleState};
 use pktmem_hugemem::{process_hugetlb_bytes, AllocRequest, PageSize, Provider};
 
 mod share_common;
-use share_common::{skip, sock_path, Peer, ENV_RETRY, ENV_SOCK};
+use share_common::{exportable_provider, skip, sock_path, Peer, ENV_RETRY, ENV_SOCK};
 
 const PEER: &str = "share_peer";
 const MB2: usize = 2 << 20;
@@ -238,11 +238,7 @@ fn sigkill_peer_goes_gone_then_exited_and_reattaches() {
 #[test]
 fn a_taken_role_is_refused_then_granted_once_its_holder_exits() {
     let _serial = serial();
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let _c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let path = sock_path("taken");
     let exp = Exporter::builder(&p).bind(&path).unwrap();
@@ -292,11 +288,7 @@ fn a_peer_started_first_retries_until_the_exporter_binds() {
         ],
     );
     std::thread::sleep(Duration::from_millis(300)); // several failed connects
-    let p = Provider::builder()
-        .exportable()
-        .quiet(true)
-        .build()
-        .unwrap();
+    let p = exportable_provider();
     let c = p.alloc_shared(&AllocRequest::new(4096)).unwrap();
     let _exp = Exporter::builder(&p).bind(&path).unwrap();
     assert!(

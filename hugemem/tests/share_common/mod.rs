@@ -20,6 +20,15 @@ pub const ENV_PLACE: &str = "PKTMEM_SHARE_PLACEMENT";
 pub const ENV_OCCUPY: &str = "PKTMEM_SHARE_OCCUPY";
 pub const ENV_RETRY: &str = "PKTMEM_SHARE_RETRY";
 
+/// A provider whose memory may be exported (raw-pointer chunks only).
+pub fn exportable_provider() -> pktmem_hugemem::Provider {
+    pktmem_hugemem::Provider::builder()
+        .exportable()
+        .quiet(true)
+        .build()
+        .unwrap()
+}
+
 /// Says on the test's stderr (not captured) that a check was skipped.
 pub fn skip(what: std::fmt::Arguments<'_>) {
     let mut err = std::io::stderr().lock();
