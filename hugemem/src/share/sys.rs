@@ -158,15 +158,17 @@ pub(crate) fn set_send_timeout(fd: &OwnedFd, d: Duration) -> io::Result<()> {
     Ok(())
 }
 
-/// The pid the kernel recorded for the other end (`SO_PEERCRED`).
-pub(crate) fn peer_pid(fd: &OwnedFd) -> io::Result<u32> {
+/// What the kernel recorded for the other end of a Unix socket
+/// (`SO_PEERCRED`): its pid (0 when it lives in a PID namespace we cannot
+/// see), uid and gid.
+fn peer_cred(fd: &OwnedFd) -> io::Result<libc::ucred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
         gid: 0,
     };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: SO_PEERCRED writes one ucred of `len` bytes.
+    // SAFETY: SO_PEERCRED writes one ucred of at most `len` bytes into `cred`.
     cvt(unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
@@ -176,25 +178,17 @@ pub(crate) fn peer_pid(fd: &OwnedFd) -> io::Result<u32> {
             &mut len,
         )
     })?;
-    Ok(u32::try_from(cred.pid).unwrap_or(0))
+    Ok(cred)
+}
+
+/// The pid the kernel recorded for the other end (`SO_PEERCRED`).
+pub(crate) fn peer_pid(fd: &OwnedFd) -> io::Result<u32> {
+    peer_cred(fd).map(|c| u32::try_from(c.pid).unwrap_or(0))
 }
 
 /// The effective uid of the socket's other end (`SO_PEERCRED`).
 pub(crate) fn peer_uid(fd: &OwnedFd) -> io::Result<u32> {
-    // SAFETY: ucred is plain data; zero is valid.
-    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            std::ptr::from_mut(&mut cred).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(cred.uid)
+    peer_cred(fd).map(|c| c.uid)
 }
 
 /// This process's effective uid.
