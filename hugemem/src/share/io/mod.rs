@@ -105,7 +105,9 @@ pub(super) fn register_gate(provider: &Provider, weak: Weak<Shared>) -> GateGuar
                 // Acquire: pairs with the Release store in `Io::died`.
                 if sh.dead.load(Ordering::Acquire) {
                     // Nobody watches the peers: keep the pages for ever.
-                    std::mem::forget(cmd);
+                    if let Cmd::Release { hold, .. } = cmd {
+                        keep_for_ever(hold);
+                    }
                 }
                 // Stopped normally: the command (and the hold) drops, the run goes.
             }
@@ -170,6 +172,17 @@ enum Sent {
     Done,
     Full,
     Failed,
+}
+
+/// Release holds kept for the process's life: pages another process may
+/// still map (its exit was never seen, or nobody is left to see it) are
+/// never unmapped or reused. Kept here rather than forgotten, so that they
+/// stay reachable (a leak checker sees a deliberate keep, not a leak).
+static KEPT_FOR_EVER: Mutex<Vec<Box<dyn Send>>> = Mutex::new(Vec::new());
+
+/// Keeps `hold` (and the pages it holds) for the process's life.
+fn keep_for_ever(hold: Box<dyn Send>) {
+    lock(&KEPT_FOR_EVER).push(hold);
 }
 
 struct MapWait {
@@ -354,7 +367,7 @@ impl Io {
         for c in rest {
             match c {
                 Cmd::Map { done: Some(d), .. } => d.set(),
-                Cmd::Release { hold, .. } => std::mem::forget(hold),
+                Cmd::Release { hold, .. } => keep_for_ever(hold),
                 _ => {}
             }
         }
@@ -362,7 +375,7 @@ impl Io {
             w.done.set();
         }
         for r in self.releases.drain(..) {
-            std::mem::forget(r.hold);
+            keep_for_ever(r.hold);
         }
         for c in self.conns.drain(..) {
             if let (Some(role), Some(_)) = (&c.role, &c.sock) {
@@ -395,7 +408,7 @@ impl Io {
         // mapped there (F5): they stay held (mapped here, never reused)
         // for the provider's life rather than be punched under the peer.
         for r in self.releases.drain(..) {
-            std::mem::forget(r.hold);
+            keep_for_ever(r.hold);
         }
         self.conns.clear();
     }
