@@ -80,6 +80,9 @@
 //! role's new generation in the port's entry; the restarted peer's
 //! [`PeerPool::open`] waits for that grant, then resumes the rings at their
 //! published indices: the queued lend buffers and down packets are its.
+//! A peer that leaves cleanly (its last [`PeerPool`] and its `Attachment`
+//! dropped, so it says Bye) makes the role `Vacant` at once, and is
+//! reclaimed the same way.
 //!
 //! # Memory outlives the exporter's objects while a peer may use it
 //!
