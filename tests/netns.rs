@@ -213,9 +213,16 @@ fn a_name_taken_after_the_pair_went_is_not_deleted_by_the_guard() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let peer = format!("pkq{}t", std::process::id());
-    assert!(ip(&[
-        "link", "add", &host, "type", "veth", "peer", "name", &peer
-    ]));
+    // The name can stay reserved a moment after its sysfs entry went (the
+    // kernel finishes unregistering the device): retry for a while.
+    let taking = std::time::Instant::now();
+    while !ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer]) {
+        assert!(
+            taking.elapsed() < Duration::from_secs(5),
+            "could not take the name {host}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _cleanup = Cleanup {
         namespaces: Vec::new(),
         links: vec![host.clone()],
